@@ -1,0 +1,16 @@
+/* Allocation wrappers: out-of-memory is decided once, here, by aborting with a log line. */
+#ifndef KEEL_UTIL_ALLOC_H
+#define KEEL_UTIL_ALLOC_H
+
+#include <stddef.h>
+
+/* Each never returns NULL: on failure it prints to stderr and aborts. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new string; caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
