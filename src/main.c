@@ -1,5 +1,141 @@
-/* keeld: placeholder entry point while the daemon is assembled. */
-int main(void)
+/* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
+ * SIGTERM/SIGINT. */
+#include "api/routes.h"
+#include "app.h"
+#include "config.h"
+#include "http/server.h"
+#include "log.h"
+#include "store/migrate.h"
+#include "store/pool.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Connects and applies migrations, retrying while the database is unreachable (it may still be
+ * starting, as in a compose file) for up to wait_s seconds. */
+static int migrate_database(const char *url, int wait_s)
 {
-    return 0;
+    for (int attempt = 0;; attempt++) {
+        char *why = NULL;
+        PGconn *conn = store_connect(url, &why);
+        if (conn) {
+            int n = store_migrate(conn, &why);
+            PQfinish(conn);
+            if (n < 0) {
+                log_error("migrations failed", "error", why);
+                free(why);
+                return -1;
+            }
+            char count[16];
+            snprintf(count, sizeof count, "%d", n);
+            log_info("database schema is up to date", "applied", count);
+            return 0;
+        }
+        if (attempt >= wait_s) {
+            log_error("cannot connect to the database", "error", why);
+            free(why);
+            return -1;
+        }
+        if (attempt == 0)
+            log_warn("database not reachable yet; retrying", "error", why);
+        free(why);
+        sleep(1);
+    }
+}
+
+static int serve(const struct config *cfg)
+{
+    int rc = 1;
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    /* Blocked before any thread starts, so every thread inherits the mask and only sigwait
+     * below receives them. */
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    if (!cfg->no_migrate && migrate_database(cfg->database_url, 60) < 0)
+        return 1;
+    if (!cfg->api_tokens)
+        log_warn("KEEL_API_TOKENS is not set: the API accepts requests without authentication");
+    if (!cfg->webhook_secret)
+        log_warn("KEEL_WEBHOOK_SECRET is not set: activity webhooks will not be signed");
+
+    struct app app = {.cfg = cfg,
+                      .pool = store_pool_new(cfg->database_url, (int)cfg->db_pool_size)};
+    struct http_server_config hcfg = {
+        .listen = cfg->listen,
+        .threads = cfg->http_threads,
+        .max_body_bytes = cfg->max_body_bytes,
+        .api_tokens = cfg->api_tokens,
+        .routes = api_routes,
+        .n_routes = api_n_routes,
+        .app = &app,
+    };
+    char *why = NULL;
+    struct http_server *server = http_server_start(&hcfg, &why);
+    if (!server) {
+        log_error("cannot start the HTTP server", "error", why);
+        free(why);
+        goto out;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%u", http_server_port(server));
+    log_info("keeld listening", "listen", cfg->listen, "port", port, "version", KEEL_VERSION);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("stopping: draining requests in flight", "signal", strsignal(sig));
+    int cut = http_server_stop(server, cfg->shutdown_grace_ms);
+    if (cut > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", cut);
+        log_warn("requests still running at the deadline were cut off", "count", n);
+    }
+    log_info("keeld stopped");
+    rc = 0;
+out:
+    store_pool_free(app.pool);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct config cfg;
+    char *why = NULL;
+    if (config_load(&cfg, argc, argv, &why) < 0) {
+        fprintf(stderr, "keeld: %s\n", why);
+        free(why);
+        config_free(&cfg);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    int rc = 0;
+    switch (cfg.command) {
+    case CONFIG_CMD_HELP:
+        config_print_help(stdout);
+        break;
+    case CONFIG_CMD_VERSION:
+        printf("keeld %s\n", KEEL_VERSION);
+        break;
+    case CONFIG_CMD_MIGRATE:
+    case CONFIG_CMD_SERVE:
+        if (!cfg.database_url) {
+            fprintf(stderr, "keeld: KEEL_DATABASE_URL (or --database-url) is required\n");
+            rc = 2;
+            break;
+        }
+        if (cfg.command == CONFIG_CMD_MIGRATE)
+            rc = migrate_database(cfg.database_url, 0) < 0 ? 1 : 0;
+        else
+            rc = serve(&cfg);
+        break;
+    }
+    config_free(&cfg);
+    return rc;
 }

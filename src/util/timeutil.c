@@ -69,17 +69,17 @@ bool time_parse_rfc3339(const char *s, int64_t *ms)
 {
     const char *p = s;
     int year, mon, day, hour, min, sec, frac_ms = 0;
-    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) ||
-        *p++ != '-' || !parse_digits(&p, 2, &day))
+    if (!parse_digits(&p, 4, &year) || *p++ != '-' || !parse_digits(&p, 2, &mon) || *p++ != '-' ||
+        !parse_digits(&p, 2, &day))
         return false;
     if (*p != 'T' && *p != 't' && *p != ' ')
         return false;
     p++;
-    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) ||
-        *p++ != ':' || !parse_digits(&p, 2, &sec))
+    if (!parse_digits(&p, 2, &hour) || *p++ != ':' || !parse_digits(&p, 2, &min) || *p++ != ':' ||
+        !parse_digits(&p, 2, &sec))
         return false;
-    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 ||
-        min > 59 || sec > 60)
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+        sec > 60)
         return false;
     if (*p == '.') {
         p++;

@@ -1,0 +1,33 @@
+/* Liveness and readiness. */
+#include "api/health.h"
+
+#include "app.h"
+#include "util/alloc.h"
+
+#include <stdlib.h>
+
+void api_healthz(struct http_request *req)
+{
+    http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(struct http_request *req)
+{
+    struct app *app = http_app(req);
+    char *why = NULL;
+    PGconn *conn = store_acquire(app->pool, 2000, &why);
+    if (!conn) {
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable", "%s", why);
+        free(why);
+        return;
+    }
+    PGresult *r = PQexec(conn, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (ok)
+        http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ready", "database", "ok"));
+    else
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable",
+                           "the database did not answer a query");
+    store_release(app->pool, conn);
+}

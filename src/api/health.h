@@ -1,0 +1,10 @@
+/* GET /healthz (the process answers) and GET /readyz (it can reach its database). */
+#ifndef KEEL_API_HEALTH_H
+#define KEEL_API_HEALTH_H
+
+#include "http/server.h"
+
+void api_healthz(struct http_request *req);
+void api_readyz(struct http_request *req);
+
+#endif

@@ -1,0 +1,15 @@
+/* The daemon's shared context: the one struct every handler and worker reaches the rest of the
+ * process through. Built by main.c; nothing in it changes after start-up except through the
+ * thread-safe objects it points to. */
+#ifndef KEEL_APP_H
+#define KEEL_APP_H
+
+#include "config.h"
+#include "store/pool.h"
+
+struct app {
+    const struct config *cfg;
+    struct store_pool *pool; /* connections for API requests */
+};
+
+#endif

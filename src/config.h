@@ -1,0 +1,42 @@
+/* keeld configuration: one table of options, read from the environment and then from flags. */
+#ifndef KEEL_CONFIG_H
+#define KEEL_CONFIG_H
+
+#include "log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+enum config_command {
+    CONFIG_CMD_SERVE,   /* run the daemon (the default) */
+    CONFIG_CMD_MIGRATE, /* apply pending migrations and exit */
+    CONFIG_CMD_HELP,    /* print --help and exit 0 */
+    CONFIG_CMD_VERSION, /* print the version and exit 0 */
+};
+
+struct config {
+    enum config_command command;
+    char *database_url;   /* libpq URI or key=value string; required for serve and migrate */
+    char *listen;         /* host:port */
+    char *webhook_secret; /* whsec_... secrets separated by spaces; NULL = unsigned webhooks */
+    char *api_tokens;     /* comma-separated bearer tokens; NULL = no authentication */
+    enum log_level log_level;
+    long workers;           /* engine worker threads */
+    long http_threads;      /* HTTP server threads */
+    long db_pool_size;      /* PostgreSQL connections for API requests */
+    long max_body_bytes;    /* request body cap; larger bodies get 413 */
+    long shutdown_grace_ms; /* how long SIGTERM waits for in-flight requests */
+    bool no_migrate;        /* do not apply migrations at start */
+};
+
+/* Fills cfg from defaults, then the environment (KEEL_*), then argv. On a bad value or an
+ * unknown flag returns -1 and a message in *why (caller frees); cfg is then partly filled and
+ * must still be passed to config_free. */
+int config_load(struct config *cfg, int argc, char **argv, char **why)
+    __attribute__((warn_unused_result));
+/* Writes the --help text, generated from the option table. */
+void config_print_help(FILE *out);
+void config_free(struct config *cfg);
+
+#endif
