@@ -1,0 +1,80 @@
+/* Integration-test harness: real PostgreSQL (provided by scripts/test), real keeld processes,
+ * real HTTP over loopback. Every function fails the current cmocka test on a setup error. */
+#ifndef KEEL_TEST_HARNESS_H
+#define KEEL_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- environment ---- */
+/* KEEL_TEST_DATABASE_URL etc.; aborts the program with a clear message when missing. */
+const char *harness_env(const char *name);
+
+/* ---- databases ---- */
+/* (Re)creates an empty database of that name and returns its conninfo string (caller frees). */
+char *harness_create_db(const char *name);
+/* Runs SQL on the database and returns the first column of the first row as a new string, or
+ * NULL when there is no row (caller frees). */
+char *harness_sql_value(const char *conninfo, const char *sql);
+/* Runs the scripts/test-provided pg_ctl wrapper: "stop", "start" or "restart". */
+void harness_pg(const char *action);
+
+/* ---- processes ---- */
+struct proc {
+    pid_t pid;
+    uint16_t port;
+    char log_path[256];
+    char base_url[64];
+};
+
+/* Starts keeld on a free port with the given database and extra "NAME=value" environment
+ * entries (NULL-terminated, may be NULL) and extra argv (NULL-terminated, may be NULL); waits
+ * until /healthz answers. */
+void keeld_start(struct proc *p, const char *conninfo, const char *const *env,
+                 const char *const *args);
+/* Starts keeld without waiting for it to come up. */
+void keeld_spawn(struct proc *p, const char *conninfo, const char *const *env,
+                 const char *const *args);
+/* Waits for the process to exit, up to timeout_ms; returns its exit status (0-255), 128+signal
+ * when killed by a signal, or -1 on timeout. */
+int proc_wait(struct proc *p, int timeout_ms);
+void proc_signal(struct proc *p, int sig);
+/* kill -9 and reap. */
+void proc_kill9(struct proc *p);
+bool proc_alive(struct proc *p);
+/* Runs a command to completion and returns its exit status; its output goes to out_path. */
+int run_command(const char *const *argv, const char *const *env, const char *out_path);
+/* The whole content of a file (caller frees), or NULL. */
+char *read_file(const char *path);
+
+/* ---- HTTP ---- */
+struct hreply {
+    long status;
+    char *body;
+    char *headers;
+    json_t *json; /* the parsed body, when it is JSON */
+};
+
+/* Sends a request. content_type and body may be NULL. headers: NULL-terminated "Name: value"
+ * lines, may be NULL. Returns 0, or -1 when no HTTP answer came (connection refused, timeout). */
+int http_do(const char *base_url, const char *method, const char *path, const char *content_type,
+            const char *body, size_t body_len, const char *const *headers, long timeout_ms,
+            struct hreply *r);
+/* Shorthands that fail the test when no answer comes. */
+void http_get(const char *base_url, const char *path, struct hreply *r);
+void http_post_json(const char *base_url, const char *path, const char *json, struct hreply *r);
+void hreply_free(struct hreply *r);
+/* Asserts r is an RFC 9457 problem with that status and type slug. */
+void assert_problem(const struct hreply *r, long status, const char *slug);
+/* A header's value in r (case-insensitive name), copied into out; false when absent. */
+bool hreply_header(const struct hreply *r, const char *name, char *out, size_t out_size);
+
+/* Polls fn every 20 ms until it returns true or timeout_ms passes; returns the last result. */
+bool wait_for(bool (*fn)(void *), void *arg, int timeout_ms);
+
+/* Milliseconds since some fixed point (monotonic). */
+int64_t now_ms(void);
+
+#endif
