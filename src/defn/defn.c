@@ -1,0 +1,882 @@
+/* Definition parsing and validation: every error is collected with its JSON Pointer. */
+#include "defn/defn.h"
+
+#include "defn/duration.h"
+#include "defn/expr.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/timeutil.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- errors and pointers ----------------------------------------------------------------- */
+
+struct parser {
+    json_t *errors;
+    /* Each valid step id -> the index of the first step with it, filled before any step is
+     * parsed so that references can be checked in one pass. A hash, because a 1 MiB body can
+     * hold tens of thousands of steps. */
+    json_t *ids;
+};
+
+/* The index of the first step with this id, or SIZE_MAX. */
+static size_t step_index_of(const struct parser *p, const char *id)
+{
+    const json_t *i = json_object_get(p->ids, id);
+    return i ? (size_t)json_integer_value(i) : SIZE_MAX;
+}
+
+static void add_error(struct parser *p, const char *ptr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_error(struct parser *p, const char *ptr, const char *fmt, ...)
+{
+    struct buf msg = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    json_t *e =
+        json_pack("{s:s, s:s%}", "pointer", ptr, "message", msg.data ? msg.data : "", msg.len);
+    if (!e) {
+        /* Text quoted from the document was cut inside a UTF-8 sequence or held a NUL. The
+         * error must not be lost, or a broken definition would pass. */
+        for (size_t i = 0; i < msg.len; i++)
+            if ((unsigned char)msg.data[i] >= 0x80 || msg.data[i] == '\0')
+                msg.data[i] = '?';
+        e = json_pack("{s:s?, s:s%}", "pointer", ptr, "message", msg.data ? msg.data : "", msg.len);
+    }
+    if (!e)
+        e = json_pack("{s:s, s:s}", "pointer", "", "message", "invalid definition");
+    json_array_append_new(p->errors, e);
+    buf_free(&msg);
+}
+
+/* A new string: base + "/" + key with RFC 6901 escaping (~ as ~0, / as ~1). Caller frees. */
+static char *ptr_key(const char *base, const char *key)
+{
+    struct buf b = BUF_INIT;
+    buf_puts(&b, base);
+    buf_putc(&b, '/');
+    for (const char *k = key; *k; k++) {
+        if (*k == '~')
+            buf_puts(&b, "~0");
+        else if (*k == '/')
+            buf_puts(&b, "~1");
+        else
+            buf_putc(&b, *k);
+    }
+    return buf_steal(&b);
+}
+
+static char *ptr_index(const char *base, size_t i)
+{
+    return xasprintf("%s/%zu", base, i);
+}
+
+/* ---- small checks ------------------------------------------------------------------------ */
+
+/* Edit distance, for "did you mean" hints on unknown fields. Long keys are not worth it. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return SIZE_MAX;
+    size_t row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Reports every member of obj that is not in allowed (a NULL-terminated list). */
+static void check_fields(struct parser *p, const json_t *obj, const char *ptr,
+                         const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        (void)value;
+        const char *hint = NULL;
+        size_t best = SIZE_MAX;
+        bool known = false;
+        for (const char *const *a = allowed; *a; a++) {
+            if (strcmp(key, *a) == 0) {
+                known = true;
+                break;
+            }
+            /* A typo is a case slip or a few edits that leave most of the name intact. */
+            size_t d = strcasecmp(key, *a) == 0 ? 0 : edit_distance(key, *a);
+            if (d < best && (d == 0 || (d <= 3 && 2 * d < strlen(key)))) {
+                best = d;
+                hint = *a;
+            }
+        }
+        if (known)
+            continue;
+        char *at = ptr_key(ptr, key);
+        if (hint) {
+            add_error(p, at, "unknown field; did you mean \"%s\"?", hint);
+        } else {
+            struct buf list = BUF_INIT;
+            for (const char *const *a = allowed; *a; a++)
+                buf_printf(&list, "%s%s", a == allowed ? "" : ", ", *a);
+            add_error(p, at, "unknown field (allowed: %s)", list.data);
+            buf_free(&list);
+        }
+        free(at);
+    }
+}
+
+/* True when the string value v has 1..max characters, each a letter, digit or one of extra. */
+static bool valid_token(const json_t *v, size_t max, const char *extra)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (!s || len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && strchr(extra, c));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Reads an optional duration member. Returns 1 and sets *ms when present and valid, 0 when
+ * absent, -1 (error reported) when invalid. */
+static int get_duration(struct parser *p, const json_t *obj, const char *key, const char *ptr,
+                        bool positive, int64_t *ms)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char *at = ptr_key(ptr, key);
+    const char *why = NULL;
+    int64_t n = 0;
+    int rc = 1;
+    if (!defn_parse_duration(v, &n, &why)) {
+        add_error(p, at, "%s", why);
+        rc = -1;
+    } else if (positive && n == 0) {
+        add_error(p, at, "must be greater than zero");
+        rc = -1;
+    } else {
+        *ms = n;
+    }
+    free(at);
+    return rc;
+}
+
+/* ---- expressions and step references ----------------------------------------------------- */
+
+enum ref_rule {
+    REF_BEFORE,         /* only steps before this one */
+    REF_BEFORE_OR_SELF, /* also this step itself (its compensate) */
+    REF_ANY,            /* any step (the definition's output) */
+};
+
+struct ref_ctx {
+    struct parser *p;
+    const char *base; /* pointer of the template */
+    size_t step;      /* index of the step holding the template */
+    enum ref_rule rule;
+};
+
+static void on_expr_error(void *arg, const char *pointer, const char *message)
+{
+    struct ref_ctx *rc = arg;
+    char *at = xasprintf("%s%s", rc->base, pointer);
+    add_error(rc->p, at, "%s", message);
+    free(at);
+}
+
+static void on_step_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+{
+    struct ref_ctx *rc = arg;
+    size_t found = step_index_of(rc->p, step_id);
+    struct buf msg = BUF_INIT;
+    buf_printf(&msg, "${%s}: ", expr);
+    if (found == SIZE_MAX)
+        buf_printf(&msg, "no step \"%s\" in this definition", step_id);
+    else if (rc->rule == REF_ANY || found < rc->step)
+        goto Exit;
+    else if (found == rc->step && rc->rule == REF_BEFORE_OR_SELF)
+        goto Exit;
+    else if (found == rc->step)
+        buf_puts(&msg, "a step cannot use its own result (only its compensate can)");
+    else
+        buf_printf(&msg,
+                   "step \"%s\" comes after this step; a step can only use the results of the "
+                   "steps before it",
+                   step_id);
+    char *at = xasprintf("%s%s", rc->base, pointer);
+    add_error(rc->p, at, "%s", msg.data);
+    free(at);
+Exit:
+    buf_free(&msg);
+}
+
+static void check_template(struct parser *p, const json_t *tmpl, const char *ptr, size_t step,
+                           enum ref_rule rule)
+{
+    struct ref_ctx rc = {p, ptr, step, rule};
+    (void)expr_check_template(tmpl, on_step_ref, on_expr_error, &rc);
+}
+
+static bool ascii_prefix_ci(const char *s, const char *prefix)
+{
+    for (; *prefix; s++, prefix++) {
+        char c = *s;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != *prefix)
+            return false;
+    }
+    return true;
+}
+
+/* Checks the url member of an activity or compensate object at ptr. */
+static void check_url(struct parser *p, const json_t *obj, const char *ptr, size_t step,
+                      enum ref_rule rule, json_t **out)
+{
+    const json_t *url = json_object_get(obj, "url");
+    if (!url) {
+        add_error(p, ptr, "missing required field \"url\"");
+        return;
+    }
+    char *at = ptr_key(ptr, "url");
+    const char *s = json_string_value(url);
+    size_t len = json_string_length(url);
+    if (!s) {
+        add_error(p, at, "must be a string");
+    } else if (len == 0) {
+        add_error(p, at, "must not be empty");
+    } else if (expr_has_expression(s, len)) {
+        check_template(p, url, at, step, rule);
+        *out = json_deep_copy(url);
+    } else {
+        size_t scheme = ascii_prefix_ci(s, "https://") ? 8 : ascii_prefix_ci(s, "http://") ? 7 : 0;
+        bool ok = scheme && s[scheme] != '\0' && !strchr("/?#:", s[scheme]);
+        for (size_t i = 0; ok && i < len; i++)
+            if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+                ok = false;
+        if (ok)
+            *out = json_deep_copy(url);
+        else
+            add_error(p, at,
+                      "must be an http:// or https:// URL with a host and no spaces (or contain "
+                      "a ${...} expression)");
+    }
+    free(at);
+}
+
+/* ---- retry policies ---------------------------------------------------------------------- */
+
+/* The fields one retry object gives; the rest come from defaults.retry or the built-ins. */
+struct retry_spec {
+    bool has_max_attempts, has_initial, has_coef, has_max, has_nre;
+    int max_attempts;
+    int64_t initial_ms;
+    double coef;
+    int64_t max_ms;
+    const json_t *nre; /* borrowed from the document */
+    char *ptr;         /* owned pointer of the retry object; NULL when there is none */
+};
+
+static void retry_spec_free(struct retry_spec *s)
+{
+    free(s->ptr);
+    s->ptr = NULL;
+}
+
+static void parse_retry_spec(struct parser *p, const json_t *v, const char *ptr,
+                             struct retry_spec *s)
+{
+    static const char *const fields[] = {"max_attempts",         "initial_interval",
+                                         "backoff_coefficient",  "max_interval",
+                                         "non_retryable_errors", NULL};
+    s->ptr = xstrdup(ptr);
+    if (!json_is_object(v)) {
+        add_error(p, ptr, "must be an object");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+
+    const json_t *m = json_object_get(v, "max_attempts");
+    if (m) {
+        char *at = ptr_key(ptr, "max_attempts");
+        if (!json_is_integer(m))
+            add_error(p, at, "must be an integer");
+        else if (json_integer_value(m) < 1)
+            add_error(p, at, "must be at least 1 (1 means no retry)");
+        else if (json_integer_value(m) > INT_MAX)
+            add_error(p, at, "must be at most %d", INT_MAX);
+        else {
+            s->has_max_attempts = true;
+            s->max_attempts = (int)json_integer_value(m);
+        }
+        free(at);
+    }
+
+    s->has_initial = get_duration(p, v, "initial_interval", ptr, true, &s->initial_ms) == 1;
+
+    const json_t *c = json_object_get(v, "backoff_coefficient");
+    if (c) {
+        char *at = ptr_key(ptr, "backoff_coefficient");
+        if (!json_is_number(c))
+            add_error(p, at, "must be a number");
+        else if (!(json_number_value(c) >= 1.0))
+            add_error(p, at, "must be at least 1.0");
+        else {
+            s->has_coef = true;
+            s->coef = json_number_value(c);
+        }
+        free(at);
+    }
+
+    s->has_max = get_duration(p, v, "max_interval", ptr, true, &s->max_ms) == 1;
+
+    const json_t *n = json_object_get(v, "non_retryable_errors");
+    if (n) {
+        char *at = ptr_key(ptr, "non_retryable_errors");
+        if (!json_is_array(n)) {
+            add_error(p, at, "must be an array of error type strings");
+        } else {
+            bool ok = true;
+            for (size_t i = 0; i < json_array_size(n); i++) {
+                const json_t *e = json_array_get(n, i);
+                if (!json_is_string(e) || json_string_length(e) == 0) {
+                    char *eat = ptr_index(at, i);
+                    add_error(p, eat, "must be a non-empty string");
+                    free(eat);
+                    ok = false;
+                }
+            }
+            if (ok) {
+                s->has_nre = true;
+                s->nre = n;
+            }
+        }
+        free(at);
+    }
+}
+
+/* Resolves own over base over the built-ins, then checks that max_interval is not below
+ * initial_interval, reporting it where own set one of them (base's own check reports the rest). */
+static void resolve_retry(struct parser *p, const struct retry_spec *base,
+                          const struct retry_spec *own, int default_attempts,
+                          struct defn_retry *out)
+{
+    const struct retry_spec none = {0};
+    if (!base)
+        base = &none;
+    if (!own)
+        own = &none;
+    out->max_attempts = own->has_max_attempts    ? own->max_attempts
+                        : base->has_max_attempts ? base->max_attempts
+                                                 : default_attempts;
+    out->initial_interval_ms = own->has_initial    ? own->initial_ms
+                               : base->has_initial ? base->initial_ms
+                                                   : DEFN_DEFAULT_INITIAL_INTERVAL_MS;
+    out->backoff_coefficient = own->has_coef    ? own->coef
+                               : base->has_coef ? base->coef
+                                                : DEFN_DEFAULT_BACKOFF_COEFFICIENT;
+    out->max_interval_ms = own->has_max ? own->max_ms
+                           : base->has_max
+                               ? base->max_ms
+                               : out->initial_interval_ms * DEFN_DEFAULT_MAX_INTERVAL_FACTOR;
+    const json_t *nre = own->has_nre ? own->nre : base->has_nre ? base->nre : NULL;
+    out->n_non_retryable_errors = json_array_size(nre);
+    out->non_retryable_errors =
+        out->n_non_retryable_errors
+            ? xcalloc(out->n_non_retryable_errors, sizeof *out->non_retryable_errors)
+            : NULL;
+    for (size_t i = 0; i < out->n_non_retryable_errors; i++)
+        out->non_retryable_errors[i] = xstrdup(json_string_value(json_array_get(nre, i)));
+
+    if (out->max_interval_ms >= out->initial_interval_ms || !own->ptr)
+        return;
+    if (!own->has_max && !own->has_initial)
+        return;
+    char max_text[32], initial_text[32];
+    defn_format_duration(out->max_interval_ms, max_text);
+    defn_format_duration(out->initial_interval_ms, initial_text);
+    char *at = ptr_key(own->ptr, own->has_max ? "max_interval" : "initial_interval");
+    add_error(p, at, "max_interval (%s) must be at least initial_interval (%s)", max_text,
+              initial_text);
+    free(at);
+}
+
+static void retry_free(struct defn_retry *r)
+{
+    for (size_t i = 0; i < r->n_non_retryable_errors; i++)
+        free(r->non_retryable_errors[i]);
+    free(r->non_retryable_errors);
+    r->non_retryable_errors = NULL;
+    r->n_non_retryable_errors = 0;
+}
+
+/* ---- defaults ---------------------------------------------------------------------------- */
+
+struct defaults {
+    bool has_timeout, has_s2c, has_heartbeat;
+    int64_t timeout_ms, s2c_ms, heartbeat_ms;
+    struct retry_spec retry;
+};
+
+static void parse_defaults(struct parser *p, const json_t *v, struct defaults *d)
+{
+    static const char *const fields[] = {"timeout", "retry", "schedule_to_close",
+                                         "heartbeat_timeout", NULL};
+    if (!json_is_object(v)) {
+        add_error(p, "/defaults", "must be an object");
+        return;
+    }
+    check_fields(p, v, "/defaults", fields);
+    d->has_timeout = get_duration(p, v, "timeout", "/defaults", true, &d->timeout_ms) == 1;
+    d->has_s2c = get_duration(p, v, "schedule_to_close", "/defaults", true, &d->s2c_ms) == 1;
+    d->has_heartbeat =
+        get_duration(p, v, "heartbeat_timeout", "/defaults", true, &d->heartbeat_ms) == 1;
+    const json_t *r = json_object_get(v, "retry");
+    if (r) {
+        parse_retry_spec(p, r, "/defaults/retry", &d->retry);
+        /* Checks defaults.retry's own intervals once, so each step need not repeat it. */
+        struct defn_retry check = {0};
+        resolve_retry(p, NULL, &d->retry, DEFN_DEFAULT_MAX_ATTEMPTS, &check);
+        retry_free(&check);
+    }
+}
+
+/* ---- steps ------------------------------------------------------------------------------- */
+
+static const char *const KIND_NAMES[] = {"activity", "sleep", "sleep_until", "wait"};
+#define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
+
+static void activity_free(struct defn_activity *a)
+{
+    json_decref(a->url);
+    json_decref(a->input);
+    retry_free(&a->retry);
+    memset(a, 0, sizeof *a);
+}
+
+static void step_free(struct defn_step *st)
+{
+    free(st->id);
+    activity_free(&st->activity);
+    if (st->compensate) {
+        activity_free(st->compensate);
+        free(st->compensate);
+    }
+    json_decref(st->sleep_until);
+    free(st->signal);
+    for (size_t i = 0; i < st->n_children; i++)
+        step_free(&st->children[i]);
+    free(st->children);
+    memset(st, 0, sizeof *st);
+}
+
+/* Reads url and input of an activity-like object (activity or compensate). */
+static void parse_call(struct parser *p, const json_t *v, const char *ptr, size_t step,
+                       enum ref_rule rule, struct defn_activity *a)
+{
+    check_url(p, v, ptr, step, rule, &a->url);
+    const json_t *input = json_object_get(v, "input");
+    if (input) {
+        char *at = ptr_key(ptr, "input");
+        check_template(p, input, at, step, rule);
+        free(at);
+        a->input = json_deep_copy(input);
+    } else {
+        a->input = json_null();
+    }
+}
+
+static void parse_compensate(struct parser *p, const json_t *v, const char *ptr, size_t step,
+                             const struct defaults *dflt, struct defn_step *st)
+{
+    static const char *const fields[] = {"url", "input", "retry", "timeout", NULL};
+    if (!json_is_object(v)) {
+        add_error(p, ptr, "must be an object");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+    struct defn_activity *c = xcalloc(1, sizeof *c);
+    st->compensate = c;
+    parse_call(p, v, ptr, step, REF_BEFORE_OR_SELF, c);
+
+    c->timeout_ms = dflt->has_timeout ? dflt->timeout_ms : DEFN_DEFAULT_TIMEOUT_MS;
+    (void)get_duration(p, v, "timeout", ptr, true, &c->timeout_ms);
+    c->schedule_to_close_ms = 0;
+    c->heartbeat_timeout_ms = dflt->has_heartbeat ? dflt->heartbeat_ms : 0;
+
+    struct retry_spec own = {0};
+    const json_t *r = json_object_get(v, "retry");
+    if (r) {
+        char *at = ptr_key(ptr, "retry");
+        parse_retry_spec(p, r, at, &own);
+        free(at);
+    }
+    int attempts = DEFN_DEFAULT_COMPENSATE_MAX_ATTEMPTS;
+    if (dflt->retry.has_max_attempts && dflt->retry.max_attempts > attempts)
+        attempts = dflt->retry.max_attempts;
+    /* The built-in count here must beat defaults.retry's, so it goes in as the base's own. */
+    struct retry_spec base = dflt->retry;
+    base.has_max_attempts = true;
+    base.max_attempts = attempts;
+    resolve_retry(p, &base, &own, attempts, &c->retry);
+    retry_spec_free(&own);
+}
+
+static void parse_wait(struct parser *p, const json_t *v, const char *ptr, struct defn_step *st)
+{
+    static const char *const fields[] = {"signal", "timeout", NULL};
+    if (!json_is_object(v)) {
+        add_error(p, ptr, "must be an object such as {\"signal\": \"approve\"}");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+    const json_t *sig = json_object_get(v, "signal");
+    if (!sig) {
+        add_error(p, ptr, "missing required field \"signal\"");
+    } else {
+        char *at = ptr_key(ptr, "signal");
+        if (!json_is_string(sig))
+            add_error(p, at, "must be a string");
+        else if (!valid_token(sig, 128, "_.:-"))
+            add_error(p, at, "must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -");
+        else
+            st->signal = xstrdup(json_string_value(sig));
+        free(at);
+    }
+    (void)get_duration(p, v, "timeout", ptr, true, &st->wait_timeout_ms);
+}
+
+static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr, size_t step,
+                              struct defn_step *st)
+{
+    const char *s = json_string_value(v);
+    int64_t ms;
+    if (s && expr_has_expression(s, json_string_length(v))) {
+        check_template(p, v, ptr, step, REF_BEFORE);
+        st->sleep_until = json_deep_copy(v);
+    } else if (s && strlen(s) == json_string_length(v) && time_parse_rfc3339(s, &ms)) {
+        st->sleep_until = json_deep_copy(v);
+    } else {
+        add_error(p, ptr,
+                  "must be an RFC 3339 time such as \"2030-01-31T09:00:00Z\" or an expression "
+                  "such as \"${input.deliver_at}\"");
+    }
+}
+
+static void parse_step(struct parser *p, const json_t *v, size_t index, const struct defaults *dflt,
+                       struct defn_step *st)
+{
+    static const char *const fields[] = {"id",
+                                         "activity",
+                                         "sleep",
+                                         "sleep_until",
+                                         "wait",
+                                         "on_timeout",
+                                         "timeout",
+                                         "schedule_to_close",
+                                         "heartbeat_timeout",
+                                         "retry",
+                                         "compensate",
+                                         NULL};
+    char *ptr = ptr_index("/steps", index);
+    if (!json_is_object(v)) {
+        add_error(p, ptr, "a step must be an object");
+        goto Exit;
+    }
+    check_fields(p, v, ptr, fields);
+
+    const json_t *id = json_object_get(v, "id");
+    if (!id) {
+        add_error(p, ptr, "missing required field \"id\"");
+    } else {
+        char *at = ptr_key(ptr, "id");
+        if (!json_is_string(id)) {
+            add_error(p, at, "must be a string");
+        } else if (!valid_token(id, 64, "_-")) {
+            add_error(p, at, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -");
+        } else {
+            st->id = xstrdup(json_string_value(id));
+            size_t first = step_index_of(p, st->id);
+            if (first != index)
+                add_error(p, at, "duplicate step id \"%s\" (also used by /steps/%zu)", st->id,
+                          first);
+        }
+        free(at);
+    }
+
+    /* The kind decides which other fields apply. */
+    size_t n_kinds = 0, kind = 0;
+    for (size_t k = 0; k < N_KINDS; k++) {
+        if (json_object_get(v, KIND_NAMES[k])) {
+            if (n_kinds == 1)
+                add_error(p, ptr, "a step has exactly one kind, but this one has both %s and %s",
+                          KIND_NAMES[kind], KIND_NAMES[k]);
+            if (n_kinds == 0)
+                kind = k;
+            n_kinds++;
+        }
+    }
+    if (n_kinds == 0)
+        add_error(p, ptr, "a step needs one of activity, sleep, sleep_until or wait");
+    bool known = n_kinds == 1;
+    st->kind = (enum defn_step_kind)kind;
+
+    if (known) {
+        char *at = ptr_key(ptr, KIND_NAMES[kind]);
+        const json_t *body = json_object_get(v, KIND_NAMES[kind]);
+        switch (st->kind) {
+        case DEFN_STEP_ACTIVITY:
+            if (!json_is_object(body)) {
+                add_error(p, at, "must be an object such as {\"url\": \"https://...\"}");
+            } else {
+                static const char *const afields[] = {"url", "input", NULL};
+                check_fields(p, body, at, afields);
+                parse_call(p, body, at, index, REF_BEFORE, &st->activity);
+            }
+            break;
+        case DEFN_STEP_SLEEP: {
+            const char *why = NULL;
+            if (!defn_parse_duration(body, &st->sleep_ms, &why))
+                add_error(p, at, "%s", why);
+            break;
+        }
+        case DEFN_STEP_SLEEP_UNTIL:
+            parse_sleep_until(p, body, at, index, st);
+            break;
+        case DEFN_STEP_WAIT:
+            parse_wait(p, body, at, st);
+            break;
+        }
+        free(at);
+    }
+    bool activity = known && st->kind == DEFN_STEP_ACTIVITY;
+
+    /* Fields that only activities have: checked for their values whenever the kind is unclear,
+     * so that one mistake does not hide another. */
+    static const char *const activity_only[] = {"timeout", "schedule_to_close", "heartbeat_timeout",
+                                                "retry", "compensate"};
+    for (size_t k = 0; k < sizeof activity_only / sizeof activity_only[0]; k++) {
+        if (known && !activity && json_object_get(v, activity_only[k])) {
+            char *at = ptr_key(ptr, activity_only[k]);
+            add_error(p, at, "applies only to activity steps%s",
+                      st->kind == DEFN_STEP_WAIT && k == 0
+                          ? "; a wait's timeout goes in wait.timeout"
+                          : "");
+            free(at);
+        }
+    }
+    if (!known || activity) {
+        struct defn_activity *a = &st->activity;
+        a->timeout_ms = dflt->has_timeout ? dflt->timeout_ms : DEFN_DEFAULT_TIMEOUT_MS;
+        a->schedule_to_close_ms = dflt->has_s2c ? dflt->s2c_ms : 0;
+        a->heartbeat_timeout_ms = dflt->has_heartbeat ? dflt->heartbeat_ms : 0;
+        (void)get_duration(p, v, "timeout", ptr, true, &a->timeout_ms);
+        (void)get_duration(p, v, "schedule_to_close", ptr, true, &a->schedule_to_close_ms);
+        (void)get_duration(p, v, "heartbeat_timeout", ptr, true, &a->heartbeat_timeout_ms);
+
+        struct retry_spec own = {0};
+        const json_t *r = json_object_get(v, "retry");
+        if (r) {
+            char *at = ptr_key(ptr, "retry");
+            parse_retry_spec(p, r, at, &own);
+            free(at);
+        }
+        if (activity)
+            resolve_retry(p, &dflt->retry, &own, DEFN_DEFAULT_MAX_ATTEMPTS, &a->retry);
+        retry_spec_free(&own);
+
+        const json_t *c = json_object_get(v, "compensate");
+        if (c) {
+            char *at = ptr_key(ptr, "compensate");
+            parse_compensate(p, c, at, index, dflt, st);
+            free(at);
+        }
+    }
+
+    const json_t *ot = json_object_get(v, "on_timeout");
+    if (ot) {
+        char *at = ptr_key(ptr, "on_timeout");
+        const char *s = json_string_value(ot);
+        if (known && st->kind != DEFN_STEP_WAIT)
+            add_error(p, at, "applies only to wait steps");
+        else if (!s || (strcmp(s, "fail") != 0 && strcmp(s, "continue") != 0))
+            add_error(p, at, "must be \"fail\" or \"continue\"");
+        else if (known && !json_object_get(json_object_get(v, "wait"), "timeout"))
+            add_error(p, at, "has no effect without a wait.timeout");
+        else
+            st->on_timeout =
+                strcmp(s, "continue") == 0 ? DEFN_ON_TIMEOUT_CONTINUE : DEFN_ON_TIMEOUT_FAIL;
+        free(at);
+    }
+
+Exit:
+    free(ptr);
+}
+
+/* ---- the definition ---------------------------------------------------------------------- */
+
+/* Records each step's id for reference checks: the first step with a valid id owns it. */
+static void collect_ids(struct parser *p, const json_t *steps)
+{
+    for (size_t i = 0; i < json_array_size(steps); i++) {
+        const json_t *id = json_object_get(json_array_get(steps, i), "id");
+        if (!json_is_string(id) || !valid_token(id, 64, "_-"))
+            continue;
+        if (!json_object_get(p->ids, json_string_value(id)))
+            json_object_set_new(p->ids, json_string_value(id), json_integer((json_int_t)i));
+    }
+}
+
+static void parse_doc(struct parser *p, const json_t *doc, struct defn *d)
+{
+    static const char *const fields[] = {"name",  "description", "defaults",
+                                         "steps", "output",      NULL};
+    struct defaults dflt = {0};
+    if (!json_is_object(doc)) {
+        add_error(p, "", "a definition must be a JSON object");
+        return;
+    }
+    check_fields(p, doc, "", fields);
+
+    const json_t *name = json_object_get(doc, "name");
+    if (!name)
+        add_error(p, "", "missing required field \"name\"");
+    else if (!json_is_string(name))
+        add_error(p, "/name", "must be a string");
+    else if (!valid_token(name, 128, "_.-"))
+        add_error(p, "/name", "must be 1 to 128 characters of A-Z, a-z, 0-9, _, . and -");
+    else if (strcmp(json_string_value(name), ".") == 0 ||
+             strcmp(json_string_value(name), "..") == 0)
+        add_error(p, "/name", "must not be \".\" or \"..\"");
+    else
+        d->name = xstrdup(json_string_value(name));
+
+    const json_t *desc = json_object_get(doc, "description");
+    if (desc && !json_is_string(desc))
+        add_error(p, "/description", "must be a string");
+    else if (desc)
+        d->description = xstrdup(json_string_value(desc));
+
+    const json_t *defaults = json_object_get(doc, "defaults");
+    if (defaults)
+        parse_defaults(p, defaults, &dflt);
+
+    const json_t *steps = json_object_get(doc, "steps");
+    if (!steps) {
+        add_error(p, "", "missing required field \"steps\"");
+    } else if (!json_is_array(steps)) {
+        add_error(p, "/steps", "must be an array of steps");
+    } else if (json_array_size(steps) == 0) {
+        add_error(p, "/steps", "must have at least one step");
+    } else {
+        collect_ids(p, steps);
+        d->n_steps = json_array_size(steps);
+        d->steps = xcalloc(d->n_steps, sizeof *d->steps);
+        for (size_t i = 0; i < d->n_steps; i++)
+            parse_step(p, json_array_get(steps, i), i, &dflt, &d->steps[i]);
+    }
+
+    const json_t *output = json_object_get(doc, "output");
+    if (output) {
+        check_template(p, output, "/output", 0, REF_ANY);
+        d->output = json_deep_copy(output);
+    }
+    retry_spec_free(&dflt.retry);
+}
+
+int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
+{
+    if (!out || !errors)
+        return -1;
+    struct parser p = {json_array(), json_object()};
+    struct defn *d = xcalloc(1, sizeof *d);
+    parse_doc(&p, doc, d);
+    json_decref(p.ids);
+    if (json_array_size(p.errors) > 0) {
+        defn_free(d);
+        *out = NULL;
+        *errors = p.errors;
+        return -1;
+    }
+    json_decref(p.errors);
+    *out = d;
+    *errors = NULL;
+    return 0;
+}
+
+void defn_free(struct defn *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    free(d->description);
+    for (size_t i = 0; i < d->n_steps; i++)
+        step_free(&d->steps[i]);
+    free(d->steps);
+    json_decref(d->output);
+    free(d);
+}
+
+int defn_step_index(const struct defn *d, const char *id)
+{
+    if (!d || !id)
+        return -1;
+    for (size_t i = 0; i < d->n_steps && i < INT_MAX; i++)
+        if (d->steps[i].id && strcmp(d->steps[i].id, id) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- retry arithmetic -------------------------------------------------------------------- */
+
+int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt)
+{
+    if (!r)
+        return 0;
+    if (attempt < 1)
+        attempt = 1;
+    double d = (double)r->initial_interval_ms * pow(r->backoff_coefficient, (double)(attempt - 1));
+    /* !(d < max) also catches inf and NaN. */
+    if (!(d < (double)r->max_interval_ms))
+        return r->max_interval_ms;
+    return d < 0 ? 0 : (int64_t)d;
+}
+
+bool defn_retry_is_non_retryable(const struct defn_retry *r, const char *error_type)
+{
+    if (!r || !error_type)
+        return false;
+    for (size_t i = 0; i < r->n_non_retryable_errors; i++)
+        if (strcmp(r->non_retryable_errors[i], error_type) == 0)
+            return true;
+    return false;
+}

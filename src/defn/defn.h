@@ -1,0 +1,129 @@
+/* Workflow definitions: parse and validate a JSON document into a struct defn that the engine
+ * reads, reporting every error with the RFC 6901 JSON Pointer of the offending value.
+ *
+ * The language is fixed by the contract ("The definition language"); the parts it leaves open
+ * are settled here, and tests/unit/defn/test_defn.c states each as a case:
+ *
+ *   - Unknown fields anywhere are errors.
+ *   - A step has exactly one kind: activity, sleep, sleep_until or wait.
+ *   - timeout, schedule_to_close, heartbeat_timeout, retry and compensate apply only to activity
+ *     steps; on_timeout only to wait steps that have a wait.timeout. Elsewhere they are errors,
+ *     because a setting that silently does nothing is a bug waiting to happen.
+ *   - Durations that bound something (every timeout, initial_interval, max_interval) must be
+ *     greater than zero; "sleep" may be zero.
+ *   - Step retry overrides defaults.retry field by field; max_interval, when neither gives it, is
+ *     100 x the resolved initial_interval; it must never be below initial_interval.
+ *   - A compensation is retried like an activity (its own retry over defaults.retry), except that
+ *     max_attempts defaults to the larger of 10 and defaults.retry.max_attempts, because a
+ *     compensation that gives up leaves the saga half undone. Its timeout defaults like an
+ *     activity's; it has no schedule_to_close bound; it inherits defaults.heartbeat_timeout.
+ *   - Expressions may use steps.<id> only for a step before the one that holds them; a step's
+ *     compensate may also use the step itself; the top-level output may use any step.
+ *   - Names: [A-Za-z0-9_.-]{1,128} but not "." or ".." (they would be path segments in URLs).
+ */
+#ifndef KEEL_DEFN_DEFN_H
+#define KEEL_DEFN_DEFN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Built-in defaults, used where neither the step nor "defaults" says otherwise. */
+#define DEFN_DEFAULT_TIMEOUT_MS              30000 /* one attempt of an activity */
+#define DEFN_DEFAULT_MAX_ATTEMPTS            5
+#define DEFN_DEFAULT_COMPENSATE_MAX_ATTEMPTS 10
+#define DEFN_DEFAULT_INITIAL_INTERVAL_MS     1000
+#define DEFN_DEFAULT_BACKOFF_COEFFICIENT     2.0
+#define DEFN_DEFAULT_MAX_INTERVAL_FACTOR     100 /* x initial_interval */
+
+enum defn_step_kind {
+    DEFN_STEP_ACTIVITY,    /* an outbound webhook, retried per its policy */
+    DEFN_STEP_SLEEP,       /* a fixed duration */
+    DEFN_STEP_SLEEP_UNTIL, /* until an RFC 3339 time, literal or from an expression */
+    DEFN_STEP_WAIT,        /* for a named signal, optionally with a timeout */
+};
+
+enum defn_on_timeout {
+    DEFN_ON_TIMEOUT_FAIL,     /* the wait step fails with a "timeout" error (the default) */
+    DEFN_ON_TIMEOUT_CONTINUE, /* the wait step completes without a signal; the execution goes on */
+};
+
+/* A resolved retry policy (Temporal's names and meaning). */
+struct defn_retry {
+    int max_attempts; /* >= 1; 1 means no retry */
+    int64_t initial_interval_ms;
+    double backoff_coefficient;  /* >= 1.0 */
+    int64_t max_interval_ms;     /* >= initial_interval_ms */
+    char **non_retryable_errors; /* error types that stop retries; owned by the struct defn */
+    size_t n_non_retryable_errors;
+};
+
+/* An activity call: the step's own webhook, or its compensation. */
+struct defn_activity {
+    json_t *url;                  /* owned; a string template (evaluates to the URL) */
+    json_t *input;                /* owned; a template; JSON null when the definition gives none */
+    int64_t timeout_ms;           /* bounds one attempt; always > 0 */
+    int64_t schedule_to_close_ms; /* bounds all attempts together; 0 = no bound */
+    int64_t heartbeat_timeout_ms; /* for asynchronous completion; 0 = none */
+    struct defn_retry retry;
+};
+
+struct defn_step {
+    char *id; /* owned; unique within the definition */
+    enum defn_step_kind kind;
+
+    /* DEFN_STEP_ACTIVITY */
+    struct defn_activity activity;
+    struct defn_activity *compensate; /* owned; NULL when the step has none */
+
+    /* DEFN_STEP_SLEEP */
+    int64_t sleep_ms;
+
+    /* DEFN_STEP_SLEEP_UNTIL: a string template that must evaluate to an RFC 3339 time. */
+    json_t *sleep_until; /* owned */
+
+    /* DEFN_STEP_WAIT */
+    char *signal;            /* owned */
+    int64_t wait_timeout_ms; /* 0 = wait for ever */
+    enum defn_on_timeout on_timeout;
+
+    /* Sub-steps of compound kinds (parallel branches, for_each bodies) to come; no kind has any
+     * yet, so this is always NULL and 0. defn_free frees it recursively. */
+    struct defn_step *children;
+    size_t n_children;
+};
+
+struct defn {
+    char *name;              /* owned */
+    char *description;       /* owned; NULL when absent */
+    struct defn_step *steps; /* owned; n_steps >= 1, in definition order */
+    size_t n_steps;
+    json_t *output; /* owned template; NULL when the definition has no "output" */
+};
+
+/* Parses and validates doc (a jansson value from a request body; not modified, not kept).
+ * Returns 0 and sets *out to a new definition (caller frees it with defn_free) and *errors to
+ * NULL; or returns -1, sets *out to NULL and *errors to a new JSON array (caller decrefs) of
+ * every error found, each {"pointer": "/steps/2/retry/max_attempts", "message": "..."}.
+ * A missing required field is reported at the pointer of the object that lacks it.
+ * Returns -1 without touching anything when out or errors is NULL. */
+int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
+    __attribute__((warn_unused_result));
+
+/* Frees d and everything it owns. NULL is fine. */
+void defn_free(struct defn *d);
+
+/* The index in d->steps of the step with this id, or -1. */
+int defn_step_index(const struct defn *d, const char *id);
+
+/* The delay before the attempt after attempt number `attempt` (1-based) fails:
+ * min(initial_interval x backoff_coefficient^(attempt - 1), max_interval), in whole
+ * milliseconds (rounded down), computed in doubles so huge exponents saturate at max_interval
+ * rather than overflow. An attempt below 1 is taken as 1. */
+int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt);
+
+/* True when error_type is one of r's non_retryable_errors (exact, case-sensitive match). */
+bool defn_retry_is_non_retryable(const struct defn_retry *r, const char *error_type);
+
+#endif

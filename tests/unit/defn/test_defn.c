@@ -1,0 +1,1039 @@
+/* Definitions: what parses into what, every error with its pointer, and retry arithmetic. */
+#include "defn/defn.h"
+
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* Test documents are written with single quotes, which become double quotes here. */
+static json_t *Jq(const char *text)
+{
+    char *copy = strdup(text);
+    for (char *c = copy; *c; c++)
+        if (*c == '\'')
+            *c = '"';
+    json_error_t e;
+    json_t *v = json_loads(copy, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!v)
+        fail_msg("bad test JSON %s: %s (column %d)", copy, e.text, e.column);
+    free(copy);
+    return v;
+}
+
+static struct defn *parse_ok(const char *text)
+{
+    json_t *doc = Jq(text);
+    struct defn *d = NULL;
+    json_t *errors = NULL;
+    if (defn_parse(doc, &d, &errors) != 0) {
+        char *dump = json_dumps(errors, JSON_INDENT(1));
+        fail_msg("%s\nrejected: %s", text, dump);
+    }
+    assert_non_null(d);
+    assert_null(errors);
+    json_decref(doc);
+    return d;
+}
+
+#define DAY (24LL * 60 * 60 * 1000)
+
+/* ---- valid definitions -------------------------------------------------------------------- */
+
+static const char CONTRACT_EXAMPLE[] =
+    "{'name': 'order-fulfillment', 'description': 'optional',"
+    " 'defaults': {'timeout': '30s',"
+    "   'retry': {'max_attempts': 5, 'initial_interval': '1s', 'backoff_coefficient': 2.0,"
+    "             'max_interval': '5m', 'non_retryable_errors': ['PaymentDeclined']}},"
+    " 'steps': ["
+    "  {'id': 'charge',"
+    "   'activity': {'url': 'http://payments.internal/charge',"
+    "                'input': {'order': '${input.order_id}', 'amount': '${input.total}'}},"
+    "   'compensate': {'url': 'http://payments.internal/refund',"
+    "                  'input': {'charge_id': '${steps.charge.output.id}'}}},"
+    "  {'id': 'approval', 'wait': {'signal': 'approve', 'timeout': '72h'}, 'on_timeout': 'fail'},"
+    "  {'id': 'cool-off', 'sleep': '3d'},"
+    "  {'id': 'ship', 'activity': {'url': 'http://shipping.internal/ship',"
+    "                              'input': {'order': '${input.order_id}'}},"
+    "   'timeout': '10s', 'retry': {'max_attempts': 10}}"
+    " ],"
+    " 'output': {'charge': '${steps.charge.output}', 'approved_by': "
+    "'${steps.approval.output.user}'}}";
+
+static void assert_json(const json_t *got, const char *want_text)
+{
+    json_t *want = Jq(want_text);
+    if (!json_equal(got, want))
+        fail_msg("got %s, want %s", json_dumps(got, JSON_ENCODE_ANY), want_text);
+    json_decref(want);
+}
+
+static void test_contract_example(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(CONTRACT_EXAMPLE);
+    assert_string_equal(d->name, "order-fulfillment");
+    assert_string_equal(d->description, "optional");
+    assert_int_equal(d->n_steps, 4);
+
+    const struct defn_step *charge = &d->steps[0];
+    assert_string_equal(charge->id, "charge");
+    assert_int_equal(charge->kind, DEFN_STEP_ACTIVITY);
+    assert_json(charge->activity.url, "'http://payments.internal/charge'");
+    assert_json(charge->activity.input,
+                "{'order': '${input.order_id}', 'amount': '${input.total}'}");
+    assert_int_equal(charge->activity.timeout_ms, 30000);
+    assert_int_equal(charge->activity.schedule_to_close_ms, 0);
+    assert_int_equal(charge->activity.heartbeat_timeout_ms, 0);
+    assert_int_equal(charge->activity.retry.max_attempts, 5);
+    assert_int_equal(charge->activity.retry.initial_interval_ms, 1000);
+    assert_true(charge->activity.retry.backoff_coefficient == 2.0);
+    assert_int_equal(charge->activity.retry.max_interval_ms, 5 * 60 * 1000);
+    assert_int_equal(charge->activity.retry.n_non_retryable_errors, 1);
+    assert_string_equal(charge->activity.retry.non_retryable_errors[0], "PaymentDeclined");
+    assert_non_null(charge->compensate);
+    assert_json(charge->compensate->url, "'http://payments.internal/refund'");
+    assert_json(charge->compensate->input, "{'charge_id': '${steps.charge.output.id}'}");
+    assert_int_equal(charge->compensate->timeout_ms, 30000);
+    assert_int_equal(charge->compensate->retry.max_attempts, 10);
+    assert_int_equal(charge->compensate->retry.initial_interval_ms, 1000);
+    assert_int_equal(charge->compensate->retry.max_interval_ms, 5 * 60 * 1000);
+    assert_int_equal(charge->compensate->retry.n_non_retryable_errors, 1);
+    assert_null(charge->children);
+    assert_int_equal(charge->n_children, 0);
+
+    const struct defn_step *approval = &d->steps[1];
+    assert_string_equal(approval->id, "approval");
+    assert_int_equal(approval->kind, DEFN_STEP_WAIT);
+    assert_string_equal(approval->signal, "approve");
+    assert_int_equal(approval->wait_timeout_ms, 72 * 60 * 60 * 1000);
+    assert_int_equal(approval->on_timeout, DEFN_ON_TIMEOUT_FAIL);
+    assert_null(approval->compensate);
+    assert_null(approval->activity.url);
+
+    const struct defn_step *cool = &d->steps[2];
+    assert_string_equal(cool->id, "cool-off");
+    assert_int_equal(cool->kind, DEFN_STEP_SLEEP);
+    assert_int_equal(cool->sleep_ms, 3 * DAY);
+
+    const struct defn_step *ship = &d->steps[3];
+    assert_int_equal(ship->kind, DEFN_STEP_ACTIVITY);
+    assert_int_equal(ship->activity.timeout_ms, 10000);
+    assert_int_equal(ship->activity.retry.max_attempts, 10);
+    assert_int_equal(ship->activity.retry.initial_interval_ms, 1000);
+    assert_int_equal(ship->activity.retry.max_interval_ms, 5 * 60 * 1000);
+    assert_string_equal(ship->activity.retry.non_retryable_errors[0], "PaymentDeclined");
+    assert_null(ship->compensate);
+
+    assert_json(
+        d->output,
+        "{'charge': '${steps.charge.output}', 'approved_by': '${steps.approval.output.user}'}");
+    defn_free(d);
+}
+
+static void test_minimal(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok("{'name': 'a', 'steps': [{'id': 's', 'sleep': '0s'}]}");
+    assert_string_equal(d->name, "a");
+    assert_null(d->description);
+    assert_null(d->output);
+    assert_int_equal(d->n_steps, 1);
+    assert_int_equal(d->steps[0].kind, DEFN_STEP_SLEEP);
+    assert_int_equal(d->steps[0].sleep_ms, 0);
+    defn_free(d);
+}
+
+/* With nothing said, an activity gets the built-in defaults. */
+static void test_builtin_defaults(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok("{'name': 'a', 'steps': [{'id': 's', 'activity': {'url': "
+                              "'https://x.example'}}]}");
+    const struct defn_activity *a = &d->steps[0].activity;
+    assert_json(a->input, "null");
+    assert_int_equal(a->timeout_ms, DEFN_DEFAULT_TIMEOUT_MS);
+    assert_int_equal(a->timeout_ms, 30000);
+    assert_int_equal(a->schedule_to_close_ms, 0);
+    assert_int_equal(a->heartbeat_timeout_ms, 0);
+    assert_int_equal(a->retry.max_attempts, 5);
+    assert_int_equal(a->retry.initial_interval_ms, 1000);
+    assert_true(a->retry.backoff_coefficient == 2.0);
+    assert_int_equal(a->retry.max_interval_ms, 100000);
+    assert_int_equal(a->retry.n_non_retryable_errors, 0);
+    assert_null(a->retry.non_retryable_errors);
+    assert_null(d->steps[0].compensate);
+    defn_free(d);
+}
+
+/* A step's retry overrides defaults.retry one field at a time. */
+static void test_retry_merge(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a',"
+        " 'defaults': {'retry': {'max_attempts': 3, 'initial_interval': '2s',"
+        "   'backoff_coefficient': 1.5, 'non_retryable_errors': ['A', 'B']}},"
+        " 'steps': ["
+        "  {'id': 'inherit', 'activity': {'url': 'http://h'}},"
+        "  {'id': 'initial', 'activity': {'url': 'http://h'}, 'retry': {'initial_interval': 500}},"
+        "  {'id': 'attempts', 'activity': {'url': 'http://h'}, 'retry': {'max_attempts': 1}},"
+        "  {'id': 'clear', 'activity': {'url': 'http://h'}, 'retry': {'non_retryable_errors': []}},"
+        "  {'id': 'coef', 'activity': {'url': 'http://h'}, 'retry': {'backoff_coefficient': 3}},"
+        "  {'id': 'max', 'activity': {'url': 'http://h'}, 'retry': {'max_interval': '1h'}},"
+        "  {'id': 'empty', 'activity': {'url': 'http://h'}, 'retry': {}}"
+        " ]}");
+    const struct defn_retry *r = &d->steps[0].activity.retry;
+    assert_int_equal(r->max_attempts, 3);
+    assert_int_equal(r->initial_interval_ms, 2000);
+    assert_true(r->backoff_coefficient == 1.5);
+    assert_int_equal(r->max_interval_ms, 200000); /* 100 x 2s */
+    assert_int_equal(r->n_non_retryable_errors, 2);
+    assert_string_equal(r->non_retryable_errors[1], "B");
+
+    r = &d->steps[1].activity.retry;
+    assert_int_equal(r->max_attempts, 3);
+    assert_int_equal(r->initial_interval_ms, 500);
+    assert_int_equal(r->max_interval_ms, 50000); /* 100 x the step's own initial */
+    assert_true(r->backoff_coefficient == 1.5);
+    assert_int_equal(r->n_non_retryable_errors, 2);
+
+    r = &d->steps[2].activity.retry;
+    assert_int_equal(r->max_attempts, 1);
+    assert_int_equal(r->initial_interval_ms, 2000);
+
+    r = &d->steps[3].activity.retry;
+    assert_int_equal(r->n_non_retryable_errors, 0);
+    assert_int_equal(r->max_attempts, 3);
+
+    r = &d->steps[4].activity.retry;
+    assert_true(r->backoff_coefficient == 3.0);
+
+    r = &d->steps[5].activity.retry;
+    assert_int_equal(r->max_interval_ms, 3600000);
+    assert_int_equal(r->initial_interval_ms, 2000);
+
+    r = &d->steps[6].activity.retry;
+    assert_int_equal(r->max_attempts, 3);
+    assert_int_equal(r->max_interval_ms, 200000);
+    defn_free(d);
+}
+
+/* defaults.retry's max_interval holds for steps that only change initial_interval. */
+static void test_retry_merge_max_from_defaults(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a', 'defaults': {'retry': {'max_interval': '10m'}},"
+        " 'steps': [{'id': 'a', 'activity': {'url': 'http://h'}, 'retry': {'initial_interval': "
+        "'10m'}},"
+        "           {'id': 'b', 'activity': {'url': 'http://h'}}]}");
+    assert_int_equal(d->steps[0].activity.retry.initial_interval_ms, 600000);
+    assert_int_equal(d->steps[0].activity.retry.max_interval_ms, 600000);
+    assert_int_equal(d->steps[1].activity.retry.initial_interval_ms, 1000);
+    assert_int_equal(d->steps[1].activity.retry.max_interval_ms, 600000);
+    defn_free(d);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a',"
+        " 'defaults': {'timeout': '5s', 'schedule_to_close': '1h', 'heartbeat_timeout': '20s'},"
+        " 'steps': ["
+        "  {'id': 'a', 'activity': {'url': 'http://h'}},"
+        "  {'id': 'b', 'activity': {'url': 'http://h'}, 'timeout': 1500,"
+        "   'schedule_to_close': '2h', 'heartbeat_timeout': '1m'}"
+        " ]}");
+    assert_int_equal(d->steps[0].activity.timeout_ms, 5000);
+    assert_int_equal(d->steps[0].activity.schedule_to_close_ms, 3600000);
+    assert_int_equal(d->steps[0].activity.heartbeat_timeout_ms, 20000);
+    assert_int_equal(d->steps[1].activity.timeout_ms, 1500);
+    assert_int_equal(d->steps[1].activity.schedule_to_close_ms, 7200000);
+    assert_int_equal(d->steps[1].activity.heartbeat_timeout_ms, 60000);
+    defn_free(d);
+}
+
+static void test_compensate_defaults(void **state)
+{
+    (void)state;
+    /* No defaults: 10 attempts, the built-in intervals, 30s per attempt. */
+    struct defn *d =
+        parse_ok("{'name': 'a', 'steps': [{'id': 's', 'activity': {'url': "
+                 "'http://h'}, 'timeout': '3s', 'compensate': {'url': 'http://h/undo'}}]}");
+    const struct defn_activity *c = d->steps[0].compensate;
+    assert_non_null(c);
+    assert_int_equal(c->retry.max_attempts, DEFN_DEFAULT_COMPENSATE_MAX_ATTEMPTS);
+    assert_int_equal(c->retry.max_attempts, 10);
+    assert_int_equal(c->retry.initial_interval_ms, 1000);
+    assert_true(c->retry.backoff_coefficient == 2.0);
+    assert_int_equal(c->retry.max_interval_ms, 100000);
+    /* The step's own timeout is for the step, not for its compensation. */
+    assert_int_equal(c->timeout_ms, 30000);
+    assert_int_equal(c->schedule_to_close_ms, 0);
+    assert_int_equal(c->heartbeat_timeout_ms, 0);
+    assert_json(c->input, "null");
+    defn_free(d);
+
+    /* defaults apply, but never fewer than 10 attempts unless the compensate says so. */
+    d = parse_ok(
+        "{'name': 'a', 'defaults': {'timeout': '4s', 'heartbeat_timeout': '9s',"
+        "  'schedule_to_close': '1m',"
+        "  'retry': {'max_attempts': 3, 'initial_interval': '2s', 'non_retryable_errors': "
+        "['X']}},"
+        " 'steps': ["
+        "  {'id': 'a', 'activity': {'url': 'http://h'}, 'compensate': {'url': 'http://h'}},"
+        "  {'id': 'b', 'activity': {'url': 'http://h'}, 'compensate': {'url': 'http://h',"
+        "   'timeout': '8s', 'retry': {'max_attempts': 2, 'backoff_coefficient': 1}}}"
+        " ]}");
+    c = d->steps[0].compensate;
+    assert_int_equal(c->retry.max_attempts, 10);
+    assert_int_equal(c->retry.initial_interval_ms, 2000);
+    assert_int_equal(c->retry.max_interval_ms, 200000);
+    assert_int_equal(c->retry.n_non_retryable_errors, 1);
+    assert_int_equal(c->timeout_ms, 4000);
+    assert_int_equal(c->heartbeat_timeout_ms, 9000);
+    assert_int_equal(c->schedule_to_close_ms, 0);
+    c = d->steps[1].compensate;
+    assert_int_equal(c->retry.max_attempts, 2);
+    assert_true(c->retry.backoff_coefficient == 1.0);
+    assert_int_equal(c->retry.initial_interval_ms, 2000);
+    assert_int_equal(c->timeout_ms, 8000);
+    /* And the activity itself keeps defaults.retry's 3. */
+    assert_int_equal(d->steps[1].activity.retry.max_attempts, 3);
+    defn_free(d);
+
+    d = parse_ok("{'name': 'a', 'defaults': {'retry': {'max_attempts': 20}},"
+                 " 'steps': [{'id': 'a', 'activity': {'url': 'http://h'}, 'compensate': {'url': "
+                 "'http://h'}}]}");
+    assert_int_equal(d->steps[0].compensate->retry.max_attempts, 20);
+    defn_free(d);
+}
+
+static void test_wait_and_sleep_kinds(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a', 'steps': ["
+        "  {'id': 'w1', 'wait': {'signal': 'approve'}},"
+        "  {'id': 'w2', 'wait': {'signal': 'order.paid:v1_x-y', 'timeout': 60000}, 'on_timeout': "
+        "'continue'},"
+        "  {'id': 'w3', 'wait': {'signal': 'x', 'timeout': '1s'}, 'on_timeout': 'fail'},"
+        "  {'id': 's1', 'sleep': 250},"
+        "  {'id': 'u1', 'sleep_until': '2030-01-31T09:00:00Z'},"
+        "  {'id': 'u2', 'sleep_until': '2030-01-31T09:00:00.250+02:00'},"
+        "  {'id': 'u3', 'sleep_until': '${input.deliver_at}'},"
+        "  {'id': 'u4', 'sleep_until': '${steps.w1.output.until}'}"
+        " ]}");
+    assert_int_equal(d->steps[0].kind, DEFN_STEP_WAIT);
+    assert_string_equal(d->steps[0].signal, "approve");
+    assert_int_equal(d->steps[0].wait_timeout_ms, 0);
+    assert_int_equal(d->steps[0].on_timeout, DEFN_ON_TIMEOUT_FAIL);
+    assert_string_equal(d->steps[1].signal, "order.paid:v1_x-y");
+    assert_int_equal(d->steps[1].wait_timeout_ms, 60000);
+    assert_int_equal(d->steps[1].on_timeout, DEFN_ON_TIMEOUT_CONTINUE);
+    assert_int_equal(d->steps[2].on_timeout, DEFN_ON_TIMEOUT_FAIL);
+    assert_int_equal(d->steps[3].kind, DEFN_STEP_SLEEP);
+    assert_int_equal(d->steps[3].sleep_ms, 250);
+    assert_int_equal(d->steps[4].kind, DEFN_STEP_SLEEP_UNTIL);
+    assert_json(d->steps[4].sleep_until, "'2030-01-31T09:00:00Z'");
+    assert_json(d->steps[5].sleep_until, "'2030-01-31T09:00:00.250+02:00'");
+    assert_json(d->steps[6].sleep_until, "'${input.deliver_at}'");
+    assert_json(d->steps[7].sleep_until, "'${steps.w1.output.until}'");
+    for (size_t i = 0; i < d->n_steps; i++) {
+        assert_null(d->steps[i].activity.url);
+        assert_null(d->steps[i].compensate);
+        assert_int_equal(d->steps[i].n_children, 0);
+    }
+    defn_free(d);
+}
+
+/* Names, ids and signals at the edges of what is allowed. */
+static void test_valid_names(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "a",
+        "A",
+        "0",
+        "order-fulfillment",
+        "orders.v2",
+        "_x",
+        "a..b",
+        "...",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 128 */
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc, "{'name': '%s', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+                 names[i]);
+        struct defn *d = parse_ok(doc);
+        assert_string_equal(d->name, names[i]);
+        defn_free(d);
+    }
+    static const char *const ids[] = {
+        "a",
+        "Z",
+        "9",
+        "-",
+        "_",
+        "charge_2-b",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 64 */
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{'name': 'n', 'steps': [{'id': '%s', 'sleep': '1s'}, {'id': 'next', "
+                 "'activity': {'url': 'http://h', 'input': '${steps.%s.output}'}}]}",
+                 ids[i], ids[i]);
+        struct defn *d = parse_ok(doc);
+        assert_string_equal(d->steps[0].id, ids[i]);
+        defn_free(d);
+    }
+}
+
+static void test_valid_urls(void **state)
+{
+    (void)state;
+    static const char *const urls[] = {
+        "http://h",
+        "https://payments.internal/charge",
+        "HTTPS://EXAMPLE.COM/X",
+        "Http://h:8080/a?b=c#d",
+        "http://127.0.0.1:9/x",
+        "http://[::1]:8080/",
+        "http://user@h/",
+        "${input.callback_url}",
+        "http://${input.host}/charge",
+        "https://h/orders/${input.order_id}/ship",
+        "http://h/$$",
+        "http://h/$x",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{'name': 'n', 'steps': [{'id': 's', 'activity': {'url': '%s'},"
+                 " 'compensate': {'url': '%s'}}]}",
+                 urls[i], urls[i]);
+        struct defn *d = parse_ok(doc);
+        assert_string_equal(json_string_value(d->steps[0].activity.url), urls[i]);
+        assert_string_equal(json_string_value(d->steps[0].compensate->url), urls[i]);
+        defn_free(d);
+    }
+}
+
+/* References that are allowed. */
+static void test_valid_references(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'n', 'steps': ["
+        "  {'id': 'a', 'activity': {'url': 'http://h', 'input': '${input}'},"
+        "   'compensate': {'url': 'http://h/${steps.a.output.id}',"
+        "                  'input': {'mine': '${steps.a.output}', 'err': '${steps.a.error}'}}},"
+        "  {'id': 'b', 'activity': {'url': 'http://h/${steps.a.output.host}',"
+        "   'input': ['${steps.a.output}', '${steps.a.error.type}', '${execution.id}',"
+        "             '${execution.workflow}']},"
+        "   'compensate': {'url': 'http://h', 'input': '${steps.a.output} ${steps.b.output}'}},"
+        "  {'id': 'c', 'sleep_until': '${steps.b.output.at}'}"
+        " ],"
+        " 'output': {'c': '${steps.c.output}', 'a': '${steps.a.output}', 'b': '${steps.b.error}',"
+        "            'lit': '$${steps.zzz.output}'}}");
+    defn_free(d);
+}
+
+/* Many steps, each using the one before: references and duplicates are found by hash, so
+ * a body full of steps parses in linear time. */
+static void test_many_steps(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    json_t *steps = json_array();
+    for (int i = 0; i < N; i++) {
+        char id[16], prev[64];
+        snprintf(id, sizeof id, "s%d", i);
+        snprintf(prev, sizeof prev, "${steps.s%d.output}", i > 0 ? i - 1 : 0);
+        json_array_append_new(steps, i == 0 ? json_pack("{s:s, s:s}", "id", id, "sleep", "1s")
+                                            : json_pack("{s:s, s:{s:s, s:s}}", "id", id, "activity",
+                                                        "url", "http://h", "input", prev));
+    }
+    json_t *doc = json_pack("{s:s, s:o}", "name", "big", "steps", steps);
+    struct defn *d;
+    json_t *errors;
+    assert_int_equal(defn_parse(doc, &d, &errors), 0);
+    assert_int_equal(d->n_steps, N);
+    assert_int_equal(defn_step_index(d, "s19999"), 19999);
+    defn_free(d);
+    /* The last step now duplicates the first id and uses a later one. */
+    json_t *last = json_array_get(json_object_get(doc, "steps"), N - 1);
+    json_object_set_new(last, "id", json_string("s0"));
+    json_object_set_new(
+        json_object_get(json_array_get(json_object_get(doc, "steps"), 5), "activity"), "input",
+        json_string("${steps.s9000.output}"));
+    assert_int_equal(defn_parse(doc, &d, &errors), -1);
+    /* Step 19999 still uses s19998, which is fine; only these two are wrong. */
+    assert_int_equal(json_array_size(errors), 2);
+    const json_t *e0 = json_array_get(errors, 0), *e1 = json_array_get(errors, 1);
+    assert_string_equal(json_string_value(json_object_get(e0, "pointer")),
+                        "/steps/5/activity/input");
+    assert_non_null(strstr(json_string_value(json_object_get(e0, "message")),
+                           "step \"s9000\" comes after this step"));
+    assert_string_equal(json_string_value(json_object_get(e1, "pointer")), "/steps/19999/id");
+    assert_string_equal(json_string_value(json_object_get(e1, "message")),
+                        "duplicate step id \"s0\" (also used by /steps/0)");
+    json_decref(errors);
+    json_decref(doc);
+}
+
+static void test_step_index(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(CONTRACT_EXAMPLE);
+    assert_int_equal(defn_step_index(d, "charge"), 0);
+    assert_int_equal(defn_step_index(d, "approval"), 1);
+    assert_int_equal(defn_step_index(d, "cool-off"), 2);
+    assert_int_equal(defn_step_index(d, "ship"), 3);
+    assert_int_equal(defn_step_index(d, "nope"), -1);
+    assert_int_equal(defn_step_index(d, ""), -1);
+    assert_int_equal(defn_step_index(d, "Charge"), -1);
+    assert_int_equal(defn_step_index(d, NULL), -1);
+    assert_int_equal(defn_step_index(NULL, "charge"), -1);
+    defn_free(d);
+}
+
+/* The definition keeps copies: the document can be changed or freed afterwards. */
+static void test_document_not_kept(void **state)
+{
+    (void)state;
+    json_t *doc = Jq(CONTRACT_EXAMPLE);
+    char *before = json_dumps(doc, JSON_SORT_KEYS);
+    struct defn *d = NULL;
+    json_t *errors = NULL;
+    assert_int_equal(defn_parse(doc, &d, &errors), 0);
+    char *after = json_dumps(doc, JSON_SORT_KEYS);
+    assert_string_equal(before, after);
+    json_object_set_new(
+        json_object_get(json_array_get(json_object_get(doc, "steps"), 0), "activity"), "url",
+        json_string("http://changed"));
+    json_object_clear(doc);
+    json_decref(doc);
+    assert_json(d->steps[0].activity.url, "'http://payments.internal/charge'");
+    assert_json(d->steps[0].activity.input,
+                "{'order': '${input.order_id}', 'amount': '${input.total}'}");
+    assert_non_null(d->output);
+    defn_free(d);
+    free(before);
+    free(after);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    struct defn *d = (struct defn *)1;
+    json_t *errors = NULL;
+    json_t *doc = Jq("{'name': 'a', 'steps': [{'id': 's', 'sleep': '1s'}]}");
+    assert_int_equal(defn_parse(doc, NULL, &errors), -1);
+    assert_null(errors);
+    assert_int_equal(defn_parse(doc, &d, NULL), -1);
+    assert_ptr_equal(d, (struct defn *)1);
+    json_decref(doc);
+    assert_int_equal(defn_parse(NULL, &d, &errors), -1);
+    assert_null(d);
+    assert_int_equal(json_array_size(errors), 1);
+    json_decref(errors);
+    defn_free(NULL);
+}
+
+/* ---- invalid definitions ------------------------------------------------------------------ */
+
+struct want {
+    const char *pointer;
+    const char *message; /* a substring of the message */
+};
+
+#define DOC(steps)   "{'name': 'w', 'steps': [" steps "]}"
+#define ACT(extra)   "{'id': 'a', 'activity': {'url': 'http://h'}" extra "}"
+#define SLEEP(extra) "{'id': 's', 'sleep': '1s'" extra "}"
+#define WAIT(extra)  "{'id': 'w', 'wait': {'signal': 'go'}" extra "}"
+#define L64          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const struct {
+    const char *doc;
+    struct want errors[8]; /* every error expected, in any order; ends at a NULL pointer */
+} invalid[] = {
+    /* The document as a whole. */
+    {"[]", {{"", "a definition must be a JSON object"}}},
+    {"null", {{"", "a definition must be a JSON object"}}},
+    {"'order'", {{"", "a definition must be a JSON object"}}},
+    {"{}", {{"", "missing required field \"name\""}, {"", "missing required field \"steps\""}}},
+    {"{'name': 'w', 'steps': [{'id': 's', 'sleep': '1s'}], 'extra': 1, 'step': []}",
+     {{"/extra", "unknown field"}, {"/step", "unknown field; did you mean \"steps\"?"}}},
+    {"{'name': 'w', 'descripton': 'x', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/descripton", "unknown field; did you mean \"description\"?"}}},
+    {"{'name': 'w', 'a/b~c': 1, 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/a~1b~0c", "unknown field"}}},
+    {"{'name': 'w', 'description': 5, 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/description", "must be a string"}}},
+
+    /* name */
+    {"{'name': 5, 'steps': [{'id': 's', 'sleep': '1s'}]}", {{"/name", "must be a string"}}},
+    {"{'name': '', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/name", "must be 1 to 128 characters of A-Z, a-z, 0-9, _, . and -"}}},
+    {"{'name': 'a/b', 'steps': [{'id': 's', 'sleep': '1s'}]}", {{"/name", "1 to 128 characters"}}},
+    {"{'name': 'a b', 'steps': [{'id': 's', 'sleep': '1s'}]}", {{"/name", "1 to 128 characters"}}},
+    {"{'name': 'caf\\u00e9', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/name", "1 to 128 characters"}}},
+    {"{'name': 'a\\u0000b', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/name", "1 to 128 characters"}}},
+    {"{'name': '.', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/name", "must not be \".\" or \"..\""}}},
+    {"{'name': '..', 'steps': [{'id': 's', 'sleep': '1s'}]}", {{"/name", "must not be"}}},
+    {"{'name': '" L64 L64 "a', 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/name", "1 to 128 characters"}}},
+
+    /* steps */
+    {"{'name': 'w', 'steps': 'x'}", {{"/steps", "must be an array of steps"}}},
+    {"{'name': 'w', 'steps': {}}", {{"/steps", "must be an array of steps"}}},
+    {"{'name': 'w', 'steps': []}", {{"/steps", "must have at least one step"}}},
+    {DOC("5"), {{"/steps/0", "a step must be an object"}}},
+    {DOC(SLEEP("") ", null"), {{"/steps/1", "a step must be an object"}}},
+    {DOC("{'sleep': '1s'}"), {{"/steps/0", "missing required field \"id\""}}},
+    {DOC("{'id': 5, 'sleep': '1s'}"), {{"/steps/0/id", "must be a string"}}},
+    {DOC("{'id': '', 'sleep': '1s'}"),
+     {{"/steps/0/id", "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -"}}},
+    {DOC("{'id': 'a.b', 'sleep': '1s'}"), {{"/steps/0/id", "1 to 64 characters"}}},
+    {DOC("{'id': 'a b', 'sleep': '1s'}"), {{"/steps/0/id", "1 to 64 characters"}}},
+    {DOC("{'id': '" L64 "a', 'sleep': '1s'}"), {{"/steps/0/id", "1 to 64 characters"}}},
+    {DOC(SLEEP("") "," SLEEP("") "," SLEEP("")),
+     {{"/steps/1/id", "duplicate step id \"s\" (also used by /steps/0)"},
+      {"/steps/2/id", "duplicate step id \"s\" (also used by /steps/0)"}}},
+    {DOC("{'id': 's'}"),
+     {{"/steps/0", "a step needs one of activity, sleep, sleep_until or wait"}}},
+    {DOC("{'id': 's', 'sleep': '1s', 'activity': {'url': 'http://h'}}"),
+     {{"/steps/0", "a step has exactly one kind, but this one has both activity and sleep"}}},
+    {DOC("{'id': 's', 'wait': {'signal': 'x'}, 'sleep_until': '2030-01-01T00:00:00Z',"
+         " 'sleep': 5}"),
+     {{"/steps/0", "both sleep and sleep_until"}}},
+    {DOC(SLEEP(", 'retries': 3, 'ID': 'x', 'kind': 'sleep'")),
+     {{"/steps/0/retries", "unknown field; did you mean \"retry\"?"},
+      {"/steps/0/ID", "unknown field; did you mean \"id\"?"},
+      {"/steps/0/kind", "unknown field"}}},
+    /* A hint only when the name is close: "kind" is two edits from "id", but not a typo of it. */
+    {DOC(SLEEP(", 'kind': 'sleep'")), {{"/steps/0/kind", "unknown field (allowed:"}}},
+
+    /* activity */
+    {DOC("{'id': 'a', 'activity': 'http://h'}"),
+     {{"/steps/0/activity", "must be an object such as {\"url\": \"https://...\"}"}}},
+    {DOC("{'id': 'a', 'activity': {}}"), {{"/steps/0/activity", "missing required field \"url\""}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'headers': {}, 'method': 'GET'}}"),
+     {{"/steps/0/activity/headers", "unknown field"},
+      {"/steps/0/activity/method", "unknown field"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 5}}"), {{"/steps/0/activity/url", "must be a string"}}},
+    {DOC("{'id': 'a', 'activity': {'url': ''}}"), {{"/steps/0/activity/url", "must not be empty"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'ftp://h/x'}}"),
+     {{"/steps/0/activity/url", "must be an http:// or https:// URL"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'payments.internal/charge'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http:///path'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://:80/'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h/a b'}}"),
+     {{"/steps/0/activity/url", "no spaces"}}},
+    {DOC("{'id': 'a', 'activity': {'url': ' http://h'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h\\n'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http:/h'}}"),
+     {{"/steps/0/activity/url", "http:// or https://"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://${input.h'}}"),
+     {{"/steps/0/activity/url", "${input.h: missing \"}\" to close the expression"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': {'order': '${inptu.id}',"
+         " 'list': [1, '${}']}}}"),
+     {{"/steps/0/activity/input/order", "${inptu.id}: unknown root \"inptu\""},
+      {"/steps/0/activity/input/list/1", "${}: empty expression"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': {'x/y': '${steps.a}'}}}"),
+     {{"/steps/0/activity/input/x~1y", "only .output or .error may follow \"steps.a\""}}},
+
+    /* sleep and sleep_until */
+    {DOC("{'id': 's', 'sleep': '1h30m'}"), {{"/steps/0/sleep", "\"1h30m\" are not supported"}}},
+    {DOC("{'id': 's', 'sleep': -1}"), {{"/steps/0/sleep", "must not be negative"}}},
+    {DOC("{'id': 's', 'sleep': 1.5}"), {{"/steps/0/sleep", "whole number"}}},
+    {DOC("{'id': 's', 'sleep': '${input.delay}'}"),
+     {{"/steps/0/sleep", "must start with a number"}}},
+    {DOC("{'id': 's', 'sleep': {}}"), {{"/steps/0/sleep", "must be a duration string"}}},
+    {DOC("{'id': 's', 'sleep_until': 'tomorrow'}"),
+     {{"/steps/0/sleep_until",
+       "must be an RFC 3339 time such as \"2030-01-31T09:00:00Z\" or an expression such as "
+       "\"${input.deliver_at}\""}}},
+    {DOC("{'id': 's', 'sleep_until': '2030-13-01T00:00:00Z'}"),
+     {{"/steps/0/sleep_until", "RFC 3339"}}},
+    {DOC("{'id': 's', 'sleep_until': '2030-01-01'}"), {{"/steps/0/sleep_until", "RFC 3339"}}},
+    {DOC("{'id': 's', 'sleep_until': '2030-01-01T00:00:00'}"),
+     {{"/steps/0/sleep_until", "RFC 3339"}}},
+    {DOC("{'id': 's', 'sleep_until': 1893456000000}"), {{"/steps/0/sleep_until", "RFC 3339"}}},
+    {DOC("{'id': 's', 'sleep_until': ''}"), {{"/steps/0/sleep_until", "RFC 3339"}}},
+    {DOC("{'id': 's', 'sleep_until': '${inptu.at}'}"),
+     {{"/steps/0/sleep_until", "${inptu.at}: unknown root"}}},
+    {DOC("{'id': 's', 'sleep_until': '${steps.s.output}'}"),
+     {{"/steps/0/sleep_until", "${steps.s.output}: a step cannot use its own result"}}},
+
+    /* wait */
+    {DOC("{'id': 'w', 'wait': 'approve'}"),
+     {{"/steps/0/wait", "must be an object such as {\"signal\": \"approve\"}"}}},
+    {DOC("{'id': 'w', 'wait': {}}"), {{"/steps/0/wait", "missing required field \"signal\""}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 5}}"), {{"/steps/0/wait/signal", "must be a string"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': ''}}"),
+     {{"/steps/0/wait/signal", "must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'a b'}}"), {{"/steps/0/wait/signal", "1 to 128"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'a/b'}}"), {{"/steps/0/wait/signal", "1 to 128"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': '" L64 L64 "a'}}"),
+     {{"/steps/0/wait/signal", "1 to 128"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': '${input.sig}'}}"),
+     {{"/steps/0/wait/signal", "1 to 128"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'x', 'timeout': '0s'}}"),
+     {{"/steps/0/wait/timeout", "must be greater than zero"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'x', 'timeout': '1 h'}}"),
+     {{"/steps/0/wait/timeout", "spaces"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'x', 'signals': ['y']}}"),
+     {{"/steps/0/wait/signals", "unknown field; did you mean \"signal\"?"}}},
+    {DOC(WAIT(", 'on_timeout': 'continue'")),
+     {{"/steps/0/on_timeout", "has no effect without a wait.timeout"}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'x', 'timeout': '1s'}, 'on_timeout': 'retry'}"),
+     {{"/steps/0/on_timeout", "must be \"fail\" or \"continue\""}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'x', 'timeout': '1s'}, 'on_timeout': true}"),
+     {{"/steps/0/on_timeout", "must be \"fail\" or \"continue\""}}},
+    {DOC(SLEEP(", 'on_timeout': 'fail'")), {{"/steps/0/on_timeout", "applies only to wait steps"}}},
+    {DOC(ACT(", 'on_timeout': 'fail'")), {{"/steps/0/on_timeout", "applies only to wait steps"}}},
+
+    /* fields that only activities have */
+    {DOC(WAIT(", 'timeout': '1h'")),
+     {{"/steps/0/timeout",
+       "applies only to activity steps; a wait's timeout goes in wait.timeout"}}},
+    {DOC(SLEEP(", 'timeout': '1h', 'schedule_to_close': '1h', 'heartbeat_timeout': '1h'")),
+     {{"/steps/0/timeout", "applies only to activity steps"},
+      {"/steps/0/schedule_to_close", "applies only to activity steps"},
+      {"/steps/0/heartbeat_timeout", "applies only to activity steps"}}},
+    {DOC(WAIT(", 'retry': {'max_attempts': 2}")),
+     {{"/steps/0/retry", "applies only to activity steps"}}},
+    {DOC(SLEEP(", 'compensate': {'url': 'http://h'}")),
+     {{"/steps/0/compensate", "applies only to activity steps"}}},
+    {DOC("{'id': 'u', 'sleep_until': '${input.at}', 'retry': {}}"),
+     {{"/steps/0/retry", "applies only to activity steps"}}},
+    /* When the kind is unclear, the values are still checked. */
+    {DOC("{'id': 'x', 'timeout': '0s', 'retry': {'max_attempts': 0}}"),
+     {{"/steps/0", "needs one of"},
+      {"/steps/0/timeout", "must be greater than zero"},
+      {"/steps/0/retry/max_attempts", "must be at least 1"}}},
+
+    /* activity timeouts */
+    {DOC(ACT(", 'timeout': '0s'")), {{"/steps/0/timeout", "must be greater than zero"}}},
+    {DOC(ACT(", 'timeout': 0")), {{"/steps/0/timeout", "must be greater than zero"}}},
+    {DOC(ACT(", 'timeout': -5")), {{"/steps/0/timeout", "must not be negative"}}},
+    {DOC(ACT(", 'timeout': '5'")), {{"/steps/0/timeout", "needs a unit"}}},
+    {DOC(ACT(", 'timeout': '1h30m'")), {{"/steps/0/timeout", "single unit"}}},
+    {DOC(ACT(", 'schedule_to_close': 'x'")),
+     {{"/steps/0/schedule_to_close", "must start with a number"}}},
+    {DOC(ACT(", 'heartbeat_timeout': 1.5")), {{"/steps/0/heartbeat_timeout", "whole number"}}},
+    {DOC(ACT(", 'timeout': '36501d'")), {{"/steps/0/timeout", "too long"}}},
+
+    /* retry */
+    {DOC(ACT(", 'retry': 5")), {{"/steps/0/retry", "must be an object"}}},
+    {DOC(ACT(", 'retry': {'max_attempt': 3, 'jitter': true}")),
+     {{"/steps/0/retry/max_attempt", "unknown field; did you mean \"max_attempts\"?"},
+      {"/steps/0/retry/jitter", "unknown field"}}},
+    {DOC(ACT(", 'retry': {'max_attempts': 0}")),
+     {{"/steps/0/retry/max_attempts", "must be at least 1 (1 means no retry)"}}},
+    {DOC(ACT(", 'retry': {'max_attempts': -1}")),
+     {{"/steps/0/retry/max_attempts", "must be at least 1"}}},
+    {DOC(ACT(", 'retry': {'max_attempts': '3'}")),
+     {{"/steps/0/retry/max_attempts", "must be an integer"}}},
+    {DOC(ACT(", 'retry': {'max_attempts': 2.0}")),
+     {{"/steps/0/retry/max_attempts", "must be an integer"}}},
+    {DOC(ACT(", 'retry': {'max_attempts': 2147483648}")),
+     {{"/steps/0/retry/max_attempts", "must be at most 2147483647"}}},
+    {DOC(ACT(", 'retry': {'initial_interval': '0s'}")),
+     {{"/steps/0/retry/initial_interval", "must be greater than zero"}}},
+    {DOC(ACT(", 'retry': {'initial_interval': '1.5s'}")),
+     {{"/steps/0/retry/initial_interval", "use a smaller unit"}}},
+    {DOC(ACT(", 'retry': {'max_interval': 0}")),
+     {{"/steps/0/retry/max_interval", "must be greater than zero"}}},
+    {DOC(ACT(", 'retry': {'backoff_coefficient': 0.5}")),
+     {{"/steps/0/retry/backoff_coefficient", "must be at least 1.0"}}},
+    {DOC(ACT(", 'retry': {'backoff_coefficient': 0}")),
+     {{"/steps/0/retry/backoff_coefficient", "must be at least 1.0"}}},
+    {DOC(ACT(", 'retry': {'backoff_coefficient': '2'}")),
+     {{"/steps/0/retry/backoff_coefficient", "must be a number"}}},
+    {DOC(ACT(", 'retry': {'initial_interval': '2s', 'max_interval': '1s'}")),
+     {{"/steps/0/retry/max_interval", "max_interval (1s) must be at least initial_interval (2s)"}}},
+    {DOC(ACT(", 'retry': {'max_interval': '500ms'}")),
+     {{"/steps/0/retry/max_interval",
+       "max_interval (500ms) must be at least initial_interval (1s)"}}},
+    {"{'name': 'w', 'defaults': {'retry': {'max_interval': '5m'}}, 'steps': ["
+     "{'id': 'a', 'activity': {'url': 'http://h'}, 'retry': {'initial_interval': '10m'}}]}",
+     {{"/steps/0/retry/initial_interval",
+       "max_interval (5m) must be at least initial_interval (10m)"}}},
+    {DOC(ACT(", 'retry': {'non_retryable_errors': 'PaymentDeclined'}")),
+     {{"/steps/0/retry/non_retryable_errors", "must be an array of error type strings"}}},
+    {DOC(ACT(", 'retry': {'non_retryable_errors': ['', 'ok', 5, null]}")),
+     {{"/steps/0/retry/non_retryable_errors/0", "must be a non-empty string"},
+      {"/steps/0/retry/non_retryable_errors/2", "must be a non-empty string"},
+      {"/steps/0/retry/non_retryable_errors/3", "must be a non-empty string"}}},
+
+    /* defaults */
+    {"{'name': 'w', 'defaults': [], 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/defaults", "must be an object"}}},
+    {"{'name': 'w', 'defaults': {'retries': {}, 'timeout': '0s', 'schedule_to_close': -1,"
+     " 'heartbeat_timeout': 'x'}, 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/defaults/retries", "unknown field; did you mean \"retry\"?"},
+      {"/defaults/timeout", "must be greater than zero"},
+      {"/defaults/schedule_to_close", "must not be negative"},
+      {"/defaults/heartbeat_timeout", "must start with a number"}}},
+    {"{'name': 'w', 'defaults': {'retry': {'max_attempts': 0, 'max_interval': '500ms'}},"
+     " 'steps': [{'id': 's', 'sleep': '1s'}]}",
+     {{"/defaults/retry/max_attempts", "must be at least 1"},
+      {"/defaults/retry/max_interval",
+       "max_interval (500ms) must be at least initial_interval (1s)"}}},
+    /* A bad defaults.retry is reported once, not again for each step that inherits it. */
+    {"{'name': 'w', 'defaults': {'retry': {'initial_interval': '1m', 'max_interval': '1s'}},"
+     " 'steps': [" ACT("") ", {'id': 'b', 'activity': {'url': 'http://h'}, 'retry': "
+                           "{'max_attempts': 2}}]}",
+     {{"/defaults/retry/max_interval",
+       "max_interval (1s) must be at least initial_interval (1m)"}}},
+    {"{'name': 'w', 'defaults': {'on_timeout': 'fail', 'signal': 'x'}, 'steps': [{'id': 's', "
+     "'sleep': '1s'}]}",
+     {{"/defaults/on_timeout", "unknown field"}, {"/defaults/signal", "unknown field"}}},
+
+    /* compensate */
+    {DOC(ACT(", 'compensate': 'http://h/undo'")), {{"/steps/0/compensate", "must be an object"}}},
+    {DOC(ACT(", 'compensate': {}")), {{"/steps/0/compensate", "missing required field \"url\""}}},
+    {DOC(ACT(", 'compensate': {'url': 'mailto:x@y', 'heartbeat_timeout': '1s'}")),
+     {{"/steps/0/compensate/url", "http:// or https://"},
+      {"/steps/0/compensate/heartbeat_timeout", "unknown field"}}},
+    {DOC(ACT(", 'compensate': {'url': 'http://h', 'retry': {'max_attempts': 0}, 'timeout': "
+             "'0ms'}")),
+     {{"/steps/0/compensate/retry/max_attempts", "must be at least 1"},
+      {"/steps/0/compensate/timeout", "must be greater than zero"}}},
+    {DOC(ACT(", 'compensate': {'url': 'http://h', 'retry': {'initial_interval': '1h', "
+             "'max_interval': '1m'}}")),
+     {{"/steps/0/compensate/retry/max_interval",
+       "max_interval (1m) must be at least initial_interval (1h)"}}},
+    {DOC(ACT(", 'compensate': {'url': 'http://h', 'input': '${steps.b.output}'}") "," SLEEP("")),
+     {{"/steps/0/compensate/input", "${steps.b.output}: no step \"b\" in this definition"}}},
+    {DOC(ACT(", 'compensate': {'url': 'http://h', 'input': '${steps.s.output}'}") "," SLEEP("")),
+     {{"/steps/0/compensate/input", "${steps.s.output}: step \"s\" comes after this step; a step "
+                                    "can only use the results of the steps before it"}}},
+
+    /* references */
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': '${steps.nope.output}'}}"),
+     {{"/steps/0/activity/input", "${steps.nope.output}: no step \"nope\" in this definition"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': {'me': '${steps.a.output}'}}}"),
+     {{"/steps/0/activity/input/me",
+       "${steps.a.output}: a step cannot use its own result (only its compensate can)"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h/${steps.a.output.id}'}}"),
+     {{"/steps/0/activity/url", "${steps.a.output.id}: a step cannot use its own result"}}},
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': ['${steps.b.output.x}']}},"
+         " {'id': 'b', 'sleep': '1s'}"),
+     {{"/steps/0/activity/input/0", "${steps.b.output.x}: step \"b\" comes after this step"}}},
+    {DOC(SLEEP("") ", {'id': 'b', 'activity': {'url': 'http://h', 'input': "
+                   "'${steps.s.outcome}'}}"),
+     {{"/steps/1/activity/input", "only .output or .error may follow \"steps.s\""}}},
+    {"{'name': 'w', 'steps': [" SLEEP("") "], 'output': {'x': '${steps.t.output}', 'y': "
+                                          "'${steps.s.output}', 'z': ['${input.a', '${steps.s}']}}",
+     {{"/output/x", "${steps.t.output}: no step \"t\" in this definition"},
+      {"/output/z/0", "${input.a: missing \"}\""},
+      {"/output/z/1", "${steps.s}: only .output or .error may follow \"steps.s\""}}},
+    /* A step with an invalid id cannot be referenced. */
+    {DOC("{'id': 'a.b', 'sleep': '1s'}, {'id': 'c', 'activity': {'url': 'http://h', 'input':"
+         " '${steps.ab.output}'}}"),
+     {{"/steps/0/id", "1 to 64"},
+      {"/steps/1/activity/input", "no step \"ab\" in this definition"}}},
+
+    /* Every error at once, the one from the brief among them. */
+    {"{'name': 'bad name', 'steps': [" SLEEP(
+         "") ", {'id': 's', 'wait': {}}, "
+             "{'id': 'c', 'activity': {'url': 'ftp://x'}, 'retry': {'max_attempts': 0}}],"
+             " 'outputs': {}}",
+     {{"/outputs", "unknown field; did you mean \"output\"?"},
+      {"/name", "1 to 128 characters"},
+      {"/steps/1/id", "duplicate step id \"s\""},
+      {"/steps/1/wait", "missing required field \"signal\""},
+      {"/steps/2/activity/url", "http:// or https://"},
+      {"/steps/2/retry/max_attempts", "must be at least 1"}}},
+};
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        json_t *doc = Jq(invalid[i].doc);
+        struct defn *d = (struct defn *)1;
+        json_t *errors = NULL;
+        int rc = defn_parse(doc, &d, &errors);
+        char *dump = errors ? json_dumps(errors, JSON_INDENT(1)) : NULL;
+        if (rc != -1 || d != NULL || !json_is_array(errors))
+            fail_msg("%s: accepted", invalid[i].doc);
+        size_t want_n = 0;
+        while (want_n < 8 && invalid[i].errors[want_n].pointer)
+            want_n++;
+        if (json_array_size(errors) != want_n)
+            fail_msg("%s:\n%zu errors, want %zu: %s", invalid[i].doc, json_array_size(errors),
+                     want_n, dump);
+        bool used[8] = {false};
+        for (size_t w = 0; w < want_n; w++) {
+            bool found = false;
+            for (size_t k = 0; k < json_array_size(errors) && !found; k++) {
+                const json_t *e = json_array_get(errors, k);
+                const char *pointer = json_string_value(json_object_get(e, "pointer"));
+                const char *message = json_string_value(json_object_get(e, "message"));
+                assert_non_null(pointer);
+                assert_non_null(message);
+                assert_int_equal(json_object_size(e), 2);
+                if (!used[k] && strcmp(pointer, invalid[i].errors[w].pointer) == 0 &&
+                    strstr(message, invalid[i].errors[w].message)) {
+                    used[k] = found = true;
+                }
+            }
+            if (!found)
+                fail_msg("%s:\nno error at \"%s\" saying \"%s\"; got %s", invalid[i].doc,
+                         invalid[i].errors[w].pointer, invalid[i].errors[w].message, dump);
+        }
+        free(dump);
+        json_decref(errors);
+        json_decref(doc);
+    }
+}
+
+/* Every message is a sentence for a person: no empty message, and valid JSON all the way. */
+static void test_error_array_shape(void **state)
+{
+    (void)state;
+    json_t *doc = Jq("{'name': '', 'x': 1, 'steps': [{'id': 'a', 'activity': {'url': "
+                     "'http://h', 'input': '${input.\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+                     "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+                     "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+                     "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9'}}]}");
+    struct defn *d;
+    json_t *errors;
+    assert_int_equal(defn_parse(doc, &d, &errors), -1);
+    assert_int_equal(json_array_size(errors), 3);
+    for (size_t i = 0; i < json_array_size(errors); i++) {
+        const char *m = json_string_value(json_object_get(json_array_get(errors, i), "message"));
+        assert_non_null(m);
+        assert_true(strlen(m) > 0);
+    }
+    char *text = json_dumps(errors, 0);
+    assert_non_null(text);
+    json_t *back = json_loads(text, 0, NULL);
+    assert_non_null(back);
+    json_decref(back);
+    free(text);
+    json_decref(errors);
+    json_decref(doc);
+}
+
+/* ---- retry arithmetic --------------------------------------------------------------------- */
+
+static void test_retry_interval(void **state)
+{
+    (void)state;
+    struct defn_retry r = {5, 1000, 2.0, 100000, NULL, 0};
+    static const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 32000, 64000, 100000, 100000};
+    for (int a = 1; a <= 9; a++)
+        assert_int_equal(defn_retry_interval_ms(&r, a), want[a - 1]);
+    assert_int_equal(defn_retry_interval_ms(&r, 0), 1000);
+    assert_int_equal(defn_retry_interval_ms(&r, -3), 1000);
+    assert_int_equal(defn_retry_interval_ms(&r, 64), 100000);
+    assert_int_equal(defn_retry_interval_ms(&r, 1100), 100000); /* 2^1099 is inf as a double */
+    assert_int_equal(defn_retry_interval_ms(&r, INT_MAX), 100000);
+
+    struct defn_retry flat = {5, 1500, 1.0, 150000, NULL, 0};
+    for (int a = 1; a <= 50; a++)
+        assert_int_equal(defn_retry_interval_ms(&flat, a), 1500);
+    assert_int_equal(defn_retry_interval_ms(&flat, INT_MAX), 1500);
+
+    struct defn_retry half = {5, 1000, 1.5, 10000, NULL, 0};
+    static const int64_t want_half[] = {1000, 1500, 2250, 3375, 5062, 7593, 10000, 10000};
+    for (int a = 1; a <= 8; a++)
+        assert_int_equal(defn_retry_interval_ms(&half, a), want_half[a - 1]);
+
+    /* At the edges of int64: saturates at max_interval, never wraps. */
+    struct defn_retry huge = {5, DAY * 36500, 1e300, DAY * 36500, NULL, 0};
+    assert_int_equal(defn_retry_interval_ms(&huge, 1), DAY * 36500);
+    assert_int_equal(defn_retry_interval_ms(&huge, 3), DAY * 36500);
+    struct defn_retry top = {5, 1, 10.0, INT64_MAX, NULL, 0};
+    assert_int_equal(defn_retry_interval_ms(&top, 1), 1);
+    assert_int_equal(defn_retry_interval_ms(&top, 4), 1000);
+    assert_int_equal(defn_retry_interval_ms(&top, 400), INT64_MAX);
+    assert_true(defn_retry_interval_ms(&top, 19) > 0);
+
+    assert_int_equal(defn_retry_interval_ms(NULL, 1), 0);
+}
+
+/* The policies parse_ok produces feed straight into the arithmetic. */
+static void test_retry_interval_from_definition(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(CONTRACT_EXAMPLE);
+    const struct defn_retry *r = &d->steps[0].activity.retry;
+    assert_int_equal(defn_retry_interval_ms(r, 1), 1000);
+    assert_int_equal(defn_retry_interval_ms(r, 4), 8000);
+    assert_int_equal(defn_retry_interval_ms(r, 9), 256000);
+    assert_int_equal(defn_retry_interval_ms(r, 10), 300000); /* max_interval 5m */
+    defn_free(d);
+}
+
+static void test_non_retryable(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(CONTRACT_EXAMPLE);
+    const struct defn_retry *r = &d->steps[0].activity.retry;
+    assert_true(defn_retry_is_non_retryable(r, "PaymentDeclined"));
+    assert_false(defn_retry_is_non_retryable(r, "paymentdeclined"));
+    assert_false(defn_retry_is_non_retryable(r, "Payment"));
+    assert_false(defn_retry_is_non_retryable(r, "timeout"));
+    assert_false(defn_retry_is_non_retryable(r, ""));
+    assert_false(defn_retry_is_non_retryable(r, NULL));
+    assert_false(defn_retry_is_non_retryable(NULL, "PaymentDeclined"));
+    defn_free(d);
+    d = parse_ok(DOC(ACT("")));
+    assert_false(defn_retry_is_non_retryable(&d->steps[0].activity.retry, "PaymentDeclined"));
+    defn_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_contract_example),
+        cmocka_unit_test(test_minimal),
+        cmocka_unit_test(test_builtin_defaults),
+        cmocka_unit_test(test_retry_merge),
+        cmocka_unit_test(test_retry_merge_max_from_defaults),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_compensate_defaults),
+        cmocka_unit_test(test_wait_and_sleep_kinds),
+        cmocka_unit_test(test_valid_names),
+        cmocka_unit_test(test_valid_urls),
+        cmocka_unit_test(test_valid_references),
+        cmocka_unit_test(test_many_steps),
+        cmocka_unit_test(test_step_index),
+        cmocka_unit_test(test_document_not_kept),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_error_array_shape),
+        cmocka_unit_test(test_retry_interval),
+        cmocka_unit_test(test_retry_interval_from_definition),
+        cmocka_unit_test(test_non_retryable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
