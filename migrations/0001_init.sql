@@ -36,6 +36,7 @@ CREATE INDEX executions_by_status ON executions (status, created_at DESC, id DES
 CREATE TABLE steps (
     execution_id  text        NOT NULL,
     step_id       text        NOT NULL,
+    position      integer     NOT NULL,  -- index in the definition, for ordering
     status        text        NOT NULL
                   CHECK (status IN ('pending', 'scheduled', 'running', 'waiting', 'completed',
                                     'failed', 'skipped', 'compensated')),
@@ -70,10 +71,13 @@ CREATE TABLE tasks (
     due_at        timestamptz NOT NULL DEFAULT now(),
     lease_owner   text,
     lease_until   timestamptz,
-    token         text        UNIQUE,  -- the task token of an asynchronous activity attempt
+    payload       jsonb,               -- an activity attempt: url, evaluated input, timeout_ms
+    token         text        UNIQUE,  -- the task token of an activity attempt (async completion)
     created_at    timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX tasks_by_due ON tasks (due_at);
+-- A claimer sleeps until the earliest unleased due time or the earliest lease expiry.
+CREATE INDEX tasks_unleased_by_due ON tasks (due_at) WHERE lease_until IS NULL;
+CREATE INDEX tasks_by_lease ON tasks (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX tasks_by_execution ON tasks (execution_id);
 
 -- Signals sent to executions, kept until a wait consumes them.
@@ -88,3 +92,8 @@ CREATE TABLE signals (
     UNIQUE (execution_id, idempotency_key)
 );
 CREATE INDEX signals_unconsumed ON signals (execution_id, name, id) WHERE consumed_seq IS NULL;
+
+-- Times in API answers: RFC 3339, UTC, milliseconds.
+CREATE FUNCTION keel_ts(t timestamptz) RETURNS text
+    LANGUAGE sql STABLE STRICT
+    AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;

@@ -7,9 +7,14 @@
 #include "config.h"
 #include "store/pool.h"
 
+struct runner;
+struct longpoll;
+
 struct app {
     const struct config *cfg;
-    struct store_pool *pool; /* connections for API requests */
+    struct store_pool *pool;   /* connections for API requests */
+    struct runner *runner;     /* the engine's shell: dispatches attempts, claims tasks */
+    struct longpoll *longpoll; /* suspended result?wait= requests */
 };
 
 #endif

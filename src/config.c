@@ -49,6 +49,11 @@ static const struct option_def options[] = {
      OFF(max_body_bytes), "Largest accepted request body; larger ones get 413."},
     {"shutdown-grace-ms", "KEEL_SHUTDOWN_GRACE_MS", OPT_LONG, "10000", 0, 3600000,
      OFF(shutdown_grace_ms), "On SIGTERM/SIGINT, how long to wait for in-flight requests."},
+    {"lease-grace-ms", "KEEL_LEASE_GRACE_MS", OPT_LONG, "30000", 100, 86400000, OFF(lease_grace_ms),
+     "An attempt's lease lasts its timeout plus this; a keeld that dies loses its attempts to "
+     "another after that long."},
+    {"max-in-flight", "KEEL_MAX_IN_FLIGHT", OPT_LONG, "1000", 1, 100000, OFF(max_in_flight),
+     "Activity attempts on the wire at once, across all hosts."},
     {"no-migrate", "KEEL_NO_MIGRATE", OPT_BOOL, "false", 0, 0, OFF(no_migrate),
      "Do not apply pending migrations at start (use 'keeld migrate')."},
 };

@@ -27,6 +27,8 @@ struct config {
     long db_pool_size;      /* PostgreSQL connections for API requests */
     long max_body_bytes;    /* request body cap; larger bodies get 413 */
     long shutdown_grace_ms; /* how long SIGTERM waits for in-flight requests */
+    long lease_grace_ms;    /* an attempt's lease lasts its timeout plus this */
+    long max_in_flight;     /* activity attempts on the wire at once */
     bool no_migrate;        /* do not apply migrations at start */
 };
 

@@ -1,11 +1,13 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
+#include "api/longpoll.h"
 #include "api/routes.h"
 #include "app.h"
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
 #include "store/migrate.h"
+#include "runner/runner.h"
 #include "store/pool.h"
 
 #include <pthread.h>
@@ -47,6 +49,18 @@ static int migrate_database(const char *url, int wait_s)
     }
 }
 
+static void on_execution_ended(void *arg, const char *execution_id)
+{
+    struct app *app = arg;
+    longpoll_ended(app->longpoll, execution_id);
+}
+
+static void on_missed_notifications(void *arg)
+{
+    struct app *app = arg;
+    longpoll_recheck_all(app->longpoll);
+}
+
 static int serve(const struct config *cfg)
 {
     int rc = 1;
@@ -67,6 +81,25 @@ static int serve(const struct config *cfg)
 
     struct app app = {.cfg = cfg,
                       .pool = store_pool_new(cfg->database_url, (int)cfg->db_pool_size)};
+    app.longpoll = longpoll_start(app.pool);
+    struct runner_config rcfg = {
+        .database_url = cfg->database_url,
+        .workers = cfg->workers,
+        .lease_grace_ms = cfg->lease_grace_ms,
+        .max_in_flight = cfg->max_in_flight,
+        .webhook_secret = cfg->webhook_secret,
+        .on_execution_ended = on_execution_ended,
+        .on_missed_notifications = on_missed_notifications,
+        .hook_arg = &app,
+    };
+    char *why = NULL;
+    struct http_server *server = NULL;
+    app.runner = runner_start(&rcfg, &why);
+    if (!app.runner) {
+        log_error("cannot start the engine", "error", why);
+        free(why);
+        goto out;
+    }
     struct http_server_config hcfg = {
         .listen = cfg->listen,
         .threads = cfg->http_threads,
@@ -76,8 +109,7 @@ static int serve(const struct config *cfg)
         .n_routes = api_n_routes,
         .app = &app,
     };
-    char *why = NULL;
-    struct http_server *server = http_server_start(&hcfg, &why);
+    server = http_server_start(&hcfg, &why);
     if (!server) {
         log_error("cannot start the HTTP server", "error", why);
         free(why);
@@ -90,15 +122,20 @@ static int serve(const struct config *cfg)
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log_info("stopping: draining requests in flight", "signal", strsignal(sig));
+    longpoll_drain(app.longpoll);
     int cut = http_server_stop(server, cfg->shutdown_grace_ms);
     if (cut > 0) {
         char n[16];
         snprintf(n, sizeof n, "%d", cut);
         log_warn("requests still running at the deadline were cut off", "count", n);
     }
+    runner_stop(app.runner, cfg->shutdown_grace_ms);
+    app.runner = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
+    runner_stop(app.runner, 0);
+    longpoll_free(app.longpoll);
     store_pool_free(app.pool);
     return rc;
 }

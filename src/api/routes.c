@@ -1,11 +1,22 @@
 /* Every route of the HTTP API, in one table. */
 #include "api/routes.h"
 
+#include "api/executions.h"
 #include "api/health.h"
+#include "api/workflows.h"
 
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/readyz", api_readyz},
+    {"POST", "/v1/workflows", api_workflows_create},
+    {"GET", "/v1/workflows", api_workflows_list},
+    {"GET", "/v1/workflows/{name}", api_workflows_get},
+    {"GET", "/v1/workflows/{name}/versions/{version}", api_workflows_get_version},
+    {"POST", "/v1/workflows/{name}/executions", api_executions_start},
+    {"GET", "/v1/executions", api_executions_list},
+    {"GET", "/v1/executions/{id}", api_executions_get},
+    {"GET", "/v1/executions/{id}/history", api_executions_history},
+    {"GET", "/v1/executions/{id}/result", api_executions_result},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

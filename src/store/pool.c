@@ -3,6 +3,7 @@
 #include "store/pool.h"
 
 #include "log.h"
+#include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/timeutil.h"
 
@@ -119,6 +120,10 @@ PGconn *store_acquire(struct store_pool *p, int wait_ms, char **why)
     }
     if (!conn) {
         conn = store_connect(p->conninfo, why);
+        if (conn && store_prepare_all(conn, why) < 0) {
+            PQfinish(conn);
+            conn = NULL;
+        }
         if (!conn) {
             /* Give the slot back empty so the next caller tries again. */
             pthread_mutex_lock(&p->lock);

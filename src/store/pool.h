@@ -12,7 +12,8 @@ struct store_pool;
 struct store_pool *store_pool_new(const char *conninfo, int size);
 void store_pool_free(struct store_pool *pool);
 
-/* Borrows a working connection, opening or re-opening it as needed. Waits up to wait_ms for a
+/* Borrows a working connection, opening or re-opening it as needed; a new connection has every
+ * statement of store/stmt.h prepared. Waits up to wait_ms for a
  * free slot. Returns NULL with a message in *why (caller frees) when the database cannot be
  * reached or the pool stays exhausted; callers answer 503 then. */
 PGconn *store_acquire(struct store_pool *pool, int wait_ms, char **why)

@@ -228,6 +228,51 @@ void keeld_start(struct proc *p, const char *conninfo, const char *const *env,
     }
 }
 
+void receiver_start(struct proc *p, const char *secret)
+{
+    receiver_start_on(p, secret, 0);
+}
+
+void receiver_start_on(struct proc *p, const char *secret, uint16_t port)
+{
+    static int counter;
+    memset(p, 0, sizeof *p);
+    snprintf(p->log_path, sizeof p->log_path, "receiver-%d-%d.log", (int)getpid(), ++counter);
+    unlink(p->log_path);
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%u", port);
+    const char *argv[] = {harness_env("KEEL_RECEIVER_BIN"), "--port", port_text,
+                          secret ? "--secret" : NULL, secret, NULL};
+    p->pid = spawn(argv, NULL, p->log_path);
+    int64_t deadline = now_ms() + 30000;
+    while (now_ms() < deadline) {
+        char *log = read_file(p->log_path);
+        const char *at = log ? strstr(log, "{\"port\": ") : NULL;
+        if (at) {
+            p->port = (uint16_t)atoi(at + 9);
+            free(log);
+            snprintf(p->base_url, sizeof p->base_url, "http://127.0.0.1:%u", p->port);
+            return;
+        }
+        free(log);
+        usleep(20000);
+    }
+    fail_msg("the receiver did not start");
+}
+
+json_t *receiver_stats(const struct proc *p, const char *query)
+{
+    char path[512];
+    snprintf(path, sizeof path, "/_stats%s", query);
+    struct hreply r;
+    http_get(p->base_url, path, &r);
+    json_t *j = json_incref(r.json);
+    hreply_free(&r);
+    if (!j)
+        fail_msg("receiver stats are not JSON");
+    return j;
+}
+
 int proc_wait(struct proc *p, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;

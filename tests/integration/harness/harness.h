@@ -37,6 +37,13 @@ void keeld_start(struct proc *p, const char *conninfo, const char *const *env,
 /* Starts keeld without waiting for it to come up. */
 void keeld_spawn(struct proc *p, const char *conninfo, const char *const *env,
                  const char *const *args);
+/* Starts keel-test-receiver on a free port (verifying signatures with secret when not NULL)
+ * and waits until it listens; p->base_url is its address. */
+void receiver_start(struct proc *p, const char *secret);
+/* The same on a given port (0 = any), e.g. to bring a receiver back where it was. */
+void receiver_start_on(struct proc *p, const char *secret, uint16_t port);
+/* GET /_stats of the receiver ("?key=K" etc. in query, may be ""); a new reference. */
+json_t *receiver_stats(const struct proc *p, const char *query);
 /* Waits for the process to exit, up to timeout_ms; returns its exit status (0-255), 128+signal
  * when killed by a signal, or -1 on timeout. */
 int proc_wait(struct proc *p, int timeout_ms);

@@ -1,0 +1,80 @@
+/* Shared handler helpers. */
+#include "api/common.h"
+
+#include "app.h"
+#include "log.h"
+#include "store/pool.h"
+#include "store/stmt.h"
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PGconn *api_db_acquire(struct http_request *req)
+{
+    struct app *app = http_app(req);
+    char *why = NULL;
+    PGconn *conn = store_acquire(app->pool, 5000, &why);
+    if (!conn) {
+        http_add_header(req, "Retry-After", "1");
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable", "%s", why);
+        free(why);
+    }
+    return conn;
+}
+
+void api_db_release(struct http_request *req, PGconn *conn)
+{
+    struct app *app = http_app(req);
+    store_release(app->pool, conn);
+}
+
+void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r)
+{
+    char *why = store_error(r, conn);
+    if (store_conn_lost(conn)) {
+        http_add_header(req, "Retry-After", "1");
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable",
+                           "the connection to the database was lost; retry");
+    } else {
+        log_error("query failed", "method", http_method(req), "path", http_path(req), "error", why);
+        http_reply_problem(req, 500, "internal", "Internal error", NULL);
+    }
+    free(why);
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        store_command(conn, "ROLLBACK");
+}
+
+void api_bad_parameter(struct http_request *req, const char *name, const char *message)
+{
+    json_t *errors = json_pack("[{s:s, s:s}]", "parameter", name, "message", message);
+    char *detail = xasprintf("query parameter \"%s\": %s", name, message);
+    http_reply_problem_ext(req, 400, "invalid-parameter", "Invalid query parameter", detail, errors,
+                           NULL);
+    free(detail);
+}
+
+void api_invalid_field(struct http_request *req, const char *pointer, const char *message)
+{
+    json_t *errors = json_pack("[{s:s, s:s}]", "pointer", pointer, "message", message);
+    char *detail = xasprintf("%s: %s", pointer[0] ? pointer : "(body)", message);
+    http_reply_problem_ext(req, 422, "validation", "Invalid request", detail, errors, NULL);
+    free(detail);
+}
+
+bool api_parse_limit(struct http_request *req, int *limit)
+{
+    const char *v = http_query(req, "limit");
+    *limit = 50;
+    if (!v)
+        return true;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 1 || n > 500) {
+        api_bad_parameter(req, "limit", "must be an integer from 1 to 500");
+        return false;
+    }
+    *limit = (int)n;
+    return true;
+}

@@ -1,0 +1,25 @@
+/* Helpers shared by the API handlers: database access with the right error replies, paging
+ * parameters, and common validation. */
+#ifndef KEEL_API_COMMON_H
+#define KEEL_API_COMMON_H
+
+#include "http/server.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+/* Borrows a database connection for the request, or replies 503 and returns NULL. */
+PGconn *api_db_acquire(struct http_request *req);
+void api_db_release(struct http_request *req, PGconn *conn);
+/* Replies to a failed query: 503 when the connection was lost, else 500 (logged, with no
+ * internals in the reply). Rolls back an open transaction. */
+void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r);
+
+/* Parses ?limit= (default 50, 1..500) into *limit; replies 400 and returns false when bad. */
+bool api_parse_limit(struct http_request *req, int *limit);
+/* Replies 400 naming a query parameter. */
+void api_bad_parameter(struct http_request *req, const char *name, const char *message);
+/* Replies 422 with a single error at pointer. */
+void api_invalid_field(struct http_request *req, const char *pointer, const char *message);
+
+#endif

@@ -1,0 +1,13 @@
+/* Executions: start, read, list, history, and the result long poll. */
+#ifndef KEEL_API_EXECUTIONS_H
+#define KEEL_API_EXECUTIONS_H
+
+#include "http/server.h"
+
+void api_executions_start(struct http_request *req);
+void api_executions_list(struct http_request *req);
+void api_executions_get(struct http_request *req);
+void api_executions_history(struct http_request *req);
+void api_executions_result(struct http_request *req);
+
+#endif

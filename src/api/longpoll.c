@@ -1,0 +1,212 @@
+/* Waiters in a list under one lock; one thread answers the ones that are due. */
+#include "api/longpoll.h"
+
+#include "log.h"
+#include "store/exec_read.h"
+#include "util/alloc.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct waiter {
+    struct http_request *req;
+    char *execution_id;
+    int64_t deadline_ms;
+    bool check; /* look at the execution now: it may have ended */
+    bool busy;  /* being answered by the thread, outside the lock */
+    struct waiter *next;
+};
+
+struct longpoll {
+    struct store_pool *pool;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct waiter *waiters;
+    bool stopping; /* answer every waiter now, and new ones at once */
+    bool exiting;  /* the thread should end */
+    pthread_t thread;
+};
+
+/* Answers w (200 if the execution ended, 202 if not and must_answer); returns false, without
+ * answering, when it is still running and not due. Called without the lock. */
+static bool answer(struct longpoll *lp, struct waiter *w, bool must_answer)
+{
+    char *why = NULL;
+    PGconn *conn = store_acquire(lp->pool, 2000, &why);
+    char status[16] = "";
+    char *json = NULL;
+    if (conn) {
+        json = store_execution_json(conn, w->execution_id, status, &why);
+        store_release(lp->pool, conn);
+    }
+    bool ended = json && store_status_is_final(status);
+    if (!ended && !must_answer) {
+        free(json);
+        free(why);
+        return false;
+    }
+    if (json)
+        http_reply_json(w->req, ended ? 200 : 202, json_loads(json, 0, NULL));
+    else if (why)
+        http_reply_problem(w->req, 503, "database-unavailable", "Database unavailable", "%s", why);
+    else
+        http_reply_problem(w->req, 404, "not-found", "Not found", "no execution \"%s\"",
+                           w->execution_id);
+    http_resume(w->req);
+    free(json);
+    free(why);
+    return true;
+}
+
+static void *longpoll_main(void *arg)
+{
+    struct longpoll *lp = arg;
+    size_t cap = 16;
+    struct waiter **batch = xmalloc(cap * sizeof *batch);
+    pthread_mutex_lock(&lp->lock);
+    for (;;) {
+        int64_t now = time_mono_ms();
+        int64_t next = now + 1000;
+        size_t n = 0;
+        /* Waiters stay in the list while they are answered, so an end reported meanwhile sets
+         * their check flag again instead of being lost. */
+        for (struct waiter *w = lp->waiters; w; w = w->next) {
+            if (w->busy)
+                continue;
+            if (lp->stopping || w->check || w->deadline_ms <= now) {
+                if (n == cap) {
+                    cap *= 2;
+                    batch = xrealloc(batch, cap * sizeof *batch);
+                }
+                w->busy = true;
+                w->check = false;
+                batch[n++] = w;
+            } else if (w->deadline_ms < next) {
+                next = w->deadline_ms;
+            }
+        }
+        bool stopping = lp->stopping;
+        pthread_mutex_unlock(&lp->lock);
+        for (size_t i = 0; i < n; i++) {
+            struct waiter *w = batch[i];
+            bool done = answer(lp, w, stopping || w->deadline_ms <= time_mono_ms());
+            pthread_mutex_lock(&lp->lock);
+            w->busy = false;
+            if (done) {
+                struct waiter **pp = &lp->waiters;
+                while (*pp != w)
+                    pp = &(*pp)->next;
+                *pp = w->next;
+                free(w->execution_id);
+                free(w);
+            }
+            pthread_mutex_unlock(&lp->lock);
+        }
+        pthread_mutex_lock(&lp->lock);
+        if (lp->exiting && !lp->waiters)
+            break;
+        if (stopping && !lp->waiters)
+            pthread_cond_broadcast(&lp->cond); /* longpoll_drain waits for this */
+        bool pending = false;
+        for (struct waiter *w = lp->waiters; w; w = w->next)
+            pending |= w->check || lp->stopping;
+        if (!pending) {
+            int64_t wait = next - time_mono_ms();
+            if (wait > 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += wait / 1000;
+                ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&lp->cond, &lp->lock, &ts);
+            }
+        }
+    }
+    pthread_mutex_unlock(&lp->lock);
+    free(batch);
+    return NULL;
+}
+
+struct longpoll *longpoll_start(struct store_pool *pool)
+{
+    struct longpoll *lp = xcalloc(1, sizeof *lp);
+    lp->pool = pool;
+    pthread_mutex_init(&lp->lock, NULL);
+    pthread_cond_init(&lp->cond, NULL);
+    pthread_create(&lp->thread, NULL, longpoll_main, lp);
+    return lp;
+}
+
+void longpoll_drain(struct longpoll *lp)
+{
+    pthread_mutex_lock(&lp->lock);
+    lp->stopping = true;
+    pthread_cond_broadcast(&lp->cond);
+    while (lp->waiters)
+        pthread_cond_wait(&lp->cond, &lp->lock);
+    pthread_mutex_unlock(&lp->lock);
+}
+
+void longpoll_free(struct longpoll *lp)
+{
+    if (!lp)
+        return;
+    pthread_mutex_lock(&lp->lock);
+    lp->stopping = true;
+    lp->exiting = true;
+    pthread_cond_broadcast(&lp->cond);
+    pthread_mutex_unlock(&lp->lock);
+    pthread_join(lp->thread, NULL);
+    pthread_mutex_destroy(&lp->lock);
+    pthread_cond_destroy(&lp->cond);
+    free(lp);
+}
+
+void longpoll_wait(struct longpoll *lp, struct http_request *req, const char *execution_id,
+                   int64_t deadline_ms)
+{
+    struct waiter *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->execution_id = xstrdup(execution_id);
+    w->deadline_ms = deadline_ms;
+    /* Looked at once after registering, so an end between the caller's read and now is not
+     * missed. */
+    w->check = true;
+    http_suspend(req);
+    pthread_mutex_lock(&lp->lock);
+    w->next = lp->waiters;
+    lp->waiters = w;
+    pthread_cond_broadcast(&lp->cond);
+    pthread_mutex_unlock(&lp->lock);
+}
+
+void longpoll_ended(struct longpoll *lp, const char *execution_id)
+{
+    pthread_mutex_lock(&lp->lock);
+    bool any = false;
+    for (struct waiter *w = lp->waiters; w; w = w->next) {
+        if (!strcmp(w->execution_id, execution_id)) {
+            w->check = true;
+            any = true;
+        }
+    }
+    if (any)
+        pthread_cond_broadcast(&lp->cond);
+    pthread_mutex_unlock(&lp->lock);
+}
+
+void longpoll_recheck_all(struct longpoll *lp)
+{
+    pthread_mutex_lock(&lp->lock);
+    for (struct waiter *w = lp->waiters; w; w = w->next)
+        w->check = true;
+    pthread_cond_broadcast(&lp->cond);
+    pthread_mutex_unlock(&lp->lock);
+}

@@ -1,0 +1,19 @@
+/* Parsed definitions by (name, version). Versions are immutable, so an entry never goes stale
+ * and is kept for the life of the process. */
+#ifndef KEEL_RUNNER_DEFCACHE_H
+#define KEEL_RUNNER_DEFCACHE_H
+
+#include "defn/defn.h"
+
+#include <libpq-fe.h>
+
+struct defcache;
+
+struct defcache *defcache_new(void);
+void defcache_free(struct defcache *c);
+/* The definition, loaded through conn on a miss. Owned by the cache and valid until
+ * defcache_free. NULL with *why set (caller frees) when it does not exist or cannot be read. */
+const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *name, int version,
+                                char **why);
+
+#endif

@@ -1,0 +1,590 @@
+/* Runner threads and the job queue between them. */
+#include "runner/runner.h"
+
+#include "log.h"
+#include "store/pool.h"
+#include "store/stmt.h"
+#include "util/alloc.h"
+#include "util/ids.h"
+#include "util/timeutil.h"
+#include "webhook/dispatcher.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLAIM_BATCH       64
+#define MAX_IDLE_SLEEP_MS 30000
+#define DB_RETRY_DELAY_MS 500
+#define RESULT_GIVE_UP_MS 60000
+
+enum job_kind {
+    JOB_RESULT,  /* an attempt's webhook finished */
+    JOB_CLAIMED, /* a task leased by the claimer */
+};
+
+struct job {
+    enum job_kind kind;
+    int64_t task_id;
+    char *execution_id;
+    char *step_id;
+    int attempt;
+    int64_t first_try_ms; /* when the job was first tried, to give up on a database that stays
+                             down: the task's lease then expires and the attempt is redone */
+    /* JOB_RESULT */
+    enum wh_outcome outcome;
+    json_t *output;
+    json_t *error;
+    bool retryable;
+    int64_t retry_after_ms;
+    /* JOB_CLAIMED */
+    char *task_kind;
+    json_t *payload;
+    char *token;
+    char *workflow;
+    int version;
+    struct job *next;
+};
+
+struct runner {
+    struct runner_config cfg;
+    char owner[64];
+    struct transition_env env;
+    struct defcache *defs;
+    struct store_pool *pool;
+    struct wh_dispatcher *wh;
+    struct wh_secrets *secrets;
+
+    pthread_mutex_t lock; /* guards the queue, the flags and the claimer's wake-up */
+    pthread_cond_t work;  /* a job was queued */
+    pthread_cond_t wake;  /* the claimer should look for due tasks */
+    struct job *head, *tail;
+    bool stopping_claims;
+    bool stopping_workers;
+    bool claim_requested;
+    atomic_long in_flight;
+
+    pthread_t *workers;
+    pthread_t claimer;
+    pthread_t listener;
+};
+
+static void job_free(struct job *j)
+{
+    free(j->execution_id);
+    free(j->step_id);
+    json_decref(j->output);
+    json_decref(j->error);
+    free(j->task_kind);
+    json_decref(j->payload);
+    free(j->token);
+    free(j->workflow);
+    free(j);
+}
+
+static void push_job(struct runner *r, struct job *j)
+{
+    pthread_mutex_lock(&r->lock);
+    j->next = NULL;
+    if (r->tail)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void wake_claimer(struct runner *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->claim_requested = true;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+struct attempt_ctx {
+    struct runner *runner;
+    int64_t task_id;
+    char *execution_id;
+    char *step_id;
+    int attempt;
+};
+
+static void on_webhook_done(struct wh_result *res, void *user)
+{
+    struct attempt_ctx *a = user;
+    struct runner *r = a->runner;
+    atomic_fetch_sub(&r->in_flight, 1);
+    if (res->outcome == WH_ABORTED) {
+        /* keeld is stopping: the lease expires and a later holder sends the attempt again. */
+        free(a->execution_id);
+        free(a->step_id);
+        free(a);
+        wake_claimer(r);
+        return;
+    }
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_RESULT;
+    j->task_id = a->task_id;
+    j->execution_id = a->execution_id;
+    j->step_id = a->step_id;
+    j->attempt = a->attempt;
+    j->outcome = res->outcome;
+    j->output = res->output;
+    res->output = NULL;
+    j->error = res->error;
+    res->error = NULL;
+    j->retryable = res->retryable;
+    j->retry_after_ms = res->retry_after_ms;
+    free(a);
+    push_job(r, j);
+    wake_claimer(r); /* capacity freed */
+}
+
+static void send_attempt(struct runner *r, int64_t task_id, const char *execution_id,
+                         const char *workflow, int version, const char *step_id, int attempt,
+                         const json_t *payload, const char *token)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s/%s", execution_id, step_id);
+    const char *url = json_string_value(json_object_get(payload, "url"));
+    json_t *body =
+        json_pack("{s:s, s:s, s:i, s:s, s:i, s:O, s:s}", "execution_id", execution_id, "workflow",
+                  workflow, "version", version, "step", step_id, "attempt", attempt, "input",
+                  json_object_get(payload, "input"), "task_token", token ? token : "");
+    struct wh_request *req = wh_request_new(url ? url : "", key, attempt);
+    req->body = json_dumps(body, JSON_COMPACT);
+    req->body_len = strlen(req->body);
+    json_decref(body);
+    char tp[56];
+    ids_traceparent(execution_id, step_id, attempt, tp);
+    req->traceparent = xstrdup(tp);
+    req->timeout_ms = (long)json_integer_value(json_object_get(payload, "timeout_ms"));
+    req->secrets = r->secrets;
+    struct attempt_ctx *a = xcalloc(1, sizeof *a);
+    a->runner = r;
+    a->task_id = task_id;
+    a->execution_id = xstrdup(execution_id);
+    a->step_id = xstrdup(step_id);
+    a->attempt = attempt;
+    req->done = on_webhook_done;
+    req->user = a;
+    atomic_fetch_add(&r->in_flight, 1);
+    wh_dispatcher_submit(r->wh, req);
+}
+
+void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
+{
+    while (list) {
+        struct attempt_dispatch *next = list->next;
+        send_attempt(r, list->task_id, list->execution_id, list->workflow, list->version,
+                     list->step_id, list->attempt, list->payload, list->token);
+        attempt_dispatch_free(list);
+        list = next;
+    }
+}
+
+void runner_ended(struct runner *r, const char *execution_id)
+{
+    if (r->cfg.on_execution_ended)
+        r->cfg.on_execution_ended(r->cfg.hook_arg, execution_id);
+}
+
+const struct transition_env *runner_env(struct runner *r)
+{
+    return &r->env;
+}
+
+/* ---- workers ------------------------------------------------------------------------------- */
+
+/* Builds the engine input for a job. */
+static void job_input(const struct job *j, struct engine_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->now_ms = time_now_ms();
+    in->attempt = j->attempt;
+    in->retry_after_ms = -1;
+    if (j->kind == JOB_RESULT) {
+        if (j->outcome == WH_OK) {
+            in->kind = ENGINE_IN_ATTEMPT_SUCCEEDED;
+            in->output = j->output ? j->output : json_null();
+        } else {
+            in->kind = ENGINE_IN_ATTEMPT_FAILED;
+            in->error = j->error;
+            in->non_retryable = !j->retryable;
+            in->retry_after_ms = j->retry_after_ms;
+        }
+        return;
+    }
+    if (!strcmp(j->task_kind, "activity"))
+        in->kind = ENGINE_IN_ATTEMPT_STARTED;
+    else if (!strcmp(j->task_kind, "timer"))
+        in->kind = ENGINE_IN_TIMER_FIRED;
+    else
+        in->kind = ENGINE_IN_WAIT_TIMED_OUT;
+}
+
+/* Runs one job. Returns false when it should be tried again later (database trouble). */
+static bool run_job(struct runner *r, struct job *j)
+{
+    char *why = NULL;
+    PGconn *conn = store_acquire(r->pool, 5000, &why);
+    if (!conn) {
+        log_warn("database unavailable; will retry", "error", why, "execution", j->execution_id);
+        free(why);
+        return false;
+    }
+    if (j->kind == JOB_RESULT && j->outcome == WH_ASYNC) {
+        /* Asynchronous completion (202) is not built yet: the attempt fails, visibly. */
+        j->outcome = WH_FAILED;
+        json_decref(j->error);
+        j->error = json_pack("{s:s, s:s}", "type", "async_not_supported", "message",
+                             "the receiver answered 202, but this keeld does not support "
+                             "asynchronous completion yet");
+        j->retryable = false;
+    }
+    struct engine_input in;
+    job_input(j, &in);
+    bool is_attempt_start = j->kind == JOB_CLAIMED && in.kind == ENGINE_IN_ATTEMPT_STARTED;
+    int64_t consume = is_attempt_start ? 0 : j->task_id;
+    struct transition_out out;
+    enum transition_outcome rc =
+        transition_run(&r->env, conn, j->execution_id, j->step_id, consume, &in, &out, &why);
+    bool done = true;
+    switch (rc) {
+    case TRANSITION_APPLIED:
+        if (is_attempt_start)
+            send_attempt(r, j->task_id, j->execution_id, j->workflow, j->version, j->step_id,
+                         j->attempt, j->payload, j->token);
+        runner_dispatch(r, out.dispatches);
+        if (out.ended)
+            runner_ended(r, j->execution_id);
+        break;
+    case TRANSITION_STALE:
+        attempt_dispatch_free_list(out.dispatches);
+        if (is_attempt_start) {
+            char id[24];
+            snprintf(id, sizeof id, "%lld", (long long)j->task_id);
+            const char *params[] = {id, r->owner};
+            PQclear(store_run(conn, STMT_TASK_DELETE, 2, params));
+        }
+        log_debug("input did not apply", "execution", j->execution_id, "step", j->step_id);
+        break;
+    case TRANSITION_NOT_FOUND:
+        log_warn("task for an unknown execution dropped", "execution", j->execution_id);
+        break;
+    case TRANSITION_LEASE_LOST:
+        log_warn("result dropped: the task's lease passed to another keeld", "execution",
+                 j->execution_id, "step", j->step_id);
+        break;
+    case TRANSITION_ERROR:
+        log_warn("transition failed; will retry", "execution", j->execution_id, "error", why);
+        free(why);
+        done = false;
+        break;
+    }
+    store_release(r->pool, conn);
+    return done;
+}
+
+static void *worker_main(void *arg)
+{
+    struct runner *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        while (!r->head && !r->stopping_workers)
+            pthread_cond_wait(&r->work, &r->lock);
+        struct job *j = r->head;
+        if (!j) {
+            pthread_mutex_unlock(&r->lock);
+            return NULL;
+        }
+        r->head = j->next;
+        if (!r->head)
+            r->tail = NULL;
+        pthread_mutex_unlock(&r->lock);
+
+        if (!j->first_try_ms)
+            j->first_try_ms = time_mono_ms();
+        if (run_job(r, j)) {
+            job_free(j);
+            continue;
+        }
+        if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS || r->stopping_workers) {
+            log_warn("giving up on a job; its task will be redone after its lease expires",
+                     "execution", j->execution_id, "step", j->step_id);
+            job_free(j);
+            continue;
+        }
+        usleep(DB_RETRY_DELAY_MS * 1000);
+        push_job(r, j);
+    }
+}
+
+/* ---- claimer ------------------------------------------------------------------------------- */
+
+static int claim_batch(struct runner *r, PGconn *conn, int limit, char **why)
+{
+    char grace[24], lim[16];
+    snprintf(grace, sizeof grace, "%ld", r->cfg.lease_grace_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[] = {r->owner, grace, lim};
+    PGresult *res = store_run(conn, STMT_TASKS_CLAIM, 3, params);
+    if (!store_ok(res)) {
+        *why = store_error(res, conn);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        struct job *j = xcalloc(1, sizeof *j);
+        j->kind = JOB_CLAIMED;
+        j->task_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        j->execution_id = xstrdup(PQgetvalue(res, i, 1));
+        j->task_kind = xstrdup(PQgetvalue(res, i, 2));
+        j->step_id = xstrdup(PQgetvalue(res, i, 3));
+        j->attempt = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));
+        j->payload = PQgetisnull(res, i, 5) ? NULL : json_loads(PQgetvalue(res, i, 5), 0, NULL);
+        j->token = PQgetisnull(res, i, 6) ? NULL : xstrdup(PQgetvalue(res, i, 6));
+        j->workflow = xstrdup(PQgetvalue(res, i, 7));
+        j->version = atoi(PQgetvalue(res, i, 8));
+        push_job(r, j);
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Milliseconds until the next task is due or a lease expires; MAX_IDLE_SLEEP_MS when none. */
+static long next_wake_ms(PGconn *conn)
+{
+    PGresult *res = store_run(conn, STMT_TASKS_NEXT_WAKE, 0, NULL);
+    long ms = MAX_IDLE_SLEEP_MS;
+    if (store_ok(res) && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        long v = atol(PQgetvalue(res, 0, 0));
+        ms = v < 0 ? 0 : v < MAX_IDLE_SLEEP_MS ? v : MAX_IDLE_SLEEP_MS;
+    } else if (!store_ok(res)) {
+        ms = 1000;
+    }
+    PQclear(res);
+    return ms;
+}
+
+static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+static void *claimer_main(void *arg)
+{
+    struct runner *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->stopping_claims;
+        r->claim_requested = false;
+        pthread_mutex_unlock(&r->lock);
+        if (stop)
+            return NULL;
+
+        long sleep_ms = MAX_IDLE_SLEEP_MS;
+        long room = r->cfg.max_in_flight - atomic_load(&r->in_flight);
+        char *why = NULL;
+        PGconn *conn = room > 0 ? store_acquire(r->pool, 5000, &why) : NULL;
+        if (room > 0 && !conn) {
+            log_warn("claimer: database unavailable", "error", why);
+            free(why);
+            sleep_ms = 1000;
+        } else if (conn) {
+            int limit = room < CLAIM_BATCH ? (int)room : CLAIM_BATCH;
+            int n = claim_batch(r, conn, limit, &why);
+            if (n < 0) {
+                log_warn("claimer: claim failed", "error", why);
+                free(why);
+                sleep_ms = 1000;
+            } else if (n == limit) {
+                sleep_ms = 0; /* more may be due */
+            } else {
+                sleep_ms = next_wake_ms(conn);
+            }
+            store_release(r->pool, conn);
+        }
+        if (sleep_ms == 0)
+            continue;
+        pthread_mutex_lock(&r->lock);
+        if (!r->claim_requested && !r->stopping_claims)
+            timed_wait(&r->wake, &r->lock, sleep_ms);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+/* ---- listener ------------------------------------------------------------------------------ */
+
+static PGconn *listen_connect(struct runner *r)
+{
+    char *why = NULL;
+    PGconn *c = store_connect(r->cfg.database_url, &why);
+    if (!c) {
+        free(why);
+        return NULL;
+    }
+    if (store_command(c, "LISTEN keel_tasks") < 0 || store_command(c, "LISTEN keel_done") < 0) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void *listener_main(void *arg)
+{
+    struct runner *r = arg;
+    PGconn *c = NULL;
+    bool was_down = false;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->stopping_claims;
+        pthread_mutex_unlock(&r->lock);
+        if (stop)
+            break;
+        if (!c) {
+            c = listen_connect(r);
+            if (!c) {
+                was_down = true;
+                usleep(500 * 1000);
+                continue;
+            }
+            if (was_down) {
+                log_info("listener reconnected to the database");
+                wake_claimer(r);
+                if (r->cfg.on_missed_notifications)
+                    r->cfg.on_missed_notifications(r->cfg.hook_arg);
+            }
+            was_down = false;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        int pr = poll(&pfd, 1, 250);
+        if (pr < 0 && errno != EINTR)
+            continue;
+        if (pr > 0 && !PQconsumeInput(c)) {
+            log_warn("listener lost its database connection");
+            PQfinish(c);
+            c = NULL;
+            was_down = true;
+            continue;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(c))) {
+            if (!strcmp(n->relname, "keel_tasks"))
+                wake_claimer(r);
+            else if (!strcmp(n->relname, "keel_done"))
+                runner_ended(r, n->extra);
+            PQfreemem(n);
+        }
+        if (PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = NULL;
+            was_down = true;
+        }
+    }
+    if (c)
+        PQfinish(c);
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------ */
+
+struct runner *runner_start(const struct runner_config *cfg, char **why)
+{
+    struct runner *r = xcalloc(1, sizeof *r);
+    r->cfg = *cfg;
+    char rnd[9];
+    ids_random_hex(4, rnd);
+    char host[32] = "keeld";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(r->owner, sizeof r->owner, "%s:%d:%s", host, (int)getpid(), rnd);
+    if (cfg->webhook_secret && wh_secrets_parse(cfg->webhook_secret, &r->secrets, why) < 0) {
+        free(r);
+        return NULL;
+    }
+    r->defs = defcache_new();
+    r->env.defs = r->defs;
+    r->env.owner = r->owner;
+    r->env.lease_grace_ms = cfg->lease_grace_ms;
+    r->pool = store_pool_new(cfg->database_url, (int)cfg->workers + 1);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    atomic_init(&r->in_flight, 0);
+    struct wh_dispatcher_config wcfg = {
+        .max_in_flight = (int)cfg->max_in_flight,
+        .max_per_host = 0,
+        .user_agent = "keel/" KEEL_VERSION,
+    };
+    r->wh = wh_dispatcher_start(&wcfg);
+    if (!r->wh) {
+        *why = xstrdup("cannot start the webhook dispatcher");
+        goto fail;
+    }
+    r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
+    for (long i = 0; i < cfg->workers; i++)
+        pthread_create(&r->workers[i], NULL, worker_main, r);
+    pthread_create(&r->claimer, NULL, claimer_main, r);
+    pthread_create(&r->listener, NULL, listener_main, r);
+    log_info("runner started", "owner", r->owner);
+    return r;
+fail:
+    defcache_free(r->defs);
+    store_pool_free(r->pool);
+    wh_secrets_free(r->secrets);
+    free(r);
+    return NULL;
+}
+
+void runner_stop(struct runner *r, long grace_ms)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping_claims = true;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->claimer, NULL);
+    pthread_join(r->listener, NULL);
+    /* Results of attempts that finish within the grace period are journaled by the workers. */
+    wh_dispatcher_stop(r->wh, grace_ms);
+    pthread_mutex_lock(&r->lock);
+    r->stopping_workers = true;
+    pthread_cond_broadcast(&r->work);
+    pthread_mutex_unlock(&r->lock);
+    for (long i = 0; i < r->cfg.workers; i++)
+        pthread_join(r->workers[i], NULL);
+    while (r->head) {
+        struct job *j = r->head;
+        r->head = j->next;
+        job_free(j);
+    }
+    free(r->workers);
+    defcache_free(r->defs);
+    store_pool_free(r->pool);
+    wh_secrets_free(r->secrets);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->work);
+    pthread_cond_destroy(&r->wake);
+    free(r);
+}

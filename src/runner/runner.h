@@ -1,0 +1,41 @@
+/* The runner: the engine's transactional shell at work. Worker threads journal webhook results
+ * and due tasks; a claimer leases due tasks (retries, timers, attempts whose keeld died); a
+ * listener wakes the claimer on NOTIFY; the webhook dispatcher sends attempts. Several keeld may
+ * run on one database: they coordinate only through task leases and NOTIFY. */
+#ifndef KEEL_RUNNER_RUNNER_H
+#define KEEL_RUNNER_RUNNER_H
+
+#include "runner/transition.h"
+
+#include <stdbool.h>
+
+struct runner_config {
+    const char *database_url;
+    long workers;               /* worker threads, each using one connection at a time */
+    long lease_grace_ms;        /* lease = attempt timeout + this */
+    long max_in_flight;         /* activity attempts on the wire at once */
+    const char *webhook_secret; /* whsec_... list, or NULL for unsigned webhooks */
+    /* Called (on a runner thread) when an execution ends, here or on another keeld. */
+    void (*on_execution_ended)(void *arg, const char *execution_id);
+    /* Called after the listener reconnects: any end may have been missed. */
+    void (*on_missed_notifications)(void *arg);
+    void *hook_arg;
+};
+
+struct runner;
+
+/* Starts the threads. Returns NULL with *why set (caller frees) on a bad secret or a thread
+ * that cannot start. The database may be down: the runner waits for it. */
+struct runner *runner_start(const struct runner_config *cfg, char **why);
+/* Stops claiming, lets attempts on the wire finish for up to grace_ms, journals their results,
+ * and frees the runner. Attempts cut off are redelivered by a later lease holder. */
+void runner_stop(struct runner *r, long grace_ms);
+
+/* The environment transitions run in (lease owner, definition cache). */
+const struct transition_env *runner_env(struct runner *r);
+/* Sends attempts leased by a committed transition. Takes ownership of the list. */
+void runner_dispatch(struct runner *r, struct attempt_dispatch *list);
+/* Reports that a committed transition ended an execution (wakes local long polls). */
+void runner_ended(struct runner *r, const char *execution_id);
+
+#endif

@@ -1,0 +1,182 @@
+/* The statement table. */
+#include "store/stmt.h"
+
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXEC_JSON_COLUMNS                                                                          \
+    "json_build_object('id', e.id, 'workflow', e.workflow, 'version', e.version, "                 \
+    "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
+    "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
+    "'completed_at', keel_ts(e.completed_at)"
+
+static const struct {
+    const char *name;
+    const char *sql;
+} statements[STMT__COUNT] = {
+    [STMT_WORKFLOW_LOCK] = {"workflow_lock",
+                            "SELECT pg_advisory_xact_lock(hashtext('keel.workflow:' || $1))"},
+    [STMT_WORKFLOW_LATEST] = {"workflow_latest",
+                              "SELECT version, digest, json_build_object('name', name, "
+                              "'version', version, 'digest', digest, 'created_at', "
+                              "keel_ts(created_at), 'definition', definition)::text "
+                              "FROM workflows WHERE name = $1 ORDER BY version DESC LIMIT 1"},
+    [STMT_WORKFLOW_VERSION] = {"workflow_version",
+                               "SELECT version, digest, json_build_object('name', name, "
+                               "'version', version, 'digest', digest, 'created_at', "
+                               "keel_ts(created_at), 'definition', definition)::text "
+                               "FROM workflows WHERE name = $1 AND version = $2"},
+    [STMT_WORKFLOW_INSERT] = {"workflow_insert",
+                              "INSERT INTO workflows (name, version, definition, digest) "
+                              "VALUES ($1, $2, $3::jsonb, $4)"},
+    [STMT_WORKFLOW_LIST] = {"workflow_list",
+                            "SELECT DISTINCT ON (name) name, json_build_object('name', name, "
+                            "'version', version, 'digest', digest, 'created_at', "
+                            "keel_ts(created_at), 'definition', definition)::text "
+                            "FROM workflows WHERE name > $1 ORDER BY name, version DESC "
+                            "LIMIT $2"},
+    [STMT_WORKFLOW_DEFN] = {"workflow_defn", "SELECT definition::text FROM workflows "
+                                             "WHERE name = $1 AND version = $2"},
+    [STMT_EXEC_INSERT] = {"exec_insert",
+                          "INSERT INTO executions (id, workflow, version, status, input, state, "
+                          "created_at, updated_at) VALUES ($1, $2, $3, 'running', $4::jsonb, "
+                          "'{}', $5::timestamptz, $5::timestamptz) "
+                          "ON CONFLICT (id) DO NOTHING RETURNING id"},
+    [STMT_EXEC_SAME_START] = {"exec_same_start",
+                              "SELECT workflow = $2 AND input = $3::jsonb FROM executions "
+                              "WHERE id = $1"},
+    /* The execution row, locked, with what a transition needs: the steps' results for the
+     * expression context and the current owner of the task being consumed. */
+    [STMT_EXEC_LOCK] = {"exec_lock",
+                        "SELECT e.workflow, e.version, e.status, e.state::text, e.input::text, "
+                        "e.last_seq, (SELECT coalesce(json_agg(json_build_array(s.step_id, "
+                        "s.status, s.output, s.error)), '[]')::text FROM steps s "
+                        "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
+                        "s.error IS NOT NULL OR s.status = 'completed')), "
+                        "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
+                        "FROM executions e WHERE e.id = $1 FOR UPDATE OF e"},
+    /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
+     * the same snapshot, which is what we want: the consumed task and the cancelled ones are
+     * those that existed before, never the ones inserted here.
+     * $1 id, $2 consumed task id or NULL, $3 lease owner, $4 events, $5 steps, $6 tasks,
+     * $7 cancel other tasks, $8 status, $9 state, $10 last_seq, $11 output, $12 error,
+     * $13 now, $14 ended, $15 notify claimers */
+    [STMT_EXEC_APPLY] =
+        {"exec_apply",
+         "WITH consumed AS (DELETE FROM tasks WHERE id = $2::bigint AND lease_owner = $3 "
+         "RETURNING id), "
+         "cancelled AS (DELETE FROM tasks WHERE $7::bool AND execution_id = $1 AND "
+         "id IS DISTINCT FROM $2::bigint RETURNING id), "
+         "ev AS (INSERT INTO events (execution_id, seq, type, step, attempt, at, data) "
+         "SELECT $1, e.seq, e.type, e.step, e.attempt, $13::timestamptz, "
+         "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
+         "step text, attempt int, data jsonb)), "
+         "st AS (INSERT INTO steps (execution_id, step_id, position, status, attempts, output, "
+         "error, started_at, completed_at) SELECT $1, s.id, s.position, s.status, s.attempts, "
+         "s.output, s.error, s.started_at, s.completed_at FROM jsonb_to_recordset($5::jsonb) "
+         "AS s(id text, position int, status text, attempts int, output jsonb, error jsonb, "
+         "started_at timestamptz, completed_at timestamptz) "
+         "ON CONFLICT (execution_id, step_id) DO UPDATE SET status = EXCLUDED.status, "
+         "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
+         "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at), "
+         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, token, "
+         "lease_owner, lease_until) SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload, "
+         "t.token, CASE WHEN t.lease_ms IS NOT NULL THEN $3 END, CASE WHEN t.lease_ms IS NOT "
+         "NULL THEN now() + t.lease_ms * interval '1 millisecond' END "
+         "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
+         "due_at timestamptz, payload jsonb, token text, lease_ms bigint) RETURNING id, token), "
+         "ex AS (UPDATE executions SET status = $8, state = $9::jsonb, last_seq = $10, "
+         "output = $11::jsonb, error = $12::jsonb, updated_at = $13::timestamptz, "
+         "completed_at = CASE WHEN $14::bool THEN $13::timestamptz END WHERE id = $1) "
+         "SELECT (SELECT count(*) FROM consumed), "
+         "coalesce((SELECT json_agg(json_build_array(id, token)) FROM tk), '[]')::text, "
+         "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
+         "CASE WHEN $14::bool THEN pg_notify('keel_done', $1) END"},
+    [STMT_EXEC_JSON] = {"exec_json",
+                        "SELECT " EXEC_JSON_COLUMNS
+                        ", 'steps', (SELECT coalesce(json_agg(json_build_object('id', "
+                        "s.step_id, 'status', s.status, 'attempts', s.attempts, 'started_at', "
+                        "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
+                        "'output', s.output, 'error', s.error) ORDER BY s.position), '[]') "
+                        "FROM steps s WHERE s.execution_id = e.id))::text, e.status "
+                        "FROM executions e WHERE e.id = $1"},
+    /* $1 workflow, $2 status, $3 since, $4 until, $5 cursor created_at, $6 cursor id, $7 limit */
+    [STMT_EXEC_LIST] = {"exec_list",
+                        "SELECT " EXEC_JSON_COLUMNS ")::text, e.created_at::text, e.id "
+                        "FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
+                        "AND ($2::text IS NULL OR e.status = $2) "
+                        "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
+                        "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
+                        "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
+                        "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
+    [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
+    [STMT_HISTORY] = {"history",
+                      "SELECT json_build_object('seq', seq, 'type', type, 'step', step, "
+                      "'attempt', attempt, 'at', keel_ts(at), 'data', data)::text, seq "
+                      "FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"},
+    [STMT_TASKS_CLAIM] = {"tasks_claim",
+                          "UPDATE tasks t SET lease_owner = $1, lease_until = now() + "
+                          "(coalesce((t.payload->>'timeout_ms')::bigint, 0) + $2::bigint) * "
+                          "interval '1 millisecond' WHERE t.id IN (SELECT id FROM tasks "
+                          "WHERE due_at <= now() AND (lease_until IS NULL OR "
+                          "lease_until < now()) ORDER BY due_at LIMIT $3 "
+                          "FOR UPDATE SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
+                          "t.step, t.attempt, t.payload::text, t.token, (SELECT e.workflow FROM "
+                          "executions e WHERE e.id = t.execution_id), (SELECT e.version FROM "
+                          "executions e WHERE e.id = t.execution_id)"},
+    [STMT_TASKS_NEXT_WAKE] = {"tasks_next_wake",
+                              "SELECT ceil(extract(epoch FROM least((SELECT min(due_at) FROM "
+                              "tasks WHERE lease_until IS NULL), (SELECT min(lease_until) FROM "
+                              "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
+    [STMT_TASK_DELETE] = {"task_delete",
+                          "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
+};
+
+int store_ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+char *store_error(const PGresult *r, PGconn *conn)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    if (!msg || !*msg)
+        msg = PQerrorMessage(conn);
+    size_t len = strlen(msg);
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--;
+    return xstrndup(msg, len);
+}
+
+int store_prepare_all(PGconn *conn, char **why)
+{
+    for (int i = 0; i < STMT__COUNT; i++) {
+        PGresult *r = PQprepare(conn, statements[i].name, statements[i].sql, 0, NULL);
+        if (!store_ok(r)) {
+            char *inner = store_error(r, conn);
+            *why = xasprintf("preparing %s: %s", statements[i].name, inner);
+            free(inner);
+            PQclear(r);
+            return -1;
+        }
+        PQclear(r);
+    }
+    return 0;
+}
+
+PGresult *store_run(PGconn *conn, enum store_stmt s, int n_params, const char *const *params)
+{
+    return PQexecPrepared(conn, statements[s].name, n_params, params, NULL, NULL, 0);
+}
+
+int store_command(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    int ok = store_ok(r);
+    PQclear(r);
+    return ok ? 0 : -1;
+}

@@ -1,0 +1,40 @@
+/* Every SQL statement of the daemon, prepared once per connection and run by name. Each is
+ * parameterised; no SQL text is ever built from data. */
+#ifndef KEEL_STORE_STMT_H
+#define KEEL_STORE_STMT_H
+
+#include <libpq-fe.h>
+
+enum store_stmt {
+    STMT_WORKFLOW_LOCK,    /* $1 name: serialise registrations of one name */
+    STMT_WORKFLOW_LATEST,  /* $1 name -> version, digest, json */
+    STMT_WORKFLOW_VERSION, /* $1 name, $2 version -> version, digest, json */
+    STMT_WORKFLOW_INSERT,  /* $1 name, $2 version, $3 definition, $4 digest */
+    STMT_WORKFLOW_LIST,    /* $1 after name ('' = first), $2 limit -> json */
+    STMT_WORKFLOW_DEFN,    /* $1 name, $2 version -> definition text */
+    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now -> id or none */
+    STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
+    STMT_EXEC_LOCK,        /* $1 id, $2 task id -> row for a transition (FOR UPDATE) */
+    STMT_EXEC_APPLY,       /* write one transition's effects (see stmt.c) */
+    STMT_EXEC_JSON,        /* $1 id -> the execution as API JSON with steps */
+    STMT_EXEC_LIST,        /* filters and keyset -> json rows */
+    STMT_EXEC_STATUS,      /* $1 id -> status */
+    STMT_HISTORY,          /* $1 id, $2 after seq, $3 limit -> json rows */
+    STMT_TASKS_CLAIM,      /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
+    STMT_TASKS_NEXT_WAKE,  /* -> ms until the next task is due or a lease expires (or NULL) */
+    STMT_TASK_DELETE,      /* $1 task id, $2 owner: drop a leased task that is no longer due */
+    STMT__COUNT
+};
+
+/* Prepares every statement on conn. Returns 0, or -1 with *why set (caller frees). */
+int store_prepare_all(PGconn *conn, char **why) __attribute__((warn_unused_result));
+/* Runs a prepared statement with text parameters (NULL = SQL NULL). Caller PQclears. */
+PGresult *store_run(PGconn *conn, enum store_stmt s, int n_params, const char *const *params);
+/* True when r is a successful command or query result. */
+int store_ok(const PGresult *r);
+/* A copy of the error of r (or of conn when r is NULL), without the trailing newline. */
+char *store_error(const PGresult *r, PGconn *conn);
+/* Runs a plain command (BEGIN, COMMIT, ROLLBACK); 0 or -1. */
+int store_command(PGconn *conn, const char *sql);
+
+#endif
