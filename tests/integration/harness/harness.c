@@ -357,10 +357,13 @@ int http_do(const char *base_url, const char *method, const char *path, const ch
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     free(url);
+    if (cc != CURLE_OK) {
+        buf_free(&rb);
+        buf_free(&hb);
+        return -1;
+    }
     r->body = buf_steal(&rb);
     r->headers = buf_steal(&hb);
-    if (cc != CURLE_OK)
-        return -1;
     r->json = json_loads(r->body, JSON_DECODE_ANY, NULL);
     return 0;
 }
