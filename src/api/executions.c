@@ -164,10 +164,12 @@ void api_executions_start(struct http_request *req)
     }
     PQclear(r);
     r = NULL;
-    struct engine_input in = {.kind = ENGINE_IN_START, .now_ms = now, .retry_after_ms = -1};
+    struct transition_request treq = {
+        .execution_id = id,
+        .in = {.kind = ENGINE_IN_START, .now_ms = now, .retry_after_ms = -1},
+    };
     char *why = NULL;
-    enum transition_outcome rc =
-        transition_apply(runner_env(app->runner), conn, id, NULL, 0, &in, &out, &why);
+    enum transition_outcome rc = transition_apply(runner_env(app->runner), conn, &treq, &out, &why);
     if (rc != TRANSITION_APPLIED) {
         free(why);
         goto db_fail;

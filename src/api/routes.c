@@ -3,6 +3,7 @@
 
 #include "api/executions.h"
 #include "api/health.h"
+#include "api/signals.h"
 #include "api/workflows.h"
 
 const struct http_route api_routes[] = {
@@ -17,6 +18,7 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/executions/{id}", api_executions_get},
     {"GET", "/v1/executions/{id}/history", api_executions_history},
     {"GET", "/v1/executions/{id}/result", api_executions_result},
+    {"POST", "/v1/executions/{id}/signals/{name}", api_signals_send},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

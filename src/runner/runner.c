@@ -252,13 +252,15 @@ static bool run_job(struct runner *r, struct job *j)
                              "asynchronous completion yet");
         j->retryable = false;
     }
-    struct engine_input in;
-    job_input(j, &in);
-    bool is_attempt_start = j->kind == JOB_CLAIMED && in.kind == ENGINE_IN_ATTEMPT_STARTED;
-    int64_t consume = is_attempt_start ? 0 : j->task_id;
+    struct transition_request req = {
+        .execution_id = j->execution_id,
+        .step_id = j->step_id,
+    };
+    job_input(j, &req.in);
+    bool is_attempt_start = j->kind == JOB_CLAIMED && req.in.kind == ENGINE_IN_ATTEMPT_STARTED;
+    req.consume_task_id = is_attempt_start ? 0 : j->task_id;
     struct transition_out out;
-    enum transition_outcome rc =
-        transition_run(&r->env, conn, j->execution_id, j->step_id, consume, &in, &out, &why);
+    enum transition_outcome rc = transition_run(&r->env, conn, &req, &out, &why);
     bool done = true;
     switch (rc) {
     case TRANSITION_APPLIED:

@@ -58,23 +58,101 @@ static json_t *json_ts_or_null(int64_t ms)
     return json_string(t);
 }
 
-/* Moves the effects of one engine call into p; immediate activity tasks get a token and a lease
- * and are fed back to the engine as started, so one transaction journals both. */
-static void collect(const struct transition_env *env, const struct defn *d, struct engine_state *st,
-                    json_t *ctx, const struct engine_input *in, struct engine_effects *fx,
-                    struct pending *p)
+/* Everything one transition works on. */
+struct apply {
+    const struct transition_env *env;
+    PGconn *conn;
+    const char *exec_id;
+    const struct defn *d;
+    struct engine_state *st;
+    json_t *ctx;
+    int64_t now_ms;
+    struct pending *p;
+    json_t *consumed_signals; /* [[signal id, seq]] */
+    char *why;                /* a database error met on the way */
+};
+
+static void append_event(struct apply *a, const char *type, const char *step, int attempt,
+                         json_t *data)
 {
+    json_t *row = json_object();
+    json_object_set_new(row, "seq", json_integer(++a->p->last_seq));
+    json_object_set_new(row, "type", json_string(type));
+    json_object_set_new(row, "step", step ? json_string(step) : json_null());
+    json_object_set_new(row, "attempt", attempt > 0 ? json_integer(attempt) : json_null());
+    json_object_set_new(row, "data", data ? data : json_object());
+    json_array_append_new(a->p->events, row);
+}
+
+static void collect(struct apply *a, const struct engine_input *in, struct engine_effects *fx);
+
+/* Feeds one more input to the engine within the same transition. Returns true if it applied. */
+static bool advance_more(struct apply *a, const struct engine_input *in)
+{
+    struct engine_effects fx = {0};
+    engine_advance(a->d, a->st, a->ctx, in, &fx);
+    bool applied = !fx.stale;
+    if (applied)
+        collect(a, in, &fx);
+    engine_effects_free(&fx);
+    return applied;
+}
+
+/* The seq of the newest event of that type written in this transition, or 0. */
+static json_int_t last_event_seq(struct apply *a, const char *type)
+{
+    json_int_t seq = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(a->p->events, i, e)
+    {
+        if (!strcmp(json_string_value(json_object_get(e, "type")), type))
+            seq = json_integer_value(json_object_get(e, "seq"));
+    }
+    return seq;
+}
+
+/* A wait has started: deliver the oldest signal of its name that arrived before it. */
+static void deliver_stored_signal(struct apply *a, const char *name)
+{
+    const char *params[] = {a->exec_id, name};
+    PGresult *r = store_run(a->conn, STMT_SIGNAL_NEXT, 2, params);
+    if (!store_ok(r)) {
+        if (!a->why)
+            a->why = store_error(r, a->conn);
+        PQclear(r);
+        return;
+    }
+    if (PQntuples(r) == 1) {
+        json_int_t id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        json_t *payload = json_loads(PQgetvalue(r, 0, 1), JSON_DECODE_ANY, NULL);
+        struct engine_input sig = {
+            .kind = ENGINE_IN_SIGNAL,
+            .now_ms = a->now_ms,
+            .step = a->st->current,
+            .signal = name,
+            .payload = payload,
+            .retry_after_ms = -1,
+        };
+        if (advance_more(a, &sig))
+            json_array_append_new(a->consumed_signals,
+                                  json_pack("[I, I]", id, last_event_seq(a, "signal_consumed")));
+        json_decref(payload);
+    }
+    PQclear(r);
+}
+
+/* Moves the effects of one engine call into the pending writes; immediate activity tasks get a
+ * token and a lease and are fed back to the engine as started, so one transaction journals
+ * both. */
+static void collect(struct apply *a, const struct engine_input *in, struct engine_effects *fx)
+{
+    struct pending *p = a->p;
+    const struct defn *d = a->d;
     for (size_t i = 0; i < fx->n_events; i++) {
         struct engine_event *e = &fx->events[i];
-        json_t *row = json_object();
-        json_object_set_new(row, "seq", json_integer(++p->last_seq));
-        json_object_set_new(row, "type", json_string(e->type));
-        json_object_set_new(row, "step",
-                            e->step >= 0 ? json_string(d->steps[e->step].id) : json_null());
-        json_object_set_new(row, "attempt",
-                            e->attempt > 0 ? json_integer(e->attempt) : json_null());
-        json_object_set_new(row, "data", e->data ? json_incref(e->data) : json_object());
-        json_array_append_new(p->events, row);
+        append_event(a, e->type, e->step >= 0 ? d->steps[e->step].id : NULL, e->attempt,
+                     e->data ? json_incref(e->data) : NULL);
     }
     for (size_t i = 0; i < fx->n_changed_steps; i++)
         p->changed[fx->changed_steps[i]] = true;
@@ -87,6 +165,7 @@ static void collect(const struct transition_env *env, const struct defn *d, stru
         p->output = fx->output ? json_incref(fx->output) : NULL;
         p->error = fx->error ? json_incref(fx->error) : NULL;
     }
+    const char *wants_signal = fx->wants_signal;
     for (size_t i = 0; i < fx->n_tasks; i++) {
         struct engine_task *t = &fx->tasks[i];
         char due[32];
@@ -108,7 +187,7 @@ static void collect(const struct transition_env *env, const struct defn *d, stru
         }
         if (immediate) {
             json_int_t timeout = json_integer_value(json_object_get(t->payload, "timeout_ms"));
-            json_object_set_new(row, "lease_ms", json_integer(timeout + env->lease_grace_ms));
+            json_object_set_new(row, "lease_ms", json_integer(timeout + a->env->lease_grace_ms));
         } else {
             json_object_set_new(row, "lease_ms", json_null());
             p->notify = true;
@@ -120,14 +199,13 @@ static void collect(const struct transition_env *env, const struct defn *d, stru
                 .now_ms = in->now_ms,
                 .step = t->step,
                 .attempt = t->attempt,
+                .retry_after_ms = -1,
             };
-            struct engine_effects fx2 = {0};
-            engine_advance(d, st, ctx, &started, &fx2);
-            if (!fx2.stale)
-                collect(env, d, st, ctx, &started, &fx2, p);
-            engine_effects_free(&fx2);
+            advance_more(a, &started);
         }
     }
+    if (wants_signal)
+        deliver_stored_signal(a, wants_signal);
 }
 
 static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text,
@@ -189,10 +267,14 @@ static char *dump(const json_t *j)
     return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
+static bool is_result(enum engine_input_kind k)
+{
+    return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED;
+}
+
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         const char *exec_id, const char *step_id,
-                                         int64_t consume_task_id, struct engine_input *in,
-                                         struct transition_out *out, char **why)
+                                         struct transition_request *req, struct transition_out *out,
+                                         char **why)
 {
     enum transition_outcome rc = TRANSITION_ERROR;
     PGresult *r = NULL;
@@ -201,8 +283,12 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     bool have_state = false;
     struct engine_effects fx = {0};
     struct pending p = {0};
+    struct apply a = {0};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
-         *error = NULL;
+         *error = NULL, *wf = NULL;
+    struct engine_input *in = &req->in;
+    const char *exec_id = req->execution_id;
+    int64_t consume_task_id = req->consume_task_id;
     memset(out, 0, sizeof *out);
 
     char task_id[24];
@@ -222,9 +308,9 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         rc = TRANSITION_LEASE_LOST;
         goto done;
     }
-    const char *workflow = PQgetvalue(r, 0, 0);
+    wf = xstrdup(PQgetvalue(r, 0, 0));
     int version = atoi(PQgetvalue(r, 0, 1));
-    const struct defn *d = defcache_get(env->defs, conn, workflow, version, why);
+    const struct defn *d = defcache_get(env->defs, conn, wf, version, why);
     if (!d)
         goto done;
     state_json = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
@@ -235,21 +321,21 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         goto done;
     }
     have_state = true;
-    ctx = build_ctx(exec_id, workflow, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 6));
+    ctx = build_ctx(exec_id, wf, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 6));
     p.last_seq = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
-    char *wf = xstrdup(workflow);
     PQclear(r);
     r = NULL;
 
-    if (step_id) {
-        int idx = defn_step_index(d, step_id);
+    if (req->step_id) {
+        int idx = defn_step_index(d, req->step_id);
         if (idx < 0) {
-            free(wf);
-            *why = xasprintf("execution %s has no step %s", exec_id, step_id);
+            *why = xasprintf("execution %s has no step %s", exec_id, req->step_id);
             goto done;
         }
         in->step = (size_t)idx;
     }
+    if (in->kind == ENGINE_IN_SIGNAL && !req->step_id)
+        in->step = st.current;
     if (in->kind == ENGINE_IN_ATTEMPT_STARTED && in->step < st.n_steps &&
         st.steps[in->step].status == ENGINE_STEP_RUNNING &&
         st.steps[in->step].attempt == in->attempt)
@@ -258,18 +344,74 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     p.events = json_array();
     p.tasks = json_array();
     p.changed = xcalloc(st.n_steps ? st.n_steps : 1, sizeof *p.changed);
+    a = (struct apply){.env = env,
+                       .conn = conn,
+                       .exec_id = exec_id,
+                       .d = d,
+                       .st = &st,
+                       .ctx = ctx,
+                       .now_ms = in->now_ms,
+                       .p = &p,
+                       .consumed_signals = json_array()};
+    size_t i;
+    json_t *extra;
+    json_array_foreach(req->extra_events, i, extra)
+    {
+        append_event(&a, json_string_value(json_object_get(extra, "type")),
+                     json_string_value(json_object_get(extra, "step")),
+                     (int)json_integer_value(json_object_get(extra, "attempt")),
+                     json_incref(json_object_get(extra, "data")));
+    }
     /* A new execution gets a row for every step, so readers see the whole plan from the start. */
     if (in->kind == ENGINE_IN_START)
-        for (size_t i = 0; i < st.n_steps; i++)
-            p.changed[i] = true;
+        for (size_t k = 0; k < st.n_steps; k++)
+            p.changed[k] = true;
     engine_advance(d, &st, ctx, in, &fx);
     bool stale = fx.stale;
-    if (!stale)
-        collect(env, d, &st, ctx, in, &fx, &p);
-    if (stale && consume_task_id <= 0) {
-        free(wf);
+    if (!stale) {
+        collect(&a, in, &fx);
+        if (in->kind == ENGINE_IN_SIGNAL && req->signal_id > 0)
+            json_array_append_new(a.consumed_signals,
+                                  json_pack("[I, I]", (json_int_t)req->signal_id,
+                                            last_event_seq(&a, "signal_consumed")));
+    } else if (is_result(in->kind) && st.status != ENGINE_EXEC_RUNNING) {
+        /* A late result for an ended execution is kept in the history, never applied. */
+        json_t *data = json_pack("{s:s, s:s}", "reason", "the execution had already ended",
+                                 "execution_status", engine_exec_status_name(st.status));
+        if (in->kind == ENGINE_IN_ATTEMPT_SUCCEEDED)
+            json_object_set_new(data, "output",
+                                json_deep_copy(in->output ? in->output : json_null()));
+        else if (in->error)
+            json_object_set_new(data, "error", json_deep_copy(in->error));
+        append_event(&a, "result_ignored", in->step < st.n_steps ? d->steps[in->step].id : NULL,
+                     in->attempt, data);
+    }
+    if (a.why) {
+        *why = a.why;
+        a.why = NULL;
+        goto done;
+    }
+    if (stale && consume_task_id <= 0 && json_array_size(p.events) == 0) {
         rc = TRANSITION_STALE;
         goto done;
+    }
+
+    json_t *consumed;
+    json_array_foreach(a.consumed_signals, i, consumed)
+    {
+        char sid[24], seq[24];
+        snprintf(sid, sizeof sid, "%lld",
+                 (long long)json_integer_value(json_array_get(consumed, 0)));
+        snprintf(seq, sizeof seq, "%lld",
+                 (long long)json_integer_value(json_array_get(consumed, 1)));
+        const char *cp[] = {sid, seq};
+        PGresult *cr = store_run(conn, STMT_SIGNAL_CONSUME, 2, cp);
+        bool ok = store_ok(cr);
+        if (!ok)
+            *why = store_error(cr, conn);
+        PQclear(cr);
+        if (!ok)
+            goto done;
     }
 
     json_t *rows = step_rows(d, &st, ctx, p.changed);
@@ -306,18 +448,15 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     };
     r = store_run(conn, STMT_EXEC_APPLY, 15, params);
     if (!store_ok(r)) {
-        free(wf);
         *why = store_error(r, conn);
         goto done;
     }
     if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0) {
-        free(wf);
         rc = TRANSITION_LEASE_LOST;
         goto done;
     }
     /* Pair the tasks leased to us with their new ids (matched by their unique token). */
     json_t *inserted = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-    size_t i;
     json_t *row;
     json_array_foreach(p.tasks, i, row)
     {
@@ -328,24 +467,24 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         json_t *pair;
         json_array_foreach(inserted, j, pair)
         {
-            if (strcmp(json_string_value(json_array_get(pair, 1)), token) != 0)
+            const char *inserted_token = json_string_value(json_array_get(pair, 1));
+            if (!inserted_token || strcmp(inserted_token, token) != 0)
                 continue;
-            struct attempt_dispatch *a = xcalloc(1, sizeof *a);
-            a->task_id = json_integer_value(json_array_get(pair, 0));
-            a->execution_id = xstrdup(exec_id);
-            a->workflow = xstrdup(wf);
-            a->version = version;
-            a->step_id = xstrdup(json_string_value(json_object_get(row, "step")));
-            a->attempt = (int)json_integer_value(json_object_get(row, "attempt"));
-            a->payload = json_incref(json_object_get(row, "payload"));
-            a->token = xstrdup(token);
-            a->next = out->dispatches;
-            out->dispatches = a;
+            struct attempt_dispatch *ad = xcalloc(1, sizeof *ad);
+            ad->task_id = json_integer_value(json_array_get(pair, 0));
+            ad->execution_id = xstrdup(exec_id);
+            ad->workflow = xstrdup(wf);
+            ad->version = version;
+            ad->step_id = xstrdup(json_string_value(json_object_get(row, "step")));
+            ad->attempt = (int)json_integer_value(json_object_get(row, "attempt"));
+            ad->payload = json_incref(json_object_get(row, "payload"));
+            ad->token = xstrdup(token);
+            ad->next = out->dispatches;
+            out->dispatches = ad;
             break;
         }
     }
     json_decref(inserted);
-    free(wf);
     out->ended = p.ended;
     out->status = st.status;
     rc = stale ? TRANSITION_STALE : TRANSITION_APPLIED;
@@ -360,6 +499,8 @@ done:
     json_decref(p.tasks);
     json_decref(p.output);
     json_decref(p.error);
+    json_decref(a.consumed_signals);
+    free(a.why);
     free(p.changed);
     free(events);
     free(steps);
@@ -367,6 +508,7 @@ done:
     free(state_text);
     free(output);
     free(error);
+    free(wf);
     if (rc != TRANSITION_APPLIED && rc != TRANSITION_STALE) {
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;
@@ -375,17 +517,15 @@ done:
 }
 
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
-                                       const char *exec_id, const char *step_id,
-                                       int64_t consume_task_id, struct engine_input *in,
-                                       struct transition_out *out, char **why)
+                                       struct transition_request *req, struct transition_out *out,
+                                       char **why)
 {
     memset(out, 0, sizeof *out);
     if (store_command(conn, "BEGIN") < 0) {
         *why = store_error(NULL, conn);
         return TRANSITION_ERROR;
     }
-    enum transition_outcome rc =
-        transition_apply(env, conn, exec_id, step_id, consume_task_id, in, out, why);
+    enum transition_outcome rc = transition_apply(env, conn, req, out, why);
     if (rc == TRANSITION_APPLIED || rc == TRANSITION_STALE) {
         if (store_command(conn, "COMMIT") < 0) {
             *why = store_error(NULL, conn);

@@ -47,19 +47,29 @@ struct transition_out {
     enum engine_exec_status status;
 };
 
-/* Applies in (whose step field is set from step_id when step_id is not NULL) to execution
- * exec_id inside the caller's open transaction. consume_task_id > 0 deletes that task, which
- * must still be leased to env->owner. Activity attempts due at once are leased to this process
- * and journaled as started in the same transaction; they are returned in out->dispatches. */
+/* One input for one execution. */
+struct transition_request {
+    const char *execution_id;
+    const char *step_id;     /* when not NULL, sets in.step from the step's id */
+    int64_t consume_task_id; /* > 0: delete this task, which must still be leased to us */
+    int64_t signal_id;       /* > 0 with ENGINE_IN_SIGNAL: the stored signal being delivered */
+    const json_t *extra_events; /* events the runner itself journals before the engine's, as
+                                   [{type, step?, attempt?, data?}]; written even when the
+                                   engine ignores the input (signal_received, ...) */
+    struct engine_input in;
+};
+
+/* Applies req to its execution inside the caller's open transaction. Activity attempts due at
+ * once are leased to this process and journaled as started in the same transaction; they are
+ * returned in out->dispatches. A wait that starts consumes the oldest stored signal of its name
+ * at once. A webhook result for an execution that has ended is journaled as result_ignored. */
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         const char *exec_id, const char *step_id,
-                                         int64_t consume_task_id, struct engine_input *in,
+                                         struct transition_request *req,
                                          struct transition_out *out, char **why);
 
 /* BEGIN; transition_apply; COMMIT — or ROLLBACK when nothing is to be written. */
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
-                                       const char *exec_id, const char *step_id,
-                                       int64_t consume_task_id, struct engine_input *in,
+                                       struct transition_request *req,
                                        struct transition_out *out, char **why);
 
 #endif

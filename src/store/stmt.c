@@ -89,8 +89,11 @@ static const struct {
          "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
          "due_at timestamptz, payload jsonb, token text, lease_ms bigint) RETURNING id, token), "
          "ex AS (UPDATE executions SET status = $8, state = $9::jsonb, last_seq = $10, "
-         "output = $11::jsonb, error = $12::jsonb, updated_at = $13::timestamptz, "
-         "completed_at = CASE WHEN $14::bool THEN $13::timestamptz END WHERE id = $1) "
+         "output = CASE WHEN $14::bool THEN $11::jsonb WHEN $8 = 'running' THEN NULL "
+         "ELSE output END, error = CASE WHEN $14::bool THEN $12::jsonb WHEN $8 = 'running' "
+         "THEN NULL ELSE error END, updated_at = $13::timestamptz, completed_at = CASE WHEN "
+         "$14::bool THEN $13::timestamptz WHEN $8 = 'running' THEN NULL ELSE completed_at END "
+         "WHERE id = $1) "
          "SELECT (SELECT count(*) FROM consumed), "
          "coalesce((SELECT json_agg(json_build_array(id, token)) FROM tk), '[]')::text, "
          "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
@@ -133,6 +136,20 @@ static const struct {
                               "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
     [STMT_TASK_DELETE] = {"task_delete",
                           "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
+    [STMT_SIGNAL_NEXT] = {"signal_next",
+                          "SELECT id, payload::text FROM signals WHERE execution_id = $1 AND "
+                          "name = $2 AND consumed_seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE"},
+    [STMT_SIGNAL_CONSUME] = {"signal_consume",
+                             "UPDATE signals SET consumed_seq = $2 WHERE id = $1::bigint"},
+    [STMT_SIGNAL_INSERT] = {"signal_insert",
+                            "INSERT INTO signals (execution_id, name, payload, idempotency_key, "
+                            "received_at) VALUES ($1, $2, $3::jsonb, $4, $5::timestamptz) "
+                            "ON CONFLICT (execution_id, idempotency_key) DO NOTHING RETURNING id"},
+    [STMT_SIGNAL_BY_KEY] = {"signal_by_key",
+                            "SELECT id, name, payload::text FROM signals WHERE execution_id = $1 "
+                            "AND idempotency_key = $2"},
+    [STMT_EXEC_LOCK_STATUS] = {"exec_lock_status",
+                               "SELECT status FROM executions WHERE id = $1 FOR UPDATE"},
 };
 
 int store_ok(const PGresult *r)
