@@ -74,8 +74,9 @@ bool store_conn_lost(PGconn *conn)
     return !conn || PQstatus(conn) == CONNECTION_BAD;
 }
 
-/* An idle connection should have nothing to read. If its socket is readable the server has
- * closed it (shutdown or restart) or sent a notice; consuming input tells which. */
+/* A pooled connection is idle and listens to nothing, so the server has no reason to send it
+ * anything: if its socket is readable, the server has closed it (shutdown, restart, idle
+ * timeout) or is about to. Such a connection is replaced rather than trusted. */
 static bool idle_conn_alive(PGconn *conn)
 {
     if (PQstatus(conn) != CONNECTION_OK)
@@ -83,14 +84,7 @@ static bool idle_conn_alive(PGconn *conn)
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
     if (pfd.fd < 0)
         return false;
-    if (poll(&pfd, 1, 0) > 0) {
-        if (!PQconsumeInput(conn))
-            return false;
-        PGnotify *n;
-        while ((n = PQnotifies(conn)))
-            PQfreemem(n);
-    }
-    return PQstatus(conn) == CONNECTION_OK;
+    return poll(&pfd, 1, 0) == 0;
 }
 
 PGconn *store_acquire(struct store_pool *p, int wait_ms, char **why)
