@@ -3,6 +3,7 @@
 
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/ids.h"
 #include "util/timeutil.h"
 
@@ -68,8 +69,9 @@ struct apply {
     json_t *ctx;
     int64_t now_ms;
     struct pending *p;
-    json_t *consumed_signals; /* [[signal id, seq]] */
-    char *why;                /* a database error met on the way */
+    json_t *consumed_signals;  /* [[signal id, seq]] */
+    int64_t delivering_signal; /* the request's own signal, consumed by this transition */
+    char *why;                 /* a database error met on the way */
 };
 
 static void append_event(struct apply *a, const char *type, const char *step, int attempt,
@@ -115,8 +117,19 @@ static json_int_t last_event_seq(struct apply *a, const char *type)
 /* A wait has started: deliver the oldest signal of its name that arrived before it. */
 static void deliver_stored_signal(struct apply *a, const char *name)
 {
-    const char *params[] = {a->exec_id, name};
-    PGresult *r = store_run(a->conn, STMT_SIGNAL_NEXT, 2, params);
+    /* Signals consumed earlier in this transition are not marked in the table yet. */
+    struct buf taken = BUF_INIT;
+    buf_printf(&taken, "{%lld", (long long)a->delivering_signal);
+    size_t k;
+    json_t *c;
+    json_array_foreach(a->consumed_signals, k, c)
+    {
+        buf_printf(&taken, ",%lld", (long long)json_integer_value(json_array_get(c, 0)));
+    }
+    buf_putc(&taken, '}');
+    const char *params[] = {a->exec_id, name, taken.data};
+    PGresult *r = store_run(a->conn, STMT_SIGNAL_NEXT, 3, params);
+    buf_free(&taken);
     if (!store_ok(r)) {
         if (!a->why)
             a->why = store_error(r, a->conn);
@@ -368,6 +381,8 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
             p.changed[k] = true;
     engine_advance(d, &st, ctx, in, &fx);
     bool stale = fx.stale;
+    if (!stale && in->kind == ENGINE_IN_SIGNAL)
+        a.delivering_signal = req->signal_id;
     if (!stale) {
         collect(&a, in, &fx);
         if (in->kind == ENGINE_IN_SIGNAL && req->signal_id > 0)

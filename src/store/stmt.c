@@ -136,9 +136,11 @@ static const struct {
                               "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
     [STMT_TASK_DELETE] = {"task_delete",
                           "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
-    [STMT_SIGNAL_NEXT] = {"signal_next",
-                          "SELECT id, payload::text FROM signals WHERE execution_id = $1 AND "
-                          "name = $2 AND consumed_seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE"},
+    [STMT_SIGNAL_NEXT] =
+        {"signal_next",
+         "SELECT id, payload::text FROM signals WHERE execution_id = $1 AND "
+         "name = $2 AND consumed_seq IS NULL AND id <> ALL($3::bigint[]) ORDER BY id "
+         "LIMIT 1 FOR UPDATE"},
     [STMT_SIGNAL_CONSUME] = {"signal_consume",
                              "UPDATE signals SET consumed_seq = $2 WHERE id = $1::bigint"},
     [STMT_SIGNAL_INSERT] = {"signal_insert",

@@ -23,7 +23,7 @@ enum store_stmt {
     STMT_TASKS_CLAIM,      /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
     STMT_TASKS_NEXT_WAKE,  /* -> ms until the next task is due or a lease expires (or NULL) */
     STMT_TASK_DELETE,      /* $1 task id, $2 owner: drop a leased task that is no longer due */
-    STMT_SIGNAL_NEXT,      /* $1 execution, $2 name -> oldest unconsumed signal: id, payload */
+    STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
     STMT_SIGNAL_CONSUME,   /* $1 signal id, $2 seq of its signal_consumed event */
     STMT_SIGNAL_INSERT,    /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
     STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key -> id, name, payload */
