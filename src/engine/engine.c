@@ -9,8 +9,15 @@
  *   fail_step       a step failed for good; fail_execution ends the execution
  *   continue_after  the routing point: the next step, or the end of the execution
  *
- * Later kinds reroute these (a parallel branch completes into its parent, a failed step starts
- * the compensations, a redrive re-enters the failed step) without touching the input handlers.
+ *   begin_saga      a step failed for good or a cancel reached its safe point: the saga starts
+ *   saga_next       the next compensation in reverse completion order, or end_saga
+ *   end_saga        the execution ends failed or cancelled
+ *
+ * An activity call in progress — a step's attempt or a compensation's — is a struct call, so
+ * starting, accepting, heartbeats, timeouts, retries and backoff are written once for both.
+ *
+ * Later kinds reroute these (a parallel branch completes into its parent) without touching the
+ * input handlers.
  *
  * Choices the contract leaves open:
  *   - A sleep or sleep_until step is "scheduled" while its timer runs; a wait step is "waiting".
@@ -23,8 +30,16 @@
  *     too) plus "step" (its id) and "attempts"; Keel's own errors are built the same way, and an
  *     expression error adds "pointer", the JSON Pointer of the failing string in the
  *     definition.
- *   - Whenever the execution ends, and when a signal completes a wait, fx->cancel_tasks is set;
- *     the runner deletes the other pending tasks before inserting fx->tasks. */
+ *   - Whenever the execution ends, when a signal completes a wait, and when a cancel interrupts
+ *     a step, fx->cancel_tasks is set; the runner deletes the other pending tasks before
+ *     inserting fx->tasks. Timeouts of an accepted attempt are dropped precisely instead
+ *     (fx->cancels), since other tasks may be pending then.
+ *   - A redelivered attempt restarts its attempt clock (attempt_started_at_ms): the receiver
+ *     sees a new request, so an accept after it times out from the new send. A redelivery of an
+ *     accepted attempt is stale: the receiver already has it.
+ *   - An ATTEMPT_TIMED_OUT or HEARTBEAT_TIMED_OUT applies to the live accepted attempt it names
+ *     whenever it arrives: the interpreter has no clock to compare with the deadline, so the
+ *     runner must delete a replaced heartbeat task in the transaction that replaces it. */
 #include "engine/engine.h"
 
 #include "defn/duration.h"
@@ -44,7 +59,7 @@ struct run {
     struct engine_effects *fx;
     int64_t now;
     bool *changed; /* per step: its row must be written */
-    size_t cap_events, cap_tasks;
+    size_t cap_events, cap_tasks, cap_cancels;
 };
 
 /* ---- effects ----------------------------------------------------------------------------- */
@@ -58,8 +73,77 @@ const char *engine_task_kind_name(enum engine_task_kind k)
         return "timer";
     case ENGINE_TASK_WAIT_TIMEOUT:
         return "wait_timeout";
+    case ENGINE_TASK_COMPENSATION:
+        return "compensation";
+    case ENGINE_TASK_ATTEMPT_TIMEOUT:
+        return "attempt_timeout";
+    case ENGINE_TASK_HEARTBEAT_TIMEOUT:
+        return "heartbeat_timeout";
+    case ENGINE_TASK_COMPENSATION_TIMEOUT:
+        return "compensation_timeout";
+    case ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT:
+        return "compensation_heartbeat_timeout";
     }
     return "unknown";
+}
+
+#define LAST_TASK_KIND ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT
+
+int engine_task_kind_from_name(const char *name, enum engine_task_kind *out)
+{
+    if (!name || !out)
+        return -1;
+    for (int k = 0; k <= (int)LAST_TASK_KIND; k++) {
+        if (strcmp(name, engine_task_kind_name((enum engine_task_kind)k)) == 0) {
+            *out = (enum engine_task_kind)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+bool engine_task_sends(enum engine_task_kind k)
+{
+    return k == ENGINE_TASK_ACTIVITY || k == ENGINE_TASK_COMPENSATION;
+}
+
+int engine_input_for_task(enum engine_task_kind k, struct engine_input *in)
+{
+    if (!in)
+        return -1;
+    enum engine_input_kind kind;
+    bool compensation = false;
+    switch (k) {
+    case ENGINE_TASK_COMPENSATION:
+        compensation = true;
+        /* fall through */
+    case ENGINE_TASK_ACTIVITY:
+        kind = ENGINE_IN_ATTEMPT_STARTED;
+        break;
+    case ENGINE_TASK_TIMER:
+        kind = ENGINE_IN_TIMER_FIRED;
+        break;
+    case ENGINE_TASK_WAIT_TIMEOUT:
+        kind = ENGINE_IN_WAIT_TIMED_OUT;
+        break;
+    case ENGINE_TASK_COMPENSATION_TIMEOUT:
+        compensation = true;
+        /* fall through */
+    case ENGINE_TASK_ATTEMPT_TIMEOUT:
+        kind = ENGINE_IN_ATTEMPT_TIMED_OUT;
+        break;
+    case ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT:
+        compensation = true;
+        /* fall through */
+    case ENGINE_TASK_HEARTBEAT_TIMEOUT:
+        kind = ENGINE_IN_HEARTBEAT_TIMED_OUT;
+        break;
+    default:
+        return -1;
+    }
+    in->kind = kind;
+    in->compensation = compensation;
+    return 0;
 }
 
 void engine_effects_free(struct engine_effects *fx)
@@ -73,6 +157,7 @@ void engine_effects_free(struct engine_effects *fx)
         json_decref(fx->tasks[i].payload);
     free(fx->tasks);
     free(fx->changed_steps);
+    free(fx->cancels);
     json_decref(fx->output);
     json_decref(fx->error);
     memset(fx, 0, sizeof *fx);
@@ -100,6 +185,20 @@ static void add_task(struct run *r, enum engine_task_kind kind, size_t step, int
         fx->tasks = xrealloc(fx->tasks, r->cap_tasks * sizeof *fx->tasks);
     }
     fx->tasks[fx->n_tasks++] = (struct engine_task){kind, step, attempt, due_at_ms, payload};
+}
+
+/* Asks the runner to delete the pending tasks of kind for step. */
+static void cancel_kind(struct run *r, enum engine_task_kind kind, size_t step)
+{
+    struct engine_effects *fx = r->fx;
+    for (size_t i = 0; i < fx->n_cancels; i++)
+        if (fx->cancels[i].kind == kind && fx->cancels[i].step == step)
+            return;
+    if (fx->n_cancels == r->cap_cancels) {
+        r->cap_cancels = r->cap_cancels ? 2 * r->cap_cancels : 4;
+        fx->cancels = xrealloc(fx->cancels, r->cap_cancels * sizeof *fx->cancels);
+    }
+    fx->cancels[fx->n_cancels++] = (struct engine_task_cancel){kind, step};
 }
 
 static void mark_changed(struct run *r, size_t i)
@@ -194,7 +293,7 @@ static char *quote_value(const json_t *v)
     return cut;
 }
 
-/* ---- activity attempts ------------------------------------------------------------------- */
+/* ---- activity calls ---------------------------------------------------------------------- */
 
 /* True when s is an http:// or https:// URL with a host and no spaces or control characters,
  * the rule the definition parser applies to literal URLs. */
@@ -214,20 +313,32 @@ static bool url_ok(const json_t *url)
     return true;
 }
 
-/* The payload of an ACTIVITY task for step i due at due_at_ms: {"url", "input", "timeout_ms"},
- * evaluated afresh from the context (which holds nothing that changes while the step is current,
- * so every attempt sends the same input). Returns NULL with *error set (a new reference) when
- * the templates do not evaluate to something that can be sent. */
-static json_t *activity_payload(struct run *r, size_t i, int64_t due_at_ms, json_t **error)
+/* Makes err (an error of step i built by step_error or expression_error) an error of the step's
+ * compensation: its attempts are the compensation's, and it says so. */
+static void as_compensation_error(struct run *r, size_t i, json_t *err)
 {
-    const struct defn_activity *a = &r->d->steps[i].activity;
+    json_object_set_new(err, "attempts", json_integer(r->st->steps[i].comp.attempt));
+    json_object_set_new(err, "compensation", json_true());
+}
+
+/* The payload of an ACTIVITY (or, with compensation, COMPENSATION) task for step i due at
+ * due_at_ms: {"url", "input", "timeout_ms"}, evaluated afresh from the context (which holds
+ * nothing that changes while the call is under way, so every attempt sends the same input).
+ * Returns NULL with *error set (a new reference) when the templates do not evaluate to
+ * something that can be sent. */
+static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t due_at_ms,
+                            json_t **error)
+{
+    const struct defn_step *ds = &r->d->steps[i];
+    const struct defn_activity *a = compensation ? ds->compensate : &ds->activity;
+    const char *member = compensation ? "compensate" : "activity";
     struct expr_error e;
     json_t *url = NULL, *input = NULL, *payload = NULL;
     char *base = NULL;
 
     url = expr_eval_template(a->url, r->ctx, &e);
     if (!url) {
-        base = xasprintf("/steps/%zu/activity/url", i);
+        base = xasprintf("/steps/%zu/%s/url", i, member);
         *error = expression_error(r, (long)i, base, &e);
         goto Exit;
     }
@@ -242,12 +353,13 @@ static json_t *activity_payload(struct run *r, size_t i, int64_t due_at_ms, json
     }
     input = expr_eval_template(a->input, r->ctx, &e);
     if (!input) {
-        base = xasprintf("/steps/%zu/activity/input", i);
+        base = xasprintf("/steps/%zu/%s/input", i, member);
         *error = expression_error(r, (long)i, base, &e);
         goto Exit;
     }
 
-    /* One attempt may not run past what remains of schedule_to_close. */
+    /* One attempt may not run past what remains of schedule_to_close (never set on a
+     * compensation). */
     int64_t timeout = a->timeout_ms;
     if (a->schedule_to_close_ms > 0) {
         int64_t left = r->st->steps[i].scheduled_at_ms + a->schedule_to_close_ms - due_at_ms;
@@ -258,16 +370,112 @@ static json_t *activity_payload(struct run *r, size_t i, int64_t due_at_ms, json
         json_pack("{s:o, s:o, s:I}", "url", url, "input", input, "timeout_ms", (json_int_t)timeout);
     url = input = NULL; /* stolen by the payload */
 Exit:
+    if (!payload && compensation)
+        as_compensation_error(r, i, *error);
     json_decref(url);
     json_decref(input);
     free(base);
     return payload;
 }
 
+/* One activity call of a step: its own attempt, or its compensation's. The pointers reach into
+ * the state, so the handlers below start, accept, time out, retry and end either the same way. */
+struct call {
+    size_t step;
+    bool compensation;
+    const struct defn_activity *a;
+    int *attempt;        /* the current attempt's number */
+    int64_t *started_at; /* when the attempt in flight was sent */
+    bool *accepted;      /* the attempt in flight was answered 202 */
+    bool scheduled;      /* an attempt is due */
+    bool running;        /* an attempt is in flight */
+};
+
+static enum engine_task_kind send_kind(const struct call *c)
+{
+    return c->compensation ? ENGINE_TASK_COMPENSATION : ENGINE_TASK_ACTIVITY;
+}
+
+static enum engine_task_kind timeout_kind(const struct call *c)
+{
+    return c->compensation ? ENGINE_TASK_COMPENSATION_TIMEOUT : ENGINE_TASK_ATTEMPT_TIMEOUT;
+}
+
+static enum engine_task_kind heartbeat_kind(const struct call *c)
+{
+    return c->compensation ? ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT
+                           : ENGINE_TASK_HEARTBEAT_TIMEOUT;
+}
+
+/* The call the input names when it is under way in a running execution: the current step's
+ * attempt outside the saga, or the compensation of the step during it. False otherwise. */
+static bool input_call(struct run *r, struct call *c)
+{
+    struct engine_state *st = r->st;
+    size_t i = r->in->step;
+    if (st->status != ENGINE_EXEC_RUNNING || i >= st->n_steps)
+        return false;
+    const struct defn_step *ds = &r->d->steps[i];
+    struct engine_step *s = &st->steps[i];
+    memset(c, 0, sizeof *c);
+    c->step = i;
+    c->compensation = r->in->compensation;
+    if (c->compensation) {
+        if (!st->compensating || !ds->compensate)
+            return false;
+        c->a = ds->compensate;
+        c->attempt = &s->comp.attempt;
+        c->started_at = &s->comp.attempt_started_at_ms;
+        c->accepted = &s->comp.accepted;
+        c->scheduled = s->comp.status == ENGINE_COMP_SCHEDULED;
+        c->running = s->comp.status == ENGINE_COMP_RUNNING;
+    } else {
+        if (st->compensating || i != st->current || ds->kind != DEFN_STEP_ACTIVITY)
+            return false;
+        c->a = &ds->activity;
+        c->attempt = &s->attempt;
+        c->started_at = &s->attempt_started_at_ms;
+        c->accepted = &s->accepted;
+        c->scheduled = s->status == ENGINE_STEP_SCHEDULED;
+        c->running = s->status == ENGINE_STEP_RUNNING;
+    }
+    return c->scheduled || c->running;
+}
+
+/* The call the input names when the input is about its attempt in flight. */
+static bool running_call(struct run *r, struct call *c)
+{
+    return input_call(r, c) && c->running && r->in->attempt == *c->attempt;
+}
+
+static void set_call_running(struct run *r, const struct call *c, bool running)
+{
+    struct engine_step *s = &r->st->steps[c->step];
+    if (c->compensation)
+        s->comp.status = running ? ENGINE_COMP_RUNNING : ENGINE_COMP_SCHEDULED;
+    else
+        s->status = running ? ENGINE_STEP_RUNNING : ENGINE_STEP_SCHEDULED;
+}
+
+/* The attempt in flight ended (whatever its outcome): an accepted one drops its timeouts. */
+static void end_attempt(struct run *r, const struct call *c)
+{
+    if (*c->accepted) {
+        cancel_kind(r, timeout_kind(c), c->step);
+        if (c->a->heartbeat_timeout_ms > 0)
+            cancel_kind(r, heartbeat_kind(c), c->step);
+    }
+    *c->accepted = false;
+    *c->started_at = 0;
+}
+
 /* ---- transitions ------------------------------------------------------------------------- */
 
 static void enter_step(struct run *r, size_t i);
 static void continue_after(struct run *r, size_t i);
+static void begin_saga(struct run *r);
+static void saga_next(struct run *r);
+static void compensation_failed(struct run *r, size_t i, json_t *err);
 
 static void complete_execution(struct run *r)
 {
@@ -280,6 +488,7 @@ static void complete_execution(struct run *r)
         struct expr_error e;
         output = expr_eval_template(r->d->output, r->ctx, &e);
         if (!output) {
+            /* Not a step's failure: no saga (see engine.h). */
             json_t *err = expression_error(r, -1, "/output", &e);
             st->status = ENGINE_EXEC_FAILED;
             emit(r, "execution_failed", -1, 0, wrap("error", err));
@@ -294,24 +503,8 @@ static void complete_execution(struct run *r)
     r->fx->output = output;
 }
 
-/* Ends the execution as failed with error (stolen); steps never reached are skipped. */
-static void fail_execution(struct run *r, json_t *error)
-{
-    struct engine_state *st = r->st;
-    for (size_t i = 0; i < st->n_steps; i++) {
-        if (st->steps[i].status == ENGINE_STEP_PENDING) {
-            st->steps[i].status = ENGINE_STEP_SKIPPED;
-            mark_changed(r, i);
-        }
-    }
-    st->status = ENGINE_EXEC_FAILED;
-    emit(r, "execution_failed", -1, 0, wrap("error", error));
-    r->fx->ended = true;
-    r->fx->cancel_tasks = true;
-    r->fx->error = error;
-}
-
-/* Step i failed for good with error (stolen). This is where compensations will start. */
+/* Step i failed for good with error (stolen): the saga undoes what completed, then ends the
+ * execution (failed, or cancelled when a cancel is what stopped the step's retries). */
 static void fail_step(struct run *r, size_t i, json_t *error)
 {
     struct engine_step *s = &r->st->steps[i];
@@ -320,7 +513,8 @@ static void fail_step(struct run *r, size_t i, json_t *error)
     json_object_set_new(ctx_step(r, r->d->steps[i].id), "error", json_deep_copy(error));
     mark_changed(r, i);
     emit(r, "step_failed", (long)i, s->attempt, wrap("error", error));
-    fail_execution(r, error);
+    json_decref(error);
+    begin_saga(r);
 }
 
 /* Step i completed with output (stolen). */
@@ -337,10 +531,13 @@ static void complete_step(struct run *r, size_t i, json_t *output)
     continue_after(r, i);
 }
 
-/* The routing point after step i completed: the steps run in definition order. */
+/* The routing point after step i completed: the steps run in definition order, unless a cancel
+ * was waiting for this step to end. */
 static void continue_after(struct run *r, size_t i)
 {
-    if (i + 1 < r->st->n_steps)
+    if (r->st->cancel_requested)
+        begin_saga(r);
+    else if (i + 1 < r->st->n_steps)
         enter_step(r, i + 1);
     else
         complete_execution(r);
@@ -390,7 +587,7 @@ static void enter_step(struct run *r, size_t i)
     json_t *error = NULL;
 
     r->st->current = i;
-    *s = (struct engine_step){ENGINE_STEP_SCHEDULED, 0, r->now, 0, 0, 0};
+    *s = (struct engine_step){.status = ENGINE_STEP_SCHEDULED, .scheduled_at_ms = r->now};
     /* A step entered again (a redrive) starts without its old result. */
     json_t *entry = ctx_step(r, ds->id);
     json_object_del(entry, "output");
@@ -400,7 +597,7 @@ static void enter_step(struct run *r, size_t i)
 
     switch (ds->kind) {
     case DEFN_STEP_ACTIVITY: {
-        json_t *payload = activity_payload(r, i, r->now, &error);
+        json_t *payload = call_payload(r, i, false, r->now, &error);
         if (!payload)
             goto Fail;
         s->attempt = 1;
@@ -441,14 +638,249 @@ Fail:
     fail_step(r, i, error);
 }
 
+/* Attempt `attempt` of call c failed with err (stolen; type and message are strings): a retry
+ * after the backoff, or the end of the call — the step fails for good, or the compensation
+ * does and the saga goes on. */
+static void call_failed(struct run *r, const struct call *c, json_t *err, bool non_retryable,
+                        int64_t retry_after_ms)
+{
+    size_t i = c->step;
+    const struct defn_activity *a = c->a;
+    const struct engine_step *s = &r->st->steps[i];
+    int attempt = *c->attempt;
+    json_t *payload = NULL, *payload_error = NULL;
+    int64_t next = 0;
+
+    end_attempt(r, c);
+    /* A cancel stops the step's retries; not a compensation's, which is the cancel's own work. */
+    bool stopped = r->st->cancel_requested && !c->compensation;
+    bool retry =
+        !non_retryable && !stopped &&
+        !defn_retry_is_non_retryable(&a->retry, json_string_value(json_object_get(err, "type"))) &&
+        attempt < a->retry.max_attempts;
+    if (retry) {
+        int64_t delay = defn_retry_interval_ms(&a->retry, attempt);
+        int64_t after = retry_after_ms;
+        if (after > DEFN_DURATION_MAX_MS)
+            after = DEFN_DURATION_MAX_MS; /* keeps now + delay far from overflow */
+        if (after > delay)
+            delay = after;
+        next = r->now + delay;
+        /* The next attempt must be able to start before schedule_to_close runs out. */
+        if (a->schedule_to_close_ms > 0 && next >= s->scheduled_at_ms + a->schedule_to_close_ms)
+            retry = false;
+    }
+    if (retry) {
+        payload = call_payload(r, i, c->compensation, next, &payload_error);
+        retry = payload != NULL;
+    }
+
+    json_t *data = wrap("error", err);
+    json_object_set_new(data, "next_attempt_at", retry ? time_json(next) : json_null());
+    if (c->compensation)
+        json_object_set_new(data, "compensation", json_true());
+    emit(r, "attempt_failed", (long)i, attempt, data);
+    if (!c->compensation)
+        mark_changed(r, i);
+    if (retry) {
+        (*c->attempt)++;
+        set_call_running(r, c, false);
+        add_task(r, send_kind(c), i, *c->attempt, next, payload);
+        json_decref(err);
+        return;
+    }
+    if (payload_error) {
+        /* Cannot happen while the context is only added to; handled so it stays an error of
+         * the call. */
+        json_decref(err);
+        err = payload_error;
+    } else {
+        json_object_set_new(err, "step", json_string(r->d->steps[i].id));
+        json_object_set_new(err, "attempts", json_integer(attempt));
+        if (c->compensation)
+            json_object_set_new(err, "compensation", json_true());
+    }
+    if (c->compensation) {
+        compensation_failed(r, i, err);
+        saga_next(r);
+    } else {
+        fail_step(r, i, err);
+    }
+}
+
+/* ---- the saga ---------------------------------------------------------------------------- */
+
+/* The completed step whose compensation is still to run that completed last, or -1. */
+static long next_compensation(const struct run *r)
+{
+    const struct engine_state *st = r->st;
+    long best = -1;
+    int order = 0;
+    for (size_t i = 0; i < st->n_steps; i++) {
+        const struct engine_step *s = &st->steps[i];
+        if (s->status == ENGINE_STEP_COMPLETED && r->d->steps[i].compensate &&
+            s->comp.status == ENGINE_COMP_NONE && s->completion_order > order) {
+            best = (long)i;
+            order = s->completion_order;
+        }
+    }
+    return best;
+}
+
+/* A failed step or a cancel's safe point: steps not reached will never run, and the
+ * compensations of the completed ones start. */
+static void begin_saga(struct run *r)
+{
+    struct engine_state *st = r->st;
+    st->compensating = true;
+    for (size_t i = 0; i < st->n_steps; i++) {
+        if (st->steps[i].status == ENGINE_STEP_PENDING) {
+            st->steps[i].status = ENGINE_STEP_SKIPPED;
+            mark_changed(r, i);
+        }
+    }
+    saga_next(r);
+}
+
+/* The context's error of step i (a copy), or one saying it is missing. */
+static json_t *ctx_error(struct run *r, size_t i, bool compensation)
+{
+    const json_t *e = json_object_get(ctx_step(r, r->d->steps[i].id), "error");
+    if (json_is_object(e))
+        return json_deep_copy(e);
+    json_t *err = step_error(r, i, "unknown", "the error is missing from the step's row");
+    if (compensation)
+        as_compensation_error(r, i, err);
+    return err;
+}
+
+/* The final errors of the compensations that failed, in the order they ran (reverse order of
+ * completion); NULL when none did. New reference. */
+static json_t *compensation_errors(struct run *r)
+{
+    const struct engine_state *st = r->st;
+    json_t *errors = NULL;
+    for (int order = st->completions; order >= 1; order--) {
+        for (size_t i = 0; i < st->n_steps; i++) {
+            const struct engine_step *s = &st->steps[i];
+            if (s->completion_order != order || s->comp.status != ENGINE_COMP_FAILED)
+                continue;
+            if (!errors)
+                errors = json_array();
+            json_array_append_new(errors, ctx_error(r, i, true));
+        }
+    }
+    return errors;
+}
+
+/* No compensation is left: the execution ends failed (with the failed step's error) or, after a
+ * cancel, cancelled; both carry the compensations that failed. */
+static void end_saga(struct run *r)
+{
+    struct engine_state *st = r->st;
+    json_t *errors = compensation_errors(r);
+    json_t *error = NULL;
+    st->compensating = false;
+    if (st->cancel_requested) {
+        if (errors) {
+            size_t n = json_array_size(errors);
+            const char *step =
+                json_string_value(json_object_get(json_array_get(errors, 0), "step"));
+            if (!step)
+                step = "?";
+            char *msg =
+                n == 1 ? xasprintf("the compensation of step \"%s\" failed", step)
+                       : xasprintf("%zu compensations failed, the first of step \"%s\"", n, step);
+            error = json_pack("{s:s, s:s, s:s, s:o}", "type", "compensation_failed", "message", msg,
+                              "step", step, "compensation_errors", errors);
+            free(msg);
+        }
+        st->status = ENGINE_EXEC_CANCELLED;
+        json_t *data = json_object();
+        json_object_set_new(data, "error", error ? json_deep_copy(error) : json_null());
+        emit(r, "execution_cancelled", -1, 0, data);
+    } else {
+        /* The failed step is the current one; its error is in the context since step_failed. */
+        error = st->current < st->n_steps ? ctx_error(r, st->current, false)
+                                          : json_pack("{s:s, s:s}", "type", "unknown", "message",
+                                                      "the execution failed without a failed step");
+        if (errors)
+            json_object_set_new(error, "compensation_errors", errors);
+        st->status = ENGINE_EXEC_FAILED;
+        emit(r, "execution_failed", -1, 0, wrap("error", error));
+    }
+    r->fx->ended = true;
+    r->fx->cancel_tasks = true;
+    r->fx->error = error;
+}
+
+/* Step i's compensation failed for good with err (stolen: an error of the compensation). The
+ * step stays completed; its row shows the error. The caller goes on with saga_next. */
+static void compensation_failed(struct run *r, size_t i, json_t *err)
+{
+    struct engine_step *s = &r->st->steps[i];
+    s->comp.status = ENGINE_COMP_FAILED;
+    s->comp.accepted = false;
+    s->comp.attempt_started_at_ms = 0;
+    json_object_set_new(ctx_step(r, r->d->steps[i].id), "error", json_deep_copy(err));
+    mark_changed(r, i);
+    emit(r, "compensation_failed", (long)i, s->comp.attempt, wrap("error", err));
+    json_decref(err);
+}
+
+/* Step i's compensation completed with output (stolen): the step is compensated. */
+static void compensation_completed(struct run *r, size_t i, json_t *output)
+{
+    struct engine_step *s = &r->st->steps[i];
+    int attempt = s->comp.attempt;
+    s->comp = (struct engine_compensation){.status = ENGINE_COMP_NONE};
+    s->status = ENGINE_STEP_COMPENSATED;
+    mark_changed(r, i);
+    emit(r, "compensation_completed", (long)i, attempt, wrap("output", output));
+    json_decref(output);
+    saga_next(r);
+}
+
+/* Schedules attempt 1 of step i's compensation, due now. Returns false when its url or input
+ * does not evaluate: the compensation has then failed for good. */
+static bool start_compensation(struct run *r, size_t i)
+{
+    struct engine_step *s = &r->st->steps[i];
+    json_t *error = NULL;
+    s->comp = (struct engine_compensation){.status = ENGINE_COMP_NONE};
+    json_t *payload = call_payload(r, i, true, r->now, &error);
+    if (!payload) {
+        compensation_failed(r, i, error);
+        return false;
+    }
+    s->comp.status = ENGINE_COMP_SCHEDULED;
+    s->comp.attempt = 1;
+    add_task(r, ENGINE_TASK_COMPENSATION, i, 1, r->now, payload);
+    return true;
+}
+
+/* Starts the next compensation, or ends the saga when none is left. */
+static void saga_next(struct run *r)
+{
+    for (;;) {
+        long i = next_compensation(r);
+        if (i < 0) {
+            end_saga(r);
+            return;
+        }
+        if (start_compensation(r, (size_t)i))
+            return;
+    }
+}
+
 /* ---- inputs ------------------------------------------------------------------------------ */
 
-/* The step the input names when it is the current step of a running execution and of the
- * given kind (kind < 0: any); else NULL. */
+/* The step the input names when it is the current step of a running execution outside the
+ * saga and of the given kind (kind < 0: any); else NULL. */
 static struct engine_step *current_step(struct run *r, int kind)
 {
     const struct engine_state *st = r->st;
-    if (st->status != ENGINE_EXEC_RUNNING || r->in->step != st->current ||
+    if (st->status != ENGINE_EXEC_RUNNING || st->compensating || r->in->step != st->current ||
         st->current >= st->n_steps)
         return NULL;
     if (kind >= 0 && r->d->steps[st->current].kind != (enum defn_step_kind)kind)
@@ -456,19 +888,11 @@ static struct engine_step *current_step(struct run *r, int kind)
     return &st->steps[st->current];
 }
 
-/* The current activity step when in names its attempt in flight; else NULL. */
-static struct engine_step *running_attempt(struct run *r)
-{
-    struct engine_step *s = current_step(r, DEFN_STEP_ACTIVITY);
-    if (!s || s->status != ENGINE_STEP_RUNNING || r->in->attempt != s->attempt)
-        return NULL;
-    return s;
-}
-
 static bool on_start(struct run *r)
 {
     struct engine_state *st = r->st;
     if (st->status != ENGINE_EXEC_RUNNING || st->current != 0 || st->completions != 0 ||
+        st->cancel_requested || st->compensating ||
         (st->n_steps > 0 && st->steps[0].status != ENGINE_STEP_PENDING))
         return false;
     emit(r, "execution_started", -1, 0, NULL);
@@ -481,83 +905,125 @@ static bool on_start(struct run *r)
 
 static bool on_attempt_started(struct run *r)
 {
-    struct engine_step *s = current_step(r, DEFN_STEP_ACTIVITY);
-    if (!s || r->in->attempt != s->attempt || s->attempt < 1)
+    struct call c;
+    if (!input_call(r, &c) || r->in->attempt != *c.attempt || *c.attempt < 1)
         return false;
-    bool again = s->status == ENGINE_STEP_RUNNING;
-    if (!(s->status == ENGINE_STEP_SCHEDULED || (again && r->in->redelivery)))
+    /* A redelivery re-sends the attempt in flight, unless the receiver already accepted it. */
+    bool again = c.running;
+    if (!(c.scheduled || (again && r->in->redelivery && !*c.accepted)))
         return false;
-    s->status = ENGINE_STEP_RUNNING;
-    if (s->started_at_ms == 0)
-        s->started_at_ms = r->now;
-    /* A redelivery of the attempt in flight changes nothing in the step's row. */
-    if (!again)
-        mark_changed(r, r->in->step);
-    emit(r, "attempt_started", (long)r->in->step, s->attempt,
+    set_call_running(r, &c, true);
+    *c.started_at = r->now;
+    if (!c.compensation) {
+        struct engine_step *s = &r->st->steps[c.step];
+        if (s->started_at_ms == 0)
+            s->started_at_ms = r->now;
+        /* A redelivery of the attempt in flight changes nothing in the step's row. */
+        if (!again)
+            mark_changed(r, c.step);
+    }
+    emit(r, c.compensation ? "compensation_started" : "attempt_started", (long)c.step, *c.attempt,
          r->in->redelivery ? json_pack("{s:b}", "redelivery", 1) : NULL);
     return true;
 }
 
 static bool on_attempt_succeeded(struct run *r)
 {
-    if (!running_attempt(r))
+    struct call c;
+    if (!running_call(r, &c))
         return false;
-    complete_step(r, r->in->step, r->in->output ? json_deep_copy(r->in->output) : json_null());
+    end_attempt(r, &c);
+    json_t *output = r->in->output ? json_deep_copy(r->in->output) : json_null();
+    if (c.compensation)
+        compensation_completed(r, c.step, output);
+    else
+        complete_step(r, c.step, output);
     return true;
 }
 
 static bool on_attempt_failed(struct run *r)
 {
-    struct engine_step *s = running_attempt(r);
-    if (!s)
+    struct call c;
+    if (!running_call(r, &c))
         return false;
-    size_t i = r->in->step;
-    const struct defn_activity *a = &r->d->steps[i].activity;
-    json_t *err = attempt_error(r->in->error);
-    json_t *payload = NULL, *payload_error = NULL;
-    int64_t next = 0;
+    call_failed(r, &c, attempt_error(r->in->error), r->in->non_retryable, r->in->retry_after_ms);
+    return true;
+}
 
-    bool retry =
-        !r->in->non_retryable &&
-        !defn_retry_is_non_retryable(&a->retry, json_string_value(json_object_get(err, "type"))) &&
-        s->attempt < a->retry.max_attempts;
-    if (retry) {
-        int64_t delay = defn_retry_interval_ms(&a->retry, s->attempt);
-        int64_t after = r->in->retry_after_ms;
-        if (after > DEFN_DURATION_MAX_MS)
-            after = DEFN_DURATION_MAX_MS; /* keeps now + delay far from overflow */
-        if (after > delay)
-            delay = after;
-        next = r->now + delay;
-        /* The next attempt must be able to start before schedule_to_close runs out. */
-        if (a->schedule_to_close_ms > 0 && next >= s->scheduled_at_ms + a->schedule_to_close_ms)
-            retry = false;
+static bool on_attempt_accepted(struct run *r)
+{
+    struct call c;
+    if (!running_call(r, &c) || *c.accepted)
+        return false;
+    const struct defn_activity *a = c.a;
+    int64_t start = *c.started_at ? *c.started_at : r->now;
+    int64_t due = start + a->timeout_ms;
+    if (a->schedule_to_close_ms > 0) {
+        int64_t close = r->st->steps[c.step].scheduled_at_ms + a->schedule_to_close_ms;
+        if (close < due)
+            due = close;
     }
-    if (retry) {
-        payload = activity_payload(r, i, next, &payload_error);
-        retry = payload != NULL;
-    }
+    if (due < r->now)
+        due = r->now;
+    *c.accepted = true;
 
-    json_t *data = wrap("error", err);
-    json_object_set_new(data, "next_attempt_at", retry ? time_json(next) : json_null());
-    emit(r, "attempt_failed", (long)i, s->attempt, data);
-    mark_changed(r, i);
-    if (retry) {
-        s->attempt++;
-        s->status = ENGINE_STEP_SCHEDULED;
-        add_task(r, ENGINE_TASK_ACTIVITY, i, s->attempt, next, payload);
-        json_decref(err);
-        return true;
+    json_t *data = json_object();
+    json_object_set_new(data, "timeout_at", time_json(due));
+    int64_t beat = a->heartbeat_timeout_ms > 0 ? r->now + a->heartbeat_timeout_ms : 0;
+    json_object_set_new(data, "heartbeat_timeout_at", beat ? time_json(beat) : json_null());
+    if (c.compensation)
+        json_object_set_new(data, "compensation", json_true());
+    emit(r, "attempt_accepted", (long)c.step, *c.attempt, data);
+    add_task(r, timeout_kind(&c), c.step, *c.attempt, due, NULL);
+    if (beat)
+        add_task(r, heartbeat_kind(&c), c.step, *c.attempt, beat, NULL);
+    return true;
+}
+
+/* A heartbeat of the attempt in flight. Before the accept is journaled (the receiver may beat
+ * before its 202 is processed) and without heartbeat_timeout it applies and changes nothing. */
+static bool on_heartbeat(struct run *r)
+{
+    struct call c;
+    if (!running_call(r, &c))
+        return false;
+    if (*c.accepted && c.a->heartbeat_timeout_ms > 0) {
+        cancel_kind(r, heartbeat_kind(&c), c.step);
+        add_task(r, heartbeat_kind(&c), c.step, *c.attempt, r->now + c.a->heartbeat_timeout_ms,
+                 NULL);
     }
-    if (payload_error) {
-        /* Cannot happen while the context is only added to; handled so it stays a step error. */
-        json_decref(err);
-        err = payload_error;
+    return true;
+}
+
+/* The attempt timeout (or, with heartbeat, the heartbeat timeout) of an accepted attempt. */
+static bool on_timed_out(struct run *r, bool heartbeat)
+{
+    struct call c;
+    if (!running_call(r, &c) || !*c.accepted)
+        return false;
+    const struct defn_activity *a = c.a;
+    if (heartbeat && a->heartbeat_timeout_ms <= 0)
+        return false;
+    char limit[32];
+    char *msg;
+    if (heartbeat) {
+        defn_format_duration(a->heartbeat_timeout_ms, limit);
+        msg = xasprintf("attempt %d sent no heartbeat within %s", *c.attempt, limit);
     } else {
-        json_object_set_new(err, "step", json_string(r->d->steps[i].id));
-        json_object_set_new(err, "attempts", json_integer(s->attempt));
+        int64_t start = *c.started_at;
+        bool capped =
+            a->schedule_to_close_ms > 0 &&
+            r->st->steps[c.step].scheduled_at_ms + a->schedule_to_close_ms < start + a->timeout_ms;
+        defn_format_duration(capped ? a->schedule_to_close_ms : a->timeout_ms, limit);
+        msg = capped ? xasprintf("attempt %d did not complete before schedule_to_close (%s) ran "
+                                 "out",
+                                 *c.attempt, limit)
+                     : xasprintf("attempt %d did not complete within %s", *c.attempt, limit);
     }
-    fail_step(r, i, err);
+    json_t *err = json_pack("{s:s, s:s}", "type", heartbeat ? "heartbeat_timeout" : "timeout",
+                            "message", msg);
+    free(msg);
+    call_failed(r, &c, err, false, -1);
     return true;
 }
 
@@ -613,7 +1079,110 @@ static bool on_wait_timed_out(struct run *r)
     return true;
 }
 
+/* {"reason": ...} when the input carries one, else NULL (an empty object). */
+static json_t *reason_data(const struct run *r)
+{
+    json_t *reason = r->in->reason ? json_string(r->in->reason) : NULL;
+    return reason ? json_pack("{s:o}", "reason", reason) : NULL;
+}
+
+static bool on_cancel(struct run *r)
+{
+    struct engine_state *st = r->st;
+    if (st->status != ENGINE_EXEC_RUNNING || st->cancel_requested || st->compensating)
+        return false;
+    st->cancel_requested = true;
+    emit(r, "cancel_requested", -1, 0, reason_data(r));
+    if (st->current < st->n_steps) {
+        size_t i = st->current;
+        struct engine_step *s = &st->steps[i];
+        /* The safe point of an attempt in flight is its end: its result decides. */
+        if (s->status == ENGINE_STEP_RUNNING)
+            return true;
+        if (s->status == ENGINE_STEP_SCHEDULED || s->status == ENGINE_STEP_WAITING) {
+            s->status = ENGINE_STEP_SKIPPED;
+            mark_changed(r, i);
+            r->fx->cancel_tasks = true;
+        }
+    }
+    begin_saga(r);
+    return true;
+}
+
+static bool on_terminate(struct run *r)
+{
+    struct engine_state *st = r->st;
+    if (st->status != ENGINE_EXEC_RUNNING)
+        return false;
+    for (size_t i = 0; i < st->n_steps; i++) {
+        struct engine_step *s = &st->steps[i];
+        switch (s->status) {
+        case ENGINE_STEP_PENDING:
+        case ENGINE_STEP_SCHEDULED:
+        case ENGINE_STEP_RUNNING:
+        case ENGINE_STEP_WAITING:
+            s->status = ENGINE_STEP_SKIPPED;
+            s->accepted = false;
+            s->attempt_started_at_ms = 0;
+            mark_changed(r, i);
+            break;
+        default:
+            break;
+        }
+        if (s->comp.status == ENGINE_COMP_SCHEDULED || s->comp.status == ENGINE_COMP_RUNNING) {
+            s->comp.status = ENGINE_COMP_INTERRUPTED;
+            s->comp.accepted = false;
+            s->comp.attempt_started_at_ms = 0;
+        }
+    }
+    st->compensating = false;
+    st->status = ENGINE_EXEC_TERMINATED;
+    emit(r, "execution_terminated", -1, 0, reason_data(r));
+    r->fx->ended = true;
+    r->fx->cancel_tasks = true;
+    return true;
+}
+
+static bool on_retry(struct run *r)
+{
+    struct engine_state *st = r->st;
+    size_t f = st->current;
+    if (st->status != ENGINE_EXEC_FAILED || f >= st->n_steps ||
+        st->steps[f].status != ENGINE_STEP_FAILED)
+        return false;
+    for (size_t i = 0; i < st->n_steps; i++)
+        if (st->steps[i].status == ENGINE_STEP_COMPENSATED ||
+            st->steps[i].comp.status != ENGINE_COMP_NONE)
+            return false;
+    emit(r, "execution_retried", -1, 0, json_pack("{s:s}", "step", r->d->steps[f].id));
+    st->status = ENGINE_EXEC_RUNNING;
+    st->cancel_requested = false;
+    st->compensating = false;
+    r->fx->clear_error = true;
+    for (size_t i = f + 1; i < st->n_steps; i++) {
+        if (st->steps[i].status == ENGINE_STEP_SKIPPED) {
+            st->steps[i] = (struct engine_step){.status = ENGINE_STEP_PENDING};
+            mark_changed(r, i);
+        }
+    }
+    enter_step(r, f);
+    return true;
+}
+
 /* ---- the entry point --------------------------------------------------------------------- */
+
+bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int attempt,
+                              bool compensation)
+{
+    if (!st || st->status != ENGINE_EXEC_RUNNING || step >= st->n_steps || attempt < 1)
+        return false;
+    const struct engine_step *s = &st->steps[step];
+    if (compensation)
+        return st->compensating && s->comp.status == ENGINE_COMP_RUNNING &&
+               s->comp.attempt == attempt;
+    return !st->compensating && step == st->current && s->status == ENGINE_STEP_RUNNING &&
+           s->attempt == attempt;
+}
 
 static void collect_changed(struct run *r)
 {
@@ -628,19 +1197,26 @@ static void collect_changed(struct run *r)
             r->fx->changed_steps[r->fx->n_changed_steps++] = i;
 }
 
+/* True for the inputs that name no step. */
+static bool execution_wide(enum engine_input_kind k)
+{
+    return k == ENGINE_IN_START || k == ENGINE_IN_CANCEL || k == ENGINE_IN_TERMINATE ||
+           k == ENGINE_IN_RETRY;
+}
+
 int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
                    const struct engine_input *in, struct engine_effects *fx)
 {
     if (!d || !st || !json_is_object(ctx) || !in || !fx || st->n_steps != d->n_steps)
         return -1;
-    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_WAIT_TIMED_OUT)
+    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_ATTEMPT_TIMED_OUT)
         return -1;
 
-    struct run r = {d, st, ctx, in, fx, in->now_ms, NULL, 0, 0};
-    r.changed = xcalloc(st->n_steps, sizeof *r.changed);
+    struct run r = {d, st, ctx, in, fx, in->now_ms, NULL, 0, 0, 0};
+    r.changed = xcalloc(st->n_steps ? st->n_steps : 1, sizeof *r.changed);
     bool applied = false;
-    /* Every input but START names a step; one that does not exist is stale like any other. */
-    if (in->kind != ENGINE_IN_START && in->step >= st->n_steps) {
+    /* Every other input names a step; one that does not exist is stale like any other. */
+    if (!execution_wide(in->kind) && in->step >= st->n_steps) {
         applied = false;
     } else {
         switch (in->kind) {
@@ -665,12 +1241,35 @@ int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
         case ENGINE_IN_WAIT_TIMED_OUT:
             applied = on_wait_timed_out(&r);
             break;
+        case ENGINE_IN_CANCEL:
+            applied = on_cancel(&r);
+            break;
+        case ENGINE_IN_TERMINATE:
+            applied = on_terminate(&r);
+            break;
+        case ENGINE_IN_RETRY:
+            applied = on_retry(&r);
+            break;
+        case ENGINE_IN_ATTEMPT_ACCEPTED:
+            applied = on_attempt_accepted(&r);
+            break;
+        case ENGINE_IN_HEARTBEAT:
+            applied = on_heartbeat(&r);
+            break;
+        case ENGINE_IN_HEARTBEAT_TIMED_OUT:
+            applied = on_timed_out(&r, true);
+            break;
+        case ENGINE_IN_ATTEMPT_TIMED_OUT:
+            applied = on_timed_out(&r, false);
+            break;
         }
     }
-    if (applied)
+    if (applied) {
         collect_changed(&r);
-    else
+    } else {
         fx->stale = true;
+        fx->stale_ended = st->status != ENGINE_EXEC_RUNNING;
+    }
     free(r.changed);
     return 0;
 }

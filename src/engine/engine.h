@@ -1,7 +1,68 @@
 /* The interpreter: a pure function from (definition, state, one input) to (new state, events to
  * append, tasks to schedule). No I/O, no clock, no database: time and results arrive as
  * inputs, so replaying a history is calling engine_advance over it, and every guarantee of the
- * journal is a property of this one module. The runner wraps each call in one transaction. */
+ * journal is a property of this one module. The runner wraps each call in one transaction.
+ *
+ * The life of an execution, as far as the interpreter decides it:
+ *
+ *   running --(every step completed)--------------------------------------> completed
+ *   running --(a step failed for good)--> saga --------------------------> failed
+ *   running --(CANCEL)--> [the attempt in flight ends] --> saga ----------> cancelled
+ *   running or saga --(TERMINATE)-----------------------------------------> terminated
+ *   failed --(RETRY, when no compensation ran)----------------------------> running
+ *
+ * The saga runs the `compensate` activities of the completed steps, one at a time, in reverse
+ * order of completion; the execution stays "running" while it does (state.compensating).
+ * Compensation details (see also engine.c):
+ *   - Steps without compensate are passed over. Each compensation runs exactly once to its end:
+ *     it completes (the step becomes "compensated") or fails for good after its own retries
+ *     (the step stays "completed", its row's error becomes the compensation's error with
+ *     "compensation": true), and the saga goes on with the next one either way.
+ *   - A compensation whose url or input does not evaluate fails for good at once (an
+ *     "expression" or "invalid_url" error, attempts 0), without an attempt.
+ *   - After a failure the execution ends "failed" with the failed step's error (its "type",
+ *     "message", "step", ...) plus "compensation_errors": [the final errors of the compensations
+ *     that failed, in the order they ran] when any did.
+ *   - After a cancel it ends "cancelled" with error null, or, when compensations failed, with
+ *     {"type": "compensation_failed", "message", "step": the first one that failed,
+ *      "compensation_errors": [...]}: the status says what the user asked for, the error says
+ *     that the undo is incomplete.
+ *   - A failure of the definition's output template (after every step completed) is not a
+ *     step's failure: no saga runs, and RETRY does not apply to it (it would fail the same way).
+ *
+ * Cancel (graceful) stops at the next safe point:
+ *   - an activity attempt in flight (sent, or accepted with 202) finishes first. A success
+ *     completes the step, which is then compensated like the others; a failure or timeout is
+ *     journaled as attempt_failed with next_attempt_at null (no retry) and the step fails
+ *     ("failed", step_failed, its error in its row), but the execution still ends "cancelled";
+ *   - a step that is not in flight (a retry waiting for its backoff, a first attempt not yet
+ *     sent, a sleep, a wait) is interrupted at once: its tasks are cancelled and it becomes
+ *     "skipped" (keeping its attempt count and times; completed_at stays null). A signal sent
+ *     for an interrupted wait stays stored and unconsumed.
+ *   Steps not reached become "skipped" when the saga starts. Cancel is stale when a cancel was
+ *   already requested, and during the saga of a failure (the execution is already unwinding and
+ *   will end "failed").
+ *
+ * Terminate is a hard stop: execution_terminated at once, every task cancelled, no saga. Steps
+ * pending, scheduled, running or waiting become "skipped"; a compensation under way is recorded
+ * as "interrupted" in the state (its step stays "completed"). Every later input is stale.
+ *
+ * Retry (redrive) applies to a "failed" execution whose failed step is known and when no
+ * compensation ran (no step is "compensated" and no compensation was ever scheduled: once the
+ * saga undid anything, resuming would redo work on top of an undo; the API answers 409). The
+ * failed step is entered again as if for the first time (attempt 1, scheduled_at = now, so
+ * schedule_to_close counts afresh), steps skipped by the failure become pending again, and
+ * every completed step keeps its output.
+ *
+ * Asynchronous activities: a receiver that answers 202 is reported as ATTEMPT_ACCEPTED. The
+ * attempt stays "running" and gets an ATTEMPT_TIMEOUT task due at the attempt's start +
+ * the activity's timeout (capped by schedule_to_close) and, when heartbeat_timeout > 0, a
+ * HEARTBEAT_TIMEOUT task due heartbeat_timeout after the accept and moved by every
+ * HEARTBEAT. Completion and failure arrive as ATTEMPT_SUCCEEDED / ATTEMPT_FAILED as for a
+ * synchronous attempt and cancel both tasks; the timeouts fail the attempt with error type
+ * "timeout" or "heartbeat_timeout", retried per the policy like any other failure. All of this
+ * applies to compensation attempts too (inputs with .compensation set, and the COMPENSATION_*
+ * task kinds). */
 #ifndef KEEL_ENGINE_ENGINE_H
 #define KEEL_ENGINE_ENGINE_H
 
@@ -31,9 +92,29 @@ enum engine_step_status {
     ENGINE_STEP_COMPENSATED, /* completed, then undone by its compensation */
 };
 
+/* Where a completed step's compensation stands (saga). A compensation that completes leaves
+ * NONE behind: the step's own status, "compensated", says it. */
+enum engine_comp_status {
+    ENGINE_COMP_NONE,        /* not started (or completed: see the step status) */
+    ENGINE_COMP_SCHEDULED,   /* an attempt is due (now or after a backoff) */
+    ENGINE_COMP_RUNNING,     /* an attempt is in flight */
+    ENGINE_COMP_FAILED,      /* failed for good; the step stays "completed" */
+    ENGINE_COMP_INTERRUPTED, /* was scheduled or in flight when the execution was terminated */
+};
+
 /* Names as in the contract ("running", "completed", ...). */
 const char *engine_exec_status_name(enum engine_exec_status s);
 const char *engine_step_status_name(enum engine_step_status s);
+/* "none", "scheduled", "running", "failed", "interrupted" (used in the state's JSON). */
+const char *engine_comp_status_name(enum engine_comp_status s);
+
+/* A step's compensation (saga): one activity call with its own attempts. */
+struct engine_compensation {
+    enum engine_comp_status status;
+    int attempt;                   /* the current or last attempt; 0 = none yet */
+    int64_t attempt_started_at_ms; /* while RUNNING: when the attempt was sent; else 0 */
+    bool accepted;                 /* while RUNNING: the receiver answered 202 */
+};
 
 /* What the interpreter remembers of one step between inputs. Outputs and errors are not here:
  * they live in the expression context (see engine_advance) and in the step rows. */
@@ -44,6 +125,11 @@ struct engine_step {
     int64_t started_at_ms;   /* first attempt start (or timer/wait start); 0 = never */
     int64_t completed_at_ms; /* 0 = not ended */
     int completion_order;    /* 1, 2, ... in order of completion (sagas undo in reverse); 0 */
+    /* Added for asynchronous activities and sagas; all zero in a state that does not use them. */
+    int64_t attempt_started_at_ms;   /* while RUNNING: when the attempt in flight was sent (the
+                                        last send when it was redelivered); else 0 */
+    bool accepted;                   /* while RUNNING: the receiver answered 202 */
+    struct engine_compensation comp; /* ENGINE_COMP_NONE unless the saga reached this step */
 };
 
 struct engine_state {
@@ -52,13 +138,21 @@ struct engine_state {
     struct engine_step *steps; /* owned; parallel to defn->steps */
     size_t current;            /* index of the step being run; n_steps when none is left */
     int completions;           /* how many steps have completed so far */
+    bool cancel_requested;     /* a graceful cancel was asked for: no new attempt or step starts;
+                                  the saga runs once the attempt in flight (if any) ends. The API
+                                  can report it in a heartbeat's answer. */
+    bool compensating;         /* the saga runs (status still running); exactly one step's
+                                  compensation is scheduled or running */
 };
 
 /* A fresh state for d: running, every step pending, current = 0. Free with engine_state_free. */
 void engine_state_init(struct engine_state *st, const struct defn *d);
 void engine_state_free(struct engine_state *st);
 /* Compact JSON for executions.state (new reference, caller decrefs) and back. from_json
- * returns -1 when the JSON does not fit d (wrong step count, bad status names). */
+ * returns -1 when the JSON does not fit d (wrong step count, bad status names). The JSON is
+ * still version 1: the members added for sagas and asynchronous activities are left out when
+ * unused, so a state that does not use them is written exactly as before and an older keeld
+ * can still read it; one that does is refused by an older keeld rather than misread. */
 json_t *engine_state_to_json(const struct engine_state *st);
 int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_state *st)
     __attribute__((warn_unused_result));
@@ -71,37 +165,90 @@ enum engine_input_kind {
     ENGINE_IN_TIMER_FIRED,       /* the timer of a sleep / sleep_until step is due */
     ENGINE_IN_SIGNAL,            /* a signal for the waiting step (name, payload) */
     ENGINE_IN_WAIT_TIMED_OUT,    /* the timeout of the waiting step is due */
+    /* Added for "time, signals and sagas". CANCEL, TERMINATE and RETRY name no step. */
+    ENGINE_IN_CANCEL,              /* graceful cancel (POST .../cancel); optional reason */
+    ENGINE_IN_TERMINATE,           /* hard stop (POST .../terminate); optional reason */
+    ENGINE_IN_RETRY,               /* redrive a failed execution (POST .../retry) */
+    ENGINE_IN_ATTEMPT_ACCEPTED,    /* (step, attempt) was answered 202: it completes later */
+    ENGINE_IN_HEARTBEAT,           /* (step, attempt) sent a heartbeat; optional details. Applies
+                                      while the attempt is in flight, even before its accept is
+                                      journaled; stale once it is over (the API can then tell
+                                      the worker to stop) */
+    ENGINE_IN_HEARTBEAT_TIMED_OUT, /* the HEARTBEAT_TIMEOUT task of (step, attempt) is due */
+    ENGINE_IN_ATTEMPT_TIMED_OUT,   /* the ATTEMPT_TIMEOUT task of (step, attempt) is due */
 };
 
 struct engine_input {
     enum engine_input_kind kind;
-    int64_t now_ms;       /* the time of the input, from the runner's clock */
-    size_t step;          /* all but START: index of the step the input is about */
-    int attempt;          /* ATTEMPT_*: the attempt number it is about */
-    bool redelivery;      /* ATTEMPT_STARTED: the same attempt sent again after its lease expired */
-    const json_t *output; /* ATTEMPT_SUCCEEDED: the result (borrowed; JSON null for none) */
-    const json_t *error;  /* ATTEMPT_FAILED: {"type", "message", ...} (borrowed) */
-    bool non_retryable;   /* ATTEMPT_FAILED: the receiver said stop (410, non_retryable) */
+    int64_t now_ms;         /* the time of the input, from the runner's clock */
+    size_t step;            /* all but START, CANCEL, TERMINATE, RETRY: index of the step the input
+                               is about */
+    int attempt;            /* ATTEMPT_*, HEARTBEAT*: the attempt number it is about */
+    bool redelivery;        /* ATTEMPT_STARTED: the same attempt sent again after its lease expired
+                               (stale for an accepted attempt: the receiver already has it) */
+    const json_t *output;   /* ATTEMPT_SUCCEEDED: the result (borrowed; JSON null for none) */
+    const json_t *error;    /* ATTEMPT_FAILED: {"type", "message", ...} (borrowed) */
+    bool non_retryable;     /* ATTEMPT_FAILED: the receiver said stop (410, non_retryable) */
     int64_t retry_after_ms; /* ATTEMPT_FAILED: the receiver's Retry-After; -1 when none */
     const char *signal;     /* SIGNAL: its name (borrowed) */
     const json_t *payload;  /* SIGNAL: its payload (borrowed) */
+    /* ATTEMPT_STARTED, _SUCCEEDED, _FAILED, _ACCEPTED, _TIMED_OUT, HEARTBEAT, HEARTBEAT_TIMED_OUT:
+     * the input is about the step's compensation, not the step's own attempt (the task or
+     * webhook it comes from was a COMPENSATION or COMPENSATION_* task). Attempt numbers of the
+     * two are separate. engine_input_for_task sets it from a task kind. */
+    bool compensation;
+    const char *reason;    /* CANCEL, TERMINATE: free text from the caller (borrowed) or NULL;
+                              journaled as data.reason of cancel_requested / execution_terminated */
+    const json_t *details; /* HEARTBEAT: the receiver's progress details (borrowed) or NULL. The
+                              interpreter does not journal heartbeats (they would flood the
+                              history) and does not keep the details; the API may. */
 };
 
 enum engine_task_kind {
     ENGINE_TASK_ACTIVITY,     /* send an attempt; payload {"url", "input", "timeout_ms"} */
     ENGINE_TASK_TIMER,        /* fire a sleep / sleep_until step */
     ENGINE_TASK_WAIT_TIMEOUT, /* time out a wait step */
+    /* Added for "time, signals and sagas". */
+    ENGINE_TASK_COMPENSATION,      /* send a compensation attempt (key <exec>/<step>/compensate);
+                                      payload {"url", "input", "timeout_ms"} */
+    ENGINE_TASK_ATTEMPT_TIMEOUT,   /* an accepted attempt of the step did not complete in time */
+    ENGINE_TASK_HEARTBEAT_TIMEOUT, /* an accepted attempt of the step sent no heartbeat in time */
+    ENGINE_TASK_COMPENSATION_TIMEOUT,           /* ATTEMPT_TIMEOUT of a compensation attempt */
+    ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT, /* HEARTBEAT_TIMEOUT of a compensation attempt */
 };
 
-const char *engine_task_kind_name(enum engine_task_kind k); /* "activity", "timer", ... */
+/* "activity", "timer", "wait_timeout", "compensation", "attempt_timeout", "heartbeat_timeout",
+ * "compensation_timeout", "compensation_heartbeat_timeout" (tasks.kind). */
+const char *engine_task_kind_name(enum engine_task_kind k);
+/* The kind named name (as engine_task_kind_name writes it). Returns 0, or -1 when unknown. */
+int engine_task_kind_from_name(const char *name, enum engine_task_kind *out)
+    __attribute__((warn_unused_result));
+/* True for the kinds that send a webhook when due (ACTIVITY and COMPENSATION): the runner
+ * leases them, feeds ATTEMPT_STARTED (with .compensation for COMPENSATION) and sends. */
+bool engine_task_sends(enum engine_task_kind k);
+/* Sets in->kind and in->compensation for a due task of kind k: ACTIVITY and COMPENSATION ->
+ * ATTEMPT_STARTED; TIMER -> TIMER_FIRED; WAIT_TIMEOUT -> WAIT_TIMED_OUT; [COMPENSATION_]
+ * ATTEMPT_TIMEOUT -> ATTEMPT_TIMED_OUT; [COMPENSATION_]HEARTBEAT_TIMEOUT -> HEARTBEAT_TIMED_OUT.
+ * The runner still sets now_ms, step, attempt (the task's) and retry_after_ms. Returns 0, or -1
+ * for an unknown kind (in untouched). */
+int engine_input_for_task(enum engine_task_kind k, struct engine_input *in)
+    __attribute__((warn_unused_result));
 
 struct engine_task {
     enum engine_task_kind kind;
     size_t step;
-    int attempt;       /* ACTIVITY: the attempt number; else 0 */
+    int attempt;       /* ACTIVITY, COMPENSATION and the timeouts of an accepted attempt: the
+                          attempt number (of the step, or of its compensation); else 0 */
     int64_t due_at_ms; /* due now (== input now_ms) or later */
-    json_t *payload;   /* owned; ACTIVITY: the evaluated url and input, the attempt timeout in
-                          ms; else NULL */
+    json_t *payload;   /* owned; ACTIVITY and COMPENSATION: the evaluated url and input, the
+                          attempt timeout in ms; else NULL */
+};
+
+/* Delete the execution's pending tasks of one kind for one step (a heartbeat moves its
+ * deadline; an accepted attempt that ends drops its timeouts). */
+struct engine_task_cancel {
+    enum engine_task_kind kind;
+    size_t step;
 };
 
 struct engine_event {
@@ -123,16 +270,37 @@ struct engine_effects {
                               (status, attempt, times) and the context (output, error) */
     size_t n_changed_steps;
     bool cancel_tasks;        /* delete the execution's other pending tasks (a signal arrived before
-                                 the wait timed out, ...) */
+                                 the wait timed out, a cancel interrupted a step, the execution
+                                 ended, ...) */
     const char *wants_signal; /* after a wait starts: the signal name (borrowed from the
                                  definition); the runner feeds ENGINE_IN_SIGNAL at once if one
                                  is already stored */
     bool ended;               /* the execution reached a final status (st->status) */
     json_t *output;           /* owned; when ended completed: the evaluated output (null if none) */
-    json_t *error;            /* owned; when ended failed: {"type", "message", "step"} */
+    json_t *error;            /* owned; when ended failed: {"type", "message", "step", ...}
+                                 (+ "compensation_errors"); when ended cancelled: NULL, or the
+                                 compensation errors (see the top of this file) */
+    /* Added for "time, signals and sagas". */
+    struct engine_task_cancel *cancels; /* owned; delete the execution's pending tasks of each
+                                           (kind, step) before inserting fx->tasks (which they
+                                           never apply to). Order for the runner: cancel_tasks,
+                                           then cancels, then insert fx->tasks. When it chains
+                                           several calls in one transaction, a cancel applies to
+                                           tasks of earlier calls too. */
+    size_t n_cancels;
+    bool clear_error; /* RETRY: set the execution's error to null (unless ended again: then
+                         fx->error is the new one) */
+    bool stale_ended; /* with stale: the execution had already ended (completed, failed,
+                         cancelled, terminated); a late attempt result is then journaled by the
+                         runner as result_ignored */
 };
 
 void engine_effects_free(struct engine_effects *fx);
+
+/* True when (step, attempt) is in flight in st: the step's own attempt, or, with compensation,
+ * its compensation's. An ATTEMPT_STARTED for it is then a redelivery (set in->redelivery). */
+bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int attempt,
+                              bool compensation);
 
 /* Applies one input. st is updated in place. ctx is the expression context
  *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},
@@ -141,7 +309,17 @@ void engine_effects_free(struct engine_effects *fx);
  * step's input can use the output just produced). fx must be zeroed by the caller and freed
  * with engine_effects_free. Returns 0; -1 only on a programming error (an input kind that does
  * not exist), never on user data: bad expressions, bad URLs and failed attempts become step
- * errors and events. */
+ * errors and events.
+ *
+ * Events added for this issue (on top of the contract's names): "attempt_accepted" (step,
+ * attempt; {"timeout_at", "heartbeat_timeout_at" (null when none)} + "compensation": true for
+ * a compensation attempt). The other new events use the contract's names: cancel_requested
+ * ({} or {"reason"}), execution_cancelled ({"error": null or ...}), execution_terminated ({} or
+ * {"reason"}), execution_retried ({"step": the step re-entered}), compensation_started (step,
+ * attempt; {} or {"redelivery": true}), compensation_completed (step, attempt; {"output"}),
+ * compensation_failed (step, attempt; {"error"}), and attempt_failed for a compensation
+ * ({"compensation": true, "error", "next_attempt_at"}). HEARTBEAT emits no event (the only
+ * input that can apply without one): it only moves the heartbeat task. */
 int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
                    const struct engine_input *in, struct engine_effects *fx);
 

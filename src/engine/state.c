@@ -6,9 +6,19 @@
  *               "completed_at": ..., "order": 1}, {"status": "scheduled", ...}]}
  * with "steps" parallel to the definition's steps and every member of a step that is zero left
  * out. The version number is there so that a later shape (sub-steps of parallel branches and
- * for_each bodies, a compensation phase) can be read next to this one. Reading checks every
- * type, range and name and the invariants the interpreter keeps, so a damaged or hand-edited
- * state is refused rather than run. */
+ * for_each bodies) can be read next to this one. Reading checks every type, range and name and
+ * the invariants the interpreter keeps, so a damaged or hand-edited state is refused rather than
+ * run.
+ *
+ * Sagas and asynchronous activities added members to version 1 rather than making a version 2,
+ * each left out when unused, so a state that does not use them is written exactly as before
+ * (and an older keeld still reads it), while one that does is refused by an older keeld:
+ *   top level: "cancel_requested": true, "compensating": true;
+ *   step: "attempt_started_at" (while running, and only when it differs from started_at, i.e.
+ *         for a retry or a redelivery; absent, it reads as started_at), "accepted": true,
+ *         "comp": {"status": "scheduled" | "running" | "failed" | "interrupted", "attempt": n,
+ *                  "started_at": t (while running), "accepted": true}
+ *         (absent: no compensation has run, or it completed and the step is "compensated"). */
 #include "engine/engine.h"
 
 #include "util/alloc.h"
@@ -24,8 +34,10 @@ static const char *const EXEC_NAMES[] = {"running", "completed", "failed", "canc
                                          "terminated"};
 static const char *const STEP_NAMES[] = {"pending",   "scheduled", "running", "waiting",
                                          "completed", "failed",    "skipped", "compensated"};
+static const char *const COMP_NAMES[] = {"none", "scheduled", "running", "failed", "interrupted"};
 #define N_EXEC_NAMES (sizeof EXEC_NAMES / sizeof EXEC_NAMES[0])
 #define N_STEP_NAMES (sizeof STEP_NAMES / sizeof STEP_NAMES[0])
+#define N_COMP_NAMES (sizeof COMP_NAMES / sizeof COMP_NAMES[0])
 
 const char *engine_exec_status_name(enum engine_exec_status s)
 {
@@ -35,6 +47,11 @@ const char *engine_exec_status_name(enum engine_exec_status s)
 const char *engine_step_status_name(enum engine_step_status s)
 {
     return (size_t)s < N_STEP_NAMES ? STEP_NAMES[s] : "unknown";
+}
+
+const char *engine_comp_status_name(enum engine_comp_status s)
+{
+    return (size_t)s < N_COMP_NAMES ? COMP_NAMES[s] : "unknown";
 }
 
 /* The index of name in names[n], or -1. */
@@ -92,6 +109,19 @@ json_t *engine_state_to_json(const struct engine_state *st)
         set_nonzero(o, "started_at", s->started_at_ms);
         set_nonzero(o, "completed_at", s->completed_at_ms);
         set_nonzero(o, "order", s->completion_order);
+        if (s->attempt_started_at_ms != s->started_at_ms)
+            set_nonzero(o, "attempt_started_at", s->attempt_started_at_ms);
+        if (s->accepted)
+            json_object_set_new(o, "accepted", json_true());
+        if (s->comp.status != ENGINE_COMP_NONE) {
+            json_t *c = json_object();
+            json_object_set_new(c, "status", json_string(engine_comp_status_name(s->comp.status)));
+            set_nonzero(c, "attempt", s->comp.attempt);
+            set_nonzero(c, "started_at", s->comp.attempt_started_at_ms);
+            if (s->comp.accepted)
+                json_object_set_new(c, "accepted", json_true());
+            json_object_set_new(o, "comp", c);
+        }
         json_array_append_new(steps, o);
     }
     json_t *j = json_object();
@@ -99,6 +129,10 @@ json_t *engine_state_to_json(const struct engine_state *st)
     json_object_set_new(j, "status", json_string(engine_exec_status_name(st->status)));
     json_object_set_new(j, "current", json_integer((json_int_t)st->current));
     json_object_set_new(j, "completions", json_integer(st->completions));
+    if (st->cancel_requested)
+        json_object_set_new(j, "cancel_requested", json_true());
+    if (st->compensating)
+        json_object_set_new(j, "compensating", json_true());
     json_object_set_new(j, "steps", steps);
     return j;
 }
@@ -139,10 +173,43 @@ static bool get_int(const json_t *obj, const char *key, bool optional, int64_t m
     return true;
 }
 
+/* Reads obj[key] as a boolean; an absent key reads as false. */
+static bool get_bool(const json_t *obj, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = json_is_true(v);
+    return !v || json_is_boolean(v);
+}
+
+static bool read_comp(const json_t *o, struct engine_compensation *c)
+{
+    static const char *const keys[] = {"status", "attempt", "started_at", "accepted", NULL};
+    int64_t attempt;
+    if (!o) {
+        memset(c, 0, sizeof *c);
+        return true;
+    }
+    if (!json_is_object(o) || !only_keys(o, keys))
+        return false;
+    /* "none" is never written: the member is left out instead. */
+    int status = name_index(COMP_NAMES, N_COMP_NAMES, json_object_get(o, "status"));
+    if (status <= 0)
+        return false;
+    if (!get_int(o, "attempt", true, 0, INT_MAX, &attempt) ||
+        !get_int(o, "started_at", true, INT64_MIN, INT64_MAX, &c->attempt_started_at_ms) ||
+        !get_bool(o, "accepted", &c->accepted))
+        return false;
+    c->status = (enum engine_comp_status)status;
+    c->attempt = (int)attempt;
+    return true;
+}
+
 static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
 {
     static const char *const keys[] = {
-        "status", "attempt", "scheduled_at", "started_at", "completed_at", "order", NULL};
+        "status",       "attempt", "scheduled_at",       "started_at",
+        "completed_at", "order",   "attempt_started_at", "accepted",
+        "comp",         NULL};
     int64_t attempt, order;
     if (!json_is_object(o) || !only_keys(o, keys))
         return false;
@@ -153,8 +220,13 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
         !get_int(o, "scheduled_at", true, INT64_MIN, INT64_MAX, &s->scheduled_at_ms) ||
         !get_int(o, "started_at", true, INT64_MIN, INT64_MAX, &s->started_at_ms) ||
         !get_int(o, "completed_at", true, INT64_MIN, INT64_MAX, &s->completed_at_ms) ||
-        !get_int(o, "order", true, 0, (int64_t)n_steps, &order))
+        !get_int(o, "order", true, 0, (int64_t)n_steps, &order) ||
+        !get_int(o, "attempt_started_at", true, INT64_MIN, INT64_MAX, &s->attempt_started_at_ms) ||
+        !get_bool(o, "accepted", &s->accepted) || !read_comp(json_object_get(o, "comp"), &s->comp))
         return false;
+    /* Left out when equal to started_at, and in states written before it existed. */
+    if (!json_object_get(o, "attempt_started_at") && status == ENGINE_STEP_RUNNING)
+        s->attempt_started_at_ms = s->started_at_ms;
     s->status = (enum engine_step_status)status;
     s->attempt = (int)attempt;
     s->completion_order = (int)order;
@@ -168,12 +240,30 @@ static bool step_consistent(const struct engine_step *s, const struct defn_step 
     bool timer = ds->kind == DEFN_STEP_SLEEP || ds->kind == DEFN_STEP_SLEEP_UNTIL;
     bool untouched = s->attempt == 0 && s->scheduled_at_ms == 0 && s->started_at_ms == 0 &&
                      s->completed_at_ms == 0 && s->completion_order == 0;
+    const struct engine_compensation *c = &s->comp;
     if (s->attempt > 0 && !activity)
+        return false;
+    /* An attempt's start and its accept exist only while it is in flight. */
+    if ((s->accepted || s->attempt_started_at_ms != 0) && s->status != ENGINE_STEP_RUNNING)
+        return false;
+    /* A compensation belongs to a completed step that has one (a completed compensation leaves
+     * only the step's "compensated" behind). */
+    if (c->status == ENGINE_COMP_NONE) {
+        if (c->attempt != 0 || c->attempt_started_at_ms != 0 || c->accepted)
+            return false;
+    } else if (!ds->compensate || s->status != ENGINE_STEP_COMPLETED) {
+        return false;
+    }
+    if (c->status != ENGINE_COMP_NONE && c->status != ENGINE_COMP_FAILED && c->attempt < 1)
+        return false;
+    if ((c->accepted || c->attempt_started_at_ms != 0) && c->status != ENGINE_COMP_RUNNING)
         return false;
     switch (s->status) {
     case ENGINE_STEP_PENDING:
-    case ENGINE_STEP_SKIPPED:
         return untouched;
+    case ENGINE_STEP_SKIPPED:
+        /* A step interrupted by a cancel keeps its attempts and times; it never ended. */
+        return s->completed_at_ms == 0 && s->completion_order == 0;
     case ENGINE_STEP_SCHEDULED:
         return ((activity && s->attempt >= 1) || timer) && s->completed_at_ms == 0 &&
                s->completion_order == 0;
@@ -210,29 +300,63 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
     if (!ok || orders != st->completions)
         return false;
 
+    /* The saga: one compensation at a time, and only while it runs. */
+    size_t active = 0;
+    bool undone = false; /* a compensation ran or runs */
+    for (size_t i = 0; i < st->n_steps; i++) {
+        const struct engine_step *s = &st->steps[i];
+        active += s->comp.status == ENGINE_COMP_SCHEDULED || s->comp.status == ENGINE_COMP_RUNNING;
+        undone |= s->comp.status != ENGINE_COMP_NONE || s->status == ENGINE_STEP_COMPENSATED;
+    }
+    bool running = st->status == ENGINE_EXEC_RUNNING;
+    if (active != (st->compensating ? 1u : 0u) || (st->compensating && !running))
+        return false;
+    if (st->cancel_requested && st->status != ENGINE_EXEC_RUNNING &&
+        st->status != ENGINE_EXEC_CANCELLED && st->status != ENGINE_EXEC_TERMINATED)
+        return false;
+
     size_t cur = st->current;
     for (size_t i = 0; i < st->n_steps; i++) {
         enum engine_step_status s = st->steps[i].status;
         switch (st->status) {
         case ENGINE_EXEC_RUNNING:
+            if (st->compensating) {
+                /* Before the current step: done (or undone); the current one: how it ended
+                 * (failed, or, after a cancel, whatever the cancel left); after it: never. */
+                if (i < cur)
+                    ok = s == ENGINE_STEP_COMPLETED || s == ENGINE_STEP_COMPENSATED;
+                else if (i == cur)
+                    ok = s == ENGINE_STEP_FAILED ||
+                         (st->cancel_requested &&
+                          (s == ENGINE_STEP_COMPLETED || s == ENGINE_STEP_COMPENSATED ||
+                           s == ENGINE_STEP_SKIPPED));
+                else
+                    ok = s == ENGINE_STEP_SKIPPED;
+                break;
+            }
             /* Before the current step: done; the current one: in progress (or not yet entered
-             * when the execution has not started); after it: not reached. */
+             * when the execution has not started; only an attempt in flight while a cancel
+             * waits for it); after it: not reached. */
             if (i < cur)
                 ok = s == ENGINE_STEP_COMPLETED;
             else if (i == cur)
-                ok = s == ENGINE_STEP_SCHEDULED || s == ENGINE_STEP_RUNNING ||
-                     s == ENGINE_STEP_WAITING || (s == ENGINE_STEP_PENDING && st->completions == 0);
+                ok = st->cancel_requested
+                         ? s == ENGINE_STEP_RUNNING
+                         : s == ENGINE_STEP_SCHEDULED || s == ENGINE_STEP_RUNNING ||
+                               s == ENGINE_STEP_WAITING ||
+                               (s == ENGINE_STEP_PENDING && st->completions == 0);
             else
                 ok = s == ENGINE_STEP_PENDING;
+            ok = ok && !undone;
             break;
         case ENGINE_EXEC_COMPLETED:
-            ok = s == ENGINE_STEP_COMPLETED;
+            ok = s == ENGINE_STEP_COMPLETED && !undone;
             break;
         case ENGINE_EXEC_FAILED:
             /* A failed step is the current one; without one (the output template failed),
              * every step completed and current is past the end. */
             if (i < cur)
-                ok = s == ENGINE_STEP_COMPLETED;
+                ok = s == ENGINE_STEP_COMPLETED || s == ENGINE_STEP_COMPENSATED;
             else if (i == cur)
                 ok = s == ENGINE_STEP_FAILED;
             else
@@ -256,7 +380,8 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
 
 int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_state *st)
 {
-    static const char *const keys[] = {"v", "status", "current", "completions", "steps", NULL};
+    static const char *const keys[] = {
+        "v", "status", "current", "completions", "cancel_requested", "compensating", "steps", NULL};
     int64_t v, current, completions;
     if (!st)
         return -1;
@@ -268,8 +393,10 @@ int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_
     if (!get_int(j, "v", false, STATE_VERSION, STATE_VERSION, &v) || status < 0 ||
         !get_int(j, "current", false, 0, (int64_t)d->n_steps, &current) ||
         !get_int(j, "completions", false, 0, (int64_t)d->n_steps, &completions) ||
-        !json_is_array(steps) || json_array_size(steps) != d->n_steps)
-        return -1;
+        !json_is_array(steps) || json_array_size(steps) != d->n_steps ||
+        !get_bool(j, "cancel_requested", &st->cancel_requested) ||
+        !get_bool(j, "compensating", &st->compensating))
+        goto Fail;
 
     st->status = (enum engine_exec_status)status;
     st->n_steps = d->n_steps;

@@ -107,16 +107,20 @@ UNUSED static void h_free(struct h *h)
 UNUSED static json_t *state_rel(const struct engine_state *st)
 {
     json_t *j = engine_state_to_json(st);
-    static const char *const times[] = {"scheduled_at", "started_at", "completed_at"};
+    static const char *const times[] = {"scheduled_at", "started_at", "completed_at",
+                                        "attempt_started_at"};
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(j, "steps"), i, s)
     {
-        for (size_t k = 0; k < 3; k++) {
+        for (size_t k = 0; k < sizeof times / sizeof times[0]; k++) {
             json_t *v = json_object_get(s, times[k]);
             if (v)
                 json_integer_set(v, json_integer_value(v) - T0);
         }
+        json_t *v = json_object_get(json_object_get(s, "comp"), "started_at");
+        if (v)
+            json_integer_set(v, json_integer_value(v) - T0);
     }
     return j;
 }
@@ -153,6 +157,16 @@ UNUSED static json_t *tasks_json(const struct engine_effects *fx)
     return a;
 }
 
+/* The precise task cancels as [[kind, step], ...]. New reference. */
+UNUSED static json_t *cancels_json(const struct engine_effects *fx)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < fx->n_cancels; i++)
+        json_array_append_new(a, json_pack("[s, I]", engine_task_kind_name(fx->cancels[i].kind),
+                                           (json_int_t)fx->cancels[i].step));
+    return a;
+}
+
 UNUSED static json_t *changed_json(const struct engine_effects *fx)
 {
     json_t *a = json_array();
@@ -182,10 +196,18 @@ UNUSED static json_t *changed_json(const struct engine_effects *fx)
         json_decref(ch_);                                                                          \
     } while (0)
 
+#define expect_cancels(h, text)                                                                    \
+    do {                                                                                           \
+        json_t *cn_ = cancels_json(&(h)->fx);                                                      \
+        expect_json(cn_, text, "task cancels");                                                    \
+        json_decref(cn_);                                                                          \
+    } while (0)
+
 #define expect_ctx(h, text) expect_json((h)->ctx, text, "contexts")
 
 /* The checks that hold after every input; see the top of this file. */
-UNUSED static void check_invariants(struct h *h, const char *state_before, const char *ctx_before)
+UNUSED static void check_invariants(struct h *h, enum engine_input_kind kind,
+                                    const char *state_before, const char *ctx_before)
 {
     const struct engine_effects *fx = &h->fx;
     char *state_after = NULL, *ctx_after = NULL;
@@ -210,8 +232,13 @@ UNUSED static void check_invariants(struct h *h, const char *state_before, const
         assert_true(fx->events[i].step >= -1 && fx->events[i].step < (long)h->st.n_steps);
         assert_true(json_is_object(fx->events[i].data));
     }
-    for (size_t i = 0; i < fx->n_tasks; i++)
+    for (size_t i = 0; i < fx->n_tasks; i++) {
         assert_true(fx->tasks[i].step < h->st.n_steps);
+        /* Tasks that send carry what to send; the others carry nothing. */
+        assert_true((fx->tasks[i].payload != NULL) == engine_task_sends(fx->tasks[i].kind));
+    }
+    for (size_t i = 0; i < fx->n_cancels; i++)
+        assert_true(fx->cancels[i].step < h->st.n_steps);
 
     if (fx->stale) {
         assert_int_equal(fx->n_events, 0);
@@ -222,6 +249,9 @@ UNUSED static void check_invariants(struct h *h, const char *state_before, const
         assert_null(fx->wants_signal);
         assert_null(fx->output);
         assert_null(fx->error);
+        assert_int_equal(fx->n_cancels, 0);
+        assert_false(fx->clear_error);
+        assert_true(fx->stale_ended == (h->st.status != ENGINE_EXEC_RUNNING));
         json_t *s = engine_state_to_json(&h->st);
         state_after = dump(s);
         json_decref(s);
@@ -229,12 +259,19 @@ UNUSED static void check_invariants(struct h *h, const char *state_before, const
         assert_string_equal(state_before, state_after);
         assert_string_equal(ctx_before, ctx_after);
     } else {
-        assert_true(fx->n_events > 0);
+        /* Heartbeats are the one input that applies without an event. */
+        assert_true(fx->n_events > 0 || kind == ENGINE_IN_HEARTBEAT);
+        assert_false(fx->stale_ended);
     }
     if (fx->ended) {
         assert_int_not_equal(h->st.status, ENGINE_EXEC_RUNNING);
         assert_true((fx->output != NULL) == (h->st.status == ENGINE_EXEC_COMPLETED));
-        assert_true((fx->error != NULL) == (h->st.status == ENGINE_EXEC_FAILED));
+        /* Failed always says why; cancelled does when compensations failed. */
+        if (h->st.status == ENGINE_EXEC_FAILED)
+            assert_non_null(fx->error);
+        if (fx->error)
+            assert_true(h->st.status == ENGINE_EXEC_FAILED ||
+                        h->st.status == ENGINE_EXEC_CANCELLED);
     } else {
         if (!fx->stale)
             assert_int_equal(h->st.status, ENGINE_EXEC_RUNNING);
@@ -254,7 +291,7 @@ UNUSED static void h_feed(struct h *h, struct engine_input in)
     json_decref(s);
     char *ctx_before = dump(h->ctx);
     assert_int_equal(engine_advance(h->d, &h->st, h->ctx, &in, &h->fx), 0);
-    check_invariants(h, state_before, ctx_before);
+    check_invariants(h, in.kind, state_before, ctx_before);
     free(state_before);
     free(ctx_before);
 }
@@ -326,6 +363,83 @@ UNUSED static struct engine_input in_wait_timeout(size_t step, int64_t now)
 {
     return (struct engine_input){
         .kind = ENGINE_IN_WAIT_TIMED_OUT, .now_ms = now, .step = step, .retry_after_ms = -1};
+}
+
+/* Like h_feed, but the state and context come back from their stored JSON text before the
+ * input, as they do when the runner loads them from the database. */
+UNUSED static void h_feed_reloaded(struct h *h, struct engine_input in)
+{
+    json_t *j = engine_state_to_json(&h->st);
+    char *state_text = json_dumps(j, JSON_COMPACT);
+    char *ctx_text = json_dumps(h->ctx, JSON_COMPACT);
+    json_decref(j);
+    engine_state_free(&h->st);
+    json_decref(h->ctx);
+    j = parse_json(state_text);
+    assert_int_equal(engine_state_from_json(j, h->d, &h->st), 0);
+    json_decref(j);
+    h->ctx = parse_json(ctx_text);
+    free(state_text);
+    free(ctx_text);
+    h_feed(h, in);
+}
+
+UNUSED static struct engine_input in_cancel(int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_CANCEL, .now_ms = now, .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_terminate(int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_TERMINATE, .now_ms = now, .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_retry(int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_RETRY, .now_ms = now, .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_accepted(size_t step, int attempt, int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_ATTEMPT_ACCEPTED,
+                                 .now_ms = now,
+                                 .step = step,
+                                 .attempt = attempt,
+                                 .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_heartbeat(size_t step, int attempt, int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_HEARTBEAT,
+                                 .now_ms = now,
+                                 .step = step,
+                                 .attempt = attempt,
+                                 .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_heartbeat_timeout(size_t step, int attempt, int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_HEARTBEAT_TIMED_OUT,
+                                 .now_ms = now,
+                                 .step = step,
+                                 .attempt = attempt,
+                                 .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_attempt_timeout(size_t step, int attempt, int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_ATTEMPT_TIMED_OUT,
+                                 .now_ms = now,
+                                 .step = step,
+                                 .attempt = attempt,
+                                 .retry_after_ms = -1};
+}
+
+/* The same input about the step's compensation instead of its own attempt. */
+UNUSED static struct engine_input comp(struct engine_input in)
+{
+    in.compensation = true;
+    return in;
 }
 
 /* Feeds a JSON output given as text. */

@@ -342,6 +342,207 @@ static void advance_refuses_a_mismatched_state(void **state)
     defn_free(two);
 }
 
+/* ---- members added for sagas and asynchronous activities --------------------------------- */
+
+/* Steps: 0 and 1 activities with compensations, 2 an activity without. */
+static const char *const SAGA_DEFN =
+    "{\"name\": \"w\", \"steps\": [{\"id\": \"a\", \"activity\": {\"url\": \"http://x\"}, "
+    "\"compensate\": {\"url\": \"http://x/undo\"}}, {\"id\": \"b\", \"activity\": {\"url\": "
+    "\"http://y\"}, \"compensate\": {\"url\": \"http://y/undo\"}}, {\"id\": \"c\", \"activity\": "
+    "{\"url\": \"http://z\"}}]}";
+
+#define DONE1 "{\"status\":\"completed\",\"attempt\":1,\"order\":1"
+#define DONE2 "{\"status\":\"completed\",\"attempt\":1,\"order\":2"
+#define SK    "{\"status\":\"skipped\"}"
+#define PD    "{\"status\":\"pending\"}"
+
+static const char *const saga_valid[] = {
+    /* The saga of b's failure: a's compensation is due. */
+    "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+    "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}},{\"status\":"
+    "\"failed\",\"attempt\":2}," SK "]}",
+    /* The saga of a cancel that interrupted b's backoff: a's compensation accepted, in flight. */
+    "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"cancel_requested\":true,"
+    "\"compensating\":true,\"steps\":[" DONE1 ",\"comp\":{\"status\":\"running\",\"attempt\":2,"
+    "\"started_at\":50,\"accepted\":true}},{\"status\":\"skipped\",\"attempt\":2,"
+    "\"scheduled_at\":3,\"started_at\":4}," SK "]}",
+    /* A cancel waits for b's accepted attempt (a retry, so its own start). */
+    "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"cancel_requested\":true,"
+    "\"steps\":[" DONE1 "},{\"status\":\"running\",\"attempt\":2,\"scheduled_at\":3,"
+    "\"started_at\":5,\"attempt_started_at\":7,\"accepted\":true}," PD "]}",
+    /* Failed after its saga: a undone, b's compensation failed for good. */
+    "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[{\"status\":"
+    "\"compensated\",\"attempt\":1,\"order\":1}," DONE2 ",\"comp\":{\"status\":\"failed\","
+    "\"attempt\":3}},{\"status\":\"failed\",\"attempt\":1}]}",
+    /* A compensation that never evaluated has no attempt. */
+    "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+    ",\"comp\":{\"status\":\"failed\"}}," DONE2 ",\"comp\":{\"status\":\"failed\",\"attempt\":1}},"
+    "{\"status\":\"failed\"}]}",
+    /* Terminated during the saga of a cancel. */
+    "{\"v\":1,\"status\":\"terminated\",\"current\":1,\"completions\":1,\"cancel_requested\":"
+    "true,\"steps\":[" DONE1 ",\"comp\":{\"status\":\"interrupted\",\"attempt\":1}}," SK "," SK
+    "]}",
+    /* Cancelled with a failed compensation. */
+    "{\"v\":1,\"status\":\"cancelled\",\"current\":2,\"completions\":2,\"cancel_requested\":true,"
+    "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"failed\",\"attempt\":10}},{\"status\":"
+    "\"compensated\",\"attempt\":1,\"order\":2},{\"status\":\"skipped\",\"attempt\":1,"
+    "\"scheduled_at\":9}]}",
+};
+
+static void saga_states_round_trip_exactly(void **state)
+{
+    (void)state;
+    struct defn *d = parse_defn(SAGA_DEFN);
+    for (size_t c = 0; c < sizeof saga_valid / sizeof saga_valid[0]; c++) {
+        print_message("case %zu\n", c);
+        json_t *j = parse_json(saga_valid[c]);
+        struct engine_state st;
+        assert_int_equal(engine_state_from_json(j, d, &st), 0);
+        json_t *back = engine_state_to_json(&st);
+        char *text = json_dumps(back, JSON_COMPACT);
+        json_t *expected = parse_json(saga_valid[c]);
+        char *expected_text = json_dumps(expected, JSON_COMPACT);
+        assert_string_equal(text, expected_text);
+        free(text);
+        free(expected_text);
+        json_decref(expected);
+        json_decref(back);
+        json_decref(j);
+        engine_state_free(&st);
+    }
+    defn_free(d);
+}
+
+/* An attempt_started_at equal to started_at, and explicit false flags, are accepted and left
+ * out when written. */
+static void saga_members_are_normalised(void **state)
+{
+    (void)state;
+    struct defn *d = parse_defn(SAGA_DEFN);
+    json_t *j = parse_json(
+        "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"cancel_requested\":"
+        "false,\"compensating\":false,\"steps\":[" DONE1 "},{\"status\":\"running\",\"attempt\":"
+        "1,\"started_at\":5,\"attempt_started_at\":5,\"accepted\":false}," PD "]}");
+    struct engine_state st;
+    assert_int_equal(engine_state_from_json(j, d, &st), 0);
+    assert_int_equal(st.steps[1].attempt_started_at_ms, 5);
+    json_t *back = engine_state_to_json(&st);
+    expect_json(back,
+                "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"steps\":[" DONE1
+                "},{\"status\":\"running\",\"attempt\":1,\"started_at\":5}," PD "]}",
+                "states");
+    json_decref(back);
+    json_decref(j);
+    engine_state_free(&st);
+    defn_free(d);
+}
+
+static const struct {
+    const char *why;
+    const char *json;
+} saga_invalid[] = {
+    {"compensating without a compensation under way",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 "},{\"status\":\"failed\"}," SK "]}"},
+    {"a compensation under way without compensating",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"steps\":[" DONE1
+     ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}},{\"status\":\"failed\"}," SK "]}"},
+    {"two compensations under way",
+     "{\"v\":1,\"status\":\"running\",\"current\":2,\"completions\":2,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}}," DONE2
+     ",\"comp\":{\"status\":\"running\",\"attempt\":1}},{\"status\":\"failed\"}]}"},
+    {"a compensation on a step that has none",
+     "{\"v\":1,\"status\":\"failed\",\"current\":3,\"completions\":3,\"steps\":[" DONE1 "}," DONE2
+     "},{\"status\":\"completed\",\"order\":3,\"comp\":{\"status\":\"failed\"}}]}"},
+    {"a compensation on a failed step",
+     "{\"v\":1,\"status\":\"failed\",\"current\":0,\"completions\":0,\"steps\":[{\"status\":"
+     "\"failed\",\"comp\":{\"status\":\"failed\"}}," SK "," SK "]}"},
+    {"comp status none",
+     "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+     ",\"comp\":{\"status\":\"none\"}}," DONE2 "},{\"status\":\"failed\"}]}"},
+    {"comp status completed",
+     "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+     ",\"comp\":{\"status\":\"completed\"}}," DONE2 "},{\"status\":\"failed\"}]}"},
+    {"comp without status",
+     "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+     ",\"comp\":{\"attempt\":1}}," DONE2 "},{\"status\":\"failed\"}]}"},
+    {"comp not an object",
+     "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+     ",\"comp\":\"failed\"}," DONE2 "},{\"status\":\"failed\"}]}"},
+    {"unknown comp member",
+     "{\"v\":1,\"status\":\"failed\",\"current\":2,\"completions\":2,\"steps\":[" DONE1
+     ",\"comp\":{\"status\":\"failed\",\"error\":{}}}," DONE2 "},{\"status\":\"failed\"}]}"},
+    {"a scheduled compensation without attempt",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\"}},{\"status\":\"failed\"}," SK "]}"},
+    {"an accepted compensation that is not running",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1,\"accepted\":true}},"
+     "{\"status\":\"failed\"}," SK "]}"},
+    {"a compensation start while scheduled",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1,\"started_at\":3}},"
+     "{\"status\":\"failed\"}," SK "]}"},
+    {"accepted on a scheduled step",
+     "{\"v\":1,\"status\":\"running\",\"current\":0,\"completions\":0,\"steps\":[{\"status\":"
+     "\"scheduled\",\"attempt\":1,\"accepted\":true}," PD "," PD "]}"},
+    {"accepted as a number",
+     "{\"v\":1,\"status\":\"running\",\"current\":0,\"completions\":0,\"steps\":[{\"status\":"
+     "\"running\",\"attempt\":1,\"accepted\":1}," PD "," PD "]}"},
+    {"an attempt start on a completed step",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"steps\":[" DONE1
+     ",\"attempt_started_at\":4},{\"status\":\"scheduled\",\"attempt\":1}," PD "]}"},
+    {"attempt_started_at as text",
+     "{\"v\":1,\"status\":\"running\",\"current\":0,\"completions\":0,\"steps\":[{\"status\":"
+     "\"running\",\"attempt\":1,\"attempt_started_at\":\"4\"}," PD "," PD "]}"},
+    {"cancel_requested as a number",
+     "{\"v\":1,\"status\":\"running\",\"current\":0,\"completions\":0,\"cancel_requested\":1,"
+     "\"steps\":[{\"status\":\"running\",\"attempt\":1}," PD "," PD "]}"},
+    {"cancel_requested on a failed execution",
+     "{\"v\":1,\"status\":\"failed\",\"current\":0,\"completions\":0,\"cancel_requested\":true,"
+     "\"steps\":[{\"status\":\"failed\"}," SK "," SK "]}"},
+    {"a cancel waiting for a step that is not in flight",
+     "{\"v\":1,\"status\":\"running\",\"current\":0,\"completions\":0,\"cancel_requested\":true,"
+     "\"steps\":[{\"status\":\"scheduled\",\"attempt\":2}," PD "," PD "]}"},
+    {"compensating on a failed execution",
+     "{\"v\":1,\"status\":\"failed\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}},{\"status\":"
+     "\"failed\"}," SK "]}"},
+    {"a compensated step while running forward",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"steps\":[{\"status\":"
+     "\"compensated\",\"order\":1},{\"status\":\"scheduled\",\"attempt\":1}," PD "]}"},
+    {"a failure's saga whose current step did not fail",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}}," SK "," SK "]}"},
+    {"a saga with a step still pending",
+     "{\"v\":1,\"status\":\"running\",\"current\":1,\"completions\":1,\"compensating\":true,"
+     "\"steps\":[" DONE1 ",\"comp\":{\"status\":\"scheduled\",\"attempt\":1}},{\"status\":"
+     "\"failed\"}," PD "]}"},
+    {"a completed execution with a failed compensation",
+     "{\"v\":1,\"status\":\"completed\",\"current\":3,\"completions\":3,\"steps\":[" DONE1
+     ",\"comp\":{\"status\":\"failed\"}}," DONE2 "},{\"status\":\"completed\",\"order\":3}]}"},
+    {"a skipped step with an order",
+     "{\"v\":1,\"status\":\"cancelled\",\"current\":0,\"completions\":1,\"steps\":[{\"status\":"
+     "\"skipped\",\"order\":1}," SK "," SK "]}"},
+};
+
+static void bad_saga_states_are_refused(void **state)
+{
+    (void)state;
+    struct defn *d = parse_defn(SAGA_DEFN);
+    for (size_t c = 0; c < sizeof saga_invalid / sizeof saga_invalid[0]; c++) {
+        print_message("case: %s\n", saga_invalid[c].why);
+        json_t *j = parse_json(saga_invalid[c].json);
+        struct engine_state st;
+        memset(&st, 0xab, sizeof st);
+        assert_int_equal(engine_state_from_json(j, d, &st), -1);
+        assert_null(st.steps);
+        engine_state_free(&st);
+        json_decref(j);
+    }
+    defn_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +553,9 @@ int main(void)
         cmocka_unit_test(missing_arguments_are_refused),
         cmocka_unit_test(state_must_fit_its_definition),
         cmocka_unit_test(advance_refuses_a_mismatched_state),
+        cmocka_unit_test(saga_states_round_trip_exactly),
+        cmocka_unit_test(saga_members_are_normalised),
+        cmocka_unit_test(bad_saga_states_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
