@@ -97,3 +97,15 @@ CREATE INDEX signals_unconsumed ON signals (execution_id, name, id) WHERE consum
 CREATE FUNCTION keel_ts(t timestamptz) RETURNS text
     LANGUAGE sql STABLE STRICT
     AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+
+-- Task tokens of attempts a receiver answered with 202, kept after their task is gone, so that
+-- a repeated or late completion is told 409 (used) rather than 404 (never issued).
+CREATE TABLE attempt_tokens (
+    token         text        PRIMARY KEY,
+    execution_id  text        NOT NULL,
+    step          text        NOT NULL,
+    attempt       integer     NOT NULL,
+    compensation  boolean     NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    used_at       timestamptz
+);

@@ -1,9 +1,11 @@
 /* Every route of the HTTP API, in one table. */
 #include "api/routes.h"
 
+#include "api/control.h"
 #include "api/executions.h"
 #include "api/health.h"
 #include "api/signals.h"
+#include "api/tasks.h"
 #include "api/workflows.h"
 
 const struct http_route api_routes[] = {
@@ -19,6 +21,12 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/executions/{id}/history", api_executions_history},
     {"GET", "/v1/executions/{id}/result", api_executions_result},
     {"POST", "/v1/executions/{id}/signals/{name}", api_signals_send},
+    {"POST", "/v1/executions/{id}/cancel", api_executions_cancel},
+    {"POST", "/v1/executions/{id}/terminate", api_executions_terminate},
+    {"POST", "/v1/executions/{id}/retry", api_executions_retry},
+    {"POST", "/v1/tasks/{token}/complete", api_tasks_complete},
+    {"POST", "/v1/tasks/{token}/fail", api_tasks_fail},
+    {"POST", "/v1/tasks/{token}/heartbeat", api_tasks_heartbeat},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

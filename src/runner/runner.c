@@ -35,6 +35,7 @@ struct job {
     char *execution_id;
     char *step_id;
     int attempt;
+    bool compensation;    /* a compensation attempt or its timeout */
     int64_t first_try_ms; /* when the job was first tried, to give up on a database that stays
                              down: the task's lease then expires and the attempt is redone */
     /* JOB_RESULT */
@@ -117,6 +118,8 @@ struct attempt_ctx {
     char *execution_id;
     char *step_id;
     int attempt;
+    bool compensation;
+    char *token;
 };
 
 static void on_webhook_done(struct wh_result *res, void *user)
@@ -128,6 +131,7 @@ static void on_webhook_done(struct wh_result *res, void *user)
         /* keeld is stopping: the lease expires and a later holder sends the attempt again. */
         free(a->execution_id);
         free(a->step_id);
+        free(a->token);
         free(a);
         wake_claimer(r);
         return;
@@ -138,6 +142,8 @@ static void on_webhook_done(struct wh_result *res, void *user)
     j->execution_id = a->execution_id;
     j->step_id = a->step_id;
     j->attempt = a->attempt;
+    j->compensation = a->compensation;
+    j->token = a->token;
     j->outcome = res->outcome;
     j->output = res->output;
     res->output = NULL;
@@ -152,16 +158,18 @@ static void on_webhook_done(struct wh_result *res, void *user)
 
 static void send_attempt(struct runner *r, int64_t task_id, const char *execution_id,
                          const char *workflow, int version, const char *step_id, int attempt,
-                         const json_t *payload, const char *token)
+                         bool compensation, const json_t *payload, const char *token)
 {
     char key[512];
-    snprintf(key, sizeof key, "%s/%s", execution_id, step_id);
+    snprintf(key, sizeof key, "%s/%s%s", execution_id, step_id, compensation ? "/compensate" : "");
     const char *url = json_string_value(json_object_get(payload, "url"));
     json_t *body =
         json_pack("{s:s, s:s, s:i, s:s, s:i, s:O, s:s}", "execution_id", execution_id, "workflow",
                   workflow, "version", version, "step", step_id, "attempt", attempt, "input",
                   json_object_get(payload, "input"), "task_token", token ? token : "");
     struct wh_request *req = wh_request_new(url ? url : "", key, attempt);
+    if (compensation)
+        json_object_set_new(body, "compensation", json_true());
     req->body = json_dumps(body, JSON_COMPACT);
     req->body_len = strlen(req->body);
     json_decref(body);
@@ -176,6 +184,8 @@ static void send_attempt(struct runner *r, int64_t task_id, const char *executio
     a->execution_id = xstrdup(execution_id);
     a->step_id = xstrdup(step_id);
     a->attempt = attempt;
+    a->compensation = compensation;
+    a->token = token ? xstrdup(token) : NULL;
     req->done = on_webhook_done;
     req->user = a;
     atomic_fetch_add(&r->in_flight, 1);
@@ -187,7 +197,7 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
     while (list) {
         struct attempt_dispatch *next = list->next;
         send_attempt(r, list->task_id, list->execution_id, list->workflow, list->version,
-                     list->step_id, list->attempt, list->payload, list->token);
+                     list->step_id, list->attempt, list->compensation, list->payload, list->token);
         attempt_dispatch_free(list);
         list = next;
     }
@@ -206,31 +216,31 @@ const struct transition_env *runner_env(struct runner *r)
 
 /* ---- workers ------------------------------------------------------------------------------- */
 
-/* Builds the engine input for a job. */
-static void job_input(const struct job *j, struct engine_input *in)
+/* Builds the engine input for a job; false for a task of a kind this keeld does not know. */
+static bool job_input(const struct job *j, struct engine_input *in)
 {
     memset(in, 0, sizeof *in);
     in->now_ms = time_now_ms();
     in->attempt = j->attempt;
     in->retry_after_ms = -1;
+    in->compensation = j->compensation;
     if (j->kind == JOB_RESULT) {
         if (j->outcome == WH_OK) {
             in->kind = ENGINE_IN_ATTEMPT_SUCCEEDED;
             in->output = j->output ? j->output : json_null();
+        } else if (j->outcome == WH_ASYNC) {
+            in->kind = ENGINE_IN_ATTEMPT_ACCEPTED;
         } else {
             in->kind = ENGINE_IN_ATTEMPT_FAILED;
             in->error = j->error;
             in->non_retryable = !j->retryable;
             in->retry_after_ms = j->retry_after_ms;
         }
-        return;
+        return true;
     }
-    if (!strcmp(j->task_kind, "activity"))
-        in->kind = ENGINE_IN_ATTEMPT_STARTED;
-    else if (!strcmp(j->task_kind, "timer"))
-        in->kind = ENGINE_IN_TIMER_FIRED;
-    else
-        in->kind = ENGINE_IN_WAIT_TIMED_OUT;
+    enum engine_task_kind kind;
+    return engine_task_kind_from_name(j->task_kind, &kind) == 0 &&
+           engine_input_for_task(kind, in) == 0;
 }
 
 /* Runs one job. Returns false when it should be tried again later (database trouble). */
@@ -243,20 +253,18 @@ static bool run_job(struct runner *r, struct job *j)
         free(why);
         return false;
     }
-    if (j->kind == JOB_RESULT && j->outcome == WH_ASYNC) {
-        /* Asynchronous completion (202) is not built yet: the attempt fails, visibly. */
-        j->outcome = WH_FAILED;
-        json_decref(j->error);
-        j->error = json_pack("{s:s, s:s}", "type", "async_not_supported", "message",
-                             "the receiver answered 202, but this keeld does not support "
-                             "asynchronous completion yet");
-        j->retryable = false;
-    }
     struct transition_request req = {
         .execution_id = j->execution_id,
         .step_id = j->step_id,
     };
-    job_input(j, &req.in);
+    if (!job_input(j, &req.in)) {
+        log_error("task of an unknown kind left in place", "execution", j->execution_id, "kind",
+                  j->task_kind);
+        store_release(r->pool, conn);
+        return true;
+    }
+    if (req.in.kind == ENGINE_IN_ATTEMPT_ACCEPTED)
+        req.accepted_token = j->token;
     bool is_attempt_start = j->kind == JOB_CLAIMED && req.in.kind == ENGINE_IN_ATTEMPT_STARTED;
     req.consume_task_id = is_attempt_start ? 0 : j->task_id;
     struct transition_out out;
@@ -266,7 +274,7 @@ static bool run_job(struct runner *r, struct job *j)
     case TRANSITION_APPLIED:
         if (is_attempt_start)
             send_attempt(r, j->task_id, j->execution_id, j->workflow, j->version, j->step_id,
-                         j->attempt, j->payload, j->token);
+                         j->attempt, req.in.compensation, j->payload, j->token);
         runner_dispatch(r, out.dispatches);
         if (out.ended)
             runner_ended(r, j->execution_id);

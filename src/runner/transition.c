@@ -36,6 +36,7 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list)
 struct pending {
     json_t *events; /* [{seq, type, step, attempt, data}] */
     json_t *tasks;  /* [{kind, step, attempt, due_at, payload, token, lease_ms}] */
+    json_t *drops;  /* [{kind, step}]: pending tasks to delete */
     bool *changed;  /* per step */
     bool cancel_tasks;
     bool notify; /* a task nobody has leased: wake the claimers */
@@ -171,6 +172,10 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         p->changed[fx->changed_steps[i]] = true;
     if (fx->cancel_tasks)
         p->cancel_tasks = true;
+    for (size_t i = 0; i < fx->n_cancels; i++)
+        json_array_append_new(p->drops, json_pack("{s:s, s:s}", "kind",
+                                                  engine_task_kind_name(fx->cancels[i].kind),
+                                                  "step", d->steps[fx->cancels[i].step].id));
     if (fx->ended) {
         p->ended = true;
         json_decref(p->output);
@@ -190,8 +195,9 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
                             t->attempt > 0 ? json_integer(t->attempt) : json_null());
         json_object_set_new(row, "due_at", json_string(due));
         json_object_set_new(row, "payload", t->payload ? json_incref(t->payload) : json_null());
-        bool immediate = t->kind == ENGINE_TASK_ACTIVITY && t->due_at_ms <= in->now_ms;
-        if (t->kind == ENGINE_TASK_ACTIVITY) {
+        bool sends = engine_task_sends(t->kind);
+        bool immediate = sends && t->due_at_ms <= in->now_ms;
+        if (sends) {
             char token[33];
             ids_random_hex(16, token);
             json_object_set_new(row, "token", json_string(token));
@@ -208,13 +214,13 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         json_array_append_new(p->tasks, row);
         if (immediate) {
             struct engine_input started = {
-                .kind = ENGINE_IN_ATTEMPT_STARTED,
                 .now_ms = in->now_ms,
                 .step = t->step,
                 .attempt = t->attempt,
                 .retry_after_ms = -1,
             };
-            advance_more(a, &started);
+            if (engine_input_for_task(t->kind, &started) == 0)
+                advance_more(a, &started);
         }
     }
     if (wants_signal)
@@ -282,7 +288,8 @@ static char *dump(const json_t *j)
 
 static bool is_result(enum engine_input_kind k)
 {
-    return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED;
+    return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
+           k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
@@ -298,7 +305,7 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     struct pending p = {0};
     struct apply a = {0};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
-         *error = NULL, *wf = NULL;
+         *error = NULL, *wf = NULL, *drops = NULL;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
     int64_t consume_task_id = req->consume_task_id;
@@ -318,8 +325,14 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     }
     if (consume_task_id > 0 &&
         (PQgetisnull(r, 0, 7) || strcmp(PQgetvalue(r, 0, 7), env->owner) != 0)) {
-        rc = TRANSITION_LEASE_LOST;
-        goto done;
+        /* The task is gone or someone else's. After the execution ended (a terminate drops
+         * its tasks) a result still goes into the history as ignored; otherwise another
+         * keeld holds the attempt now and will journal its own result. */
+        if (!is_result(in->kind) || !strcmp(PQgetvalue(r, 0, 2), "running")) {
+            rc = TRANSITION_LEASE_LOST;
+            goto done;
+        }
+        consume_task_id = 0;
     }
     wf = xstrdup(PQgetvalue(r, 0, 0));
     int version = atoi(PQgetvalue(r, 0, 1));
@@ -350,12 +363,12 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     if (in->kind == ENGINE_IN_SIGNAL && !req->step_id)
         in->step = st.current;
     if (in->kind == ENGINE_IN_ATTEMPT_STARTED && in->step < st.n_steps &&
-        st.steps[in->step].status == ENGINE_STEP_RUNNING &&
-        st.steps[in->step].attempt == in->attempt)
+        engine_attempt_in_flight(&st, in->step, in->attempt, in->compensation))
         in->redelivery = true;
 
     p.events = json_array();
     p.tasks = json_array();
+    p.drops = json_array();
     p.changed = xcalloc(st.n_steps ? st.n_steps : 1, sizeof *p.changed);
     a = (struct apply){.env = env,
                        .conn = conn,
@@ -389,7 +402,7 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
             json_array_append_new(a.consumed_signals,
                                   json_pack("[I, I]", (json_int_t)req->signal_id,
                                             last_event_seq(&a, "signal_consumed")));
-    } else if (is_result(in->kind) && st.status != ENGINE_EXEC_RUNNING) {
+    } else if (is_result(in->kind) && fx.stale_ended) {
         /* A late result for an ended execution is kept in the history, never applied. */
         json_t *data = json_pack("{s:s, s:s}", "reason", "the execution had already ended",
                                  "execution_status", engine_exec_status_name(st.status));
@@ -434,6 +447,7 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     steps = dump(rows);
     json_decref(rows);
     tasks = dump(p.tasks);
+    drops = dump(p.drops);
     json_t *sj = engine_state_to_json(&st);
     state_text = dump(sj);
     json_decref(sj);
@@ -460,8 +474,9 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         now,
         p.ended ? "true" : "false",
         p.notify ? "true" : "false",
+        drops,
     };
-    r = store_run(conn, STMT_EXEC_APPLY, 15, params);
+    r = store_run(conn, STMT_EXEC_APPLY, 16, params);
     if (!store_ok(r)) {
         *why = store_error(r, conn);
         goto done;
@@ -494,14 +509,30 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
             ad->attempt = (int)json_integer_value(json_object_get(row, "attempt"));
             ad->payload = json_incref(json_object_get(row, "payload"));
             ad->token = xstrdup(token);
+            ad->compensation = !strcmp(json_string_value(json_object_get(row, "kind")),
+                                       engine_task_kind_name(ENGINE_TASK_COMPENSATION));
             ad->next = out->dispatches;
             out->dispatches = ad;
             break;
         }
     }
     json_decref(inserted);
+    if (req->accepted_token && !stale) {
+        char attempt[16];
+        snprintf(attempt, sizeof attempt, "%d", in->attempt);
+        const char *tp[] = {req->accepted_token, exec_id, d->steps[in->step].id, attempt,
+                            in->compensation ? "true" : "false"};
+        PGresult *tr = store_run(conn, STMT_TOKEN_INSERT, 5, tp);
+        bool ok = store_ok(tr);
+        if (!ok)
+            *why = store_error(tr, conn);
+        PQclear(tr);
+        if (!ok)
+            goto done;
+    }
     out->ended = p.ended;
     out->status = st.status;
+    out->cancel_requested = st.cancel_requested;
     rc = stale ? TRANSITION_STALE : TRANSITION_APPLIED;
 done:
     PQclear(r);
@@ -512,6 +543,8 @@ done:
     engine_effects_free(&fx);
     json_decref(p.events);
     json_decref(p.tasks);
+    json_decref(p.drops);
+    free(drops);
     json_decref(p.output);
     json_decref(p.error);
     json_decref(a.consumed_signals);

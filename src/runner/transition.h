@@ -18,8 +18,9 @@ struct attempt_dispatch {
     int version;
     char *step_id;
     int attempt;
-    json_t *payload; /* {"url", "input", "timeout_ms"} */
-    char *token;     /* the task token for asynchronous completion */
+    json_t *payload;   /* {"url", "input", "timeout_ms"} */
+    char *token;       /* the task token for asynchronous completion */
+    bool compensation; /* a compensation attempt (key <execution>/<step>/compensate) */
     struct attempt_dispatch *next;
 };
 
@@ -45,17 +46,20 @@ struct transition_out {
     struct attempt_dispatch *dispatches; /* owned by the caller after the call */
     bool ended;
     enum engine_exec_status status;
+    bool cancel_requested; /* the execution is being cancelled (for heartbeat answers) */
 };
 
 /* One input for one execution. */
 struct transition_request {
     const char *execution_id;
-    const char *step_id;     /* when not NULL, sets in.step from the step's id */
-    int64_t consume_task_id; /* > 0: delete this task, which must still be leased to us */
-    int64_t signal_id;       /* > 0 with ENGINE_IN_SIGNAL: the stored signal being delivered */
+    const char *step_id;        /* when not NULL, sets in.step from the step's id */
+    int64_t consume_task_id;    /* > 0: delete this task, which must still be leased to us */
+    int64_t signal_id;          /* > 0 with ENGINE_IN_SIGNAL: the stored signal being delivered */
     const json_t *extra_events; /* events the runner itself journals before the engine's, as
                                    [{type, step?, attempt?, data?}]; written even when the
                                    engine ignores the input (signal_received, ...) */
+    const char *accepted_token; /* with ENGINE_IN_ATTEMPT_ACCEPTED: the attempt's task token,
+                                   kept so the receiver can complete it later */
     struct engine_input in;
 };
 
@@ -64,12 +68,12 @@ struct transition_request {
  * returned in out->dispatches. A wait that starts consumes the oldest stored signal of its name
  * at once. A webhook result for an execution that has ended is journaled as result_ignored. */
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         struct transition_request *req,
-                                         struct transition_out *out, char **why);
+                                         struct transition_request *req, struct transition_out *out,
+                                         char **why);
 
 /* BEGIN; transition_apply; COMMIT — or ROLLBACK when nothing is to be written. */
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
-                                       struct transition_request *req,
-                                       struct transition_out *out, char **why);
+                                       struct transition_request *req, struct transition_out *out,
+                                       char **why);
 
 #endif

@@ -63,13 +63,16 @@ static const struct {
      * those that existed before, never the ones inserted here.
      * $1 id, $2 consumed task id or NULL, $3 lease owner, $4 events, $5 steps, $6 tasks,
      * $7 cancel other tasks, $8 status, $9 state, $10 last_seq, $11 output, $12 error,
-     * $13 now, $14 ended, $15 notify claimers */
+     * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}] */
     [STMT_EXEC_APPLY] =
         {"exec_apply",
          "WITH consumed AS (DELETE FROM tasks WHERE id = $2::bigint AND lease_owner = $3 "
          "RETURNING id), "
          "cancelled AS (DELETE FROM tasks WHERE $7::bool AND execution_id = $1 AND "
          "id IS DISTINCT FROM $2::bigint RETURNING id), "
+         "dropped AS (DELETE FROM tasks t USING jsonb_to_recordset($16::jsonb) AS c(kind text, "
+         "step text) WHERE t.execution_id = $1 AND t.kind = c.kind AND t.step = c.step AND "
+         "t.id IS DISTINCT FROM $2::bigint RETURNING t.id), "
          "ev AS (INSERT INTO events (execution_id, seq, type, step, attempt, at, data) "
          "SELECT $1, e.seq, e.type, e.step, e.attempt, $13::timestamptz, "
          "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
@@ -150,6 +153,13 @@ static const struct {
     [STMT_SIGNAL_BY_KEY] = {"signal_by_key",
                             "SELECT id, name, payload::text FROM signals WHERE execution_id = $1 "
                             "AND idempotency_key = $2"},
+    [STMT_TOKEN_INSERT] = {"token_insert",
+                           "INSERT INTO attempt_tokens (token, execution_id, step, attempt, "
+                           "compensation) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"},
+    [STMT_TOKEN_LOCK] = {"token_lock",
+                         "SELECT execution_id, step, attempt, compensation, used_at IS NOT NULL "
+                         "FROM attempt_tokens WHERE token = $1 FOR UPDATE"},
+    [STMT_TOKEN_USE] = {"token_use", "UPDATE attempt_tokens SET used_at = now() WHERE token = $1"},
     [STMT_EXEC_LOCK_STATUS] = {"exec_lock_status",
                                "SELECT status FROM executions WHERE id = $1 FOR UPDATE"},
 };
