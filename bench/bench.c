@@ -1,0 +1,1143 @@
+/* keel-bench: starts N executions of a three-step workflow against a running keeld, keeping C
+ * in flight with one libcurl multi handle, and measures executions/s, steps/s and the
+ * start-to-completion latency of each execution. bench/run starts everything it needs. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/timeutil.h"
+
+#define STEPS_PER_EXECUTION 3
+#define MAX_FAILURES_KEPT   20
+#define MAX_CPU_WATCHES     8
+#define RESULT_WAIT_S       60
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+struct options {
+    const char *url;      /* keeld, e.g. http://127.0.0.1:8080 */
+    const char *receiver; /* keel-test-receiver, e.g. http://127.0.0.1:41234 */
+    const char *workflow;
+    const char *token; /* bearer token for /v1, or NULL */
+    const char *json_out;
+    const char *pg_url; /* keeld's database, for write transactions and WAL per step */
+    long executions;
+    long concurrency;
+    long warmup;
+    long timeout_s; /* per execution, start to completion */
+    long history;   /* executions whose history is read for the timeline */
+    /* Processes whose CPU time is reported: NAME=PID (the process) or, for --cpu-tree, the
+     * process and its direct children (the postmaster and its backends). */
+    struct cpu_watch {
+        char *name;
+        long pid;
+        bool tree;
+        double start_s;
+    } cpu[MAX_CPU_WATCHES];
+    int ncpu;
+};
+
+static void usage(FILE *out)
+{
+    fputs("usage: keel-bench --receiver URL [--url URL] [-n N] [-c C] [options]\n"
+          "       keel-bench --summary FILE [--floor-tps X]\n"
+          "       keel-bench --version\n"
+          "\n"
+          "Registers a workflow of three activity steps that call the receiver's /ok (steps 2\n"
+          "and 3 take the previous step's output through expressions), then starts N\n"
+          "executions keeping C in flight: POST /v1/workflows/NAME/executions, then\n"
+          "GET /v1/executions/ID/result?wait=60 until it answers 200. Prints executions/s,\n"
+          "steps/s and the start-to-completion latency; exits 1 if any execution did not\n"
+          "complete correctly or the receiver saw other than 3 deliveries per execution.\n"
+          "\n"
+          "  --url URL             keeld (default http://127.0.0.1:8080)\n"
+          "  --receiver URL        keel-test-receiver (required)\n"
+          "  -n, --executions N    measured executions (default 2000)\n"
+          "  -c, --concurrency C   executions in flight (default 1)\n"
+          "  --warmup W            executions run and discarded first (default 20)\n"
+          "  --workflow NAME       workflow to register (default keel-bench)\n"
+          "  --token T             bearer token for /v1 (one of KEEL_API_TOKENS)\n"
+          "  --timeout S           per execution, start to completion (default 120)\n"
+          "  --json-out FILE       append the result as one JSON line to FILE\n"
+          "  --pg-url URL          keeld's PostgreSQL: report write transactions and WAL\n"
+          "                        bytes per step during the measured run\n"
+          "  --history K           after the run, read the history of K executions and\n"
+          "                        report the mean time of each event (default 200; 0: off)\n"
+          "  --cpu NAME=PID        report PID's CPU use during the measured run\n"
+          "  --cpu-tree NAME=PID   the same, for PID and its direct children\n"
+          "  --summary FILE        print the table of the JSON lines in FILE and exit\n"
+          "  --floor-tps X         with --summary: pgbench transactions/s, the floor\n",
+          out);
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- clocks and CPU accounting ----------------------------------------------------------- */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* utime + stime (+ children's, when with_children) of pid in seconds, or -1 if it is gone. */
+static double proc_cpu_s(long pid, bool with_children)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    double out = -1;
+    if (fgets(line, sizeof line, f)) {
+        /* The command name may hold spaces and parentheses: fields restart after the last ')'. */
+        const char *p = strrchr(line, ')');
+        unsigned long long utime, stime;
+        long long cutime, cstime;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+                        &utime, &stime, &cutime, &cstime) == 4) {
+            double ticks = (double)(utime + stime);
+            if (with_children)
+                ticks += (double)(cutime + cstime);
+            out = ticks / (double)sysconf(_SC_CLK_TCK);
+        }
+    }
+    fclose(f);
+    return out;
+}
+
+/* CPU seconds of pid, plus (tree) those of its direct children and of the children it reaped. */
+static double watch_cpu_s(long pid, bool tree)
+{
+    double total = proc_cpu_s(pid, tree);
+    if (total < 0 || !tree)
+        return total;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", pid, pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return total;
+    long child;
+    while (fscanf(f, "%ld", &child) == 1) {
+        double c = proc_cpu_s(child, false);
+        if (c > 0)
+            total += c;
+    }
+    fclose(f);
+    return total;
+}
+
+/* Machine-wide jiffies from /proc/stat: busy (all but idle and iowait), iowait, and total. */
+struct machine_cpu {
+    double busy, iowait, total;
+};
+
+static struct machine_cpu machine_cpu_now(void)
+{
+    struct machine_cpu m = {0, 0, 0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return m;
+    unsigned long long v[10] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+        /* user nice system idle iowait irq softirq steal [guest guest_nice, inside user]. */
+        double all = 0;
+        for (int i = 0; i < 8; i++)
+            all += (double)v[i];
+        m.total = all;
+        m.iowait = (double)v[4];
+        m.busy = all - (double)v[3] - (double)v[4];
+    }
+    fclose(f);
+    return m;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    buf_append(arg, data, size * n);
+    return size * n;
+}
+
+/* Sets up easy for one request; body NULL means GET. The answer goes into out. */
+static void request_setup(CURL *easy, const char *url, const char *body, struct curl_slist *headers,
+                          struct buf *out, long timeout_ms)
+{
+    buf_reset(out);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    }
+}
+
+/* One blocking request; returns the HTTP status (0 on a transport error, with *why set). The
+ * answer's body is in out. */
+static long request_sync(const char *url, const char *body, struct curl_slist *headers,
+                         struct buf *out, char **why)
+{
+    CURL *easy = curl_easy_init();
+    if (!easy) {
+        *why = xstrdup("curl_easy_init failed");
+        return 0;
+    }
+    request_setup(easy, url, body, headers, out, 30000);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(easy);
+    if (rc != CURLE_OK)
+        *why = xasprintf("%s: %s", url, curl_easy_strerror(rc));
+    else
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(easy);
+    return status;
+}
+
+static struct curl_slist *make_headers(const struct options *o)
+{
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Accept: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (o->token) {
+        char *auth = xasprintf("Authorization: Bearer %s", o->token);
+        h = curl_slist_append(h, auth);
+        free(auth);
+    }
+    return h;
+}
+
+/* ---- the workflow ------------------------------------------------------------------------ */
+
+/* Step 1 echoes the execution's input; steps 2 and 3 take the previous step's output through
+ * an expression, and the execution's output is the number carried through all three, which
+ * check_output() compares with the input. The receiver's /ok answers
+ * {"echo": <the step's input>, "key": ..., "attempt": n}. */
+static char *workflow_definition(const struct options *o)
+{
+    json_t *steps = json_array();
+    char *url = xasprintf("%s/ok", o->receiver);
+    json_array_append_new(steps, json_pack("{s:s, s:{s:s, s:{s:s}}}", "id", "first", "activity",
+                                           "url", url, "input", "n", "${input.n}"));
+    json_array_append_new(steps,
+                          json_pack("{s:s, s:{s:s, s:{s:s, s:s}}}", "id", "second", "activity",
+                                    "url", url, "input", "prev", "${steps.first.output.echo}",
+                                    "label", "after ${steps.first.output.key}"));
+    json_array_append_new(steps,
+                          json_pack("{s:s, s:{s:s, s:{s:s}}}", "id", "third", "activity", "url",
+                                    url, "input", "n", "${steps.second.output.echo.prev.n}"));
+    json_t *def = json_pack("{s:s, s:s, s:o, s:{s:s}}", "name", o->workflow, "description",
+                            "keel-bench: three activity steps against keel-test-receiver /ok",
+                            "steps", steps, "output", "n", "${steps.third.output.echo.n}");
+    char *text = json_dumps(def, JSON_COMPACT);
+    json_decref(def);
+    free(url);
+    return text;
+}
+
+static int register_workflow(const struct options *o, struct curl_slist *headers)
+{
+    char *def = workflow_definition(o);
+    char *url = xasprintf("%s/v1/workflows", o->url);
+    struct buf out = BUF_INIT;
+    char *why = NULL;
+    int rc = -1;
+    long status = request_sync(url, def, headers, &out, &why);
+    if (status == 200 || status == 201) {
+        json_t *j = json_loads(out.data ? out.data : "", 0, NULL);
+        fprintf(stderr, "keel-bench: workflow %s version %" JSON_INTEGER_FORMAT " (%s)\n",
+                o->workflow, json_integer_value(json_object_get(j, "version")),
+                status == 201 ? "registered" : "unchanged");
+        json_decref(j);
+        rc = 0;
+    } else if (status) {
+        fprintf(stderr, "keel-bench: POST %s answered %ld: %s\n", url, status,
+                out.data ? out.data : "");
+    } else {
+        fprintf(stderr, "keel-bench: %s\n", why);
+    }
+    free(why);
+    buf_free(&out);
+    free(url);
+    free(def);
+    return rc;
+}
+
+/* ---- the receiver's counters ------------------------------------------------------------- */
+
+struct receiver_stats {
+    json_int_t deliveries, applied, duplicates, bad_signatures;
+};
+
+static int receiver_stats_get(const struct options *o, struct receiver_stats *s)
+{
+    char *url = xasprintf("%s/_stats?keys=0", o->receiver);
+    struct buf out = BUF_INIT;
+    char *why = NULL;
+    int rc = -1;
+    long status = request_sync(url, NULL, NULL, &out, &why);
+    json_t *j = status == 200 ? json_loads(out.data ? out.data : "", 0, NULL) : NULL;
+    if (j) {
+        s->deliveries = json_integer_value(json_object_get(j, "deliveries"));
+        s->applied = json_integer_value(json_object_get(j, "applied"));
+        s->duplicates = json_integer_value(json_object_get(j, "duplicates"));
+        s->bad_signatures = json_integer_value(json_object_get(j, "bad_signatures"));
+        rc = 0;
+    } else {
+        fprintf(stderr, "keel-bench: GET %s: %s\n", url,
+                why ? why : (out.data ? out.data : "bad answer"));
+    }
+    json_decref(j);
+    free(why);
+    buf_free(&out);
+    free(url);
+    return rc;
+}
+
+/* ---- PostgreSQL's counters -------------------------------------------------------------- */
+
+/* Transaction ids handed out (one per transaction that wrote) and WAL bytes inserted, both
+ * exact at once, unlike pg_stat_database, which backends flush up to seconds later. */
+struct pg_counters {
+    long long xids, wal_bytes;
+};
+
+static int pg_counters_get(PGconn *conn, struct pg_counters *out)
+{
+    if (!conn)
+        return -1;
+    PGresult *res = PQexec(conn, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+                                 "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint");
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        out->xids = atoll(PQgetvalue(res, 0, 0));
+        out->wal_bytes = atoll(PQgetvalue(res, 0, 1));
+        rc = 0;
+    } else {
+        fprintf(stderr, "keel-bench: PostgreSQL counters: %s", PQerrorMessage(conn));
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- the load loop ----------------------------------------------------------------------- */
+
+enum slot_phase {
+    SLOT_IDLE,     /* free for the next execution */
+    SLOT_STARTING, /* POST .../executions on the wire */
+    SLOT_WAITING,  /* GET .../result?wait= on the wire */
+};
+
+struct slot {
+    CURL *easy;
+    enum slot_phase phase;
+    long n;        /* the execution's number, its input */
+    int64_t t0_us; /* just before the POST */
+    char *id;      /* the execution id keel answered */
+    struct buf body;
+};
+
+struct run {
+    const struct options *o;
+    struct curl_slist *headers;
+    CURLM *multi;
+    struct slot *slots;
+    long nslots;
+    long first_n; /* execution numbers run from first_n */
+    long total;   /* executions to run */
+    long started, finished, failed;
+    int64_t *latency_us; /* of each completed execution, in order of completion */
+    char **ids;          /* their ids, in the same order */
+    int64_t *start_us;   /* round trip of each start request (POST ... 201) */
+    long nstarted_ok;
+    long ncompleted;
+    char *failures[MAX_FAILURES_KEPT];
+    int nfailures_kept;
+    int64_t first_start_us, last_end_us; /* first start, last end of any kind */
+    long long polls_extra;               /* result polls that answered 202 */
+};
+
+static void run_fail(struct run *r, struct slot *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void run_fail(struct run *r, struct slot *s, const char *fmt, ...)
+{
+    r->failed++;
+    r->finished++;
+    int64_t now = now_us();
+    if (now > r->last_end_us)
+        r->last_end_us = now;
+    if (r->nfailures_kept < MAX_FAILURES_KEPT) {
+        struct buf b = BUF_INIT;
+        buf_printf(&b, "execution n=%ld id=%s: ", s->n, s->id ? s->id : "(none)");
+        va_list ap;
+        va_start(ap, fmt);
+        buf_vprintf(&b, fmt, ap);
+        va_end(ap);
+        r->failures[r->nfailures_kept++] = buf_steal(&b);
+    }
+    s->phase = SLOT_IDLE;
+}
+
+static void slot_send(struct run *r, struct slot *s, const char *url, const char *body,
+                      long timeout_ms)
+{
+    request_setup(s->easy, url, body, r->headers, &s->body, timeout_ms);
+    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+    curl_multi_add_handle(r->multi, s->easy);
+}
+
+static void slot_start(struct run *r, struct slot *s)
+{
+    s->n = r->first_n + r->started++;
+    free(s->id);
+    s->id = NULL;
+    s->phase = SLOT_STARTING;
+    char *url = xasprintf("%s/v1/workflows/%s/executions", r->o->url, r->o->workflow);
+    char body[64];
+    snprintf(body, sizeof body, "{\"input\":{\"n\":%ld}}", s->n);
+    s->t0_us = now_us();
+    if (r->first_start_us == 0)
+        r->first_start_us = s->t0_us;
+    slot_send(r, s, url, body, 30000);
+    free(url);
+}
+
+static void slot_poll(struct run *r, struct slot *s)
+{
+    s->phase = SLOT_WAITING;
+    char *url = xasprintf("%s/v1/executions/%s/result?wait=%d", r->o->url, s->id, RESULT_WAIT_S);
+    slot_send(r, s, url, NULL, (RESULT_WAIT_S + 15) * 1000L);
+    free(url);
+}
+
+/* The execution ended (200): it must have completed with the number it was given. */
+static void slot_ended(struct run *r, struct slot *s, json_t *exec, int64_t end_us)
+{
+    const char *status = json_string_value(json_object_get(exec, "status"));
+    if (!status || strcmp(status, "completed") != 0) {
+        char *err = json_dumps(json_object_get(exec, "error"), JSON_COMPACT | JSON_ENCODE_ANY);
+        run_fail(r, s, "ended %s, error %s", status ? status : "(no status)", err ? err : "null");
+        free(err);
+        return;
+    }
+    json_t *out = json_object_get(json_object_get(exec, "output"), "n");
+    if (!json_is_integer(out) || json_integer_value(out) != s->n) {
+        char *got = json_dumps(json_object_get(exec, "output"), JSON_COMPACT | JSON_ENCODE_ANY);
+        run_fail(r, s, "completed with output %s, expected {\"n\":%ld}", got ? got : "null", s->n);
+        free(got);
+        return;
+    }
+    r->ids[r->ncompleted] = xstrdup(s->id);
+    r->latency_us[r->ncompleted++] = end_us - s->t0_us;
+    r->finished++;
+    if (end_us > r->last_end_us)
+        r->last_end_us = end_us;
+    s->phase = SLOT_IDLE;
+}
+
+static void slot_done(struct run *r, struct slot *s, CURLcode rc)
+{
+    int64_t end_us = now_us();
+    curl_multi_remove_handle(r->multi, s->easy);
+    const char *what = s->phase == SLOT_STARTING ? "start" : "result";
+    if (rc != CURLE_OK) {
+        run_fail(r, s, "%s: %s", what, curl_easy_strerror(rc));
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    json_t *j = json_loads(s->body.data ? s->body.data : "", 0, NULL);
+    if (s->phase == SLOT_STARTING) {
+        const char *id = json_string_value(json_object_get(j, "id"));
+        if (status != 201 || !id)
+            run_fail(r, s, "start answered %ld: %.300s", status, s->body.data ? s->body.data : "");
+        else {
+            r->start_us[r->nstarted_ok++] = end_us - s->t0_us;
+            s->id = xstrdup(id);
+            slot_poll(r, s);
+        }
+    } else if (status == 202) {
+        r->polls_extra++;
+        if (end_us - s->t0_us > r->o->timeout_s * 1000000LL)
+            run_fail(r, s, "not ended after %ld s", r->o->timeout_s);
+        else
+            slot_poll(r, s);
+    } else if (status == 200 && j) {
+        slot_ended(r, s, j, end_us);
+    } else {
+        run_fail(r, s, "result answered %ld: %.300s", status, s->body.data ? s->body.data : "");
+    }
+    json_decref(j);
+}
+
+/* Runs total executions numbered from first_n with up to nslots in flight. Returns 0, or -1 if
+ * libcurl itself failed (execution failures are counted in r). */
+static int run_load(struct run *r)
+{
+    for (;;) {
+        for (long i = 0; i < r->nslots && r->started < r->total; i++)
+            if (r->slots[i].phase == SLOT_IDLE)
+                slot_start(r, &r->slots[i]);
+        if (r->finished >= r->total)
+            return 0;
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(r->multi, &running);
+        if (mc == CURLM_OK)
+            mc = curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) {
+            fprintf(stderr, "keel-bench: libcurl: %s\n", curl_multi_strerror(mc));
+            return -1;
+        }
+        curl_multi_perform(r->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(r->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct slot *s = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            slot_done(r, s, msg->data.result);
+        }
+    }
+}
+
+static void run_init(struct run *r, const struct options *o, struct curl_slist *headers,
+                     CURLM *multi, struct slot *slots, long first_n, long total, long nslots)
+{
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    r->headers = headers;
+    r->multi = multi;
+    r->slots = slots;
+    r->nslots = nslots < total ? nslots : total;
+    r->first_n = first_n;
+    r->total = total;
+    r->latency_us = xcalloc((size_t)(total > 0 ? total : 1), sizeof(int64_t));
+    r->ids = xcalloc((size_t)(total > 0 ? total : 1), sizeof(char *));
+    r->start_us = xcalloc((size_t)(total > 0 ? total : 1), sizeof(int64_t));
+}
+
+static void run_free(struct run *r)
+{
+    for (long i = 0; i < r->ncompleted; i++)
+        free(r->ids[i]);
+    free(r->ids);
+    free(r->latency_us);
+    free(r->start_us);
+    for (int i = 0; i < r->nfailures_kept; i++)
+        free(r->failures[i]);
+}
+
+/* ---- where the time goes: execution histories ------------------------------------------ */
+
+/* Reads the history of up to sample completed executions of r, spread over the run, and
+ * returns (new reference) the mean time in ms from execution_started to the first event of
+ * each kind ("step:type", or "type" for events of the execution), in the order they happen.
+ * Event times have millisecond resolution, so each mean is good to about 0.1 ms over a
+ * hundred executions; "client" is the mean start-to-completion the benchmark measured on the
+ * same executions, which adds the start request and the answer of the long poll. NULL if no
+ * history could be read. */
+static json_t *history_timeline(const struct options *o, struct curl_slist *headers,
+                                const struct run *r, long sample)
+{
+    if (r->ncompleted == 0 || sample <= 0)
+        return NULL;
+    if (sample > r->ncompleted)
+        sample = r->ncompleted;
+    json_t *sums = json_object(); /* label -> [sum ms, count] */
+    double client_sum_ms = 0;
+    long used = 0;
+    struct buf out = BUF_INIT;
+    for (long k = 0; k < sample; k++) {
+        long i = (long)((double)k * (double)r->ncompleted / (double)sample);
+        char *url = xasprintf("%s/v1/executions/%s/history?limit=500", o->url, r->ids[i]);
+        char *why = NULL;
+        long status = request_sync(url, NULL, headers, &out, &why);
+        free(url);
+        free(why);
+        json_t *j = status == 200 ? json_loads(out.data ? out.data : "", 0, NULL) : NULL;
+        json_t *events = json_object_get(j, "events");
+        int64_t t0 = -1;
+        size_t idx;
+        json_t *ev;
+        json_t *seen = json_object();
+        json_array_foreach(events, idx, ev)
+        {
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            const char *step = json_string_value(json_object_get(ev, "step"));
+            const char *at = json_string_value(json_object_get(ev, "at"));
+            int64_t ms;
+            if (!type || !at || !time_parse_rfc3339(at, &ms))
+                continue;
+            if (t0 < 0 && strcmp(type, "execution_started") == 0)
+                t0 = ms;
+            if (t0 < 0)
+                continue;
+            char *label = step ? xasprintf("%s:%s", step, type) : xstrdup(type);
+            if (!json_object_get(seen, label)) {
+                json_object_set_new(seen, label, json_true());
+                json_t *acc = json_object_get(sums, label);
+                if (!acc) {
+                    acc = json_pack("[f, i]", 0.0, 0);
+                    json_object_set_new(sums, label, acc);
+                }
+                json_array_set_new(
+                    acc, 0, json_real(json_real_value(json_array_get(acc, 0)) + (double)(ms - t0)));
+                json_array_set_new(acc, 1,
+                                   json_integer(json_integer_value(json_array_get(acc, 1)) + 1));
+            }
+            free(label);
+        }
+        if (t0 >= 0) {
+            used++;
+            client_sum_ms += (double)r->latency_us[i] / 1000.0;
+        }
+        json_decref(seen);
+        json_decref(j);
+    }
+    buf_free(&out);
+    if (used == 0) {
+        json_decref(sums);
+        return NULL;
+    }
+    json_t *means = json_object();
+    const char *label;
+    json_t *acc;
+    json_object_foreach(sums, label, acc)
+    {
+        double n = (double)json_integer_value(json_array_get(acc, 1));
+        json_object_set_new(
+            means, label,
+            json_real(round(100.0 * json_real_value(json_array_get(acc, 0)) / n) / 100));
+    }
+    json_object_set_new(means, "client",
+                        json_real(round(100.0 * client_sum_ms / (double)used) / 100));
+    json_object_set_new(means, "executions", json_integer(used));
+    json_decref(sums);
+    return means;
+}
+
+/* ---- statistics and output --------------------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v, in milliseconds. */
+static double percentile_ms(const int64_t *v, long n, double q)
+{
+    if (n <= 0)
+        return 0;
+    long rank = (long)ceil(q * (double)n);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)v[rank - 1] / 1000.0;
+}
+
+static void print_versions(void)
+{
+    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    printf("keel %s (keel-bench with libcurl %s, jansson %s)\n", KEEL_VERSION, cv->version,
+           jansson_version_str());
+}
+
+static int parse_cpu_watch(struct options *o, const char *arg, bool tree)
+{
+    const char *eq = strchr(arg, '=');
+    long pid;
+    if (!eq || eq == arg || !parse_long(eq + 1, 1, 1L << 30, &pid) || o->ncpu >= MAX_CPU_WATCHES)
+        return -1;
+    struct cpu_watch *w = &o->cpu[o->ncpu++];
+    w->name = xstrndup(arg, (size_t)(eq - arg));
+    w->pid = pid;
+    w->tree = tree;
+    return 0;
+}
+
+/* ---- --summary ----------------------------------------------------------------------------- */
+
+static double jnum(json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+static int print_summary(const char *path, double floor_tps)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "keel-bench: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    json_t *runs = json_array();
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j)
+            json_array_append_new(runs, j);
+    }
+    fclose(f);
+
+    printf("%9s %6s %8s %8s %7s %7s %7s %7s %5s %7s %10s %9s\n", "in flight", "N", "exec/s",
+           "steps/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "fails", "% floor", "xacts/step",
+           "WAL/step");
+    double steps_at_32 = -1, p50_at_1 = -1;
+    size_t i;
+    json_t *j;
+    json_array_foreach(runs, i, j)
+    {
+        double steps = jnum(j, "steps_per_s");
+        long c = (long)json_integer_value(json_object_get(j, "concurrency"));
+        char floor_pct[16] = "-", xacts[16] = "-", wal[16] = "-";
+        if (floor_tps > 0)
+            snprintf(floor_pct, sizeof floor_pct, "%.0f%%", 100.0 * steps / floor_tps);
+        json_t *pg = json_object_get(j, "postgres");
+        if (json_is_object(pg)) {
+            snprintf(xacts, sizeof xacts, "%.2f", jnum(pg, "write_transactions_per_step"));
+            snprintf(wal, sizeof wal, "%.0f B", jnum(pg, "wal_bytes_per_step"));
+        }
+        printf("%9ld %6" JSON_INTEGER_FORMAT " %8.1f %8.1f %7.2f %7.2f %7.2f %7.2f "
+               "%5" JSON_INTEGER_FORMAT " %7s %10s %9s\n",
+               c, json_integer_value(json_object_get(j, "executions")), jnum(j, "executions_per_s"),
+               steps, jnum(j, "p50_ms"), jnum(j, "p90_ms"), jnum(j, "p99_ms"), jnum(j, "max_ms"),
+               json_integer_value(json_object_get(j, "failures")), floor_pct, xacts, wal);
+        if (c == 32)
+            steps_at_32 = steps;
+        if (c == 1)
+            p50_at_1 = jnum(j, "p50_ms");
+    }
+    if (floor_tps > 0)
+        printf("floor: pgbench single-row INSERT, 8 clients: %.1f transactions/s\n", floor_tps);
+
+    printf("\nCPU during each measured run, %% of one core:\n");
+    json_array_foreach(runs, i, j)
+    {
+        json_t *cpu = json_object_get(j, "cpu_percent");
+        struct buf b = BUF_INIT;
+        const char *name;
+        json_t *v;
+        json_object_foreach(cpu, name, v)
+        {
+            if (strcmp(name, "machine_max") == 0)
+                continue;
+            buf_printf(&b, "%s%s %.0f", b.len ? ", " : "", name, json_number_value(v));
+            if (strcmp(name, "machine") == 0 && json_object_get(cpu, "machine_max"))
+                buf_printf(&b, " of %.0f", jnum(cpu, "machine_max"));
+        }
+        printf("%9" JSON_INTEGER_FORMAT " in flight: %s\n",
+               json_integer_value(json_object_get(j, "concurrency")), b.data ? b.data : "-");
+        buf_free(&b);
+        /* CPU time per step, which bounds steps/s on a busy machine whatever the commit rate. */
+        double steps = jnum(j, "steps_per_s");
+        if (steps > 0) {
+            json_object_foreach(cpu, name, v)
+            {
+                if (strcmp(name, "keeld") == 0 || strcmp(name, "postgres") == 0 ||
+                    strcmp(name, "receiver") == 0 || strcmp(name, "keel-bench") == 0)
+                    buf_printf(&b, "%s%s %.0f", b.len ? ", " : "", name,
+                               json_number_value(v) / 100.0 * 1e6 / steps);
+            }
+            printf("%9s CPU us per step: %s\n", "", b.data ? b.data : "-");
+            buf_free(&b);
+        }
+    }
+
+    printf("\ntargets:\n");
+    if (steps_at_32 >= 0 && floor_tps > 0)
+        printf("  steps/s at 32 in flight >= 50%% of the floor (%.1f): %.1f = %.0f%%: %s\n",
+               floor_tps / 2, steps_at_32, 100.0 * steps_at_32 / floor_tps,
+               steps_at_32 >= floor_tps / 2 ? "met" : "MISSED");
+    else
+        printf("  steps/s at 32 in flight >= 50%% of the floor: not measured\n");
+    if (p50_at_1 >= 0)
+        printf("  p50 start-to-completion at 1 in flight < 5 ms: %.2f ms: %s\n", p50_at_1,
+               p50_at_1 < 5.0 ? "met" : "MISSED");
+    else
+        printf("  p50 start-to-completion at 1 in flight < 5 ms: not measured\n");
+    json_decref(runs);
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct options o = {
+        .url = "http://127.0.0.1:8080",
+        .workflow = "keel-bench",
+        .executions = 2000,
+        .concurrency = 1,
+        .warmup = 20,
+        .timeout_s = 120,
+        .history = 200,
+    };
+    const char *summary = NULL;
+    double floor_tps = 0;
+    enum {
+        OPT_URL = 256,
+        OPT_RECEIVER,
+        OPT_WARMUP,
+        OPT_WORKFLOW,
+        OPT_TOKEN,
+        OPT_TIMEOUT,
+        OPT_JSON_OUT,
+        OPT_PG_URL,
+        OPT_HISTORY,
+        OPT_CPU,
+        OPT_CPU_TREE,
+        OPT_SUMMARY,
+        OPT_FLOOR,
+        OPT_VERSION
+    };
+    static const struct option longopts[] = {
+        {"url", required_argument, NULL, OPT_URL},
+        {"receiver", required_argument, NULL, OPT_RECEIVER},
+        {"executions", required_argument, NULL, 'n'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"workflow", required_argument, NULL, OPT_WORKFLOW},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"json-out", required_argument, NULL, OPT_JSON_OUT},
+        {"pg-url", required_argument, NULL, OPT_PG_URL},
+        {"history", required_argument, NULL, OPT_HISTORY},
+        {"cpu", required_argument, NULL, OPT_CPU},
+        {"cpu-tree", required_argument, NULL, OPT_CPU_TREE},
+        {"summary", required_argument, NULL, OPT_SUMMARY},
+        {"floor-tps", required_argument, NULL, OPT_FLOOR},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    bool bad = false;
+    while ((ch = getopt_long(argc, argv, "n:c:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_URL:
+            o.url = optarg;
+            break;
+        case OPT_RECEIVER:
+            o.receiver = optarg;
+            break;
+        case 'n':
+            bad |= !parse_long(optarg, 1, 100000000, &o.executions);
+            break;
+        case 'c':
+            bad |= !parse_long(optarg, 1, 10000, &o.concurrency);
+            break;
+        case OPT_WARMUP:
+            bad |= !parse_long(optarg, 0, 1000000, &o.warmup);
+            break;
+        case OPT_WORKFLOW:
+            o.workflow = optarg;
+            break;
+        case OPT_TOKEN:
+            o.token = optarg;
+            break;
+        case OPT_TIMEOUT:
+            bad |= !parse_long(optarg, 1, 86400, &o.timeout_s);
+            break;
+        case OPT_JSON_OUT:
+            o.json_out = optarg;
+            break;
+        case OPT_HISTORY:
+            bad |= !parse_long(optarg, 0, 1000000, &o.history);
+            break;
+        case OPT_PG_URL:
+            o.pg_url = optarg;
+            break;
+        case OPT_CPU:
+        case OPT_CPU_TREE:
+            bad |= parse_cpu_watch(&o, optarg, ch == OPT_CPU_TREE) < 0;
+            break;
+        case OPT_SUMMARY:
+            summary = optarg;
+            break;
+        case OPT_FLOOR:
+            floor_tps = strtod(optarg, NULL);
+            break;
+        case OPT_VERSION:
+            print_versions();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            bad = true;
+        }
+    }
+    if (summary && !bad && optind == argc)
+        return print_summary(summary, floor_tps);
+    if (bad || optind != argc || !o.receiver) {
+        if (!o.receiver && !bad)
+            fprintf(stderr, "keel-bench: --receiver is required\n");
+        usage(stderr);
+        return 2;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "keel-bench: curl_global_init failed\n");
+        return 1;
+    }
+    int exit_code = 1;
+    struct curl_slist *headers = make_headers(&o);
+    CURLM *multi = curl_multi_init();
+    struct slot *slots = xcalloc((size_t)o.concurrency, sizeof *slots);
+    struct run warm = {0}, meas = {0};
+    PGconn *pg = NULL;
+    for (long i = 0; i < o.concurrency; i++) {
+        slots[i].easy = curl_easy_init();
+        if (!slots[i].easy) {
+            fprintf(stderr, "keel-bench: curl_easy_init failed\n");
+            goto Exit;
+        }
+    }
+    /* Several handles in flight to one host: keep enough idle connections for all of them. */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)o.concurrency * 2 + 4);
+
+    if (o.pg_url) {
+        pg = PQconnectdb(o.pg_url);
+        if (PQstatus(pg) != CONNECTION_OK) {
+            fprintf(stderr, "keel-bench: %s: %s", o.pg_url, PQerrorMessage(pg));
+            goto Exit;
+        }
+    }
+    if (register_workflow(&o, headers) < 0)
+        goto Exit;
+
+    /* Execution numbers differ from run to run, so outputs cannot be confused with old ones. */
+    long base = (long)(time(NULL) % 100000) * 100000000L;
+    if (o.warmup > 0) {
+        run_init(&warm, &o, headers, multi, slots, base, o.warmup, o.concurrency);
+        if (run_load(&warm) < 0)
+            goto Exit;
+        if (warm.failed) {
+            fprintf(stderr, "keel-bench: %ld of %ld warm-up executions failed:\n", warm.failed,
+                    warm.total);
+            for (int i = 0; i < warm.nfailures_kept; i++)
+                fprintf(stderr, "  %s\n", warm.failures[i]);
+            goto Exit;
+        }
+    }
+
+    struct receiver_stats rs0 = {0}, rs1 = {0};
+    bool have_stats = receiver_stats_get(&o, &rs0) == 0;
+    for (int i = 0; i < o.ncpu; i++)
+        o.cpu[i].start_s = watch_cpu_s(o.cpu[i].pid, o.cpu[i].tree);
+    double self0 = self_cpu_s();
+    struct machine_cpu m0 = machine_cpu_now();
+    struct pg_counters pg0 = {0, 0}, pg1 = {0, 0};
+    bool have_pg = pg_counters_get(pg, &pg0) == 0;
+
+    run_init(&meas, &o, headers, multi, slots, base + o.warmup, o.executions, o.concurrency);
+    if (run_load(&meas) < 0)
+        goto Exit;
+
+    struct machine_cpu m1 = machine_cpu_now();
+    double self1 = self_cpu_s();
+    double cpu_end[MAX_CPU_WATCHES];
+    for (int i = 0; i < o.ncpu; i++)
+        cpu_end[i] = watch_cpu_s(o.cpu[i].pid, o.cpu[i].tree);
+    have_stats = have_stats && receiver_stats_get(&o, &rs1) == 0;
+    have_pg = have_pg && pg_counters_get(pg, &pg1) == 0;
+    /* Before the latencies are sorted: it pairs them with the ids. */
+    json_t *timeline = history_timeline(&o, headers, &meas, o.history);
+
+    /* ---- results ---- */
+    double wall_s = (double)(meas.last_end_us - meas.first_start_us) / 1e6;
+    if (wall_s <= 0)
+        wall_s = 1e-6;
+    qsort(meas.latency_us, (size_t)meas.ncompleted, sizeof(int64_t), cmp_i64);
+    double eps = (double)meas.ncompleted / wall_s;
+    double p50 = percentile_ms(meas.latency_us, meas.ncompleted, 0.50);
+    double p90 = percentile_ms(meas.latency_us, meas.ncompleted, 0.90);
+    double p99 = percentile_ms(meas.latency_us, meas.ncompleted, 0.99);
+    double pmax = percentile_ms(meas.latency_us, meas.ncompleted, 1.0);
+    qsort(meas.start_us, (size_t)meas.nstarted_ok, sizeof(int64_t), cmp_i64);
+    double start_p50 = percentile_ms(meas.start_us, meas.nstarted_ok, 0.50);
+    double start_p99 = percentile_ms(meas.start_us, meas.nstarted_ok, 0.99);
+    json_int_t d_deliv = rs1.deliveries - rs0.deliveries, d_applied = rs1.applied - rs0.applied,
+               d_dup = rs1.duplicates - rs0.duplicates,
+               d_badsig = rs1.bad_signatures - rs0.bad_signatures;
+    json_int_t want = (json_int_t)STEPS_PER_EXECUTION * o.executions;
+    bool receiver_ok =
+        have_stats && d_deliv == want && d_applied == want && d_dup == 0 && d_badsig == 0;
+
+    /* CPU use in percent of one core; "others" is what the machine did besides our processes
+     * (the noise of other work on it). */
+    json_t *cpu = json_object();
+    double ours = 0;
+    for (int i = 0; i < o.ncpu; i++) {
+        if (o.cpu[i].start_s < 0 || cpu_end[i] < 0)
+            continue;
+        double pct = 100.0 * (cpu_end[i] - o.cpu[i].start_s) / wall_s;
+        ours += pct;
+        json_object_set_new(cpu, o.cpu[i].name, json_real(round(pct * 10) / 10));
+    }
+    double self_pct = 100.0 * (self1 - self0) / wall_s;
+    ours += self_pct;
+    json_object_set_new(cpu, "keel-bench", json_real(round(self_pct * 10) / 10));
+    double ncores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    if (m1.total > m0.total) {
+        double span = (m1.total - m0.total) / ncores; /* jiffies of one core */
+        double busy = 100.0 * (m1.busy - m0.busy) / span;
+        double others = busy - ours;
+        json_object_set_new(cpu, "others", json_real(round((others > 0 ? others : 0) * 10) / 10));
+        json_object_set_new(cpu, "machine", json_real(round(busy * 10) / 10));
+        json_object_set_new(cpu, "machine_max", json_real(100.0 * ncores));
+        json_object_set_new(cpu, "iowait",
+                            json_real(round(1000.0 * (m1.iowait - m0.iowait) / span) / 10.0));
+    }
+    json_t *pgj = json_null();
+    double steps_done = (double)meas.ncompleted * STEPS_PER_EXECUTION;
+    if (have_pg && steps_done > 0) {
+        /* The LSNs let pg_waldump --stats -s START -e END break the WAL of the run down. */
+        char lsn0[40], lsn1[40];
+        snprintf(lsn0, sizeof lsn0, "%llX/%llX", pg0.wal_bytes >> 32, pg0.wal_bytes & 0xffffffffLL);
+        snprintf(lsn1, sizeof lsn1, "%llX/%llX", pg1.wal_bytes >> 32, pg1.wal_bytes & 0xffffffffLL);
+        pgj = json_pack("{s:f, s:f, s:s, s:s}", "write_transactions_per_step",
+                        round(100.0 * (double)(pg1.xids - pg0.xids) / steps_done) / 100,
+                        "wal_bytes_per_step",
+                        round((double)(pg1.wal_bytes - pg0.wal_bytes) / steps_done), "wal_start",
+                        lsn0, "wal_end", lsn1);
+    }
+
+    json_t *res = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, "
+        "s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:b}}",
+        "bench", "keel-3-step", "executions", (json_int_t)o.executions, "concurrency",
+        (json_int_t)o.concurrency, "completed", (json_int_t)meas.ncompleted, "failures",
+        (json_int_t)meas.failed, "seconds", round(wall_s * 1000) / 1000, "executions_per_s",
+        round(eps * 10) / 10, "steps_per_s", round(eps * STEPS_PER_EXECUTION * 10) / 10, "p50_ms",
+        round(p50 * 100) / 100, "p90_ms", round(p90 * 100) / 100, "p99_ms", round(p99 * 100) / 100,
+        "max_ms", round(pmax * 100) / 100, "start_request_p50_ms", round(start_p50 * 100) / 100,
+        "start_request_p99_ms", round(start_p99 * 100) / 100, "mean_polls_per_execution",
+        meas.ncompleted ? round(100.0 * (double)(meas.ncompleted + meas.failed + meas.polls_extra) /
+                                (double)(meas.ncompleted + meas.failed)) /
+                              100
+                        : 0.0,
+        "result_polls_202", (json_int_t)meas.polls_extra, "cpu_percent", cpu, "postgres", pgj,
+        "timeline_ms", timeline ? json_incref(timeline) : json_null(), "receiver", "deliveries",
+        d_deliv, "applied", d_applied, "duplicates", d_dup, "bad_signatures", d_badsig, "expected",
+        want, "ok", receiver_ok);
+    char *line = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(res);
+
+    printf("%11s %6s %9s %9s %8s %8s %8s %8s %6s\n", "in flight", "N", "exec/s", "steps/s",
+           "p50 ms", "p90 ms", "p99 ms", "max ms", "fails");
+    printf("%11ld %6ld %9.1f %9.1f %8.2f %8.2f %8.2f %8.2f %6ld\n", o.concurrency, o.executions,
+           eps, eps * STEPS_PER_EXECUTION, p50, p90, p99, pmax, meas.failed);
+    printf("start request (POST .../executions, 201): p50 %.2f ms, p99 %.2f ms\n", start_p50,
+           start_p99);
+    if (have_stats)
+        printf("receiver: %" JSON_INTEGER_FORMAT " deliveries, %" JSON_INTEGER_FORMAT
+               " applied, %" JSON_INTEGER_FORMAT " duplicates, %" JSON_INTEGER_FORMAT
+               " bad signatures; expected %" JSON_INTEGER_FORMAT " = 3 x %ld: %s\n",
+               d_deliv, d_applied, d_dup, d_badsig, want, o.executions,
+               receiver_ok ? "ok" : "MISMATCH");
+    else
+        printf("receiver: could not read /_stats\n");
+    if (have_pg && steps_done > 0)
+        printf("postgres: %.2f write transactions and %.0f WAL bytes per step\n",
+               (double)(pg1.xids - pg0.xids) / steps_done,
+               (double)(pg1.wal_bytes - pg0.wal_bytes) / steps_done);
+    if (timeline) {
+        struct buf b = BUF_INIT;
+        const char *label;
+        json_t *v;
+        json_object_foreach(timeline, label, v)
+        {
+            if (json_is_real(v))
+                buf_printf(&b, "%s%s %.2f", b.len ? ", " : "", label, json_real_value(v));
+        }
+        printf("timeline, mean ms after execution_started over %" JSON_INTEGER_FORMAT
+               " executions (event times in ms): %s\n",
+               json_integer_value(json_object_get(timeline, "executions")), b.data);
+        buf_free(&b);
+        json_decref(timeline);
+    }
+    printf("json: %s\n", line);
+    if (o.json_out) {
+        FILE *jf = fopen(o.json_out, "a");
+        if (!jf || fprintf(jf, "%s\n", line) < 0 || fclose(jf) != 0)
+            fprintf(stderr, "keel-bench: cannot write %s: %s\n", o.json_out, strerror(errno));
+    }
+    free(line);
+    if (meas.failed) {
+        fprintf(stderr, "keel-bench: %ld of %ld executions failed%s:\n", meas.failed, o.executions,
+                meas.failed > meas.nfailures_kept ? " (the first ones)" : "");
+        for (int i = 0; i < meas.nfailures_kept; i++)
+            fprintf(stderr, "  %s\n", meas.failures[i]);
+    }
+    exit_code = meas.failed == 0 && receiver_ok ? 0 : 1;
+
+Exit:
+    run_free(&warm);
+    run_free(&meas);
+    for (long i = 0; i < o.concurrency; i++) {
+        if (slots[i].easy) {
+            curl_multi_remove_handle(multi, slots[i].easy);
+            curl_easy_cleanup(slots[i].easy);
+        }
+        free(slots[i].id);
+        buf_free(&slots[i].body);
+    }
+    free(slots);
+    curl_multi_cleanup(multi);
+    if (pg)
+        PQfinish(pg);
+    curl_slist_free_all(headers);
+    for (int i = 0; i < o.ncpu; i++)
+        free(o.cpu[i].name);
+    curl_global_cleanup();
+    return exit_code;
+}
