@@ -72,7 +72,7 @@ CREATE TABLE tasks (
     lease_owner   text,
     lease_until   timestamptz,
     payload       jsonb,               -- an activity attempt: url, evaluated input, timeout_ms
-    token         text        UNIQUE,  -- the task token of an activity attempt (async completion)
+    token         text,                -- the task token sent with an activity attempt
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 -- A claimer sleeps until the earliest unleased due time or the earliest lease expiry.

@@ -56,6 +56,8 @@ static const struct option_def options[] = {
      "Activity attempts on the wire at once, across all hosts."},
     {"no-migrate", "KEEL_NO_MIGRATE", OPT_BOOL, "false", 0, 0, OFF(no_migrate),
      "Do not apply pending migrations at start (use 'keeld migrate')."},
+    {"ui-dir", "KEEL_UI_DIR", OPT_STRING, NULL, 0, 0, OFF(ui_dir),
+     "Serve the web UI from this folder (e.g. web-ui/) instead of the copy built into keeld."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

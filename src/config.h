@@ -30,6 +30,7 @@ struct config {
     long lease_grace_ms;    /* an attempt's lease lasts its timeout plus this */
     long max_in_flight;     /* activity attempts on the wire at once */
     bool no_migrate;        /* do not apply migrations at start */
+    char *ui_dir;           /* serve the UI from this folder instead of the embedded copy */
 };
 
 /* Fills cfg from defaults, then the environment (KEEL_*), then argv. On a bad value or an

@@ -122,6 +122,8 @@ static int serve(const struct config *cfg)
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log_info("stopping: draining requests in flight", "signal", strsignal(sig));
+    /* Order matters: refuse new requests, answer the long polls, then wait for the rest. */
+    http_server_close(server);
     longpoll_drain(app.longpoll);
     int cut = http_server_stop(server, cfg->shutdown_grace_ms);
     if (cut > 0) {

@@ -6,11 +6,15 @@
 #include "api/health.h"
 #include "api/signals.h"
 #include "api/tasks.h"
+#include "api/ui.h"
 #include "api/workflows.h"
 
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/readyz", api_readyz},
+    {"GET", "/", api_ui_root},
+    {"GET", "/ui", api_ui_root},
+    {"GET", "/ui/{path*}", api_ui_file},
     {"POST", "/v1/workflows", api_workflows_create},
     {"GET", "/v1/workflows", api_workflows_list},
     {"GET", "/v1/workflows/{name}", api_workflows_get},

@@ -33,6 +33,7 @@ struct http_server {
     size_t n_routes;
     void *app;
     atomic_long in_flight;
+    atomic_bool closing; /* stopping: new requests on open connections are refused */
 };
 
 struct resp_header {
@@ -367,6 +368,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_init(&req->lock, NULL);
         *con_cls = req;
         atomic_fetch_add(&s->in_flight, 1);
+        if (atomic_load(&s->closing)) {
+            /* A keep-alive connection may still send requests while we drain; none of them
+             * may start work (or suspend: MHD must not stop with suspended connections). */
+            http_add_header(req, "Connection", "close");
+            http_add_header(req, "Retry-After", "1");
+            http_reply_problem(req, 503, "shutting-down", "Shutting down",
+                               "this keeld is stopping; retry, another instance may answer");
+            return queue_reply(req);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->max_body_bytes) {
             http_reply_problem(req, 413, "payload-too-large", "Payload too large",
@@ -563,6 +573,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, char
     s->app = cfg->app;
     s->tokens = parse_tokens(cfg->api_tokens);
     atomic_init(&s->in_flight, 0);
+    atomic_init(&s->closing, false);
     s->listen_fd = listen_on(cfg->listen, &s->port, why);
     if (s->listen_fd < 0)
         goto fail;
@@ -596,8 +607,14 @@ long http_server_in_flight(const struct http_server *s)
     return atomic_load(&((struct http_server *)s)->in_flight);
 }
 
+void http_server_close(struct http_server *s)
+{
+    atomic_store(&s->closing, true);
+}
+
 int http_server_stop(struct http_server *s, long grace_ms)
 {
+    atomic_store(&s->closing, true);
     int fd = MHD_quiesce_daemon(s->daemon);
     if (fd >= 0)
         close(fd);
@@ -605,6 +622,13 @@ int http_server_stop(struct http_server *s, long grace_ms)
     while (atomic_load(&s->in_flight) > 0 && time_mono_ms() < deadline)
         usleep(5000);
     long cut = atomic_load(&s->in_flight);
+    if (cut > 0) {
+        /* MHD aborts the process when stopped with a suspended connection: rather than that,
+         * leave the remaining requests to die with the process. */
+        log_error("requests still in flight after the grace period; exiting without closing "
+                  "them");
+        return (int)cut; /* s stays allocated: MHD's threads still point at it */
+    }
     MHD_stop_daemon(s->daemon);
     free_tokens(s->tokens);
     free(s);

@@ -27,6 +27,9 @@ struct http_server_config {
 struct http_server *http_server_start(const struct http_server_config *cfg, char **why);
 /* The port actually bound. */
 uint16_t http_server_port(const struct http_server *s);
+/* From now on, new requests (also on open keep-alive connections) get 503 at once; requests
+ * already started go on. http_server_stop does this too. */
+void http_server_close(struct http_server *s);
 /* Stops accepting connections, waits up to grace_ms for requests in flight to finish, then
  * stops the server and frees it. Returns the number of requests cut off by the deadline. */
 int http_server_stop(struct http_server *s, long grace_ms);

@@ -70,6 +70,7 @@ struct runner {
     bool stopping_workers;
     bool claim_requested;
     atomic_long in_flight;
+    atomic_bool starved; /* the claimer stopped claiming because in_flight was at its cap */
 
     pthread_t *workers;
     pthread_t claimer;
@@ -133,7 +134,6 @@ static void on_webhook_done(struct wh_result *res, void *user)
         free(a->step_id);
         free(a->token);
         free(a);
-        wake_claimer(r);
         return;
     }
     struct job *j = xcalloc(1, sizeof *j);
@@ -153,7 +153,10 @@ static void on_webhook_done(struct wh_result *res, void *user)
     j->retry_after_ms = res->retry_after_ms;
     free(a);
     push_job(r, j);
-    wake_claimer(r); /* capacity freed */
+    /* Waking the claimer after every result would cost a claim query per step; it only needs
+     * to know when it stopped for lack of room. */
+    if (atomic_exchange(&r->starved, false))
+        wake_claimer(r);
 }
 
 static void send_attempt(struct runner *r, int64_t task_id, const char *execution_id,
@@ -414,6 +417,7 @@ static void *claimer_main(void *arg)
 
         long sleep_ms = MAX_IDLE_SLEEP_MS;
         long room = r->cfg.max_in_flight - atomic_load(&r->in_flight);
+        atomic_store(&r->starved, room <= 0);
         char *why = NULL;
         PGconn *conn = room > 0 ? store_acquire(r->pool, 5000, &why) : NULL;
         if (room > 0 && !conn) {
@@ -541,6 +545,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->wake, NULL);
     atomic_init(&r->in_flight, 0);
+    atomic_init(&r->starved, false);
     struct wh_dispatcher_config wcfg = {
         .max_in_flight = (int)cfg->max_in_flight,
         .max_per_host = 0,

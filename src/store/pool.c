@@ -26,10 +26,19 @@ struct store_pool {
 PGconn *store_connect(const char *conninfo, char **why)
 {
     /* Our defaults come first so that values in the user's connection string override them. */
-    const char *keys[] = {
-        "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
-        "keepalives_interval", "keepalives_count", "dbname",     NULL};
-    const char *vals[] = {"5", "keeld", "1", "10", "5", "3", conninfo, NULL};
+    /* Generic plans: every statement is prepared once, its parameters hardly change the best
+     * plan, and re-planning the large write statement costs more than running it. */
+    const char *keys[] = {"connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "options",
+                          "dbname",
+                          NULL};
+    const char *vals[] = {
+        "5", "keeld", "1", "10", "5", "3", "-c plan_cache_mode=force_generic_plan", conninfo, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(conn);

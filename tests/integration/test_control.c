@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,6 +423,89 @@ static void test_async_heartbeat_timeout_retries(void **state)
     json_decref(done);
 }
 
+struct poller {
+    char base[64];
+    char path[128];
+    long status;
+};
+
+static void *long_poll(void *arg)
+{
+    struct poller *p = arg;
+    struct hreply r;
+    if (http_do(p->base, "GET", p->path, NULL, NULL, 0, NULL, 30000, &r) == 0)
+        p->status = r.status;
+    hreply_free(&r);
+    return NULL;
+}
+
+static size_t discard(char *ptr, size_t size, size_t n, void *user)
+{
+    (void)ptr;
+    (void)user;
+    return size * n;
+}
+
+/* Keeps asking for a long poll on one keep-alive connection until the daemon is gone. */
+static void *keep_alive_poller(void *arg)
+{
+    struct poller *p = arg;
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", p->base, p->path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    for (int i = 0; i < 2000 && curl_easy_perform(c) == CURLE_OK; i++)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &p->status);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* SIGTERM while long polls are suspended and requests keep coming on open connections: keeld
+ * answers the polls (202), refuses new work with 503, and exits 0 (libmicrohttpd aborts the
+ * process if stopped with a suspended connection). */
+static void test_sigterm_with_long_polls(void **state)
+{
+    (void)state;
+    struct proc k;
+    keeld_start(&k, db, env, NULL);
+    define("{\"name\": \"lingering\", \"steps\": [{\"id\": \"w\", \"wait\": {\"signal\": "
+           "\"never\"}}]}");
+    enum { N = 12 };
+    pthread_t t[N];
+    struct poller p[N];
+    for (int i = 0; i < N; i++) {
+        char id[32], path[128], body[64];
+        snprintf(id, sizeof id, "linger-%d", i);
+        snprintf(path, sizeof path, "/v1/workflows/lingering/executions");
+        snprintf(body, sizeof body, "{\"id\": \"%s\"}", id);
+        struct hreply r;
+        http_post_json(k.base_url, path, body, &r);
+        assert_int_equal(r.status, 201);
+        hreply_free(&r);
+        snprintf(p[i].base, sizeof p[i].base, "%s", k.base_url);
+        snprintf(p[i].path, sizeof p[i].path, "/v1/executions/%s/result?wait=30", id);
+        p[i].status = 0;
+        pthread_create(&t[i], NULL, long_poll, &p[i]);
+    }
+    struct poller again = {.status = 0};
+    snprintf(again.base, sizeof again.base, "%s", k.base_url);
+    snprintf(again.path, sizeof again.path, "/v1/executions/linger-0/result?wait=1");
+    pthread_t again_thread;
+    pthread_create(&again_thread, NULL, keep_alive_poller, &again);
+    usleep(300 * 1000);
+    proc_signal(&k, SIGTERM);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(p[i].status, 202);
+    }
+    pthread_join(again_thread, NULL);
+    assert_true(again.status == 202 || again.status == 503);
+    assert_int_equal(proc_wait(&k, 20000), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -433,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_retry_resumes_at_failed_step),
         cmocka_unit_test(test_async_completion_and_tokens),
         cmocka_unit_test(test_async_heartbeat_timeout_retries),
+        cmocka_unit_test(test_sigterm_with_long_polls),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
