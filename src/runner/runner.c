@@ -434,7 +434,15 @@ static void *claimer_main(void *arg)
             } else if (n == limit) {
                 sleep_ms = 0; /* more may be due */
             } else {
+                /* Leases taken later by other keelds are not known here, and taking one is not
+                 * announced (that would cost every step a NOTIFY): look again after at most
+                 * half a lease grace, so a dead keeld's work is taken over soon after its
+                 * leases run out. */
+                long sweep = r->cfg.lease_grace_ms / 2;
+                sweep = sweep < 250 ? 250 : sweep;
                 sleep_ms = next_wake_ms(conn);
+                if (sleep_ms > sweep)
+                    sleep_ms = sweep;
             }
             store_release(r->pool, conn);
         }

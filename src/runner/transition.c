@@ -292,10 +292,57 @@ static bool is_result(enum engine_input_kind k)
            k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
-enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         struct transition_request *req, struct transition_out *out,
-                                         char **why)
+/* Runs "BEGIN; lock" (own_txn) or just "lock" in one round trip. */
+static PGresult *lock_execution(PGconn *conn, bool own_txn, const char *const *params, char **why)
 {
+    if (!own_txn) {
+        PGresult *r = store_run(conn, STMT_EXEC_LOCK, 2, params);
+        if (!store_ok(r))
+            *why = store_error(r, conn);
+        return r;
+    }
+    struct store_call calls[] = {{.command = "BEGIN"},
+                                 {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params}};
+    PGresult *res[2];
+    int rc = store_pipeline(conn, calls, 2, res, why);
+    PQclear(res[0]);
+    if (rc < 0 && res[1] && store_ok(res[1])) {
+        PQclear(res[1]);
+        return NULL;
+    }
+    return res[1];
+}
+
+/* Runs "apply; COMMIT" (own_txn) or just "apply" in one round trip. */
+static PGresult *write_effects(PGconn *conn, bool own_txn, const char *const *params,
+                               bool *committed, char **why)
+{
+    *committed = false;
+    if (!own_txn) {
+        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 16, params);
+        if (!store_ok(r))
+            *why = store_error(r, conn);
+        return r;
+    }
+    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 16, .params = params},
+                                 {.command = "COMMIT"}};
+    PGresult *res[2];
+    int rc = store_pipeline(conn, calls, 2, res, why);
+    *committed = rc == 0;
+    PQclear(res[1]);
+    if (rc < 0 && res[0] && store_ok(res[0])) {
+        PQclear(res[0]);
+        return NULL;
+    }
+    return res[0];
+}
+
+static enum transition_outcome apply_transition(const struct transition_env *env, PGconn *conn,
+                                                struct transition_request *req,
+                                                struct transition_out *out, bool own_txn,
+                                                char **why)
+{
+    bool committed = false;
     enum transition_outcome rc = TRANSITION_ERROR;
     PGresult *r = NULL;
     json_t *ctx = NULL, *state_json = NULL;
@@ -314,9 +361,10 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
     char task_id[24];
     snprintf(task_id, sizeof task_id, "%lld", (long long)consume_task_id);
     const char *lock_params[] = {exec_id, consume_task_id > 0 ? task_id : NULL};
-    r = store_run(conn, STMT_EXEC_LOCK, 2, lock_params);
-    if (!store_ok(r)) {
-        *why = store_error(r, conn);
+    r = lock_execution(conn, own_txn, lock_params, why);
+    if (!r || !store_ok(r)) {
+        if (!*why)
+            *why = store_error(r, conn);
         goto done;
     }
     if (PQntuples(r) == 0) {
@@ -442,6 +490,19 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
             goto done;
     }
 
+    if (req->accepted_token && !stale) {
+        char attempt[16];
+        snprintf(attempt, sizeof attempt, "%d", in->attempt);
+        const char *tp[] = {req->accepted_token, exec_id, d->steps[in->step].id, attempt,
+                            in->compensation ? "true" : "false"};
+        PGresult *tr = store_run(conn, STMT_TOKEN_INSERT, 5, tp);
+        bool ok = store_ok(tr);
+        if (!ok)
+            *why = store_error(tr, conn);
+        PQclear(tr);
+        if (!ok)
+            goto done;
+    }
     json_t *rows = step_rows(d, &st, ctx, p.changed);
     events = dump(p.events);
     steps = dump(rows);
@@ -476,12 +537,15 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         p.notify ? "true" : "false",
         drops,
     };
-    r = store_run(conn, STMT_EXEC_APPLY, 16, params);
-    if (!store_ok(r)) {
-        *why = store_error(r, conn);
+    r = write_effects(conn, own_txn, params, &committed, why);
+    if (!r || !store_ok(r) || (own_txn && !committed)) {
+        if (!*why)
+            *why = store_error(r, conn);
         goto done;
     }
-    if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0) {
+    /* The consumed task's row was locked with the execution, so it cannot have changed hands
+     * since; this only guards that invariant where it can still be acted on. */
+    if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0 && !committed) {
         rc = TRANSITION_LEASE_LOST;
         goto done;
     }
@@ -517,19 +581,6 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
         }
     }
     json_decref(inserted);
-    if (req->accepted_token && !stale) {
-        char attempt[16];
-        snprintf(attempt, sizeof attempt, "%d", in->attempt);
-        const char *tp[] = {req->accepted_token, exec_id, d->steps[in->step].id, attempt,
-                            in->compensation ? "true" : "false"};
-        PGresult *tr = store_run(conn, STMT_TOKEN_INSERT, 5, tp);
-        bool ok = store_ok(tr);
-        if (!ok)
-            *why = store_error(tr, conn);
-        PQclear(tr);
-        if (!ok)
-            goto done;
-    }
     out->ended = p.ended;
     out->status = st.status;
     out->cancel_requested = st.cancel_requested;
@@ -561,28 +612,22 @@ done:
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;
     }
+    if (own_txn && !committed && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        store_command(conn, "ROLLBACK");
     return rc;
+}
+
+enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
+                                         struct transition_request *req, struct transition_out *out,
+                                         char **why)
+{
+    return apply_transition(env, conn, req, out, false, why);
 }
 
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
                                        struct transition_request *req, struct transition_out *out,
                                        char **why)
 {
-    memset(out, 0, sizeof *out);
-    if (store_command(conn, "BEGIN") < 0) {
-        *why = store_error(NULL, conn);
-        return TRANSITION_ERROR;
-    }
-    enum transition_outcome rc = transition_apply(env, conn, req, out, why);
-    if (rc == TRANSITION_APPLIED || rc == TRANSITION_STALE) {
-        if (store_command(conn, "COMMIT") < 0) {
-            *why = store_error(NULL, conn);
-            attempt_dispatch_free_list(out->dispatches);
-            out->dispatches = NULL;
-            return TRANSITION_ERROR;
-        }
-    } else {
-        store_command(conn, "ROLLBACK");
-    }
-    return rc;
+    /* Two round trips in all: "BEGIN; lock" and "write; COMMIT". */
+    return apply_transition(env, conn, req, out, true, why);
 }

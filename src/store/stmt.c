@@ -3,6 +3,7 @@
 
 #include "util/alloc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ static const struct {
                         "s.status, s.output, s.error)), '[]')::text FROM steps s "
                         "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
                         "s.error IS NOT NULL OR s.status = 'completed')), "
-                        "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
+                        "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint FOR UPDATE) "
                         "FROM executions e WHERE e.id = $1 FOR UPDATE OF e"},
     /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
      * the same snapshot, which is what we want: the consumed task and the cancelled ones are
@@ -200,6 +201,65 @@ int store_prepare_all(PGconn *conn, char **why)
 PGresult *store_run(PGconn *conn, enum store_stmt s, int n_params, const char *const *params)
 {
     return PQexecPrepared(conn, statements[s].name, n_params, params, NULL, NULL, 0);
+}
+
+int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult **results,
+                   char **why)
+{
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    if (!PQenterPipelineMode(conn)) {
+        *why = store_error(NULL, conn);
+        return -1;
+    }
+    bool sent = true;
+    for (int i = 0; i < n && sent; i++) {
+        if (calls[i].command)
+            sent = PQsendQueryParams(conn, calls[i].command, 0, NULL, NULL, NULL, NULL, 0);
+        else
+            sent = PQsendQueryPrepared(conn, statements[calls[i].stmt].name, calls[i].n_params,
+                                       calls[i].params, NULL, NULL, 0);
+    }
+    if (!sent || !PQpipelineSync(conn)) {
+        *why = store_error(NULL, conn);
+        PQexitPipelineMode(conn);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        results[i] = PQgetResult(conn);
+        if (!results[i])
+            break; /* the connection failed */
+        if (!store_ok(results[i]) && rc == 0) {
+            *why = store_error(results[i], conn);
+            rc = -1;
+        }
+        /* Each call's results end with a NULL. */
+        PGresult *extra;
+        while ((extra = PQgetResult(conn)))
+            PQclear(extra);
+    }
+    /* Read up to the sync point, which ends the pipeline. */
+    for (;;) {
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!results[i] && rc == 0) {
+            *why = store_error(NULL, conn);
+            rc = -1;
+        }
+    }
+    if (!PQexitPipelineMode(conn) && rc == 0) {
+        *why = store_error(NULL, conn);
+        rc = -1;
+    }
+    return rc;
 }
 
 int store_command(PGconn *conn, const char *sql)

@@ -42,6 +42,21 @@ PGresult *store_run(PGconn *conn, enum store_stmt s, int n_params, const char *c
 int store_ok(const PGresult *r);
 /* A copy of the error of r (or of conn when r is NULL), without the trailing newline. */
 char *store_error(const PGresult *r, PGconn *conn);
+/* One element of a pipeline: a plain command (BEGIN, COMMIT) when command is set, else a
+ * prepared statement with its parameters. */
+struct store_call {
+    const char *command;
+    enum store_stmt stmt;
+    int n_params;
+    const char *const *params;
+};
+
+/* Sends every call in one round trip (libpq pipeline mode) and fills results[i] for each
+ * (caller PQclears them). A call after a failed one is not run (PGRES_PIPELINE_ABORTED), so
+ * "BEGIN; statement" and "statement; COMMIT" are safe to pipeline. Returns 0 when every call
+ * succeeded, else -1 with *why set (caller frees). */
+int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult **results,
+                   char **why) __attribute__((warn_unused_result));
 /* Runs a plain command (BEGIN, COMMIT, ROLLBACK); 0 or -1. */
 int store_command(PGconn *conn, const char *sql);
 
