@@ -46,6 +46,20 @@ void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r)
         store_command(conn, "ROLLBACK");
 }
 
+bool api_valid_name(const char *s, size_t max, const char *extra)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max)
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !strchr(extra, c))
+            return false;
+    }
+    return true;
+}
+
 void api_bad_parameter(struct http_request *req, const char *name, const char *message)
 {
     json_t *errors = json_pack("[{s:s, s:s}]", "parameter", name, "message", message);

@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Borrows a database connection for the request, or replies 503 and returns NULL. */
 PGconn *api_db_acquire(struct http_request *req);
@@ -17,6 +18,8 @@ void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r);
 
 /* Parses ?limit= (default 50, 1..500) into *limit; replies 400 and returns false when bad. */
 bool api_parse_limit(struct http_request *req, int *limit);
+/* True when s has 1 to max characters, each a letter, a digit or one of extra. */
+bool api_valid_name(const char *s, size_t max, const char *extra);
 /* Replies 400 naming a query parameter. */
 void api_bad_parameter(struct http_request *req, const char *name, const char *message);
 /* Replies 422 with a single error at pointer. */

@@ -83,9 +83,7 @@ static void control(struct http_request *req, enum engine_input_kind kind, const
     char *json = NULL;
     switch (rc) {
     case TRANSITION_APPLIED:
-        runner_dispatch(app->runner, out.dispatches);
-        if (out.ended)
-            runner_ended(app->runner, id);
+        runner_committed(app->runner, &out, id);
         json = store_execution_json(conn, id, status, &why);
         if (json)
             http_reply_json(req, 202, json_loads(json, 0, NULL));

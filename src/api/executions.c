@@ -20,16 +20,7 @@
 
 static bool valid_execution_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > EXECUTION_ID_MAX)
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == ':' || c == '@'))
-            return false;
-    }
-    return true;
+    return api_valid_name(s, EXECUTION_ID_MAX, "_-:@");
 }
 
 static void add_error(json_t *errors, const char *pointer, const char *message)
@@ -179,10 +170,7 @@ void api_executions_start(struct http_request *req)
         out.dispatches = NULL;
         goto db_fail;
     }
-    runner_dispatch(app->runner, out.dispatches);
-    out.dispatches = NULL;
-    if (out.ended)
-        runner_ended(app->runner, id);
+    runner_committed(app->runner, &out, id);
     char *location = xasprintf("/v1/executions/%s", id);
     http_add_header(req, "Location", location);
     free(location);

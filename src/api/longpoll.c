@@ -117,14 +117,7 @@ static void *longpoll_main(void *arg)
         if (!pending) {
             int64_t wait = next - time_mono_ms();
             if (wait > 0) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += wait / 1000;
-                ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
+                struct timespec ts = time_deadline_in((long)wait);
                 pthread_cond_timedwait(&lp->cond, &lp->lock, &ts);
             }
         }

@@ -19,16 +19,7 @@
 
 static bool valid_signal_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > SIGNAL_NAME_MAX)
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return true;
+    return api_valid_name(s, SIGNAL_NAME_MAX, "_-.:");
 }
 
 static void reply_accepted(struct http_request *req, const char *id, const char *name,
@@ -133,10 +124,7 @@ void api_signals_send(struct http_request *req)
     }
     if (store_command(conn, "COMMIT") < 0)
         goto db_fail;
-    runner_dispatch(app->runner, out.dispatches);
-    out.dispatches = NULL;
-    if (out.ended)
-        runner_ended(app->runner, id);
+    runner_committed(app->runner, &out, id);
     reply_accepted(req, id, name, signal_id, false, rc == TRANSITION_APPLIED);
     goto out;
 db_fail:

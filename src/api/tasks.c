@@ -140,10 +140,7 @@ static void task_call(struct http_request *req, enum task_call call)
     }
     if (store_command(conn, "COMMIT") < 0)
         goto db_fail;
-    runner_dispatch(app->runner, out.dispatches);
-    out.dispatches = NULL;
-    if (out.ended)
-        runner_ended(app->runner, exec_id);
+    runner_committed(app->runner, &out, exec_id);
     if (rc == TRANSITION_STALE)
         http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
                            "the attempt of this token timed out, was superseded, or its "

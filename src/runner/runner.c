@@ -206,6 +206,14 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
     }
 }
 
+void runner_committed(struct runner *r, struct transition_out *out, const char *execution_id)
+{
+    runner_dispatch(r, out->dispatches);
+    out->dispatches = NULL;
+    if (out->ended)
+        runner_ended(r, execution_id);
+}
+
 void runner_ended(struct runner *r, const char *execution_id)
 {
     if (r->cfg.on_execution_ended)
@@ -393,14 +401,7 @@ static long next_wake_ms(PGconn *conn)
 
 static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = time_deadline_in(ms);
     pthread_cond_timedwait(cond, lock, &ts);
 }
 

@@ -35,6 +35,8 @@ void runner_stop(struct runner *r, long grace_ms);
 const struct transition_env *runner_env(struct runner *r);
 /* Sends attempts leased by a committed transition. Takes ownership of the list. */
 void runner_dispatch(struct runner *r, struct attempt_dispatch *list);
+/* After a transition committed: sends its attempts (the list is taken) and reports its end. */
+void runner_committed(struct runner *r, struct transition_out *out, const char *execution_id);
 /* Reports that a committed transition ended an execution (wakes local long polls). */
 void runner_ended(struct runner *r, const char *execution_id);
 

@@ -98,14 +98,7 @@ static bool idle_conn_alive(PGconn *conn)
 
 PGconn *store_acquire(struct store_pool *p, int wait_ms, char **why)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = time_deadline_in(wait_ms);
     pthread_mutex_lock(&p->lock);
     while (p->n_idle == 0) {
         if (pthread_cond_timedwait(&p->freed, &p->lock, &deadline) == ETIMEDOUT && p->n_idle == 0) {

@@ -5,11 +5,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall-clock time in milliseconds since the epoch. */
 int64_t time_now_ms(void);
 /* Monotonic time in milliseconds, for measuring intervals. */
 int64_t time_mono_ms(void);
+/* The CLOCK_REALTIME time ms milliseconds from now, as pthread_cond_timedwait wants it. */
+struct timespec time_deadline_in(long ms);
 /* Writes "2026-11-21T23:55:47.123Z" (24 characters + NUL) into out; needs 32 bytes. */
 void time_format_rfc3339(int64_t ms, char out[32]);
 /* Parses an RFC 3339 date-time with an optional fraction and a Z or +hh:mm offset.

@@ -474,6 +474,39 @@ static void test_list_filters_and_pages(void **state)
     hreply_free(&r);
 }
 
+/* 429 with Retry-After: the next attempt waits at least that long, even with a short backoff. */
+static void test_retry_after_is_honoured(void **state)
+{
+    (void)state;
+    char *def = NULL;
+    assert_true(asprintf(&def,
+                         "{\"name\": \"throttled\", \"steps\": [{\"id\": \"a\", \"activity\": "
+                         "{\"url\": \"%s/retry-after/1\"}, \"retry\": {\"initial_interval\": "
+                         "\"10ms\"}}]}",
+                         receiver.base_url) > 0);
+    register_ok(def, 201);
+    free(def);
+    struct hreply r;
+    http_post_json(keeld.base_url, "/v1/workflows/throttled/executions",
+                   "{\"id\": \"throttled-1\"}", &r);
+    hreply_free(&r);
+    json_t *done = NULL;
+    assert_true(result_done("throttled-1", &done));
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_decref(done);
+    char *gap = harness_sql_value(
+        db, "SELECT extract(epoch FROM (SELECT at FROM events WHERE execution_id = "
+            "'throttled-1' AND type = 'attempt_started' AND attempt = 2) - (SELECT at FROM "
+            "events WHERE execution_id = 'throttled-1' AND type = 'attempt_failed')) * 1000");
+    assert_true(atof(gap) >= 950);
+    free(gap);
+    char *type = harness_sql_value(db, "SELECT data->'error'->>'type' FROM events WHERE "
+                                       "execution_id = 'throttled-1' AND type = "
+                                       "'attempt_failed'");
+    assert_string_equal(type, "http_4xx");
+    free(type);
+}
+
 static void test_result_long_poll(void **state)
 {
     (void)state;
@@ -518,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_retries_then_success),
         cmocka_unit_test(test_failure_is_precise),
         cmocka_unit_test(test_list_filters_and_pages),
+        cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_result_long_poll),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
