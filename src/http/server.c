@@ -615,9 +615,9 @@ void http_server_close(struct http_server *s)
 int http_server_stop(struct http_server *s, long grace_ms)
 {
     atomic_store(&s->closing, true);
+    /* The listening socket is closed only after MHD has stopped: its threads may still be
+     * taking it out of their epoll sets. */
     int fd = MHD_quiesce_daemon(s->daemon);
-    if (fd >= 0)
-        close(fd);
     int64_t deadline = time_mono_ms() + grace_ms;
     while (atomic_load(&s->in_flight) > 0 && time_mono_ms() < deadline)
         usleep(5000);
@@ -630,6 +630,8 @@ int http_server_stop(struct http_server *s, long grace_ms)
         return (int)cut; /* s stays allocated: MHD's threads still point at it */
     }
     MHD_stop_daemon(s->daemon);
+    if (fd >= 0)
+        close(fd);
     free_tokens(s->tokens);
     free(s);
     return (int)cut;

@@ -37,8 +37,15 @@ PGconn *store_connect(const char *conninfo, char **why)
                           "options",
                           "dbname",
                           NULL};
-    const char *vals[] = {
-        "5", "keeld", "1", "10", "5", "3", "-c plan_cache_mode=force_generic_plan", conninfo, NULL};
+    const char *vals[] = {"5",
+                          "keeld",
+                          "1",
+                          "10",
+                          "5",
+                          "3",
+                          "-c plan_cache_mode=force_generic_plan -c client_min_messages=warning",
+                          conninfo,
+                          NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(conn);

@@ -221,6 +221,38 @@ static void test_saga_survives_kill9_during_compensation(void **state)
     assert_int_equal(key_field("saga-2/charge/compensate", "applied"), 1);
 }
 
+/* A compensation that fails for good: the saga goes on with the others, and the execution ends
+ * failed with both the step's error and the compensation's. */
+static void test_compensation_failing_for_good(void **state)
+{
+    (void)state;
+    define("{\"name\": \"brokensaga\", \"steps\": ["
+           "{\"id\": \"a\", \"activity\": {\"url\": \"%R/ok\"}, \"compensate\": {\"url\": "
+           "\"%R/ok\"}},"
+           "{\"id\": \"b\", \"activity\": {\"url\": \"%R/ok\"}, \"compensate\": {\"url\": "
+           "\"%R/gone\"}},"
+           "{\"id\": \"c\", \"activity\": {\"url\": \"%R/problem/Declined?non_retryable=1\"}}]}");
+    start("brokensaga", "broken-1");
+    json_t *done = wait_result("broken-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_t *err = json_object_get(done, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "type")), "Declined");
+    assert_string_equal(json_string_value(json_object_get(err, "step")), "c");
+    json_t *comp = json_object_get(err, "compensation_errors");
+    assert_int_equal(json_array_size(comp), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(comp, 0), "step")), "b");
+    json_decref(done);
+    char *order = sql("SELECT string_agg(type || ':' || step, ',' ORDER BY seq) FROM events "
+                      "WHERE execution_id = 'broken-1' AND type IN ('compensation_failed', "
+                      "'compensation_completed')");
+    assert_sql("compensation_failed:b,compensation_completed:a", order);
+    free(order);
+    char *st = sql("SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) FROM steps "
+                   "WHERE execution_id = 'broken-1'");
+    assert_sql("a=compensated,b=completed,c=failed", st);
+    free(st);
+}
+
 static void test_cancel_during_activity_and_sleep(void **state)
 {
     (void)state;
@@ -512,6 +544,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_saga_compensates_in_reverse_once),
         cmocka_unit_test(test_saga_survives_kill9_during_compensation),
+        cmocka_unit_test(test_compensation_failing_for_good),
         cmocka_unit_test(test_cancel_during_activity_and_sleep),
         cmocka_unit_test(test_terminate_ignores_late_results),
         cmocka_unit_test(test_retry_resumes_at_failed_step),
