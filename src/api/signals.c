@@ -71,15 +71,33 @@ void api_signals_send(struct http_request *req)
         http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", id);
         goto out;
     }
-    if (store_status_is_final(PQgetvalue(r, 0, 0))) {
-        char status[16];
-        snprintf(status, sizeof status, "%s", PQgetvalue(r, 0, 0));
+    bool ended = store_status_is_final(PQgetvalue(r, 0, 0));
+    char status[16];
+    snprintf(status, sizeof status, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if (key) {
+        /* The same Idempotency-Key again is a no-op answered like the first send, even after
+         * that signal ended the execution. */
+        const char *kp[] = {id, key};
+        r = store_run(conn, STMT_SIGNAL_BY_KEY, 2, kp);
+        if (!store_ok(r))
+            goto db_fail;
+        if (PQntuples(r) == 1) {
+            store_command(conn, "COMMIT");
+            reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true,
+                           !strcmp(PQgetvalue(r, 0, 3), "t"));
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    if (ended) {
         store_command(conn, "ROLLBACK");
         http_reply_problem(req, 409, "execution-ended", "Execution has ended",
                            "execution \"%s\" is %s and takes no more signals", id, status);
         goto out;
     }
-    PQclear(r);
     int64_t now = time_now_ms();
     char now_text[32];
     time_format_rfc3339(now, now_text);
@@ -95,7 +113,8 @@ void api_signals_send(struct http_request *req)
         if (!store_ok(r) || PQntuples(r) != 1)
             goto db_fail;
         store_command(conn, "COMMIT");
-        reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true, false);
+        reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true,
+                       !strcmp(PQgetvalue(r, 0, 3), "t"));
         goto out;
     }
     char signal_id[24];

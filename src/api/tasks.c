@@ -8,6 +8,7 @@
 #include "runner/runner.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/b64.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -74,6 +75,57 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
     return true;
 }
 
+/* Looks for token among the in-flight tasks of the execution it names, locking the execution
+ * first (the order every transition locks in). For a completion, the task is dropped. Returns
+ * 1 when found, 0 when not, -1 on a database error (*r holds the failed result). */
+static int find_unrecorded(PGconn *conn, const char *token, char **exec_id, char **step,
+                           struct engine_input *in, PGresult **r)
+{
+    const char *dot = strchr(token, '.');
+    size_t len = 0;
+    char *id = dot ? b64url_decode(dot + 1, &len) : NULL;
+    if (!id || strlen(id) != len) {
+        free(id);
+        return 0;
+    }
+    const char *lp[] = {id};
+    *r = store_run(conn, STMT_EXEC_LOCK_STATUS, 1, lp);
+    if (!store_ok(*r)) {
+        free(id);
+        return -1;
+    }
+    PQclear(*r);
+    const char *tp[] = {id, token};
+    *r = store_run(conn, STMT_TOKEN_IN_TASKS, 2, tp);
+    if (!store_ok(*r)) {
+        free(id);
+        return -1;
+    }
+    if (PQntuples(*r) == 0) {
+        free(id);
+        PQclear(*r);
+        *r = NULL;
+        return 0;
+    }
+    char task_id[24];
+    snprintf(task_id, sizeof task_id, "%s", PQgetvalue(*r, 0, 0));
+    *exec_id = id;
+    *step = xstrdup(PQgetvalue(*r, 0, 1));
+    in->attempt = atoi(PQgetvalue(*r, 0, 2));
+    in->compensation = !strcmp(PQgetvalue(*r, 0, 3), "t");
+    PQclear(*r);
+    *r = NULL;
+    if (in->kind != ENGINE_IN_HEARTBEAT) {
+        const char *dp[] = {task_id};
+        *r = store_run(conn, STMT_TASK_DROP, 1, dp);
+        if (!store_ok(*r))
+            return -1;
+        PQclear(*r);
+        *r = NULL;
+    }
+    return 1;
+}
+
 static void task_call(struct http_request *req, enum task_call call)
 {
     struct app *app = http_app(req);
@@ -104,24 +156,45 @@ static void task_call(struct http_request *req, enum task_call call)
     r = store_run(conn, STMT_TOKEN_LOCK, 1, tp);
     if (!store_ok(r))
         goto db_fail;
-    if (PQntuples(r) == 0) {
-        store_command(conn, "ROLLBACK");
-        http_reply_problem(req, 404, "unknown-token", "Unknown task token",
-                           "no asynchronous attempt has this token");
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(r, 0, 4), "t")) {
+    bool recorded = PQntuples(r) == 1;
+    if (recorded && !strcmp(PQgetvalue(r, 0, 4), "t")) {
         store_command(conn, "ROLLBACK");
         http_reply_problem(req, 409, "token-used", "Task token already used",
                            "the attempt of this token has already been completed or failed");
         goto out;
     }
-    exec_id = xstrdup(PQgetvalue(r, 0, 0));
-    step = xstrdup(PQgetvalue(r, 0, 1));
-    in.attempt = atoi(PQgetvalue(r, 0, 2));
-    in.compensation = !strcmp(PQgetvalue(r, 0, 3), "t");
+    if (recorded) {
+        exec_id = xstrdup(PQgetvalue(r, 0, 0));
+        step = xstrdup(PQgetvalue(r, 0, 1));
+        in.attempt = atoi(PQgetvalue(r, 0, 2));
+        in.compensation = !strcmp(PQgetvalue(r, 0, 3), "t");
+    }
     PQclear(r);
     r = NULL;
+    if (!recorded) {
+        /* The receiver may call before keeld has journaled its 202 (or while the request is
+         * still open): the attempt is then found among its execution's tasks. */
+        int found = find_unrecorded(conn, token, &exec_id, &step, &in, &r);
+        if (found < 0)
+            goto db_fail;
+        if (found == 0) {
+            store_command(conn, "ROLLBACK");
+            http_reply_problem(req, 404, "unknown-token", "Unknown task token",
+                               "no attempt in flight has this token");
+            goto out;
+        }
+        if (call != TASK_HEARTBEAT) {
+            /* The request still open will find its task gone and its result dropped. */
+            char attempt[16];
+            snprintf(attempt, sizeof attempt, "%d", in.attempt);
+            const char *ip[] = {token, exec_id, step, attempt, in.compensation ? "true" : "false"};
+            r = store_run(conn, STMT_TOKEN_INSERT, 5, ip);
+            if (!store_ok(r))
+                goto db_fail;
+            PQclear(r);
+            r = NULL;
+        }
+    }
     struct transition_request treq = {
         .execution_id = exec_id,
         .step_id = step,

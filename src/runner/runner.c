@@ -177,7 +177,8 @@ static void send_attempt(struct runner *r, int64_t task_id, const char *executio
     req->body_len = strlen(req->body);
     json_decref(body);
     char tp[56];
-    ids_traceparent(execution_id, step_id, attempt, tp);
+    /* A compensation is its own span, apart from the step's attempt of the same number. */
+    ids_traceparent(execution_id, key + strlen(execution_id) + 1, attempt, tp);
     req->traceparent = xstrdup(tp);
     req->timeout_ms = (long)json_integer_value(json_object_get(payload, "timeout_ms"));
     req->secrets = r->secrets;

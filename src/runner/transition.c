@@ -3,6 +3,7 @@
 
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/b64.h"
 #include "util/buf.h"
 #include "util/ids.h"
 #include "util/timeutil.h"
@@ -198,9 +199,15 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         bool sends = engine_task_sends(t->kind);
         bool immediate = sends && t->due_at_ms <= in->now_ms;
         if (sends) {
-            char token[33];
-            ids_random_hex(16, token);
+            /* 128 random bits, then the execution id, so that a token can be found through
+             * its execution's tasks before the receiver's 202 has been journaled. */
+            char rnd[33];
+            ids_random_hex(16, rnd);
+            char *exec_b64 = b64url_encode(a->exec_id, strlen(a->exec_id));
+            char *token = xasprintf("%s.%s", rnd, exec_b64);
             json_object_set_new(row, "token", json_string(token));
+            free(token);
+            free(exec_b64);
         } else {
             json_object_set_new(row, "token", json_null());
         }

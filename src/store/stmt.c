@@ -152,14 +152,19 @@ static const struct {
                             "received_at) VALUES ($1, $2, $3::jsonb, $4, $5::timestamptz) "
                             "ON CONFLICT (execution_id, idempotency_key) DO NOTHING RETURNING id"},
     [STMT_SIGNAL_BY_KEY] = {"signal_by_key",
-                            "SELECT id, name, payload::text FROM signals WHERE execution_id = $1 "
-                            "AND idempotency_key = $2"},
+                            "SELECT id, name, payload::text, consumed_seq IS NOT NULL FROM "
+                            "signals WHERE execution_id = $1 AND idempotency_key = $2"},
     [STMT_TOKEN_INSERT] = {"token_insert",
                            "INSERT INTO attempt_tokens (token, execution_id, step, attempt, "
                            "compensation) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"},
     [STMT_TOKEN_LOCK] = {"token_lock",
                          "SELECT execution_id, step, attempt, compensation, used_at IS NOT NULL "
                          "FROM attempt_tokens WHERE token = $1 FOR UPDATE"},
+    [STMT_TOKEN_IN_TASKS] = {"token_in_tasks",
+                             "SELECT id, step, attempt, kind = 'compensation' FROM tasks WHERE "
+                             "execution_id = $1 AND token = $2 AND kind IN ('activity', "
+                             "'compensation') FOR UPDATE"},
+    [STMT_TASK_DROP] = {"task_drop", "DELETE FROM tasks WHERE id = $1::bigint"},
     [STMT_TOKEN_USE] = {"token_use", "UPDATE attempt_tokens SET used_at = now() WHERE token = $1"},
     [STMT_EXEC_LOCK_STATUS] = {"exec_lock_status",
                                "SELECT status FROM executions WHERE id = $1 FOR UPDATE"},

@@ -26,11 +26,13 @@ enum store_stmt {
     STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
     STMT_SIGNAL_CONSUME,   /* $1 signal id, $2 seq of its signal_consumed event */
     STMT_SIGNAL_INSERT,    /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
-    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key -> id, name, payload */
+    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key -> id, name, payload, consumed */
     STMT_EXEC_LOCK_STATUS, /* $1 id -> status (FOR UPDATE) */
     STMT_TOKEN_INSERT,     /* $1 token, $2 execution, $3 step, $4 attempt, $5 compensation */
     STMT_TOKEN_LOCK,       /* $1 token -> execution, step, attempt, compensation, used */
     STMT_TOKEN_USE,        /* $1 token: mark it used */
+    STMT_TOKEN_IN_TASKS,   /* $1 execution, $2 token -> task id, step, attempt, compensation */
+    STMT_TASK_DROP,        /* $1 task id: delete it, whoever holds it */
     STMT__COUNT
 };
 

@@ -362,7 +362,7 @@ static void test_retry_resumes_at_failed_step(void **state)
 
 static const char *token_of(const char *key)
 {
-    static char token[128];
+    static char token[256];
     token[0] = '\0';
     for (int i = 0; i < 500 && !token[0]; i++) {
         char q[256];
@@ -387,10 +387,10 @@ static void test_async_completion_and_tokens(void **state)
     define("{\"name\": \"async\", \"steps\": [{\"id\": \"review\", \"activity\": {\"url\": "
            "\"%R/async\"}, \"timeout\": \"1h\"}], \"output\": \"${steps.review.output}\"}");
     start("async", "async-1");
-    char token[128];
+    char token[256];
     snprintf(token, sizeof token, "%s", token_of("async-1/review"));
     wait_step("async-1", "review", "running");
-    char path[256];
+    char path[512];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", token);
     post_body(path, "{\"details\": {\"progress\": 0.5}}", 200, NULL);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
@@ -408,6 +408,35 @@ static void test_async_completion_and_tokens(void **state)
     hreply_free(&r);
     snprintf(path, sizeof path, "/v1/tasks/%s/fail", token);
     post_body(path, "{\"error\": {\"message\": \"no type\"}}", 422, NULL);
+}
+
+/* The receiver completes the attempt before it has even answered 202 (a fast background job):
+ * the token is already valid, and the 202 that follows changes nothing. */
+static void test_async_completed_before_accept(void **state)
+{
+    (void)state;
+    define("{\"name\": \"eager\", \"steps\": [{\"id\": \"job\", \"activity\": {\"url\": "
+           "\"%R/async-late/700\"}}, {\"id\": \"after\", \"activity\": {\"url\": \"%R/ok\"}}],"
+           " \"output\": \"${steps.job.output}\"}");
+    start("eager", "eager-1");
+    char token[256];
+    snprintf(token, sizeof token, "%s", token_of("eager-1/job"));
+    char path[512];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", token);
+    post_body(path, "{}", 200, NULL);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
+    post_body(path, "{\"output\": \"early\"}", 202, NULL);
+    json_t *done = wait_result("eager-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    assert_string_equal(json_string_value(json_object_get(done, "output")), "early");
+    json_decref(done);
+    post_body(path, "{\"output\": 2}", 409, NULL);
+    /* The late 202 is not applied: the step completed once, with the early output. */
+    usleep(900 * 1000);
+    char *n = sql("SELECT count(*) FROM events WHERE execution_id = 'eager-1' AND type = "
+                  "'step_completed' AND step = 'job'");
+    assert_sql("1", n);
+    free(n);
 }
 
 static void test_async_heartbeat_timeout_retries(void **state)
@@ -549,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_terminate_ignores_late_results),
         cmocka_unit_test(test_retry_resumes_at_failed_step),
         cmocka_unit_test(test_async_completion_and_tokens),
+        cmocka_unit_test(test_async_completed_before_accept),
         cmocka_unit_test(test_async_heartbeat_timeout_retries),
         cmocka_unit_test(test_sigterm_with_long_polls),
     };

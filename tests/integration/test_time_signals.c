@@ -202,6 +202,15 @@ static void test_signal_idempotency_key(void **state)
     }
     /* The repeats were no-ops: the second wait saw no signal and timed out (continue). */
     json_t *done = wait_result("twice-1");
+    /* After the end, the same key is still a no-op (202), not a 409. */
+    struct hreply again;
+    assert_int_equal(http_do(keeld.base_url, "POST", "/v1/executions/twice-1/signals/go",
+                             "application/json", "1", 1, key, 10000, &again),
+                     0);
+    assert_int_equal(again.status, 202);
+    assert_true(json_is_true(json_object_get(again.json, "duplicate")));
+    assert_true(json_is_true(json_object_get(again.json, "consumed")));
+    hreply_free(&again);
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     json_t *out = json_object_get(done, "output");
     assert_int_equal(json_integer_value(json_object_get(out, "one")), 1);

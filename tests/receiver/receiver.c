@@ -49,6 +49,7 @@ static void usage(FILE *out)
         "                      ?non_retryable=1 adds \"non_retryable\": true\n"
         "  /slow/MS            sleeps MS milliseconds, then as /ok\n"
         "  /async              202; the body's task_token is kept and shown by /_stats\n"
+        "  /async-late/MS      as /async, but answers MS milliseconds after keeping the token\n"
         "  /gone               410\n"
         "  /redirect           302 to /ok\n"
         "  /notjson            200 text/plain\n"
@@ -368,10 +369,15 @@ static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
         if (!parse_long(url + 6, 0, 3600000, &arg))
             return reply_problem(c, 400, "bad_path", "Bad /slow/MS", url, true);
         sleep_ms(arg);
-    } else if (strcmp(url, "/async") == 0) {
+    } else if (strcmp(url, "/async") == 0 || strncmp(url, "/async-late/", 12) == 0) {
+        /* /async-late/MS keeps the token first and answers 202 only MS later, so a test can
+         * complete the attempt before keeld has seen the 202. */
+        if (url[6] == '-' && !parse_long(url + 12, 0, 3600000, &arg))
+            return reply_problem(c, 400, "bad_path", "Bad /async-late/MS", url, true);
         json_t *doc = json_loadb(body, len, 0, NULL);
         apply_once(key, json_string_value(json_object_get(doc, "task_token")));
         json_decref(doc);
+        sleep_ms(arg);
         return reply_text(c, 202, "application/json", "{\"accepted\":true}");
     } else if (strcmp(url, "/gone") == 0) {
         return reply_problem(c, 410, "about:blank", "Gone", NULL, false);
