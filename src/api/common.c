@@ -6,6 +6,8 @@
 #include "store/pool.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/b64.h"
+#include "util/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,29 @@ void api_invalid_field(struct http_request *req, const char *pointer, const char
     char *detail = xasprintf("%s: %s", pointer[0] ? pointer : "(body)", message);
     http_reply_problem_ext(req, 422, "validation", "Invalid request", detail, errors, NULL);
     free(detail);
+}
+
+void api_reply_page(struct http_request *req, PGresult *r, int limit, const char *name,
+                    int json_col, const int *cursor_cols, int n_cursor_cols)
+{
+    json_t *items = json_array();
+    int n = PQntuples(r);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, json_loads(PQgetvalue(r, i, json_col), 0, NULL));
+    json_t *next = json_null();
+    if (n > limit) {
+        struct buf raw = BUF_INIT;
+        for (int c = 0; c < n_cursor_cols; c++) {
+            if (c)
+                buf_putc(&raw, '\n');
+            buf_puts(&raw, PQgetvalue(r, limit - 1, cursor_cols[c]));
+        }
+        char *cursor = b64url_encode(raw.data ? raw.data : "", raw.len);
+        next = json_string(cursor);
+        free(cursor);
+        buf_free(&raw);
+    }
+    http_reply_json(req, 200, json_pack("{s:o, s:o}", name, items, "next_cursor", next));
 }
 
 bool api_parse_limit(struct http_request *req, int *limit)

@@ -16,6 +16,12 @@ void api_db_release(struct http_request *req, PGconn *conn);
  * internals in the reply). Rolls back an open transaction. */
 void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r);
 
+/* Replies 200 {"<name>": [...], "next_cursor": ...} for a page query that fetched up to
+ * limit + 1 rows: each item is the JSON text in column json_col; when there was one row more,
+ * the cursor is the base64url of the text of the cursor columns of the last row shown, joined by
+ * '\n'. */
+void api_reply_page(struct http_request *req, PGresult *r, int limit, const char *name,
+                    int json_col, const int *cursor_cols, int n_cursor_cols);
 /* Parses ?limit= (default 50, 1..500) into *limit; replies 400 and returns false when bad. */
 bool api_parse_limit(struct http_request *req, int *limit);
 /* True when s has 1 to max characters, each a letter, a digit or one of extra. */

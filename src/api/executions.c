@@ -241,25 +241,11 @@ void api_executions_list(struct http_request *req)
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim};
     PGresult *r = store_run(conn, STMT_EXEC_LIST, 7, params);
-    if (!store_ok(r)) {
+    static const int cursor_cols[] = {1, 2}; /* created_at, id */
+    if (!store_ok(r))
         api_db_fail(req, conn, r);
-    } else {
-        json_t *items = json_array();
-        int n = PQntuples(r);
-        for (int i = 0; i < n && i < limit; i++)
-            json_array_append_new(items, json_loads(PQgetvalue(r, i, 0), 0, NULL));
-        json_t *next = json_null();
-        if (n > limit) {
-            char *raw =
-                xasprintf("%s\n%s", PQgetvalue(r, limit - 1, 1), PQgetvalue(r, limit - 1, 2));
-            char *c = b64url_encode(raw, strlen(raw));
-            next = json_string(c);
-            free(c);
-            free(raw);
-        }
-        http_reply_json(req, 200,
-                        json_pack("{s:o, s:o}", "executions", items, "next_cursor", next));
-    }
+    else
+        api_reply_page(req, r, limit, "executions", 0, cursor_cols, 2);
     PQclear(r);
     api_db_release(req, conn);
     free(cur);

@@ -113,22 +113,11 @@ void api_workflows_list(struct http_request *req)
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {after ? after : "", lim};
     PGresult *r = store_run(conn, STMT_WORKFLOW_LIST, 2, params);
-    if (!store_ok(r)) {
+    static const int cursor_cols[] = {0}; /* name */
+    if (!store_ok(r))
         api_db_fail(req, conn, r);
-    } else {
-        json_t *items = json_array();
-        int n = PQntuples(r);
-        for (int i = 0; i < n && i < limit; i++)
-            json_array_append_new(items, json_loads(PQgetvalue(r, i, 1), 0, NULL));
-        json_t *next = json_null();
-        if (n > limit) {
-            const char *last = PQgetvalue(r, limit - 1, 0);
-            char *c = b64url_encode(last, strlen(last));
-            next = json_string(c);
-            free(c);
-        }
-        http_reply_json(req, 200, json_pack("{s:o, s:o}", "workflows", items, "next_cursor", next));
-    }
+    else
+        api_reply_page(req, r, limit, "workflows", 1, cursor_cols, 1);
     PQclear(r);
     api_db_release(req, conn);
     free(after);
