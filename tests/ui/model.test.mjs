@@ -1,0 +1,145 @@
+// Unit tests of what the UI derives from the API's data (web-ui/js/model.mjs): no browser, no
+// keeld. The histories are shaped like real ones (see api/openapi.yaml's examples).
+import assert from 'node:assert/strict';
+import {test} from 'node:test';
+
+import {deriveTimeline, eventSummary, niceTicks, pendingWork, stepDetail, stepKind, urlLabel} from '../../web-ui/js/model.mjs';
+
+const T = (ms) => new Date(Date.UTC(2026, 10, 22, 0, 15, 0) + ms).toISOString();
+let seq = 0;
+const ev = (type, at, step = null, attempt = null, data = {}) => ({seq: ++seq, type, step, attempt, at: T(at), data});
+
+function failedHistory() {
+  seq = 0;
+  return [
+    ev('execution_started', 0),
+    ev('step_scheduled', 0, 'reserve', null, {kind: 'activity'}),
+    ev('attempt_started', 0, 'reserve', 1),
+    ev('attempt_failed', 4, 'reserve', 1, {error: {type: 'http_5xx', message: 'HTTP 503'}, next_attempt_at: T(204)}),
+    ev('attempt_started', 205, 'reserve', 2),
+    ev('step_completed', 206, 'reserve', 2, {output: {ok: true}}),
+    ev('step_scheduled', 206, 'charge', null, {kind: 'activity'}),
+    ev('attempt_started', 206, 'charge', 1),
+    ev('attempt_failed', 207, 'charge', 1, {error: {type: 'card_declined', message: 'HTTP 422'}, next_attempt_at: null}),
+    ev('step_failed', 207, 'charge', 1, {error: {step: 'charge', type: 'card_declined', message: 'HTTP 422', attempts: 1}}),
+    ev('execution_failed', 207, null, null, {error: {step: 'charge', type: 'card_declined'}}),
+  ];
+}
+
+const execOf = (status, steps, completedMs) => ({
+  id: 'x',
+  workflow: 'w',
+  version: 1,
+  status,
+  created_at: T(0),
+  completed_at: completedMs == null ? null : T(completedMs),
+  steps: steps.map(([id, st]) => ({id, status: st, attempts: 0, error: null, output: null})),
+});
+
+test('attempts, failures and backoff gaps come from the history', () => {
+  const tl = deriveTimeline(execOf('failed', [['reserve', 'completed'], ['charge', 'failed'], ['ship', 'skipped']], 207), failedHistory());
+  const [reserve, charge, ship] = tl.rows;
+  assert.deepEqual(reserve.attempts.map((a) => [a.n, a.state, a.end - a.start]), [[1, 'failed', 4], [2, 'ok', 1]]);
+  assert.equal(reserve.segments.filter((s) => s.type === 'backoff').length, 1);
+  assert.equal(reserve.segments.find((s) => s.type === 'backoff').end - reserve.segments.find((s) => s.type === 'backoff').start, 201);
+  assert.equal(charge.failedAttempts, 1);
+  assert.equal(charge.attempts[0].final, true);
+  assert.equal(charge.error.type, 'card_declined');
+  assert.equal(ship.segments.length, 0);
+  assert.equal(ship.status, 'skipped');
+  assert.equal(tl.attemptsTotal, 3);
+  assert.equal(tl.retries, 1);
+  assert.equal(tl.t1 - tl.t0, 207);
+  assert.deepEqual(tl.spans.map((s) => [s.status, s.end - s.start]), [['failed', 207]]);
+  assert.deepEqual(pendingWork(execOf('failed', []), tl), []);
+});
+
+test('a retried execution starts a second run; attempt numbers start again', () => {
+  const events = failedHistory();
+  events.push(
+    ev('execution_retried', 5000, null, null, {step: 'charge'}),
+    ev('step_scheduled', 5000, 'charge', null, {kind: 'activity'}),
+    ev('attempt_started', 5000, 'charge', 1),
+    ev('step_completed', 5003, 'charge', 1, {output: 1}),
+    ev('execution_completed', 5004, null, null, {output: null}),
+  );
+  const tl = deriveTimeline(execOf('completed', [['reserve', 'completed'], ['charge', 'completed']], 5004), events);
+  const charge = tl.rows[1];
+  assert.deepEqual(charge.attempts.map((a) => [a.run, a.n, a.state]), [[0, 1, 'failed'], [1, 1, 'ok']]);
+  assert.equal(charge.runs, 2);
+  assert.equal(tl.retries, 1, 'only reserve was retried; the second run of charge is not a retry');
+  assert.deepEqual(tl.spans.map((s) => s.status), ['failed', 'completed']);
+  assert.ok(tl.markers.some((m) => m.kind === 'retry'));
+});
+
+test('a running execution: waiting for a signal, a retry due, a buffered signal', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    ev('step_scheduled', 0, 'charge', null, {kind: 'activity'}),
+    ev('attempt_started', 0, 'charge', 1),
+    ev('attempt_failed', 3, 'charge', 1, {error: {type: 'http_5xx', message: 'HTTP 503'}, next_attempt_at: T(20_003)}),
+  ];
+  const exec = execOf('running', [['charge', 'scheduled'], ['approval', 'pending']]);
+  let tl = deriveTimeline(exec, events, Date.parse(T(1000)));
+  let pending = pendingWork(exec, tl);
+  assert.deepEqual(pending.map((p) => [p.kind, p.step, p.due && p.due - Date.parse(T(0))]), [['retry', 'charge', 20_003]]);
+  assert.equal(pending[0].error.type, 'http_5xx');
+  assert.equal(tl.tEnd, Date.parse(T(1000)), 'open segments run to now');
+  assert.equal(tl.rows[0].open.backoff.due, Date.parse(T(20_003)));
+
+  events.push(
+    ev('attempt_started', 20_003, 'charge', 2),
+    ev('step_completed', 20_005, 'charge', 2, {output: {}}),
+    ev('step_scheduled', 20_005, 'approval', null, {kind: 'wait'}),
+    ev('wait_started', 20_005, 'approval', null, {signal: 'approve', timeout_at: T(3_620_005)}),
+    ev('signal_received', 20_100, null, null, {signal: 'other', payload: 1, signal_id: 1}),
+  );
+  tl = deriveTimeline({...exec, steps: [{id: 'charge', status: 'completed'}, {id: 'approval', status: 'waiting'}]}, events, Date.parse(T(30_000)));
+  pending = pendingWork(exec, tl);
+  assert.deepEqual(pending.map((p) => [p.kind, p.step, p.signal]), [['wait', 'approval', 'approve'], ['buffered', null, 'other']]);
+  assert.equal(pending[0].due, Date.parse(T(3_620_005)));
+});
+
+test('cancel: the wait ends at the request, compensations show on their step', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    ev('step_scheduled', 0, 'charge', null, {kind: 'activity'}),
+    ev('attempt_started', 0, 'charge', 1),
+    ev('step_completed', 10, 'charge', 1, {output: {}}),
+    ev('step_scheduled', 10, 'approval', null, {kind: 'wait'}),
+    ev('wait_started', 10, 'approval', null, {signal: 'approve', timeout_at: null}),
+    ev('cancel_requested', 1000),
+    ev('compensation_started', 1000, 'charge', 1),
+    ev('compensation_completed', 1002, 'charge', 1, {output: {}}),
+    ev('execution_cancelled', 1002, null, null, {error: null}),
+  ];
+  const tl = deriveTimeline(execOf('cancelled', [['charge', 'compensated'], ['approval', 'skipped']], 1002), events);
+  const [charge, approval] = tl.rows;
+  assert.deepEqual(charge.compensations.map((c) => [c.state, c.end - c.start]), [['ok', 2]]);
+  assert.deepEqual(approval.segments.map((s) => [s.type, s.state, s.end - s.start]), [['wait', 'cancelled', 990]]);
+  assert.equal(tl.cancelRequested, Date.parse(T(1000)));
+  assert.deepEqual(tl.spans.map((s) => s.status), ['cancelled']);
+});
+
+test('definitions: kinds and one-line details', () => {
+  assert.equal(stepKind({id: 'a', activity: {url: 'http://x/y'}}), 'activity');
+  assert.equal(stepKind({id: 'a', sleep: '2s'}), 'sleep');
+  assert.equal(stepKind({id: 'a', wait: {signal: 's'}}), 'wait');
+  assert.equal(stepKind({id: 'a'}), 'unknown');
+  assert.equal(urlLabel('http://payments.internal:8080/charge?x=1'), 'payments.internal:8080/charge?x=1');
+  assert.equal(stepDetail({id: 'a', activity: {url: 'http://h/p'}}), 'POST h/p');
+  assert.equal(stepDetail({id: 'a', sleep: 1500}), 'sleep 1500ms');
+  assert.equal(stepDetail({id: 'a', wait: {signal: 'approve', timeout: '72h'}, on_timeout: 'fail'}), 'signal "approve" · 72h timeout → fail');
+});
+
+test('axis ticks and event summaries', () => {
+  assert.deepEqual(niceTicks(1000), [0, 200, 400, 600, 800, 1000]);
+  assert.deepEqual(niceTicks(5200).slice(0, 3), [0, 1000, 2000]);
+  assert.equal(niceTicks(0).length, 1);
+  const e = {seq: 4, type: 'attempt_failed', step: 'x', attempt: 1, at: T(0), data: {error: {type: 'http_5xx', message: 'HTTP 503'}, next_attempt_at: T(50)}};
+  assert.equal(eventSummary(e), 'http_5xx: HTTP 503 · next attempt in 50 ms');
+  assert.equal(eventSummary({...e, data: {error: {type: 't', message: 'm'}, next_attempt_at: null}}), 't: m · no more attempts');
+  assert.equal(eventSummary({seq: 1, type: 'something_new', step: null, attempt: null, at: T(0), data: {a: 1}}), '{"a":1}');
+});

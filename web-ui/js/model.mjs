@@ -1,0 +1,442 @@
+// What the pages show, derived from the API's data. Pure functions, no DOM: the UI tests run
+// them in Node as well.
+
+export const FINAL_STATUSES = ['completed', 'failed', 'cancelled', 'terminated'];
+export const EXECUTION_STATUSES = ['running', ...FINAL_STATUSES];
+
+export function isFinal(status) {
+  return FINAL_STATUSES.includes(status);
+}
+
+function ms(iso) {
+  if (!iso) return null;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : null;
+}
+
+// ---- definitions -------------------------------------------------------------------------
+
+export function stepKind(def) {
+  if (!def || typeof def !== 'object') return 'unknown';
+  for (const k of ['activity', 'sleep', 'sleep_until', 'wait']) if (k in def) return k;
+  return 'unknown';
+}
+
+export function durationText(d) {
+  if (d == null) return '';
+  return typeof d === 'number' ? `${d}ms` : String(d);
+}
+
+/** "payments.internal/charge" from an activity URL (an expression stays as written). */
+export function urlLabel(url) {
+  if (typeof url !== 'string') return '';
+  if (url.includes('${')) return url;
+  try {
+    const u = new URL(url);
+    return u.host + (u.pathname === '/' ? '' : u.pathname) + u.search;
+  } catch {
+    return url;
+  }
+}
+
+export function urlHost(url) {
+  if (typeof url !== 'string') return '';
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** One line describing what a step does. */
+export function stepDetail(def) {
+  switch (stepKind(def)) {
+    case 'activity':
+      return `POST ${urlLabel(def.activity && def.activity.url)}`;
+    case 'sleep':
+      return `sleep ${durationText(def.sleep)}`;
+    case 'sleep_until':
+      return `sleep until ${typeof def.sleep_until === 'string' ? def.sleep_until : JSON.stringify(def.sleep_until)}`;
+    case 'wait': {
+      const w = def.wait || {};
+      let t = `signal "${w.signal}"`;
+      if (w.timeout) t += ` · ${durationText(w.timeout)} timeout${def.on_timeout ? ` → ${def.on_timeout}` : ''}`;
+      else t += ' · no timeout';
+      return t;
+    }
+    default:
+      return '';
+  }
+}
+
+/** "3 attempts · 50ms ×2 · timeout 5s" for the options a step sets itself. */
+export function stepPolicy(def) {
+  const parts = [];
+  const r = def && def.retry;
+  if (r) {
+    if (r.max_attempts != null) parts.push(r.max_attempts === 1 ? 'no retry' : `${r.max_attempts} attempts`);
+    if (r.initial_interval != null) parts.push(`backoff ${durationText(r.initial_interval)}${r.backoff_coefficient ? ` ×${r.backoff_coefficient}` : ''}`);
+  }
+  if (def && def.timeout != null) parts.push(`timeout ${durationText(def.timeout)}`);
+  if (def && def.schedule_to_close != null) parts.push(`total ${durationText(def.schedule_to_close)}`);
+  return parts.join(' · ');
+}
+
+export function retrySummary(retry) {
+  if (!retry) return 'default (5 attempts, 1s backoff ×2)';
+  const parts = [];
+  parts.push(`${retry.max_attempts ?? 5} attempts`);
+  parts.push(`initial ${durationText(retry.initial_interval ?? '1s')}`);
+  parts.push(`×${retry.backoff_coefficient ?? 2}`);
+  if (retry.max_interval != null) parts.push(`max ${durationText(retry.max_interval)}`);
+  if (Array.isArray(retry.non_retryable_errors) && retry.non_retryable_errors.length)
+    parts.push(`non-retryable: ${retry.non_retryable_errors.join(', ')}`);
+  return parts.join(' · ');
+}
+
+// ---- timeline ------------------------------------------------------------------------------
+
+/**
+ * Rebuilds, from the history, what each step did and when:
+ *   segments: {type: 'attempt'|'backoff'|'timer'|'wait'|'comp'|'compbackoff', start, end,
+ *              state, n (attempt), run (0, then +1 after each execution_retried), error, ...}
+ * `end` is null while a segment is still open (running execution).
+ */
+export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) {
+  const rows = new Map();
+  const kindFromDef = new Map();
+  if (Array.isArray(defSteps)) for (const d of defSteps) if (d && d.id) kindFromDef.set(d.id, stepKind(d));
+  const row = (id) => {
+    if (!rows.has(id))
+      rows.set(id, {step: id, kind: kindFromDef.get(id) || null, segments: [], open: {}, error: null});
+    return rows.get(id);
+  };
+  for (const st of (exec && exec.steps) || []) row(st.id);
+
+  let run = 0;
+  const markers = [];
+  const signals = [];
+  let t0 = ms(exec && exec.created_at);
+  let endAt = null;
+  let cancelRequested = null;
+  let reason = null; // of a cancel or terminate
+  const spans = []; // when the execution was live: one span per run (a retry opens another)
+  let span = null;
+
+  const open = (r, type, at, extra) => {
+    const seg = {type, start: at, end: null, state: 'running', run, ...extra};
+    r.segments.push(seg);
+    r.open[type] = seg;
+    return seg;
+  };
+  const close = (r, type, at, state, extra) => {
+    const seg = r.open[type];
+    if (!seg) return null;
+    seg.end = Math.max(at, seg.start);
+    seg.state = state;
+    if (extra) Object.assign(seg, extra);
+    delete r.open[type];
+    return seg;
+  };
+  const closeAll = (at, states) => {
+    for (const r of rows.values())
+      for (const type of Object.keys(r.open)) if (states[type]) close(r, type, at, states[type]);
+  };
+
+  const sorted = [...(events || [])].sort((a, b) => a.seq - b.seq);
+  for (const e of sorted) {
+    const at = ms(e.at);
+    if (at == null) continue;
+    if (t0 == null) t0 = at;
+    if (!span && (e.type === 'execution_started' || e.type === 'execution_retried' || spans.length === 0)) {
+      span = {start: e.type === 'execution_started' ? at : at, end: null, status: 'running'};
+      spans.push(span);
+    }
+    const r = e.step ? row(e.step) : null;
+    const d = e.data || {};
+    switch (e.type) {
+      case 'step_scheduled':
+        if (r && d.kind) r.kind = r.kind && r.kind !== 'unknown' ? r.kind : d.kind;
+        break;
+      case 'attempt_started':
+        if (!r) break;
+        close(r, 'backoff', at, 'done');
+        close(r, 'attempt', at, 'abandoned');
+        open(r, 'attempt', at, {n: e.attempt});
+        break;
+      case 'attempt_failed': {
+        if (!r) break;
+        let seg = close(r, 'attempt', at, 'failed', {error: d.error});
+        if (!seg) {
+          seg = open(r, 'attempt', at, {n: e.attempt});
+          close(r, 'attempt', at, 'failed', {error: d.error});
+        }
+        if (d.next_attempt_at) open(r, 'backoff', at, {due: ms(d.next_attempt_at), n: (e.attempt || 0) + 1});
+        else seg.final = true;
+        break;
+      }
+      case 'step_completed':
+        if (!r) break;
+        close(r, 'attempt', at, 'ok');
+        close(r, 'backoff', at, 'done');
+        close(r, 'timer', at, 'done');
+        close(r, 'wait', at, 'done');
+        r.completedAt = at;
+        break;
+      case 'step_failed':
+        if (!r) break;
+        close(r, 'attempt', at, 'failed', {error: d.error});
+        close(r, 'backoff', at, 'done');
+        close(r, 'timer', at, 'failed');
+        close(r, 'wait', at, 'failed');
+        r.error = d.error || null;
+        break;
+      case 'timer_started':
+        if (r) open(r, 'timer', at, {due: ms(d.due_at)});
+        break;
+      case 'timer_fired':
+        if (r) close(r, 'timer', at, 'done');
+        break;
+      case 'wait_started':
+        if (r) open(r, 'wait', at, {signal: d.signal, timeoutAt: ms(d.timeout_at)});
+        break;
+      case 'signal_consumed':
+        if (r) close(r, 'wait', at, 'done', {payload: d.payload});
+        signals.push({type: 'consumed', signal: d.signal, at});
+        break;
+      case 'wait_timed_out':
+        if (r) close(r, 'wait', at, 'timedout');
+        break;
+      case 'signal_received':
+        signals.push({type: 'received', signal: d.signal, at, payload: d.payload});
+        markers.push({at, kind: 'signal', label: `signal ${d.signal}`});
+        break;
+      case 'compensation_started':
+        if (!r) break;
+        close(r, 'compbackoff', at, 'done');
+        close(r, 'comp', at, 'abandoned');
+        open(r, 'comp', at, {n: e.attempt});
+        break;
+      case 'compensation_completed':
+        if (r) close(r, 'comp', at, 'ok');
+        break;
+      case 'compensation_failed': {
+        if (!r) break;
+        let seg = close(r, 'comp', at, 'failed', {error: d.error});
+        if (!seg) {
+          open(r, 'comp', at, {n: e.attempt});
+          seg = close(r, 'comp', at, 'failed', {error: d.error});
+        }
+        if (d.next_attempt_at) open(r, 'compbackoff', at, {due: ms(d.next_attempt_at), n: (e.attempt || 0) + 1});
+        break;
+      }
+      case 'cancel_requested':
+        cancelRequested = at;
+        if (d.reason) reason = d.reason;
+        markers.push({at, kind: 'cancel', label: 'cancel requested'});
+        closeAll(at, {wait: 'cancelled', timer: 'cancelled', backoff: 'cancelled'});
+        break;
+      case 'execution_retried':
+        run++;
+        markers.push({at, kind: 'retry', label: d.step ? `retried from ${d.step}` : 'retried'});
+        break;
+      case 'execution_completed':
+      case 'execution_failed':
+      case 'execution_cancelled':
+      case 'execution_terminated':
+        endAt = at;
+        if (d.reason) reason = d.reason;
+        if (span) {
+          span.end = at;
+          span.status = e.type.slice('execution_'.length);
+          span = null;
+        }
+        markers.push({at, kind: 'end', label: e.type.slice('execution_'.length)});
+        closeAll(at, {attempt: 'abandoned', comp: 'abandoned', backoff: 'cancelled', compbackoff: 'cancelled', timer: 'cancelled', wait: 'cancelled'});
+        break;
+      default:
+        break;
+    }
+  }
+
+  const ended = exec && isFinal(exec.status);
+  if (ended && exec.completed_at) endAt = Math.max(endAt ?? 0, ms(exec.completed_at));
+  const tEnd = ended ? endAt ?? now : now;
+  let t1 = tEnd;
+  const stepStatus = new Map(((exec && exec.steps) || []).map((s) => [s.id, s]));
+  const out = [];
+  for (const r of rows.values()) {
+    for (const seg of r.segments) if (seg.end != null) t1 = Math.max(t1, seg.end);
+    const attempts = r.segments.filter((x) => x.type === 'attempt');
+    const comps = r.segments.filter((x) => x.type === 'comp');
+    const all = r.segments;
+    // The step's own time: its attempts, sleeps and waits (a compensation comes much later).
+    const own = all.filter((x) => x.type !== 'comp' && x.type !== 'compbackoff');
+    const first = own.length ? Math.min(...own.map((x) => x.start)) : null;
+    const last = own.length ? Math.max(...own.map((x) => x.end ?? tEnd)) : null;
+    const st = stepStatus.get(r.step);
+    out.push({
+      step: r.step,
+      kind: r.kind || 'unknown',
+      status: st ? st.status : r.completedAt ? 'completed' : 'pending',
+      segments: all,
+      attempts,
+      compensations: comps,
+      failedAttempts: attempts.filter((x) => x.state === 'failed').length,
+      runs: new Set(attempts.map((x) => x.run)).size,
+      start: first,
+      end: last,
+      duration: first != null ? last - first : null,
+      open: {...r.open},
+      error: r.error || (st && st.error) || null,
+    });
+  }
+  if (t0 == null) t0 = now;
+  if (!spans.length) spans.push({start: t0, end: ended ? tEnd : null, status: exec ? exec.status : 'running'});
+  const attemptsTotal = out.reduce((n, r) => n + r.attempts.length, 0);
+  const retries = out.reduce((n, r) => n + Math.max(0, r.attempts.length - r.runs), 0);
+  return {t0, t1: Math.max(t1, t0 + 1), tEnd, ended: !!ended, rows: out, markers, signals, cancelRequested, reason, run, spans, attemptsTotal, retries};
+}
+
+/** What the execution waits for now: [{kind, step, text, due?, since?, signal?}]. */
+export function pendingWork(exec, tl) {
+  if (!exec || isFinal(exec.status)) return [];
+  const items = [];
+  if (tl.cancelRequested != null)
+    items.push({kind: 'cancelling', step: null, text: 'Cancel requested: compensating completed steps', since: tl.cancelRequested});
+  for (const r of tl.rows) {
+    const o = r.open;
+    if (o.attempt) items.push({kind: 'attempt', step: r.step, text: `Attempt ${o.attempt.n ?? ''} in flight`.trim(), since: o.attempt.start});
+    if (o.backoff) items.push({kind: 'retry', step: r.step, text: `Attempt ${o.backoff.n} due`, due: o.backoff.due, since: o.backoff.start, error: lastError(r)});
+    if (o.timer) items.push({kind: 'timer', step: r.step, text: 'Sleeping until', due: o.timer.due, since: o.timer.start});
+    if (o.wait)
+      items.push({kind: 'wait', step: r.step, text: `Waiting for signal "${o.wait.signal}"`, signal: o.wait.signal, due: o.wait.timeoutAt, since: o.wait.start});
+    if (o.comp) items.push({kind: 'compensation', step: r.step, text: `Compensation attempt ${o.comp.n ?? ''} in flight`.trim(), since: o.comp.start});
+    if (o.compbackoff) items.push({kind: 'retry', step: r.step, text: `Compensation attempt ${o.compbackoff.n} due`, due: o.compbackoff.due, since: o.compbackoff.start});
+    if (!Object.keys(o).length && r.status === 'scheduled')
+      items.push({kind: 'scheduled', step: r.step, text: 'Scheduled, waiting for a worker'});
+  }
+  const counts = new Map();
+  for (const s of tl.signals) counts.set(s.signal, (counts.get(s.signal) || 0) + (s.type === 'received' ? 1 : -1));
+  for (const [signal, n] of counts)
+    if (n > 0) items.push({kind: 'buffered', step: null, signal, text: `${n} "${signal}" signal${n > 1 ? 's' : ''} received, kept until a wait takes ${n > 1 ? 'them' : 'it'}`});
+  return items;
+}
+
+function lastError(r) {
+  for (let i = r.attempts.length - 1; i >= 0; i--) if (r.attempts[i].error) return r.attempts[i].error;
+  return null;
+}
+
+/** Evenly spaced "nice" ticks (1, 2, 5 × 10^k ms) across [0, span]. */
+export function niceTicks(span, max = 6) {
+  if (!(span > 0)) return [0];
+  const raw = span / max;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  let step = pow;
+  for (const m of [1, 2, 5, 10]) {
+    step = m * pow;
+    if (step >= raw) break;
+  }
+  // Round to human units above a second.
+  const units = [1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
+  if (step >= 1000) step = units.find((u) => u >= raw) || step;
+  const ticks = [];
+  for (let t = 0; t <= span + 1e-9 && ticks.length < 50; t += step) ticks.push(t);
+  return ticks;
+}
+
+// ---- events --------------------------------------------------------------------------------
+
+export function eventTone(type) {
+  if (/failed|timed_out/.test(type)) return 'bad';
+  if (type === 'execution_completed' || type === 'step_completed' || type === 'compensation_completed') return 'good';
+  if (/^signal_/.test(type)) return 'signal';
+  if (/^timer_|^wait_/.test(type)) return 'wait';
+  if (/cancel|terminat|retried|result_ignored/.test(type)) return 'warn';
+  if (/^compensation_/.test(type)) return 'comp';
+  return 'plain';
+}
+
+function preview(v, max = 90) {
+  let t;
+  try {
+    t = JSON.stringify(v);
+  } catch {
+    t = String(v);
+  }
+  if (t === undefined) t = '';
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}
+
+function errText(err) {
+  if (!err) return '';
+  if (typeof err !== 'object') return String(err);
+  return [err.type, err.message].filter(Boolean).join(': ');
+}
+
+function after(iso, fromIso, fmt) {
+  const a = ms(iso);
+  const b = ms(fromIso);
+  return a != null && b != null ? fmt(a - b) : '';
+}
+
+/** One line about an event, for the history table. fmt formats a duration in ms. */
+export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
+  const d = e.data || {};
+  switch (e.type) {
+    case 'execution_started':
+      return 'Execution started';
+    case 'step_scheduled':
+      return d.kind ? `${d.kind} step scheduled` : 'scheduled';
+    case 'attempt_started':
+      return `Attempt ${e.attempt ?? ''} sent`.replace('  ', ' ');
+    case 'attempt_failed':
+      return `${errText(d.error)}${d.next_attempt_at ? ` · next attempt in ${after(d.next_attempt_at, e.at, fmt)}` : ' · no more attempts'}`;
+    case 'step_completed':
+      return `output ${preview(d.output)}`;
+    case 'step_failed':
+    case 'execution_failed':
+      return errText(d.error);
+    case 'timer_started':
+      return `due in ${after(d.due_at, e.at, fmt)} (${d.due_at})`;
+    case 'timer_fired':
+      return 'Timer fired';
+    case 'wait_started':
+      return `signal "${d.signal}"${d.timeout_at ? ` · times out in ${after(d.timeout_at, e.at, fmt)}` : ' · no timeout'}`;
+    case 'wait_timed_out':
+      return `no "${d.signal}" signal in time`;
+    case 'signal_received':
+      return `"${d.signal}" ${preview(d.payload, 70)}${d.idempotency_key ? ` · key ${d.idempotency_key}` : ''}`;
+    case 'signal_consumed':
+      return `"${d.signal}" ${preview(d.payload, 70)}`;
+    case 'compensation_started':
+      return `Compensation attempt ${e.attempt ?? ''} sent`;
+    case 'compensation_completed':
+      return `output ${preview(d.output)}`;
+    case 'compensation_failed':
+      return errText(d.error) + (d.next_attempt_at ? ` · next attempt in ${after(d.next_attempt_at, e.at, fmt)}` : '');
+    case 'cancel_requested':
+      return d.reason ? `reason: ${d.reason}` : 'Cancel requested';
+    case 'execution_completed':
+      return `output ${preview(d.output)}`;
+    case 'execution_cancelled':
+      return d.reason ? `reason: ${d.reason}` : 'Cancelled';
+    case 'execution_terminated':
+      return d.reason ? `reason: ${d.reason}` : 'Terminated';
+    case 'execution_retried':
+      return d.step ? `resumed at step ${d.step}` : 'Retried';
+    case 'result_ignored':
+      return `late result ignored ${preview(d, 70)}`;
+    default:
+      return Object.keys(d).length ? preview(d) : '';
+  }
+}
+
+/** Counts over the steps of an execution, for the summary. */
+export function stepCounts(exec) {
+  const steps = (exec && exec.steps) || [];
+  const done = steps.filter((s) => s.status === 'completed').length;
+  const attempts = steps.reduce((n, s) => n + (s.attempts || 0), 0);
+  return {total: steps.length, done, attempts};
+}

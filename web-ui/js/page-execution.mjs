@@ -1,0 +1,426 @@
+// One execution: header and actions, what it waits for, the waterfall, input/output/error,
+// and the full event history. Polls while it runs.
+import {ApiError, Keel, isAbort} from './api.mjs';
+import {confirmAction, openDialog, problemView} from './dialogs.mjs';
+import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
+import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
+import {jsonPanel, jsonView} from './json-view.mjs';
+import {deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, stepCounts} from './model.mjs';
+import {renderTimeline} from './timeline-view.mjs';
+
+const POLL_MS = 1000;
+const SIGNAL_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export async function renderExecution(ctx, id) {
+  ctx.title(id);
+  const root = ctx.root;
+  const crumbs = h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'}, h('a', {href: '/ui/executions'}, 'Executions'), h('span', {'aria-hidden': 'true'}, '/'), h('span', {class: 'mono', 'aria-current': 'page'}, id));
+  root.append(crumbs, spinner('Loading the execution…'));
+
+  let exec;
+  let events;
+  try {
+    exec = await Keel.execution(id, ctx.signal);
+    events = await Keel.historyAll(id, 0, ctx.signal);
+  } catch (err) {
+    if (isAbort(err) || !ctx.alive) return;
+    root.replaceChildren(crumbs,
+      h('div', {class: 'empty-state card'},
+        h('h1', null, err instanceof ApiError && err.status === 404 ? 'Execution not found' : 'Could not load the execution'),
+        problemView(err),
+        h('p', null, h('a', {href: '/ui/executions'}, '← All executions'))));
+    return;
+  }
+  let def = null;
+  try {
+    def = await Keel.version(exec.workflow, exec.version, ctx.signal);
+  } catch (err) {
+    if (isAbort(err) || !ctx.alive) return;
+    def = null; // the timeline still works from the history alone
+  }
+  if (!ctx.alive) return;
+  const defSteps = (def && def.definition && def.definition.steps) || null;
+
+  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0};
+  const expandedSteps = new Set();
+  const expandedEvents = new Set();
+
+  // ---- the skeleton; each part re-renders on its own
+  const head = h('div', {class: 'page-head exec-head'});
+  const alertBox = h('div');
+  const summary = h('section', {class: 'card summary', 'aria-label': 'Summary'});
+  const pending = h('section', {class: 'card pending', 'aria-labelledby': 'pending-h', hidden: true});
+  const timelineBody = h('div');
+  const timelineCard = h('section', {class: 'card', id: 'timeline', 'aria-labelledby': 'timeline-h'},
+    h('div', {class: 'card-head'}, h('h2', {id: 'timeline-h'}, 'Timeline')), timelineBody);
+  const io = h('section', {class: 'io-grid io-main', 'aria-label': 'Input, output and error'});
+  const historyCard = h('section', {class: 'card', id: 'history', 'aria-labelledby': 'history-h'});
+  root.replaceChildren(crumbs, head, alertBox, summary, pending, timelineCard, io, historyCard);
+
+  // ---- actions
+  function refreshSoon() {
+    poll(true);
+  }
+
+  function signalDialog(preset) {
+    const tl = deriveTimeline(state.exec, state.events, Date.now(), defSteps);
+    const waiting = pendingWork(state.exec, tl).filter((p) => p.kind === 'wait').map((p) => p.signal);
+    const defSignals = (defSteps || []).filter((d) => d.wait && d.wait.signal).map((d) => d.wait.signal);
+    const names = [...new Set([...waiting, ...defSignals])];
+    const nameInput = h('input', {type: 'text', class: 'input mono', id: 'signal-name', list: 'signal-names', autocomplete: 'off', spellcheck: 'false', required: true, value: preset || waiting[0] || names[0] || ''});
+    const payload = h('textarea', {class: 'input mono', id: 'signal-payload', rows: '7', spellcheck: 'false'});
+    payload.value = '{\n  \n}';
+    const keyInput = h('input', {type: 'text', class: 'input mono', id: 'signal-key', autocomplete: 'off', spellcheck: 'false', placeholder: 'optional: makes a repeated send a no-op'});
+    const payloadHint = h('p', {class: 'hint', id: 'signal-payload-hint'}, 'Any JSON value. It becomes the output of the step that waits for this signal. Leave empty for null.');
+    payload.setAttribute('aria-describedby', 'signal-payload-hint');
+    const checkPayload = () => {
+      const t = payload.value.trim();
+      if (!t) return true;
+      try {
+        JSON.parse(t);
+        payload.classList.remove('invalid');
+        payloadHint.classList.remove('bad');
+        payloadHint.textContent = 'Valid JSON.';
+        return true;
+      } catch (e) {
+        payload.classList.add('invalid');
+        payloadHint.classList.add('bad');
+        payloadHint.textContent = `Not valid JSON: ${e.message}`;
+        return false;
+      }
+    };
+    payload.addEventListener('input', checkPayload);
+    const dlg = openDialog({
+      title: 'Send a signal',
+      description: waiting.length
+        ? `Step waiting now: ${waiting.map((s) => `"${s}"`).join(', ')}. A signal sent before its wait is kept until the wait takes it.`
+        : 'No step waits right now; the signal is kept until a wait for its name takes it.',
+      className: 'dialog-signal',
+      body: h('div', {class: 'stack'},
+        h('div', {class: 'field'}, h('label', {for: 'signal-name'}, 'Signal name'), nameInput,
+          h('datalist', {id: 'signal-names'}, names.map((n) => h('option', {value: n})))),
+        h('div', {class: 'field'}, h('label', {for: 'signal-payload'}, 'Payload (JSON)'), payload, payloadHint),
+        h('div', {class: 'field'}, h('label', {for: 'signal-key'}, 'Idempotency key'), keyInput)),
+      actions: [
+        {label: 'Close', kind: 'secondary', id: 'dismiss'},
+        {
+          label: 'Send signal',
+          kind: 'primary',
+          icon: 'send',
+          id: 'send-signal',
+          submit: true,
+          onClick: async () => {
+            const name = nameInput.value.trim();
+            if (!SIGNAL_NAME.test(name))
+              throw {problem: {title: 'Invalid signal name', detail: 'Use 1-128 characters of A-Z a-z 0-9 _ - . :'}};
+            if (!checkPayload()) throw {problem: {title: 'The payload is not valid JSON', detail: payloadHint.textContent}};
+            const res = await Keel.signal(state.exec.id, name, payload.value.trim(), keyInput.value.trim());
+            toast(res && res.duplicate ? `Signal "${name}" was already sent with this key` : `Signal "${name}" sent${res && res.consumed ? ' and taken by the waiting step' : ''}`);
+            refreshSoon();
+          },
+        },
+      ],
+    });
+    payload.focus();
+    payload.setSelectionRange(4, 4);
+    return dlg;
+  }
+
+  const ACTIONS = {
+    cancel: {
+      label: 'Cancel',
+      icon: 'cancel',
+      title: 'Cancel this execution?',
+      message: 'It stops at the next safe point, runs the compensations of its completed steps in reverse order, and ends cancelled.',
+      confirm: 'Cancel execution',
+      danger: true,
+      reason: true,
+      done: 'Cancel requested',
+    },
+    terminate: {
+      label: 'Terminate',
+      icon: 'terminate',
+      title: 'Terminate this execution?',
+      message: 'It stops now and ends terminated. No compensation runs; an attempt in flight is abandoned.',
+      confirm: 'Terminate now',
+      danger: true,
+      reason: true,
+      done: 'Execution terminated',
+    },
+    retry: {
+      label: 'Retry',
+      icon: 'retry',
+      title: 'Retry this execution?',
+      message: 'It resumes at the step that failed, with fresh attempts. Completed steps keep their journaled results and are not run again.',
+      confirm: 'Retry from the failed step',
+      danger: false,
+      reason: false,
+      done: 'Execution resumed',
+    },
+  };
+
+  function runAction(verb) {
+    const a = ACTIONS[verb];
+    confirmAction({
+      title: a.title,
+      message: a.message,
+      confirmLabel: a.confirm,
+      dismissLabel: 'Back',
+      danger: a.danger,
+      iconName: a.icon,
+      withReason: a.reason,
+      run: async (reason) => {
+        await Keel.control(state.exec.id, verb, reason);
+        toast(a.done);
+        refreshSoon();
+      },
+    });
+  }
+
+  // ---- rendering
+  let headKey = '';
+  function renderHead(tl) {
+    const x = state.exec;
+    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version]);
+    if (key === headKey) return;
+    headKey = key;
+    const buttons = [];
+    if (x.status === 'running') {
+      buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
+      if (tl.cancelRequested == null) buttons.push(h('button', {type: 'button', class: 'btn btn-secondary', id: 'action-cancel', onclick: () => runAction('cancel')}, icon('cancel'), h('span', null, 'Cancel')));
+      buttons.push(h('button', {type: 'button', class: 'btn btn-danger-outline', id: 'action-terminate', onclick: () => runAction('terminate')}, icon('terminate'), h('span', null, 'Terminate')));
+    }
+    if (x.status === 'failed')
+      buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-retry', onclick: () => runAction('retry')}, icon('retry'), h('span', null, 'Retry')));
+    const live = x.status === 'running'
+      ? h('span', {class: 'live', title: `Refreshing every ${POLL_MS / 1000} s`}, h('span', {class: 'live-dot', 'aria-hidden': 'true'}), 'Live')
+      : null;
+    preserveFocus(head, () => head.replaceChildren(
+      h('div', {class: 'head-main'},
+        h('div', {class: 'title-row'}, h('h1', {class: 'mono exec-id'}, x.id), copyButton(() => x.id, 'Copy execution id', 'copy-id'), badge(x.status, 'badge-lg')),
+        h('p', {class: 'subtitle'}, 'Workflow ', h('a', {href: paths.workflow(x.workflow), 'data-fk': 'wf'}, x.workflow), ' ',
+          h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Definition version ${x.version}`, 'data-fk': 'ver'}, `v${x.version}`),
+          ' · started ', h('span', {class: 'rel-time', 'data-t': ms(x.created_at)}, fmtRelative(ms(x.created_at))))),
+      h('div', {class: 'head-actions'}, live, buttons)));
+  }
+
+  function renderAlert(tl) {
+    const x = state.exec;
+    if (x.status === 'failed' && x.error) {
+      alertBox.replaceChildren(h('div', {class: 'callout callout-bad', role: 'status'},
+        icon('alert'),
+        h('div', null,
+          h('strong', null, `Failed${x.error.step ? ` at step ${x.error.step}` : ''}${x.error.attempts ? ` after ${x.error.attempts} attempt${x.error.attempts === 1 ? '' : 's'}` : ''}`),
+          h('div', {class: 'callout-body'}, x.error.type ? h('code', {class: 'err-type'}, x.error.type) : null, ' ', x.error.message || ''))));
+    } else if (x.status === 'cancelled' || x.status === 'terminated') {
+      const comps = tl.rows.filter((r) => r.compensations.length).map((r) => r.step);
+      alertBox.replaceChildren(h('div', {class: 'callout callout-warn', role: 'status'}, icon(x.status === 'cancelled' ? 'cancel' : 'terminate'),
+        h('div', null, h('strong', null, x.status === 'cancelled' ? 'Cancelled' : 'Terminated'), ' at ', fmtAbs(ms(x.completed_at)),
+          comps.length ? ` · compensated: ${comps.join(', ')}` : x.status === 'terminated' ? ' · no compensation ran' : ' · nothing to compensate',
+          tl.reason ? h('div', {class: 'callout-body'}, 'Reason: ', h('q', null, tl.reason)) : null)));
+    } else alertBox.replaceChildren();
+  }
+
+  function renderSummary(tl) {
+    const x = state.exec;
+    const c = stepCounts(x);
+    const retries = tl.retries;
+    const dur = (x.completed_at ? ms(x.completed_at) : Date.now()) - ms(x.created_at);
+    summary.replaceChildren(h('dl', {class: 'facts'},
+      h('div', null, h('dt', null, 'Started'), h('dd', null, timeFact(x.created_at))),
+      h('div', null, h('dt', null, 'Ended'), h('dd', null, x.completed_at ? timeFact(x.completed_at) : h('span', {class: 'muted'}, 'still running'))),
+      h('div', null, h('dt', null, 'Duration'), h('dd', {class: 'fact-big'}, fmtDuration(dur), x.completed_at ? '' : h('span', {class: 'muted small'}, ' so far'))),
+      h('div', null, h('dt', null, 'Steps'), h('dd', {class: 'fact-big'}, `${c.done}`, h('span', {class: 'muted small'}, ` of ${c.total} completed`))),
+      h('div', null, h('dt', null, 'Attempts'), h('dd', {class: 'fact-big'}, String(tl.attemptsTotal),
+        retries ? h('span', {class: 'retry-note small'}, ` · ${retries} retr${retries === 1 ? 'y' : 'ies'}`) : h('span', {class: 'muted small'}, ' · no retries'))),
+      h('div', null, h('dt', null, 'Events'), h('dd', {class: 'fact-big'}, String(state.events.length))),
+      x.completed_at ? null : h('div', null, h('dt', null, 'Last change'), h('dd', null, timeFact(x.updated_at)))));
+  }
+
+  function renderPending(tl) {
+    const items = pendingWork(state.exec, tl);
+    pending.hidden = !items.length;
+    if (!items.length) return pending.replaceChildren();
+    const now = Date.now();
+    const ICON = {attempt: 'activity', retry: 'retry', timer: 'sleep', wait: 'wait', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
+    preserveFocus(pending, () => pending.replaceChildren(
+      h('div', {class: 'card-head'}, h('h2', {id: 'pending-h'}, 'Pending work'), h('span', {class: 'muted small'}, 'what the execution waits for now')),
+      h('ul', {class: 'pending-list'}, items.map((p) =>
+        h('li', {class: ['pending-item', `pk-${p.kind}`], 'data-kind': p.kind, 'data-step': p.step || ''},
+          h('span', {class: 'pending-icon'}, icon(ICON[p.kind] || 'clockSmall')),
+          h('div', {class: 'pending-text'},
+            h('div', null, p.step ? h('span', {class: 'mono step-ref'}, p.step) : null, p.step ? ' · ' : null, p.text,
+              p.due ? h('span', null, ' ', h('strong', null, p.kind === 'wait' ? `until ${fmtAbs(p.due)}` : fmtAbs(p.due)), h('span', {class: 'muted'}, ` (${fmtRelative(p.due, now)})`)) : null,
+              p.kind === 'wait' && !p.due ? h('span', {class: 'muted'}, ' · no timeout') : null),
+            p.since ? h('div', {class: 'muted small'}, `since ${fmtClock(p.since)} · ${fmtDuration(now - p.since)}`) : null,
+            p.error ? h('div', {class: 'small err-text'}, `last error: ${[p.error.type, p.error.message].filter(Boolean).join(': ')}`) : null),
+          p.kind === 'wait'
+            ? h('button', {type: 'button', class: 'btn btn-secondary btn-sm', 'data-signal': p.signal, 'data-fk': `sig:${p.step}`, onclick: () => signalDialog(p.signal)}, icon('send'), h('span', null, `Send "${p.signal}"`))
+            : null)))));
+  }
+
+  let timelineEvents = -1;
+  function renderTimelineCard(tl) {
+    // Someone working inside a step's detail keeps it until new events arrive.
+    const a = document.activeElement;
+    if (a && a.closest && a.closest('.tl-detail') && timelineBody.contains(a) && timelineEvents === state.events.length) return;
+    timelineEvents = state.events.length;
+    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps})));
+  }
+
+  let ioKey = '';
+  function renderIO() {
+    const x = state.exec;
+    const key = JSON.stringify([x.status, x.output, x.error]);
+    if (key === ioKey) return;
+    ioKey = key;
+    const panels = [jsonPanel('Input', x.input, {id: 'panel-input'})];
+    if (x.status === 'completed' || x.output !== null) panels.push(jsonPanel('Output', x.output, {id: 'panel-output'}));
+    else panels.push(h('section', {class: 'json-panel placeholder', 'data-panel': 'output'}, h('div', {class: 'json-panel-head'}, h('span', {class: 'panel-title'}, 'Output')),
+      h('p', {class: 'muted small pad'}, x.status === 'running' ? 'Not yet: the output is set when the execution completes.' : `None: the execution ${x.status}.`)));
+    if (x.error) panels.push(jsonPanel('Error', x.error, {tone: 'error', id: 'panel-error'}));
+    io.replaceChildren(...panels);
+  }
+
+  // History: the table grows as events arrive; expanded rows stay expanded.
+  const tbody = h('tbody');
+  const countEl = h('span', {class: 'muted small'});
+  const filterInput = h('input', {type: 'search', class: 'input input-sm', id: 'history-filter', placeholder: 'Filter by type or step', 'aria-label': 'Filter events by type or step', autocomplete: 'off'});
+  const expandAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-expand-all'}, 'Expand all');
+  const collapseAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-collapse-all'}, 'Collapse all');
+  historyCard.append(
+    h('div', {class: 'card-head'}, h('h2', {id: 'history-h'}, 'Event history'), countEl, h('span', {class: 'grow'}), filterInput, expandAll, collapseAll),
+    h('div', {class: 'table-wrap'},
+      h('table', {class: 'table history-table'},
+        h('thead', null, h('tr', null,
+          h('th', {class: 'c-toggle'}, h('span', {class: 'sr-only'}, 'Expand')), h('th', {class: 'num'}, '#'), h('th', null, 'Time'),
+          h('th', null, 'Event'), h('th', null, 'Step'), h('th', {class: 'num'}, 'Attempt'), h('th', null, 'Details'))),
+        tbody)));
+
+  function setEventOpen(tr, open) {
+    const seq = Number(tr.dataset.seq);
+    const btn = tr.querySelector('.ev-toggle');
+    btn.setAttribute('aria-expanded', String(open));
+    tr.classList.toggle('expanded', open);
+    let detail = tr.nextElementSibling && tr.nextElementSibling.classList.contains('ev-detail') ? tr.nextElementSibling : null;
+    if (open) {
+      expandedEvents.add(seq);
+      if (!detail) {
+        const e = state.events.find((x) => x.seq === seq);
+        detail = h('tr', {class: 'ev-detail', id: `ev-${seq}-data`, 'data-seq': seq},
+          h('td', {colspan: '7'}, h('div', {class: 'ev-detail-inner'},
+            h('div', {class: 'ev-detail-head'}, h('span', {class: 'muted small'}, `data of event ${seq} · ${e.at}`), copyButton(() => JSON.stringify(e, null, 2), 'Copy event JSON')),
+            jsonView(e.data, {depth: 4}))));
+        tr.after(detail);
+      }
+      detail.hidden = false;
+    } else {
+      expandedEvents.delete(seq);
+      if (detail) detail.hidden = true;
+    }
+  }
+
+  function eventRow(e, t0) {
+    const at = ms(e.at);
+    const tone = eventTone(e.type);
+    const btn = h('button', {type: 'button', class: 'ev-toggle', 'aria-expanded': 'false', 'aria-controls': `ev-${e.seq}-data`, 'aria-label': `Show data of event ${e.seq} (${e.type})`}, icon('chevron'));
+    const tr = h('tr', {class: ['ev-row', `tone-${tone}`], 'data-seq': e.seq, 'data-type': e.type, 'data-step': e.step || ''},
+      h('td', {class: 'c-toggle'}, btn),
+      h('td', {class: 'num muted'}, String(e.seq)),
+      h('td', {class: 'c-evtime'}, h('time', {datetime: e.at, title: `${fmtAbs(at)}\n${e.at}`}, fmtClock(at)), h('span', {class: 'offset'}, `+${fmtDuration(at - t0)}`)),
+      h('td', null, h('span', {class: ['ev-type', `tone-${tone}`]}, e.type)),
+      h('td', {class: 'mono'}, e.step || ''),
+      h('td', {class: 'num'}, e.attempt != null ? String(e.attempt) : ''),
+      h('td', {class: 'ev-summary'}, eventSummary(e, fmtDuration)));
+    tr.addEventListener('click', (ev) => {
+      if (ev.target.closest('a') || (ev.target.closest('button') && ev.target.closest('button') !== btn)) return;
+      if (window.getSelection && String(window.getSelection()).length) return; // selecting text
+      setEventOpen(tr, btn.getAttribute('aria-expanded') !== 'true');
+    });
+    return tr;
+  }
+
+  function applyFilter() {
+    const q = filterInput.value.trim().toLowerCase();
+    let shown = 0;
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) {
+      const hit = !q || tr.dataset.type.includes(q) || tr.dataset.step.toLowerCase().includes(q);
+      tr.hidden = !hit;
+      if (hit) shown++;
+      const d = tr.nextElementSibling;
+      if (d && d.classList.contains('ev-detail')) d.hidden = !hit || tr.querySelector('.ev-toggle').getAttribute('aria-expanded') !== 'true';
+    }
+    countEl.textContent = q ? `${shown} of ${state.events.length} events` : `${state.events.length} event${state.events.length === 1 ? '' : 's'}`;
+  }
+  filterInput.addEventListener('input', applyFilter);
+  expandAll.addEventListener('click', () => {
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) if (!tr.hidden) setEventOpen(tr, true);
+  });
+  collapseAll.addEventListener('click', () => {
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) setEventOpen(tr, false);
+  });
+
+  let rendered = 0;
+  function renderHistory() {
+    const t0 = ms(state.exec.created_at) ?? (state.events[0] ? ms(state.events[0].at) : 0);
+    const frag = document.createDocumentFragment();
+    for (const e of state.events.slice(rendered)) frag.append(eventRow(e, t0));
+    rendered = state.events.length;
+    tbody.append(frag);
+    applyFilter();
+  }
+
+  function renderAll() {
+    const tl = deriveTimeline(state.exec, state.events, Date.now(), defSteps);
+    ctx.title(`${state.exec.id} (${state.exec.status})`);
+    renderHead(tl);
+    renderAlert(tl);
+    renderSummary(tl);
+    renderPending(tl);
+    renderTimelineCard(tl);
+    renderIO();
+    renderHistory();
+  }
+
+  // ---- live updates
+  let timer = null;
+  let polling = false;
+  let failures = 0;
+  async function poll(now = false) {
+    if (!ctx.alive) return;
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (polling) {
+      if (now) timer = ctx.later(() => poll(true), 150);
+      return;
+    }
+    polling = true;
+    try {
+      // The execution first, then the history: the history is then at least as new.
+      const x = await Keel.execution(id, ctx.signal);
+      const more = await Keel.historyAll(id, state.lastSeq, ctx.signal);
+      if (!ctx.alive) return;
+      state.exec = x;
+      if (more.length) {
+        state.events.push(...more.filter((e) => e.seq > state.lastSeq));
+        state.lastSeq = state.events[state.events.length - 1].seq;
+      }
+      failures = 0;
+      renderAll();
+    } catch (err) {
+      if (isAbort(err) || !ctx.alive) return;
+      failures++;
+      if (failures === 3) toast(`Live updates: ${err.problem ? err.problem.title : err.message}; still trying`, 'error');
+    } finally {
+      polling = false;
+    }
+    schedule();
+  }
+  function schedule() {
+    if (!ctx.alive || isFinal(state.exec.status)) return;
+    timer = ctx.later(() => (document.hidden ? schedule() : poll()), POLL_MS * Math.min(5, 1 + failures));
+  }
+
+  renderAll();
+  schedule();
+}
