@@ -9,12 +9,14 @@
 
 struct runner;
 struct longpoll;
+struct http_server;
 
 struct app {
     const struct config *cfg;
-    struct store_pool *pool;   /* connections for API requests */
-    struct runner *runner;     /* the engine's shell: dispatches attempts, claims tasks */
-    struct longpoll *longpoll; /* suspended result?wait= requests */
+    struct store_pool *pool;    /* connections for API requests */
+    struct runner *runner;      /* the engine's shell: dispatches attempts, claims tasks */
+    struct longpoll *longpoll;  /* suspended result?wait= requests */
+    struct http_server *server; /* set once listening, for metrics */
 };
 
 #endif

@@ -6,6 +6,8 @@
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
+#include "metrics.h"
+#include "util/timeutil.h"
 #include "store/migrate.h"
 #include "runner/runner.h"
 #include "store/pool.h"
@@ -110,6 +112,7 @@ static int serve(const struct config *cfg)
         .app = &app,
     };
     server = http_server_start(&hcfg, &why);
+    app.server = server;
     if (!server) {
         log_error("cannot start the HTTP server", "error", why);
         free(why);
@@ -145,6 +148,7 @@ out:
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    metrics_init(time_now_ms());
     struct config cfg;
     char *why = NULL;
     if (config_load(&cfg, argc, argv, &why) < 0) {

@@ -4,6 +4,7 @@
 #include "api/common.h"
 #include "api/longpoll.h"
 #include "app.h"
+#include "metrics.h"
 #include "runner/runner.h"
 #include "store/exec_read.h"
 #include "store/stmt.h"
@@ -170,6 +171,7 @@ void api_executions_start(struct http_request *req)
         out.dispatches = NULL;
         goto db_fail;
     }
+    metrics_execution_started();
     runner_committed(app->runner, &out, id);
     char *location = xasprintf("/v1/executions/%s", id);
     http_add_header(req, "Location", location);

@@ -2,6 +2,9 @@
 #include "api/health.h"
 
 #include "app.h"
+#include "metrics.h"
+#include "runner/runner.h"
+#include "util/buf.h"
 #include "util/alloc.h"
 
 #include <stdlib.h>
@@ -30,4 +33,15 @@ void api_readyz(struct http_request *req)
         http_reply_problem(req, 503, "database-unavailable", "Database unavailable",
                            "the database did not answer a query");
     store_release(app->pool, conn);
+}
+
+void api_metrics(struct http_request *req)
+{
+    struct app *app = http_app(req);
+    long in_flight = 0, queued = 0;
+    runner_webhook_stats(app->runner, &in_flight, &queued);
+    struct buf b = BUF_INIT;
+    metrics_render(&b, in_flight, queued, app->server ? http_server_in_flight(app->server) : 0);
+    http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    buf_free(&b);
 }

@@ -12,6 +12,7 @@
 const struct http_route api_routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/readyz", api_readyz},
+    {"GET", "/metrics", api_metrics},
     {"GET", "/", api_ui_root},
     {"GET", "/ui", api_ui_root},
     {"GET", "/ui/{path*}", api_ui_file},

@@ -3,6 +3,7 @@
 #include "http/server.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -428,6 +429,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_request *req = *con_cls;
     if (!req)
         return;
+    metrics_http_request(req->status);
     if (log_enabled(LOG_DEBUG)) {
         char status[16], ms[32];
         snprintf(status, sizeof status, "%d", req->status);

@@ -2,6 +2,7 @@
 #include "runner/runner.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "store/pool.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
@@ -128,6 +129,11 @@ static void on_webhook_done(struct wh_result *res, void *user)
     struct attempt_ctx *a = user;
     struct runner *r = a->runner;
     atomic_fetch_sub(&r->in_flight, 1);
+    metrics_webhook(res->outcome == WH_OK       ? METRICS_WEBHOOK_OK
+                    : res->outcome == WH_ASYNC  ? METRICS_WEBHOOK_ASYNC
+                    : res->outcome == WH_FAILED ? METRICS_WEBHOOK_FAILED
+                                                : METRICS_WEBHOOK_ABORTED,
+                    res->duration_ms * 1000);
     if (res->outcome == WH_ABORTED) {
         /* keeld is stopping: the lease expires and a later holder sends the attempt again. */
         free(a->execution_id);
@@ -211,8 +217,18 @@ void runner_committed(struct runner *r, struct transition_out *out, const char *
 {
     runner_dispatch(r, out->dispatches);
     out->dispatches = NULL;
-    if (out->ended)
+    if (out->ended) {
+        metrics_execution_ended(engine_exec_status_name(out->status));
         runner_ended(r, execution_id);
+    }
+}
+
+void runner_webhook_stats(struct runner *r, long *in_flight, long *queued)
+{
+    struct wh_dispatcher_stats st;
+    wh_dispatcher_get_stats(r->wh, &st);
+    *in_flight = st.in_flight;
+    *queued = st.queued;
 }
 
 void runner_ended(struct runner *r, const char *execution_id)
@@ -280,16 +296,21 @@ static bool run_job(struct runner *r, struct job *j)
     bool is_attempt_start = j->kind == JOB_CLAIMED && req.in.kind == ENGINE_IN_ATTEMPT_STARTED;
     req.consume_task_id = is_attempt_start ? 0 : j->task_id;
     struct transition_out out;
+    int64_t t0 = time_mono_us();
     enum transition_outcome rc = transition_run(&r->env, conn, &req, &out, &why);
+    metrics_transition(rc == TRANSITION_APPLIED      ? METRICS_TRANSITION_APPLIED
+                       : rc == TRANSITION_STALE      ? METRICS_TRANSITION_STALE
+                       : rc == TRANSITION_LEASE_LOST ? METRICS_TRANSITION_LEASE_LOST
+                       : rc == TRANSITION_NOT_FOUND  ? METRICS_TRANSITION_STALE
+                                                     : METRICS_TRANSITION_ERROR,
+                       time_mono_us() - t0);
     bool done = true;
     switch (rc) {
     case TRANSITION_APPLIED:
         if (is_attempt_start)
             send_attempt(r, j->task_id, j->execution_id, j->workflow, j->version, j->step_id,
                          j->attempt, req.in.compensation, j->payload, j->token);
-        runner_dispatch(r, out.dispatches);
-        if (out.ended)
-            runner_ended(r, j->execution_id);
+        runner_committed(r, &out, j->execution_id);
         break;
     case TRANSITION_STALE:
         attempt_dispatch_free_list(out.dispatches);
@@ -367,6 +388,7 @@ static int claim_batch(struct runner *r, PGconn *conn, int limit, char **why)
         return -1;
     }
     int n = PQntuples(res);
+    metrics_tasks_claimed(n);
     for (int i = 0; i < n; i++) {
         struct job *j = xcalloc(1, sizeof *j);
         j->kind = JOB_CLAIMED;

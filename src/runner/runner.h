@@ -37,6 +37,8 @@ const struct transition_env *runner_env(struct runner *r);
 void runner_dispatch(struct runner *r, struct attempt_dispatch *list);
 /* After a transition committed: sends its attempts (the list is taken) and reports its end. */
 void runner_committed(struct runner *r, struct transition_out *out, const char *execution_id);
+/* The webhook dispatcher's gauges, for metrics. */
+void runner_webhook_stats(struct runner *r, long *in_flight, long *queued);
 /* Reports that a committed transition ended an execution (wakes local long polls). */
 void runner_ended(struct runner *r, const char *execution_id);
 

@@ -11,6 +11,8 @@
 int64_t time_now_ms(void);
 /* Monotonic time in milliseconds, for measuring intervals. */
 int64_t time_mono_ms(void);
+/* Monotonic time in microseconds. */
+int64_t time_mono_us(void);
 /* The CLOCK_REALTIME time ms milliseconds from now, as pthread_cond_timedwait wants it. */
 struct timespec time_deadline_in(long ms);
 /* Writes "2026-11-21T23:55:47.123Z" (24 characters + NUL) into out; needs 32 bytes. */

@@ -538,6 +538,43 @@ static void test_result_long_poll(void **state)
     assert_true(now_ms() - t0 < 10000);
 }
 
+/* Prometheus text: counters moved by the work done above, histograms cumulative. */
+static void test_metrics(void **state)
+{
+    (void)state;
+    struct hreply r;
+    http_get(keeld.base_url, "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    char ct[128];
+    assert_true(hreply_header(&r, "Content-Type", ct, sizeof ct));
+    assert_non_null(strstr(ct, "text/plain; version=0.0.4"));
+    const char *want[] = {"# TYPE keel_executions_started_total counter",
+                          "keel_executions_ended_total{status=\"completed\"} ",
+                          "keel_executions_ended_total{status=\"failed\"} ",
+                          "keel_webhook_attempts_total{outcome=\"ok\"} ",
+                          "keel_transition_duration_seconds_bucket{le=\"+Inf\"} ",
+                          "keel_http_requests_total{code=\"4xx\"} ",
+                          "keel_build_info{version="};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(r.body, want[i]))
+            fail_msg("no \"%s\" in\n%s", want[i], r.body);
+    const char *started = strstr(r.body, "\nkeel_executions_started_total ");
+    assert_non_null(started);
+    assert_true(atoi(started + strlen("\nkeel_executions_started_total ")) >= 10);
+    const char *ok = strstr(r.body, "keel_webhook_attempts_total{outcome=\"ok\"} ");
+    assert_true(atoi(ok + strlen("keel_webhook_attempts_total{outcome=\"ok\"} ")) >= 20);
+    /* Buckets never decrease. */
+    long prev = -1;
+    for (const char *p = strstr(r.body, "keel_webhook_duration_seconds_bucket"); p;
+         p = strstr(p + 1, "keel_webhook_duration_seconds_bucket")) {
+        long v = atol(strchr(p, '}') + 2);
+        assert_true(v >= prev);
+        prev = v;
+    }
+    assert_true(prev >= 20);
+    hreply_free(&r);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -553,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_list_filters_and_pages),
         cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_result_long_poll),
+        cmocka_unit_test(test_metrics),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
