@@ -33,10 +33,12 @@ struct longpoll {
 
 /* Answers w (200 if the execution ended, 202 if not and must_answer); returns false, without
  * answering, when it is still running and not due. Called without the lock. */
-static bool answer(struct longpoll *lp, struct waiter *w, bool must_answer)
+static bool answer(struct longpoll *lp, struct waiter *w, bool must_answer, bool stopping)
 {
     char *why = NULL;
-    PGconn *conn = store_acquire(lp->pool, 2000, &why);
+    /* While stopping, waiters are answered one after the other: a database that is down must
+     * not hold the shutdown for seconds per waiter. */
+    PGconn *conn = store_acquire(lp->pool, stopping ? 100 : 2000, &why);
     char status[16] = "";
     char *json = NULL;
     if (conn) {
@@ -93,7 +95,7 @@ static void *longpoll_main(void *arg)
         pthread_mutex_unlock(&lp->lock);
         for (size_t i = 0; i < n; i++) {
             struct waiter *w = batch[i];
-            bool done = answer(lp, w, stopping || w->deadline_ms <= time_mono_ms());
+            bool done = answer(lp, w, stopping || w->deadline_ms <= time_mono_ms(), stopping);
             pthread_mutex_lock(&lp->lock);
             w->busy = false;
             if (done) {
