@@ -575,6 +575,81 @@ static void test_metrics(void **state)
     hreply_free(&r);
 }
 
+/* The web UI's files: content types, CSP, ETag revalidation, deep links, and no way out of the
+ * UI folder when it is served from disk. */
+static void test_ui_files(void **state)
+{
+    (void)state;
+    struct hreply r;
+    assert_int_equal(http_do(keeld.base_url, "GET", "/", NULL, NULL, 0, NULL, 5000, &r), 0);
+    assert_int_equal(r.status, 302);
+    char v[512];
+    assert_true(hreply_header(&r, "Location", v, sizeof v));
+    assert_string_equal(v, "/ui/");
+    hreply_free(&r);
+
+    http_get(keeld.base_url, "/ui/", &r);
+    assert_int_equal(r.status, 200);
+    assert_true(hreply_header(&r, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "text/html; charset=utf-8");
+    assert_true(hreply_header(&r, "Content-Security-Policy", v, sizeof v));
+    assert_non_null(strstr(v, "script-src 'self'"));
+    assert_null(strstr(v, "unsafe-inline"));
+    char etag[128];
+    assert_true(hreply_header(&r, "ETag", etag, sizeof etag));
+    char *index = strdup(r.body);
+    hreply_free(&r);
+
+    /* A deep link answers the same page, so a reload lands on the same view. */
+    http_get(keeld.base_url, "/ui/executions/some-id", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, index);
+    hreply_free(&r);
+
+    http_get(keeld.base_url, "/ui/style.css", &r);
+    assert_int_equal(r.status, 200);
+    assert_true(hreply_header(&r, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "text/css; charset=utf-8");
+    hreply_free(&r);
+
+    char inm[160];
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    const char *h[] = {inm, NULL};
+    assert_int_equal(http_do(keeld.base_url, "GET", "/ui/", NULL, NULL, 0, h, 5000, &r), 0);
+    assert_int_equal(r.status, 304);
+    hreply_free(&r);
+
+    /* From disk (--ui-dir): a path that climbs out of the folder gets index.html, not the file. */
+    char dir[] = "/tmp/keel-ui-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    FILE *f = fopen(path, "w");
+    fputs("<!doctype html><title>disk</title>", f);
+    fclose(f);
+    char uienv[300];
+    snprintf(uienv, sizeof uienv, "KEEL_UI_DIR=%s", dir);
+    const char *env[] = {uienv, NULL};
+    struct proc k;
+    keeld_start(&k, db, env, NULL);
+    const char *escapes[] = {"/ui/../../../etc/passwd", "/ui/%2e%2e/%2e%2e/etc/passwd",
+                             "/ui/.hidden", "/ui//etc/passwd"};
+    for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
+        assert_int_equal(http_do(k.base_url, "GET", escapes[i], NULL, NULL, 0, NULL, 5000, &r), 0);
+        if (r.status == 200)
+            assert_string_equal(r.body, "<!doctype html><title>disk</title>");
+        else
+            assert_true(r.status == 400 || r.status == 404);
+        assert_null(strstr(r.body, "root:"));
+        hreply_free(&r);
+    }
+    proc_signal(&k, SIGTERM);
+    assert_int_equal(proc_wait(&k, 15000), 0);
+    unlink(path);
+    rmdir(dir);
+    free(index);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -591,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_is_honoured),
         cmocka_unit_test(test_result_long_poll),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_ui_files),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
