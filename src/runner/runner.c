@@ -326,8 +326,10 @@ static bool run_job(struct runner *r, struct job *j)
         log_warn("task for an unknown execution dropped", "execution", j->execution_id);
         break;
     case TRANSITION_LEASE_LOST:
-        log_warn("result dropped: the task's lease passed to another keeld", "execution",
-                 j->execution_id, "step", j->step_id);
+        /* Another keeld took the attempt over after its lease ran out, or the attempt was
+         * completed through its task token first: either way its result is journaled there. */
+        log_warn("result dropped: its task is no longer held here", "execution", j->execution_id,
+                 "step", j->step_id);
         break;
     case TRANSITION_ERROR:
         log_warn("transition failed; will retry", "execution", j->execution_id, "error", why);
