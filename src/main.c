@@ -129,11 +129,10 @@ static int serve(const struct config *cfg)
     http_server_close(server);
     longpoll_drain(app.longpoll);
     int cut = http_server_stop(server, cfg->shutdown_grace_ms);
-    runner_stop(app.runner, cfg->shutdown_grace_ms);
-    app.runner = NULL;
     if (cut > 0) {
-        /* The HTTP threads still run those requests and use the pool and the long polls: the
-         * process ends without freeing what they might touch. */
+        /* The HTTP threads still run those requests and use the runner, the pool and the long
+         * polls: the process ends without freeing what they might touch. Attempts on the wire
+         * are sent again by whoever holds their tasks once the leases run out. */
         char n[16];
         snprintf(n, sizeof n, "%d", cut);
         log_warn("requests still running at the deadline were cut off", "count", n);
@@ -141,6 +140,8 @@ static int serve(const struct config *cfg)
         fflush(NULL);
         _exit(0);
     }
+    runner_stop(app.runner, cfg->shutdown_grace_ms);
+    app.runner = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
