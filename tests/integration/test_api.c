@@ -20,20 +20,14 @@ static struct proc keeld, receiver;
 static int setup(void **state)
 {
     (void)state;
-    db = harness_create_db("keel_it_api");
-    receiver_start(&receiver, NULL);
-    keeld_start(&keeld, db, NULL, NULL);
+    stack_start("keel_it_api", NULL, &db, &keeld, &receiver);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    proc_signal(&keeld, SIGTERM);
-    assert_int_equal(proc_wait(&keeld, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &keeld, &receiver);
     return 0;
 }
 

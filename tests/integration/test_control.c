@@ -22,20 +22,14 @@ static const char *const env[] = {"KEEL_LEASE_GRACE_MS=300", NULL};
 static int setup(void **state)
 {
     (void)state;
-    db = harness_create_db("keel_it_control");
-    receiver_start(&receiver, NULL);
-    keeld_start(&keeld, db, env, NULL);
+    stack_start("keel_it_control", env, &db, &keeld, &receiver);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    proc_signal(&keeld, SIGTERM);
-    assert_int_equal(proc_wait(&keeld, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &keeld, &receiver);
     return 0;
 }
 
@@ -93,29 +87,6 @@ static void start(const char *workflow, const char *id)
     post_body(path, body, 201, NULL);
 }
 
-static json_t *wait_result(const char *id)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/v1/executions/%s/result?wait=30", id);
-    struct hreply r;
-    http_get(keeld.base_url, path, &r);
-    if (r.status != 200)
-        fail_msg("%s did not end: %ld %s", id, r.status, r.body);
-    json_t *j = json_incref(r.json);
-    hreply_free(&r);
-    return j;
-}
-
-__attribute__((format(printf, 1, 2))) static char *sql(const char *fmt, ...)
-{
-    char q[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return harness_sql_value(db, q);
-}
-
 static void assert_sql(const char *want, const char *got)
 {
     if (!got || strcmp(want, got) != 0)
@@ -126,9 +97,11 @@ static void assert_sql(const char *want, const char *got)
 static void wait_step(const char *id, const char *step, const char *status)
 {
     for (int i = 0; i < 500; i++) {
-        char *v = sql("SELECT 1 FROM steps WHERE execution_id = '%s' AND step_id = '%s' AND "
-                      "status = '%s'",
-                      id, step, status);
+        char *v =
+            harness_sqlf(db,
+                         "SELECT 1 FROM steps WHERE execution_id = '%s' AND step_id = '%s' AND "
+                         "status = '%s'",
+                         id, step, status);
         if (v) {
             free(v);
             return;
@@ -165,22 +138,24 @@ static void test_saga_compensates_in_reverse_once(void **state)
     (void)state;
     define(saga_def);
     start("saga", "saga-1");
-    json_t *done = wait_result("saga-1");
+    json_t *done = wait_result(keeld.base_url, "saga-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "OutOfStock");
     assert_string_equal(json_string_value(json_object_get(err, "step")), "ship");
     json_decref(done);
     /* compensation_started is journaled per attempt: the refund needed two. */
-    char *order = sql("SELECT string_agg(type || ':' || step || ':' || attempt, ',' ORDER BY "
-                      "seq) FROM events WHERE execution_id = 'saga-1' AND type LIKE "
-                      "'compensation_%%'");
+    char *order =
+        harness_sqlf(db, "SELECT string_agg(type || ':' || step || ':' || attempt, ',' ORDER BY "
+                         "seq) FROM events WHERE execution_id = 'saga-1' AND type LIKE "
+                         "'compensation_%%'");
     assert_sql("compensation_started:charge:1,compensation_started:charge:2,"
                "compensation_completed:charge:2,compensation_started:reserve:1,"
                "compensation_completed:reserve:1",
                order);
     free(order);
-    char *statuses = sql("SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) "
+    char *statuses =
+        harness_sqlf(db, "SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) "
                          "FROM steps WHERE execution_id = 'saga-1'");
     assert_sql("reserve=compensated,charge=compensated,ship=failed,notify=skipped", statuses);
     free(statuses);
@@ -188,8 +163,9 @@ static void test_saga_compensates_in_reverse_once(void **state)
     assert_int_equal(key_field("saga-1/charge/compensate", "deliveries"), 2);
     assert_int_equal(key_field("saga-1/charge/compensate", "applied"), 1);
     assert_int_equal(key_field("saga-1/reserve/compensate", "applied"), 1);
-    char *retried = sql("SELECT count(*) FROM events WHERE execution_id = 'saga-1' AND type = "
-                        "'attempt_failed' AND step = 'charge' AND data->>'compensation' = 'true'");
+    char *retried =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'saga-1' AND type = "
+                         "'attempt_failed' AND step = 'charge' AND data->>'compensation' = 'true'");
     assert_sql("1", retried);
     free(retried);
 }
@@ -201,8 +177,8 @@ static void test_saga_survives_kill9_during_compensation(void **state)
     /* The reserve compensation takes 400 ms: kill keeld while it is on the wire. */
     char *started = NULL;
     for (int i = 0; i < 500 && !started; i++) {
-        started = sql("SELECT 1 FROM events WHERE execution_id = 'saga-2' AND type = "
-                      "'compensation_started' AND step = 'reserve'");
+        started = harness_sqlf(db, "SELECT 1 FROM events WHERE execution_id = 'saga-2' AND type = "
+                                   "'compensation_started' AND step = 'reserve'");
         if (!started)
             usleep(10000);
     }
@@ -210,11 +186,12 @@ static void test_saga_survives_kill9_during_compensation(void **state)
     free(started);
     proc_kill9(&keeld);
     keeld_start(&keeld, db, env, NULL);
-    json_t *done = wait_result("saga-2");
+    json_t *done = wait_result(keeld.base_url, "saga-2");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
     json_decref(done);
-    char *n = sql("SELECT count(*) FROM events WHERE execution_id = 'saga-2' AND type = "
-                  "'compensation_completed'");
+    char *n =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'saga-2' AND type = "
+                         "'compensation_completed'");
     assert_sql("2", n);
     free(n);
     assert_int_equal(key_field("saga-2/reserve/compensate", "applied"), 1);
@@ -233,7 +210,7 @@ static void test_compensation_failing_for_good(void **state)
            "\"%R/gone\"}},"
            "{\"id\": \"c\", \"activity\": {\"url\": \"%R/problem/Declined?non_retryable=1\"}}]}");
     start("brokensaga", "broken-1");
-    json_t *done = wait_result("broken-1");
+    json_t *done = wait_result(keeld.base_url, "broken-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "Declined");
@@ -242,13 +219,15 @@ static void test_compensation_failing_for_good(void **state)
     assert_int_equal(json_array_size(comp), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(comp, 0), "step")), "b");
     json_decref(done);
-    char *order = sql("SELECT string_agg(type || ':' || step, ',' ORDER BY seq) FROM events "
-                      "WHERE execution_id = 'broken-1' AND type IN ('compensation_failed', "
-                      "'compensation_completed')");
+    char *order =
+        harness_sqlf(db, "SELECT string_agg(type || ':' || step, ',' ORDER BY seq) FROM events "
+                         "WHERE execution_id = 'broken-1' AND type IN ('compensation_failed', "
+                         "'compensation_completed')");
     assert_sql("compensation_failed:b,compensation_completed:a", order);
     free(order);
-    char *st = sql("SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) FROM steps "
-                   "WHERE execution_id = 'broken-1'");
+    char *st = harness_sqlf(
+        db, "SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) FROM steps "
+            "WHERE execution_id = 'broken-1'");
     assert_sql("a=compensated,b=completed,c=failed", st);
     free(st);
 }
@@ -269,12 +248,13 @@ static void test_cancel_during_activity_and_sleep(void **state)
     post(409, &r, "/v1/executions/%s/cancel", "cancel-1");
     assert_problem(&r, 409, "already-cancelling");
     hreply_free(&r);
-    json_t *done = wait_result("cancel-1");
+    json_t *done = wait_result(keeld.base_url, "cancel-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
     json_decref(done);
-    char *types = sql("SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE execution_id "
-                      "= 'cancel-1' AND seq > (SELECT seq FROM events WHERE execution_id = "
-                      "'cancel-1' AND type = 'cancel_requested')");
+    char *types =
+        harness_sqlf(db, "SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE execution_id "
+                         "= 'cancel-1' AND seq > (SELECT seq FROM events WHERE execution_id = "
+                         "'cancel-1' AND type = 'cancel_requested')");
     assert_non_null(strstr(types, "step_completed"));
     assert_non_null(strstr(types, "compensation_completed"));
     assert_non_null(strstr(types, "execution_cancelled"));
@@ -284,14 +264,15 @@ static void test_cancel_during_activity_and_sleep(void **state)
     start("cancellable", "cancel-2");
     wait_step("cancel-2", "nap", "scheduled");
     post_body("/v1/executions/cancel-2/cancel", "{\"reason\": \"customer asked\"}", 202, NULL);
-    done = wait_result("cancel-2");
+    done = wait_result(keeld.base_url, "cancel-2");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
     json_decref(done);
-    char *st = sql("SELECT status FROM steps WHERE execution_id = 'cancel-2' AND step_id = "
-                   "'nap'");
+    char *st =
+        harness_sqlf(db, "SELECT status FROM steps WHERE execution_id = 'cancel-2' AND step_id = "
+                         "'nap'");
     assert_sql("skipped", st);
     free(st);
-    char *left = sql("SELECT count(*) FROM tasks WHERE execution_id = 'cancel-2'");
+    char *left = harness_sqlf(db, "SELECT count(*) FROM tasks WHERE execution_id = 'cancel-2'");
     assert_sql("0", left);
     free(left);
     post(409, &r, "/v1/executions/%s/cancel", "cancel-2");
@@ -309,21 +290,23 @@ static void test_terminate_ignores_late_results(void **state)
     start("terminable", "term-1");
     wait_step("term-1", "slow", "running");
     post(202, NULL, "/v1/executions/%s/terminate", "term-1");
-    json_t *done = wait_result("term-1");
+    json_t *done = wait_result(keeld.base_url, "term-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "terminated");
     json_decref(done);
     /* The webhook answers after the end: kept in the history, never applied. */
     char *ignored = NULL;
     for (int i = 0; i < 300 && !ignored; i++) {
-        ignored = sql("SELECT type FROM events WHERE execution_id = 'term-1' AND type = "
-                      "'result_ignored'");
+        ignored =
+            harness_sqlf(db, "SELECT type FROM events WHERE execution_id = 'term-1' AND type = "
+                             "'result_ignored'");
         if (!ignored)
             usleep(20000);
     }
     assert_sql("result_ignored", ignored);
     free(ignored);
-    char *n = sql("SELECT count(*) FROM events WHERE execution_id = 'term-1' AND type IN "
-                  "('step_completed', 'compensation_started')");
+    char *n =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'term-1' AND type IN "
+                         "('step_completed', 'compensation_started')");
     assert_sql("0", n);
     free(n);
     post(409, NULL, "/v1/executions/%s/terminate", "term-1");
@@ -338,11 +321,11 @@ static void test_retry_resumes_at_failed_step(void **state)
            "{\"max_attempts\": 2, \"initial_interval\": \"10ms\"}}],"
            "\"output\": \"${steps.second.output.echo}\"}");
     start("redrive", "redrive-1");
-    json_t *done = wait_result("redrive-1");
+    json_t *done = wait_result(keeld.base_url, "redrive-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
     json_decref(done);
     post(202, NULL, "/v1/executions/%s/retry", "redrive-1");
-    done = wait_result("redrive-1");
+    done = wait_result(keeld.base_url, "redrive-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     assert_true(json_is_null(json_object_get(done, "error")));
     json_t *steps = json_object_get(done, "steps");
@@ -350,8 +333,9 @@ static void test_retry_resumes_at_failed_step(void **state)
     json_decref(done);
     /* The first step ran once; its result was kept. */
     assert_int_equal(key_field("redrive-1/first", "deliveries"), 1);
-    char *n = sql("SELECT count(*) FROM events WHERE execution_id = 'redrive-1' AND type = "
-                  "'execution_retried'");
+    char *n =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'redrive-1' AND type = "
+                         "'execution_retried'");
     assert_sql("1", n);
     free(n);
     struct hreply r;
@@ -395,7 +379,7 @@ static void test_async_completion_and_tokens(void **state)
     post_body(path, "{\"details\": {\"progress\": 0.5}}", 200, NULL);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
     post_body(path, "{\"output\": {\"approved\": true}}", 202, NULL);
-    json_t *done = wait_result("async-1");
+    json_t *done = wait_result(keeld.base_url, "async-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     assert_true(json_is_true(json_object_get(json_object_get(done, "output"), "approved")));
     json_decref(done);
@@ -426,15 +410,16 @@ static void test_async_completed_before_accept(void **state)
     post_body(path, "{}", 200, NULL);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
     post_body(path, "{\"output\": \"early\"}", 202, NULL);
-    json_t *done = wait_result("eager-1");
+    json_t *done = wait_result(keeld.base_url, "eager-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(done, "output")), "early");
     json_decref(done);
     post_body(path, "{\"output\": 2}", 409, NULL);
     /* The late 202 is not applied: the step completed once, with the early output. */
     usleep(900 * 1000);
-    char *n = sql("SELECT count(*) FROM events WHERE execution_id = 'eager-1' AND type = "
-                  "'step_completed' AND step = 'job'");
+    char *n =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'eager-1' AND type = "
+                         "'step_completed' AND step = 'job'");
     assert_sql("1", n);
     free(n);
 }
@@ -453,13 +438,15 @@ static void test_async_heartbeat_timeout_retries(void **state)
         usleep(20000);
     }
     assert_true(key_field("hb-1/work", "deliveries") >= 2);
-    char *t = sql("SELECT data->'error'->>'type' FROM events WHERE execution_id = 'hb-1' AND "
-                  "type = 'attempt_failed' AND attempt = 1");
+    char *t = harness_sqlf(
+        db, "SELECT data->'error'->>'type' FROM events WHERE execution_id = 'hb-1' AND "
+            "type = 'attempt_failed' AND attempt = 1");
     assert_sql("heartbeat_timeout", t);
     free(t);
     /* The stale token of attempt 1 no longer completes anything. */
-    char *old = sql("SELECT token FROM attempt_tokens WHERE execution_id = 'hb-1' AND attempt "
-                    "= 1");
+    char *old =
+        harness_sqlf(db, "SELECT token FROM attempt_tokens WHERE execution_id = 'hb-1' AND attempt "
+                         "= 1");
     assert_non_null(old);
     char path[256];
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", old);
@@ -470,8 +457,9 @@ static void test_async_heartbeat_timeout_retries(void **state)
     free(old);
     char *cur = NULL;
     for (int i = 0; i < 300 && !cur; i++) {
-        cur = sql("SELECT token FROM attempt_tokens WHERE execution_id = 'hb-1' AND attempt = "
-                  "2");
+        cur = harness_sqlf(
+            db, "SELECT token FROM attempt_tokens WHERE execution_id = 'hb-1' AND attempt = "
+                "2");
         if (!cur)
             usleep(20000);
     }
@@ -479,7 +467,7 @@ static void test_async_heartbeat_timeout_retries(void **state)
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", cur);
     post_body(path, "{\"output\": 1}", 202, NULL);
     free(cur);
-    json_t *done = wait_result("hb-1");
+    json_t *done = wait_result(keeld.base_url, "hb-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     json_decref(done);
 }

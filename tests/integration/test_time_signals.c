@@ -21,20 +21,14 @@ static const char *const env[] = {"KEEL_LEASE_GRACE_MS=300", NULL};
 static int setup(void **state)
 {
     (void)state;
-    db = harness_create_db("keel_it_time");
-    receiver_start(&receiver, NULL);
-    keeld_start(&keeld, db, env, NULL);
+    stack_start("keel_it_time", env, &db, &keeld, &receiver);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    proc_signal(&keeld, SIGTERM);
-    assert_int_equal(proc_wait(&keeld, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &keeld, &receiver);
     return 0;
 }
 
@@ -48,29 +42,6 @@ static void post(const char *path, const char *body, long want, struct hreply *o
         *out = r;
     else
         hreply_free(&r);
-}
-
-static json_t *wait_result(const char *id)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/v1/executions/%s/result?wait=30", id);
-    struct hreply r;
-    http_get(keeld.base_url, path, &r);
-    if (r.status != 200)
-        fail_msg("%s did not end: %ld %s", id, r.status, r.body);
-    json_t *j = json_incref(r.json);
-    hreply_free(&r);
-    return j;
-}
-
-__attribute__((format(printf, 1, 2))) static char *sql(const char *fmt, ...)
-{
-    char q[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return harness_sql_value(db, q);
 }
 
 static void test_timer_survives_kill9(void **state)
@@ -89,14 +60,15 @@ static void test_timer_survives_kill9(void **state)
     sleep(2);
     int64_t restart = now_ms();
     keeld_start(&keeld, db, env, NULL);
-    json_t *done = wait_result("nap-1");
+    json_t *done = wait_result(keeld.base_url, "nap-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     json_decref(done);
     /* A late timer fires at once after the restart (well within a second of coming up). */
     assert_true(now_ms() - restart < 8000);
-    char *n = sql("SELECT count(*) FROM events WHERE execution_id = '%s' AND type = "
-                  "'timer_fired'",
-                  "nap-1");
+    char *n = harness_sqlf(db,
+                           "SELECT count(*) FROM events WHERE execution_id = '%s' AND type = "
+                           "'timer_fired'",
+                           "nap-1");
     assert_string_equal(n, "1");
     free(n);
 }
@@ -107,10 +79,12 @@ static void test_timer_is_punctual(void **state)
     post("/v1/workflows",
          "{\"name\": \"punctual\", \"steps\": [{\"id\": \"t\", \"sleep\": \"1s\"}]}", 201, NULL);
     post("/v1/workflows/punctual/executions", "{\"id\": \"punctual-1\"}", 201, NULL);
-    json_t *done = wait_result("punctual-1");
+    json_t *done = wait_result(keeld.base_url, "punctual-1");
     json_decref(done);
     /* Fired within a second of due (the check is generous; the design aims for milliseconds). */
-    char *late = sql("SELECT extract(epoch FROM f.at - (s.data->>'due_at')::timestamptz) * 1000 "
+    char *late =
+        harness_sqlf(db,
+                     "SELECT extract(epoch FROM f.at - (s.data->>'due_at')::timestamptz) * 1000 "
                      "FROM events s JOIN events f ON f.execution_id = s.execution_id AND f.type "
                      "= 'timer_fired' WHERE s.execution_id = '%s' AND s.type = 'timer_started'",
                      "punctual-1");
@@ -136,13 +110,15 @@ static void test_signal_before_and_after_wait(void **state)
     assert_false(json_is_true(json_object_get(r.json, "consumed")));
     hreply_free(&r);
     post("/v1/executions/early/signals/approve", "{\"by\": \"bob\"}", 202, NULL);
-    json_t *done = wait_result("early");
+    json_t *done = wait_result(keeld.base_url, "early");
     assert_string_equal(json_string_value(json_object_get(json_object_get(done, "output"), "by")),
                         "ann");
     json_decref(done);
-    char *n = sql("SELECT count(*) FROM signals WHERE execution_id = '%s' AND consumed_seq IS "
-                  "NULL",
-                  "early");
+    char *n =
+        harness_sqlf(db,
+                     "SELECT count(*) FROM signals WHERE execution_id = '%s' AND consumed_seq IS "
+                     "NULL",
+                     "early");
     assert_string_equal(n, "1");
     free(n);
 
@@ -150,9 +126,11 @@ static void test_signal_before_and_after_wait(void **state)
     post("/v1/workflows/approval/executions", "{\"id\": \"late\"}", 201, NULL);
     char *waiting = NULL;
     for (int i = 0; i < 250 && !waiting; i++) {
-        waiting = sql("SELECT 1 FROM steps WHERE execution_id = '%s' AND step_id = 'approve' "
-                      "AND status = 'waiting'",
-                      "late");
+        waiting =
+            harness_sqlf(db,
+                         "SELECT 1 FROM steps WHERE execution_id = '%s' AND step_id = 'approve' "
+                         "AND status = 'waiting'",
+                         "late");
         if (!waiting)
             usleep(20000);
     }
@@ -161,14 +139,16 @@ static void test_signal_before_and_after_wait(void **state)
     post("/v1/executions/late/signals/approve", "{\"by\": \"cy\"}", 202, &r);
     assert_true(json_is_true(json_object_get(r.json, "consumed")));
     hreply_free(&r);
-    done = wait_result("late");
+    done = wait_result(keeld.base_url, "late");
     assert_string_equal(json_string_value(json_object_get(json_object_get(done, "output"), "by")),
                         "cy");
     json_decref(done);
-    char *types = sql("SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE "
-                      "execution_id = '%s' AND type LIKE 'signal%%' OR (execution_id = 'late' "
-                      "AND type = 'wait_started')",
-                      "late");
+    char *types =
+        harness_sqlf(db,
+                     "SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE "
+                     "execution_id = '%s' AND type LIKE 'signal%%' OR (execution_id = 'late' "
+                     "AND type = 'wait_started')",
+                     "late");
     assert_string_equal(types, "wait_started,signal_received,signal_consumed");
     free(types);
 
@@ -201,7 +181,7 @@ static void test_signal_idempotency_key(void **state)
         hreply_free(&r);
     }
     /* The repeats were no-ops: the second wait saw no signal and timed out (continue). */
-    json_t *done = wait_result("twice-1");
+    json_t *done = wait_result(keeld.base_url, "twice-1");
     /* After the end, the same key is still a no-op (202), not a 409. */
     struct hreply again;
     assert_int_equal(http_do(keeld.base_url, "POST", "/v1/executions/twice-1/signals/go",
@@ -216,11 +196,12 @@ static void test_signal_idempotency_key(void **state)
     assert_int_equal(json_integer_value(json_object_get(out, "one")), 1);
     assert_true(json_is_null(json_object_get(out, "two")));
     json_decref(done);
-    char *n = sql("SELECT count(*) FROM signals WHERE execution_id = '%s'", "twice-1");
+    char *n = harness_sqlf(db, "SELECT count(*) FROM signals WHERE execution_id = '%s'", "twice-1");
     assert_string_equal(n, "1");
     free(n);
-    n = sql("SELECT count(*) FROM events WHERE execution_id = '%s' AND type = 'wait_timed_out'",
-            "twice-1");
+    n = harness_sqlf(
+        db, "SELECT count(*) FROM events WHERE execution_id = '%s' AND type = 'wait_timed_out'",
+        "twice-1");
     assert_string_equal(n, "1");
     free(n);
 }
@@ -233,7 +214,7 @@ static void test_wait_timeout_fails(void **state)
          "\"timeout\": \"500ms\"}, \"on_timeout\": \"fail\"}]}",
          201, NULL);
     post("/v1/workflows/impatient/executions", "{\"id\": \"impatient-1\"}", 201, NULL);
-    json_t *done = wait_result("impatient-1");
+    json_t *done = wait_result(keeld.base_url, "impatient-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "timeout");

@@ -97,6 +97,16 @@ char *harness_sql_value(const char *conninfo, const char *sql)
     return v;
 }
 
+char *harness_sqlf(const char *conninfo, const char *fmt, ...)
+{
+    char q[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return harness_sql_value(conninfo, q);
+}
+
 void harness_pg(const char *action)
 {
     const char *argv[] = {harness_env("KEEL_TEST_PGCTL"), action, NULL};
@@ -242,7 +252,7 @@ void receiver_start_on(struct proc *p, const char *secret, uint16_t port)
     char port_text[8];
     snprintf(port_text, sizeof port_text, "%u", port);
     const char *argv[] = {harness_env("KEEL_RECEIVER_BIN"), "--port", port_text,
-                          secret ? "--secret" : NULL, secret, NULL};
+                          secret ? "--secret" : NULL,       secret,   NULL};
     p->pid = spawn(argv, NULL, p->log_path);
     int64_t deadline = now_ms() + 30000;
     while (now_ms() < deadline) {
@@ -270,6 +280,37 @@ json_t *receiver_stats(const struct proc *p, const char *query)
     hreply_free(&r);
     if (!j)
         fail_msg("receiver stats are not JSON");
+    return j;
+}
+
+void stack_start(const char *db_name, const char *const *env, char **db, struct proc *keeld,
+                 struct proc *receiver)
+{
+    *db = harness_create_db(db_name);
+    receiver_start(receiver, NULL);
+    keeld_start(keeld, *db, env, NULL);
+}
+
+void stack_stop(char **db, struct proc *keeld, struct proc *receiver)
+{
+    proc_signal(keeld, SIGTERM);
+    assert_int_equal(proc_wait(keeld, 20000), 0);
+    proc_signal(receiver, SIGTERM);
+    proc_wait(receiver, 5000);
+    free(*db);
+    *db = NULL;
+}
+
+json_t *wait_result(const char *base_url, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/executions/%s/result?wait=30", id);
+    struct hreply r;
+    http_get(base_url, path, &r);
+    if (r.status != 200)
+        fail_msg("%s did not end: %ld %s", id, r.status, r.body);
+    json_t *j = json_incref(r.json);
+    hreply_free(&r);
     return j;
 }
 

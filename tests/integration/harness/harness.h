@@ -18,6 +18,9 @@ char *harness_create_db(const char *name);
 /* Runs SQL on the database and returns the first column of the first row as a new string, or
  * NULL when there is no row (caller frees). */
 char *harness_sql_value(const char *conninfo, const char *sql);
+/* harness_sql_value with a printf-style query. */
+char *harness_sqlf(const char *conninfo, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Runs the scripts/test-provided pg_ctl wrapper: "stop", "start" or "restart". */
 void harness_pg(const char *action);
 
@@ -44,6 +47,14 @@ void receiver_start(struct proc *p, const char *secret);
 void receiver_start_on(struct proc *p, const char *secret, uint16_t port);
 /* GET /_stats of the receiver ("?key=K" etc. in query, may be ""); a new reference. */
 json_t *receiver_stats(const struct proc *p, const char *query);
+/* The usual stack of a test group: a fresh database, a receiver (unsigned) and keeld with env.
+ * stack_stop sends keeld SIGTERM and asserts it exits 0, stops the receiver, frees *db. */
+void stack_start(const char *db_name, const char *const *env, char **db, struct proc *keeld,
+                 struct proc *receiver);
+void stack_stop(char **db, struct proc *keeld, struct proc *receiver);
+/* Long-polls GET /v1/executions/{id}/result?wait=30 and fails the test unless it ended (200);
+ * returns the execution (new reference). */
+json_t *wait_result(const char *base_url, const char *id);
 /* Waits for the process to exit, up to timeout_ms; returns its exit status (0-255), 128+signal
  * when killed by a signal, or -1 on timeout. */
 int proc_wait(struct proc *p, int timeout_ms);
