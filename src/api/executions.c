@@ -111,9 +111,9 @@ void api_executions_start(struct http_request *req)
         goto db_fail;
     char vtext[16];
     snprintf(vtext, sizeof vtext, "%lld", (long long)version);
-    const char *wp[] = {workflow, vtext};
-    r = version ? store_run(conn, STMT_WORKFLOW_VERSION, 2, wp)
-                : store_run(conn, STMT_WORKFLOW_LATEST, 1, wp);
+    /* Only the version number is needed here, not the definition's JSON. */
+    const char *wp[] = {workflow, version ? vtext : NULL};
+    r = store_run(conn, STMT_WORKFLOW_PICK_VERSION, 2, wp);
     if (!store_ok(r))
         goto db_fail;
     if (PQntuples(r) == 0) {

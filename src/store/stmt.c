@@ -166,6 +166,9 @@ static const struct {
                              "'compensation') FOR UPDATE"},
     [STMT_TASK_DROP] = {"task_drop", "DELETE FROM tasks WHERE id = $1::bigint"},
     [STMT_TOKEN_USE] = {"token_use", "UPDATE attempt_tokens SET used_at = now() WHERE token = $1"},
+    [STMT_WORKFLOW_PICK_VERSION] = {"workflow_pick_version",
+                                    "SELECT version FROM workflows WHERE name = $1 AND ($2::int "
+                                    "IS NULL OR version = $2::int) ORDER BY version DESC LIMIT 1"},
     [STMT_EXEC_LOCK_STATUS] = {"exec_lock_status",
                                "SELECT status FROM executions WHERE id = $1 FOR UPDATE"},
 };

@@ -33,6 +33,7 @@ enum store_stmt {
     STMT_TOKEN_USE,        /* $1 token: mark it used */
     STMT_TOKEN_IN_TASKS,   /* $1 execution, $2 token -> task id, step, attempt, compensation */
     STMT_TASK_DROP,        /* $1 task id: delete it, whoever holds it */
+    STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT__COUNT
 };
 
