@@ -71,6 +71,11 @@ void api_bad_parameter(struct http_request *req, const char *name, const char *m
     free(detail);
 }
 
+void api_add_field_error(json_t *errors, const char *pointer, const char *message)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
+}
+
 void api_invalid_field(struct http_request *req, const char *pointer, const char *message)
 {
     json_t *errors = json_pack("[{s:s, s:s}]", "pointer", pointer, "message", message);

@@ -28,6 +28,8 @@ bool api_parse_limit(struct http_request *req, int *limit);
 bool api_valid_name(const char *s, size_t max, const char *extra);
 /* Replies 400 naming a query parameter. */
 void api_bad_parameter(struct http_request *req, const char *name, const char *message);
+/* Appends {"pointer", "message"} to an errors array of a 422 problem. */
+void api_add_field_error(json_t *errors, const char *pointer, const char *message);
 /* Replies 422 with a single error at pointer. */
 void api_invalid_field(struct http_request *req, const char *pointer, const char *message);
 

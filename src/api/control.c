@@ -35,16 +35,13 @@ static bool read_reason(struct http_request *req, bool reason_allowed, json_t **
         char *ptr = xasprintf("/%s", key);
         if (reason_allowed && !strcmp(key, "reason")) {
             if (!json_is_string(v) || strlen(json_string_value(v)) > REASON_MAX)
-                json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", ptr, "message",
-                                                        "must be a string of at most 1024 "
-                                                        "bytes"));
+                api_add_field_error(errors, ptr, "must be a string of at most 1024 bytes");
             else
                 *reason = json_string_value(v);
         } else {
-            json_array_append_new(
-                errors, json_pack("{s:s, s:s}", "pointer", ptr, "message",
-                                  reason_allowed ? "unknown field (allowed: reason)"
-                                                 : "unknown field (this request takes none)"));
+            api_add_field_error(errors, ptr,
+                                reason_allowed ? "unknown field (allowed: reason)"
+                                               : "unknown field (this request takes none)");
         }
         free(ptr);
     }

@@ -24,11 +24,6 @@ static bool valid_execution_id(const char *s)
     return api_valid_name(s, EXECUTION_ID_MAX, "_-:@");
 }
 
-static void add_error(json_t *errors, const char *pointer, const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
-}
-
 static void reply_execution(struct http_request *req, PGconn *conn, const char *id, int status)
 {
     char st[16];
@@ -57,9 +52,9 @@ void api_executions_start(struct http_request *req)
     json_t *input = NULL;
     json_int_t version = 0;
     if (body && !json_is_object(body)) {
-        add_error(errors, "",
-                  "the body must be a JSON object {\"id\"?, \"input\"?, "
-                  "\"version\"?}");
+        api_add_field_error(errors, "",
+                            "the body must be a JSON object {\"id\"?, \"input\"?, "
+                            "\"version\"?}");
     } else if (body) {
         const char *key;
         json_t *v;
@@ -67,7 +62,8 @@ void api_executions_start(struct http_request *req)
         {
             if (!strcmp(key, "id")) {
                 if (!json_is_string(v) || !valid_execution_id(json_string_value(v)))
-                    add_error(errors, "/id", "must be 1-128 characters of A-Z a-z 0-9 _ - : @");
+                    api_add_field_error(errors, "/id",
+                                        "must be 1-128 characters of A-Z a-z 0-9 _ - : @");
                 else
                     given_id = json_string_value(v);
             } else if (!strcmp(key, "input")) {
@@ -75,12 +71,12 @@ void api_executions_start(struct http_request *req)
             } else if (!strcmp(key, "version")) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                     json_integer_value(v) > 2147483647)
-                    add_error(errors, "/version", "must be a positive integer");
+                    api_add_field_error(errors, "/version", "must be a positive integer");
                 else
                     version = json_integer_value(v);
             } else {
                 char *ptr = xasprintf("/%s", key);
-                add_error(errors, ptr, "unknown field (allowed: id, input, version)");
+                api_add_field_error(errors, ptr, "unknown field (allowed: id, input, version)");
                 free(ptr);
             }
         }

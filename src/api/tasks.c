@@ -17,18 +17,13 @@
 
 enum task_call { TASK_COMPLETE, TASK_FAIL, TASK_HEARTBEAT };
 
-static void add_error(json_t *errors, const char *pointer, const char *message)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
-}
-
 /* Checks the body of each call; fills *in. Returns false after replying 422. */
 static bool validate(struct http_request *req, enum task_call call, json_t *body,
                      struct engine_input *in)
 {
     json_t *errors = json_array();
     if (body && !json_is_object(body)) {
-        add_error(errors, "", "the body must be a JSON object");
+        api_add_field_error(errors, "", "the body must be a JSON object");
     } else if (body) {
         const char *key;
         json_t *v;
@@ -41,31 +36,32 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
                 json_t *type = json_object_get(v, "type");
                 json_t *message = json_object_get(v, "message");
                 if (!json_is_object(v))
-                    add_error(errors, ptr, "must be an object {\"type\", \"message\"}");
+                    api_add_field_error(errors, ptr, "must be an object {\"type\", \"message\"}");
                 else if (!json_is_string(type) || !*json_string_value(type))
-                    add_error(errors, "/error/type", "must be a non-empty string");
+                    api_add_field_error(errors, "/error/type", "must be a non-empty string");
                 else if (message && !json_is_string(message))
-                    add_error(errors, "/error/message", "must be a string");
+                    api_add_field_error(errors, "/error/message", "must be a string");
                 else
                     in->error = v;
             } else if (call == TASK_FAIL && !strcmp(key, "non_retryable")) {
                 if (!json_is_boolean(v))
-                    add_error(errors, ptr, "must be true or false");
+                    api_add_field_error(errors, ptr, "must be true or false");
                 else
                     in->non_retryable = json_is_true(v);
             } else if (call == TASK_HEARTBEAT && !strcmp(key, "details")) {
                 in->details = v;
             } else {
-                add_error(errors, ptr,
-                          call == TASK_COMPLETE ? "unknown field (allowed: output)"
-                          : call == TASK_FAIL   ? "unknown field (allowed: error, non_retryable)"
-                                                : "unknown field (allowed: details)");
+                api_add_field_error(errors, ptr,
+                                    call == TASK_COMPLETE ? "unknown field (allowed: output)"
+                                    : call == TASK_FAIL
+                                        ? "unknown field (allowed: error, non_retryable)"
+                                        : "unknown field (allowed: details)");
             }
             free(ptr);
         }
     }
     if (call == TASK_FAIL && !in->error && json_array_size(errors) == 0)
-        add_error(errors, "/error", "is required: {\"type\", \"message\"}");
+        api_add_field_error(errors, "/error", "is required: {\"type\", \"message\"}");
     if (json_array_size(errors) > 0) {
         http_reply_problem_ext(req, 422, "validation", "Invalid request",
                                "the request body has errors", errors, NULL);
