@@ -34,9 +34,11 @@ static const struct option_def options[] = {
     {"listen", "KEEL_LISTEN", OPT_STRING, "127.0.0.1:8080", 0, 0, OFF(listen),
      "Address and port of the HTTP API and UI (host:port, [v6]:port)."},
     {"webhook-secret", "KEEL_WEBHOOK_SECRET", OPT_STRING, NULL, 0, 0, OFF(webhook_secret),
-     "Secrets that sign activity webhooks: whsec_<base64>, several separated by spaces."},
+     "Secrets that sign activity webhooks: whsec_<base64> of a key of at least 24 bytes, "
+     "several separated by spaces."},
     {"api-tokens", "KEEL_API_TOKENS", OPT_STRING, NULL, 0, 0, OFF(api_tokens),
-     "Comma-separated bearer tokens for /v1. Unset: no authentication."},
+     "Comma-separated bearer tokens required on every route but /healthz, /readyz, the UI and "
+     "/v1/tasks/{token}/... (and /metrics with KEEL_METRICS_PUBLIC). Unset: no authentication."},
     {"log-level", "KEEL_LOG_LEVEL", OPT_LOG_LEVEL, "info", 0, 0, OFF(log_level),
      "debug, info, warn or error."},
     {"workers", "KEEL_WORKERS", OPT_LONG, "4", 1, 256, OFF(workers),
@@ -47,6 +49,18 @@ static const struct option_def options[] = {
      "Database connections shared by API requests."},
     {"max-body-bytes", "KEEL_MAX_BODY_BYTES", OPT_LONG, "1048576", 1024, 1073741824,
      OFF(max_body_bytes), "Largest accepted request body; larger ones get 413."},
+    {"http-max-connections", "KEEL_HTTP_MAX_CONNECTIONS", OPT_LONG, "1024", 1, 65536,
+     OFF(http_max_connections),
+     "Open HTTP connections at once, long polls included; more are closed at once."},
+    {"http-max-connections-per-ip", "KEEL_HTTP_MAX_CONNECTIONS_PER_IP", OPT_LONG, "128", 0, 65536,
+     OFF(http_max_connections_per_ip),
+     "Open HTTP connections at once from one client address; 0 = no limit (behind a proxy)."},
+    {"http-request-timeout", "KEEL_HTTP_REQUEST_TIMEOUT", OPT_LONG, "15", 1, 3600,
+     OFF(http_request_timeout),
+     "Seconds a connection may stay silent (mid-request or idle between requests) before it is "
+     "closed; long polls are not cut by it."},
+    {"metrics-public", "KEEL_METRICS_PUBLIC", OPT_BOOL, "false", 0, 0, OFF(metrics_public),
+     "Serve /metrics without an API token even when KEEL_API_TOKENS is set."},
     {"shutdown-grace-ms", "KEEL_SHUTDOWN_GRACE_MS", OPT_LONG, "10000", 0, 3600000,
      OFF(shutdown_grace_ms), "On SIGTERM/SIGINT, how long to wait for in-flight requests."},
     {"lease-grace-ms", "KEEL_LEASE_GRACE_MS", OPT_LONG, "30000", 100, 86400000, OFF(lease_grace_ms),
@@ -58,6 +72,22 @@ static const struct option_def options[] = {
      "Do not apply pending migrations at start (use 'keeld migrate')."},
     {"ui-dir", "KEEL_UI_DIR", OPT_STRING, NULL, 0, 0, OFF(ui_dir),
      "Serve the web UI from this folder (e.g. web-ui/) instead of the copy built into keeld."},
+    {"db-lock-timeout-ms", "KEEL_DB_LOCK_TIMEOUT_MS", OPT_LONG, "5000", 0, 3600000,
+     OFF(db_lock_timeout_ms),
+     "How long a database statement waits for a lock held by another keeld or request; then "
+     "an API call answers 503 with Retry-After and the engine retries. 0 = wait for ever."},
+    {"db-idle-in-transaction-timeout-ms", "KEEL_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", OPT_LONG,
+     "10000", 0, 3600000, OFF(db_idle_in_tx_ms),
+     "PostgreSQL ends a keeld session left idle inside a transaction this long (a paused or "
+     "hung keeld), releasing its locks. 0 = never."},
+    {"db-tcp-user-timeout-ms", "KEEL_DB_TCP_USER_TIMEOUT_MS", OPT_LONG, "30000", 0, 3600000,
+     OFF(db_tcp_user_timeout_ms),
+     "Database connections whose data stays unacknowledged this long (a network partition) are "
+     "closed on both sides; TCP keepalives probe idle ones. 0 = the OS default."},
+    {"activity-allow", "KEEL_ACTIVITY_ALLOW", OPT_STRING, NULL, 0, 0, OFF(activity_allow),
+     "Comma-separated hosts, host:port and CIDRs (IPv4, IPv6) that activity URLs may reach. "
+     "Unset: any destination except link-local/cloud metadata addresses and keeld's own "
+     "listen address, which are refused unless listed here."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -22,15 +22,23 @@ struct config {
     char *webhook_secret; /* whsec_... secrets separated by spaces; NULL = unsigned webhooks */
     char *api_tokens;     /* comma-separated bearer tokens; NULL = no authentication */
     enum log_level log_level;
-    long workers;           /* engine worker threads */
-    long http_threads;      /* HTTP server threads */
-    long db_pool_size;      /* PostgreSQL connections for API requests */
-    long max_body_bytes;    /* request body cap; larger bodies get 413 */
-    long shutdown_grace_ms; /* how long SIGTERM waits for in-flight requests */
-    long lease_grace_ms;    /* an attempt's lease lasts its timeout plus this */
-    long max_in_flight;     /* activity attempts on the wire at once */
-    bool no_migrate;        /* do not apply migrations at start */
-    char *ui_dir;           /* serve the UI from this folder instead of the embedded copy */
+    long workers;                     /* engine worker threads */
+    long http_threads;                /* HTTP server threads */
+    long db_pool_size;                /* PostgreSQL connections for API requests */
+    long max_body_bytes;              /* request body cap; larger bodies get 413 */
+    long http_max_connections;        /* open HTTP connections at once */
+    long http_max_connections_per_ip; /* the same from one client address; 0 = no limit */
+    long http_request_timeout;        /* seconds of silence before a connection is closed */
+    bool metrics_public;              /* /metrics needs no token even with api_tokens */
+    long shutdown_grace_ms;           /* how long SIGTERM waits for in-flight requests */
+    long lease_grace_ms;              /* an attempt's lease lasts its timeout plus this */
+    long max_in_flight;               /* activity attempts on the wire at once */
+    bool no_migrate;                  /* do not apply migrations at start */
+    char *ui_dir;                /* serve the UI from this folder instead of the embedded copy */
+    long db_lock_timeout_ms;     /* lock_timeout of every keeld session; 0 = none */
+    long db_idle_in_tx_ms;       /* idle_in_transaction_session_timeout; 0 = none */
+    long db_tcp_user_timeout_ms; /* tcp_user_timeout of database connections; 0 = OS default */
+    char *activity_allow;        /* KEEL_ACTIVITY_ALLOW; NULL = default destination policy */
 };
 
 /* Fills cfg from defaults, then the environment (KEEL_*), then argv. On a bad value or an

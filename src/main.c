@@ -11,21 +11,39 @@
 #include "store/migrate.h"
 #include "runner/runner.h"
 #include "store/pool.h"
+#include "webhook/destination.h"
+#include "webhook/sign.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+/* True when SIGTERM or SIGINT is pending. serve() blocks them in every thread before start-up,
+ * so one sent while keeld waits for the database stays pending until looked at here. */
+static bool stop_requested(void *arg)
+{
+    (void)arg;
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
 /* Connects and applies migrations, retrying while the database is unreachable (it may still be
- * starting, as in a compose file) for up to wait_s seconds. */
+ * starting, as in a compose file) for up to wait_s seconds. Returns 0, -1 on failure, or -2
+ * when SIGTERM/SIGINT came meanwhile (noticed within about 100 ms, even in mid-connect). */
 static int migrate_database(const char *url, int wait_s)
 {
     for (int attempt = 0;; attempt++) {
         char *why = NULL;
-        PGconn *conn = store_connect(url, &why);
+        PGconn *conn = store_connect_interruptible(url, stop_requested, NULL, &why);
+        if (!conn && stop_requested(NULL)) {
+            free(why);
+            return -2;
+        }
         if (conn) {
             int n = store_migrate(conn, &why);
             PQfinish(conn);
@@ -47,7 +65,11 @@ static int migrate_database(const char *url, int wait_s)
         if (attempt == 0)
             log_warn("database not reachable yet; retrying", "error", why);
         free(why);
-        sleep(1);
+        for (int slice = 0; slice < 10; slice++) {
+            if (stop_requested(NULL))
+                return -2;
+            usleep(100 * 1000);
+        }
     }
 }
 
@@ -63,9 +85,62 @@ static void on_missed_notifications(void *arg)
     longpoll_recheck_all(app->longpoll);
 }
 
+/* A bad KEEL_WEBHOOK_SECRET (not base64, or a key shorter than WH_SECRET_MIN_BYTES) stops keeld
+ * before it touches the database, with the reason. */
+static bool webhook_secret_ok(const struct config *cfg)
+{
+    struct wh_secrets *secrets = NULL;
+    char *why = NULL;
+    if (!cfg->webhook_secret)
+        return true;
+    if (wh_secrets_parse(cfg->webhook_secret, &secrets, &why) < 0) {
+        log_error("KEEL_WEBHOOK_SECRET (--webhook-secret) is refused", "error", why);
+        free(why);
+        return false;
+    }
+    wh_secrets_free(secrets);
+    return true;
+}
+
+/* Each HTTP connection, database connection and webhook in flight holds a descriptor: raise
+ * the soft limit to the hard one, so that the connection caps, not a default of 1024 open
+ * files, decide how many clients are served. Warns when even that is below what the caps need. */
+static void raise_open_files_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = (rlim_t)cfg->http_max_connections + (rlim_t)cfg->max_in_flight +
+                  (rlim_t)cfg->db_pool_size + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        char have[24], want[24];
+        snprintf(have, sizeof have, "%llu", (unsigned long long)rl.rlim_cur);
+        snprintf(want, sizeof want, "%llu", (unsigned long long)need);
+        log_warn("the open files limit is below what the connection limits need; raise it "
+                 "(ulimit -n) or lower KEEL_HTTP_MAX_CONNECTIONS",
+                 "limit", have, "needed", want);
+    }
+}
+
 static int serve(const struct config *cfg)
 {
     int rc = 1;
+    if (!webhook_secret_ok(cfg))
+        return 1;
+    /* Where activity webhooks may go; read by registration and the dispatcher. */
+    struct wh_dest_policy *destinations = NULL;
+    char *dest_why = NULL;
+    if (wh_dest_policy_new(cfg->activity_allow, cfg->listen, &destinations, &dest_why) < 0) {
+        log_error("KEEL_ACTIVITY_ALLOW (--activity-allow) is refused", "error", dest_why);
+        free(dest_why);
+        return 2;
+    }
+    wh_dest_set_global(destinations);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
@@ -74,8 +149,19 @@ static int serve(const struct config *cfg)
      * below receives them. */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-    if (!cfg->no_migrate && migrate_database(cfg->database_url, 60) < 0)
-        return 1;
+    if (!cfg->no_migrate) {
+        int mrc = migrate_database(cfg->database_url, 60);
+        if (mrc == -2) {
+            log_info("stopping: SIGTERM/SIGINT received while waiting for the database at "
+                     "start-up; exiting without serving",
+                     "exit_code", "1");
+        }
+        if (mrc < 0) {
+            wh_dest_set_global(NULL);
+            wh_dest_policy_free(destinations);
+            return 1;
+        }
+    }
     if (!cfg->api_tokens)
         log_warn("KEEL_API_TOKENS is not set: the API accepts requests without authentication");
     if (!cfg->webhook_secret)
@@ -102,10 +188,15 @@ static int serve(const struct config *cfg)
         free(why);
         goto out;
     }
+    raise_open_files_limit(cfg);
     struct http_server_config hcfg = {
         .listen = cfg->listen,
         .threads = cfg->http_threads,
         .max_body_bytes = cfg->max_body_bytes,
+        .max_connections = cfg->http_max_connections,
+        .max_connections_per_ip = cfg->http_max_connections_per_ip,
+        .request_timeout_s = cfg->http_request_timeout,
+        .metrics_public = cfg->metrics_public,
         .api_tokens = cfg->api_tokens,
         .routes = api_routes,
         .n_routes = api_n_routes,
@@ -120,6 +211,7 @@ static int serve(const struct config *cfg)
     }
     char port[8];
     snprintf(port, sizeof port, "%u", http_server_port(server));
+    wh_dest_policy_set_own_port(destinations, http_server_port(server));
     log_info("keeld listening", "listen", cfg->listen, "port", port, "version", KEEL_VERSION);
 
     int sig = 0;
@@ -148,6 +240,8 @@ out:
     runner_stop(app.runner, 0);
     longpoll_free(app.longpoll);
     store_pool_free(app.pool);
+    wh_dest_set_global(NULL);
+    wh_dest_policy_free(destinations);
     return rc;
 }
 
@@ -179,6 +273,11 @@ int main(int argc, char **argv)
             rc = 2;
             break;
         }
+        store_set_session_settings(&(struct store_session_settings){
+            .lock_timeout_ms = cfg.db_lock_timeout_ms,
+            .idle_in_tx_ms = cfg.db_idle_in_tx_ms,
+            .tcp_user_timeout_ms = cfg.db_tcp_user_timeout_ms,
+        });
         if (cfg.command == CONFIG_CMD_MIGRATE)
             rc = migrate_database(cfg.database_url, 0) < 0 ? 1 : 0;
         else

@@ -30,6 +30,10 @@ KEEL_BUILD_PACKAGES=(
   postgresql-15
   ca-certificates curl
 )
+# What the fuzz drivers need besides (fuzz/run, the "fuzz" stage of scripts/test): clang and
+# its libFuzzer and sanitizer runtimes (Debian 12 ships clang 14).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+KEEL_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 keel_say() { printf '==> %s\n' "$*" >&2; }
 keel_warn() { printf 'warning: %s\n' "$*" >&2; }

@@ -32,6 +32,17 @@ void api_db_release(struct http_request *req, PGconn *conn)
     store_release(app->pool, conn);
 }
 
+/* The request's path for a log line: a task token is a credential and never logged. */
+static char *loggable_path(const struct http_request *req)
+{
+    const char *path = http_path(req);
+    static const char prefix[] = "/v1/tasks/";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0)
+        return xstrdup(path);
+    const char *rest = strchr(path + sizeof prefix - 1, '/');
+    return xasprintf("%s{token}%s", prefix, rest ? rest : "");
+}
+
 void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r)
 {
     char *why = store_error(r, conn);
@@ -39,8 +50,15 @@ void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r)
         http_add_header(req, "Retry-After", "1");
         http_reply_problem(req, 503, "database-unavailable", "Database unavailable",
                            "the connection to the database was lost; retry");
+    } else if (store_conn_busy(conn)) {
+        /* Another request or keeld held a lock on the same rows past the lock timeout. */
+        http_add_header(req, "Retry-After", "1");
+        http_reply_problem(req, 503, "busy", "Resource busy",
+                           "another request or keeld holds a lock on it; retry");
     } else {
-        log_error("query failed", "method", http_method(req), "path", http_path(req), "error", why);
+        char *path = loggable_path(req);
+        log_error("query failed", "method", http_method(req), "path", path, "error", why);
+        free(path);
         http_reply_problem(req, 500, "internal", "Internal error", NULL);
     }
     free(why);
@@ -120,5 +138,23 @@ bool api_parse_limit(struct http_request *req, int *limit)
         return false;
     }
     *limit = (int)n;
+    return true;
+}
+
+const char *const api_no_query[] = {NULL};
+
+bool api_reject_unknown_query(struct http_request *req, const char *const *allowed)
+{
+    const char *unknown = http_query_unknown(req, allowed);
+    if (!unknown)
+        return false;
+    struct buf list = BUF_INIT;
+    for (size_t i = 0; allowed[i]; i++)
+        buf_printf(&list, "%s%s", i ? ", " : "", allowed[i]);
+    char *message = list.len ? xasprintf("unknown query parameter (allowed: %s)", list.data)
+                             : xstrdup("unknown query parameter (this route takes none)");
+    api_bad_parameter(req, unknown, message);
+    free(message);
+    buf_free(&list);
     return true;
 }

@@ -26,6 +26,13 @@ void api_reply_page(struct http_request *req, PGresult *r, int limit, const char
 bool api_parse_limit(struct http_request *req, int *limit);
 /* True when s has 1 to max characters, each a letter, a digit or one of extra. */
 bool api_valid_name(const char *s, size_t max, const char *extra);
+/* Replies 400 (invalid-parameter, naming the parameter and listing the allowed ones) and
+ * returns true when the query string has a parameter not in allowed (NULL-terminated; may be
+ * empty); returns false and replies nothing otherwise. Every handler calls it first, so a
+ * misspelt parameter (?stauts=failed) is never silently ignored. */
+bool api_reject_unknown_query(struct http_request *req, const char *const *allowed);
+/* The allowed list of a route that takes no query parameters. */
+extern const char *const api_no_query[];
 /* Replies 400 naming a query parameter. */
 void api_bad_parameter(struct http_request *req, const char *name, const char *message);
 /* Appends {"pointer", "message"} to an errors array of a 422 problem. */

@@ -121,15 +121,21 @@ static void control(struct http_request *req, enum engine_input_kind kind, const
 
 void api_executions_cancel(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     control(req, ENGINE_IN_CANCEL, "cancelled");
 }
 
 void api_executions_terminate(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     control(req, ENGINE_IN_TERMINATE, "terminated");
 }
 
 void api_executions_retry(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     control(req, ENGINE_IN_RETRY, "retried");
 }

@@ -10,7 +10,9 @@
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/b64.h"
+#include "util/buf.h"
 #include "util/ids.h"
+#include "util/jsonlimits.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -42,6 +44,8 @@ static void reply_execution(struct http_request *req, PGconn *conn, const char *
 
 void api_executions_start(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     struct app *app = http_app(req);
     const char *workflow = http_param(req, "name");
     json_t *body = http_body_json(req, true);
@@ -67,7 +71,22 @@ void api_executions_start(struct http_request *req)
                 else
                     given_id = json_string_value(v);
             } else if (!strcmp(key, "input")) {
-                input = v;
+                /* What could be stored but not read back (too deep), or not stored at all
+                 * (jsonb refuses NUL), is refused here, before anything is written. */
+                char where[256];
+                if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
+                    char *msg = xasprintf("nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
+                    api_add_field_error(errors, "/input", msg);
+                    free(msg);
+                } else if (json_find_nul(v, where, sizeof where)) {
+                    char *ptr = xasprintf("/input%s", where);
+                    api_add_field_error(errors, ptr,
+                                        "holds \\u0000 (a NUL character), which cannot be "
+                                        "stored");
+                    free(ptr);
+                } else {
+                    input = v;
+                }
             } else if (!strcmp(key, "version")) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                     json_integer_value(v) > 2147483647)
@@ -188,31 +207,58 @@ static const char *const statuses[] = {"running", "completed", "failed", "cancel
 
 void api_executions_list(struct http_request *req)
 {
+    static const char *const allowed[] = {"workflow", "status", "since", "until",
+                                          "limit",    "cursor", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
     int limit;
     if (!api_parse_limit(req, &limit))
         return;
     const char *workflow = http_query(req, "workflow");
-    const char *status = http_query(req, "status");
+    const char *status_param = http_query(req, "status");
     const char *since = http_query(req, "since");
     const char *until = http_query(req, "until");
     const char *cursor = http_query(req, "cursor");
-    if (status) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
-            ok |= !strcmp(status, statuses[i]);
-        if (!ok) {
-            api_bad_parameter(req, "status",
-                              "must be running, completed, failed, cancelled or terminated");
-            return;
+    /* ?status=running,failed: any of them; each one must be a status. */
+    char *status = NULL;
+    if (status_param) {
+        struct buf arr = BUF_INIT;
+        buf_putc(&arr, '{');
+        const char *p = status_param;
+        for (;;) {
+            size_t n = strcspn(p, ",");
+            bool ok = false;
+            for (size_t i = 0; i < sizeof statuses / sizeof statuses[0] && !ok; i++)
+                ok = strlen(statuses[i]) == n && !strncmp(p, statuses[i], n);
+            if (!ok) {
+                char *msg = xasprintf("\"%.*s\" is not a status; use running, completed, "
+                                      "failed, cancelled or terminated, several separated by "
+                                      "commas",
+                                      (int)(n > 64 ? 64 : n), p);
+                api_bad_parameter(req, "status", msg);
+                free(msg);
+                buf_free(&arr);
+                return;
+            }
+            if (arr.len > 1)
+                buf_putc(&arr, ',');
+            buf_append(&arr, p, n);
+            if (!p[n])
+                break;
+            p += n + 1;
         }
+        buf_putc(&arr, '}');
+        status = buf_steal(&arr);
     }
     int64_t t;
     if (since && !time_parse_rfc3339(since, &t)) {
         api_bad_parameter(req, "since", "must be an RFC 3339 time, e.g. 2026-01-02T03:04:05Z");
+        free(status);
         return;
     }
     if (until && !time_parse_rfc3339(until, &t)) {
         api_bad_parameter(req, "until", "must be an RFC 3339 time, e.g. 2026-01-02T03:04:05Z");
+        free(status);
         return;
     }
     char *cur = NULL;
@@ -223,6 +269,7 @@ void api_executions_list(struct http_request *req)
         char *nl = cur && strlen(cur) == len ? strchr(cur, '\n') : NULL;
         if (!nl) {
             free(cur);
+            free(status);
             api_bad_parameter(req, "cursor", "not a cursor this API returned");
             return;
         }
@@ -233,6 +280,7 @@ void api_executions_list(struct http_request *req)
     PGconn *conn = api_db_acquire(req);
     if (!conn) {
         free(cur);
+        free(status);
         return;
     }
     char lim[16];
@@ -247,10 +295,13 @@ void api_executions_list(struct http_request *req)
     PQclear(r);
     api_db_release(req, conn);
     free(cur);
+    free(status);
 }
 
 void api_executions_get(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     PGconn *conn = api_db_acquire(req);
     if (!conn)
         return;
@@ -270,6 +321,9 @@ static bool parse_nonneg(const char *v, long long max, long long *out)
 
 void api_executions_history(struct http_request *req)
 {
+    static const char *const allowed[] = {"after_seq", "limit", "cursor", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
     const char *id = http_param(req, "id");
     int limit;
     if (!api_parse_limit(req, &limit))
@@ -321,6 +375,9 @@ out:
 
 void api_executions_result(struct http_request *req)
 {
+    static const char *const allowed[] = {"wait", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
     struct app *app = http_app(req);
     const char *id = http_param(req, "id");
     long long wait_s = 0;

@@ -1,6 +1,7 @@
 /* Liveness and readiness. */
 #include "api/health.h"
 
+#include "api/common.h"
 #include "app.h"
 #include "metrics.h"
 #include "runner/runner.h"
@@ -11,11 +12,15 @@
 
 void api_healthz(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 void api_readyz(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     struct app *app = http_app(req);
     char *why = NULL;
     PGconn *conn = store_acquire(app->pool, 2000, &why);
@@ -37,6 +42,8 @@ void api_readyz(struct http_request *req)
 
 void api_metrics(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     struct app *app = http_app(req);
     long in_flight = 0, queued = 0;
     runner_webhook_stats(app->runner, &in_flight, &queued);

@@ -8,6 +8,7 @@
 #include "store/exec_read.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/jsonlimits.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -31,9 +32,39 @@ static void reply_accepted(struct http_request *req, const char *id, const char 
                               duplicate, "consumed", consumed));
 }
 
+/* A known Idempotency-Key (row r of STMT_SIGNAL_BY_KEY): a true repeat is a no-op answered like
+ * the first send (with whether the signal has been consumed by now); the key with another name
+ * or payload is refused with 422, so that a different signal is never dropped as a duplicate
+ * (Stripe's rule). */
+static void reply_known_key(struct http_request *req, PGconn *conn, PGresult *r, const char *id)
+{
+    bool same_name = !strcmp(PQgetvalue(r, 0, 4), "t");
+    bool same_payload = !strcmp(PQgetvalue(r, 0, 5), "t");
+    if (same_name && same_payload) {
+        store_command(conn, "COMMIT");
+        reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true,
+                       !strcmp(PQgetvalue(r, 0, 3), "t"));
+        return;
+    }
+    store_command(conn, "ROLLBACK");
+    const char *what = !same_name && !same_payload ? "another signal name and payload"
+                       : !same_name                ? "another signal name"
+                                                   : "another payload";
+    char *message = xasprintf("this key was already used for a signal with %s (the first send "
+                              "was signal \"%s\"); a repeat must be identical, a new signal "
+                              "needs a new key",
+                              what, PQgetvalue(r, 0, 1));
+    json_t *errors = json_pack("[{s:s, s:s}]", "header", "Idempotency-Key", "message", message);
+    http_reply_problem_ext(req, 422, "idempotency-key-reused", "Idempotency-Key reused", message,
+                           errors, NULL);
+    free(message);
+}
+
 void api_signals_send(struct http_request *req)
 {
     struct app *app = http_app(req);
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     const char *id = http_param(req, "id");
     const char *name = http_param(req, "name");
     if (!valid_signal_name(name)) {
@@ -53,6 +84,16 @@ void api_signals_send(struct http_request *req)
         return;
     if (!payload)
         payload = json_null();
+    if (json_depth_exceeds(payload, JSON_LIMIT_MAX_DEPTH)) {
+        char *msg = xasprintf("the payload nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
+        json_t *errors = json_array();
+        api_add_field_error(errors, "", msg);
+        http_reply_problem_ext(req, 422, "validation", "Invalid request",
+                               "the signal payload has errors", errors, NULL);
+        free(msg);
+        json_decref(payload);
+        return;
+    }
     char *payload_text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
 
     PGconn *conn = api_db_acquire(req);
@@ -79,14 +120,12 @@ void api_signals_send(struct http_request *req)
     if (key) {
         /* The same Idempotency-Key again is a no-op answered like the first send, even after
          * that signal ended the execution. */
-        const char *kp[] = {id, key};
-        r = store_run(conn, STMT_SIGNAL_BY_KEY, 2, kp);
+        const char *kp[] = {id, key, name, payload_text};
+        r = store_run(conn, STMT_SIGNAL_BY_KEY, 4, kp);
         if (!store_ok(r))
             goto db_fail;
         if (PQntuples(r) == 1) {
-            store_command(conn, "COMMIT");
-            reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true,
-                           !strcmp(PQgetvalue(r, 0, 3), "t"));
+            reply_known_key(req, conn, r, id);
             goto out;
         }
         PQclear(r);
@@ -108,13 +147,11 @@ void api_signals_send(struct http_request *req)
     if (PQntuples(r) == 0) {
         /* The same Idempotency-Key again: a no-op that answers like the first send. */
         PQclear(r);
-        const char *kp[] = {id, key};
-        r = store_run(conn, STMT_SIGNAL_BY_KEY, 2, kp);
+        const char *kp[] = {id, key, name, payload_text};
+        r = store_run(conn, STMT_SIGNAL_BY_KEY, 4, kp);
         if (!store_ok(r) || PQntuples(r) != 1)
             goto db_fail;
-        store_command(conn, "COMMIT");
-        reply_accepted(req, id, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), true,
-                       !strcmp(PQgetvalue(r, 0, 3), "t"));
+        reply_known_key(req, conn, r, id);
         goto out;
     }
     char signal_id[24];

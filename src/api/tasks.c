@@ -1,15 +1,19 @@
-/* A token names one attempt that its receiver answered with 202. It completes that attempt
- * once: a second use, or a use after the attempt timed out or its execution ended, is 409; a
- * token that was never issued is 404. */
+/* A task token names one sent attempt and is the whole credential of these calls. It is valid
+ * from the moment its attempt is sent (before the receiver answers, while its 202 is being
+ * journaled, and after) and completes or fails that attempt once: a second use, or a use after
+ * the attempt timed out, was completed otherwise or its execution ended, is 409; a token that
+ * was never issued is 404. Only the SHA-256 of a token is stored (attempt_tokens). */
 #include "api/tasks.h"
 
 #include "api/common.h"
 #include "app.h"
 #include "runner/runner.h"
 #include "store/stmt.h"
+#include "log.h"
 #include "util/alloc.h"
-#include "util/b64.h"
+#include "util/jsonlimits.h"
 #include "util/timeutil.h"
+#include "webhook/sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,16 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
         json_object_foreach(body, key, v)
         {
             char *ptr = xasprintf("/%s", key);
+            if ((call == TASK_COMPLETE && !strcmp(key, "output")) ||
+                (call == TASK_FAIL && !strcmp(key, "error"))) {
+                if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
+                    char *msg = xasprintf("nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
+                    api_add_field_error(errors, ptr, msg);
+                    free(msg);
+                    free(ptr);
+                    continue;
+                }
+            }
             if (call == TASK_COMPLETE && !strcmp(key, "output")) {
                 in->output = v;
             } else if (call == TASK_FAIL && !strcmp(key, "error")) {
@@ -71,61 +85,11 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
     return true;
 }
 
-/* Looks for token among the in-flight tasks of the execution it names, locking the execution
- * first (the order every transition locks in). For a completion, the task is dropped. Returns
- * 1 when found, 0 when not, -1 on a database error (*r holds the failed result). */
-static int find_unrecorded(PGconn *conn, const char *token, char **exec_id, char **step,
-                           struct engine_input *in, PGresult **r)
-{
-    const char *dot = strchr(token, '.');
-    size_t len = 0;
-    char *id = dot ? b64url_decode(dot + 1, &len) : NULL;
-    if (!id || strlen(id) != len) {
-        free(id);
-        return 0;
-    }
-    const char *lp[] = {id};
-    *r = store_run(conn, STMT_EXEC_LOCK_STATUS, 1, lp);
-    if (!store_ok(*r)) {
-        free(id);
-        return -1;
-    }
-    PQclear(*r);
-    const char *tp[] = {id, token};
-    *r = store_run(conn, STMT_TOKEN_IN_TASKS, 2, tp);
-    if (!store_ok(*r)) {
-        free(id);
-        return -1;
-    }
-    if (PQntuples(*r) == 0) {
-        free(id);
-        PQclear(*r);
-        *r = NULL;
-        return 0;
-    }
-    char task_id[24];
-    snprintf(task_id, sizeof task_id, "%s", PQgetvalue(*r, 0, 0));
-    *exec_id = id;
-    *step = xstrdup(PQgetvalue(*r, 0, 1));
-    in->attempt = atoi(PQgetvalue(*r, 0, 2));
-    in->compensation = !strcmp(PQgetvalue(*r, 0, 3), "t");
-    PQclear(*r);
-    *r = NULL;
-    if (in->kind != ENGINE_IN_HEARTBEAT) {
-        const char *dp[] = {task_id};
-        *r = store_run(conn, STMT_TASK_DROP, 1, dp);
-        if (!store_ok(*r))
-            return -1;
-        PQclear(*r);
-        *r = NULL;
-    }
-    return 1;
-}
-
 static void task_call(struct http_request *req, enum task_call call)
 {
     struct app *app = http_app(req);
-    const char *token = http_param(req, "token");
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     json_t *body = http_body_json(req, true);
     if (!body && http_replied(req))
         return;
@@ -139,6 +103,10 @@ static void task_call(struct http_request *req, enum task_call call)
     }
     if (call == TASK_COMPLETE && !in.output)
         in.output = json_null();
+    /* Only the token's hash is stored; the token itself goes no further than this. */
+    char hash[WH_TASK_TOKEN_HASH_LEN + 1];
+    wh_task_token_hash(http_param(req, "token"), hash);
+    const char *hp[] = {hash};
 
     PGconn *conn = api_db_acquire(req);
     PGresult *r = NULL;
@@ -148,49 +116,53 @@ static void task_call(struct http_request *req, enum task_call call)
         goto out;
     if (store_command(conn, "BEGIN") < 0)
         goto db_fail;
-    const char *tp[] = {token};
-    r = store_run(conn, STMT_TOKEN_LOCK, 1, tp);
+    /* Every token is recorded when its attempt is journaled as started, before it is sent, so
+     * a token not found here was never issued. */
+    r = store_run(conn, STMT_TOKEN_FIND, 1, hp);
     if (!store_ok(r))
         goto db_fail;
-    bool recorded = PQntuples(r) == 1;
-    if (recorded && !strcmp(PQgetvalue(r, 0, 4), "t")) {
+    if (PQntuples(r) == 0) {
+        store_command(conn, "ROLLBACK");
+        http_reply_problem(req, 404, "unknown-token", "Unknown task token",
+                           "no attempt was ever sent with this token");
+        goto out;
+    }
+    exec_id = xstrdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    /* The execution first, then the token: the order every transition locks in. */
+    const char *lp[] = {exec_id};
+    r = store_run(conn, STMT_EXEC_LOCK_STATUS, 1, lp);
+    if (!store_ok(r))
+        goto db_fail;
+    bool exists = PQntuples(r) == 1;
+    PQclear(r);
+    r = NULL;
+    if (exists) {
+        r = store_run(conn, STMT_TOKEN_LOCK, 1, hp);
+        if (!store_ok(r))
+            goto db_fail;
+        exists = PQntuples(r) == 1;
+    }
+    if (!exists) {
+        store_command(conn, "ROLLBACK");
+        http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
+                           "the execution of this token no longer exists; nothing was applied");
+        goto out;
+    }
+    if (!strcmp(PQgetvalue(r, 0, 4), "t")) {
         store_command(conn, "ROLLBACK");
         http_reply_problem(req, 409, "token-used", "Task token already used",
                            "the attempt of this token has already been completed or failed");
         goto out;
     }
-    if (recorded) {
-        exec_id = xstrdup(PQgetvalue(r, 0, 0));
-        step = xstrdup(PQgetvalue(r, 0, 1));
-        in.attempt = atoi(PQgetvalue(r, 0, 2));
-        in.compensation = !strcmp(PQgetvalue(r, 0, 3), "t");
-    }
+    step = xstrdup(PQgetvalue(r, 0, 1));
+    in.attempt = atoi(PQgetvalue(r, 0, 2));
+    in.compensation = !strcmp(PQgetvalue(r, 0, 3), "t");
     PQclear(r);
     r = NULL;
-    if (!recorded) {
-        /* The receiver may call before keeld has journaled its 202 (or while the request is
-         * still open): the attempt is then found among its execution's tasks. */
-        int found = find_unrecorded(conn, token, &exec_id, &step, &in, &r);
-        if (found < 0)
-            goto db_fail;
-        if (found == 0) {
-            store_command(conn, "ROLLBACK");
-            http_reply_problem(req, 404, "unknown-token", "Unknown task token",
-                               "no attempt in flight has this token");
-            goto out;
-        }
-        if (call != TASK_HEARTBEAT) {
-            /* The request still open will find its task gone and its result dropped. */
-            char attempt[16];
-            snprintf(attempt, sizeof attempt, "%d", in.attempt);
-            const char *ip[] = {token, exec_id, step, attempt, in.compensation ? "true" : "false"};
-            r = store_run(conn, STMT_TOKEN_INSERT, 5, ip);
-            if (!store_ok(r))
-                goto db_fail;
-            PQclear(r);
-            r = NULL;
-        }
-    }
+    /* The interpreter decides whether the attempt is still in flight: a completion before the
+     * receiver's 202 is journaled applies as well as one after; the 202 or a 200 that comes
+     * later is then stale (journaled as result_ignored when it carries a result). */
     struct transition_request treq = {
         .execution_id = exec_id,
         .step_id = step,
@@ -201,7 +173,7 @@ static void task_call(struct http_request *req, enum task_call call)
         goto db_fail;
     /* A completion or failure spends the token whether or not it still applied. */
     if (call != TASK_HEARTBEAT) {
-        r = store_run(conn, STMT_TOKEN_USE, 1, tp);
+        r = store_run(conn, STMT_TOKEN_USE, 1, hp);
         if (!store_ok(r))
             goto db_fail;
         PQclear(r);
@@ -220,6 +192,9 @@ static void task_call(struct http_request *req, enum task_call call)
                                   "attempt", in.attempt, "cancel_requested", out.cancel_requested));
     goto out;
 db_fail:
+    if (why) {
+        log_error("task call failed", "execution", exec_id, "error", why);
+    }
     api_db_fail(req, conn, r);
 out:
     PQclear(r);

@@ -19,12 +19,14 @@ static void reply_row(struct http_request *req, int status, const char *json_tex
 
 void api_workflows_create(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     json_t *doc = http_body_json(req, false);
     if (!doc)
         return;
     struct defn *d = NULL;
     json_t *errors = NULL;
-    if (defn_parse(doc, &d, &errors) < 0) {
+    if (defn_parse(doc, &d, &errors) < 0 || defn_check_destinations(&d, &errors) < 0) {
         size_t n = json_array_size(errors);
         char *detail = xasprintf("the definition has %zu error%s", n, n == 1 ? "" : "s");
         http_reply_problem_ext(req, 422, "invalid-definition", "Invalid workflow definition",
@@ -90,6 +92,9 @@ out:
 
 void api_workflows_list(struct http_request *req)
 {
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
     int limit;
     if (!api_parse_limit(req, &limit))
         return;
@@ -147,11 +152,15 @@ static void get_one(struct http_request *req, const char *version)
 
 void api_workflows_get(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     get_one(req, NULL);
 }
 
 void api_workflows_get_version(struct http_request *req)
 {
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
     const char *v = http_param(req, "version");
     char *end = NULL;
     long n = strtol(v, &end, 10);

@@ -4,6 +4,7 @@
 #include "defn/duration.h"
 #include "defn/expr.h"
 #include "util/alloc.h"
+#include "webhook/destination.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
 
@@ -246,18 +247,6 @@ static void check_template(struct parser *p, const json_t *tmpl, const char *ptr
     (void)expr_check_template(tmpl, on_step_ref, on_expr_error, &rc);
 }
 
-static bool ascii_prefix_ci(const char *s, const char *prefix)
-{
-    for (; *prefix; s++, prefix++) {
-        char c = *s;
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != *prefix)
-            return false;
-    }
-    return true;
-}
-
 /* Checks the url member of an activity or compensate object at ptr. */
 static void check_url(struct parser *p, const json_t *obj, const char *ptr, size_t step,
                       enum ref_rule rule, json_t **out)
@@ -278,19 +267,64 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr, size
         check_template(p, url, at, step, rule);
         *out = json_deep_copy(url);
     } else {
-        size_t scheme = ascii_prefix_ci(s, "https://") ? 8 : ascii_prefix_ci(s, "http://") ? 7 : 0;
-        bool ok = scheme && s[scheme] != '\0' && !strchr("/?#:", s[scheme]);
+        /* Scheme, host syntax and port range; what the destination policy refuses is checked
+         * by defn_check_destinations, at registration only. */
+        bool ok = strlen(s) == len;
         for (size_t i = 0; ok && i < len; i++)
             if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
                 ok = false;
-        if (ok)
-            *out = json_deep_copy(url);
-        else
+        char *why = NULL;
+        if (!ok)
             add_error(p, at,
                       "must be an http:// or https:// URL with a host and no spaces (or contain "
                       "a ${...} expression)");
+        else if (wh_dest_check_url(NULL, s, NULL, &why) == WH_DEST_INVALID)
+            add_error(p, at,
+                      "must be an http:// or https:// URL with a host, a port from 1 to 65535 "
+                      "if any, and no spaces (or contain a ${...} expression); this one %s",
+                      why);
+        else
+            *out = json_deep_copy(url);
+        free(why);
     }
     free(at);
+}
+
+/* Adds an error when url is a literal URL that the destination policy refuses. */
+static void check_destination(json_t *errors, const json_t *url, size_t step, const char *member)
+{
+    const char *s = json_string_value(url);
+    if (!s || expr_has_expression(s, json_string_length(url)))
+        return;
+    char *why = NULL;
+    if (wh_dest_check_url(wh_dest_global(), s, NULL, &why) == WH_DEST_REFUSED) {
+        char *ptr = xasprintf("/steps/%zu/%s/url", step, member);
+        json_array_append_new(errors, json_pack("{s:s, s:s+}", "pointer", ptr, "message",
+                                                "destination refused: ", why ? why : ""));
+        free(ptr);
+    }
+    free(why);
+}
+
+int defn_check_destinations(struct defn **d, json_t **errors)
+{
+    json_t *found = json_array();
+    for (size_t i = 0; i < (*d)->n_steps; i++) {
+        const struct defn_step *st = &(*d)->steps[i];
+        if (st->kind != DEFN_STEP_ACTIVITY)
+            continue;
+        check_destination(found, st->activity.url, i, "activity");
+        if (st->compensate)
+            check_destination(found, st->compensate->url, i, "compensate");
+    }
+    if (json_array_size(found) == 0) {
+        json_decref(found);
+        return 0;
+    }
+    defn_free(*d);
+    *d = NULL;
+    *errors = found;
+    return -1;
 }
 
 /* ---- retry policies ---------------------------------------------------------------------- */

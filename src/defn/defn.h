@@ -111,6 +111,15 @@ struct defn {
 int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
     __attribute__((warn_unused_result));
 
+/* Checks the literal activity and compensate URLs of *d against the process's destination
+ * policy (webhook/destination.h: KEEL_ACTIVITY_ALLOW, link-local and metadata addresses,
+ * keeld's own address). For registration only: a stored definition is not checked again when
+ * it is loaded, so a policy narrowed later fails those attempts when they are sent
+ * (destination_refused) instead of making the definition unreadable. URLs built by
+ * expressions are checked when sent. Returns 0; or -1 after freeing *d (set to NULL), with
+ * *errors a new array of {"pointer", "message"} (caller decrefs). */
+int defn_check_destinations(struct defn **d, json_t **errors) __attribute__((warn_unused_result));
+
 /* Frees d and everything it owns. NULL is fine. */
 void defn_free(struct defn *d);
 

@@ -4,6 +4,7 @@
 #include "defn/canon.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/jsonlimits.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -594,9 +595,48 @@ static bool string_well_formed(const char *s, size_t len, struct buf *msg)
     return true;
 }
 
-/* Evaluates one string template. Returns a new value or NULL with msg set. */
-static json_t *eval_string(const char *s, size_t len, const json_t *ctx, struct buf *msg)
+struct evaluator {
+    const json_t *ctx;
+    struct buf ptr;
+    struct buf msg;
+    size_t budget; /* the largest compact JSON text the result may have */
+    size_t used;   /* the compact JSON text of what has been evaluated so far */
+};
+
+/* Sets msg to the budget error, naming the limit. */
+static void over_budget(struct evaluator *e)
 {
+    buf_reset(&e->msg);
+    buf_printf(&e->msg,
+               "the evaluated template is larger than the limit of %zu bytes (its JSON text); "
+               "reference smaller values or fewer copies of them",
+               e->budget);
+}
+
+/* Counts n more bytes of result. Returns false (msg set) when they do not fit the budget. */
+static bool spend(struct evaluator *e, size_t n)
+{
+    if (n > e->budget - e->used) {
+        over_budget(e);
+        return false;
+    }
+    e->used += n;
+    return true;
+}
+
+/* Counts v's JSON text. Never measures past what is left of the budget, so a huge value costs
+ * no more than the budget to refuse. */
+static bool spend_value(struct evaluator *e, const json_t *v)
+{
+    size_t left = e->budget - e->used;
+    return spend(e, json_encoded_size(v, left));
+}
+
+/* Evaluates one string template. Returns a new value or NULL with e->msg set. */
+static json_t *eval_string(struct evaluator *e, const char *s, size_t len)
+{
+    struct buf *msg = &e->msg;
+    const json_t *ctx = e->ctx;
     struct path p = {0};
     size_t end;
     if (!string_well_formed(s, len, msg))
@@ -607,14 +647,23 @@ static json_t *eval_string(const char *s, size_t len, const json_t *ctx, struct 
         if (end == len) {
             json_t *v = eval_path(&p, ctx, msg);
             path_free(&p);
-            return v ? json_deep_copy(v) : NULL;
+            /* Measured before it is copied: the copy is never made when it does not fit. */
+            if (!v || !spend_value(e, v))
+                return NULL;
+            return json_deep_copy(v);
         }
         path_free(&p);
     }
 
+    /* The text is measured as it grows; its quotes and escapes are counted at the end. */
+    size_t left = e->budget - e->used;
     struct buf out = BUF_INIT;
     size_t i = 0;
     while (i < len) {
+        if (out.len > left) {
+            over_budget(e);
+            goto Fail;
+        }
         if (s[i] != '$' || i + 1 >= len) {
             buf_putc(&out, s[i++]);
             continue;
@@ -634,10 +683,20 @@ static json_t *eval_string(const char *s, size_t len, const json_t *ctx, struct 
         path_free(&p);
         if (!v)
             goto Fail;
-        if (json_is_string(v))
+        size_t room = left - out.len;
+        if (json_is_string(v)) {
+            if (json_string_length(v) > room) {
+                over_budget(e);
+                goto Fail;
+            }
             buf_append(&out, json_string_value(v), json_string_length(v));
-        else
+        } else {
+            if (json_encoded_size(v, room) > room) {
+                over_budget(e);
+                goto Fail;
+            }
             defn_json_append(&out, v, false);
+        }
         i = end;
     }
     json_t *result = json_stringn(out.data ? out.data : "", out.len);
@@ -646,6 +705,11 @@ static json_t *eval_string(const char *s, size_t len, const json_t *ctx, struct 
         /* Only reachable when a quoted key or value carried invalid UTF-8 into the text. */
         buf_reset(msg);
         buf_puts(msg, "the interpolated text is not valid UTF-8");
+        return NULL;
+    }
+    if (!spend_value(e, result)) {
+        json_decref(result);
+        return NULL;
     }
     return result;
 
@@ -654,20 +718,17 @@ Fail:
     return NULL;
 }
 
-struct evaluator {
-    const json_t *ctx;
-    struct buf ptr;
-    struct buf msg;
-};
-
 static json_t *eval_value(struct evaluator *e, const json_t *v)
 {
     size_t mark = e->ptr.len;
     if (json_is_string(v))
-        return eval_string(json_string_value(v), json_string_length(v), e->ctx, &e->msg);
+        return eval_string(e, json_string_value(v), json_string_length(v));
     if (json_is_array(v)) {
+        size_t n = json_array_size(v);
+        if (!spend(e, 2 + (n ? n - 1 : 0)))
+            return NULL;
         json_t *out = json_array();
-        for (size_t i = 0; i < json_array_size(v); i++) {
+        for (size_t i = 0; i < n; i++) {
             buf_printf(&e->ptr, "/%zu", i);
             json_t *item = eval_value(e, json_array_get(v, i));
             if (!item) {
@@ -681,6 +742,9 @@ static json_t *eval_value(struct evaluator *e, const json_t *v)
         return out;
     }
     if (json_is_object(v)) {
+        size_t n = json_object_size(v);
+        if (!spend(e, 2 + (n ? n - 1 : 0)))
+            return NULL;
         json_t *out = json_object();
         const char *key;
         size_t key_len;
@@ -688,6 +752,14 @@ static json_t *eval_value(struct evaluator *e, const json_t *v)
         json_object_keylen_foreach((json_t *)v, key, key_len, child)
         {
             pointer_push_key(&e->ptr, key);
+            /* The key as JSON text (quotes and escapes included), and the colon. */
+            json_t *key_json = json_stringn_nocheck(key, key_len);
+            bool fits = spend_value(e, key_json) && spend(e, 1);
+            json_decref(key_json);
+            if (!fits) {
+                json_decref(out);
+                return NULL;
+            }
             json_t *item = eval_value(e, child);
             if (!item) {
                 json_decref(out);
@@ -699,6 +771,8 @@ static json_t *eval_value(struct evaluator *e, const json_t *v)
         }
         return out;
     }
+    if (!spend_value(e, v))
+        return NULL;
     return json_deep_copy(v);
 }
 
@@ -717,7 +791,13 @@ static void copy_truncated(char *dst, size_t size, const char *src)
 
 json_t *expr_eval_template(const json_t *tmpl, const json_t *ctx, struct expr_error *err)
 {
-    struct evaluator e = {ctx, BUF_INIT, BUF_INIT};
+    return expr_eval_template_bounded(tmpl, ctx, SIZE_MAX, err);
+}
+
+json_t *expr_eval_template_bounded(const json_t *tmpl, const json_t *ctx, size_t max_bytes,
+                                   struct expr_error *err)
+{
+    struct evaluator e = {ctx, BUF_INIT, BUF_INIT, max_bytes, 0};
     json_t *result = NULL;
     if (!tmpl) {
         buf_puts(&e.msg, "no template");

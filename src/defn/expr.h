@@ -76,4 +76,12 @@ bool expr_has_expression(const char *s, size_t len);
 json_t *expr_eval_template(const json_t *tmpl, const json_t *ctx, struct expr_error *err)
     __attribute__((warn_unused_result));
 
+/* expr_eval_template with a size budget: the result's compact JSON text may not be longer than
+ * max_bytes. The budget is counted while evaluating, before anything is copied, so a template
+ * that would expand a large value many times fails after building at most about max_bytes
+ * (never the whole expansion). Going over returns NULL with err->message naming the limit and
+ * err->pointer at the string where the budget ran out. */
+json_t *expr_eval_template_bounded(const json_t *tmpl, const json_t *ctx, size_t max_bytes,
+                                   struct expr_error *err) __attribute__((warn_unused_result));
+
 #endif

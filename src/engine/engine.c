@@ -336,7 +336,7 @@ static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t 
     json_t *url = NULL, *input = NULL, *payload = NULL;
     char *base = NULL;
 
-    url = expr_eval_template(a->url, r->ctx, &e);
+    url = expr_eval_template_bounded(a->url, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!url) {
         base = xasprintf("/steps/%zu/%s/url", i, member);
         *error = expression_error(r, (long)i, base, &e);
@@ -351,7 +351,7 @@ static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t 
         free(text);
         goto Exit;
     }
-    input = expr_eval_template(a->input, r->ctx, &e);
+    input = expr_eval_template_bounded(a->input, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!input) {
         base = xasprintf("/steps/%zu/%s/input", i, member);
         *error = expression_error(r, (long)i, base, &e);
@@ -486,7 +486,7 @@ static void complete_execution(struct run *r)
     r->fx->cancel_tasks = true;
     if (r->d->output) {
         struct expr_error e;
-        output = expr_eval_template(r->d->output, r->ctx, &e);
+        output = expr_eval_template_bounded(r->d->output, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
         if (!output) {
             /* Not a step's failure: no saga (see engine.h). */
             json_t *err = expression_error(r, -1, "/output", &e);
@@ -555,7 +555,8 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
 {
     struct expr_error e;
     int64_t ms = -1;
-    json_t *v = expr_eval_template(r->d->steps[i].sleep_until, r->ctx, &e);
+    json_t *v = expr_eval_template_bounded(r->d->steps[i].sleep_until, r->ctx,
+                                           ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!v) {
         char *base = xasprintf("/steps/%zu/sleep_until", i);
         *error = expression_error(r, (long)i, base, &e);
@@ -660,7 +661,11 @@ static void call_failed(struct run *r, const struct call *c, json_t *err, bool n
         attempt < a->retry.max_attempts;
     if (retry) {
         int64_t delay = defn_retry_interval_ms(&a->retry, attempt);
+        /* The receiver's Retry-After may lengthen the backoff up to max_interval, never beyond:
+         * "Retry-After: 999999999" would otherwise park the execution for decades. */
         int64_t after = retry_after_ms;
+        if (after > a->retry.max_interval_ms)
+            after = a->retry.max_interval_ms;
         if (after > DEFN_DURATION_MAX_MS)
             after = DEFN_DURATION_MAX_MS; /* keeps now + delay far from overflow */
         if (after > delay)
@@ -1170,6 +1175,21 @@ static bool on_retry(struct run *r)
 }
 
 /* ---- the entry point --------------------------------------------------------------------- */
+
+const char *engine_step_public_status(const struct defn *d, const struct engine_state *st, size_t i)
+{
+    if (!d || !st || i >= st->n_steps || i >= d->n_steps)
+        return "unknown";
+    const struct engine_step *s = &st->steps[i];
+    if (s->status == ENGINE_STEP_SCHEDULED) {
+        enum defn_step_kind kind = d->steps[i].kind;
+        if (kind == DEFN_STEP_SLEEP || kind == DEFN_STEP_SLEEP_UNTIL)
+            return "sleeping";
+        if (kind == DEFN_STEP_ACTIVITY && s->attempt > 1)
+            return "retrying";
+    }
+    return engine_step_status_name(s->status);
+}
 
 bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int attempt,
                               bool compensation)

@@ -105,6 +105,13 @@ enum engine_comp_status {
 /* Names as in the contract ("running", "completed", ...). */
 const char *engine_exec_status_name(enum engine_exec_status s);
 const char *engine_step_status_name(enum engine_step_status s);
+
+/* The largest evaluated template, as compact JSON text: a step's url and input, a sleep_until
+ * time, the definition's output. The budget is counted while evaluating (see
+ * expr_eval_template_bounded), so a template that would expand to gigabytes fails the step with
+ * an "expression" error naming the limit after building at most this much. It equals the
+ * default request body cap and the webhook response cap. */
+#define ENGINE_MAX_PAYLOAD_BYTES ((size_t)1024 * 1024)
 /* "none", "scheduled", "running", "failed", "interrupted" (used in the state's JSON). */
 const char *engine_comp_status_name(enum engine_comp_status s);
 
@@ -144,6 +151,13 @@ struct engine_state {
     bool compensating;         /* the saga runs (status still running); exactly one step's
                                   compensation is scheduled or running */
 };
+
+/* The status readers see for step i (the steps table and the API): the interpreter's status,
+ * except that "scheduled" is told apart: "retrying" for an activity whose attempt after a
+ * failed one waits for its backoff (or Retry-After), "sleeping" for a sleep or sleep_until
+ * timer, and "scheduled" only for a first attempt due now. Returns a static string. */
+const char *engine_step_public_status(const struct defn *d, const struct engine_state *st,
+                                      size_t i);
 
 /* A fresh state for d: running, every step pending, current = 0. Free with engine_state_free. */
 void engine_state_init(struct engine_state *st, const struct defn *d);
@@ -189,7 +203,9 @@ struct engine_input {
     const json_t *output;   /* ATTEMPT_SUCCEEDED: the result (borrowed; JSON null for none) */
     const json_t *error;    /* ATTEMPT_FAILED: {"type", "message", ...} (borrowed) */
     bool non_retryable;     /* ATTEMPT_FAILED: the receiver said stop (410, non_retryable) */
-    int64_t retry_after_ms; /* ATTEMPT_FAILED: the receiver's Retry-After; -1 when none */
+    int64_t retry_after_ms; /* ATTEMPT_FAILED: the receiver's Retry-After; -1 when none. It
+                               can lengthen the backoff up to the policy's max_interval, never
+                               beyond (a receiver cannot park an execution for years) */
     const char *signal;     /* SIGNAL: its name (borrowed) */
     const json_t *payload;  /* SIGNAL: its payload (borrowed) */
     /* ATTEMPT_STARTED, _SUCCEEDED, _FAILED, _ACCEPTED, _TIMED_OUT, HEARTBEAT, HEARTBEAT_TIMED_OUT:

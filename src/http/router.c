@@ -3,6 +3,7 @@
 
 #include "util/alloc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,105 @@ static int hexval(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* A UTF-8 checker fed one byte at a time. need: continuation bytes still expected; lo..hi:
+ * the allowed range of the next one (narrowed after E0, ED, F0 and F4 to refuse overlong
+ * forms, surrogates and values above U+10FFFF); start: where the current character began. */
+struct text_check {
+    unsigned need;
+    unsigned char lo, hi;
+    size_t start;
+    bool allow_tab;
+};
+
+static const char *text_feed(struct text_check *t, unsigned char c, size_t here, size_t *at)
+{
+    if (t->need) {
+        if (c < t->lo || c > t->hi) {
+            *at = t->start;
+            return "not valid UTF-8";
+        }
+        t->need--;
+        t->lo = 0x80;
+        t->hi = 0xBF;
+        return NULL;
+    }
+    t->start = here;
+    if (c == 0) {
+        *at = here;
+        return "NUL (%00) is not allowed";
+    }
+    if ((c < 0x20 && !(c == '\t' && t->allow_tab)) || c == 0x7F) {
+        *at = here;
+        return "control characters are not allowed";
+    }
+    if (c < 0x80)
+        return NULL;
+    t->lo = 0x80;
+    t->hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        t->need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        t->need = 2;
+        if (c == 0xE0)
+            t->lo = 0xA0;
+        else if (c == 0xED)
+            t->hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        t->need = 3;
+        if (c == 0xF0)
+            t->lo = 0x90;
+        else if (c == 0xF4)
+            t->hi = 0x8F;
+    } else {
+        *at = here;
+        return "not valid UTF-8";
+    }
+    return NULL;
+}
+
+static const char *text_end(const struct text_check *t, size_t *at)
+{
+    if (t->need) {
+        *at = t->start;
+        return "not valid UTF-8";
+    }
+    return NULL;
+}
+
+const char *router_check_text(const char *s, size_t len, bool allow_tab, size_t *at)
+{
+    struct text_check t = {.lo = 0x80, .hi = 0xBF, .allow_tab = allow_tab};
+    for (size_t i = 0; i < len; i++) {
+        const char *why = text_feed(&t, (unsigned char)s[i], i, at);
+        if (why)
+            return why;
+    }
+    return text_end(&t, at);
+}
+
+const char *router_check_path(const char *path, size_t len, size_t *at)
+{
+    struct text_check t = {.lo = 0x80, .hi = 0xBF};
+    for (size_t i = 0; i < len; i++) {
+        size_t here = i;
+        unsigned char c = (unsigned char)path[i];
+        if (c == '%') {
+            int a = i + 2 < len ? hexval(path[i + 1]) : -1;
+            int b = i + 2 < len ? hexval(path[i + 2]) : -1;
+            if (a < 0 || b < 0) {
+                *at = i;
+                return "a '%' is not followed by two hex digits";
+            }
+            c = (unsigned char)(a * 16 + b);
+            i += 2;
+        }
+        const char *why = text_feed(&t, c, here, at);
+        if (why)
+            return why;
+    }
+    return text_end(&t, at);
 }
 
 /* Percent-decodes s[0..len) into a new string; NULL on a malformed escape or an encoded NUL. */
@@ -91,6 +191,9 @@ enum router_result router_find(const struct http_route *routes, size_t n, const 
                                const char *path, struct router_match *m)
 {
     memset(m, 0, sizeof *m);
+    m->bad_reason = router_check_path(path, strlen(path), &m->bad_at);
+    if (m->bad_reason)
+        return ROUTER_BAD_PATH;
     bool path_matched = false;
     bool bad_path = false;
     for (size_t i = 0; i < n; i++) {

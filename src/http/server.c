@@ -24,6 +24,18 @@
 
 #define PROBLEM_TYPE_PREFIX "urn:keel:problem:"
 
+/* An oversized body sent without "Expect: 100-continue" is read and thrown away, up to this
+ * much and this long, before the 413 is sent: a client still writing when the server closes
+ * gets a reset and never reads the answer (nginx's lingering close does the same). */
+#define DRAIN_MAX_BYTES (8L * 1024 * 1024)
+#define DRAIN_MAX_MS    5000
+
+/* Each distinct libmicrohttpd message is logged at most once per this many milliseconds; the
+ * next line says how many were suppressed (a probe with thousands of connections must not
+ * write thousands of lines). */
+#define MHD_LOG_INTERVAL_MS 10000
+#define MHD_LOG_KINDS       16
+
 struct http_server {
     struct MHD_Daemon *daemon;
     int listen_fd;
@@ -35,6 +47,14 @@ struct http_server {
     void *app;
     atomic_long in_flight;
     atomic_bool closing; /* stopping: new requests on open connections are refused */
+    bool metrics_public;
+
+    pthread_mutex_t log_lock; /* guards the rate limit of libmicrohttpd's messages */
+    struct {
+        const char *fmt; /* MHD's format string: a constant, so its address names the message */
+        int64_t last_ms;
+        long suppressed;
+    } log_kinds[MHD_LOG_KINDS];
 };
 
 struct resp_header {
@@ -54,10 +74,12 @@ struct http_request {
     struct http_server *server;
     struct MHD_Connection *conn;
     const char *method; /* owned by MHD, valid for the request */
-    const char *path;
+    char *path;         /* the path as sent, not decoded (owned); the router decodes params */
     struct router_match match;
     struct buf body;
-    bool body_too_large;
+    bool started;        /* the access handler has seen the request */
+    bool body_too_large; /* the body is over the cap: its bytes are thrown away */
+    long drained;        /* bytes thrown away */
     bool dispatched;
     int64_t start_ms;
 
@@ -71,6 +93,32 @@ struct http_request {
     char *reply_type;
     struct resp_header *headers;
 };
+
+/* A copy of s for the log: bytes outside printable ASCII (control bytes, and any byte of a
+ * non-ASCII or invalid UTF-8 sequence) become \xHH, so a request can never put raw bytes in
+ * the log. Caller frees. */
+static char *printable(const char *s)
+{
+    struct buf b = BUF_INIT;
+    s = s ? s : "";
+    /* A task token in the path is a credential: it never reaches the log. */
+    static const char tasks[] = "/v1/tasks/";
+    if (!strncmp(s, tasks, sizeof tasks - 1)) {
+        buf_puts(&b, tasks);
+        buf_puts(&b, "{token}");
+        s += sizeof tasks - 1;
+        s += strcspn(s, "/");
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7F || *p == '\\')
+            buf_printf(&b, "\\x%02x", *p);
+        else
+            buf_putc(&b, (char)*p);
+    }
+    if (!b.data)
+        buf_puts(&b, "");
+    return buf_steal(&b);
+}
 
 /* ---- replies --------------------------------------------------------------------------- */
 
@@ -103,7 +151,9 @@ static void reply_json_typed(struct http_request *req, int status, const char *t
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
     if (!text) {
-        log_error("cannot encode a JSON reply", "path", req->path);
+        char *path = printable(req->path);
+        log_error("cannot encode a JSON reply", "path", path);
+        free(path);
         text = xstrdup("{\"type\":\"" PROBLEM_TYPE_PREFIX "internal\",\"title\":\"Internal "
                        "error\",\"status\":500}");
         status = 500;
@@ -166,7 +216,12 @@ void http_add_header(struct http_request *req, const char *name, const char *val
 
 bool http_replied(const struct http_request *req)
 {
-    return req->have_reply;
+    /* Another thread (a long poll's) may be setting the reply meanwhile. */
+    struct http_request *r = (struct http_request *)req;
+    pthread_mutex_lock(&r->lock);
+    bool replied = r->have_reply;
+    pthread_mutex_unlock(&r->lock);
+    return replied;
 }
 
 /* ---- accessors ------------------------------------------------------------------------- */
@@ -189,6 +244,32 @@ const char *http_param(const struct http_request *req, const char *name)
 const char *http_query(const struct http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_scan {
+    const char *const *allowed;
+    const char *unknown;
+};
+
+static enum MHD_Result find_unknown_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct query_scan *scan = cls;
+    for (const char *const *a = scan->allowed; a && *a; a++) {
+        if (!strcmp(*a, key))
+            return MHD_YES;
+    }
+    scan->unknown = key;
+    return MHD_NO;
+}
+
+const char *http_query_unknown(const struct http_request *req, const char *const *allowed)
+{
+    struct query_scan scan = {.allowed = allowed, .unknown = NULL};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, find_unknown_arg, &scan);
+    return scan.unknown;
 }
 
 const char *http_header(const struct http_request *req, const char *name)
@@ -237,8 +318,19 @@ json_t *http_body_json(struct http_request *req, bool allow_empty)
         return NULL;
     }
     json_error_t err;
-    json_t *doc = json_loadb(req->body.data, req->body.len,
-                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+    json_t *doc =
+        json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    if (!doc && json_error_code(&err) == json_error_null_character) {
+        /* Strings become C strings (ids are cut at a NUL) and PostgreSQL's jsonb refuses
+         * \u0000, so a NUL anywhere is refused here, where the position is still known. */
+        json_t *extra = json_pack("{s:i, s:i, s:i}", "line", err.line, "column", err.column,
+                                  "position", err.position);
+        char *detail = xasprintf("\\u0000 is not allowed in strings (line %d, column %d, byte %d)",
+                                 err.line, err.column, err.position);
+        http_reply_problem_ext(req, 400, "malformed-json", "Malformed JSON", detail, NULL, extra);
+        free(detail);
+        return NULL;
+    }
     if (!doc) {
         json_t *extra = json_pack("{s:i, s:i, s:i}", "line", err.line, "column", err.column,
                                   "position", err.position);
@@ -265,12 +357,17 @@ void http_resume(struct http_request *req)
 {
     pthread_mutex_lock(&req->lock);
     enum suspend_state was = req->suspend;
+    struct MHD_Connection *conn = req->conn;
     req->suspend = SUSPEND_RESUMED;
-    /* When the handler has not returned yet, the access handler sees RESUMED and queues the
-     * reply itself; only a connection that MHD really suspended needs resuming. */
-    if (was == SUSPEND_ACTIVE)
-        MHD_resume_connection(req->conn);
     pthread_mutex_unlock(&req->lock);
+    /* From here on req may be freed at any moment: when the handler has not returned yet, the
+     * access handler sees RESUMED as soon as the lock is released and queues the reply itself,
+     * and once MHD_resume_connection runs, a server thread may queue the reply, complete the
+     * request and free req (mutex included) before this call even returns. So the decision is
+     * taken under the lock, and neither req nor its lock is touched after the unlock; only a
+     * connection that MHD really suspended needs resuming, and it stays valid until then. */
+    if (was == SUSPEND_ACTIVE)
+        MHD_resume_connection(conn);
 }
 
 /* ---- the access handler ---------------------------------------------------------------- */
@@ -278,7 +375,9 @@ void http_resume(struct http_request *req)
 static enum MHD_Result queue_reply(struct http_request *req)
 {
     if (!req->have_reply) {
-        log_error("handler set no reply", "method", req->method, "path", req->path);
+        char *path = printable(req->path);
+        log_error("handler set no reply", "method", req->method, "path", path);
+        free(path);
         http_reply_problem(req, 500, "internal", "Internal error", NULL);
     }
     struct MHD_Response *resp =
@@ -300,10 +399,25 @@ static enum MHD_Result queue_reply(struct http_request *req)
     return r;
 }
 
-static bool authorized(struct http_request *req)
+/* Routes anyone may call when tokens are set: health checks, the UI's files, and the task
+ * routes, whose {token} is itself the credential (their handlers verify it). Decided on the
+ * matched route's pattern, not on a path prefix, so no spelling of a path can reach another
+ * route through it; a path no route matches needs a token like any other. */
+static bool route_is_public(const struct http_server *s, const struct http_route *route)
+{
+    if (!route)
+        return false;
+    const char *p = route->pattern;
+    if (!strcmp(p, "/healthz") || !strcmp(p, "/readyz") || !strcmp(p, "/") || !strcmp(p, "/ui") ||
+        !strncmp(p, "/ui/", 4) || !strncmp(p, "/v1/tasks/{", 11))
+        return true;
+    return s->metrics_public && !strcmp(p, "/metrics");
+}
+
+static bool authorized(struct http_request *req, const struct http_route *route)
 {
     struct http_server *s = req->server;
-    if (!s->tokens || strncmp(req->path, "/v1/", 4) != 0)
+    if (!s->tokens || route_is_public(s, route))
         return true;
     const char *auth = http_header(req, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
@@ -322,16 +436,69 @@ static bool authorized(struct http_request *req)
     return ok;
 }
 
+/* The first query argument or header that is not clean text, as a 400 reply; false when all
+ * are fine. Query values arrive decoded by libmicrohttpd: a %00 shows as a value longer than
+ * its C string, and invalid UTF-8 or control bytes would reach handlers, the database (which
+ * refuses them) and the log. Header values may hold a tab, nothing else below 0x20. */
+struct value_scan {
+    struct http_request *req;
+    bool bad;
+};
+
+static enum MHD_Result check_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    struct value_scan *scan = cls;
+    bool query = kind == MHD_GET_ARGUMENT_KIND;
+    size_t at = 0;
+    const char *why = router_check_text(key, key_size, false, &at);
+    if (why) {
+        http_reply_problem(scan->req, 400, query ? "bad-query" : "bad-header",
+                           query ? "Malformed query string" : "Malformed header",
+                           "a %s name is not clean text: %s (at byte %zu of the name)",
+                           query ? "query parameter" : "header", why, at);
+        scan->bad = true;
+        return MHD_NO;
+    }
+    why = value ? router_check_text(value, value_size, !query, &at) : NULL;
+    if (why) {
+        if (query)
+            http_reply_problem(scan->req, 400, "bad-query", "Malformed query string",
+                               "query parameter \"%s\": %s (at byte %zu of the decoded value)", key,
+                               why, at);
+        else
+            http_reply_problem(scan->req, 400, "bad-header", "Malformed header",
+                               "header %s: %s (at byte %zu of the value)", key, why, at);
+        scan->bad = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 static void dispatch(struct http_request *req)
 {
-    if (!authorized(req)) {
+    struct http_server *s = req->server;
+    enum router_result found =
+        router_find(s->routes, s->n_routes, req->method, req->path, &req->match);
+    if (found == ROUTER_BAD_PATH) {
+        http_reply_problem(req, 400, "bad-path", "Malformed path",
+                           "the path is refused: %s (at byte %zu)", req->match.bad_reason,
+                           req->match.bad_at);
+        return;
+    }
+    struct value_scan scan = {.req = req, .bad = false};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_value, &scan);
+    if (!scan.bad)
+        MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, check_value, &scan);
+    if (scan.bad)
+        return;
+    if (!authorized(req, found == ROUTER_FOUND ? req->match.route : NULL)) {
         http_add_header(req, "WWW-Authenticate", "Bearer realm=\"keel\"");
         http_reply_problem(req, 401, "unauthorized", "Unauthorized",
                            "send a valid token as Authorization: Bearer <token>");
         return;
     }
-    struct http_server *s = req->server;
-    switch (router_find(s->routes, s->n_routes, req->method, req->path, &req->match)) {
+    switch (found) {
     case ROUTER_FOUND:
         req->match.route->handler(req);
         return;
@@ -341,15 +508,41 @@ static void dispatch(struct http_request *req)
                            "%s is not allowed on %s; allowed: %s", req->method, req->path,
                            req->match.allow);
         return;
-    case ROUTER_BAD_PATH:
-        http_reply_problem(req, 400, "bad-path", "Malformed path",
-                           "the path has an invalid percent-encoding");
-        return;
     case ROUTER_NOT_FOUND:
         http_reply_problem(req, 404, "not-found", "Not found", "no route for %s %s", req->method,
                            req->path);
         return;
+    case ROUTER_BAD_PATH:
+        return; /* answered above */
     }
+}
+
+static struct http_request *request_new(struct http_server *s, struct MHD_Connection *conn,
+                                        const char *uri)
+{
+    struct http_request *req = xcalloc(1, sizeof *req);
+    req->server = s;
+    req->conn = conn;
+    req->path = xstrndup(uri, strcspn(uri, "?"));
+    req->start_ms = time_mono_ms();
+    pthread_mutex_init(&req->lock, NULL);
+    return req;
+}
+
+/* Called by libmicrohttpd with the request target exactly as sent, before it decodes it: the
+ * request starts here so that the router sees the raw path and decodes it once (MHD's own
+ * decoding would turn "%252F" into "/" after the router's, and cut the path at a "%00"). MHD
+ * then calls on_completed for it in every case. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    return request_new(cls, conn, uri ? uri : "");
+}
+
+static void reply_too_large(struct http_request *req)
+{
+    http_reply_problem(req, 413, "payload-too-large", "Payload too large",
+                       "the body is larger than the limit of %ld bytes",
+                       req->server->max_body_bytes);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -359,15 +552,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct http_server *s = cls;
     struct http_request *req = *con_cls;
-    if (!req) {
-        req = xcalloc(1, sizeof *req);
-        req->server = s;
-        req->conn = conn;
+    if (!req) /* not seen by on_uri: cannot happen with MHD as configured, but be safe */
+        *con_cls = req = request_new(s, conn, url);
+    if (!req->started) {
+        req->started = true;
         req->method = method;
-        req->path = url;
-        req->start_ms = time_mono_ms();
-        pthread_mutex_init(&req->lock, NULL);
-        *con_cls = req;
         atomic_fetch_add(&s->in_flight, 1);
         if (atomic_load(&s->closing)) {
             /* A keep-alive connection may still send requests while we drain; none of them
@@ -379,34 +568,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return queue_reply(req);
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->max_body_bytes) {
-            http_reply_problem(req, 413, "payload-too-large", "Payload too large",
-                               "the body is larger than the limit of %ld bytes", s->max_body_bytes);
-            return queue_reply(req);
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (declared > (unsigned long long)s->max_body_bytes) {
+            reply_too_large(req);
+            req->body_too_large = true;
+            /* A client that waits for "100 Continue" is answered now and sends nothing; any
+             * other is already sending, so the body is drained first (when it is not huge) so
+             * that the client reads the 413 instead of a reset. */
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if ((expect && !strcasecmp(expect, "100-continue")) ||
+                declared > (unsigned long long)(s->max_body_bytes + DRAIN_MAX_BYTES)) {
+                http_add_header(req, "Connection", "close");
+                return queue_reply(req);
+            }
         }
         return MHD_YES;
     }
-    if (req->reply_queued)
-        return MHD_YES; /* an early 413: MHD discards the rest of the upload */
+    if (req->reply_queued) {
+        *upload_data_size = 0;
+        return MHD_YES; /* an early reply: MHD discards the rest of the upload */
+    }
     if (*upload_data_size > 0) {
-        if (!req->body_too_large) {
-            if (req->body.len + *upload_data_size > (size_t)s->max_body_bytes) {
-                req->body_too_large = true;
-                buf_free(&req->body);
-            } else {
-                buf_append(&req->body, upload_data, *upload_data_size);
-            }
+        if (!req->body_too_large && req->body.len + *upload_data_size > (size_t)s->max_body_bytes) {
+            req->body_too_large = true; /* a chunked body (no Content-Length) over the cap */
+            buf_free(&req->body);
+            reply_too_large(req);
         }
+        if (req->body_too_large) {
+            req->drained += (long)*upload_data_size;
+            *upload_data_size = 0;
+            if (req->drained > DRAIN_MAX_BYTES || time_mono_ms() - req->start_ms > DRAIN_MAX_MS) {
+                http_add_header(req, "Connection", "close");
+                return queue_reply(req); /* enough: answer and close */
+            }
+            return MHD_YES;
+        }
+        buf_append(&req->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (!req->dispatched) {
         req->dispatched = true;
         if (req->body_too_large)
-            http_reply_problem(req, 413, "payload-too-large", "Payload too large",
-                               "the body is larger than the limit of %ld bytes", s->max_body_bytes);
-        else
-            dispatch(req);
+            return queue_reply(req); /* the 413 is set; the whole body has been drained */
+        dispatch(req);
         pthread_mutex_lock(&req->lock);
         if (req->suspend == SUSPEND_REQUESTED) {
             req->suspend = SUSPEND_ACTIVE;
@@ -429,17 +634,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_request *req = *con_cls;
     if (!req)
         return;
-    metrics_http_request(req->status);
-    if (log_enabled(LOG_DEBUG)) {
-        char status[16], ms[32];
-        snprintf(status, sizeof status, "%d", req->status);
-        snprintf(ms, sizeof ms, "%lld", (long long)(time_mono_ms() - req->start_ms));
-        log_debug("request", "method", req->method, "path", req->path, "status", status,
-                  "duration_ms", ms, "completed",
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
+    if (req->started) {
+        metrics_http_request(req->status);
+        if (log_enabled(LOG_DEBUG)) {
+            char status[16], ms[32];
+            snprintf(status, sizeof status, "%d", req->status);
+            snprintf(ms, sizeof ms, "%lld", (long long)(time_mono_ms() - req->start_ms));
+            char *path = printable(req->path);
+            log_debug("request", "method", req->method, "path", path, "status", status,
+                      "duration_ms", ms, "completed",
+                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
+            free(path);
+        }
     }
     router_match_free(&req->match);
     buf_free(&req->body);
+    free(req->path);
     free(req->reply_body);
     free(req->reply_type);
     while (req->headers) {
@@ -449,32 +659,63 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(h->value);
         free(h);
     }
+    bool started = req->started;
     pthread_mutex_destroy(&req->lock);
     free(req);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
+    if (started)
+        atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's messages (connection limits hit, timeouts, resets) as warnings, each kind at
+ * most once per MHD_LOG_INTERVAL_MS with a count of the ones suppressed meanwhile. */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct http_server *s = cls;
+    int64_t now = time_mono_ms();
+    long suppressed = 0;
+    pthread_mutex_lock(&s->log_lock);
+    size_t k = 0;
+    while (k < MHD_LOG_KINDS && s->log_kinds[k].fmt && s->log_kinds[k].fmt != fmt)
+        k++;
+    if (k == MHD_LOG_KINDS)
+        k = MHD_LOG_KINDS - 1; /* more kinds than slots: the last slot is shared */
+    bool emit = !s->log_kinds[k].fmt || now - s->log_kinds[k].last_ms >= MHD_LOG_INTERVAL_MS;
+    if (emit) {
+        suppressed = s->log_kinds[k].suppressed;
+        s->log_kinds[k].fmt = fmt;
+        s->log_kinds[k].last_ms = now;
+        s->log_kinds[k].suppressed = 0;
+    } else {
+        s->log_kinds[k].suppressed++;
+    }
+    pthread_mutex_unlock(&s->log_lock);
+    if (!emit)
+        return;
     struct buf b = BUF_INIT;
     buf_vprintf(&b, fmt, ap);
     while (b.len && b.data[b.len - 1] == '\n')
         b.data[--b.len] = '\0';
-    log_warn("http server", "detail", b.data);
+    char *detail = printable(b.data);
     buf_free(&b);
+    char count[32];
+    snprintf(count, sizeof count, "%ld", suppressed);
+    log_warn("http server", "detail", detail, "suppressed_since_last", count);
+    free(detail);
 }
 
 /* ---- start and stop -------------------------------------------------------------------- */
 
 /* Opens a listening socket for "host:port" or "[v6]:port". */
-static int listen_on(const char *addr, uint16_t *port_out, char **why)
+static int listen_on(const char *spec, uint16_t *port_out, char **why)
 {
     char host[256];
+    const char *addr = spec; /* stepped past a '[' below; messages show spec */
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr) {
-        *why = xasprintf("addr address \"%s\" is not host:port", addr);
+        *why = xasprintf("listen address \"%s\" is not host:port (set KEEL_LISTEN or --listen, "
+                         "e.g. 127.0.0.1:8080 or [::1]:8080)",
+                         spec);
         return -1;
     }
     size_t hlen = (size_t)(colon - addr);
@@ -483,7 +724,7 @@ static int listen_on(const char *addr, uint16_t *port_out, char **why)
         hlen -= 2;
     }
     if (hlen >= sizeof host) {
-        *why = xasprintf("addr host is too long");
+        *why = xasprintf("listen address \"%s\": the host is too long", spec);
         return -1;
     }
     memcpy(host, addr, hlen);
@@ -495,7 +736,9 @@ static int listen_on(const char *addr, uint16_t *port_out, char **why)
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
     if (gai != 0) {
-        *why = xasprintf("cannot resolve addr address \"%s\": %s", addr, gai_strerror(gai));
+        *why = xasprintf("cannot resolve listen address \"%s\": %s (set KEEL_LISTEN or --listen to "
+                         "another address)",
+                         spec, gai_strerror(gai));
         return -1;
     }
     int fd = -1;
@@ -516,7 +759,8 @@ static int listen_on(const char *addr, uint16_t *port_out, char **why)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        *why = xasprintf("cannot addr on %s: %s", addr, strerror(saved));
+        *why = xasprintf("cannot listen on %s: %s (set KEEL_LISTEN or --listen to another address)",
+                         spec, strerror(saved));
         return -1;
     }
     struct sockaddr_storage ss;
@@ -574,6 +818,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, char
     s->n_routes = cfg->n_routes;
     s->app = cfg->app;
     s->tokens = parse_tokens(cfg->api_tokens);
+    s->metrics_public = cfg->metrics_public;
+    pthread_mutex_init(&s->log_lock, NULL);
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->closing, false);
     s->listen_fd = listen_on(cfg->listen, &s->port, why);
@@ -581,11 +827,18 @@ struct http_server *http_server_start(const struct http_server_config *cfg, char
         goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* The timeout is of silence: a request that stalls mid-way and an idle keep-alive
+     * connection are closed after it; suspended long polls are not subject to it. The
+     * per-address cap keeps one client from taking every connection. */
+    unsigned timeout_s = cfg->request_timeout_s > 0 ? (unsigned)cfg->request_timeout_s : 15;
+    unsigned max_conns = cfg->max_connections > 0 ? (unsigned)cfg->max_connections : 1024;
+    unsigned per_ip = cfg->max_connections_per_ip > 0 ? (unsigned)cfg->max_connections_per_ip : 0;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
     if (!s->daemon) {
         *why = xasprintf("cannot start the HTTP server on %s", cfg->listen);
         goto fail;
@@ -595,6 +848,7 @@ fail:
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     free_tokens(s->tokens);
+    pthread_mutex_destroy(&s->log_lock);
     free(s);
     return NULL;
 }
@@ -635,6 +889,7 @@ int http_server_stop(struct http_server *s, long grace_ms)
     if (fd >= 0)
         close(fd);
     free_tokens(s->tokens);
+    pthread_mutex_destroy(&s->log_lock);
     free(s);
     return (int)cut;
 }

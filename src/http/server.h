@@ -14,10 +14,17 @@
 struct http_server;
 
 struct http_server_config {
-    const char *listen;     /* "host:port"; port 0 picks a free one (see http_server_port) */
-    long threads;           /* worker threads */
-    long max_body_bytes;    /* larger bodies get 413 */
-    const char *api_tokens; /* comma-separated bearer tokens required under /v1; NULL = none */
+    const char *listen;  /* "host:port"; port 0 picks a free one (see http_server_port) */
+    long threads;        /* worker threads */
+    long max_body_bytes; /* larger bodies get 413 */
+    /* Comma-separated bearer tokens; NULL = no authentication. When set, every route needs
+     * one except /healthz, /readyz, /, /ui and /ui/..., /v1/tasks/{token}/... (the task token
+     * is the credential) and, when metrics_public, /metrics. */
+    const char *api_tokens;
+    bool metrics_public;
+    long max_connections;        /* open connections at once; 0 = 1024 */
+    long max_connections_per_ip; /* from one client address; 0 = no limit */
+    long request_timeout_s;      /* silence before a connection is closed; 0 = 15 */
     const struct http_route *routes;
     size_t n_routes;
     void *app; /* handed to handlers through http_app() */
@@ -44,6 +51,10 @@ const char *http_path(const struct http_request *req);
 const char *http_param(const struct http_request *req, const char *name);
 /* A query-string argument, decoded; NULL when absent. */
 const char *http_query(const struct http_request *req, const char *name);
+/* The name of the first query-string argument (in request order) that is not in allowed, a
+ * NULL-terminated list of names (case-sensitive); NULL when every argument is allowed. The
+ * string is owned by the request. Handlers use it to answer 400 for a misspelt parameter. */
+const char *http_query_unknown(const struct http_request *req, const char *const *allowed);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *http_header(const struct http_request *req, const char *name);
 /* The raw request body (NUL-terminated) and its length. */

@@ -9,6 +9,7 @@
 #include "util/ids.h"
 #include "util/timeutil.h"
 #include "webhook/dispatcher.h"
+#include "webhook/sign.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -291,9 +292,17 @@ static bool run_job(struct runner *r, struct job *j)
         store_release(r->pool, conn);
         return true;
     }
-    if (req.in.kind == ENGINE_IN_ATTEMPT_ACCEPTED)
-        req.accepted_token = j->token;
     bool is_attempt_start = j->kind == JOB_CLAIMED && req.in.kind == ENGINE_IN_ATTEMPT_STARTED;
+    if (is_attempt_start) {
+        /* Every send carries a new token (a resend after a takeover too); the transition
+         * records its hash with attempt_started, and tokens of earlier sends stay valid while
+         * the attempt is in flight. */
+        char token[WH_TASK_TOKEN_LEN + 1], hash[WH_TASK_TOKEN_HASH_LEN + 1];
+        wh_task_token_new(token, hash);
+        free(j->token);
+        j->token = xstrdup(token);
+        req.started_token = j->token;
+    }
     req.consume_task_id = is_attempt_start ? 0 : j->task_id;
     struct transition_out out;
     int64_t t0 = time_mono_us();
@@ -400,9 +409,8 @@ static int claim_batch(struct runner *r, PGconn *conn, int limit, char **why)
         j->step_id = xstrdup(PQgetvalue(res, i, 3));
         j->attempt = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));
         j->payload = PQgetisnull(res, i, 5) ? NULL : json_loads(PQgetvalue(res, i, 5), 0, NULL);
-        j->token = PQgetisnull(res, i, 6) ? NULL : xstrdup(PQgetvalue(res, i, 6));
-        j->workflow = xstrdup(PQgetvalue(res, i, 7));
-        j->version = atoi(PQgetvalue(res, i, 8));
+        j->workflow = xstrdup(PQgetvalue(res, i, 6));
+        j->version = atoi(PQgetvalue(res, i, 7));
         push_job(r, j);
     }
     PQclear(res);

@@ -6,7 +6,9 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/ids.h"
+#include "util/jsonlimits.h"
 #include "util/timeutil.h"
+#include "webhook/sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,8 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list)
 /* What several engine_advance calls of one transition add up to. */
 struct pending {
     json_t *events; /* [{seq, type, step, attempt, data}] */
-    json_t *tasks;  /* [{kind, step, attempt, due_at, payload, token, lease_ms}] */
+    json_t *tasks;  /* [{kind, step, attempt, due_at, payload, token_hash, lease_ms}] */
+    json_t *tokens; /* {token_hash: token} of the attempts leased here; never sent to SQL */
     json_t *drops;  /* [{kind, step}]: pending tasks to delete */
     bool *changed;  /* per step */
     bool cancel_tasks;
@@ -45,6 +48,8 @@ struct pending {
     json_t *output;
     json_t *error;
     int64_t last_seq;
+    json_t *heartbeat;          /* {"at", "details"} of a heartbeat that applied, or NULL */
+    const char *heartbeat_step; /* its step's id (borrowed from the definition) */
 };
 
 static void ts(int64_t ms, char out[32])
@@ -198,18 +203,17 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         json_object_set_new(row, "payload", t->payload ? json_incref(t->payload) : json_null());
         bool sends = engine_task_sends(t->kind);
         bool immediate = sends && t->due_at_ms <= in->now_ms;
-        if (sends) {
-            /* 128 random bits, then the execution id, so that a token can be found through
-             * its execution's tasks before the receiver's 202 has been journaled. */
-            char rnd[33];
-            ids_random_hex(16, rnd);
-            char *exec_b64 = b64url_encode(a->exec_id, strlen(a->exec_id));
-            char *token = xasprintf("%s.%s", rnd, exec_b64);
-            json_object_set_new(row, "token", json_string(token));
-            free(token);
-            free(exec_b64);
+        if (immediate) {
+            /* The attempt is sent after COMMIT with a new token, whose hash STMT_EXEC_APPLY
+             * records in attempt_tokens in this same transaction: the token is valid from the
+             * moment it is sent. Only the hash goes to the database. A task sent later gets
+             * its token when it is claimed. */
+            char token[WH_TASK_TOKEN_LEN + 1], hash[WH_TASK_TOKEN_HASH_LEN + 1];
+            wh_task_token_new(token, hash);
+            json_object_set_new(row, "token_hash", json_string(hash));
+            json_object_set_new(p->tokens, hash, json_string(token));
         } else {
-            json_object_set_new(row, "token", json_null());
+            json_object_set_new(row, "token_hash", json_null());
         }
         if (immediate) {
             json_int_t timeout = json_integer_value(json_object_get(t->payload, "timeout_ms"));
@@ -234,13 +238,21 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         deliver_stored_signal(a, wants_signal);
 }
 
+/* The expression context from the execution's input and its steps' results, or NULL when they
+ * do not read back (a step would otherwise see a false "has no output yet"). */
 static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text,
                          const char *steps_text)
 {
+    json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *rows = json_loads(steps_text, JSON_ALLOW_NUL, NULL);
+    if (!input || !json_is_array(rows)) {
+        json_decref(input);
+        json_decref(rows);
+        return NULL;
+    }
     json_t *ctx = json_object();
-    json_object_set_new(ctx, "input", json_loads(input_text, JSON_DECODE_ANY, NULL));
+    json_object_set_new(ctx, "input", input);
     json_t *steps = json_object();
-    json_t *rows = json_loads(steps_text, 0, NULL);
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
@@ -262,21 +274,82 @@ static json_t *build_ctx(const char *exec_id, const char *workflow, const char *
     return ctx;
 }
 
-static json_t *step_rows(const struct defn *d, const struct engine_state *st, const json_t *ctx,
-                         const bool *changed)
+/* The due_at text of the last task of that kind for step id written in this transition, as a
+ * new JSON string, or JSON null. */
+static json_t *task_due(const struct pending *p, const char *kind, const char *id)
 {
+    json_t *due = NULL;
+    size_t k;
+    json_t *t;
+    json_array_foreach(p->tasks, k, t)
+    {
+        if (!strcmp(json_string_value(json_object_get(t, "kind")), kind) &&
+            !strcmp(json_string_value(json_object_get(t, "step")), id))
+            due = json_object_get(t, "due_at");
+    }
+    return due ? json_incref(due) : json_null();
+}
+
+/* The step row's columns that outlive one transition, as this transition's events leave them:
+ * last_error is the error of the step's latest failed attempt (not a compensation's), and both
+ * it and heartbeat start afresh when the step is entered (again). Sets "last_error_set" and
+ * "heartbeat_set" to say whether the row's stored values are replaced. */
+static void row_details(const struct pending *p, const char *id, json_t *row)
+{
+    json_t *last_error = NULL;
+    bool fresh = false;
+    size_t k;
+    json_t *e;
+    json_array_foreach(p->events, k, e)
+    {
+        const char *step = json_string_value(json_object_get(e, "step"));
+        const char *type = json_string_value(json_object_get(e, "type"));
+        if (!step || !type || strcmp(step, id) != 0)
+            continue;
+        json_t *data = json_object_get(e, "data");
+        if (!strcmp(type, "step_scheduled")) {
+            fresh = true;
+            last_error = NULL;
+        } else if (!strcmp(type, "attempt_failed") &&
+                   !json_is_true(json_object_get(data, "compensation"))) {
+            last_error = json_object_get(data, "error");
+        }
+    }
+    json_object_set_new(row, "last_error", last_error ? json_incref(last_error) : json_null());
+    json_object_set_new(row, "last_error_set", json_boolean(last_error || fresh));
+    bool beat = p->heartbeat && !strcmp(p->heartbeat_step, id);
+    json_object_set_new(row, "heartbeat", beat ? json_incref(p->heartbeat) : json_null());
+    json_object_set_new(row, "heartbeat_set", json_boolean(beat || fresh));
+}
+
+static json_t *step_rows(const struct defn *d, const struct engine_state *st, const json_t *ctx,
+                         const struct pending *p)
+{
+    const bool *changed = p->changed;
     json_t *rows = json_array();
     json_t *steps = json_object_get(ctx, "steps");
     for (size_t i = 0; i < st->n_steps; i++) {
         if (!changed[i])
             continue;
         const struct engine_step *s = &st->steps[i];
-        json_t *c = json_object_get(steps, d->steps[i].id);
+        const char *id = d->steps[i].id;
+        json_t *c = json_object_get(steps, id);
         json_t *row = json_object();
-        json_object_set_new(row, "id", json_string(d->steps[i].id));
+        const char *status = engine_step_public_status(d, st, i);
+        json_object_set_new(row, "id", json_string(id));
         json_object_set_new(row, "position", json_integer((json_int_t)i));
-        json_object_set_new(row, "status", json_string(engine_step_status_name(s->status)));
+        json_object_set_new(row, "status", json_string(status));
         json_object_set_new(row, "attempts", json_integer(s->attempt));
+        /* The due times come from the tasks written with the status: a step is retrying,
+         * sleeping or waiting only in the transition that schedules its task. */
+        json_object_set_new(row, "next_attempt_at",
+                            !strcmp(status, "retrying") ? task_due(p, "activity", id)
+                                                        : json_null());
+        json_object_set_new(row, "due_at",
+                            !strcmp(status, "sleeping")  ? task_due(p, "timer", id)
+                            : !strcmp(status, "waiting") ? task_due(p, "wait_timeout", id)
+                                                         : json_null());
+        row_details(p, id, row);
         json_t *out = json_object_get(c, "output");
         json_object_set_new(row, "output", out ? json_incref(out) : json_null());
         json_t *err = json_object_get(c, "error");
@@ -293,31 +366,44 @@ static char *dump(const json_t *j)
     return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
+/* Encodes j (not NULL) as a statement parameter into *out (caller frees). Returns false with
+ * *why set (when not already) when jansson cannot encode it (out of memory, a string that is
+ * not UTF-8): the caller must then write nothing and roll back. */
+static bool encode_param(const json_t *j, const char *what, char **out, char **why)
+{
+    *out = dump(j);
+    if (*out)
+        return true;
+    if (!*why)
+        *why =
+            xasprintf("the transition's %s cannot be encoded as JSON; nothing was written", what);
+    return false;
+}
+
 static bool is_result(enum engine_input_kind k)
 {
     return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
            k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
-/* Runs "BEGIN; lock" (own_txn) or just "lock" in one round trip. */
+/* Runs "BEGIN; lock; read" (own_txn) or just "lock; read" in one round trip, and returns the
+ * read's result. */
 static PGresult *lock_execution(PGconn *conn, bool own_txn, const char *const *params, char **why)
 {
-    if (!own_txn) {
-        PGresult *r = store_run(conn, STMT_EXEC_LOCK, 2, params);
-        if (!store_ok(r))
-            *why = store_error(r, conn);
-        return r;
-    }
     struct store_call calls[] = {{.command = "BEGIN"},
-                                 {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params}};
-    PGresult *res[2];
-    int rc = store_pipeline(conn, calls, 2, res, why);
-    PQclear(res[0]);
-    if (rc < 0 && res[1] && store_ok(res[1])) {
-        PQclear(res[1]);
+                                 {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params},
+                                 {.stmt = STMT_EXEC_LOCKED_READ, .n_params = 2, .params = params}};
+    const struct store_call *first = own_txn ? calls : calls + 1;
+    int n = own_txn ? 3 : 2;
+    PGresult *res[3] = {NULL, NULL, NULL};
+    int rc = store_pipeline(conn, first, n, res, why);
+    for (int i = 0; i < n - 1; i++)
+        PQclear(res[i]);
+    if (rc < 0 && res[n - 1] && store_ok(res[n - 1])) {
+        PQclear(res[n - 1]);
         return NULL;
     }
-    return res[1];
+    return res[n - 1];
 }
 
 /* Runs "apply; COMMIT" (own_txn) or just "apply" in one round trip. */
@@ -403,6 +489,11 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     }
     have_state = true;
     ctx = build_ctx(exec_id, wf, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 6));
+    if (!ctx) {
+        *why =
+            xasprintf("execution %s has an input or step results this keeld cannot read", exec_id);
+        goto done;
+    }
     p.last_seq = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     PQclear(r);
     r = NULL;
@@ -423,6 +514,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
 
     p.events = json_array();
     p.tasks = json_array();
+    p.tokens = json_object();
     p.drops = json_array();
     p.changed = xcalloc(st.n_steps ? st.n_steps : 1, sizeof *p.changed);
     a = (struct apply){.env = env,
@@ -451,16 +543,39 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     bool stale = fx.stale;
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
         a.delivering_signal = req->signal_id;
+    if (!stale && in->kind == ENGINE_IN_HEARTBEAT && !in->compensation && in->step < st.n_steps) {
+        /* The interpreter keeps no heartbeat; the step row shows the last one. Details that
+         * could not be stored or read back are left out rather than failing the heartbeat. */
+        const json_t *details = in->details ? in->details : json_null();
+        bool storable =
+            !json_depth_exceeds(details, JSON_LIMIT_MAX_DEPTH) &&
+            !json_find_nul(details, NULL, 0) &&
+            json_encoded_size(details, ENGINE_MAX_PAYLOAD_BYTES) <= ENGINE_MAX_PAYLOAD_BYTES;
+        p.heartbeat = json_pack("{s:o, s:O}", "at", json_ts_or_null(in->now_ms), "details",
+                                storable ? details : json_null());
+        if (!storable)
+            json_object_set_new(p.heartbeat, "details_omitted",
+                                json_string("the details are too large, too deep or hold "
+                                            "\\u0000"));
+        p.heartbeat_step = d->steps[in->step].id;
+        p.changed[in->step] = true;
+    }
     if (!stale) {
         collect(&a, in, &fx);
         if (in->kind == ENGINE_IN_SIGNAL && req->signal_id > 0)
             json_array_append_new(a.consumed_signals,
                                   json_pack("[I, I]", (json_int_t)req->signal_id,
                                             last_event_seq(&a, "signal_consumed")));
-    } else if (is_result(in->kind) && fx.stale_ended) {
-        /* A late result for an ended execution is kept in the history, never applied. */
-        json_t *data = json_pack("{s:s, s:s}", "reason", "the execution had already ended",
-                                 "execution_status", engine_exec_status_name(st.status));
+    } else if (is_result(in->kind) && in->kind != ENGINE_IN_ATTEMPT_ACCEPTED) {
+        /* A result that lost (the execution ended, or the attempt was completed through its
+         * task token while its request was open, or the other way round) is kept in the
+         * history, never applied. A late 202 carries no result and is not journaled. */
+        json_t *data = json_pack(
+            "{s:s, s:s}", "reason",
+            fx.stale_ended ? "the execution had already ended"
+                           : "the attempt was no longer in flight (already completed, failed "
+                             "or timed out)",
+            "execution_status", engine_exec_status_name(st.status));
         if (in->kind == ENGINE_IN_ATTEMPT_SUCCEEDED)
             json_object_set_new(data, "output",
                                 json_deep_copy(in->output ? in->output : json_null()));
@@ -497,10 +612,13 @@ static enum transition_outcome apply_transition(const struct transition_env *env
             goto done;
     }
 
-    if (req->accepted_token && !stale) {
-        char attempt[16];
+    if (req->started_token && !stale && in->kind == ENGINE_IN_ATTEMPT_STARTED) {
+        /* A claimed attempt is about to be sent (again) with a new token: record its hash with
+         * the attempt_started event, so it is valid from the moment it is sent. */
+        char attempt[16], hash[WH_TASK_TOKEN_HASH_LEN + 1];
         snprintf(attempt, sizeof attempt, "%d", in->attempt);
-        const char *tp[] = {req->accepted_token, exec_id, d->steps[in->step].id, attempt,
+        wh_task_token_hash(req->started_token, hash);
+        const char *tp[] = {hash, exec_id, d->steps[in->step].id, attempt,
                             in->compensation ? "true" : "false"};
         PGresult *tr = store_run(conn, STMT_TOKEN_INSERT, 5, tp);
         bool ok = store_ok(tr);
@@ -510,19 +628,22 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         if (!ok)
             goto done;
     }
-    json_t *rows = step_rows(d, &st, ctx, p.changed);
-    events = dump(p.events);
-    steps = dump(rows);
-    json_decref(rows);
-    tasks = dump(p.tasks);
-    drops = dump(p.drops);
+    json_t *rows = step_rows(d, &st, ctx, &p);
     json_t *sj = engine_state_to_json(&st);
-    state_text = dump(sj);
+    /* Every parameter must encode: one that became SQL NULL would make the statement write
+     * nothing for it (no events, no task) and commit a transition that lost its effects. */
+    bool encoded = encode_param(p.events, "events", &events, why) &&
+                   encode_param(rows, "step rows", &steps, why) &&
+                   encode_param(p.tasks, "tasks", &tasks, why) &&
+                   encode_param(p.drops, "task drops", &drops, why) &&
+                   encode_param(sj, "state", &state_text, why) &&
+                   (!(p.ended && st.status == ENGINE_EXEC_COMPLETED) ||
+                    encode_param(p.output ? p.output : json_null(), "output", &output, why)) &&
+                   (!(p.ended && p.error) || encode_param(p.error, "error", &error, why));
+    json_decref(rows);
     json_decref(sj);
-    if (p.ended && st.status == ENGINE_EXEC_COMPLETED)
-        output = dump(p.output ? p.output : json_null());
-    if (p.ended && p.error)
-        error = dump(p.error);
+    if (!encoded)
+        goto done;
     char now[32], seq[24];
     ts(in->now_ms, now);
     snprintf(seq, sizeof seq, "%lld", (long long)p.last_seq);
@@ -556,20 +677,23 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         rc = TRANSITION_LEASE_LOST;
         goto done;
     }
-    /* Pair the tasks leased to us with their new ids (matched by their unique token). */
+    /* Pair the tasks leased to us with their new ids (matched by their token's hash). */
     json_t *inserted = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
     json_t *row;
     json_array_foreach(p.tasks, i, row)
     {
         if (json_is_null(json_object_get(row, "lease_ms")))
             continue;
-        const char *token = json_string_value(json_object_get(row, "token"));
+        const char *hash = json_string_value(json_object_get(row, "token_hash"));
+        const char *token = json_string_value(json_object_get(p.tokens, hash ? hash : ""));
+        if (!hash || !token)
+            continue;
         size_t j;
         json_t *pair;
         json_array_foreach(inserted, j, pair)
         {
-            const char *inserted_token = json_string_value(json_array_get(pair, 1));
-            if (!inserted_token || strcmp(inserted_token, token) != 0)
+            const char *inserted_hash = json_string_value(json_array_get(pair, 1));
+            if (!inserted_hash || strcmp(inserted_hash, hash) != 0)
                 continue;
             struct attempt_dispatch *ad = xcalloc(1, sizeof *ad);
             ad->task_id = json_integer_value(json_array_get(pair, 0));
@@ -601,6 +725,8 @@ done:
     engine_effects_free(&fx);
     json_decref(p.events);
     json_decref(p.tasks);
+    json_decref(p.tokens);
+    json_decref(p.heartbeat);
     json_decref(p.drops);
     free(drops);
     json_decref(p.output);

@@ -19,7 +19,7 @@ struct attempt_dispatch {
     char *step_id;
     int attempt;
     json_t *payload;   /* {"url", "input", "timeout_ms"} */
-    char *token;       /* the task token for asynchronous completion */
+    char *token;       /* the task token for asynchronous completion (its hash is stored) */
     bool compensation; /* a compensation attempt (key <execution>/<step>/compensate) */
     struct attempt_dispatch *next;
 };
@@ -58,15 +58,17 @@ struct transition_request {
     const json_t *extra_events; /* events the runner itself journals before the engine's, as
                                    [{type, step?, attempt?, data?}]; written even when the
                                    engine ignores the input (signal_received, ...) */
-    const char *accepted_token; /* with ENGINE_IN_ATTEMPT_ACCEPTED: the attempt's task token,
-                                   kept so the receiver can complete it later */
+    const char *started_token;  /* with ENGINE_IN_ATTEMPT_STARTED: the new task token the
+                                   attempt is about to be sent with; its hash is recorded in
+                                   attempt_tokens when the start applies */
     struct engine_input in;
 };
 
 /* Applies req to its execution inside the caller's open transaction. Activity attempts due at
  * once are leased to this process and journaled as started in the same transaction; they are
  * returned in out->dispatches. A wait that starts consumes the oldest stored signal of its name
- * at once. A webhook result for an execution that has ended is journaled as result_ignored. */
+ * at once. A result (success or failure) that does not apply, because the execution has ended
+ * or its attempt is no longer in flight, is journaled as result_ignored. */
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
                                          struct transition_request *req, struct transition_out *out,
                                          char **why);

@@ -91,6 +91,11 @@ rollback:
 int store_migrate(PGconn *conn, char **why)
 {
     int applied = 0;
+    /* Another keeld may be applying a long migration: wait for its advisory lock, and for the
+     * table locks a migration needs, as long as it takes (the session default is the short
+     * lock timeout of the hot path). */
+    if (exec_ok(conn, "SET lock_timeout = 0", why) < 0)
+        return -1;
     if (exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", why) < 0)
         return -1;
     if (exec_ok(conn,

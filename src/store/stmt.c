@@ -1,6 +1,7 @@
 /* The statement table. */
 #include "store/stmt.h"
 
+#include "store/pool.h"
 #include "util/alloc.h"
 
 #include <stdbool.h>
@@ -50,15 +51,27 @@ static const struct {
                               "SELECT workflow = $2 AND input = $3::jsonb FROM executions "
                               "WHERE id = $1"},
     /* The execution row, locked, with what a transition needs: the steps' results for the
-     * expression context and the current owner of the task being consumed. */
+     * expression context and the current owner of the task being consumed. The execution is
+     * locked first (the materialized CTE runs before the outer query's subqueries), then the
+     * task: every path locks in that order, so a transition consuming a task and one deleting
+     * it (a task-token completion, a cancel) cannot deadlock. */
+    /* Locks first, reads in a statement of its own: in READ COMMITTED a statement that waited
+     * for a row lock still reads every other table with the snapshot taken before the wait, so
+     * a read in the locking statement could miss the step results the previous holder
+     * committed. The execution is locked before the task, as on every other path. */
     [STMT_EXEC_LOCK] = {"exec_lock",
-                        "SELECT e.workflow, e.version, e.status, e.state::text, e.input::text, "
-                        "e.last_seq, (SELECT coalesce(json_agg(json_build_array(s.step_id, "
-                        "s.status, s.output, s.error)), '[]')::text FROM steps s "
-                        "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
-                        "s.error IS NOT NULL OR s.status = 'completed')), "
-                        "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint FOR UPDATE) "
-                        "FROM executions e WHERE e.id = $1 FOR UPDATE OF e"},
+                        "WITH e AS MATERIALIZED (SELECT id FROM executions WHERE id = $1 "
+                        "FOR UPDATE) SELECT (SELECT t.lease_owner FROM tasks t "
+                        "WHERE t.id = $2::bigint FOR UPDATE) FROM e"},
+    [STMT_EXEC_LOCKED_READ] = {"exec_locked_read",
+                               "SELECT e.workflow, e.version, e.status, e.state::text, "
+                               "e.input::text, e.last_seq, (SELECT "
+                               "coalesce(json_agg(json_build_array(s.step_id, s.status, "
+                               "s.output, s.error)), '[]')::text FROM steps s "
+                               "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
+                               "s.error IS NOT NULL OR s.status = 'completed')), "
+                               "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
+                               "FROM executions e WHERE e.id = $1"},
     /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
      * the same snapshot, which is what we want: the consumed task and the cancelled ones are
      * those that existed before, never the ones inserted here.
@@ -78,20 +91,37 @@ static const struct {
          "SELECT $1, e.seq, e.type, e.step, e.attempt, $13::timestamptz, "
          "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
          "step text, attempt int, data jsonb)), "
+         /* last_error and heartbeat keep their stored value unless the row says it replaces
+          * them (last_error_set, heartbeat_set); next_attempt_at and due_at go with status. */
          "st AS (INSERT INTO steps (execution_id, step_id, position, status, attempts, output, "
-         "error, started_at, completed_at) SELECT $1, s.id, s.position, s.status, s.attempts, "
-         "s.output, s.error, s.started_at, s.completed_at FROM jsonb_to_recordset($5::jsonb) "
+         "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat) "
+         "SELECT $1, s.id, s.position, s.status, s.attempts, s.output, s.error, s.started_at, "
+         "s.completed_at, CASE WHEN s.last_error_set THEN s.last_error ELSE o.last_error END, "
+         "s.next_attempt_at, s.due_at, CASE WHEN s.heartbeat_set THEN s.heartbeat "
+         "ELSE o.heartbeat END FROM jsonb_to_recordset($5::jsonb) "
          "AS s(id text, position int, status text, attempts int, output jsonb, error jsonb, "
-         "started_at timestamptz, completed_at timestamptz) "
+         "started_at timestamptz, completed_at timestamptz, last_error jsonb, "
+         "last_error_set bool, next_attempt_at timestamptz, due_at timestamptz, heartbeat jsonb, "
+         "heartbeat_set bool) LEFT JOIN steps o ON o.execution_id = $1 AND o.step_id = s.id "
          "ON CONFLICT (execution_id, step_id) DO UPDATE SET status = EXCLUDED.status, "
          "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
-         "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at), "
-         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, token, "
-         "lease_owner, lease_until) SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload, "
-         "t.token, CASE WHEN t.lease_ms IS NOT NULL THEN $3 END, CASE WHEN t.lease_ms IS NOT "
-         "NULL THEN now() + t.lease_ms * interval '1 millisecond' END "
+         "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
+         "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
+         "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat), "
+         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, "
+         "token_hash, lease_owner, lease_until) SELECT $1, t.kind, t.step, t.attempt, t.due_at, "
+         "t.payload, t.token_hash, CASE WHEN t.lease_ms IS NOT NULL THEN $3 END, CASE WHEN "
+         "t.lease_ms IS NOT NULL THEN now() + t.lease_ms * interval '1 millisecond' END "
          "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
-         "due_at timestamptz, payload jsonb, token text, lease_ms bigint) RETURNING id, token), "
+         "due_at timestamptz, payload jsonb, token_hash text, lease_ms bigint) "
+         "RETURNING id, token_hash), "
+         /* The tokens of the attempts leased here (journaled as started in this transaction,
+          * sent after COMMIT) are valid from now on. */
+         "tok AS (INSERT INTO attempt_tokens (token_hash, execution_id, step, attempt, "
+         "compensation) SELECT t.token_hash, $1, t.step, t.attempt, t.kind = 'compensation' "
+         "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
+         "token_hash text, lease_ms bigint) WHERE t.lease_ms IS NOT NULL AND "
+         "t.token_hash IS NOT NULL), "
          "ex AS (UPDATE executions SET status = $8, state = $9::jsonb, last_seq = $10, "
          "output = CASE WHEN $14::bool THEN $11::jsonb WHEN $8 = 'running' THEN NULL "
          "ELSE output END, error = CASE WHEN $14::bool THEN $12::jsonb WHEN $8 = 'running' "
@@ -99,7 +129,7 @@ static const struct {
          "$14::bool THEN $13::timestamptz WHEN $8 = 'running' THEN NULL ELSE completed_at END "
          "WHERE id = $1) "
          "SELECT (SELECT count(*) FROM consumed), "
-         "coalesce((SELECT json_agg(json_build_array(id, token)) FROM tk), '[]')::text, "
+         "coalesce((SELECT json_agg(json_build_array(id, token_hash)) FROM tk), '[]')::text, "
          "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
          "CASE WHEN $14::bool THEN pg_notify('keel_done', $1) END"},
     [STMT_EXEC_JSON] = {"exec_json",
@@ -107,14 +137,30 @@ static const struct {
                         ", 'steps', (SELECT coalesce(json_agg(json_build_object('id', "
                         "s.step_id, 'status', s.status, 'attempts', s.attempts, 'started_at', "
                         "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
-                        "'output', s.output, 'error', s.error) ORDER BY s.position), '[]') "
-                        "FROM steps s WHERE s.execution_id = e.id))::text, e.status "
+                        "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
+                        "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
+                        "keel_ts(s.due_at), 'heartbeat', s.heartbeat) ORDER BY s.position), "
+                        "'[]') FROM steps s WHERE s.execution_id = e.id))::text, e.status "
                         "FROM executions e WHERE e.id = $1"},
-    /* $1 workflow, $2 status, $3 since, $4 until, $5 cursor created_at, $6 cursor id, $7 limit */
+    /* Summaries without input and output: the step a running execution is at (the state's
+     * "current"), with the signal it waits for from its definition.
+     * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
+     * id, $7 limit */
     [STMT_EXEC_LIST] = {"exec_list",
-                        "SELECT " EXEC_JSON_COLUMNS ")::text, e.created_at::text, e.id "
-                        "FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
-                        "AND ($2::text IS NULL OR e.status = $2) "
+                        "SELECT json_build_object('id', e.id, 'workflow', e.workflow, "
+                        "'version', e.version, 'status', e.status, 'created_at', "
+                        "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
+                        "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
+                        "'current_step', (SELECT json_build_object('id', s.step_id, 'status', "
+                        "s.status, 'attempts', s.attempts, 'last_error', s.last_error, "
+                        "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
+                        "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "
+                        "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
+                        "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
+                        "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
+                        "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
+                        "e.id FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
+                        "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
                         "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
                         "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
                         "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
@@ -131,7 +177,7 @@ static const struct {
                           "WHERE due_at <= now() AND (lease_until IS NULL OR "
                           "lease_until < now()) ORDER BY due_at LIMIT $3 "
                           "FOR UPDATE SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
-                          "t.step, t.attempt, t.payload::text, t.token, (SELECT e.workflow FROM "
+                          "t.step, t.attempt, t.payload::text, (SELECT e.workflow FROM "
                           "executions e WHERE e.id = t.execution_id), (SELECT e.version FROM "
                           "executions e WHERE e.id = t.execution_id)"},
     [STMT_TASKS_NEXT_WAKE] = {"tasks_next_wake",
@@ -152,20 +198,19 @@ static const struct {
                             "received_at) VALUES ($1, $2, $3::jsonb, $4, $5::timestamptz) "
                             "ON CONFLICT (execution_id, idempotency_key) DO NOTHING RETURNING id"},
     [STMT_SIGNAL_BY_KEY] = {"signal_by_key",
-                            "SELECT id, name, payload::text, consumed_seq IS NOT NULL FROM "
+                            "SELECT id, name, payload::text, consumed_seq IS NOT NULL, "
+                            "name = $3, payload = $4::jsonb FROM "
                             "signals WHERE execution_id = $1 AND idempotency_key = $2"},
     [STMT_TOKEN_INSERT] = {"token_insert",
-                           "INSERT INTO attempt_tokens (token, execution_id, step, attempt, "
+                           "INSERT INTO attempt_tokens (token_hash, execution_id, step, attempt, "
                            "compensation) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"},
+    [STMT_TOKEN_FIND] = {"token_find",
+                         "SELECT execution_id FROM attempt_tokens WHERE token_hash = $1"},
     [STMT_TOKEN_LOCK] = {"token_lock",
                          "SELECT execution_id, step, attempt, compensation, used_at IS NOT NULL "
-                         "FROM attempt_tokens WHERE token = $1 FOR UPDATE"},
-    [STMT_TOKEN_IN_TASKS] = {"token_in_tasks",
-                             "SELECT id, step, attempt, kind = 'compensation' FROM tasks WHERE "
-                             "execution_id = $1 AND token = $2 AND kind IN ('activity', "
-                             "'compensation') FOR UPDATE"},
-    [STMT_TASK_DROP] = {"task_drop", "DELETE FROM tasks WHERE id = $1::bigint"},
-    [STMT_TOKEN_USE] = {"token_use", "UPDATE attempt_tokens SET used_at = now() WHERE token = $1"},
+                         "FROM attempt_tokens WHERE token_hash = $1 FOR UPDATE"},
+    [STMT_TOKEN_USE] = {"token_use",
+                        "UPDATE attempt_tokens SET used_at = now() WHERE token_hash = $1"},
     [STMT_WORKFLOW_PICK_VERSION] = {"workflow_pick_version",
                                     "SELECT version FROM workflows WHERE name = $1 AND ($2::int "
                                     "IS NULL OR version = $2::int) ORDER BY version DESC LIMIT 1"},
@@ -267,6 +312,10 @@ int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult
         *why = store_error(NULL, conn);
         rc = -1;
     }
+    /* Test-only pause while holding an execution's lock to journal a result (pool.h). */
+    if (rc == 0 && n >= 2 && calls[0].command && !strcmp(calls[0].command, "BEGIN") &&
+        !calls[1].command && calls[1].stmt == STMT_EXEC_LOCK && calls[1].params[1])
+        store_test_pause_point(calls[1].params[0]);
     return rc;
 }
 

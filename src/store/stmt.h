@@ -14,7 +14,8 @@ enum store_stmt {
     STMT_WORKFLOW_DEFN,    /* $1 name, $2 version -> definition text */
     STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now -> id or none */
     STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
-    STMT_EXEC_LOCK,        /* $1 id, $2 task id -> row for a transition (FOR UPDATE) */
+    STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
+    STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id -> row for a transition, read after the lock */
     STMT_EXEC_APPLY,       /* write one transition's effects (see stmt.c) */
     STMT_EXEC_JSON,        /* $1 id -> the execution as API JSON with steps */
     STMT_EXEC_LIST,        /* filters and keyset -> json rows */
@@ -26,13 +27,13 @@ enum store_stmt {
     STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
     STMT_SIGNAL_CONSUME,   /* $1 signal id, $2 seq of its signal_consumed event */
     STMT_SIGNAL_INSERT,    /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
-    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key -> id, name, payload, consumed */
+    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key, $3 name, $4 payload -> id, name, payload,
+                              consumed, same name, same payload */
     STMT_EXEC_LOCK_STATUS, /* $1 id -> status (FOR UPDATE) */
-    STMT_TOKEN_INSERT,     /* $1 token, $2 execution, $3 step, $4 attempt, $5 compensation */
-    STMT_TOKEN_LOCK,       /* $1 token -> execution, step, attempt, compensation, used */
-    STMT_TOKEN_USE,        /* $1 token: mark it used */
-    STMT_TOKEN_IN_TASKS,   /* $1 execution, $2 token -> task id, step, attempt, compensation */
-    STMT_TASK_DROP,        /* $1 task id: delete it, whoever holds it */
+    STMT_TOKEN_INSERT,     /* $1 token hash, $2 execution, $3 step, $4 attempt, $5 compensation */
+    STMT_TOKEN_FIND,       /* $1 token hash -> execution (no lock: lock the execution first) */
+    STMT_TOKEN_LOCK,       /* $1 token hash -> execution, step, attempt, compensation, used */
+    STMT_TOKEN_USE,        /* $1 token hash: mark it used */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT__COUNT
 };

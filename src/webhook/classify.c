@@ -10,6 +10,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/jsonlimits.h"
 
 /* How much of a response body goes into an error message. */
 #define EXCERPT_BYTES 200
@@ -155,12 +156,38 @@ static void classify_success(const struct wh_response *r, struct wh_result *out)
     }
     json_error_t err;
     json_t *v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &err);
+    if (!v && json_error_code(&err) == json_error_null_character) {
+        /* PostgreSQL's jsonb cannot hold it, so the output could never be journaled. */
+        set_failure(out, "invalid_response",
+                    xasprintf("HTTP %ld with a JSON body holding \\u0000 (a NUL character), "
+                              "which cannot be stored",
+                              r->http_status),
+                    true);
+        return;
+    }
+    if (!v && json_error_code(&err) == json_error_stack_overflow) {
+        set_failure(out, "invalid_response",
+                    xasprintf("HTTP %ld with a JSON body nested deeper than %d levels",
+                              r->http_status, JSON_LIMIT_MAX_DEPTH),
+                    true);
+        return;
+    }
     if (!v) {
         struct buf m = BUF_INIT;
         buf_printf(&m, "HTTP %ld with a body that is not JSON (Content-Type: %s): ", r->http_status,
                    r->content_type ? r->content_type : "none");
         append_excerpt(&m, r->body, r->body_len);
         set_failure(out, "invalid_response", buf_steal(&m), true);
+        return;
+    }
+    if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
+        /* Journaled, it would not read back once wrapped in the API's and the history's
+         * envelopes (jansson stops at 2048 levels). */
+        json_decref(v);
+        set_failure(out, "invalid_response",
+                    xasprintf("HTTP %ld with a JSON body nested deeper than %d levels",
+                              r->http_status, JSON_LIMIT_MAX_DEPTH),
+                    true);
         return;
     }
     out->outcome = WH_OK;
@@ -325,6 +352,13 @@ int64_t wh_parse_retry_after(const char *value, int64_t now_ms)
     free(copy);
     if (t == (time_t)-1)
         return -1;
-    int64_t delay = (int64_t)t * 1000 - now_ms;
+    /* In seconds first: t * 1000 overflows for a date far enough ahead (a fuzzer found one).
+     * A date further than RETRY_AFTER_MAX_S away means the same as that many seconds. */
+    int64_t now_s = now_ms / 1000; /* |now_s| < 2^54: adding the cap cannot overflow */
+    if ((int64_t)t <= now_s)
+        return 0;
+    if ((int64_t)t > now_s + RETRY_AFTER_MAX_S)
+        return RETRY_AFTER_MAX_S * 1000;
+    int64_t delay = ((int64_t)t - now_s) * 1000 - now_ms % 1000;
     return delay > 0 ? delay : 0;
 }

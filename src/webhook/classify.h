@@ -47,12 +47,15 @@ struct wh_result {
     bool retryable;         /* WH_FAILED: false for 410, for a problem with "non_retryable": true
                              * and for a URL that can never work (invalid_url); true otherwise */
     int64_t retry_after_ms; /* WH_FAILED on 429/503 with a valid Retry-After: the delay the
-                             * receiver asked for (>= 0); otherwise -1 */
+                             * receiver asked for (>= 0, at most about 31 years; the engine
+                             * caps it further by the step's max_interval); otherwise -1 */
     int64_t duration_ms;    /* filled in by the dispatcher: time from send to answer */
 };
 
 /* Classifies resp into *out (which the function fully overwrites) following the contract's
- * "Activity webhooks" rules. Error types: the receiver's problem+json "type" when present,
+ * "Activity webhooks" rules. A 2xx JSON body that nests deeper than JSON_LIMIT_MAX_DEPTH
+ * (util/jsonlimits.h) or holds "\u0000" is an invalid_response failure: it could not be
+ * journaled and read back. Error types: the receiver's problem+json "type" when present,
  * else http_4xx, http_5xx, redirect, timeout, connection_refused, connection_failed,
  * invalid_response, invalid_url. Free what it sets with wh_result_clear(). */
 void wh_classify(const struct wh_response *resp, struct wh_result *out);

@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
+#include "webhook/destination.h"
 
 #define HOST_BUCKETS 256
 /* How long the loop sleeps when nothing is due; submissions and sockets wake it earlier. */
@@ -77,7 +78,9 @@ struct transfer {
     struct host *host;
     struct buf body;
     bool truncated;
-    bool added; /* the easy handle is in the multi handle */
+    bool added;                   /* the easy handle is in the multi handle */
+    struct wh_dest_target target; /* what the URL check found, for the address check */
+    char *refused;                /* why a connection was refused (destination policy) */
     int64_t sent_mono;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -239,6 +242,22 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Every connection curl opens goes through here, after name resolution: the address it is
+ * about to connect to is checked against the destination policy (DNS rebinding, names that
+ * resolve to metadata addresses). A refused one is not opened. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct transfer *tr = clientp;
+    (void)purpose;
+    char *why = NULL;
+    if (wh_dest_check_addr(wh_dest_global(), &addr->addr, &tr->target, &why) != WH_DEST_OK) {
+        free(tr->refused);
+        tr->refused = why;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 /* A pooled transfer, its easy handle set up with the options every request shares. */
 static struct transfer *transfer_get(struct wh_dispatcher *d)
 {
@@ -267,6 +286,8 @@ static struct transfer *transfer_get(struct wh_dispatcher *d)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, tr);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, tr->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, tr);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, tr);
     if (d->connect_timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, d->connect_timeout_ms);
     return tr;
@@ -280,6 +301,8 @@ static void transfer_put(struct wh_dispatcher *d, struct transfer *tr)
     tr->host = NULL;
     tr->truncated = false;
     tr->added = false;
+    free(tr->refused);
+    tr->refused = NULL;
     tr->errbuf[0] = '\0';
     if (tr->body.cap > KEEP_BUFFER_BYTES)
         buf_free(&tr->body);
@@ -292,6 +315,7 @@ static void transfer_put(struct wh_dispatcher *d, struct transfer *tr)
 
 static void transfer_destroy(struct transfer *tr)
 {
+    free(tr->refused);
     curl_slist_free_all(tr->headers);
     curl_easy_cleanup(tr->easy);
     buf_free(&tr->body);
@@ -380,6 +404,23 @@ static void transfer_start(struct wh_dispatcher *d, struct host *h, struct wh_re
         return;
     }
 
+    /* The URL may come from an expression: it is checked here, on every attempt, against the
+     * policy in force now. Either failure is for good: retrying cannot change the answer. */
+    char *why = NULL;
+    enum wh_dest_verdict verdict = wh_dest_check_url(wh_dest_global(), req->url, &tr->target, &why);
+    if (verdict != WH_DEST_OK) {
+        char *msg = verdict == WH_DEST_INVALID
+                        ? xasprintf("activity URL \"%s\" %s", req->url, why)
+                        : xasprintf("activity URL \"%s\" refused: %s", req->url, why);
+        wh_result_set_error(&res, WH_FAILED,
+                            verdict == WH_DEST_INVALID ? "invalid_url" : "destination_refused", msg,
+                            false);
+        free(msg);
+        free(why);
+        transfer_finish(d, tr, &res);
+        return;
+    }
+
     int64_t now_s = time_now_ms() / 1000;
     const char *body = req->body ? req->body : "";
     size_t body_len = req->body ? req->body_len : 0;
@@ -444,6 +485,16 @@ static void transfer_done(struct wh_dispatcher *d, struct transfer *tr, CURLcode
 
     struct wh_result res;
     wh_classify(&resp, &res);
+    if (tr->refused && code == CURLE_COULDNT_CONNECT) {
+        /* No address it resolved to was allowed. */
+        wh_result_clear(&res);
+        memset(&res, 0, sizeof(res));
+        res.retry_after_ms = -1;
+        char *msg =
+            xasprintf("activity URL \"%s\" refused when connecting: %s", tr->req->url, tr->refused);
+        wh_result_set_error(&res, WH_FAILED, "destination_refused", msg, false);
+        free(msg);
+    }
     res.duration_ms = time_mono_ms() - tr->sent_mono;
     transfer_finish(d, tr, &res);
 }

@@ -14,6 +14,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/ids.h"
 
 #define SECRET_PREFIX "whsec_"
 #define SHA256_LEN    32
@@ -189,6 +190,15 @@ int wh_secrets_parse(const char *s, struct wh_secrets **out, char **why)
                                 set->count + 1, reason);
             goto Exit;
         }
+        if (key.len < WH_SECRET_MIN_BYTES) {
+            err = xasprintf("secret %zu: the key is %zu bytes; at least %d are required "
+                            "(whsec_ followed by the base64 of %d or more random bytes, e.g. "
+                            "\"whsec_$(head -c 32 /dev/urandom | base64 -w0)\")",
+                            set->count + 1, key.len, WH_SECRET_MIN_BYTES, WH_SECRET_MIN_BYTES);
+            OPENSSL_cleanse(key.bytes, key.len);
+            free(key.bytes);
+            goto Exit;
+        }
         if (set->count == cap) {
             cap = cap ? cap * 2 : 2;
             set->keys = xrealloc(set->keys, cap * sizeof(*set->keys));
@@ -300,4 +310,30 @@ bool wh_verify(const struct wh_secrets *secrets, const char *msg_id, const char 
         }
     }
     return match;
+}
+
+/* ---- task tokens ------------------------------------------------------------------------- */
+
+void wh_task_token_hash(const char *token, char hash[WH_TASK_TOKEN_HASH_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[SHA256_LEN];
+    unsigned int md_len = 0;
+    if (EVP_Digest(token, strlen(token), md, &md_len, EVP_sha256(), NULL) != 1 ||
+        md_len != SHA256_LEN) {
+        /* Only a broken libcrypto fails here; a wrong hash would silently refuse every token. */
+        fputs("keeld: SHA-256 failed\n", stderr);
+        abort();
+    }
+    for (size_t i = 0; i < SHA256_LEN; i++) {
+        hash[2 * i] = digits[md[i] >> 4];
+        hash[2 * i + 1] = digits[md[i] & 15];
+    }
+    hash[WH_TASK_TOKEN_HASH_LEN] = '\0';
+}
+
+void wh_task_token_new(char token[WH_TASK_TOKEN_LEN + 1], char hash[WH_TASK_TOKEN_HASH_LEN + 1])
+{
+    ids_random_hex(WH_TASK_TOKEN_LEN / 2, token);
+    wh_task_token_hash(token, hash);
 }

@@ -11,8 +11,12 @@
  * number of threads (the dispatcher signs with it, a receiver verifies with it). */
 struct wh_secrets;
 
+/* The shortest signing key accepted, in bytes (decoded): shorter keys are too easy to guess. */
+#define WH_SECRET_MIN_BYTES 24
+
 /* Parses s: one or more secrets separated by whitespace, each "whsec_<base64>" or plain
- * "<base64>" (standard alphabet; the '=' padding may be left out). On success returns 0 and
+ * "<base64>" (standard alphabet; the '=' padding may be left out) of a key of at least
+ * WH_SECRET_MIN_BYTES bytes. On success returns 0 and
  * sets *out to a new set the caller frees with wh_secrets_free(). On failure returns -1 and,
  * when why is not NULL, sets *why to a message the caller frees (it names the secret by its
  * position and never quotes secret material). */
@@ -37,5 +41,18 @@ char *wh_sign(const struct wh_secrets *secrets, const char *msg_id, int64_t time
 bool wh_verify(const struct wh_secrets *secrets, const char *msg_id, const char *timestamp,
                const char *body, size_t len, const char *signature, int64_t now_s,
                int64_t tolerance_s);
+
+/* ---- task tokens ----
+ * A task token is the whole credential of /v1/tasks/{token}/...: 128 random bits, sent to the
+ * receiver once and stored only as its SHA-256, so a copy of the database completes nothing. */
+#define WH_TASK_TOKEN_LEN      32 /* hex digits */
+#define WH_TASK_TOKEN_HASH_LEN 64 /* hex digits of SHA-256 */
+
+/* Writes a new token (32 lowercase hex digits of cryptographically random bytes, plus NUL) into
+ * token and its hash (as wh_task_token_hash) into hash. */
+void wh_task_token_new(char token[WH_TASK_TOKEN_LEN + 1], char hash[WH_TASK_TOKEN_HASH_LEN + 1]);
+/* Writes the SHA-256 of the bytes of token as 64 lowercase hex digits plus NUL into hash: the
+ * form in which tokens are stored and looked up. */
+void wh_task_token_hash(const char *token, char hash[WH_TASK_TOKEN_HASH_LEN + 1]);
 
 #endif

@@ -34,14 +34,7 @@ static int teardown(void **state)
 
 static void post(const char *path, const char *body, long want, struct hreply *out)
 {
-    struct hreply r;
-    http_post_json(keeld.base_url, path, body, &r);
-    if (r.status != want)
-        fail_msg("POST %s: want %ld, got %ld %s", path, want, r.status, r.body);
-    if (out)
-        *out = r;
-    else
-        hreply_free(&r);
+    http_post_expect(keeld.base_url, path, body, want, out);
 }
 
 static void test_timer_survives_kill9(void **state)

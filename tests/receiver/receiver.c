@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
@@ -50,14 +51,24 @@ static void usage(FILE *out)
         "  /slow/MS            sleeps MS milliseconds, then as /ok\n"
         "  /async              202; the body's task_token is kept and shown by /_stats\n"
         "  /async-late/MS      as /async, but answers MS milliseconds after keeping the token\n"
+        "  /token/WHEN         completes the attempt itself through POST <input.keeld>/v1/tasks/\n"
+        "                      <task_token>/complete (or /fail, non-retryable, when input.fail\n"
+        "                      is true); WHEN is \"inside\" (from the handler, then 202),\n"
+        "                      \"after\" (202 first, then the call at once) or \"then-200\"\n"
+        "                      (the call, then 200 with a body of its own); the output is\n"
+        "                      {\"echo\": input, \"key\", \"attempt\", \"via\": \"token\"}"
         "  /gone               410\n"
         "  /redirect           302 to /ok\n"
         "  /notjson            200 text/plain\n"
         "  /empty              200 with no body\n"
         "  /retry-after/S      429 with Retry-After: S on a key's first delivery, then as /ok\n"
+        "  /deep/N             200 with a JSON body nested N levels deep ([[...]])\n"
+        "  /nul                200 with a JSON body holding \"\\u0000\"\n"
         "Control:\n"
         "  GET /_stats         {\"deliveries\", \"bad_signatures\", \"applied\", \"duplicates\",\n"
-        "                       \"keys\": {key: {\"deliveries\", \"applied\", \"task_token\"?}}}\n"
+        "                       \"token_calls\", \"token_calls_failed\",\n"
+        "                       \"keys\": {key: {\"deliveries\", \"applied\", \"task_token\"?,\n"
+        "                       \"task_tokens\"?: [every token, in order], \"token_status\"?}}}\n"
         "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key\n"
         "  POST /_reset        forgets everything\n"
         "  GET /healthz        200\n",
@@ -72,6 +83,8 @@ struct key_entry {
     int64_t deliveries;
     int applied; /* 0 or 1: the effect of a key is applied once, however often it comes */
     char *task_token;
+    json_t *task_tokens; /* every token received for the key, in order */
+    long token_status;   /* HTTP status of the last /token/ completion call (-1: no answer) */
     char key[];
 };
 
@@ -84,6 +97,8 @@ static struct {
     int64_t bad_signatures;
     int64_t applied;
     int64_t duplicates;
+    int64_t token_calls;        /* completions the receiver sent through task tokens */
+    int64_t token_calls_failed; /* ...answered other than 2xx, or not at all */
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static struct wh_secrets *secrets;
@@ -142,6 +157,7 @@ static void state_reset(void)
         while (e) {
             struct key_entry *next = e->next;
             free(e->task_token);
+            json_decref(e->task_tokens);
             free(e);
             e = next;
         }
@@ -150,6 +166,7 @@ static void state_reset(void)
     st.buckets = NULL;
     st.nbuckets = st.nkeys = 0;
     st.deliveries = st.bad_signatures = st.applied = st.duplicates = 0;
+    st.token_calls = st.token_calls_failed = 0;
     pthread_mutex_unlock(&st.mu);
 }
 
@@ -178,6 +195,9 @@ static void apply_once(const char *key, const char *task_token)
     if (task_token) {
         free(e->task_token);
         e->task_token = xstrdup(task_token);
+        if (!e->task_tokens)
+            e->task_tokens = json_array();
+        json_array_append_new(e->task_tokens, json_string(task_token));
     }
     pthread_mutex_unlock(&st.mu);
 }
@@ -193,6 +213,13 @@ static void stats_entry(struct buf *b, const struct key_entry *e, bool *first)
         buf_json_escape(b, e->task_token);
         buf_putc(b, '"');
     }
+    if (e->task_tokens) {
+        char *list = json_dumps(e->task_tokens, JSON_COMPACT);
+        buf_printf(b, ",\"task_tokens\":%s", list);
+        free(list);
+    }
+    if (e->token_status)
+        buf_printf(b, ",\"token_status\":%ld", e->token_status);
     buf_putc(b, '}');
 }
 
@@ -202,8 +229,10 @@ static char *stats_json(bool with_keys, const char *only_key)
     pthread_mutex_lock(&st.mu);
     buf_printf(&b,
                "{\"deliveries\":%" PRId64 ",\"bad_signatures\":%" PRId64 ",\"applied\":%" PRId64
-               ",\"duplicates\":%" PRId64,
-               st.deliveries, st.bad_signatures, st.applied, st.duplicates);
+               ",\"duplicates\":%" PRId64 ",\"token_calls\":%" PRId64
+               ",\"token_calls_failed\":%" PRId64,
+               st.deliveries, st.bad_signatures, st.applied, st.duplicates, st.token_calls,
+               st.token_calls_failed);
     if (with_keys) {
         bool first = true;
         buf_puts(&b, ",\"keys\":{");
@@ -285,11 +314,93 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* ---- completing through the task token --------------------------------------------------- */
+
+/* A call to keeld's /v1/tasks/{token}/complete or /fail, as a receiver's worker would make. */
+struct token_call {
+    char *url;
+    char *body;
+    char *key;
+};
+
+static void token_call_free(struct token_call *tc)
+{
+    if (!tc)
+        return;
+    free(tc->url);
+    free(tc->body);
+    free(tc->key);
+    free(tc);
+}
+
+/* The call a /token/ webhook asks for: complete with {"echo": input, "key", "attempt", "via":
+ * "token"}, or fail (non-retryable) when input.fail is true. NULL when the body has no
+ * input.keeld (keeld's base URL) or no task_token. */
+static struct token_call *token_call_new(const char *key, const json_t *doc)
+{
+    json_t *input = json_object_get(doc, "input");
+    const char *keeld = json_string_value(json_object_get(input, "keeld"));
+    const char *token = json_string_value(json_object_get(doc, "task_token"));
+    if (!keeld || !token || !*token)
+        return NULL;
+    bool fail = json_is_true(json_object_get(input, "fail"));
+    json_t *body = fail ? json_pack("{s:{s:s, s:s}, s:b}", "error", "type", "ReceiverFailed",
+                                    "message", "failed through the task token", "non_retryable", 1)
+                        : json_pack("{s:{s:O, s:s, s:O, s:s}}", "output", "echo", input, "key", key,
+                                    "attempt", json_object_get(doc, "attempt"), "via", "token");
+    if (!body)
+        return NULL;
+    struct token_call *tc = xcalloc(1, sizeof(*tc));
+    tc->url = xasprintf("%s/v1/tasks/%s/%s", keeld, token, fail ? "fail" : "complete");
+    tc->body = json_dumps(body, JSON_COMPACT);
+    tc->key = xstrdup(key);
+    json_decref(body);
+    return tc;
+}
+
+static size_t discard_reply(char *ptr, size_t size, size_t n, void *user)
+{
+    (void)ptr;
+    (void)user;
+    return size * n;
+}
+
+/* Sends the call and records its answer under the key (token_status, token_calls...). */
+static void token_call_run(const struct token_call *tc)
+{
+    long status = -1;
+    CURL *c = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c && headers) {
+        curl_easy_setopt(c, CURLOPT_URL, tc->url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, tc->body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_reply);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    bool ok = status >= 200 && status < 300;
+    if (!ok)
+        fprintf(stderr, "keel-test-receiver: task token call for %s answered %ld\n", tc->key,
+                status);
+    pthread_mutex_lock(&st.mu);
+    key_get(tc->key)->token_status = status;
+    st.token_calls++;
+    if (!ok)
+        st.token_calls_failed++;
+    pthread_mutex_unlock(&st.mu);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 struct request {
     struct buf body;
     bool too_large;
+    struct token_call *after; /* /token/after: made once the 202 has been sent */
 };
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -379,6 +490,38 @@ static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
         json_decref(doc);
         sleep_ms(arg);
         return reply_text(c, 202, "application/json", "{\"accepted\":true}");
+    } else if (strncmp(url, "/token/", 7) == 0) {
+        const char *when = url + 7;
+        bool after = strcmp(when, "after") == 0, then_200 = strcmp(when, "then-200") == 0;
+        if (!after && !then_200 && strcmp(when, "inside") != 0)
+            return reply_problem(c, 400, "bad_path", "Bad /token/WHEN", url, true);
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        struct token_call *tc = token_call_new(key, doc);
+        if (!tc) {
+            json_decref(doc);
+            return reply_problem(c, 400, "bad_body", "/token/ needs input.keeld and a task_token",
+                                 NULL, true);
+        }
+        apply_once(key, json_string_value(json_object_get(doc, "task_token")));
+        if (after) {
+            json_decref(doc);
+            token_call_free(req->after);
+            req->after = tc;
+            return reply_text(c, 202, "application/json", "{\"accepted\":true}");
+        }
+        token_call_run(tc);
+        token_call_free(tc);
+        if (then_200) {
+            /* A result of its own after the token's: keeld keeps the first one. */
+            json_t *v = json_pack("{s:O, s:s, s:s}", "echo", json_object_get(doc, "input"), "key",
+                                  key, "via", "response");
+            json_decref(doc);
+            char *text = json_dumps(v, JSON_COMPACT);
+            json_decref(v);
+            return reply_owned(c, 200, "application/json", text);
+        }
+        json_decref(doc);
+        return reply_text(c, 202, "application/json", "{\"accepted\":true}");
     } else if (strcmp(url, "/gone") == 0) {
         return reply_problem(c, 410, "about:blank", "Gone", NULL, false);
     } else if (strcmp(url, "/redirect") == 0) {
@@ -405,6 +548,19 @@ static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
             MHD_destroy_response(r);
             return ret;
         }
+    } else if (strncmp(url, "/deep/", 6) == 0) {
+        /* 200 with a JSON body nested N levels deep: [[[...]]]. */
+        if (!parse_long(url + 6, 1, 100000, &arg))
+            return reply_problem(c, 400, "bad_path", "Bad /deep/N", url, true);
+        apply_once(key, NULL);
+        char *deep = xmalloc(2 * (size_t)arg + 1);
+        memset(deep, '[', (size_t)arg);
+        memset(deep + arg, ']', (size_t)arg);
+        deep[2 * arg] = '\0';
+        return reply_owned(c, 200, "application/json", deep);
+    } else if (strcmp(url, "/nul") == 0) {
+        apply_once(key, NULL);
+        return reply_text(c, 200, "application/json", "{\"text\":\"nul\\u0000here\"}");
     } else if (strcmp(url, "/ok") != 0) {
         return reply_problem(c, 404, "not_found", "No such receiver path", url, true);
     }
@@ -451,9 +607,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls;
     (void)c;
-    (void)toe;
     struct request *req = *con_cls;
     if (req) {
+        /* /token/after: the 202 is on the wire now; complete at once, racing keeld's journaling
+         * of it (this holds only this connection's thread). */
+        if (req->after && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            token_call_run(req->after);
+        token_call_free(req->after);
         buf_free(&req->body);
         free(req);
         *con_cls = NULL;
@@ -543,6 +703,7 @@ int main(int argc, char **argv)
 
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (pipe(stop_pipe) != 0) {
         fprintf(stderr, "keel-test-receiver: pipe: %s\n", strerror(errno));
         return 1;

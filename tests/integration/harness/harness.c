@@ -422,6 +422,36 @@ void http_post_json(const char *base_url, const char *path, const char *json, st
         fail_msg("POST %s%s: no answer", base_url, path);
 }
 
+char *harness_subst_r(const char *text, const char *replacement)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    for (const char *c = text; *c; c++) {
+        if (c[0] == '%' && c[1] == 'R') {
+            fputs(replacement, f);
+            c++;
+        } else {
+            fputc(*c, f);
+        }
+    }
+    fclose(f);
+    return out;
+}
+
+void http_post_expect(const char *base_url, const char *path, const char *json, long want,
+                      struct hreply *out)
+{
+    struct hreply r;
+    http_post_json(base_url, path, json, &r);
+    if (r.status != want)
+        fail_msg("POST %s: want %ld, got %ld %s", path, want, r.status, r.body);
+    if (out)
+        *out = r;
+    else
+        hreply_free(&r);
+}
+
 void hreply_free(struct hreply *r)
 {
     free(r->body);

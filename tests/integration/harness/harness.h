@@ -83,6 +83,13 @@ int http_do(const char *base_url, const char *method, const char *path, const ch
 /* Shorthands that fail the test when no answer comes. */
 void http_get(const char *base_url, const char *path, struct hreply *r);
 void http_post_json(const char *base_url, const char *path, const char *json, struct hreply *r);
+/* POSTs json and fails the test unless the status is want. The reply goes to out when it is not
+ * NULL (caller frees it with hreply_free), else it is freed. */
+void http_post_expect(const char *base_url, const char *path, const char *json, long want,
+                      struct hreply *out);
+/* A copy of text with every "%R" replaced by replacement (a receiver's base URL in a
+ * definition). Caller frees. */
+char *harness_subst_r(const char *text, const char *replacement);
 void hreply_free(struct hreply *r);
 /* Asserts r is an RFC 9457 problem with that status and type slug. */
 void assert_problem(const struct hreply *r, long status, const char *slug);

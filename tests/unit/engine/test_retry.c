@@ -117,12 +117,19 @@ static const struct {
      30000,
      1,
      {{100, 60000, -1, 0}}},
-    {"a huge Retry-After is clamped, not overflowed",
+    {"a huge Retry-After is capped by max_interval (100 x 1s by default), not overflowed",
      "{\"name\": \"w\", \"steps\": [{\"id\": \"s\", \"activity\": {\"url\": \"http://x\"}}, "
      "{\"id\": \"t\", \"sleep\": 0}]}",
      30000,
      1,
-     {{0, INT64_MAX, DEFN_DURATION_MAX_MS, 30000}}},
+     {{0, INT64_MAX, 100000, 30000}}},
+    {"Retry-After: 999999999 parks the step for max_interval at most, not until 2058",
+     "{\"name\": \"w\", \"steps\": [{\"id\": \"s\", \"activity\": {\"url\": \"http://x\"}, "
+     "\"retry\": {\"max_attempts\": 3, \"initial_interval\": \"1s\", \"max_interval\": "
+     "\"5m\"}}, {\"id\": \"t\", \"sleep\": 0}]}",
+     30000,
+     2,
+     {{0, 999999999000LL, 300000, 30000}, {300000, 120000, 420000, 30000}}},
 };
 
 static void backoff_schedules(void **state)

@@ -280,6 +280,83 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(wh_parse_retry_after(NULL, NOW_MS), -1);
 }
 
+/* HTTP-dates far from now_ms, and now_ms far from any date: no signed overflow (the UBSan build
+ * aborts on one), and the delay stays within the cap (about 31 years). */
+static void test_retry_after_extremes(void **state)
+{
+    (void)state;
+    const int64_t cap = 1000000000LL * 1000;
+    const char *date = "Tue, 14 Nov 2023 22:13:50 GMT";
+    assert_int_equal(wh_parse_retry_after(date, INT64_MIN), cap);
+    assert_int_equal(wh_parse_retry_after(date, INT64_MIN + 1), cap);
+    assert_int_equal(wh_parse_retry_after(date, INT64_MAX), 0);
+    assert_int_equal(wh_parse_retry_after(date, -1), cap);
+    /* The furthest date curl reads is still capped, whatever the clock says. */
+    const char *far = "Fri, 31 Dec 9999 23:59:59 GMT";
+    assert_int_equal(wh_parse_retry_after(far, NOW_MS), cap);
+    assert_int_equal(wh_parse_retry_after(far, 0), cap);
+    /* Milliseconds of now are subtracted exactly. */
+    assert_int_equal(wh_parse_retry_after(date, NOW_MS + 250), 29750);
+}
+
+/* A 2xx body that nests deeper than JSON_LIMIT_MAX_DEPTH (64) would be journaled and then not
+ * read back inside the API's envelopes: an invalid_response failure, naming the limit. */
+static void test_deep_body(void **state)
+{
+    (void)state;
+    for (int depth = 63; depth <= 2100; depth = depth < 66 ? depth + 1 : depth * 2) {
+        char *body = malloc(2 * (size_t)depth + 1);
+        memset(body, '[', (size_t)depth);
+        memset(body + depth, ']', (size_t)depth);
+        body[2 * depth] = '\0';
+        struct wh_response r = {.http_status = 200,
+                                .content_type = JSON,
+                                .body = body,
+                                .body_len = strlen(body),
+                                .now_ms = NOW_MS};
+        struct wh_result res;
+        wh_classify(&r, &res);
+        if (depth <= 64) {
+            if (res.outcome != WH_OK)
+                fail_msg("depth %d: not accepted", depth);
+        } else {
+            if (res.outcome != WH_FAILED)
+                fail_msg("depth %d: accepted", depth);
+            assert_string_equal(wh_result_error_type(&res), "invalid_response");
+            const char *msg = json_string_value(json_object_get(res.error, "message"));
+            if (!strstr(msg, "deeper than 64 levels"))
+                fail_msg("depth %d: message %s", depth, msg);
+            assert_true(res.retryable);
+        }
+        wh_result_clear(&res);
+        free(body);
+    }
+}
+
+/* jsonb refuses "\u0000": such a body is an invalid_response failure that says so (rather
+ * than calling valid JSON "not JSON"). */
+static void test_nul_body(void **state)
+{
+    (void)state;
+    const char *bodies[] = {"{\"text\": \"a\\u0000b\"}", "\"\\u0000\"",
+                            "[1, {\"k\": [\"\\u0000\"]}]"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        struct wh_response r = {.http_status = 200,
+                                .content_type = JSON,
+                                .body = bodies[i],
+                                .body_len = strlen(bodies[i]),
+                                .now_ms = NOW_MS};
+        struct wh_result res;
+        wh_classify(&r, &res);
+        assert_int_equal(res.outcome, WH_FAILED);
+        assert_string_equal(wh_result_error_type(&res), "invalid_response");
+        const char *msg = json_string_value(json_object_get(res.error, "message"));
+        if (!strstr(msg, "NUL character") || strstr(msg, "not JSON"))
+            fail_msg("%s: message %s", bodies[i], msg);
+        wh_result_clear(&res);
+    }
+}
+
 static void test_set_error_and_clear(void **state)
 {
     (void)state;
@@ -303,6 +380,9 @@ int main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_long_body_excerpt),
         cmocka_unit_test(test_retry_after_parse),
+        cmocka_unit_test(test_retry_after_extremes),
+        cmocka_unit_test(test_deep_body),
+        cmocka_unit_test(test_nul_body),
         cmocka_unit_test(test_set_error_and_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,14 +21,14 @@
 
 /* A Keel-shaped message signed with two secrets, computed with python3's hmac module:
  *   k1 = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
- *   k2 = base64.b64decode("a2VlbC1yb3RhdGVkLXNlY3JldC0wMDE=")   # b"keel-rotated-secret-001"
+ *   k2 = base64.b64decode("a2VlbC1yb3RhdGVkLXNlY3JldC0wMDAx")   # b"keel-rotated-secret-0001"
  *   m  = b'exec-1/charge.1700000000.{"execution_id":"exec-1","step":"charge","attempt":1}'
  *   base64.b64encode(hmac.new(k, m, hashlib.sha256).digest()) for k in (k1, k2) */
 #define KEEL_ID   "exec-1/charge"
 #define KEEL_TS   1700000000
 #define KEEL_BODY "{\"execution_id\":\"exec-1\",\"step\":\"charge\",\"attempt\":1}"
 #define KEEL_SIG1 "v1,XSFfer7T/L6mNVAFmR2JKWOZvCKpTlLDDktugoj4ogA="
-#define KEEL_SIG2 "v1,GHIOpKXeeygnZVmMsSIMMQM9n7eS66xuDg50Ov2LgdA="
+#define KEEL_SIG2 "v1,hPWRsGUdHUXXiXaEzfO2JctX4CLgOh6ZLtSe4pMohd8="
 
 static struct wh_secrets *parse_ok(const char *s)
 {
@@ -68,7 +68,7 @@ static void test_rotation_two_signatures(void **state)
     (void)state;
     /* Extra whitespace around and between secrets is allowed; one padded, one unpadded. */
     struct wh_secrets *set = parse_ok(
-        "  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw \t whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDE ");
+        "  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw \t whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDAx ");
     assert_int_equal(wh_secrets_count(set), 2);
     char *sig = wh_sign(set, KEEL_ID, KEEL_TS, KEEL_BODY, strlen(KEEL_BODY));
     assert_string_equal(sig, KEEL_SIG1 " " KEEL_SIG2);
@@ -92,6 +92,12 @@ static void test_parse_errors(void **state)
         {"whsec_ab=", "secret 1: base64 of a wrong length"},
         {"whsec_a===", "secret 1: base64 of a wrong length"},
         {"whsec_ab=c", "invalid base64 character"},
+        /* Keys shorter than 24 bytes are refused: 23 bytes, 4 bytes, and the second of two. */
+        {"whsec_eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=",
+         "secret 1: the key is 23 bytes; at least 24 are required"},
+        {"dGVzdA==", "secret 1: the key is 4 bytes; at least 24 are required"},
+        {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGVzdA",
+         "secret 2: the key is 4 bytes; at least 24 are required"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct wh_secrets *set = NULL;
@@ -113,8 +119,8 @@ static void test_verify(void **state)
 {
     (void)state;
     struct wh_secrets *one = parse_ok(SPEC_SECRET);
-    struct wh_secrets *other = parse_ok("whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDE=");
-    struct wh_secrets *both = parse_ok(SPEC_SECRET " whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDE=");
+    struct wh_secrets *other = parse_ok("whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDAx");
+    struct wh_secrets *both = parse_ok(SPEC_SECRET " whsec_a2VlbC1yb3RhdGVkLXNlY3JldC0wMDAx");
     const char *b = SPEC_BODY;
     size_t n = strlen(b);
 
@@ -168,6 +174,36 @@ static void test_sign_edge_cases(void **state)
     assert_int_equal(wh_secrets_count(NULL), 0);
 }
 
+/* The first key of 24 bytes is accepted (the boundary of the length rule). */
+static void test_minimum_key_length(void **state)
+{
+    (void)state;
+    struct wh_secrets *set = parse_ok("whsec_eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4");
+    assert_int_equal(wh_secrets_count(set), 1);
+    wh_secrets_free(set);
+}
+
+/* Task tokens: 128 random bits as 32 hex digits, stored only as their SHA-256. */
+static void test_task_tokens(void **state)
+{
+    (void)state;
+    char t1[WH_TASK_TOKEN_LEN + 1], h1[WH_TASK_TOKEN_HASH_LEN + 1];
+    char t2[WH_TASK_TOKEN_LEN + 1], h2[WH_TASK_TOKEN_HASH_LEN + 1];
+    wh_task_token_new(t1, h1);
+    wh_task_token_new(t2, h2);
+    assert_int_equal(strlen(t1), 32);
+    assert_int_equal(strspn(t1, "0123456789abcdef"), 32);
+    assert_int_equal(strlen(h1), 64);
+    assert_string_not_equal(t1, t2);
+    assert_string_not_equal(h1, h2);
+    char again[WH_TASK_TOKEN_HASH_LEN + 1];
+    wh_task_token_hash(t1, again);
+    assert_string_equal(again, h1);
+    /* printf abc | sha256sum */
+    wh_task_token_hash("abc", again);
+    assert_string_equal(again, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +213,8 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_sign_edge_cases),
+        cmocka_unit_test(test_minimum_key_length),
+        cmocka_unit_test(test_task_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,155 @@
+/* Fuzzes the definition language as POST /v1/workflows runs it: a request body parsed as
+ * http_body_json() parses it, defn_parse (validation and expression checks), then the canonical
+ * JSON and its digest. Beyond "no crash, no leak, no UB" it checks the contracts of defn.h and
+ * canon.h: every error carries a JSON Pointer that exists in the document, an accepted
+ * definition is consistent, and the canonical text parses back to the same canonical text and
+ * to a definition that is accepted again. */
+#include "fuzz.h"
+
+#include "defn/canon.h"
+#include "defn/defn.h"
+
+#include <limits.h>
+#include <string.h>
+
+/* Every error is {"pointer": string, "message": non-empty string}, and the pointer names a
+ * value of the document ("A missing required field is reported at the pointer of the object
+ * that lacks it"). */
+static void check_errors(const json_t *doc, const json_t *errors)
+{
+    FUZZ_CHECK(json_is_array(errors));
+    FUZZ_CHECK(json_array_size(errors) > 0);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        FUZZ_CHECK(json_is_object(e));
+        const char *ptr = json_string_value(json_object_get(e, "pointer"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        FUZZ_CHECK(ptr != NULL);
+        FUZZ_CHECK(msg != NULL && msg[0] != '\0');
+        if (!fuzz_pointer_get(doc, ptr)) {
+            fprintf(stderr, "error pointer \"%s\" (%s) is not in the document\n", ptr, msg);
+            FUZZ_CHECK(!"every error pointer exists in the document");
+        }
+    }
+}
+
+static void check_retry(const struct defn_retry *r)
+{
+    FUZZ_CHECK(r->max_attempts >= 1);
+    FUZZ_CHECK(r->initial_interval_ms > 0);
+    FUZZ_CHECK(r->backoff_coefficient >= 1.0);
+    FUZZ_CHECK(r->max_interval_ms >= r->initial_interval_ms);
+    static const int attempts[] = {INT_MIN, -1, 0, 1, 2, 3, 10, 64, 1000, 1 << 20, INT_MAX};
+    int64_t prev = 0;
+    for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++) {
+        int64_t ms = defn_retry_interval_ms(r, attempts[i]);
+        FUZZ_CHECK(ms >= r->initial_interval_ms && ms <= r->max_interval_ms);
+        FUZZ_CHECK(ms >= prev); /* backoff never shrinks */
+        prev = ms;
+    }
+    for (size_t i = 0; i < r->n_non_retryable_errors; i++)
+        FUZZ_CHECK(defn_retry_is_non_retryable(r, r->non_retryable_errors[i]));
+}
+
+static void check_activity(const struct defn_activity *a)
+{
+    FUZZ_CHECK(json_is_string(a->url));
+    FUZZ_CHECK(a->input != NULL);
+    FUZZ_CHECK(a->timeout_ms > 0);
+    FUZZ_CHECK(a->schedule_to_close_ms >= 0);
+    FUZZ_CHECK(a->heartbeat_timeout_ms >= 0);
+    check_retry(&a->retry);
+}
+
+static void check_defn(const struct defn *d)
+{
+    FUZZ_CHECK(d->name != NULL && d->name[0] != '\0');
+    FUZZ_CHECK(d->n_steps >= 1 && d->steps != NULL);
+    for (size_t i = 0; i < d->n_steps; i++) {
+        const struct defn_step *st = &d->steps[i];
+        FUZZ_CHECK(st->id != NULL);
+        FUZZ_CHECK(defn_step_index(d, st->id) == (int)i); /* ids are unique */
+        switch (st->kind) {
+        case DEFN_STEP_ACTIVITY:
+            check_activity(&st->activity);
+            if (st->compensate)
+                check_activity(st->compensate);
+            break;
+        case DEFN_STEP_SLEEP:
+            FUZZ_CHECK(st->sleep_ms >= 0);
+            FUZZ_CHECK(!st->compensate);
+            break;
+        case DEFN_STEP_SLEEP_UNTIL:
+            FUZZ_CHECK(json_is_string(st->sleep_until));
+            FUZZ_CHECK(!st->compensate);
+            break;
+        case DEFN_STEP_WAIT:
+            FUZZ_CHECK(st->signal != NULL && st->signal[0] != '\0');
+            FUZZ_CHECK(st->wait_timeout_ms >= 0);
+            FUZZ_CHECK(!st->compensate);
+            break;
+        default:
+            FUZZ_CHECK(!"a step kind of enum defn_step_kind");
+        }
+    }
+    FUZZ_CHECK(defn_step_index(d, "") == -1);
+}
+
+/* The canonical text is compact JSON that parses back to a document with the same canonical
+ * text; returns that document (a new reference). */
+static json_t *check_canonical(const char *canonical)
+{
+    FUZZ_CHECK(canonical != NULL);
+    char digest[65];
+    defn_digest_hex(canonical, digest);
+    FUZZ_CHECK(strlen(digest) == 64);
+    json_error_t err;
+    json_t *again = json_loads(canonical, FUZZ_JSON_BODY_FLAGS, &err);
+    if (!again)
+        fprintf(stderr, "canonical text does not parse: %s\n%s\n", err.text, canonical);
+    FUZZ_CHECK(again != NULL);
+    char *canonical2 = defn_canonical_json(again);
+    FUZZ_CHECK(canonical2 != NULL);
+    if (strcmp(canonical, canonical2) != 0)
+        fprintf(stderr, "canonical text is not stable:\n%s\n%s\n", canonical, canonical2);
+    FUZZ_CHECK(strcmp(canonical, canonical2) == 0);
+    free(canonical2);
+    return again;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_t *doc = json_loadb((const char *)data, size, FUZZ_JSON_BODY_FLAGS, NULL);
+    if (!doc)
+        return 0; /* keeld answers 400 malformed-json before the definition code runs */
+
+    struct defn *d = (struct defn *)1;
+    json_t *errors = (json_t *)1;
+    int rc = defn_parse(doc, &d, &errors);
+    char *canonical = defn_canonical_json(doc);
+    json_t *again = check_canonical(canonical);
+
+    if (rc == 0) {
+        FUZZ_CHECK(d != NULL && errors == NULL);
+        check_defn(d);
+        /* The stored text is the canonical one: it must register again, as the same workflow. */
+        struct defn *d2 = NULL;
+        json_t *errors2 = NULL;
+        FUZZ_CHECK(defn_parse(again, &d2, &errors2) == 0);
+        FUZZ_CHECK(strcmp(d->name, d2->name) == 0 && d->n_steps == d2->n_steps);
+        defn_free(d2);
+        defn_free(d);
+    } else {
+        FUZZ_CHECK(rc == -1);
+        FUZZ_CHECK(d == NULL);
+        check_errors(doc, errors);
+        json_decref(errors);
+    }
+
+    json_decref(again);
+    free(canonical);
+    json_decref(doc);
+    return 0;
+}

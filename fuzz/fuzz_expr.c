@@ -1,0 +1,198 @@
+/* Fuzzes expressions: expr_check_template (registration) and expr_eval_template (a step
+ * starting) on a template against a small fixed context. The input is a template as JSON (any
+ * value, as it sits in a definition) or, when it is not JSON, the raw text of one string
+ * template. Checks the contracts of expr.h: error pointers name a string of the template, a
+ * template that fails the check fails evaluation too, a string without an unescaped "${"
+ * always evaluates, evaluation never changes the context, a template without any '$'
+ * evaluates to itself, and a size budget only turns results that are too large into errors. */
+#include "fuzz.h"
+
+#include "defn/expr.h"
+
+#include <string.h>
+
+static const char CTX[] =
+    "{\"input\": {\"order_id\": \"A1\", \"total\": 19.99, \"qty\": 3, \"ok\": true, \"none\": null,"
+    "  \"big\": 1e300, \"neg\": -7, \"nul\": \"a\\u0000b\", \"text\": \"h\\u00e9\\ud83d\\ude00\","
+    "  \"items\": [{\"sku\": \"x\"}, {\"sku\": \"y\"}], \"nested\": {\"a\": {\"b\": [10, [30]]}},"
+    "  \"odd key\": 1, \"quote\\\"key\": 3, \"back\\\\slash\": 4, \"\": \"empty\","
+    "  \"dollar\": \"$5\", \"expr\": \"${input.qty}\", \"empty_obj\": {}, \"empty_arr\": []},"
+    " \"steps\": {\"charge\": {\"output\": {\"id\": \"ch_1\", \"amount\": 1999}},"
+    "   \"approval\": {\"output\": null},"
+    "   \"flaky\": {\"error\": {\"type\": \"timeout\", \"message\": \"took too long\"}},"
+    "   \"pending\": {}},"
+    " \"execution\": {\"id\": \"ex-1\", \"workflow\": \"orders\"}}";
+
+static json_t *ctx;      /* what the evaluations read */
+static json_t *ctx_copy; /* a deep copy to prove they never change it */
+
+struct check_state {
+    const json_t *tmpl;
+    int errors;
+};
+
+/* A pointer relative to the template must name one of its strings; a pointer that was cut to
+ * fit struct expr_error cannot be followed, so it is only checked when it fits. */
+static void check_pointer(const json_t *tmpl, const char *ptr, size_t cap, bool string)
+{
+    FUZZ_CHECK(ptr != NULL);
+    size_t n = strnlen(ptr, cap);
+    FUZZ_CHECK(n < cap);
+    if (n + 1 < cap) {
+        const json_t *v = fuzz_pointer_get(tmpl, ptr);
+        if (!v || (string && !json_is_string(v)))
+            fprintf(stderr, "pointer \"%s\" does not name a %s of the template\n", ptr,
+                    string ? "string" : "value");
+        FUZZ_CHECK(v != NULL);
+        FUZZ_CHECK(!string || json_is_string(v));
+    }
+}
+
+static void check_string_pointer(const json_t *tmpl, const char *ptr, size_t cap)
+{
+    check_pointer(tmpl, ptr, cap, true);
+}
+
+static void on_step_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+{
+    struct check_state *cs = arg;
+    check_string_pointer(cs->tmpl, pointer, (size_t)-1);
+    FUZZ_CHECK(expr != NULL && strncmp(expr, "steps", 5) == 0);
+    FUZZ_CHECK(step_id != NULL);
+}
+
+static void on_error(void *arg, const char *pointer, const char *message)
+{
+    struct check_state *cs = arg;
+    check_string_pointer(cs->tmpl, pointer, (size_t)-1);
+    FUZZ_CHECK(message != NULL && message[0] != '\0');
+    cs->errors++;
+}
+
+static bool has_dollar(const json_t *v)
+{
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '$', json_string_length(v)) != NULL;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (has_dollar(e))
+                return true;
+        }
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach((json_t *)v, k, e)
+        {
+            if (has_dollar(e))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* A string with no unescaped "${" does not depend on the execution: it always evaluates. */
+static void check_plain_strings(const json_t *v)
+{
+    if (json_is_string(v)) {
+        if (!expr_has_expression(json_string_value(v), json_string_length(v))) {
+            struct expr_error err;
+            json_t *out = expr_eval_template(v, ctx, &err);
+            if (!out)
+                fprintf(stderr, "a string without an expression failed: %s\n", err.message);
+            FUZZ_CHECK(json_is_string(out));
+            json_decref(out);
+        }
+        return;
+    }
+    size_t i;
+    json_t *e;
+    const char *k;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e) check_plain_strings(e);
+    } else if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, e) check_plain_strings(e);
+    }
+}
+
+/* expr_eval_template_bounded: a budget only ever adds failures, and a result it lets through
+ * is the unbounded one, with compact JSON text within the budget. */
+static void check_bounded(const json_t *tmpl, const json_t *unbounded)
+{
+    static const size_t budgets[] = {0, 1, 8, 64, 1024, 1 << 20};
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
+        struct expr_error err;
+        memset(&err, 0x55, sizeof err);
+        json_t *out = expr_eval_template_bounded(tmpl, ctx, budgets[i], &err);
+        if (!out) {
+            FUZZ_CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
+            FUZZ_CHECK(err.message[0] != '\0');
+            /* Over the budget, the pointer may name an array or object: its brackets, commas
+             * and keys count too. */
+            check_pointer(tmpl, err.pointer, sizeof err.pointer, false);
+            continue;
+        }
+        FUZZ_CHECK(unbounded != NULL);
+        FUZZ_CHECK(json_equal(out, unbounded));
+        char *text = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT);
+        FUZZ_CHECK(text != NULL);
+        if (strlen(text) > budgets[i])
+            fprintf(stderr, "budget %zu, result %zu bytes: %s\n", budgets[i], strlen(text), text);
+        FUZZ_CHECK(strlen(text) <= budgets[i]);
+        free(text);
+        json_decref(out);
+    }
+}
+
+static void check_template(const json_t *tmpl)
+{
+    struct check_state cs = {tmpl, 0};
+    int bad = expr_check_template(tmpl, on_step_ref, on_error, &cs);
+    FUZZ_CHECK(bad >= 0);
+    FUZZ_CHECK(bad == cs.errors); /* one report per string with a malformed expression */
+    FUZZ_CHECK(expr_check_template(tmpl, NULL, NULL, NULL) == bad);
+
+    struct expr_error err;
+    memset(&err, 0x55, sizeof err); /* not NUL-terminated unless the evaluator does it */
+    json_t *out = expr_eval_template(tmpl, ctx, &err);
+    if (out) {
+        FUZZ_CHECK(bad == 0);
+        if (!has_dollar(tmpl))
+            FUZZ_CHECK(json_equal(out, tmpl));
+        char *text = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT);
+        FUZZ_CHECK(text != NULL);
+        free(text);
+    } else {
+        check_string_pointer(tmpl, err.pointer, sizeof err.pointer);
+        FUZZ_CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
+        FUZZ_CHECK(err.message[0] != '\0');
+    }
+    /* err may be NULL, and the outcome does not depend on it. */
+    json_t *again = expr_eval_template(tmpl, ctx, NULL);
+    FUZZ_CHECK((again == NULL) == (out == NULL));
+    json_decref(again);
+    check_bounded(tmpl, out);
+    json_decref(out);
+    check_plain_strings(tmpl);
+    FUZZ_CHECK(json_equal(ctx, ctx_copy));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!ctx) {
+        ctx = json_loads(CTX, JSON_ALLOW_NUL, NULL);
+        FUZZ_CHECK(ctx != NULL);
+        ctx_copy = json_deep_copy(ctx);
+    }
+    json_t *tmpl = json_loadb((const char *)data, size, FUZZ_JSON_BODY_FLAGS, NULL);
+    if (!tmpl) /* a string as a definition holds it: valid UTF-8, NULs allowed */
+        tmpl = json_stringn((const char *)data, size);
+    if (!tmpl)
+        return 0;
+    check_template(tmpl);
+    json_decref(tmpl);
+    return 0;
+}
