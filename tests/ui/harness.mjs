@@ -191,7 +191,10 @@ export class Stack {
         KEEL_LOG_LEVEL: 'warn',
         ...extraEnv,
       };
+      // The embedded UI, unless KEEL_TEST_UI_DIR names a folder to serve instead (to run these
+      // tests against another copy of web-ui/, e.g. an older one, without rebuilding keeld).
       delete env.KEEL_UI_DIR;
+      if (process.env.KEEL_TEST_UI_DIR) env.KEEL_UI_DIR = process.env.KEEL_TEST_UI_DIR;
       if (!('KEEL_API_TOKENS' in extraEnv)) delete env.KEEL_API_TOKENS;
       const child = spawn(process.env.KEELD_BIN, [], {env, stdio: ['ignore', log, log]});
       children.add(child);

@@ -3,7 +3,20 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
 
-import {deriveTimeline, eventSummary, niceTicks, pendingWork, stepDetail, stepKind, urlLabel} from '../../web-ui/js/model.mjs';
+import {
+  deriveTimeline,
+  eventSummary,
+  niceTicks,
+  parseStatusFilter,
+  pendingWork,
+  retryable,
+  signalOffer,
+  statusFilterParam,
+  stepDetail,
+  stepKind,
+  stepNow,
+  urlLabel,
+} from '../../web-ui/js/model.mjs';
 
 const T = (ms) => new Date(Date.UTC(2026, 10, 22, 0, 15, 0) + ms).toISOString();
 let seq = 0;
@@ -142,4 +155,94 @@ test('axis ticks and event summaries', () => {
   assert.equal(eventSummary(e), 'http_5xx: HTTP 503 · next attempt in 50 ms');
   assert.equal(eventSummary({...e, data: {error: {type: 't', message: 'm'}, next_attempt_at: null}}), 't: m · no more attempts');
   assert.equal(eventSummary({seq: 1, type: 'something_new', step: null, attempt: null, at: T(0), data: {a: 1}}), '{"a":1}');
+});
+
+// POST .../retry (src/api/control.c -> engine.c on_retry) accepts a failed execution only when
+// it failed at a step and no compensation ran or was scheduled; the UI offers Retry exactly then.
+test('Retry is offered only where the API accepts it', () => {
+  const failedAt = (steps, extra = {}) => ({...execOf('failed', steps, 207), error: {step: 'charge', type: 'card_declined', message: 'HTTP 422'}, ...extra});
+  const plain = failedHistory();
+  assert.deepEqual(retryable(failedAt([['reserve', 'completed'], ['charge', 'failed'], ['ship', 'skipped']]), plain), {ok: true, reason: ''});
+
+  // The saga undid reserve: 409 not-retryable, so no button.
+  seq = 0;
+  const saga = [
+    ...plain.slice(0, -1),
+    ev('compensation_started', 208, 'reserve', 1),
+    ev('compensation_completed', 209, 'reserve', 1, {output: {}}),
+    ev('execution_failed', 209, null, null, {error: {step: 'charge', type: 'card_declined'}}),
+  ];
+  const compensated = retryable(failedAt([['reserve', 'compensated'], ['charge', 'failed'], ['ship', 'skipped']]), saga);
+  assert.equal(compensated.ok, false);
+  assert.match(compensated.reason, /compensations ran/);
+  // A compensation that failed leaves its step completed; the history and the error still tell.
+  const compFailed = [...plain.slice(0, -1), ev('compensation_failed', 208, 'reserve', 1, {error: {type: 'expression', message: 'x'}})];
+  assert.equal(retryable(failedAt([['reserve', 'completed'], ['charge', 'failed']]), compFailed).ok, false);
+  assert.equal(retryable(failedAt([['reserve', 'completed'], ['charge', 'failed']], {error: {step: 'charge', type: 't', compensation_errors: [{}]}}), []).ok, false);
+
+  // Failed in its output: no failed step to resume at.
+  assert.equal(retryable(failedAt([['reserve', 'completed'], ['charge', 'completed']]), []).ok, false);
+  // Not failed at all.
+  for (const st of ['running', 'completed', 'cancelled', 'terminated']) assert.equal(retryable(execOf(st, [['charge', 'failed']]), []).ok, false, st);
+});
+
+test('Send signal is offered only while a wait is current or still ahead', () => {
+  const defs = [
+    {id: 'charge', activity: {url: 'http://h/charge'}},
+    {id: 'approval', wait: {signal: 'approve', timeout: '1h'}},
+    {id: 'ship', activity: {url: 'http://h/ship'}},
+  ];
+  const tlOf = (exec, events = []) => deriveTimeline(exec, events, Date.parse(T(1000)), defs);
+  // Running, the wait not reached yet: a signal sent now is kept for it.
+  let exec = execOf('running', [['charge', 'retrying'], ['approval', 'pending'], ['ship', 'pending']]);
+  assert.deepEqual(signalOffer(exec, defs, tlOf(exec)), {offer: true, waiting: [], ahead: ['approve']});
+  // Waiting now.
+  exec = execOf('running', [['charge', 'completed'], ['approval', 'waiting'], ['ship', 'pending']]);
+  assert.deepEqual(signalOffer(exec, defs, tlOf(exec)), {offer: true, waiting: ['approve'], ahead: []});
+  // Past the wait: nothing will take a signal.
+  exec = execOf('running', [['charge', 'completed'], ['approval', 'completed'], ['ship', 'running']]);
+  assert.equal(signalOffer(exec, defs, tlOf(exec)).offer, false);
+  // A definition without waits never gets the button.
+  const noWait = [{id: 'a', activity: {url: 'http://h/a'}}, {id: 'b', sleep: '1h'}];
+  exec = execOf('running', [['a', 'completed'], ['b', 'sleeping']]);
+  assert.equal(signalOffer(exec, noWait, deriveTimeline(exec, [], Date.now(), noWait)).offer, false);
+  // The wait was skipped by a failure's saga (the execution still runs its compensations).
+  exec = execOf('running', [['charge', 'failed'], ['approval', 'skipped'], ['ship', 'skipped']]);
+  assert.equal(signalOffer(exec, defs, tlOf(exec)).offer, false);
+  // Ended, or a cancel requested: no.
+  exec = execOf('completed', [['charge', 'completed'], ['approval', 'completed'], ['ship', 'completed']], 10);
+  assert.equal(signalOffer(exec, defs, tlOf(exec)).offer, false);
+  seq = 0;
+  exec = execOf('running', [['charge', 'completed'], ['approval', 'waiting'], ['ship', 'pending']]);
+  const cancelled = tlOf(exec, [ev('execution_started', 0), ev('cancel_requested', 500)]);
+  assert.equal(signalOffer(exec, defs, cancelled).offer, false);
+  // Without the definition, an open wait in the history still counts.
+  seq = 0;
+  const waitEvents = [ev('execution_started', 0), ev('wait_started', 10, 'approval', null, {signal: 'approve', timeout_at: null})];
+  assert.deepEqual(signalOffer(exec, null, deriveTimeline(exec, waitEvents, Date.parse(T(1000)))), {offer: true, waiting: ['approve'], ahead: []});
+});
+
+test('what a current step waits on, from the API step fields', () => {
+  const err = {type: 'http_5xx', message: 'HTTP 503'};
+  assert.deepEqual(stepNow({id: 'charge', status: 'retrying', attempts: 2, last_error: err, next_attempt_at: T(5000), due_at: null, signal: null}),
+    {step: 'charge', status: 'retrying', text: 'retrying, next attempt', due: Date.parse(T(5000)), signal: null, error: err, heartbeat: null});
+  const sleeping = stepNow({id: 'pause', status: 'sleeping', attempts: 0, last_error: null, next_attempt_at: null, due_at: T(60_000), signal: null});
+  assert.equal(sleeping.text, 'sleeping until');
+  assert.equal(sleeping.due, Date.parse(T(60_000)));
+  assert.equal(stepNow({id: 'a', status: 'waiting', signal: 'approve', due_at: T(9)}).text, 'waiting for signal "approve" until');
+  assert.equal(stepNow({id: 'a', status: 'waiting', signal: 'approve', due_at: null}).text, 'waiting for signal "approve", no timeout');
+  assert.equal(stepNow({id: 'a', status: 'running', attempts: 3}).text, 'running attempt 3');
+  assert.equal(stepNow({id: 'a', status: 'scheduled', attempts: 0}).text, 'scheduled, due now');
+  const hb = stepNow({id: 'a', status: 'running', attempts: 1, heartbeat: {at: T(7), details: {progress: 0.5}}});
+  assert.deepEqual(hb.heartbeat, {at: Date.parse(T(7)), details: {progress: 0.5}});
+  assert.equal(stepNow(null), null);
+});
+
+test('the status filter: several statuses, canonical order, unknown ones dropped', () => {
+  assert.deepEqual(parseStatusFilter('failed,running'), ['running', 'failed']);
+  assert.deepEqual(parseStatusFilter('failed, bogus,,failed'), ['failed']);
+  assert.deepEqual(parseStatusFilter(''), []);
+  assert.deepEqual(parseStatusFilter(null), []);
+  assert.equal(statusFilterParam(['failed', 'running']), 'running,failed');
+  assert.equal(statusFilterParam([]), '');
 });

@@ -23,7 +23,7 @@ function watch(page, allow = []) {
   return page;
 }
 
-describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
+describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
   const stack = new Stack();
   let api;
   let base;
@@ -100,6 +100,35 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
       steps: Array.from({length: 70}, (_, i) => ({id: `s${String(i + 1).padStart(2, '0')}`, activity: {url: `${R}/ok`, input: {i}}})),
     });
 
+    // Executions that stay in one state for the whole run (an hour of backoff, an hour of
+    // sleep, an asynchronous activity with a heartbeat), and a failure that was compensated.
+    await api('POST', '/v1/workflows', {
+      name: 'backoff',
+      description: 'One activity that keeps failing, retried an hour later',
+      steps: [{id: 'call', activity: {url: `${R}/fail/500`, input: {}}, retry: {max_attempts: 3, initial_interval: '1h'}}],
+    });
+    await api('POST', '/v1/workflows', {
+      name: 'nap',
+      description: 'Sleep an hour, then wait for approval',
+      steps: [
+        {id: 'pause', sleep: '1h'},
+        {id: 'approval', wait: {signal: 'approve'}},
+      ],
+    });
+    await api('POST', '/v1/workflows', {
+      name: 'async-job',
+      description: 'An asynchronous activity that reports progress by heartbeat',
+      steps: [{id: 'job', activity: {url: `${R}/async`, input: {}}, timeout: '1h', heartbeat_timeout: '1h'}],
+    });
+    await api('POST', '/v1/workflows', {
+      name: 'saga',
+      description: 'Reserve (compensated), then a charge that fails for good',
+      steps: [
+        {id: 'reserve', activity: {url: `${R}/ok`, input: {}}, compensate: {url: `${R}/ok`, input: {undo: true}}},
+        {id: 'charge', activity: {url: `${R}/fail/500`, input: {}}, retry: {max_attempts: 1}},
+      ],
+    });
+
     const start = (wf, id, input) => api('POST', `/v1/workflows/${wf}/executions`, {id, input});
     await start('hello', 'hello-1', {name: 'Ada'});
     await start('broken', 'broken-1', {});
@@ -107,12 +136,26 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
     await start('hello', 'hello-2', {name: 'Grace'});
     for (const id of ['approval-signal', 'approval-cancel', 'approval-refuse']) await start('order-approval', id, {order: id});
     await start('long', 'long-1', {});
-    for (const id of ['hello-1', 'broken-1', 'payments-1', 'hello-2', 'long-1']) {
+    await start('saga', 'saga-1', {});
+    await start('backoff', 'state-retrying', {});
+    await start('nap', 'state-sleeping', {});
+    await start('async-job', 'job-1', {});
+    for (const id of ['hello-1', 'broken-1', 'payments-1', 'hello-2', 'long-1', 'saga-1']) {
       const r = await api('GET', `/v1/executions/${id}/result?wait=20`);
       assert.equal(r.status, 200, `${id} should have ended`);
     }
     for (const id of ['approval-signal', 'approval-cancel', 'approval-refuse'])
       await until(async () => (await api('GET', `/v1/executions/${id}`)).data.steps[1].status === 'waiting', {what: `${id} waiting`});
+    // The retrying step has failed once and waits an hour; the sleep has started.
+    await until(async () => (await api('GET', '/v1/executions/state-retrying/history')).data.events.some((e) => e.type === 'attempt_failed'), {what: 'state-retrying failed once'});
+    await until(async () => (await api('GET', '/v1/executions/state-sleeping/history')).data.events.some((e) => e.type === 'timer_started'), {what: 'state-sleeping asleep'});
+    // The asynchronous activity: the receiver keeps the task token; a heartbeat with details.
+    const token = await until(async () => {
+      const stats = await (await fetch(`${R}/_stats`)).json();
+      return stats.keys && stats.keys['job-1/job'] && stats.keys['job-1/job'].task_token;
+    }, {what: 'the task token of job-1'});
+    await until(async () => (await api('GET', '/v1/executions/job-1/history')).data.events.some((e) => e.type === 'attempt_started'), {what: 'job-1 accepted'});
+    await api('POST', `/v1/tasks/${encodeURIComponent(token)}/heartbeat`, {details: {progress: 0.5, note: 'halfway there'}});
 
     total = (await api('GET', '/v1/executions')).data.executions.length;
     ctx = await stack.browser.newContext({viewport: {width: 1280, height: 900}, colorScheme: 'light'});
@@ -132,10 +175,10 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
     const ids = await page.locator('table.exec-table tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
     const fromApi = (await api('GET', '/v1/executions')).data.executions.map((x) => x.id);
     assert.deepEqual(ids, fromApi, 'same order as the API: newest first');
-    assert.equal(ids.length, 8);
-    assert.equal(await page.locator('tr[data-id="broken-1"] .badge').innerText(), 'failed');
-    assert.equal(await page.locator('tr[data-id="payments-1"] .badge').innerText(), 'completed');
-    assert.equal(await page.locator('tr[data-id="approval-signal"] .badge').innerText(), 'running');
+    assert.equal(ids.length, 12);
+    assert.equal(await page.locator('tr[data-id="broken-1"] .c-status .badge').innerText(), 'failed');
+    assert.equal(await page.locator('tr[data-id="payments-1"] .c-status .badge').innerText(), 'completed');
+    assert.equal(await page.locator('tr[data-id="approval-signal"] .c-status .badge').innerText(), 'running');
     assert.match(await page.locator('tr[data-id="broken-1"] .row-error').innerText(), /explode/);
     // Running executions are shown, so the list refreshes itself.
     assert.ok(await page.locator('.page-head .live').isVisible(), 'live indicator while something runs');
@@ -145,11 +188,12 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
     assert.match(await page.locator('tr[data-id="hello-1"] .c-dur').innerText(), /\d+(\.\d+)? (ms|s)/);
     await shot(page, 'list.png');
 
-    // Status filter: only the failed one.
-    await page.locator('.segmented button[data-status="failed"]').click();
+    // Status filter: only the failed ones.
+    await page.locator('.segmented input[value="failed"]').check();
     await page.waitForURL(/status=failed/);
-    await until(async () => (await page.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id))).join() === 'broken-1', {what: 'only broken-1'});
-    assert.equal(await page.locator('.segmented button[data-status="failed"]').getAttribute('aria-pressed'), 'true');
+    await until(async () => (await page.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id))).join() === 'saga-1,broken-1', {what: 'only the failed ones'});
+    assert.equal(await page.locator('.segmented input[value="failed"]').isChecked(), true);
+    assert.equal(await page.locator('.segmented button[data-status="all"]').getAttribute('aria-pressed'), 'false');
     // Workflow filter on top of it, then without the status.
     await page.locator('#filter-workflow').selectOption('payments');
     await page.waitForURL(/workflow=payments/);
@@ -180,24 +224,203 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
     assert.equal(await page.locator('h1.exec-id').innerText(), 'payments-1');
   });
 
+  test('executions list: a running execution shows its current step and what it waits on', async () => {
+    await page.goto(`${base}/ui/executions`);
+    const cell = (id) => page.locator(`tr[data-id="${id}"] .c-now`);
+    await cell('state-retrying').locator('.current-step').waitFor();
+    // Retrying: the step, its badge, the next attempt (absolute and relative) and the last error.
+    const retrying = cell('state-retrying');
+    assert.equal(await retrying.locator('.current-step').getAttribute('data-step'), 'call');
+    assert.equal(await retrying.locator('.badge').innerText(), 'retrying');
+    // Due times: the clock time (with the date when not today), then how far away it is.
+    const due = '(\\d{4}-\\d{2}-\\d{2} )?\\d{2}:\\d{2}:\\d{2} \\(in (59|60) min\\)';
+    assert.match(await retrying.innerText(), new RegExp(`retrying, next attempt ${due}`));
+    assert.match(await retrying.locator('.cs-error').innerText(), /last error: test_error/);
+    // Sleeping until a time; waiting for a named signal until its timeout; an attempt running.
+    assert.equal(await cell('state-sleeping').locator('.badge').innerText(), 'sleeping');
+    assert.match(await cell('state-sleeping').innerText(), new RegExp(`pause[\\s\\S]*sleeping until ${due}`));
+    assert.match(await cell('approval-cancel').innerText(), new RegExp(`approval[\\s\\S]*waiting for signal "approve" until ${due}`));
+    assert.equal(await cell('approval-cancel').locator('.badge').innerText(), 'waiting');
+    assert.match(await cell('job-1').innerText(), /job[\s\S]*running attempt 1/);
+    // Ended executions have no current step.
+    assert.equal(await cell('hello-1').innerText(), '—');
+    // The extra column fits at 1280 px: the table does not scroll sideways.
+    const overflow = await page.locator('.results .table-wrap').evaluate((el) => el.scrollWidth - el.clientWidth);
+    assert.ok(overflow <= 0, `the executions table scrolls sideways by ${overflow}px`);
+    await shot(page, 'list-states.png');
+    // The list items are summaries: the page needs no input or output from them.
+    const items = (await api('GET', '/v1/executions')).data.executions;
+    assert.ok(items.every((x) => !('input' in x) && !('output' in x)), 'list items without input/output');
+  });
+
+  test('executions list: several statuses at once (?status=running,failed)', async () => {
+    const all = (await api('GET', '/v1/executions')).data.executions;
+    const want = all.filter((x) => x.status === 'running' || x.status === 'failed').map((x) => x.id).join();
+    const shown = () => page.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id).join());
+    await page.goto(`${base}/ui/executions`);
+    await page.locator('table.exec-table tbody tr').first().waitFor();
+    await page.locator('.segmented input[value="failed"]').check();
+    await page.waitForURL(/status=failed$/);
+    await page.locator('.segmented input[value="running"]').check();
+    await page.waitForURL((u) => u.search === '?status=running,failed');
+    await until(async () => (await shown()) === want, {what: `running and failed: ${want}`});
+    // Kept in the URL: a reload shows the same filter and rows.
+    await page.reload();
+    await until(async () => (await shown()) === want, {what: 'the same rows after a reload'});
+    assert.equal(await page.locator('.segmented input[value="running"]').isChecked(), true);
+    assert.equal(await page.locator('.segmented input[value="failed"]').isChecked(), true);
+    assert.equal(await page.locator('.segmented input[value="completed"]').isChecked(), false);
+    // Unchecking one leaves the other; "All" clears the filter.
+    await page.locator('.segmented input[value="running"]').uncheck();
+    await page.waitForURL((u) => u.search === '?status=failed');
+    await page.locator('.segmented button[data-status="all"]').click();
+    await page.waitForURL((u) => u.search === '');
+    await until(async () => (await page.locator('table.exec-table tbody tr').count()) === all.length, {what: 'every row again'});
+    assert.equal(await page.locator('.segmented input:checked').count(), 0);
+  });
+
+  test('Send signal is offered only while a wait is current or still ahead', async () => {
+    // No wait step in the workflow: nothing would ever take the signal.
+    for (const id of ['state-retrying', 'job-1']) {
+      await page.goto(`${base}/ui/executions/${id}`);
+      await page.locator('.tl-step').first().waitFor();
+      assert.equal(await badgeOf(page).innerText(), 'running');
+      assert.equal(await page.locator('#action-terminate').count(), 1, `${id}: the head is rendered`);
+      assert.equal(await page.locator('#action-signal').count(), 0, `${id}: no Send signal`);
+    }
+    // Sleeping, with a wait still ahead: offered (the signal is kept until the wait takes it).
+    await page.goto(`${base}/ui/executions/state-sleeping`);
+    await page.locator('#action-signal').waitFor();
+    await page.locator('#action-signal').click();
+    const dlg = page.locator('dialog.dialog-signal');
+    await dlg.waitFor();
+    assert.equal(await dlg.locator('#signal-name').inputValue(), 'approve');
+    assert.match(await dlg.innerText(), /ahead: "approve"/);
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({state: 'detached'});
+  });
+
+  test('execution page: retrying, sleeping and heartbeat states of steps', async () => {
+    // Retrying: its own badge, the next attempt and the last error.
+    await page.goto(`${base}/ui/executions/state-retrying`);
+    const call = page.locator('.tl-step[data-step="call"]');
+    await call.waitFor();
+    await until(async () => (await call.getAttribute('data-status')) === 'retrying', {what: 'call retrying'});
+    assert.equal(await call.locator('.tl-sub .badge').innerText(), 'retrying');
+    assert.match(await call.locator('.step-due').innerText(), /next attempt \d{4}-.*\(in (59|60) min\)/);
+    assert.match(await call.locator('.step-error').innerText(), /last error: test_error/);
+    await call.locator('.tl-toggle').click();
+    assert.match(await call.locator('.tl-detail .facts').innerText(), /Next attempt/i);
+    await shot(page, 'execution-retrying.png');
+
+    // Sleeping until a time.
+    await page.goto(`${base}/ui/executions/state-sleeping`);
+    const pause = page.locator('.tl-step[data-step="pause"]');
+    await pause.waitFor();
+    await until(async () => (await pause.getAttribute('data-status')) === 'sleeping', {what: 'pause sleeping'});
+    assert.equal(await pause.locator('.tl-sub .badge').innerText(), 'sleeping');
+    assert.match(await pause.locator('.step-due').innerText(), /due \d{4}-.*\(in (59|60) min\)/);
+    await shot(page, 'execution-sleeping.png');
+
+    // An asynchronous activity: running attempt 1 and its last heartbeat, details as JSON.
+    await page.goto(`${base}/ui/executions/job-1`);
+    const job = page.locator('.tl-step[data-step="job"]');
+    await job.waitFor();
+    await job.locator('.step-heartbeat').waitFor();
+    assert.match(await job.locator('.step-heartbeat').innerText(), /last heartbeat \d{4}-.*\((\d+ s ago|just now)\).*halfway there/);
+    await job.locator('.tl-toggle').click();
+    const panel = job.locator('.json-panel[data-panel="heartbeat details"]');
+    await panel.waitFor();
+    assert.match(await panel.innerText(), /"note": "halfway there"/);
+    // Collapsible.
+    await panel.locator('.panel-toggle').click();
+    assert.equal(await panel.locator('.json-body').isHidden(), true);
+    await panel.locator('.panel-toggle').click();
+    await shot(page, 'execution-heartbeat.png');
+  });
+
+  test('a compensated failure offers no Retry (the API refuses it)', async () => {
+    await page.goto(`${base}/ui/executions/saga-1`);
+    await page.locator('.callout-bad').waitFor();
+    assert.equal(await page.locator('.tl-step[data-step="reserve"]').getAttribute('data-status'), 'compensated');
+    assert.equal(await page.locator('#action-retry').count(), 0, 'no Retry button');
+    assert.match(await page.locator('.callout-bad .no-retry').innerText(), /Retry is not possible: compensations ran/);
+    await shot(page, 'execution-compensated.png');
+    // The rule the page follows is the API's: POST .../retry is 409 here.
+    const r = await fetch(`${base}/v1/executions/saga-1/retry`, {method: 'POST'});
+    assert.equal(r.status, 409);
+  });
+
+  test('new step statuses have badges that stay readable in dark mode', async () => {
+    const dark = await stack.browser.newContext({viewport: {width: 1280, height: 900}, colorScheme: 'dark'});
+    try {
+      const p = watch(await dark.newPage());
+      await p.goto(`${base}/ui/executions`);
+      await p.locator('tr[data-id="state-retrying"] .c-now .badge').waitFor();
+      await p.locator('tr[data-id="state-sleeping"] .c-now .badge').waitFor();
+      // WCAG contrast of each badge's text on its background (over the card it sits on).
+      const ratios = await p.evaluate(() => {
+        const rgba = (c) => {
+          const m = c.match(/[\d.]+/g).map(Number);
+          return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1};
+        };
+        const over = (top, under) => ({r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a), b: top.b * top.a + under.b * (1 - top.a), a: 1});
+        const lum = ({r, g, b}) => {
+          const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const out = {};
+        for (const st of ['retrying', 'sleeping', 'waiting', 'running']) {
+          const el = document.querySelector(`.c-now .badge.st-${st}`);
+          if (!el) continue;
+          let under = {r: 0, g: 0, b: 0, a: 0};
+          for (let n = el.parentElement; n; n = n.parentElement) {
+            const c = rgba(getComputedStyle(n).backgroundColor);
+            if (c.a > 0) {
+              under = c;
+              break;
+            }
+          }
+          const bg = over(rgba(getComputedStyle(el).backgroundColor), under);
+          const fg = rgba(getComputedStyle(el).color);
+          const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+          out[st] = {ratio: (a + 0.05) / (b + 0.05), bg: getComputedStyle(el).backgroundColor};
+        }
+        return out;
+      });
+      for (const st of ['retrying', 'sleeping']) {
+        assert.ok(ratios[st], `a ${st} badge in the list`);
+        assert.ok(ratios[st].ratio >= 4.5, `${st} badge contrast ${ratios[st].ratio.toFixed(2)} in dark mode`);
+      }
+      assert.notEqual(ratios.retrying.bg, ratios.waiting.bg, 'retrying and waiting look different');
+      assert.notEqual(ratios.sleeping.bg, ratios.running.bg, 'sleeping and running look different');
+      await p.screenshot({path: path.join(ARTIFACTS, 'list-states-dark.png'), fullPage: true});
+      await p.goto(`${base}/ui/executions/state-retrying`);
+      await p.locator('.tl-step[data-step="call"] .step-due').waitFor();
+      await p.screenshot({path: path.join(ARTIFACTS, 'execution-retrying-dark.png'), fullPage: true});
+    } finally {
+      await dark.close();
+    }
+  });
+
   test('executions list: keyset pages (next_cursor), kept in the URL', async () => {
     const all = (await api('GET', '/v1/executions')).data.executions.map((x) => x.id);
     const shown = () => page.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id).join());
-    const expect = (from) => until(async () => (await shown()) === all.slice(from, from + 3).join(), {what: `rows ${from}..${from + 2}`});
-    await page.goto(`${base}/ui/executions?limit=3`);
+    const expect = (from) => until(async () => (await shown()) === all.slice(from, from + 5).join(), {what: `rows ${from}..${from + 4}`});
+    await page.goto(`${base}/ui/executions?limit=5`);
     await expect(0);
     assert.equal(await page.locator('#page-prev').isDisabled(), true);
     await page.locator('#page-next').click();
     await page.waitForURL(/cursor=/);
-    await expect(3);
+    await expect(5);
     await page.locator('#page-next').click();
-    await expect(6);
+    await expect(10);
     assert.equal(await page.locator('#page-next').isDisabled(), true, 'last page');
     await page.locator('#page-prev').click();
-    await expect(3);
+    await expect(5);
     // The cursor is in the URL: a reload shows the same page.
     await page.reload();
-    await expect(3);
+    await expect(5);
     assert.equal(await page.locator('#page-prev').innerText(), 'First page');
     await page.locator('#page-prev').click();
     await expect(0);
@@ -384,7 +607,7 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
   test('workflows: the list, a definition with its SVG diagram, versions and recent executions', async () => {
     await page.goto(`${base}/ui/workflows`);
     await page.locator('table.wf-table tbody tr').first().waitFor();
-    assert.deepEqual(await page.locator('table.wf-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.name)), ['broken', 'hello', 'long', 'order-approval', 'payments']);
+    assert.deepEqual(await page.locator('table.wf-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.name)), ['async-job', 'backoff', 'broken', 'hello', 'long', 'nap', 'order-approval', 'payments', 'saga']);
     await page.locator('tr[data-name="order-approval"] a.strong-link').click();
     await page.waitForURL(/\/ui\/workflows\/order-approval$/);
     const svg = page.locator('svg.diagram');
@@ -441,8 +664,8 @@ describe('web UI', {skip: skip || false, timeout: 110_000}, () => {
       ['/ui/workflows/payments', async () => assert.equal(await page.locator('h1').innerText(), 'payments')],
       ['/ui/workflows', async () => assert.equal(await page.locator('h1').innerText(), 'Workflows')],
       ['/ui/executions?status=failed', async () => {
-        await until(async () => (await page.locator('table.exec-table tbody tr').count()) === 1, {what: 'one failed row'});
-        assert.equal(await page.locator('.segmented button[data-status="failed"]').getAttribute('aria-pressed'), 'true');
+        await until(async () => (await page.locator('table.exec-table tbody tr').count()) === 2, {what: 'two failed rows'});
+        assert.equal(await page.locator('.segmented input[value="failed"]').isChecked(), true);
       }],
     ];
     for (const [p, check] of views) {

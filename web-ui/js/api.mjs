@@ -152,7 +152,7 @@ export const Keel = {
   listExecutions(params, signal) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== '' && v != null) q.set(k, v);
-    return api(`/v1/executions?${q}`, {signal}).then((r) => r.data);
+    return api(`/v1/executions?${String(q).replace(/%2C/gi, ',')}`, {signal}).then((r) => r.data);
   },
   execution: (id, signal) => api(`/v1/executions/${e(id)}`, {signal}).then((r) => r.data),
   history: (id, afterSeq, signal, limit = HISTORY_PAGE) =>

@@ -193,7 +193,8 @@ export const paths = {
   executions: (params) => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params || {})) if (v) q.set(k, v);
-    const qs = q.toString();
+    // Commas are fine in a query and keep ?status=running,failed readable.
+    const qs = q.toString().replace(/%2C/gi, ',');
     return '/ui/executions' + (qs ? '?' + qs : '');
   },
 };

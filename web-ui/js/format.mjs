@@ -112,6 +112,20 @@ export function absTime(iso) {
     h('span', {class: 'muted'}, '(', h('span', {class: 'rel-time', 'data-t': t}, fmtRelative(t)), ')'));
 }
 
+/**
+ * A time something is due, compact for tables: "21:32:50 (in 59 min)", with the date when it
+ * is not today; the full time is in the tooltip.
+ */
+export function dueTime(iso) {
+  const t = ms(iso);
+  if (t == null) return h('span', {class: 'muted'}, '—');
+  const abs = fmtAbs(t, {millis: false});
+  const today = abs.slice(0, 10) === fmtAbs(Date.now(), {millis: false}).slice(0, 10);
+  return h('span', {class: 'due-time'},
+    h('time', {datetime: iso, title: tooltip(t)}, today ? abs.slice(11) : abs), ' ',
+    h('span', {class: 'muted'}, '(', h('span', {class: 'rel-time', 'data-t': t}, fmtRelative(t)), ')'));
+}
+
 /** Re-renders every relative time on the page (called on a timer by the app). */
 export function refreshRelativeTimes(root = document) {
   const now = Date.now();

@@ -440,3 +440,121 @@ export function stepCounts(exec) {
   const attempts = steps.reduce((n, s) => n + (s.attempts || 0), 0);
   return {total: steps.length, done, attempts};
 }
+
+// ---- statuses, filters and what a step waits on -----------------------------------------------
+
+/** Step statuses of GET /v1/executions/{id}; `retrying` and `sleeping` tell backoff and timers apart. */
+export const STEP_STATUSES = ['pending', 'scheduled', 'running', 'retrying', 'sleeping', 'waiting', 'completed', 'failed', 'skipped', 'compensated'];
+
+/** The statuses of a ?status= value (comma-separated), known ones only, in canonical order. */
+export function parseStatusFilter(value) {
+  const want = new Set(String(value || '').split(',').map((s) => s.trim()).filter(Boolean));
+  return EXECUTION_STATUSES.filter((s) => want.has(s));
+}
+
+/** The ?status= value for a set of statuses ('' for none, which means any). */
+export function statusFilterParam(statuses) {
+  const want = new Set(statuses || []);
+  return EXECUTION_STATUSES.filter((s) => want.has(s)).join(',');
+}
+
+/**
+ * What a step does now, from the step fields of the API (a list item's current_step or an
+ * entry of steps[]): {step, status, text, due, signal, error, heartbeat}. `due` (ms or null) is
+ * when the step moves on by itself: the next attempt of a retrying step, the end of a sleep, a
+ * wait's timeout. Null for no step.
+ */
+export function stepNow(step) {
+  if (!step || typeof step !== 'object') return null;
+  const status = step.status || 'unknown';
+  let due = null;
+  let text;
+  switch (status) {
+    case 'running':
+      text = step.attempts > 0 ? `running attempt ${step.attempts}` : 'running';
+      break;
+    case 'retrying':
+      due = ms(step.next_attempt_at);
+      text = due != null ? 'retrying, next attempt' : 'retrying';
+      break;
+    case 'sleeping':
+      due = ms(step.due_at);
+      text = due != null ? 'sleeping until' : 'sleeping';
+      break;
+    case 'waiting':
+      due = ms(step.due_at);
+      text = step.signal ? `waiting for signal "${step.signal}"` : 'waiting for a signal';
+      text += due == null ? ', no timeout' : ' until';
+      break;
+    case 'scheduled':
+      text = 'scheduled, due now';
+      break;
+    default:
+      text = status;
+  }
+  return {
+    step: step.id ?? null,
+    status,
+    text,
+    due,
+    signal: step.signal ?? null,
+    error: step.last_error && typeof step.last_error === 'object' ? step.last_error : null,
+    heartbeat: step.heartbeat && typeof step.heartbeat === 'object' ? {at: ms(step.heartbeat.at), details: step.heartbeat.details} : null,
+  };
+}
+
+/**
+ * Whether POST .../retry will accept this execution, mirroring the engine (engine.h, on_retry):
+ * it must be `failed`, at a step that failed (not in its output), and no compensation may have
+ * run or been scheduled (a step `compensated`, any compensation_* event, or compensation_errors
+ * in the execution's error). Returns {ok, reason}.
+ */
+export function retryable(exec, events = []) {
+  if (!exec) return {ok: false, reason: 'no execution'};
+  if (exec.status !== 'failed') return {ok: false, reason: `the execution is ${exec.status}; only a failed execution can be retried`};
+  const steps = Array.isArray(exec.steps) ? exec.steps : [];
+  if (!steps.some((s) => s.status === 'failed'))
+    return {ok: false, reason: 'it failed outside a step (in its output), so there is no step to resume at'};
+  const compensated =
+    steps.some((s) => s.status === 'compensated') ||
+    (events || []).some((e) => e && /^compensation_/.test(e.type)) ||
+    !!(exec.error && exec.error.compensation_errors);
+  if (compensated) return {ok: false, reason: 'compensations ran after it failed; resuming would redo work on top of their undo'};
+  return {ok: true, reason: ''};
+}
+
+function waitSignals(def) {
+  const w = def && def.wait;
+  if (!w || typeof w !== 'object') return [];
+  if (typeof w.signal === 'string') return [w.signal];
+  if (Array.isArray(w.any)) return w.any.filter((s) => typeof s === 'string');
+  return [];
+}
+
+/**
+ * Whether "Send signal" makes sense, and for which names: {offer, waiting, ahead}. `waiting`:
+ * the signals steps wait for now; `ahead`: those of wait steps not reached yet (a signal sent
+ * early is kept and consumed when the wait starts). Nothing is offered when the execution has
+ * ended, when a cancel was requested (no wait will run again), or when no wait is left.
+ */
+export function signalOffer(exec, defSteps, tl) {
+  const none = {offer: false, waiting: [], ahead: []};
+  if (!exec || exec.status !== 'running') return none;
+  if (tl && tl.cancelRequested != null) return none;
+  const byId = new Map(((exec && exec.steps) || []).map((s) => [s.id, s]));
+  const waiting = [];
+  const ahead = [];
+  if (tl) for (const r of tl.rows) if (r.open && r.open.wait && r.open.wait.signal) waiting.push(r.open.wait.signal);
+  for (const d of Array.isArray(defSteps) ? defSteps : []) {
+    const names = waitSignals(d);
+    if (!names.length) continue;
+    const st = byId.get(d.id);
+    const status = st ? st.status : 'pending';
+    if (status === 'waiting') waiting.push(...names);
+    else if (status === 'pending' || status === 'scheduled') ahead.push(...names);
+  }
+  for (const s of (exec && exec.steps) || []) if (s.status === 'waiting' && s.signal) waiting.push(s.signal);
+  const w = [...new Set(waiting)];
+  const a = [...new Set(ahead)].filter((n) => !w.includes(n));
+  return {offer: w.length + a.length > 0, waiting: w, ahead: a};
+}

@@ -5,7 +5,7 @@ import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
-import {deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, stepCounts} from './model.mjs';
+import {deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, retryable, signalOffer, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
@@ -64,9 +64,8 @@ export async function renderExecution(ctx, id) {
 
   function signalDialog(preset) {
     const tl = deriveTimeline(state.exec, state.events, Date.now(), defSteps);
-    const waiting = pendingWork(state.exec, tl).filter((p) => p.kind === 'wait').map((p) => p.signal);
-    const defSignals = (defSteps || []).filter((d) => d.wait && d.wait.signal).map((d) => d.wait.signal);
-    const names = [...new Set([...waiting, ...defSignals])];
+    const {waiting, ahead} = signalOffer(state.exec, defSteps, tl);
+    const names = [...new Set([...waiting, ...ahead])];
     const nameInput = h('input', {type: 'text', class: 'input mono', id: 'signal-name', list: 'signal-names', autocomplete: 'off', spellcheck: 'false', required: true, value: preset || waiting[0] || names[0] || ''});
     const payload = h('textarea', {class: 'input mono', id: 'signal-payload', rows: '7', spellcheck: 'false'});
     payload.value = '{\n  \n}';
@@ -94,7 +93,7 @@ export async function renderExecution(ctx, id) {
       title: 'Send a signal',
       description: waiting.length
         ? `Step waiting now: ${waiting.map((s) => `"${s}"`).join(', ')}. A signal sent before its wait is kept until the wait takes it.`
-        : 'No step waits right now; the signal is kept until a wait for its name takes it.',
+        : `No step waits right now; the signal is kept until a wait for its name takes it${ahead.length ? ` (ahead: ${ahead.map((s) => `"${s}"`).join(', ')})` : ''}.`,
       className: 'dialog-signal',
       body: h('div', {class: 'stack'},
         h('div', {class: 'field'}, h('label', {for: 'signal-name'}, 'Signal name'), nameInput,
@@ -181,16 +180,21 @@ export async function renderExecution(ctx, id) {
   let headKey = '';
   function renderHead(tl) {
     const x = state.exec;
-    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version]);
+    // Offer only what the API will accept: a signal while a wait is current or still ahead,
+    // Retry only for a failure it can resume (see retryable and signalOffer in model.mjs).
+    const offer = signalOffer(x, defSteps, tl);
+    const retry = retryable(x, state.events);
+    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version, offer.offer, retry.ok]);
     if (key === headKey) return;
     headKey = key;
     const buttons = [];
     if (x.status === 'running') {
-      buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
+      if (offer.offer)
+        buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', title: offer.waiting.length ? `Waiting for ${offer.waiting.map((n) => `"${n}"`).join(', ')}` : `Kept until the wait for ${offer.ahead.map((n) => `"${n}"`).join(', ')} starts`, onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
       if (tl.cancelRequested == null) buttons.push(h('button', {type: 'button', class: 'btn btn-secondary', id: 'action-cancel', onclick: () => runAction('cancel')}, icon('cancel'), h('span', null, 'Cancel')));
       buttons.push(h('button', {type: 'button', class: 'btn btn-danger-outline', id: 'action-terminate', onclick: () => runAction('terminate')}, icon('terminate'), h('span', null, 'Terminate')));
     }
-    if (x.status === 'failed')
+    if (retry.ok)
       buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-retry', onclick: () => runAction('retry')}, icon('retry'), h('span', null, 'Retry')));
     const live = x.status === 'running'
       ? h('span', {class: 'live', title: `Refreshing every ${POLL_MS / 1000} s`}, h('span', {class: 'live-dot', 'aria-hidden': 'true'}), 'Live')
@@ -204,6 +208,12 @@ export async function renderExecution(ctx, id) {
       h('div', {class: 'head-actions'}, live, buttons)));
   }
 
+  // Why a failed execution has no Retry button (the API would refuse it with 409).
+  function retryNote() {
+    const r = retryable(state.exec, state.events);
+    return r.ok ? null : h('div', {class: 'callout-body muted small no-retry'}, `Retry is not possible: ${r.reason}.`);
+  }
+
   function renderAlert(tl) {
     const x = state.exec;
     if (x.status === 'failed' && x.error) {
@@ -211,7 +221,8 @@ export async function renderExecution(ctx, id) {
         icon('alert'),
         h('div', null,
           h('strong', null, `Failed${x.error.step ? ` at step ${x.error.step}` : ''}${x.error.attempts ? ` after ${x.error.attempts} attempt${x.error.attempts === 1 ? '' : 's'}` : ''}`),
-          h('div', {class: 'callout-body'}, x.error.type ? h('code', {class: 'err-type'}, x.error.type) : null, ' ', x.error.message || ''))));
+          h('div', {class: 'callout-body'}, x.error.type ? h('code', {class: 'err-type'}, x.error.type) : null, ' ', x.error.message || ''),
+          retryNote())));
     } else if (x.status === 'cancelled' || x.status === 'terminated') {
       const comps = tl.rows.filter((r) => r.compensations.length).map((r) => r.step);
       alertBox.replaceChildren(h('div', {class: 'callout callout-warn', role: 'status'}, icon(x.status === 'cancelled' ? 'cancel' : 'terminate'),

@@ -2,8 +2,8 @@
 import {Keel, isAbort} from './api.mjs';
 import {problemView} from './dialogs.mjs';
 import {badge, h, icon, paths, preserveFocus, spinner} from './dom.mjs';
-import {fmtAbs, fmtDuration, fromLocalInput, ms, timeCell, toLocalInput} from './format.mjs';
-import {EXECUTION_STATUSES} from './model.mjs';
+import {dueTime, fmtAbs, fmtDuration, fromLocalInput, ms, timeCell, toLocalInput} from './format.mjs';
+import {EXECUTION_STATUSES, parseStatusFilter, statusFilterParam, stepNow} from './model.mjs';
 
 const RANGES = [
   ['', 'Any time'],
@@ -24,6 +24,23 @@ export function durationOf(x, now = Date.now()) {
   return a == null ? null : b - a;
 }
 
+function errLine(err) {
+  return [err.type, err.message].filter(Boolean).join(': ');
+}
+
+/**
+ * What a running execution does now, from the list item's current_step: the step, its status
+ * badge, what it waits on (with the time, absolute and relative) and its last error.
+ */
+export function currentStepCell(x) {
+  const now = x.status === 'running' ? stepNow(x.current_step) : null;
+  if (!now) return h('span', {class: 'muted'}, x.status === 'running' ? 'starting' : '—');
+  return h('div', {class: 'current-step', 'data-step': now.step || '', 'data-step-status': now.status},
+    h('div', {class: 'cs-line'}, h('span', {class: 'mono cs-step'}, now.step), ' ', badge(now.status, 'badge-sm')),
+    h('div', {class: 'cs-what small'}, now.text, now.due != null ? [' ', dueTime(new Date(now.due).toISOString())] : null),
+    now.error ? h('div', {class: 'row-error cs-error', title: errLine(now.error)}, `last error: ${errLine(now.error)}`) : null);
+}
+
 /** The table of executions (also used on the workflow page). */
 export function executionsTable(list, {showWorkflow = true, caption} = {}) {
   const now = Date.now();
@@ -40,6 +57,7 @@ export function executionsTable(list, {showWorkflow = true, caption} = {}) {
             h('a', {href: paths.workflow(x.workflow), 'data-fk': `w:${x.id}`}, x.workflow), ' ',
             h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Version ${x.version}`, 'data-fk': `v:${x.id}`}, `v${x.version}`))
         : h('td', {class: 'c-wf', 'data-label': 'Version'}, h('a', {href: paths.version(x.workflow, x.version), class: 'ver', 'data-fk': `v:${x.id}`}, `v${x.version}`)),
+      h('td', {class: 'c-now', 'data-label': 'Current step'}, currentStepCell(x)),
       h('td', {class: 'c-time', 'data-label': 'Started'}, timeCell(x.created_at)),
       h('td', {class: ['c-dur', 'num', running && 'is-running'], 'data-label': 'Duration', title: running ? 'running so far' : null}, fmtDuration(d)),
       h('td', {class: 'c-time c-ended', 'data-label': 'Ended'}, x.completed_at ? timeCell(x.completed_at) : h('span', {class: 'muted'}, running ? 'running' : '—')));
@@ -49,7 +67,7 @@ export function executionsTable(list, {showWorkflow = true, caption} = {}) {
       caption ? h('caption', {class: 'sr-only'}, caption) : null,
       h('thead', null, h('tr', null,
         h('th', {scope: 'col'}, 'Status'), h('th', {scope: 'col'}, 'Execution'), h('th', {scope: 'col'}, showWorkflow ? 'Workflow' : 'Version'),
-        h('th', {scope: 'col'}, 'Started'), h('th', {scope: 'col', class: 'num'}, 'Duration'), h('th', {scope: 'col'}, 'Ended'))),
+        h('th', {scope: 'col'}, 'Current step'), h('th', {scope: 'col'}, 'Started'), h('th', {scope: 'col', class: 'num'}, 'Duration'), h('th', {scope: 'col', class: 'c-ended'}, 'Ended'))),
       h('tbody', null, rows)));
 }
 
@@ -58,7 +76,7 @@ export async function renderExecutions(ctx) {
   const q = ctx.query;
   const f = {
     workflow: q.get('workflow') || '',
-    status: q.get('status') || '',
+    statuses: parseStatusFilter(q.get('status')),
     range: q.get('range') || (q.get('since') || q.get('until') ? 'custom' : ''),
     since: q.get('since') || '',
     until: q.get('until') || '',
@@ -86,10 +104,17 @@ export async function renderExecutions(ctx) {
   if (f.workflow) wfSelect.append(h('option', {value: f.workflow}, f.workflow));
   wfSelect.value = f.workflow;
 
-  const statusButtons = [['', 'All'], ...EXECUTION_STATUSES.map((s) => [s, s[0].toUpperCase() + s.slice(1)])].map(([value, label]) =>
-    h('button', {type: 'button', class: ['seg', value && `seg-${value}`], 'data-status': value || 'all', 'aria-pressed': String(f.status === value)},
-      value ? h('span', {class: `dot st-dot-${value}`, 'aria-hidden': 'true'}) : null, label));
-  const statusGroup = h('div', {class: 'segmented', role: 'group', 'aria-label': 'Status'}, statusButtons);
+  // Several statuses at once (?status=running,failed): one checkbox each; "All" clears them.
+  const allButton = h('button', {type: 'button', class: 'seg', 'data-status': 'all', 'aria-pressed': String(!f.statuses.length)}, 'All');
+  const statusBoxes = EXECUTION_STATUSES.map((st) => h('input', {type: 'checkbox', class: 'seg-box', name: 'status', value: st, checked: f.statuses.includes(st)}));
+  const statusLabels = EXECUTION_STATUSES.map((st, i) =>
+    h('label', {class: ['seg', 'seg-check', `seg-${st}`], 'data-status': st}, statusBoxes[i],
+      h('span', {class: `dot st-dot-${st}`, 'aria-hidden': 'true'}), st[0].toUpperCase() + st.slice(1)));
+  const statusGroup = h('div', {class: 'segmented', role: 'group', 'aria-label': 'Status (any of the checked ones)'}, allButton, statusLabels);
+  const syncStatusControls = () => {
+    for (const b of statusBoxes) b.checked = f.statuses.includes(b.value);
+    allButton.setAttribute('aria-pressed', String(!f.statuses.length));
+  };
 
   const rangeSelect = h('select', {class: 'input', id: 'filter-range', 'aria-label': 'Created'}, RANGES.map(([v, l]) => h('option', {value: v}, l)));
   rangeSelect.value = f.range;
@@ -125,7 +150,7 @@ export async function renderExecutions(ctx) {
     .catch(() => {});
 
   function href() {
-    const p = {workflow: f.workflow, status: f.status};
+    const p = {workflow: f.workflow, status: statusFilterParam(f.statuses)};
     if (f.range === 'custom') Object.assign(p, {since: f.since, until: f.until});
     else if (f.range) p.range = f.range;
     if (f.limit !== PAGE_SIZE) p.limit = String(f.limit);
@@ -146,10 +171,15 @@ export async function renderExecutions(ctx) {
     f.workflow = wfSelect.value;
     apply();
   });
-  for (const b of statusButtons)
-    b.addEventListener('click', () => {
-      f.status = b.dataset.status === 'all' ? '' : b.dataset.status;
-      for (const o of statusButtons) o.setAttribute('aria-pressed', String(o === b));
+  allButton.addEventListener('click', () => {
+    f.statuses = [];
+    syncStatusControls();
+    apply();
+  });
+  for (const b of statusBoxes)
+    b.addEventListener('change', () => {
+      f.statuses = parseStatusFilter(statusBoxes.filter((x) => x.checked).map((x) => x.value).join(','));
+      syncStatusControls();
       apply();
     });
   rangeSelect.addEventListener('change', () => {
@@ -170,12 +200,12 @@ export async function renderExecutions(ctx) {
       apply();
     });
   clearBtn.addEventListener('click', () => {
-    Object.assign(f, {workflow: '', status: '', range: '', since: '', until: '', cursor: ''});
+    Object.assign(f, {workflow: '', statuses: [], range: '', since: '', until: '', cursor: ''});
     wfSelect.value = '';
     rangeSelect.value = '';
     custom.hidden = true;
     sinceInput.value = untilInput.value = '';
-    for (const o of statusButtons) o.setAttribute('aria-pressed', String(o.dataset.status === 'all'));
+    syncStatusControls();
     apply();
   });
   refreshBtn.addEventListener('click', () => load());
@@ -194,7 +224,7 @@ export async function renderExecutions(ctx) {
     const onLeave = () => ac.abort();
     ctx.signal.addEventListener('abort', onLeave, {once: true});
     results.setAttribute('aria-busy', 'true');
-    const params = {limit: f.limit, workflow: f.workflow, status: f.status, cursor: f.cursor};
+    const params = {limit: f.limit, workflow: f.workflow, status: statusFilterParam(f.statuses), cursor: f.cursor};
     if (f.range === 'custom') Object.assign(params, {since: f.since, until: f.until});
     else if (RANGE_MS[f.range]) params.since = new Date(Date.now() - RANGE_MS[f.range]).toISOString();
     let page;
@@ -215,7 +245,7 @@ export async function renderExecutions(ctx) {
     results.setAttribute('aria-busy', 'false');
     const list = page.executions;
     if (!list.length) {
-      const filtered = f.workflow || f.status || f.range || f.cursor;
+      const filtered = f.workflow || f.statuses.length || f.range || f.cursor;
       results.replaceChildren(h('div', {class: 'empty-state card'},
         h('h2', null, filtered ? 'No executions match these filters' : 'No executions yet'),
         filtered

@@ -1,9 +1,9 @@
 // The waterfall: one row per step, one bar per attempt (red when it failed), hatched gaps for
 // retry backoff, and bars for sleeps, signal waits and compensations, on one time axis.
 import {badge, h, icon} from './dom.mjs';
-import {fmtAbs, fmtDuration} from './format.mjs';
-import {jsonPanel} from './json-view.mjs';
-import {niceTicks, stepDetail, stepPolicy} from './model.mjs';
+import {absTime, fmtAbs, fmtDuration} from './format.mjs';
+import {jsonPanel, jsonPreview} from './json-view.mjs';
+import {niceTicks, stepDetail, stepNow, stepPolicy} from './model.mjs';
 
 const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', unknown: 'step'};
 
@@ -23,6 +23,29 @@ function pct(x) {
 function errLine(err) {
   if (!err) return '';
   return [err.type, err.message].filter(Boolean).join(': ');
+}
+
+const iso = (t) => new Date(t).toISOString();
+const DONE = new Set(['completed', 'compensated', 'skipped']);
+
+/**
+ * Under a step's bars: when it moves on by itself (next attempt, end of a sleep, a wait's
+ * timeout), its last error and its last heartbeat, from the API's step fields.
+ */
+function stepState(info) {
+  const now = stepNow(info);
+  if (!now) return null;
+  const parts = [];
+  if (now.due != null && !DONE.has(now.status)) {
+    const label = now.status === 'retrying' ? 'next attempt' : now.status === 'sleeping' ? 'due' : now.status === 'waiting' ? 'times out' : 'due';
+    parts.push(h('div', {class: 'step-due small', 'data-due': iso(now.due)}, h('span', {class: 'muted'}, `${label} `), absTime(iso(now.due))));
+  }
+  if (now.error && !DONE.has(now.status))
+    parts.push(h('div', {class: 'step-error small err-text', title: errLine(now.error)}, `last error: ${errLine(now.error)}`));
+  if (now.heartbeat && now.heartbeat.at != null)
+    parts.push(h('div', {class: 'step-heartbeat small'}, h('span', {class: 'muted'}, 'last heartbeat '), absTime(iso(now.heartbeat.at)),
+      now.heartbeat.details !== undefined && now.heartbeat.details !== null ? h('span', {class: 'mono muted hb-preview'}, ` ${jsonPreview(now.heartbeat.details, 80)}`) : null));
+  return parts.length ? h('div', {class: 'step-state'}, parts) : null;
 }
 
 function segTitle(seg, tl) {
@@ -197,7 +220,8 @@ export function renderTimeline(tl, exec, defSteps, {expanded}) {
       h('div', {class: 'tl-label'}, toggle,
         h('div', {class: 'tl-sub'}, badge(r.status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))),
       h('div', {class: 'tl-main'}, track,
-        h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, withRuns)),
+        h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, withRuns),
+        stepState(info)),
       detail);
   });
 
@@ -210,16 +234,23 @@ export function renderTimeline(tl, exec, defSteps, {expanded}) {
 
 function fillDetail(detail, r, info, def, tl) {
   const policy = def ? stepPolicy(def) : '';
+  const now = stepNow(info);
   const facts = h('dl', {class: 'facts facts-inline'},
     h('div', null, h('dt', null, 'Status'), h('dd', null, badge(r.status, 'badge-sm'))),
     h('div', null, h('dt', null, 'Attempts'), h('dd', null, String(info ? info.attempts : r.attempts.length))),
     h('div', null, h('dt', null, 'Started'), h('dd', null, info && info.started_at ? fmtAbs(Date.parse(info.started_at)) : '—')),
     h('div', null, h('dt', null, 'Completed'), h('dd', null, info && info.completed_at ? fmtAbs(Date.parse(info.completed_at)) : '—')),
+    now && now.status === 'retrying' && now.due != null ? h('div', null, h('dt', null, 'Next attempt'), h('dd', null, absTime(iso(now.due)))) : null,
+    now && now.status !== 'retrying' && now.due != null ? h('div', null, h('dt', null, now.status === 'waiting' ? 'Times out' : 'Due'), h('dd', null, absTime(iso(now.due)))) : null,
+    now && now.heartbeat && now.heartbeat.at != null ? h('div', null, h('dt', null, 'Last heartbeat'), h('dd', null, absTime(iso(now.heartbeat.at)))) : null,
     policy ? h('div', null, h('dt', null, 'Policy'), h('dd', null, policy)) : null,
     def && def.compensate ? h('div', null, h('dt', null, 'Compensation'), h('dd', {class: 'mono small'}, def.compensate.url || '')) : null);
   const panels = h('div', {class: 'io-grid'});
   if (info && info.output !== null && info.output !== undefined) panels.append(jsonPanel('Step output', info.output, {depth: 2}));
   const err = (info && info.error) || r.error;
   if (err) panels.append(jsonPanel('Step error', err, {tone: 'error', depth: 2}));
+  else if (now && now.error) panels.append(jsonPanel('Last error', now.error, {tone: 'error', depth: 2}));
+  if (now && now.heartbeat && now.heartbeat.details !== undefined)
+    panels.append(jsonPanel('Heartbeat details', now.heartbeat.details, {depth: 1, open: true}));
   detail.replaceChildren(facts, attemptTable(r, tl) || h('p', {class: 'muted small'}, 'No attempts (this kind of step does not call out).'), panels.childElementCount ? panels : '');
 }
