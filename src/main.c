@@ -175,6 +175,7 @@ static int serve(const struct config *cfg)
         .workers = cfg->workers,
         .lease_grace_ms = cfg->lease_grace_ms,
         .max_in_flight = cfg->max_in_flight,
+        .max_in_flight_per_host = cfg->max_in_flight_per_host,
         .webhook_secret = cfg->webhook_secret,
         .on_execution_ended = on_execution_ended,
         .on_missed_notifications = on_missed_notifications,

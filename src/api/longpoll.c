@@ -135,7 +135,7 @@ struct longpoll *longpoll_start(struct store_pool *pool)
     lp->pool = pool;
     pthread_mutex_init(&lp->lock, NULL);
     pthread_cond_init(&lp->cond, NULL);
-    pthread_create(&lp->thread, NULL, longpoll_main, lp);
+    xthread_create(&lp->thread, longpoll_main, lp, "long polls");
     return lp;
 }
 

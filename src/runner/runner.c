@@ -1,6 +1,8 @@
 /* Runner threads and the job queue between them. */
 #include "runner/runner.h"
 
+#include "runner/liveness.h"
+
 #include "log.h"
 #include "metrics.h"
 #include "store/pool.h"
@@ -15,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,8 @@
 #define MAX_IDLE_SLEEP_MS 30000
 #define DB_RETRY_DELAY_MS 500
 #define RESULT_GIVE_UP_MS 60000
+/* How often the claimer looks for the work of keelds whose database session ended. */
+#define LIVENESS_SWEEP_MS 1000
 
 enum job_kind {
     JOB_RESULT,  /* an attempt's webhook finished */
@@ -69,7 +74,7 @@ struct runner {
     pthread_cond_t wake;  /* the claimer should look for due tasks */
     struct job *head, *tail;
     bool stopping_claims;
-    bool stopping_workers;
+    atomic_bool stopping_workers; /* also read outside the lock by workers giving up a job */
     bool claim_requested;
     atomic_long in_flight;
     atomic_bool starved; /* the claimer stopped claiming because in_flight was at its cap */
@@ -77,6 +82,7 @@ struct runner {
     pthread_t *workers;
     pthread_t claimer;
     pthread_t listener;
+    struct liveness *liveness; /* used by the claimer thread only */
 };
 
 static void job_free(struct job *j)
@@ -355,7 +361,7 @@ static void *worker_main(void *arg)
     struct runner *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        while (!r->head && !r->stopping_workers)
+        while (!r->head && !atomic_load(&r->stopping_workers))
             pthread_cond_wait(&r->work, &r->lock);
         struct job *j = r->head;
         if (!j) {
@@ -373,7 +379,8 @@ static void *worker_main(void *arg)
             job_free(j);
             continue;
         }
-        if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS || r->stopping_workers) {
+        if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS ||
+            atomic_load(&r->stopping_workers)) {
             log_warn("giving up on a job; its task will be redone after its lease expires",
                      "execution", j->execution_id, "step", j->step_id);
             job_free(j);
@@ -441,6 +448,7 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 static void *claimer_main(void *arg)
 {
     struct runner *r = arg;
+    int64_t last_sweep_ms = INT64_MIN / 2;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         bool stop = r->stopping_claims;
@@ -450,6 +458,24 @@ static void *claimer_main(void *arg)
             return NULL;
 
         long sleep_ms = MAX_IDLE_SLEEP_MS;
+        /* Nothing is claimed without the liveness lock: the others would take it over at once.
+         * With it, the leases of keelds whose session ended are freed first (at most once per
+         * LIVENESS_SWEEP_MS, so a busy claimer does not read pg_locks every batch). */
+        char *lwhy = NULL;
+        bool live = liveness_hold(r->liveness, &lwhy);
+        if (live && time_mono_ms() - last_sweep_ms >= LIVENESS_SWEEP_MS) {
+            live = liveness_take_over_dead(r->liveness, &lwhy) >= 0;
+            last_sweep_ms = time_mono_ms();
+        }
+        if (!live) {
+            log_warn("claimer: cannot hold the liveness lock; not claiming", "error", lwhy);
+            free(lwhy);
+            pthread_mutex_lock(&r->lock);
+            if (!r->stopping_claims)
+                timed_wait(&r->wake, &r->lock, 1000);
+            pthread_mutex_unlock(&r->lock);
+            continue;
+        }
         long room = r->cfg.max_in_flight - atomic_load(&r->in_flight);
         atomic_store(&r->starved, room <= 0);
         char *why = NULL;
@@ -468,15 +494,13 @@ static void *claimer_main(void *arg)
             } else if (n == limit) {
                 sleep_ms = 0; /* more may be due */
             } else {
-                /* Leases taken later by other keelds are not known here, and taking one is not
-                 * announced (that would cost every step a NOTIFY): look again after at most
-                 * half a lease grace, so a dead keeld's work is taken over soon after its
-                 * leases run out. */
-                long sweep = r->cfg.lease_grace_ms / 2;
-                sweep = sweep < 250 ? 250 : sweep;
+                /* Leases taken later by other keelds are not known here, and a keeld's death is
+                 * not announced: look again within LIVENESS_SWEEP_MS, so that the work of a
+                 * keeld whose session ended is taken over within about that time, and a lease
+                 * that ran out (a paused keeld) soon after it did. */
                 sleep_ms = next_wake_ms(conn);
-                if (sleep_ms > sweep)
-                    sleep_ms = sweep;
+                if (sleep_ms > LIVENESS_SWEEP_MS)
+                    sleep_ms = LIVENESS_SWEEP_MS;
             }
             store_release(r->pool, conn);
         }
@@ -588,9 +612,10 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     pthread_cond_init(&r->wake, NULL);
     atomic_init(&r->in_flight, 0);
     atomic_init(&r->starved, false);
+    atomic_init(&r->stopping_workers, false);
     struct wh_dispatcher_config wcfg = {
         .max_in_flight = (int)cfg->max_in_flight,
-        .max_per_host = 0,
+        .max_per_host = (int)cfg->max_in_flight_per_host,
         .user_agent = "keel/" KEEL_VERSION,
     };
     r->wh = wh_dispatcher_start(&wcfg);
@@ -598,14 +623,32 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         *why = xstrdup("cannot start the webhook dispatcher");
         goto fail;
     }
+    /* Take the liveness lock before anything is leased. Another live session holding the same
+     * lock means two owner ids hash alike: pick another id. A database that cannot be reached
+     * now is left to the claimer, which claims nothing until it holds the lock. */
+    r->liveness = liveness_new(cfg->database_url, r->owner);
+    for (int tries = 0; tries < 8; tries++) {
+        char *lwhy = NULL;
+        if (liveness_hold(r->liveness, &lwhy))
+            break;
+        bool collision = strstr(lwhy, "another live session") != NULL;
+        free(lwhy);
+        if (!collision)
+            break;
+        ids_random_hex(4, rnd);
+        snprintf(r->owner, sizeof r->owner, "%s:%d:%s", host, (int)getpid(), rnd);
+        liveness_free(r->liveness);
+        r->liveness = liveness_new(cfg->database_url, r->owner);
+    }
     r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
     for (long i = 0; i < cfg->workers; i++)
-        pthread_create(&r->workers[i], NULL, worker_main, r);
-    pthread_create(&r->claimer, NULL, claimer_main, r);
-    pthread_create(&r->listener, NULL, listener_main, r);
+        xthread_create(&r->workers[i], worker_main, r, "runner worker");
+    xthread_create(&r->claimer, claimer_main, r, "runner claimer");
+    xthread_create(&r->listener, listener_main, r, "runner listener");
     log_info("runner started", "owner", r->owner);
     return r;
 fail:
+    liveness_free(r->liveness);
     defcache_free(r->defs);
     store_pool_free(r->pool);
     wh_secrets_free(r->secrets);
@@ -626,7 +669,7 @@ void runner_stop(struct runner *r, long grace_ms)
     /* Results of attempts that finish within the grace period are journaled by the workers. */
     wh_dispatcher_stop(r->wh, grace_ms);
     pthread_mutex_lock(&r->lock);
-    r->stopping_workers = true;
+    atomic_store(&r->stopping_workers, true);
     pthread_cond_broadcast(&r->work);
     pthread_mutex_unlock(&r->lock);
     for (long i = 0; i < r->cfg.workers; i++)
@@ -637,6 +680,8 @@ void runner_stop(struct runner *r, long grace_ms)
         job_free(j);
     }
     free(r->workers);
+    /* Only now, with every result of ours journaled or given up, may the others take over. */
+    liveness_free(r->liveness);
     defcache_free(r->defs);
     store_pool_free(r->pool);
     wh_secrets_free(r->secrets);

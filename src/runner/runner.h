@@ -11,10 +11,11 @@
 
 struct runner_config {
     const char *database_url;
-    long workers;               /* worker threads, each using one connection at a time */
-    long lease_grace_ms;        /* lease = attempt timeout + this */
-    long max_in_flight;         /* activity attempts on the wire at once */
-    const char *webhook_secret; /* whsec_... list, or NULL for unsigned webhooks */
+    long workers;                /* worker threads, each using one connection at a time */
+    long lease_grace_ms;         /* lease = attempt timeout + this */
+    long max_in_flight;          /* activity attempts on the wire at once */
+    long max_in_flight_per_host; /* the same to one scheme://host:port */
+    const char *webhook_secret;  /* whsec_... list, or NULL for unsigned webhooks */
     /* Called (on a runner thread) when an execution ends, here or on another keeld. */
     void (*on_execution_ended)(void *arg, const char *execution_id);
     /* Called after the listener reconnects: any end may have been missed. */

@@ -184,6 +184,20 @@ static const struct {
                               "SELECT ceil(extract(epoch FROM least((SELECT min(due_at) FROM "
                               "tasks WHERE lease_until IS NULL), (SELECT min(lease_until) FROM "
                               "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
+    /* Liveness (runner/liveness.c): the lock's first key is "KEEL" in ASCII, the second the
+     * owner id's hash; pg_locks shows the pair as classid, objid (with objsubid 2). Advisory
+     * locks belong to one database, and a cluster may hold several Keel databases. */
+    [STMT_LIVENESS_LOCK] = {"liveness_lock",
+                            "SELECT pg_try_advisory_lock(1262831948, hashtext($1))"},
+    [STMT_LEASES_OF_DEAD] = {"leases_of_dead",
+                             "WITH live AS MATERIALIZED (SELECT l.objid FROM pg_locks l "
+                             "WHERE l.locktype = 'advisory' AND l.classid = 1262831948 "
+                             "AND l.objsubid = 2 AND l.granted AND l.database = "
+                             "(SELECT d.oid FROM pg_database d WHERE d.datname = "
+                             "current_database())) "
+                             "UPDATE tasks t SET lease_until = now() WHERE t.lease_until > now() "
+                             "AND t.lease_owner <> $1 AND hashtext(t.lease_owner)::oid NOT IN "
+                             "(SELECT objid FROM live) RETURNING t.id, t.lease_owner"},
     [STMT_TASK_DELETE] = {"task_delete",
                           "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
     [STMT_SIGNAL_NEXT] =

@@ -34,6 +34,8 @@ enum store_stmt {
     STMT_TOKEN_FIND,       /* $1 token hash -> execution (no lock: lock the execution first) */
     STMT_TOKEN_LOCK,       /* $1 token hash -> execution, step, attempt, compensation, used */
     STMT_TOKEN_USE,        /* $1 token hash: mark it used */
+    STMT_LIVENESS_LOCK,    /* $1 owner -> whether this session now holds its liveness lock */
+    STMT_LEASES_OF_DEAD,   /* $1 own owner: expire leases of owners with no liveness lock */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT__COUNT
 };

@@ -61,3 +61,16 @@ char *xasprintf(const char *fmt, ...)
         out_of_memory(0);
     return s;
 }
+
+void xthread_create(pthread_t *thread, void *(*start)(void *), void *arg, const char *what)
+{
+    int rc = pthread_create(thread, NULL, start, arg);
+    if (rc != 0) {
+        /* what is a fixed name chosen by the caller, never user input. */
+        fprintf(stderr,
+                "{\"level\":\"fatal\",\"msg\":\"cannot start a thread\",\"thread\":\"%s\","
+                "\"error\":\"%s\"}\n",
+                what, strerror(rc));
+        abort();
+    }
+}

@@ -279,6 +279,24 @@ static void test_receiver_down_for_a_while(void **state)
     free(db);
 }
 
+struct delivery_check {
+    const struct proc *receiver;
+    const char *key;
+    long at_least;
+};
+
+static bool delivered(void *arg)
+{
+    struct delivery_check *c = arg;
+    char q[256];
+    snprintf(q, sizeof q, "?key=%s", c->key);
+    json_t *stats = receiver_stats(c->receiver, q);
+    json_int_t n = json_integer_value(
+        json_object_get(json_object_get(json_object_get(stats, "keys"), c->key), "deliveries"));
+    json_decref(stats);
+    return n >= c->at_least;
+}
+
 static void test_two_keeld_one_killed(void **state)
 {
     (void)state;
@@ -316,6 +334,53 @@ static void test_two_keeld_one_killed(void **state)
     free(db);
 }
 
+/* Keeld a sends an attempt the receiver holds, and is killed. The attempt's lease (its 60 s
+ * timeout plus a 30 s grace) is far from over, yet b must send it again soon: a's database
+ * session ended, and its liveness lock with it. Without that, b would wait the 90 s out. */
+static void test_takeover_when_session_ends(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_takeover");
+    const char *const env[] = {secret_env, "KEEL_LEASE_GRACE_MS=30000", NULL};
+    struct proc receiver, a, b;
+    receiver_start(&receiver, secret);
+    keeld_start(&a, db, env, NULL);
+    char *def = NULL;
+    assert_true(asprintf(&def,
+                         "{\"name\": \"takeover\", \"steps\": [{\"id\": \"s1\", \"timeout\": "
+                         "\"60s\", \"activity\": {\"url\": \"%s/slow-first/120000\", "
+                         "\"input\": \"${input}\"}}]}",
+                         receiver.base_url) > 0);
+    http_post_expect(a.base_url, "/v1/workflows", def, 201, NULL);
+    free(def);
+    http_post_expect(a.base_url, "/v1/workflows/takeover/executions",
+                     "{\"id\": \"takeover-1\", \"input\": {\"n\": 1}}", 201, NULL);
+    struct delivery_check first = {&receiver, "takeover-1/s1", 1};
+    if (!wait_for(delivered, &first, 30000))
+        fail_msg("the first attempt never reached the receiver");
+
+    keeld_start(&b, db, env, NULL);
+    int64_t t0 = now_ms();
+    proc_kill9(&a);
+    struct delivery_check again = {&receiver, "takeover-1/s1", 2};
+    if (!wait_for(delivered, &again, 30000))
+        fail_msg("b did not send the attempt again within 30 s of a's kill -9 (the lease alone "
+                 "would have held it for 90 s)");
+    print_message("# attempt sent again %lld ms after kill -9\n", (long long)(now_ms() - t0));
+    json_t *done = wait_result(b.base_url, "takeover-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_decref(done);
+    char *completed =
+        harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'takeover-1' "
+                         "AND type = 'step_completed'");
+    assert_string_equal(completed, "1");
+    free(completed);
+    proc_signal(&b, SIGTERM);
+    assert_int_equal(proc_wait(&b, 20000), 0);
+    proc_kill9(&receiver); /* it still holds the first delivery */
+    free(db);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -324,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_postgres_restart_mid_run),
         cmocka_unit_test(test_receiver_down_for_a_while),
         cmocka_unit_test(test_two_keeld_one_killed),
+        cmocka_unit_test(test_takeover_when_session_ends),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, NULL);
     curl_global_cleanup();

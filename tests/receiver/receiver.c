@@ -61,6 +61,7 @@ static void usage(FILE *out)
         "  /redirect           302 to /ok\n"
         "  /notjson            200 text/plain\n"
         "  /empty              200 with no body\n"
+        "  /slow-first/MS      the first delivery of a key waits MS, later ones answer at once\n"
         "  /retry-after/S      429 with Retry-After: S on a key's first delivery, then as /ok\n"
         "  /deep/N             200 with a JSON body nested N levels deep ([[...]])\n"
         "  /nul                200 with a JSON body holding \"\\u0000\"\n"
@@ -476,6 +477,13 @@ static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
         bool non_retryable = nr && (strcmp(nr, "1") == 0 || strcmp(nr, "true") == 0);
         return reply_problem(c, (unsigned)code, type[0] ? type : "test_problem", "Test problem",
                              NULL, non_retryable);
+    } else if (strncmp(url, "/slow-first/", 12) == 0) {
+        /* Holds a key's first delivery MS (a request in flight when its sender dies); later
+         * deliveries answer at once. */
+        if (!parse_long(url + 12, 0, 3600000, &arg))
+            return reply_problem(c, 400, "bad_path", "Bad /slow-first/MS", url, true);
+        if (n == 1)
+            sleep_ms(arg);
     } else if (strncmp(url, "/slow/", 6) == 0) {
         if (!parse_long(url + 6, 0, 3600000, &arg))
             return reply_problem(c, 400, "bad_path", "Bad /slow/MS", url, true);
