@@ -45,7 +45,12 @@ static char *loggable_path(const struct http_request *req)
 
 void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r)
 {
-    char *why = store_error(r, conn);
+    api_transition_fail(req, conn, r, NULL);
+}
+
+void api_transition_fail(struct http_request *req, PGconn *conn, PGresult *r, const char *detail)
+{
+    char *why = detail ? xstrdup(detail) : store_error(r, conn);
     if (store_conn_lost(conn)) {
         http_add_header(req, "Retry-After", "1");
         http_reply_problem(req, 503, "database-unavailable", "Database unavailable",

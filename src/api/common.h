@@ -15,6 +15,10 @@ void api_db_release(struct http_request *req, PGconn *conn);
 /* Replies to a failed query: 503 when the connection was lost, else 500 (logged, with no
  * internals in the reply). Rolls back an open transaction. */
 void api_db_fail(struct http_request *req, PGconn *conn, PGresult *r);
+/* As api_db_fail, but logs detail (the reason a transition gave, which names what failed, such
+ * as an effect that cannot be encoded) instead of the connection's last error when it is not
+ * NULL. */
+void api_transition_fail(struct http_request *req, PGconn *conn, PGresult *r, const char *detail);
 
 /* Replies 200 {"<name>": [...], "next_cursor": ...} for a page query that fetched up to
  * limit + 1 rows: each item is the JSON text in column json_col; when there was one row more,

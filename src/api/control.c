@@ -110,7 +110,7 @@ static void control(struct http_request *req, enum engine_input_kind kind, const
         break;
     case TRANSITION_LEASE_LOST:
     case TRANSITION_ERROR:
-        api_db_fail(req, conn, NULL);
+        api_transition_fail(req, conn, NULL, why);
         break;
     }
     free(json);

@@ -178,8 +178,9 @@ void api_executions_start(struct http_request *req)
     char *why = NULL;
     enum transition_outcome rc = transition_apply(runner_env(app->runner), conn, &treq, &out, &why);
     if (rc != TRANSITION_APPLIED) {
+        api_transition_fail(req, conn, r, why);
         free(why);
-        goto db_fail;
+        goto out;
     }
     if (store_command(conn, "COMMIT") < 0) {
         attempt_dispatch_free_list(out.dispatches);

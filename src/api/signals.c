@@ -175,8 +175,9 @@ void api_signals_send(struct http_request *req)
     enum transition_outcome rc = transition_apply(runner_env(app->runner), conn, &treq, &out, &why);
     json_decref(received);
     if (rc != TRANSITION_APPLIED && rc != TRANSITION_STALE) {
+        api_transition_fail(req, conn, r, why);
         free(why);
-        goto db_fail;
+        goto out;
     }
     if (store_command(conn, "COMMIT") < 0)
         goto db_fail;

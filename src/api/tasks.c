@@ -9,7 +9,6 @@
 #include "app.h"
 #include "runner/runner.h"
 #include "store/stmt.h"
-#include "log.h"
 #include "util/alloc.h"
 #include "util/jsonlimits.h"
 #include "util/timeutil.h"
@@ -192,10 +191,7 @@ static void task_call(struct http_request *req, enum task_call call)
                                   "attempt", in.attempt, "cancel_requested", out.cancel_requested));
     goto out;
 db_fail:
-    if (why) {
-        log_error("task call failed", "execution", exec_id, "error", why);
-    }
-    api_db_fail(req, conn, r);
+    api_transition_fail(req, conn, r, why);
 out:
     PQclear(r);
     attempt_dispatch_free_list(out.dispatches);
