@@ -339,7 +339,12 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
         json_object_set_new(row, "id", json_string(id));
         json_object_set_new(row, "position", json_integer((json_int_t)i));
         json_object_set_new(row, "status", json_string(status));
-        json_object_set_new(row, "attempts", json_integer(s->attempt));
+        /* Attempts made: a step waiting to send its next attempt (scheduled, retrying) has
+         * only numbered it. */
+        int made = s->status == ENGINE_STEP_SCHEDULED && d->steps[i].kind == DEFN_STEP_ACTIVITY
+                       ? s->attempt - 1
+                       : s->attempt;
+        json_object_set_new(row, "attempts", json_integer(made < 0 ? 0 : made));
         /* The due times come from the tasks written with the status: a step is retrying,
          * sleeping or waiting only in the transition that schedules its task. */
         json_object_set_new(row, "next_attempt_at",

@@ -192,45 +192,58 @@ static void test_nul_output(void **state)
     json_decref(done);
 }
 
-/* retrying with last_error and next_attempt_at, then sleeping and waiting with due_at. */
+/* retrying with last_error and next_attempt_at, then sleeping with due_at. No step is
+ * expected to be seen within a time window: the retry that is watched waits an hour, and the
+ * one that must complete waits 50 ms and is only looked at once it has. */
 static void test_step_details(void **state)
 {
     (void)state;
-    char *def = NULL;
-    assert_true(asprintf(&def,
-                         "{\"name\": \"details\", \"steps\": [{\"id\": \"flaky\", \"activity\": "
-                         "{\"url\": \"%s/flaky/1\"}, \"retry\": {\"initial_interval\": "
-                         "\"1500ms\"}}, {\"id\": \"nap\", \"sleep\": \"1h\"}]}",
-                         receiver.base_url) > 0);
-    post("/v1/workflows", def, 201, NULL);
-    free(def);
+    /* The same steps twice: the retry of "details" waits an hour, that of "details-fast"
+     * 50 ms. */
+    const char *variants[][2] = {{"details", "1h"}, {"details-fast", "50ms"}};
+    for (size_t i = 0; i < 2; i++) {
+        char *def = NULL;
+        assert_true(asprintf(&def,
+                             "{\"name\": \"%s\", \"steps\": [{\"id\": \"flaky\", "
+                             "\"activity\": {\"url\": \"%s/flaky/1\"}, \"retry\": "
+                             "{\"initial_interval\": \"%s\"}}, {\"id\": \"nap\", \"sleep\": "
+                             "\"1h\"}]}",
+                             variants[i][0], receiver.base_url, variants[i][1]) > 0);
+        post("/v1/workflows", def, 201, NULL);
+        free(def);
+    }
     post("/v1/workflows/details/executions", "{\"id\": \"details-1\"}", 201, NULL);
 
-    /* The first attempt fails (503) and the retry waits 1.5 s: long enough to see it. */
+    /* The first attempt fails (503) and the retry waits an hour. */
     json_t *s = wait_step("details-1", "flaky", "retrying");
     assert_string_equal(str(json_object_get(s, "last_error"), "type"), "http_5xx");
+    assert_int_equal(json_integer_value(json_object_get(s, "attempts")), 1);
     assert_true(json_is_string(json_object_get(s, "next_attempt_at")));
     assert_true(json_is_null(json_object_get(s, "due_at")));
     assert_true(json_is_null(json_object_get(s, "heartbeat")));
     json_decref(s);
+    post("/v1/executions/details-1/terminate", "{}", 202, NULL);
 
-    /* The retry succeeds; the step keeps the error of its latest failed attempt. */
-    s = wait_step("details-1", "flaky", "completed");
+    /* With a short backoff the retry succeeds; the step keeps the error of its latest failed
+     * attempt. */
+    post("/v1/workflows/details-fast/executions", "{\"id\": \"details-2\"}", 201, NULL);
+    s = wait_step("details-2", "flaky", "completed");
     assert_string_equal(str(json_object_get(s, "last_error"), "type"), "http_5xx");
+    assert_int_equal(json_integer_value(json_object_get(s, "attempts")), 2);
     assert_true(json_is_null(json_object_get(s, "next_attempt_at")));
     json_decref(s);
 
-    s = wait_step("details-1", "nap", "sleeping");
+    s = wait_step("details-2", "nap", "sleeping");
     assert_true(json_is_string(json_object_get(s, "due_at")));
     assert_true(json_is_null(json_object_get(s, "last_error")));
     assert_true(json_is_null(json_object_get(s, "next_attempt_at")));
     json_decref(s);
 
     /* The list: summaries without payloads; the current step of a running execution. */
-    json_t *list = get_json("/v1/executions?status=running,failed&workflow=details");
+    json_t *list = get_json("/v1/executions?status=running,failed&workflow=details-fast");
     json_t *item = json_array_get(json_object_get(list, "executions"), 0);
     assert_non_null(item);
-    assert_string_equal(str(item, "id"), "details-1");
+    assert_string_equal(str(item, "id"), "details-2");
     assert_null(json_object_get(item, "input"));
     assert_null(json_object_get(item, "output"));
     json_t *cur = json_object_get(item, "current_step");
@@ -239,7 +252,7 @@ static void test_step_details(void **state)
     assert_true(json_is_string(json_object_get(cur, "due_at")));
     assert_true(json_is_null(json_object_get(cur, "signal")));
     json_decref(list);
-    post("/v1/executions/details-1/terminate", "{}", 202, NULL);
+    post("/v1/executions/details-2/terminate", "{}", 202, NULL);
 }
 
 /* A waiting step shows its timeout as due_at and the list names the signal it waits for; an
