@@ -42,19 +42,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void post_to(const char *base, const char *path, const char *body, long want,
-                    struct hreply *out)
-{
-    struct hreply r;
-    http_post_json(base, path, body, &r);
-    if (r.status != want)
-        fail_msg("POST %s: want %ld, got %ld %s", path, want, r.status, r.body);
-    if (out)
-        *out = r;
-    else
-        hreply_free(&r);
-}
-
 /* Registers a definition whose "%R" placeholders become the receiver's base URL. */
 static void define(const char *json)
 {
@@ -325,7 +312,7 @@ static void test_token_then_200(void **state)
     char body[256];
     snprintf(body, sizeof body, "{\"id\": \"t200-1\", \"input\": {\"keeld\": \"%s\"}}",
              keeld.base_url);
-    post_to(keeld.base_url, "/v1/workflows/tok-200/executions", body, 201, NULL);
+    http_post_expect(keeld.base_url, "/v1/workflows/tok-200/executions", body, 201, NULL);
     json_t *done = wait_result(keeld.base_url, "t200-1");
     assert_completed(done);
     assert_string_equal(json_string_value(json_object_get(json_object_get(done, "output"), "via")),
@@ -360,14 +347,15 @@ static void test_tokens_stored_hashed(void **state)
     (void)state;
     define("{\"name\": \"tok-hash\", \"steps\": [{\"id\": \"review\", \"activity\": {\"url\": "
            "\"%R/async\"}, \"timeout\": \"1h\"}], \"output\": \"${steps.review.output}\"}");
-    post_to(keeld.base_url, "/v1/workflows/tok-hash/executions", "{\"id\": \"hash-1\"}", 201, NULL);
+    http_post_expect(keeld.base_url, "/v1/workflows/tok-hash/executions", "{\"id\": \"hash-1\"}",
+                     201, NULL);
     char *token = token_n("hash-1/review", 0);
     assert_int_equal(strlen(token), 32);
     assert_int_equal(strspn(token, "0123456789abcdef"), 32);
     /* Valid from the moment it was sent: a heartbeat works whatever the 202's progress. */
     char path[256];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", token);
-    post_to(keeld.base_url, path, "{}", 200, NULL);
+    http_post_expect(keeld.base_url, path, "{}", 200, NULL);
     assert_sql_long(1,
                     "SELECT count(*) FROM attempt_tokens WHERE token_hash = "
                     "encode(sha256(convert_to('%s', 'UTF8')), 'hex')",
@@ -383,17 +371,17 @@ static void test_tokens_stored_hashed(void **state)
         free(n);
     }
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
-    post_to(keeld.base_url, path, "{\"output\": {\"ok\": true}}", 202, NULL);
+    http_post_expect(keeld.base_url, path, "{\"output\": {\"ok\": true}}", 202, NULL);
     json_t *done = wait_result(keeld.base_url, "hash-1");
     assert_completed(done);
     json_decref(done);
     struct hreply r;
-    post_to(keeld.base_url, path, "{\"output\": 2}", 409, &r);
+    http_post_expect(keeld.base_url, path, "{\"output\": 2}", 409, &r);
     assert_problem(&r, 409, "token-used");
     hreply_free(&r);
     /* A token of the old shape (hex.base64 of the execution id) is unknown like any other. */
-    post_to(keeld.base_url, "/v1/tasks/0123456789abcdef0123456789abcdef.aGFzaC0x/complete", "{}",
-            404, &r);
+    http_post_expect(keeld.base_url, "/v1/tasks/0123456789abcdef0123456789abcdef.aGFzaC0x/complete",
+                     "{}", 404, &r);
     assert_problem(&r, 404, "unknown-token");
     hreply_free(&r);
     free(token);
@@ -410,8 +398,8 @@ static void test_resend_after_takeover_new_token(void **state)
            "\"${steps.work.output}\"}");
     struct proc a;
     keeld_start(&a, db, env, NULL);
-    post_to(a.base_url, "/v1/workflows/tok-takeover/executions", "{\"id\": \"takeover-1\"}", 201,
-            NULL);
+    http_post_expect(a.base_url, "/v1/workflows/tok-takeover/executions",
+                     "{\"id\": \"takeover-1\"}", 201, NULL);
     char *first = token_n("takeover-1/work", 0);
     proc_kill9(&a);
     /* The lease runs out (3 s + 300 ms) and the main keeld sends the attempt again. */
@@ -425,14 +413,14 @@ static void test_resend_after_takeover_new_token(void **state)
                     "takeover-1");
     char path[256];
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", first);
-    post_to(keeld.base_url, path, "{\"output\": \"first\"}", 202, NULL);
+    http_post_expect(keeld.base_url, path, "{\"output\": \"first\"}", 202, NULL);
     json_t *done = wait_result(keeld.base_url, "takeover-1");
     assert_completed(done);
     assert_string_equal(json_string_value(json_object_get(done, "output")), "first");
     json_decref(done);
     struct hreply r;
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", second);
-    post_to(keeld.base_url, path, "{\"output\": \"second\"}", 409, &r);
+    http_post_expect(keeld.base_url, path, "{\"output\": \"second\"}", 409, &r);
     assert_problem(&r, 409, "attempt-over");
     hreply_free(&r);
     free(first);
