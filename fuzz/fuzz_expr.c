@@ -1,15 +1,25 @@
-/* Fuzzes expressions: expr_check_template (registration) and expr_eval_template (a step
- * starting) on a template against a small fixed context. The input is a template as JSON (any
- * value, as it sits in a definition) or, when it is not JSON, the raw text of one string
- * template. Checks the contracts of expr.h: error pointers name a string of the template, a
- * template that fails the check fails evaluation too, a string without an unescaped "${"
- * always evaluates, evaluation never changes the context, a template without any '$'
- * evaluates to itself, and a size budget only turns results that are too large into errors. */
+/* Fuzzes expressions: expr_compile (registration) and expr_template_eval (a step starting) on
+ * a template against a small fixed context. The input is a template as JSON (any value, as it
+ * sits in a definition) or, when it is not JSON, the raw text of one string template.
+ *
+ * Differential: the compiled template must report the same step references and errors, in the
+ * same order, as the interpreter that parsed each string at every evaluation (kept frozen in
+ * expr_reference.c), and evaluate to the same value or fail with the same pointer and message,
+ * under every size budget; evaluating it again gives the same outcome, and compiling and
+ * evaluating never change the template. Besides, the contracts of expr.h: error pointers name a
+ * string of the template, a template that fails the check fails evaluation too, a string without
+ * an unescaped "${" always evaluates, evaluation never changes the context, a template without
+ * any '$' evaluates to itself, and a size budget only turns results that are too large into
+ * errors. */
 #include "fuzz.h"
 
 #include "defn/expr.h"
+#include "util/buf.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "expr_reference.c"
 
 static const char CTX[] =
     "{\"input\": {\"order_id\": \"A1\", \"total\": 19.99, \"qty\": 3, \"ok\": true, \"none\": null,"
@@ -147,8 +157,93 @@ static void check_bounded(const json_t *tmpl, const json_t *unbounded)
     }
 }
 
+/* What a compile or check reported, in order, as text. */
+static void log_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+{
+    buf_printf(arg, "ref %s | %s | %s\n", pointer, expr, step_id);
+}
+
+static void log_error(void *arg, const char *pointer, const char *message)
+{
+    buf_printf(arg, "error %s | %s\n", pointer, message);
+}
+
+static const char *log_text(const struct buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+/* One compiled evaluation against the reference's, under a budget. */
+static void check_same_eval(const struct expr_template *t, const json_t *tmpl, size_t budget)
+{
+    struct expr_error got_err, want_err;
+    memset(&got_err, 0x55, sizeof got_err);
+    memset(&want_err, 0x55, sizeof want_err);
+    json_t *got = expr_template_eval(t, ctx, budget, &got_err);
+    json_t *want = ref_eval_template_bounded(tmpl, ctx, budget, &want_err);
+    if ((got == NULL) != (want == NULL))
+        fprintf(stderr, "budget %zu: compiled %s, reference %s\n", budget,
+                got ? "evaluates" : got_err.message, want ? "evaluates" : want_err.message);
+    FUZZ_CHECK((got == NULL) == (want == NULL));
+    if (got) {
+        FUZZ_CHECK(json_equal(got, want));
+        /* The result shares nothing with the template or the context. */
+        FUZZ_CHECK(got->refcount == 1);
+    } else {
+        if (strcmp(got_err.pointer, want_err.pointer) != 0 ||
+            strcmp(got_err.message, want_err.message) != 0)
+            fprintf(stderr, "budget %zu: compiled %s: %s\nreference %s: %s\n", budget,
+                    got_err.pointer, got_err.message, want_err.pointer, want_err.message);
+        FUZZ_CHECK(strcmp(got_err.pointer, want_err.pointer) == 0);
+        FUZZ_CHECK(strcmp(got_err.message, want_err.message) == 0);
+    }
+    /* A compiled template is immutable: a second evaluation gives the same outcome. */
+    json_t *again = expr_template_eval(t, ctx, budget, NULL);
+    FUZZ_CHECK((again == NULL) == (got == NULL));
+    FUZZ_CHECK(!again || json_equal(again, got));
+    json_decref(again);
+    json_decref(got);
+    json_decref(want);
+}
+
+/* expr_compile and expr_template_eval against the reference interpreter. */
+static void check_against_reference(const json_t *tmpl)
+{
+    json_t *before = json_deep_copy(tmpl);
+    struct buf got = BUF_INIT, want = BUF_INIT;
+    int got_bad = -1;
+    struct expr_template *t = expr_compile(tmpl, log_ref, log_error, &got, &got_bad);
+    int want_bad = ref_check_template(tmpl, log_ref, log_error, &want);
+    FUZZ_CHECK(t != NULL);
+    if (got_bad != want_bad || strcmp(log_text(&got), log_text(&want)) != 0)
+        fprintf(stderr, "compiled reports (%d):\n%sreference reports (%d):\n%s", got_bad,
+                log_text(&got), want_bad, log_text(&want));
+    FUZZ_CHECK(got_bad == want_bad);
+    FUZZ_CHECK(strcmp(log_text(&got), log_text(&want)) == 0);
+    buf_free(&got);
+    buf_free(&want);
+
+    static const size_t budgets[] = {SIZE_MAX, 0, 1, 2, 8, 64, 1024, 1 << 20};
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++)
+        check_same_eval(t, tmpl, budgets[i]);
+    /* Every budget up to the result's size, where the place the budget runs out moves. */
+    struct expr_error err;
+    json_t *whole = expr_template_eval(t, ctx, SIZE_MAX, &err);
+    if (whole) {
+        size_t size = json_encoded_size(whole, SIZE_MAX);
+        for (size_t b = 3; b <= size && b < 4096; b += 1 + b / 64)
+            check_same_eval(t, tmpl, b);
+        json_decref(whole);
+    }
+    expr_template_free(t);
+    FUZZ_CHECK(json_equal(tmpl, before));
+    json_decref(before);
+}
+
 static void check_template(const json_t *tmpl)
 {
+    check_against_reference(tmpl);
+
     struct check_state cs = {tmpl, 0};
     int bad = expr_check_template(tmpl, on_step_ref, on_error, &cs);
     FUZZ_CHECK(bad >= 0);

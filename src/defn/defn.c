@@ -240,16 +240,19 @@ Exit:
     buf_free(&msg);
 }
 
-static void check_template(struct parser *p, const json_t *tmpl, const char *ptr, size_t step,
-                           enum ref_rule rule)
+/* Compiles tmpl (a template the definition owns, so that the compiled form may keep references
+ * into it), adding an error for each malformed expression and each step it may not use.
+ * Returns the compiled template, which the definition owns too. */
+static struct expr_template *compile_template(struct parser *p, const json_t *tmpl, const char *ptr,
+                                              size_t step, enum ref_rule rule)
 {
     struct ref_ctx rc = {p, ptr, step, rule};
-    (void)expr_check_template(tmpl, on_step_ref, on_expr_error, &rc);
+    return expr_compile(tmpl, on_step_ref, on_expr_error, &rc, NULL);
 }
 
 /* Checks the url member of an activity or compensate object at ptr. */
 static void check_url(struct parser *p, const json_t *obj, const char *ptr, size_t step,
-                      enum ref_rule rule, json_t **out)
+                      enum ref_rule rule, struct defn_activity *a)
 {
     const json_t *url = json_object_get(obj, "url");
     if (!url) {
@@ -264,8 +267,8 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr, size
     } else if (len == 0) {
         add_error(p, at, "must not be empty");
     } else if (expr_has_expression(s, len)) {
-        check_template(p, url, at, step, rule);
-        *out = json_deep_copy(url);
+        a->url = json_deep_copy(url);
+        a->url_expr = compile_template(p, a->url, at, step, rule);
     } else {
         /* Scheme, host syntax and port range; what the destination policy refuses is checked
          * by defn_check_destinations, at registration only. */
@@ -283,8 +286,10 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr, size
                       "must be an http:// or https:// URL with a host, a port from 1 to 65535 "
                       "if any, and no spaces (or contain a ${...} expression); this one %s",
                       why);
-        else
-            *out = json_deep_copy(url);
+        else {
+            a->url = json_deep_copy(url);
+            a->url_expr = expr_compile(a->url, NULL, NULL, NULL, NULL);
+        }
         free(why);
     }
     free(at);
@@ -513,6 +518,8 @@ static void activity_free(struct defn_activity *a)
 {
     json_decref(a->url);
     json_decref(a->input);
+    expr_template_free(a->url_expr);
+    expr_template_free(a->input_expr);
     retry_free(&a->retry);
     memset(a, 0, sizeof *a);
 }
@@ -526,6 +533,7 @@ static void step_free(struct defn_step *st)
         free(st->compensate);
     }
     json_decref(st->sleep_until);
+    expr_template_free(st->sleep_until_expr);
     free(st->signal);
     for (size_t i = 0; i < st->n_children; i++)
         step_free(&st->children[i]);
@@ -537,15 +545,16 @@ static void step_free(struct defn_step *st)
 static void parse_call(struct parser *p, const json_t *v, const char *ptr, size_t step,
                        enum ref_rule rule, struct defn_activity *a)
 {
-    check_url(p, v, ptr, step, rule, &a->url);
+    check_url(p, v, ptr, step, rule, a);
     const json_t *input = json_object_get(v, "input");
     if (input) {
         char *at = ptr_key(ptr, "input");
-        check_template(p, input, at, step, rule);
-        free(at);
         a->input = json_deep_copy(input);
+        a->input_expr = compile_template(p, a->input, at, step, rule);
+        free(at);
     } else {
         a->input = json_null();
+        a->input_expr = expr_compile(a->input, NULL, NULL, NULL, NULL);
     }
 }
 
@@ -615,10 +624,11 @@ static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr
     const char *s = json_string_value(v);
     int64_t ms;
     if (s && expr_has_expression(s, json_string_length(v))) {
-        check_template(p, v, ptr, step, REF_BEFORE);
         st->sleep_until = json_deep_copy(v);
+        st->sleep_until_expr = compile_template(p, st->sleep_until, ptr, step, REF_BEFORE);
     } else if (s && strlen(s) == json_string_length(v) && time_parse_rfc3339(s, &ms)) {
         st->sleep_until = json_deep_copy(v);
+        st->sleep_until_expr = expr_compile(st->sleep_until, NULL, NULL, NULL, NULL);
     } else {
         add_error(p, ptr,
                   "must be an RFC 3339 time such as \"2030-01-31T09:00:00Z\" or an expression "
@@ -841,8 +851,8 @@ static void parse_doc(struct parser *p, const json_t *doc, struct defn *d)
 
     const json_t *output = json_object_get(doc, "output");
     if (output) {
-        check_template(p, output, "/output", 0, REF_ANY);
         d->output = json_deep_copy(output);
+        d->output_expr = compile_template(p, d->output, "/output", 0, REF_ANY);
     }
     retry_spec_free(&dflt.retry);
 }
@@ -877,6 +887,7 @@ void defn_free(struct defn *d)
         step_free(&d->steps[i]);
     free(d->steps);
     json_decref(d->output);
+    expr_template_free(d->output_expr);
     free(d);
 }
 

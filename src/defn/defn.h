@@ -24,6 +24,8 @@
 #ifndef KEEL_DEFN_DEFN_H
 #define KEEL_DEFN_DEFN_H
 
+#include "defn/expr.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,11 +63,13 @@ struct defn_retry {
 
 /* An activity call: the step's own webhook, or its compensation. */
 struct defn_activity {
-    json_t *url;                  /* owned; a string template (evaluates to the URL) */
-    json_t *input;                /* owned; a template; JSON null when the definition gives none */
-    int64_t timeout_ms;           /* bounds one attempt; always > 0 */
-    int64_t schedule_to_close_ms; /* bounds all attempts together; 0 = no bound */
-    int64_t heartbeat_timeout_ms; /* for asynchronous completion; 0 = none */
+    json_t *url;   /* owned; a string template (evaluates to the URL) */
+    json_t *input; /* owned; a template; JSON null when the definition gives none */
+    struct expr_template *url_expr;   /* owned; url compiled, what the engine evaluates */
+    struct expr_template *input_expr; /* owned; input compiled */
+    int64_t timeout_ms;               /* bounds one attempt; always > 0 */
+    int64_t schedule_to_close_ms;     /* bounds all attempts together; 0 = no bound */
+    int64_t heartbeat_timeout_ms;     /* for asynchronous completion; 0 = none */
     struct defn_retry retry;
 };
 
@@ -81,7 +85,8 @@ struct defn_step {
     int64_t sleep_ms;
 
     /* DEFN_STEP_SLEEP_UNTIL: a string template that must evaluate to an RFC 3339 time. */
-    json_t *sleep_until; /* owned */
+    json_t *sleep_until;                    /* owned */
+    struct expr_template *sleep_until_expr; /* owned; sleep_until compiled */
 
     /* DEFN_STEP_WAIT */
     char *signal;            /* owned */
@@ -100,6 +105,7 @@ struct defn {
     struct defn_step *steps; /* owned; n_steps >= 1, in definition order */
     size_t n_steps;
     json_t *output; /* owned template; NULL when the definition has no "output" */
+    struct expr_template *output_expr; /* owned; output compiled; NULL when output is NULL */
 };
 
 /* Parses and validates doc (a jansson value from a request body; not modified, not kept).

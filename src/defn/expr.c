@@ -1,4 +1,5 @@
-/* "${path}" expressions: parsing, shape checks at registration, evaluation at run time. */
+/* "${...}" expressions: templates compiled once (parsed and shape-checked) into an immutable
+ * tree when a definition is registered or loaded, and evaluated from that tree at run time. */
 #include "defn/expr.h"
 
 #include "defn/canon.h"
@@ -25,10 +26,18 @@ struct seg {
     size_t index; /* SEG_INDEX */
 };
 
+/* Which part of the context a path reads; set once its shape is checked. */
+enum path_root {
+    ROOT_INPUT,     /* input... */
+    ROOT_STEPS,     /* steps.<id>.output... or steps.<id>.error... */
+    ROOT_EXECUTION, /* execution.id or execution.workflow */
+};
+
 struct path {
     struct seg *segs;
     size_t n;
     size_t cap;
+    enum path_root root;
 };
 
 /* The largest index accepted; larger ones cannot address any array and would overflow. */
@@ -95,6 +104,35 @@ static void path_display(struct buf *b, const struct path *p, size_t n)
             buf_puts(b, "\"]");
         }
     }
+}
+
+/* ---- the expression tree ----------------------------------------------------------------- */
+
+/* What one "${...}" holds, as a tree. Today an expression is a path; literals, operators
+ * (! && || == != < <= > >= + - * / %) and calls (len, exists) are to become further kinds whose
+ * operands are child trees, parsed by the same parser and evaluated by expr_node_eval, so that
+ * the template nodes around expressions stay as they are. */
+enum expr_kind {
+    EXPR_PATH, /* a value read from the context: u.path */
+};
+
+struct expr {
+    enum expr_kind kind;
+    union {
+        struct path path;
+    } u;
+};
+
+static void expr_free(struct expr *x)
+{
+    if (!x)
+        return;
+    switch (x->kind) {
+    case EXPR_PATH:
+        path_free(&x->u.path);
+        break;
+    }
+    free(x);
 }
 
 /* ---- parsing ----------------------------------------------------------------------------- */
@@ -271,14 +309,16 @@ Exit:
     return false;
 }
 
-/* Checks what a path may look like beyond its syntax. Returns NULL when it is fine, else the
- * reason, written into msg. */
-static const char *check_shape(const struct path *p, struct buf *msg)
+/* Checks what a path may look like beyond its syntax and sets p->root. Returns NULL when it is
+ * fine, else the reason, written into msg. */
+static const char *check_shape(struct path *p, struct buf *msg)
 {
     const struct seg *root = &p->segs[0];
     buf_reset(msg);
-    if (seg_is(root, "input"))
+    if (seg_is(root, "input")) {
+        p->root = ROOT_INPUT;
         return NULL;
+    }
     if (seg_is(root, "steps")) {
         if (p->n < 2) {
             buf_puts(msg, "\"steps\" must be followed by a step id and .output or .error, e.g. "
@@ -297,6 +337,7 @@ static const char *check_shape(const struct path *p, struct buf *msg)
             buf_puts(msg, "\"");
             return msg->data;
         }
+        p->root = ROOT_STEPS;
         return NULL;
     }
     if (seg_is(root, "execution")) {
@@ -310,6 +351,7 @@ static const char *check_shape(const struct path *p, struct buf *msg)
             buf_puts(msg, "\"");
             return msg->data;
         }
+        p->root = ROOT_EXECUTION;
         return NULL;
     }
     buf_puts(msg, "unknown root \"");
@@ -329,18 +371,23 @@ static void prefix_with_path(struct buf *msg, const struct path *p)
     free(reason);
 }
 
-/* Parses the expression at s[dollar] and checks its shape. */
-static bool parse_checked(const char *s, size_t len, size_t dollar, size_t *end, struct path *p,
-                          struct buf *msg)
+/* Parses the expression at s[dollar] and checks its shape. Returns a new tree (freed with
+ * expr_free) with *end just past the closing '}', or NULL with msg holding the reason. */
+static struct expr *parse_checked(const char *s, size_t len, size_t dollar, size_t *end,
+                                  struct buf *msg)
 {
-    if (!parse_expr(s, len, dollar, end, p, msg))
-        return false;
-    if (check_shape(p, msg)) {
-        prefix_with_path(msg, p);
-        path_free(p);
-        return false;
+    struct path p = {0};
+    if (!parse_expr(s, len, dollar, end, &p, msg))
+        return NULL;
+    if (check_shape(&p, msg)) {
+        prefix_with_path(msg, &p);
+        path_free(&p);
+        return NULL;
     }
-    return true;
+    struct expr *x = xcalloc(1, sizeof *x);
+    x->kind = EXPR_PATH;
+    x->u.path = p;
+    return x;
 }
 
 bool expr_has_expression(const char *s, size_t len)
@@ -378,84 +425,250 @@ static const char *pointer_text(const struct buf *ptr)
     return ptr->data ? ptr->data : "";
 }
 
-/* ---- checking ---------------------------------------------------------------------------- */
+/* ---- compiled templates ------------------------------------------------------------------ */
 
-struct checker {
+enum node_kind {
+    NODE_LITERAL,   /* evaluates to a copy of value: a scalar, a string without expressions, or
+                     * an array or object with no expression anywhere in it */
+    NODE_VALUE,     /* a string that is exactly "${...}": the expression's value, of any type */
+    NODE_TEXT,      /* a string of text and expressions: the expressions' values as text */
+    NODE_MALFORMED, /* a string with a malformed expression: evaluating it fails with message */
+    NODE_ARRAY,     /* an array with an expression somewhere in it: items */
+    NODE_OBJECT,    /* an object with an expression somewhere in it: members and items */
+};
+
+/* A piece of a NODE_TEXT string: either text (with "$$" already read as "$") or an
+ * expression. */
+struct part {
+    char *text; /* owned; NULL for an expression */
+    size_t len;
+    struct expr *expr; /* owned; NULL for text */
+};
+
+/* The key of an object member, with what it costs in the budget: its JSON text and the colon. */
+struct member {
+    char *key; /* owned, NUL-terminated; may hold other NULs before key_len */
+    size_t key_len;
+    size_t cost;
+};
+
+struct node {
+    enum node_kind kind;
+    /* NODE_LITERAL: a reference to the template's own value (verbatim), or to a new string
+     * when "$$" had to be read as "$"; cost is its compact JSON text, counted as the walk over
+     * its parts would count it. */
+    json_t *value;
+    bool verbatim;
+    size_t cost;
+    struct expr *expr;      /* NODE_VALUE; owned */
+    struct part *parts;     /* NODE_TEXT; owned */
+    size_t n_parts;         /* NODE_TEXT */
+    char *message;          /* NODE_MALFORMED; owned */
+    struct node *items;     /* NODE_ARRAY, NODE_OBJECT; owned */
+    struct member *members; /* NODE_OBJECT: the key of items[i]; owned */
+    size_t n_items;
+};
+
+struct expr_template {
+    struct node root;
+};
+
+static void node_clear(struct node *n)
+{
+    json_decref(n->value);
+    expr_free(n->expr);
+    for (size_t i = 0; i < n->n_parts; i++) {
+        free(n->parts[i].text);
+        expr_free(n->parts[i].expr);
+    }
+    free(n->parts);
+    free(n->message);
+    for (size_t i = 0; i < n->n_items; i++) {
+        node_clear(&n->items[i]);
+        if (n->members)
+            free(n->members[i].key);
+    }
+    free(n->items);
+    free(n->members);
+    memset(n, 0, sizeof *n);
+}
+
+/* ---- compiling --------------------------------------------------------------------------- */
+
+struct compiler {
     expr_step_ref_fn on_step_ref;
     expr_error_fn on_error;
     void *arg;
     int errors;
-    struct buf ptr;
+    struct buf ptr; /* the pointer of the value being compiled */
     struct buf msg;
 };
 
-static void check_string(struct checker *c, const char *s, size_t len)
+/* Reports each reference to a step's result in x, for the definition's checks of which steps
+ * a template may use. */
+static void report_step_refs(struct compiler *c, const struct expr *x)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '$')
-            continue;
-        if (s[i + 1] == '$') {
-            i++;
+    switch (x->kind) {
+    case EXPR_PATH:
+        if (x->u.path.root == ROOT_STEPS && c->on_step_ref) {
+            struct buf text = BUF_INIT;
+            path_display(&text, &x->u.path, x->u.path.n);
+            c->on_step_ref(c->arg, pointer_text(&c->ptr), text.data, x->u.path.segs[1].key);
+            buf_free(&text);
+        }
+        break;
+    }
+}
+
+static void push_part(struct node *n, size_t *cap, struct part part)
+{
+    if (n->n_parts == *cap) {
+        *cap = *cap ? 2 * *cap : 4;
+        n->parts = xrealloc(n->parts, *cap * sizeof *n->parts);
+    }
+    n->parts[n->n_parts++] = part;
+}
+
+static void make_literal(struct node *n, json_t *value, bool verbatim)
+{
+    n->kind = NODE_LITERAL;
+    n->value = value;
+    n->verbatim = verbatim;
+    n->cost = json_encoded_size(value, SIZE_MAX);
+}
+
+static void compile_string(struct compiler *c, json_t *v, struct node *n)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    struct buf text = BUF_INIT;
+    size_t cap = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] != '$' || i + 1 >= len) {
+            buf_putc(&text, s[i++]);
             continue;
         }
-        if (s[i + 1] != '{')
+        if (s[i + 1] == '$') {
+            buf_putc(&text, '$');
+            i += 2;
             continue;
-        struct path p = {0};
+        }
+        if (s[i + 1] != '{') {
+            buf_putc(&text, s[i++]);
+            continue;
+        }
         size_t end;
-        if (!parse_checked(s, len, i, &end, &p, &c->msg)) {
+        struct expr *x = parse_checked(s, len, i, &end, &c->msg);
+        if (!x) {
+            /* Where one expression is malformed, the rest of the string cannot be trusted to
+             * split into expressions the way the author meant. */
             c->errors++;
             if (c->on_error)
                 c->on_error(c->arg, pointer_text(&c->ptr), c->msg.data);
-            /* Where one expression is malformed, the rest of the string cannot be trusted to
-             * split into expressions the way the author meant. */
+            node_clear(n);
+            buf_free(&text);
+            n->kind = NODE_MALFORMED;
+            n->message = xstrdup(c->msg.data);
             return;
         }
-        if (seg_is(&p.segs[0], "steps") && c->on_step_ref) {
-            struct buf text = BUF_INIT;
-            path_display(&text, &p, p.n);
-            c->on_step_ref(c->arg, pointer_text(&c->ptr), text.data, p.segs[1].key);
-            buf_free(&text);
+        report_step_refs(c, x);
+        if (text.len) {
+            size_t tlen = text.len;
+            push_part(n, &cap, (struct part){buf_steal(&text), tlen, NULL});
         }
-        path_free(&p);
-        i = end - 1;
+        push_part(n, &cap, (struct part){NULL, 0, x});
+        i = end;
     }
+
+    if (n->n_parts == 0) {
+        if (text.len == len) {
+            make_literal(n, json_incref(v), true);
+        } else {
+            json_t *unescaped = json_stringn(text.data ? text.data : "", text.len);
+            if (unescaped) {
+                make_literal(n, unescaped, false);
+            } else {
+                /* Unreachable from valid UTF-8 (only a "$" was taken out), but never a crash. */
+                n->kind = NODE_MALFORMED;
+                n->message = xstrdup("the interpolated text is not valid UTF-8");
+            }
+        }
+    } else if (n->n_parts == 1 && !text.len) {
+        n->kind = NODE_VALUE;
+        n->expr = n->parts[0].expr;
+        free(n->parts);
+        n->parts = NULL;
+        n->n_parts = 0;
+    } else {
+        if (text.len) {
+            size_t tlen = text.len;
+            push_part(n, &cap, (struct part){buf_steal(&text), tlen, NULL});
+        }
+        n->kind = NODE_TEXT;
+    }
+    buf_free(&text);
 }
 
-static void check_value(struct checker *c, const json_t *v)
+/* When every item of an array or object node is its template value verbatim, the node becomes
+ * one literal of v, so that evaluating it is one copy instead of a walk. Its cost is what the
+ * walk would have counted. */
+static void collapse_literal(struct node *n, json_t *v)
+{
+    size_t cost = 2 + (n->n_items ? n->n_items - 1 : 0);
+    for (size_t i = 0; i < n->n_items; i++) {
+        if (n->items[i].kind != NODE_LITERAL || !n->items[i].verbatim)
+            return;
+        cost += n->items[i].cost + (n->members ? n->members[i].cost : 0);
+    }
+    node_clear(n);
+    make_literal(n, json_incref(v), true);
+    n->cost = cost;
+}
+
+static void compile_value(struct compiler *c, json_t *v, struct node *n)
 {
     size_t mark = c->ptr.len;
     if (json_is_string(v)) {
-        check_string(c, json_string_value(v), json_string_length(v));
+        compile_string(c, v, n);
     } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
+        n->kind = NODE_ARRAY;
+        n->n_items = json_array_size(v);
+        n->items = n->n_items ? xcalloc(n->n_items, sizeof *n->items) : NULL;
+        for (size_t i = 0; i < n->n_items; i++) {
             buf_printf(&c->ptr, "/%zu", i);
-            check_value(c, json_array_get(v, i));
+            compile_value(c, json_array_get(v, i), &n->items[i]);
             c->ptr.len = mark;
             c->ptr.data[mark] = '\0';
         }
+        collapse_literal(n, v);
     } else if (json_is_object(v)) {
+        n->kind = NODE_OBJECT;
+        size_t count = json_object_size(v);
+        n->items = count ? xcalloc(count, sizeof *n->items) : NULL;
+        n->members = count ? xcalloc(count, sizeof *n->members) : NULL;
         const char *key;
+        size_t key_len;
         json_t *child;
-        json_object_foreach((json_t *)v, key, child)
+        json_object_keylen_foreach(v, key, key_len, child)
         {
+            struct member *m = &n->members[n->n_items];
+            m->key = xmalloc(key_len + 1);
+            memcpy(m->key, key, key_len);
+            m->key[key_len] = '\0';
+            m->key_len = key_len;
+            json_t *key_json = json_stringn_nocheck(key, key_len);
+            m->cost = json_encoded_size(key_json, SIZE_MAX) + 1;
+            json_decref(key_json);
             pointer_push_key(&c->ptr, key);
-            check_value(c, child);
+            compile_value(c, child, &n->items[n->n_items++]);
             c->ptr.len = mark;
             c->ptr.data[mark] = '\0';
         }
+        collapse_literal(n, v);
+    } else {
+        make_literal(n, json_incref(v), true);
     }
-}
-
-int expr_check_template(const json_t *tmpl, expr_step_ref_fn on_step_ref, expr_error_fn on_error,
-                        void *arg)
-{
-    if (!tmpl)
-        return 0;
-    struct checker c = {on_step_ref, on_error, arg, 0, BUF_INIT, BUF_INIT};
-    check_value(&c, tmpl);
-    buf_free(&c.ptr);
-    buf_free(&c.msg);
-    return c.errors;
 }
 
 /* ---- evaluation -------------------------------------------------------------------------- */
@@ -498,14 +711,13 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
 {
     json_t *cur;
     size_t first; /* the first segment the generic walk below handles */
-    buf_reset(msg);
-    const struct seg *root = &p->segs[0];
-    if (seg_is(root, "steps")) {
+    if (p->root == ROOT_STEPS) {
         const struct seg *id = &p->segs[1];
         bool want_output = seg_is(&p->segs[2], "output");
         json_t *entry = json_object_getn(json_object_get(ctx, "steps"), id->key, id->key_len);
         cur = json_object_get(entry, want_output ? "output" : "error");
         if (!cur) {
+            buf_reset(msg);
             buf_puts(msg, "steps.");
             buf_append(msg, id->key, id->key_len);
             buf_puts(msg, want_output ? " has no output yet" : " has no error (it has not failed)");
@@ -513,11 +725,12 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
         }
         first = 3;
     } else {
-        size_t depth = seg_is(root, "execution") ? 2 : 1;
-        cur = json_object_getn(ctx, root->key, root->key_len);
+        size_t depth = p->root == ROOT_EXECUTION ? 2 : 1;
+        cur = json_object_getn(ctx, p->segs[0].key, p->segs[0].key_len);
         if (cur && depth == 2)
             cur = json_object_getn(cur, p->segs[1].key, p->segs[1].key_len);
         if (!cur) {
+            buf_reset(msg);
             buf_putc(msg, '"');
             path_display(msg, p, depth);
             buf_puts(msg, "\" is not available");
@@ -531,6 +744,7 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
         json_t *next;
         if (s->kind == SEG_NAME) {
             if (!json_is_object(cur)) {
+                buf_reset(msg);
                 buf_putc(msg, '"');
                 path_display(msg, p, i);
                 buf_printf(msg, "\" is %s, not an object, so it has no field ", type_name(cur));
@@ -539,6 +753,7 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
             }
             next = json_object_getn(cur, s->key, s->key_len);
             if (!next) {
+                buf_reset(msg);
                 buf_putc(msg, '"');
                 path_display(msg, p, i);
                 buf_puts(msg, "\" has no field ");
@@ -547,6 +762,7 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
             }
         } else {
             if (!json_is_array(cur)) {
+                buf_reset(msg);
                 buf_putc(msg, '"');
                 path_display(msg, p, i);
                 buf_printf(msg, "\" is %s, not an array, so it has no index %zu", type_name(cur),
@@ -555,6 +771,7 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
             }
             next = json_array_get(cur, s->index);
             if (!next) {
+                buf_reset(msg);
                 buf_putc(msg, '"');
                 path_display(msg, p, i);
                 buf_printf(msg, "\": index %zu out of range (array of %zu)", s->index,
@@ -571,37 +788,44 @@ Fail:
     return NULL;
 }
 
-/* True when every expression in s parses and has a valid shape; else msg holds the first
- * problem. Run before evaluating so that a malformed expression is reported as such even when
- * an earlier one in the same string would fail for a missing value. */
-static bool string_well_formed(const char *s, size_t len, struct buf *msg)
+/* Evaluates the expression x in ctx. Returns a new reference (which, for a path, is the
+ * context's own value: the caller must not change it), or NULL with msg set to
+ * "${...}: reason". */
+static json_t *expr_node_eval(const struct expr *x, const json_t *ctx, struct buf *msg)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '$')
-            continue;
-        if (s[i + 1] == '$') {
-            i++;
-            continue;
-        }
-        if (s[i + 1] != '{')
-            continue;
-        struct path p = {0};
-        size_t end;
-        if (!parse_checked(s, len, i, &end, &p, msg))
-            return false;
-        path_free(&p);
-        i = end - 1;
+    switch (x->kind) {
+    case EXPR_PATH: {
+        json_t *v = eval_path(&x->u.path, ctx, msg);
+        return v ? json_incref(v) : NULL;
     }
-    return true;
+    }
+    buf_reset(msg);
+    buf_puts(msg, "unknown kind of expression");
+    return NULL;
 }
 
 struct evaluator {
     const json_t *ctx;
-    struct buf ptr;
+    struct buf ptr; /* after a failure: the pointer of the failing value, built on the way out */
     struct buf msg;
     size_t budget; /* the largest compact JSON text the result may have */
     size_t used;   /* the compact JSON text of what has been evaluated so far */
 };
+
+/* Puts the segment of an array item or object member in front of the failure's pointer, as
+ * the failure travels up from the value that failed. Only failures pay for pointers. */
+static void fail_in(struct evaluator *e, const char *key, size_t index)
+{
+    struct buf ptr = BUF_INIT;
+    if (key)
+        pointer_push_key(&ptr, key);
+    else
+        buf_printf(&ptr, "/%zu", index);
+    if (e->ptr.len)
+        buf_append(&ptr, e->ptr.data, e->ptr.len);
+    buf_free(&e->ptr);
+    e->ptr = ptr;
+}
 
 /* Sets msg to the budget error, naming the limit. */
 static void over_budget(struct evaluator *e)
@@ -632,148 +856,162 @@ static bool spend_value(struct evaluator *e, const json_t *v)
     return spend(e, json_encoded_size(v, left));
 }
 
-/* Evaluates one string template. Returns a new value or NULL with e->msg set. */
-static json_t *eval_string(struct evaluator *e, const char *s, size_t len)
+/* Counts a literal that does not fit what is left of the budget the way its items would be
+ * counted one by one, so that the failure names the same place as for any other value. */
+static bool spend_walking(struct evaluator *e, const json_t *v)
 {
-    struct buf *msg = &e->msg;
-    const json_t *ctx = e->ctx;
-    struct path p = {0};
-    size_t end;
-    if (!string_well_formed(s, len, msg))
-        return NULL;
-    if (len >= 2 && s[0] == '$' && s[1] == '{') {
-        if (!parse_checked(s, len, 0, &end, &p, msg))
-            return NULL;
-        if (end == len) {
-            json_t *v = eval_path(&p, ctx, msg);
-            path_free(&p);
-            /* Measured before it is copied: the copy is never made when it does not fit. */
-            if (!v || !spend_value(e, v))
-                return NULL;
-            return json_deep_copy(v);
-        }
-        path_free(&p);
-    }
-
-    /* The text is measured as it grows; its quotes and escapes are counted at the end. */
-    size_t left = e->budget - e->used;
-    struct buf out = BUF_INIT;
-    size_t i = 0;
-    while (i < len) {
-        if (out.len > left) {
-            over_budget(e);
-            goto Fail;
-        }
-        if (s[i] != '$' || i + 1 >= len) {
-            buf_putc(&out, s[i++]);
-            continue;
-        }
-        if (s[i + 1] == '$') {
-            buf_putc(&out, '$');
-            i += 2;
-            continue;
-        }
-        if (s[i + 1] != '{') {
-            buf_putc(&out, s[i++]);
-            continue;
-        }
-        if (!parse_checked(s, len, i, &end, &p, msg))
-            goto Fail;
-        json_t *v = eval_path(&p, ctx, msg);
-        path_free(&p);
-        if (!v)
-            goto Fail;
-        size_t room = left - out.len;
-        if (json_is_string(v)) {
-            if (json_string_length(v) > room) {
-                over_budget(e);
-                goto Fail;
-            }
-            buf_append(&out, json_string_value(v), json_string_length(v));
-        } else {
-            if (json_encoded_size(v, room) > room) {
-                over_budget(e);
-                goto Fail;
-            }
-            defn_json_append(&out, v, false);
-        }
-        i = end;
-    }
-    json_t *result = json_stringn(out.data ? out.data : "", out.len);
-    buf_free(&out);
-    if (!result) {
-        /* Only reachable when a quoted key or value carried invalid UTF-8 into the text. */
-        buf_reset(msg);
-        buf_puts(msg, "the interpolated text is not valid UTF-8");
-        return NULL;
-    }
-    if (!spend_value(e, result)) {
-        json_decref(result);
-        return NULL;
-    }
-    return result;
-
-Fail:
-    buf_free(&out);
-    return NULL;
-}
-
-static json_t *eval_value(struct evaluator *e, const json_t *v)
-{
-    size_t mark = e->ptr.len;
-    if (json_is_string(v))
-        return eval_string(e, json_string_value(v), json_string_length(v));
     if (json_is_array(v)) {
         size_t n = json_array_size(v);
         if (!spend(e, 2 + (n ? n - 1 : 0)))
-            return NULL;
-        json_t *out = json_array();
+            return false;
         for (size_t i = 0; i < n; i++) {
-            buf_printf(&e->ptr, "/%zu", i);
-            json_t *item = eval_value(e, json_array_get(v, i));
-            if (!item) {
-                json_decref(out);
-                return NULL;
+            if (!spend_walking(e, json_array_get(v, i))) {
+                fail_in(e, NULL, i);
+                return false;
             }
-            json_array_append_new(out, item);
-            e->ptr.len = mark;
-            e->ptr.data[mark] = '\0';
         }
-        return out;
+        return true;
     }
     if (json_is_object(v)) {
         size_t n = json_object_size(v);
         if (!spend(e, 2 + (n ? n - 1 : 0)))
-            return NULL;
-        json_t *out = json_object();
+            return false;
         const char *key;
         size_t key_len;
         json_t *child;
         json_object_keylen_foreach((json_t *)v, key, key_len, child)
         {
-            pointer_push_key(&e->ptr, key);
-            /* The key as JSON text (quotes and escapes included), and the colon. */
             json_t *key_json = json_stringn_nocheck(key, key_len);
-            bool fits = spend_value(e, key_json) && spend(e, 1);
+            bool fits = spend_value(e, key_json) && spend(e, 1) && spend_walking(e, child);
             json_decref(key_json);
             if (!fits) {
-                json_decref(out);
-                return NULL;
+                fail_in(e, key, 0);
+                return false;
             }
-            json_t *item = eval_value(e, child);
+        }
+        return true;
+    }
+    return spend_value(e, v);
+}
+
+static json_t *eval_literal(struct evaluator *e, const struct node *n)
+{
+    if (n->cost <= e->budget - e->used)
+        e->used += n->cost;
+    else if (!spend_walking(e, n->value))
+        return NULL;
+    return json_deep_copy(n->value);
+}
+
+/* A string of text and expressions. The text is measured as it grows, before anything is
+ * appended; its quotes and escapes are counted at the end. */
+static json_t *eval_text(struct evaluator *e, const struct node *n)
+{
+    size_t left = e->budget - e->used;
+    struct buf out = BUF_INIT;
+    json_t *v = NULL, *result = NULL;
+    for (size_t k = 0; k < n->n_parts; k++) {
+        const struct part *part = &n->parts[k];
+        size_t room = left - out.len;
+        if (!part->expr) {
+            if (part->len > room) {
+                over_budget(e);
+                goto Exit;
+            }
+            buf_append(&out, part->text, part->len);
+            continue;
+        }
+        v = expr_node_eval(part->expr, e->ctx, &e->msg);
+        if (!v)
+            goto Exit;
+        if (json_is_string(v)) {
+            if (json_string_length(v) > room) {
+                over_budget(e);
+                goto Exit;
+            }
+            buf_append(&out, json_string_value(v), json_string_length(v));
+        } else {
+            if (json_encoded_size(v, room) > room) {
+                over_budget(e);
+                goto Exit;
+            }
+            defn_json_append(&out, v, false);
+        }
+        json_decref(v);
+        v = NULL;
+    }
+    result = json_stringn(out.data ? out.data : "", out.len);
+    if (!result) {
+        /* Only reachable when a quoted key or value carried invalid UTF-8 into the text. */
+        buf_reset(&e->msg);
+        buf_puts(&e->msg, "the interpolated text is not valid UTF-8");
+        goto Exit;
+    }
+    if (!spend_value(e, result)) {
+        json_decref(result);
+        result = NULL;
+    }
+Exit:
+    json_decref(v);
+    buf_free(&out);
+    return result;
+}
+
+/* Evaluates one node. Returns a new value or NULL with e->msg set (and e->ptr, relative to this
+ * node). */
+static json_t *eval_node(struct evaluator *e, const struct node *n)
+{
+    switch (n->kind) {
+    case NODE_LITERAL:
+        return eval_literal(e, n);
+    case NODE_VALUE: {
+        json_t *v = expr_node_eval(n->expr, e->ctx, &e->msg);
+        /* Measured before it is copied: the copy is never made when it does not fit. */
+        json_t *out = v && spend_value(e, v) ? json_deep_copy(v) : NULL;
+        json_decref(v);
+        return out;
+    }
+    case NODE_TEXT:
+        return eval_text(e, n);
+    case NODE_MALFORMED:
+        buf_reset(&e->msg);
+        buf_puts(&e->msg, n->message);
+        return NULL;
+    case NODE_ARRAY: {
+        if (!spend(e, 2 + (n->n_items ? n->n_items - 1 : 0)))
+            return NULL;
+        json_t *out = json_array();
+        for (size_t i = 0; i < n->n_items; i++) {
+            json_t *item = eval_node(e, &n->items[i]);
             if (!item) {
+                fail_in(e, NULL, i);
                 json_decref(out);
                 return NULL;
             }
-            json_object_setn_new_nocheck(out, key, key_len, item);
-            e->ptr.len = mark;
-            e->ptr.data[mark] = '\0';
+            json_array_append_new(out, item);
         }
         return out;
     }
-    if (!spend_value(e, v))
-        return NULL;
-    return json_deep_copy(v);
+    case NODE_OBJECT: {
+        if (!spend(e, 2 + (n->n_items ? n->n_items - 1 : 0)))
+            return NULL;
+        json_t *out = json_object();
+        for (size_t i = 0; i < n->n_items; i++) {
+            const struct member *m = &n->members[i];
+            json_t *item = spend(e, m->cost) ? eval_node(e, &n->items[i]) : NULL;
+            if (!item) {
+                fail_in(e, m->key, 0);
+                json_decref(out);
+                return NULL;
+            }
+            json_object_setn_new_nocheck(out, m->key, m->key_len, item);
+        }
+        return out;
+    }
+    }
+    buf_reset(&e->msg);
+    buf_puts(&e->msg, "unknown kind of template node");
+    return NULL;
 }
 
 /* Copies src into dst[size], cutting at a UTF-8 character boundary when it does not fit. */
@@ -789,6 +1027,62 @@ static void copy_truncated(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+/* ---- entry points ------------------------------------------------------------------------ */
+
+struct expr_template *expr_compile(const json_t *tmpl, expr_step_ref_fn on_step_ref,
+                                   expr_error_fn on_error, void *arg, int *n_malformed)
+{
+    if (n_malformed)
+        *n_malformed = 0;
+    if (!tmpl)
+        return NULL;
+    struct compiler c = {on_step_ref, on_error, arg, 0, BUF_INIT, BUF_INIT};
+    struct expr_template *t = xcalloc(1, sizeof *t);
+    /* Literal parts are kept by reference, never changed (see expr.h). */
+    compile_value(&c, (json_t *)tmpl, &t->root);
+    buf_free(&c.ptr);
+    buf_free(&c.msg);
+    if (n_malformed)
+        *n_malformed = c.errors;
+    return t;
+}
+
+json_t *expr_template_eval(const struct expr_template *t, const json_t *ctx, size_t max_bytes,
+                           struct expr_error *err)
+{
+    struct evaluator e = {ctx, BUF_INIT, BUF_INIT, max_bytes, 0};
+    json_t *result = NULL;
+    if (!t) {
+        buf_puts(&e.msg, "no template");
+        goto Exit;
+    }
+    result = eval_node(&e, &t->root);
+Exit:
+    if (!result && err) {
+        copy_truncated(err->pointer, sizeof err->pointer, pointer_text(&e.ptr));
+        copy_truncated(err->message, sizeof err->message, e.msg.data ? e.msg.data : "");
+    }
+    buf_free(&e.ptr);
+    buf_free(&e.msg);
+    return result;
+}
+
+void expr_template_free(struct expr_template *t)
+{
+    if (!t)
+        return;
+    node_clear(&t->root);
+    free(t);
+}
+
+int expr_check_template(const json_t *tmpl, expr_step_ref_fn on_step_ref, expr_error_fn on_error,
+                        void *arg)
+{
+    int errors;
+    expr_template_free(expr_compile(tmpl, on_step_ref, on_error, arg, &errors));
+    return errors;
+}
+
 json_t *expr_eval_template(const json_t *tmpl, const json_t *ctx, struct expr_error *err)
 {
     return expr_eval_template_bounded(tmpl, ctx, SIZE_MAX, err);
@@ -797,19 +1091,8 @@ json_t *expr_eval_template(const json_t *tmpl, const json_t *ctx, struct expr_er
 json_t *expr_eval_template_bounded(const json_t *tmpl, const json_t *ctx, size_t max_bytes,
                                    struct expr_error *err)
 {
-    struct evaluator e = {ctx, BUF_INIT, BUF_INIT, max_bytes, 0};
-    json_t *result = NULL;
-    if (!tmpl) {
-        buf_puts(&e.msg, "no template");
-        goto Exit;
-    }
-    result = eval_value(&e, tmpl);
-Exit:
-    if (!result && err) {
-        copy_truncated(err->pointer, sizeof err->pointer, pointer_text(&e.ptr));
-        copy_truncated(err->message, sizeof err->message, e.msg.data ? e.msg.data : "");
-    }
-    buf_free(&e.ptr);
-    buf_free(&e.msg);
+    struct expr_template *t = expr_compile(tmpl, NULL, NULL, NULL, NULL);
+    json_t *result = expr_template_eval(t, ctx, max_bytes, err);
+    expr_template_free(t);
     return result;
 }

@@ -1,5 +1,6 @@
-/* Expressions in definitions: "${path}" references into an execution's data, checked when a
- * definition is registered and evaluated when a step runs.
+/* Expressions in definitions: "${path}" references into an execution's data, compiled once
+ * when a definition is registered (or loaded) and evaluated, from the compiled form, when a step
+ * runs.
  *
  * The language, which the unit tests in tests/unit/defn/test_expr.c spell out case by case:
  *
@@ -42,21 +43,58 @@ struct expr_error {
     char message[1024];
 };
 
-/* Called by expr_check_template once per well-formed reference to a step's result.
- * pointer: where the string is, relative to the template; expr: the path as text, for messages
- * (e.g. "steps.charge.output.id"); step_id: the id after "steps.". All borrowed for the call. */
+/* Called once per well-formed reference to a step's result while a template is compiled or
+ * checked. pointer: where the string is, relative to the template; expr: the path as text, for
+ * messages (e.g. "steps.charge.output.id"); step_id: the id after "steps.". All borrowed for the
+ * call. */
 typedef void (*expr_step_ref_fn)(void *arg, const char *pointer, const char *expr,
                                  const char *step_id);
-/* Called by expr_check_template once per malformed expression. message starts with the
- * expression, e.g. "${inptu.a}: unknown root \"inptu\"; ...". Borrowed for the call. */
+/* Called once per malformed expression while a template is compiled or checked. message starts
+ * with the expression, e.g. "${inptu.a}: unknown root \"inptu\"; ...". Borrowed for the call. */
 typedef void (*expr_error_fn)(void *arg, const char *pointer, const char *message);
 
-/* Checks every string in tmpl, recursively, as a definition is registered: each "${...}" must
- * parse and have a valid shape (root, steps.<id>.output|error, execution.id|workflow). Reports
- * the first bad expression of each string to on_error (the rest of that string is skipped, as
- * it cannot be split reliably) and each step reference to on_step_ref; either may be NULL.
- * Whether a referenced step exists is the caller's business. Returns the number of strings
- * with a malformed expression (0 when all are well-formed). */
+/* A compiled template: an immutable tree built once from a template's JSON, that evaluation
+ * walks without parsing anything. Several threads may evaluate one at the same time. */
+struct expr_template;
+
+/* Compiles tmpl (any JSON value; see the language above) as a definition is registered: each
+ * "${...}" must parse and have a valid shape (root, steps.<id>.output|error,
+ * execution.id|workflow). Reports the first bad expression of each string to on_error (the rest
+ * of that string is skipped, as it cannot be split reliably) and each step reference to
+ * on_step_ref, in template order; either may be NULL. Whether a referenced step exists is the
+ * caller's business. Sets *n_malformed (when not NULL) to the number of strings with a malformed
+ * expression. Such a string still compiles, into a node whose evaluation fails with the same
+ * message, so that a one-off evaluation reports errors in template order; a definition refuses
+ * the template instead.
+ * Returns a new compiled template (caller frees it with expr_template_free), or NULL when tmpl
+ * is NULL. It keeps references to parts of tmpl rather than copies: tmpl must not be changed
+ * while the compiled template lives. */
+struct expr_template *expr_compile(const json_t *tmpl, expr_step_ref_fn on_step_ref,
+                                   expr_error_fn on_error, void *arg, int *n_malformed)
+    __attribute__((warn_unused_result));
+
+/* Evaluates the compiled template t against ctx, the object
+ *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},
+ *    "execution": {"id": ..., "workflow": ...}}
+ * where a step that has not completed has no "output" member and one that has not failed has no
+ * "error" member. The result's compact JSON text may not be longer than max_bytes (SIZE_MAX for
+ * no bound): the budget is counted while evaluating, before anything is copied, so a template
+ * that would expand a large value many times fails after building at most about max_bytes
+ * (never the whole expansion); going over fails with err->message naming the limit and
+ * err->pointer at the value where the budget ran out. A string's expressions were all checked
+ * when it was compiled, so a malformed one is reported as such even when an earlier one would
+ * fail for a missing value.
+ * Returns a new value that shares nothing with t or ctx (the caller owns it and decrefs it), or
+ * NULL with *err filled in (err may be NULL when the caller needs no reason); t NULL fails with
+ * "no template". Neither t nor ctx is changed. */
+json_t *expr_template_eval(const struct expr_template *t, const json_t *ctx, size_t max_bytes,
+                           struct expr_error *err) __attribute__((warn_unused_result));
+
+/* Frees t and the references it holds. NULL is fine. */
+void expr_template_free(struct expr_template *t);
+
+/* Checks tmpl as expr_compile does, with the same reports, and keeps nothing. Returns the number
+ * of strings with a malformed expression (0 when all are well-formed, and when tmpl is NULL). */
 int expr_check_template(const json_t *tmpl, expr_step_ref_fn on_step_ref, expr_error_fn on_error,
                         void *arg);
 
@@ -64,23 +102,14 @@ int expr_check_template(const json_t *tmpl, expr_step_ref_fn on_step_ref, expr_e
  * depends on the execution. Says nothing about whether the expression is well-formed. */
 bool expr_has_expression(const char *s, size_t len);
 
-/* Evaluates tmpl against ctx, the object
- *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},
- *    "execution": {"id": ..., "workflow": ...}}
- * where a step that has not completed has no "output" member and one that has not failed has no
- * "error" member. Walks objects and arrays recursively. All expressions of a string are checked
- * before any of them is evaluated, so a malformed one is reported as such even when an earlier
- * one would fail for a missing value.
- * Returns a new value that shares nothing with tmpl or ctx (the caller owns it and decrefs it),
- * or NULL with *err filled in (err may be NULL when the caller needs no reason). */
+/* For a template evaluated once (tests, tools): compiles tmpl, evaluates it as
+ * expr_template_eval does with no bound, and frees the compiled form. Returns a new value
+ * (caller decrefs) or NULL with *err filled in (err may be NULL); tmpl NULL fails with
+ * "no template". Code that evaluates a template more than once compiles it once instead. */
 json_t *expr_eval_template(const json_t *tmpl, const json_t *ctx, struct expr_error *err)
     __attribute__((warn_unused_result));
 
-/* expr_eval_template with a size budget: the result's compact JSON text may not be longer than
- * max_bytes. The budget is counted while evaluating, before anything is copied, so a template
- * that would expand a large value many times fails after building at most about max_bytes
- * (never the whole expansion). Going over returns NULL with err->message naming the limit and
- * err->pointer at the string where the budget ran out. */
+/* expr_eval_template with a size budget of max_bytes, as expr_template_eval counts it. */
 json_t *expr_eval_template_bounded(const json_t *tmpl, const json_t *ctx, size_t max_bytes,
                                    struct expr_error *err) __attribute__((warn_unused_result));
 

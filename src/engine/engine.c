@@ -336,7 +336,7 @@ static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t 
     json_t *url = NULL, *input = NULL, *payload = NULL;
     char *base = NULL;
 
-    url = expr_eval_template_bounded(a->url, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
+    url = expr_template_eval(a->url_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!url) {
         base = xasprintf("/steps/%zu/%s/url", i, member);
         *error = expression_error(r, (long)i, base, &e);
@@ -351,7 +351,7 @@ static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t 
         free(text);
         goto Exit;
     }
-    input = expr_eval_template_bounded(a->input, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
+    input = expr_template_eval(a->input_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!input) {
         base = xasprintf("/steps/%zu/%s/input", i, member);
         *error = expression_error(r, (long)i, base, &e);
@@ -484,9 +484,9 @@ static void complete_execution(struct run *r)
     st->current = st->n_steps;
     r->fx->ended = true;
     r->fx->cancel_tasks = true;
-    if (r->d->output) {
+    if (r->d->output_expr) {
         struct expr_error e;
-        output = expr_eval_template_bounded(r->d->output, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
+        output = expr_template_eval(r->d->output_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
         if (!output) {
             /* Not a step's failure: no saga (see engine.h). */
             json_t *err = expression_error(r, -1, "/output", &e);
@@ -555,8 +555,8 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
 {
     struct expr_error e;
     int64_t ms = -1;
-    json_t *v = expr_eval_template_bounded(r->d->steps[i].sleep_until, r->ctx,
-                                           ENGINE_MAX_PAYLOAD_BYTES, &e);
+    json_t *v =
+        expr_template_eval(r->d->steps[i].sleep_until_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!v) {
         char *base = xasprintf("/steps/%zu/sleep_until", i);
         *error = expression_error(r, (long)i, base, &e);

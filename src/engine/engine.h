@@ -108,7 +108,7 @@ const char *engine_step_status_name(enum engine_step_status s);
 
 /* The largest evaluated template, as compact JSON text: a step's url and input, a sleep_until
  * time, the definition's output. The budget is counted while evaluating (see
- * expr_eval_template_bounded), so a template that would expand to gigabytes fails the step with
+ * expr_template_eval), so a template that would expand to gigabytes fails the step with
  * an "expression" error naming the limit after building at most this much. It equals the
  * default request body cap and the webhook response cap. */
 #define ENGINE_MAX_PAYLOAD_BYTES ((size_t)1024 * 1024)

@@ -1,4 +1,5 @@
-/* Expressions: checking at registration, evaluation at run time, escapes and error messages. */
+/* Expressions: checking and compiling at registration, evaluation at run time, escapes, size
+ * budgets and error messages. */
 #include "defn/expr.h"
 
 #include <setjmp.h>
@@ -642,6 +643,130 @@ static void test_check_and_eval_agree(void **state)
     json_decref(ctx);
 }
 
+/* ---- compiled templates ------------------------------------------------------------------- */
+
+/* A template compiled once and evaluated under a size budget: the result, or where the budget
+ * ran out. Literal parts (no expression in them) are counted in one go when they fit and item
+ * by item when they do not, so that the pointer is the one the item-by-item count gives. */
+static const struct {
+    const char *tmpl;
+    size_t budget;
+    const char *want;    /* JSON of the result, or NULL when the budget runs out */
+    const char *pointer; /* where, when it runs out */
+} budget_cases[] = {
+    /* {"a":[1,2,{"b":"xxxxxxxx"}]} is 28 bytes. */
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 28, "{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", NULL},
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 27, NULL, "/a/2/b"},
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 13, NULL, "/a/2"},
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 11, NULL, "/a/1"},
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 5, NULL, "/a"},
+    {"{\"a\": [1, 2, {\"b\": \"xxxxxxxx\"}]}", 1, NULL, ""},
+    /* {"k":"A1","lit":{"x":[true]}} is 29 bytes; the literal member starts at 17. */
+    {"{\"k\": \"${input.order_id}\", \"lit\": {\"x\": [true]}}", 29,
+     "{\"k\": \"A1\", \"lit\": {\"x\": [true]}}", NULL},
+    {"{\"k\": \"${input.order_id}\", \"lit\": {\"x\": [true]}}", 28, NULL, "/lit/x/0"},
+    {"{\"k\": \"${input.order_id}\", \"lit\": {\"x\": [true]}}", 20, NULL, "/lit/x"},
+    {"{\"k\": \"${input.order_id}\", \"lit\": {\"x\": [true]}}", 10, NULL, "/k"},
+    /* "$$" is read as "$" when compiled: ["a$b"] is 7 bytes. */
+    {"[\"a$$b\", 1]", 9, "[\"a$b\", 1]", NULL},
+    {"[\"a$$b\", 1]", 8, NULL, "/1"},
+    {"[\"a$$b\", 1]", 6, NULL, "/0"},
+    {"\"n=${input.qty}\"", 5, "\"n=3\"", NULL},
+    {"\"n=${input.qty}\"", 4, NULL, ""},
+    {"{\"a~/b\": \"${input.items}\"}", 20, NULL, "/a~0~1b"},
+};
+
+static void test_compiled_budget(void **state)
+{
+    (void)state;
+    json_t *ctx = J(CTX);
+    for (size_t i = 0; i < sizeof budget_cases / sizeof budget_cases[0]; i++) {
+        json_t *tmpl = J(budget_cases[i].tmpl);
+        int bad = -1;
+        struct expr_template *t = expr_compile(tmpl, NULL, NULL, NULL, &bad);
+        assert_non_null(t);
+        assert_int_equal(bad, 0);
+        /* Evaluating twice gives the same outcome: the compiled form does not change. */
+        for (int round = 0; round < 2; round++) {
+            struct expr_error err = {{0}, {0}};
+            json_t *got = expr_template_eval(t, ctx, budget_cases[i].budget, &err);
+            if (budget_cases[i].want) {
+                if (!got)
+                    fail_msg("case %zu (%s, %zu): %s at %s", i, budget_cases[i].tmpl,
+                             budget_cases[i].budget, err.message, err.pointer);
+                json_t *want = J(budget_cases[i].want);
+                assert_true(json_equal(got, want));
+                json_decref(want);
+            } else {
+                if (got)
+                    fail_msg("case %zu (%s, %zu): evaluated", i, budget_cases[i].tmpl,
+                             budget_cases[i].budget);
+                if (strcmp(err.pointer, budget_cases[i].pointer) != 0)
+                    fail_msg("case %zu (%s, %zu): pointer %s, want %s", i, budget_cases[i].tmpl,
+                             budget_cases[i].budget, err.pointer, budget_cases[i].pointer);
+                assert_non_null(strstr(err.message, "larger than the limit"));
+            }
+            json_decref(got);
+        }
+        expr_template_free(t);
+        json_decref(tmpl);
+    }
+    json_decref(ctx);
+}
+
+/* expr_compile reports what expr_check_template reports; a string with a malformed expression
+ * still compiles, into one that fails when evaluated, after earlier strings were evaluated. */
+static void test_compile_reports(void **state)
+{
+    (void)state;
+    json_t *ctx = J(CTX);
+    json_t *tmpl = J("{\"a\": \"${steps.x.output} ${input.nope}\", \"b\": \"${steps.y.error} "
+                     "${inptu}\", \"c\": [\"${steps.z.output.q}\", \"${\"]}");
+    struct seen compiled = {{0}}, checked = {{0}};
+    int bad = -1;
+    struct expr_template *t = expr_compile(tmpl, on_ref, on_error, &compiled, &bad);
+    assert_int_equal(expr_check_template(tmpl, on_ref, on_error, &checked), 2);
+    assert_int_equal(bad, 2);
+    assert_string_equal(compiled.log, checked.log);
+    assert_non_null(strstr(compiled.log, "R /c/0|steps.z.output.q|z\n"));
+
+    /* "a" fails first, for a missing value; on its own, "b" fails for its malformed part. */
+    struct expr_error err;
+    assert_null(expr_template_eval(t, ctx, SIZE_MAX, &err));
+    assert_string_equal(err.pointer, "/a");
+    assert_non_null(strstr(err.message, "${steps.x.output}"));
+    json_object_del(tmpl, "a");
+    expr_template_free(t);
+    t = expr_compile(tmpl, NULL, NULL, NULL, NULL);
+    assert_null(expr_template_eval(t, ctx, SIZE_MAX, &err));
+    assert_string_equal(err.pointer, "/b");
+    assert_string_equal(err.message, "${inptu}: unknown root \"inptu\"; a path starts with input, "
+                                     "steps.<id> or execution");
+
+    /* The compiled form keeps what it needs of the template. */
+    json_decref(tmpl);
+    expr_template_free(t);
+    tmpl = J("{\"lit\": [1, {\"x\": \"$$\"}], \"v\": \"${input.qty}\"}");
+    t = expr_compile(tmpl, NULL, NULL, NULL, NULL);
+    json_decref(tmpl);
+    json_t *got = expr_template_eval(t, ctx, SIZE_MAX, &err);
+    json_t *want = J("{\"lit\": [1, {\"x\": \"$\"}], \"v\": 3}");
+    assert_true(json_equal(got, want));
+    json_decref(want);
+    json_decref(got);
+    expr_template_free(t);
+
+    /* NULL arguments. */
+    bad = -1;
+    assert_null(expr_compile(NULL, on_ref, on_error, &checked, &bad));
+    assert_int_equal(bad, 0);
+    assert_null(expr_template_eval(NULL, ctx, SIZE_MAX, &err));
+    assert_string_equal(err.message, "no template");
+    assert_string_equal(err.pointer, "");
+    expr_template_free(NULL);
+    json_decref(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +784,8 @@ int main(void)
         cmocka_unit_test(test_check_null_callbacks),
         cmocka_unit_test(test_has_expression),
         cmocka_unit_test(test_check_and_eval_agree),
+        cmocka_unit_test(test_compiled_budget),
+        cmocka_unit_test(test_compile_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
