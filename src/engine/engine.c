@@ -13,8 +13,11 @@
  *   saga_next       the next compensation in reverse completion order, or end_saga
  *   end_saga        the execution ends failed or cancelled
  *
- * An activity call in progress — a step's attempt or a compensation's — is a struct call, so
- * starting, accepting, heartbeats, timeouts, retries and backoff are written once for both.
+ * An activity call in progress — a step's attempt or a compensation's — is run by activity.c
+ * (attempts, retries and backoff, timeouts, heartbeats, 202 + task tokens). This file decides
+ * which call an input is about (input_call), copies that call's state in and out of the step
+ * (load_call, store_call), maps what the module emits to the step's events and tasks, and
+ * decides what the end of a call means (the step completes or fails, the saga goes on).
  *
  * Later kinds reroute these (a parallel branch completes into its parent) without touching the
  * input handlers.
@@ -34,21 +37,22 @@
  *     a step, fx->cancel_tasks is set; the runner deletes the other pending tasks before
  *     inserting fx->tasks. Timeouts of an accepted attempt are dropped precisely instead
  *     (fx->cancels), since other tasks may be pending then.
- *   - A redelivered attempt restarts its attempt clock (attempt_started_at_ms): the receiver
- *     sees a new request, so an accept after it times out from the new send. A redelivery of an
- *     accepted attempt is stale: the receiver already has it.
- *   - An ATTEMPT_TIMED_OUT or HEARTBEAT_TIMED_OUT applies to the live accepted attempt it names
- *     whenever it arrives: the interpreter has no clock to compare with the deadline, so the
- *     runner must delete a replaced heartbeat task in the transaction that replaces it. */
+ *   - The choices about one activity call (redeliveries, when timeouts apply) are activity.h's. */
 #include "engine/engine.h"
+
+#include "engine/activity.h"
 
 #include "defn/duration.h"
 #include "defn/expr.h"
 #include "util/alloc.h"
 #include "util/timeutil.h"
 
+#include <stdio.h>
 #include <string.h>
-#include <strings.h>
+
+/* The budget of a step's url and input is the module's; engine.h promises the same one. */
+_Static_assert(ENGINE_MAX_PAYLOAD_BYTES == ACTIVITY_MAX_PAYLOAD_BYTES,
+               "one budget for every evaluated template");
 
 /* Everything one engine_advance call works with. */
 struct run {
@@ -261,154 +265,138 @@ static json_t *expression_error(struct run *r, long step, const char *base,
     return err;
 }
 
-/* The attempt's error as the runner reported it, with a string type and message whatever it
- * sent. New reference. */
-static json_t *attempt_error(const json_t *in)
-{
-    json_t *err = json_is_object(in) ? json_deep_copy(in) : json_object();
-    if (!json_is_string(json_object_get(err, "type")))
-        json_object_set_new(err, "type", json_string("unknown"));
-    if (!json_is_string(json_object_get(err, "message")))
-        json_object_set_new(err, "message", json_string(""));
-    return err;
-}
-
-/* v as compact JSON for a message, cut (at a character boundary, with "...") past 200 bytes so
- * that a huge value does not end up whole in every event and row that quotes the error. Caller
- * frees. */
-static char *quote_value(const json_t *v)
-{
-    enum { MAX = 200 };
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        return xstrdup("?");
-    size_t n = strlen(text);
-    if (n <= MAX)
-        return text;
-    n = MAX;
-    while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
-        n--;
-    char *cut = xasprintf("%.*s...", (int)n, text);
-    free(text);
-    return cut;
-}
-
 /* ---- activity calls ---------------------------------------------------------------------- */
 
-/* True when s is an http:// or https:// URL with a host and no spaces or control characters,
- * the rule the definition parser applies to literal URLs. */
-static bool url_ok(const json_t *url)
-{
-    const char *s = json_string_value(url);
-    if (!s || strlen(s) != json_string_length(url))
-        return false;
-    size_t scheme = strncasecmp(s, "https://", 8) == 0  ? 8
-                    : strncasecmp(s, "http://", 7) == 0 ? 7
-                                                        : 0;
-    if (!scheme || s[scheme] == '\0' || strchr("/?#:", s[scheme]))
-        return false;
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return false;
-    return true;
-}
-
-/* Makes err (an error of step i built by step_error or expression_error) an error of the step's
- * compensation: its attempts are the compensation's, and it says so. */
+/* Makes err (an error of step i built by step_error) an error of the step's compensation: its
+ * attempts are the compensation's, and it says so. */
 static void as_compensation_error(struct run *r, size_t i, json_t *err)
 {
     json_object_set_new(err, "attempts", json_integer(r->st->steps[i].comp.attempt));
     json_object_set_new(err, "compensation", json_true());
 }
 
-/* The payload of an ACTIVITY (or, with compensation, COMPENSATION) task for step i due at
- * due_at_ms: {"url", "input", "timeout_ms"}, evaluated afresh from the context (which holds
- * nothing that changes while the call is under way, so every attempt sends the same input).
- * Returns NULL with *error set (a new reference) when the templates do not evaluate to
- * something that can be sent. */
-static json_t *call_payload(struct run *r, size_t i, bool compensation, int64_t due_at_ms,
-                            json_t **error)
-{
-    const struct defn_step *ds = &r->d->steps[i];
-    const struct defn_activity *a = compensation ? ds->compensate : &ds->activity;
-    const char *member = compensation ? "compensate" : "activity";
-    struct expr_error e;
-    json_t *url = NULL, *input = NULL, *payload = NULL;
-    char *base = NULL;
-
-    url = expr_template_eval(a->url_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
-    if (!url) {
-        base = xasprintf("/steps/%zu/%s/url", i, member);
-        *error = expression_error(r, (long)i, base, &e);
-        goto Exit;
-    }
-    if (!url_ok(url)) {
-        char *text = quote_value(url);
-        char *msg =
-            xasprintf("url %s is not an http:// or https:// URL with a host and no spaces", text);
-        *error = step_error(r, i, "invalid_url", msg);
-        free(msg);
-        free(text);
-        goto Exit;
-    }
-    input = expr_template_eval(a->input_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
-    if (!input) {
-        base = xasprintf("/steps/%zu/%s/input", i, member);
-        *error = expression_error(r, (long)i, base, &e);
-        goto Exit;
-    }
-
-    /* One attempt may not run past what remains of schedule_to_close (never set on a
-     * compensation). */
-    int64_t timeout = a->timeout_ms;
-    if (a->schedule_to_close_ms > 0) {
-        int64_t left = r->st->steps[i].scheduled_at_ms + a->schedule_to_close_ms - due_at_ms;
-        if (left < timeout)
-            timeout = left;
-    }
-    payload =
-        json_pack("{s:o, s:o, s:I}", "url", url, "input", input, "timeout_ms", (json_int_t)timeout);
-    url = input = NULL; /* stolen by the payload */
-Exit:
-    if (!payload && compensation)
-        as_compensation_error(r, i, *error);
-    json_decref(url);
-    json_decref(input);
-    free(base);
-    return payload;
-}
-
-/* One activity call of a step: its own attempt, or its compensation's. The pointers reach into
- * the state, so the handlers below start, accept, time out, retry and end either the same way. */
+/* One activity call of a step, its own attempt or its compensation's, as activity.c sees it:
+ * load_call copies the call's state out of the engine state, the module applies the input,
+ * store_call copies the state back, and the sink maps what the module emits to the step. The
+ * struct points into itself (ac.opt, sink.arg): set it up with load_call and never copy it. */
 struct call {
+    struct run *r;
     size_t step;
     bool compensation;
-    const struct defn_activity *a;
-    int *attempt;        /* the current attempt's number */
-    int64_t *started_at; /* when the attempt in flight was sent */
-    bool *accepted;      /* the attempt in flight was answered 202 */
-    bool scheduled;      /* an attempt is due */
-    bool running;        /* an attempt is in flight */
+    char pointer[64]; /* "/steps/<i>/activity" or "/steps/<i>/compensate" */
+    struct activity_options opt;
+    struct activity_call ac;
+    struct activity_sink sink;
 };
 
-static enum engine_task_kind send_kind(const struct call *c)
+static enum engine_task_kind call_task_kind(const struct call *c, enum activity_task_kind k)
 {
-    return c->compensation ? ENGINE_TASK_COMPENSATION : ENGINE_TASK_ACTIVITY;
-}
-
-static enum engine_task_kind timeout_kind(const struct call *c)
-{
-    return c->compensation ? ENGINE_TASK_COMPENSATION_TIMEOUT : ENGINE_TASK_ATTEMPT_TIMEOUT;
-}
-
-static enum engine_task_kind heartbeat_kind(const struct call *c)
-{
+    switch (k) {
+    case ACTIVITY_TASK_SEND:
+        return c->compensation ? ENGINE_TASK_COMPENSATION : ENGINE_TASK_ACTIVITY;
+    case ACTIVITY_TASK_TIMEOUT:
+        return c->compensation ? ENGINE_TASK_COMPENSATION_TIMEOUT : ENGINE_TASK_ATTEMPT_TIMEOUT;
+    case ACTIVITY_TASK_HEARTBEAT_TIMEOUT:
+        break;
+    }
     return c->compensation ? ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT
                            : ENGINE_TASK_HEARTBEAT_TIMEOUT;
 }
 
+static void call_event(void *arg, const char *type, int attempt, json_t *data)
+{
+    struct call *c = arg;
+    emit(c->r, type, (long)c->step, attempt, data);
+}
+
+static void call_task(void *arg, enum activity_task_kind kind, int attempt, int64_t due_at_ms,
+                      json_t *payload)
+{
+    struct call *c = arg;
+    add_task(c->r, call_task_kind(c, kind), c->step, attempt, due_at_ms, payload);
+}
+
+static void call_cancel(void *arg, enum activity_task_kind kind)
+{
+    struct call *c = arg;
+    cancel_kind(c->r, call_task_kind(c, kind), c->step);
+}
+
+static enum activity_status comp_call_status(enum engine_comp_status s)
+{
+    return s == ENGINE_COMP_SCHEDULED ? ACTIVITY_SCHEDULED
+           : s == ENGINE_COMP_RUNNING ? ACTIVITY_RUNNING
+                                      : ACTIVITY_IDLE;
+}
+
+static enum activity_status step_call_status(enum engine_step_status s)
+{
+    return s == ENGINE_STEP_SCHEDULED ? ACTIVITY_SCHEDULED
+           : s == ENGINE_STEP_RUNNING ? ACTIVITY_RUNNING
+                                      : ACTIVITY_IDLE;
+}
+
+/* Sets c up for step i's own call or, with compensation, its compensation (which the step must
+ * have), with the state found in r->st. */
+static void load_call(struct run *r, size_t i, bool compensation, struct call *c)
+{
+    const struct defn_step *ds = &r->d->steps[i];
+    const struct engine_step *s = &r->st->steps[i];
+    memset(c, 0, sizeof *c);
+    c->r = r;
+    c->step = i;
+    c->compensation = compensation;
+    snprintf(c->pointer, sizeof c->pointer, "/steps/%zu/%s", i,
+             compensation ? "compensate" : "activity");
+    activity_options_from_defn(&c->opt, compensation ? ds->compensate : &ds->activity, c->pointer);
+    c->ac.opt = &c->opt;
+    c->ac.name = ds->id;
+    c->ac.compensation = compensation;
+    c->ac.ctx = r->ctx;
+    /* A compensation has no schedule_to_close (the parser never sets one), so the step's own
+     * scheduling time serves it as well and the state needs no field for it. */
+    c->ac.scheduled_at_ms = s->scheduled_at_ms;
+    if (compensation) {
+        c->ac.status = comp_call_status(s->comp.status);
+        c->ac.attempt = s->comp.attempt;
+        c->ac.attempt_started_at_ms = s->comp.attempt_started_at_ms;
+        c->ac.accepted = s->comp.accepted;
+    } else {
+        c->ac.status = step_call_status(s->status);
+        c->ac.attempt = s->attempt;
+        c->ac.attempt_started_at_ms = s->attempt_started_at_ms;
+        c->ac.accepted = s->accepted;
+    }
+    c->sink = (struct activity_sink){c, call_event, call_task, call_cancel};
+}
+
+/* Copies c's state back into r->st. The status only while the call is under way: when it has
+ * ended, the transition that follows (complete_step, fail_step, compensation_completed or
+ * compensation_failed) sets the step's. */
+static void store_call(const struct call *c)
+{
+    struct engine_step *s = &c->r->st->steps[c->step];
+    bool under_way = c->ac.status != ACTIVITY_IDLE;
+    bool running = c->ac.status == ACTIVITY_RUNNING;
+    if (c->compensation) {
+        if (under_way)
+            s->comp.status = running ? ENGINE_COMP_RUNNING : ENGINE_COMP_SCHEDULED;
+        s->comp.attempt = c->ac.attempt;
+        s->comp.attempt_started_at_ms = c->ac.attempt_started_at_ms;
+        s->comp.accepted = c->ac.accepted;
+    } else {
+        if (under_way)
+            s->status = running ? ENGINE_STEP_RUNNING : ENGINE_STEP_SCHEDULED;
+        s->attempt = c->ac.attempt;
+        s->scheduled_at_ms = c->ac.scheduled_at_ms;
+        s->attempt_started_at_ms = c->ac.attempt_started_at_ms;
+        s->accepted = c->ac.accepted;
+    }
+}
+
 /* The call the input names when it is under way in a running execution: the current step's
- * attempt outside the saga, or the compensation of the step during it. False otherwise. */
+ * attempt outside the saga, or the compensation of the step during it. False otherwise. Whether
+ * the input fits the call's attempt is activity.c's to say. */
 static bool input_call(struct run *r, struct call *c)
 {
     struct engine_state *st = r->st;
@@ -416,57 +404,15 @@ static bool input_call(struct run *r, struct call *c)
     if (st->status != ENGINE_EXEC_RUNNING || i >= st->n_steps)
         return false;
     const struct defn_step *ds = &r->d->steps[i];
-    struct engine_step *s = &st->steps[i];
-    memset(c, 0, sizeof *c);
-    c->step = i;
-    c->compensation = r->in->compensation;
-    if (c->compensation) {
+    if (r->in->compensation) {
         if (!st->compensating || !ds->compensate)
             return false;
-        c->a = ds->compensate;
-        c->attempt = &s->comp.attempt;
-        c->started_at = &s->comp.attempt_started_at_ms;
-        c->accepted = &s->comp.accepted;
-        c->scheduled = s->comp.status == ENGINE_COMP_SCHEDULED;
-        c->running = s->comp.status == ENGINE_COMP_RUNNING;
     } else {
         if (st->compensating || i != st->current || ds->kind != DEFN_STEP_ACTIVITY)
             return false;
-        c->a = &ds->activity;
-        c->attempt = &s->attempt;
-        c->started_at = &s->attempt_started_at_ms;
-        c->accepted = &s->accepted;
-        c->scheduled = s->status == ENGINE_STEP_SCHEDULED;
-        c->running = s->status == ENGINE_STEP_RUNNING;
     }
-    return c->scheduled || c->running;
-}
-
-/* The call the input names when the input is about its attempt in flight. */
-static bool running_call(struct run *r, struct call *c)
-{
-    return input_call(r, c) && c->running && r->in->attempt == *c->attempt;
-}
-
-static void set_call_running(struct run *r, const struct call *c, bool running)
-{
-    struct engine_step *s = &r->st->steps[c->step];
-    if (c->compensation)
-        s->comp.status = running ? ENGINE_COMP_RUNNING : ENGINE_COMP_SCHEDULED;
-    else
-        s->status = running ? ENGINE_STEP_RUNNING : ENGINE_STEP_SCHEDULED;
-}
-
-/* The attempt in flight ended (whatever its outcome): an accepted one drops its timeouts. */
-static void end_attempt(struct run *r, const struct call *c)
-{
-    if (*c->accepted) {
-        cancel_kind(r, timeout_kind(c), c->step);
-        if (c->a->heartbeat_timeout_ms > 0)
-            cancel_kind(r, heartbeat_kind(c), c->step);
-    }
-    *c->accepted = false;
-    *c->started_at = 0;
+    load_call(r, i, r->in->compensation, c);
+    return c->ac.status != ACTIVITY_IDLE;
 }
 
 /* ---- transitions ------------------------------------------------------------------------- */
@@ -568,7 +514,7 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
     if (s && strlen(s) == json_string_length(v) && time_parse_rfc3339(s, &parsed)) {
         ms = parsed;
     } else {
-        char *text = quote_value(v);
+        char *text = activity_quote_value(v);
         char *msg = xasprintf("sleep_until %s is not an RFC 3339 time such as "
                               "\"2030-01-31T09:00:00Z\"",
                               text);
@@ -598,11 +544,11 @@ static void enter_step(struct run *r, size_t i)
 
     switch (ds->kind) {
     case DEFN_STEP_ACTIVITY: {
-        json_t *payload = call_payload(r, i, false, r->now, &error);
-        if (!payload)
+        struct call c;
+        load_call(r, i, false, &c);
+        if (activity_start(&c.ac, r->now, &c.sink, &error) != ACTIVITY_APPLIED)
             goto Fail;
-        s->attempt = 1;
-        add_task(r, ENGINE_TASK_ACTIVITY, i, 1, r->now, payload);
+        store_call(&c);
         return;
     }
     case DEFN_STEP_SLEEP:
@@ -639,78 +585,31 @@ Fail:
     fail_step(r, i, error);
 }
 
-/* Attempt `attempt` of call c failed with err (stolen; type and message are strings): a retry
- * after the backoff, or the end of the call — the step fails for good, or the compensation
- * does and the saga goes on. */
-static void call_failed(struct run *r, const struct call *c, json_t *err, bool non_retryable,
-                        int64_t retry_after_ms)
+/* What an attempt's failure or timeout did to call c (res from activity.c; err its final error
+ * when it failed for good, stolen): a retry is scheduled, or the call ended: the step fails for
+ * good, or the compensation does and the saga goes on. False when the input was stale. */
+static bool call_failed(struct run *r, struct call *c, enum activity_result res, json_t *err)
 {
-    size_t i = c->step;
-    const struct defn_activity *a = c->a;
-    const struct engine_step *s = &r->st->steps[i];
-    int attempt = *c->attempt;
-    json_t *payload = NULL, *payload_error = NULL;
-    int64_t next = 0;
-
-    end_attempt(r, c);
-    /* A cancel stops the step's retries; not a compensation's, which is the cancel's own work. */
-    bool stopped = r->st->cancel_requested && !c->compensation;
-    bool retry =
-        !non_retryable && !stopped &&
-        !defn_retry_is_non_retryable(&a->retry, json_string_value(json_object_get(err, "type"))) &&
-        attempt < a->retry.max_attempts;
-    if (retry) {
-        int64_t delay = defn_retry_interval_ms(&a->retry, attempt);
-        /* The receiver's Retry-After may lengthen the backoff up to max_interval, never beyond:
-         * "Retry-After: 999999999" would otherwise park the execution for decades. */
-        int64_t after = retry_after_ms;
-        if (after > a->retry.max_interval_ms)
-            after = a->retry.max_interval_ms;
-        if (after > DEFN_DURATION_MAX_MS)
-            after = DEFN_DURATION_MAX_MS; /* keeps now + delay far from overflow */
-        if (after > delay)
-            delay = after;
-        next = r->now + delay;
-        /* The next attempt must be able to start before schedule_to_close runs out. */
-        if (a->schedule_to_close_ms > 0 && next >= s->scheduled_at_ms + a->schedule_to_close_ms)
-            retry = false;
-    }
-    if (retry) {
-        payload = call_payload(r, i, c->compensation, next, &payload_error);
-        retry = payload != NULL;
-    }
-
-    json_t *data = wrap("error", err);
-    json_object_set_new(data, "next_attempt_at", retry ? time_json(next) : json_null());
-    if (c->compensation)
-        json_object_set_new(data, "compensation", json_true());
-    emit(r, "attempt_failed", (long)i, attempt, data);
+    if (res == ACTIVITY_STALE)
+        return false;
+    store_call(c);
     if (!c->compensation)
-        mark_changed(r, i);
-    if (retry) {
-        (*c->attempt)++;
-        set_call_running(r, c, false);
-        add_task(r, send_kind(c), i, *c->attempt, next, payload);
-        json_decref(err);
-        return;
-    }
-    if (payload_error) {
-        /* Cannot happen while the context is only added to; handled so it stays an error of
-         * the call. */
-        json_decref(err);
-        err = payload_error;
-    } else {
-        json_object_set_new(err, "step", json_string(r->d->steps[i].id));
-        json_object_set_new(err, "attempts", json_integer(attempt));
-        if (c->compensation)
-            json_object_set_new(err, "compensation", json_true());
-    }
+        mark_changed(r, c->step);
+    if (res != ACTIVITY_FAILED)
+        return true;
     if (c->compensation) {
-        compensation_failed(r, i, err);
+        compensation_failed(r, c->step, err);
         saga_next(r);
     } else {
-        fail_step(r, i, err);
+        fail_step(r, c->step, err);
     }
+    return true;
+}
+
+/* A cancel stops the step's retries; not a compensation's, which is the cancel's own work. */
+static bool stop_retries(const struct run *r, const struct call *c)
+{
+    return r->st->cancel_requested && !c->compensation;
 }
 
 /* ---- the saga ---------------------------------------------------------------------------- */
@@ -852,15 +751,14 @@ static bool start_compensation(struct run *r, size_t i)
 {
     struct engine_step *s = &r->st->steps[i];
     json_t *error = NULL;
+    struct call c;
     s->comp = (struct engine_compensation){.status = ENGINE_COMP_NONE};
-    json_t *payload = call_payload(r, i, true, r->now, &error);
-    if (!payload) {
+    load_call(r, i, true, &c);
+    if (activity_start(&c.ac, r->now, &c.sink, &error) != ACTIVITY_APPLIED) {
         compensation_failed(r, i, error);
         return false;
     }
-    s->comp.status = ENGINE_COMP_SCHEDULED;
-    s->comp.attempt = 1;
-    add_task(r, ENGINE_TASK_COMPENSATION, i, 1, r->now, payload);
+    store_call(&c);
     return true;
 }
 
@@ -911,33 +809,31 @@ static bool on_start(struct run *r)
 static bool on_attempt_started(struct run *r)
 {
     struct call c;
-    if (!input_call(r, &c) || r->in->attempt != *c.attempt || *c.attempt < 1)
+    if (!input_call(r, &c))
         return false;
-    /* A redelivery re-sends the attempt in flight, unless the receiver already accepted it. */
-    bool again = c.running;
-    if (!(c.scheduled || (again && r->in->redelivery && !*c.accepted)))
+    /* A redelivery of the attempt in flight changes nothing in the step's row. */
+    bool again = c.ac.status == ACTIVITY_RUNNING;
+    if (activity_attempt_started(&c.ac, r->in->attempt, r->in->redelivery, r->now, &c.sink) ==
+        ACTIVITY_STALE)
         return false;
-    set_call_running(r, &c, true);
-    *c.started_at = r->now;
+    store_call(&c);
     if (!c.compensation) {
         struct engine_step *s = &r->st->steps[c.step];
         if (s->started_at_ms == 0)
             s->started_at_ms = r->now;
-        /* A redelivery of the attempt in flight changes nothing in the step's row. */
         if (!again)
             mark_changed(r, c.step);
     }
-    emit(r, c.compensation ? "compensation_started" : "attempt_started", (long)c.step, *c.attempt,
-         r->in->redelivery ? json_pack("{s:b}", "redelivery", 1) : NULL);
     return true;
 }
 
 static bool on_attempt_succeeded(struct run *r)
 {
     struct call c;
-    if (!running_call(r, &c))
+    if (!input_call(r, &c) ||
+        activity_attempt_succeeded(&c.ac, r->in->attempt, r->now, &c.sink) == ACTIVITY_STALE)
         return false;
-    end_attempt(r, &c);
+    store_call(&c);
     json_t *output = r->in->output ? json_deep_copy(r->in->output) : json_null();
     if (c.compensation)
         compensation_completed(r, c.step, output);
@@ -949,54 +845,32 @@ static bool on_attempt_succeeded(struct run *r)
 static bool on_attempt_failed(struct run *r)
 {
     struct call c;
-    if (!running_call(r, &c))
+    json_t *err = NULL;
+    if (!input_call(r, &c))
         return false;
-    call_failed(r, &c, attempt_error(r->in->error), r->in->non_retryable, r->in->retry_after_ms);
-    return true;
+    enum activity_result res =
+        activity_attempt_failed(&c.ac, r->in->attempt, r->in->error, r->in->non_retryable,
+                                r->in->retry_after_ms, stop_retries(r, &c), r->now, &c.sink, &err);
+    return call_failed(r, &c, res, err);
 }
 
 static bool on_attempt_accepted(struct run *r)
 {
     struct call c;
-    if (!running_call(r, &c) || *c.accepted)
+    if (!input_call(r, &c) ||
+        activity_attempt_accepted(&c.ac, r->in->attempt, r->now, &c.sink) == ACTIVITY_STALE)
         return false;
-    const struct defn_activity *a = c.a;
-    int64_t start = *c.started_at ? *c.started_at : r->now;
-    int64_t due = start + a->timeout_ms;
-    if (a->schedule_to_close_ms > 0) {
-        int64_t close = r->st->steps[c.step].scheduled_at_ms + a->schedule_to_close_ms;
-        if (close < due)
-            due = close;
-    }
-    if (due < r->now)
-        due = r->now;
-    *c.accepted = true;
-
-    json_t *data = json_object();
-    json_object_set_new(data, "timeout_at", time_json(due));
-    int64_t beat = a->heartbeat_timeout_ms > 0 ? r->now + a->heartbeat_timeout_ms : 0;
-    json_object_set_new(data, "heartbeat_timeout_at", beat ? time_json(beat) : json_null());
-    if (c.compensation)
-        json_object_set_new(data, "compensation", json_true());
-    emit(r, "attempt_accepted", (long)c.step, *c.attempt, data);
-    add_task(r, timeout_kind(&c), c.step, *c.attempt, due, NULL);
-    if (beat)
-        add_task(r, heartbeat_kind(&c), c.step, *c.attempt, beat, NULL);
+    store_call(&c);
     return true;
 }
 
-/* A heartbeat of the attempt in flight. Before the accept is journaled (the receiver may beat
- * before its 202 is processed) and without heartbeat_timeout it applies and changes nothing. */
 static bool on_heartbeat(struct run *r)
 {
     struct call c;
-    if (!running_call(r, &c))
+    if (!input_call(r, &c) ||
+        activity_heartbeat(&c.ac, r->in->attempt, r->now, &c.sink) == ACTIVITY_STALE)
         return false;
-    if (*c.accepted && c.a->heartbeat_timeout_ms > 0) {
-        cancel_kind(r, heartbeat_kind(&c), c.step);
-        add_task(r, heartbeat_kind(&c), c.step, *c.attempt, r->now + c.a->heartbeat_timeout_ms,
-                 NULL);
-    }
+    store_call(&c);
     return true;
 }
 
@@ -1004,32 +878,12 @@ static bool on_heartbeat(struct run *r)
 static bool on_timed_out(struct run *r, bool heartbeat)
 {
     struct call c;
-    if (!running_call(r, &c) || !*c.accepted)
+    json_t *err = NULL;
+    if (!input_call(r, &c))
         return false;
-    const struct defn_activity *a = c.a;
-    if (heartbeat && a->heartbeat_timeout_ms <= 0)
-        return false;
-    char limit[32];
-    char *msg;
-    if (heartbeat) {
-        defn_format_duration(a->heartbeat_timeout_ms, limit);
-        msg = xasprintf("attempt %d sent no heartbeat within %s", *c.attempt, limit);
-    } else {
-        int64_t start = *c.started_at;
-        bool capped =
-            a->schedule_to_close_ms > 0 &&
-            r->st->steps[c.step].scheduled_at_ms + a->schedule_to_close_ms < start + a->timeout_ms;
-        defn_format_duration(capped ? a->schedule_to_close_ms : a->timeout_ms, limit);
-        msg = capped ? xasprintf("attempt %d did not complete before schedule_to_close (%s) ran "
-                                 "out",
-                                 *c.attempt, limit)
-                     : xasprintf("attempt %d did not complete within %s", *c.attempt, limit);
-    }
-    json_t *err = json_pack("{s:s, s:s}", "type", heartbeat ? "heartbeat_timeout" : "timeout",
-                            "message", msg);
-    free(msg);
-    call_failed(r, &c, err, false, -1);
-    return true;
+    enum activity_result res = activity_timed_out(&c.ac, r->in->attempt, heartbeat,
+                                                  stop_retries(r, &c), r->now, &c.sink, &err);
+    return call_failed(r, &c, res, err);
 }
 
 static bool on_timer_fired(struct run *r)

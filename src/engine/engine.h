@@ -13,7 +13,7 @@
  *
  * The saga runs the `compensate` activities of the completed steps, one at a time, in reverse
  * order of completion; the execution stays "running" while it does (state.compensating).
- * Compensation details (see also engine.c):
+ * Compensation details (see also engine.c and activity.h):
  *   - Steps without compensate are passed over. Each compensation runs exactly once to its end:
  *     it completes (the step becomes "compensated") or fails for good after its own retries
  *     (the step stays "completed", its row's error becomes the compensation's error with
@@ -54,15 +54,14 @@
  * schedule_to_close counts afresh), steps skipped by the failure become pending again, and
  * every completed step keeps its output.
  *
- * Asynchronous activities: a receiver that answers 202 is reported as ATTEMPT_ACCEPTED. The
- * attempt stays "running" and gets an ATTEMPT_TIMEOUT task due at the attempt's start +
- * the activity's timeout (capped by schedule_to_close) and, when heartbeat_timeout > 0, a
- * HEARTBEAT_TIMEOUT task due heartbeat_timeout after the accept and moved by every
- * HEARTBEAT. Completion and failure arrive as ATTEMPT_SUCCEEDED / ATTEMPT_FAILED as for a
- * synchronous attempt and cancel both tasks; the timeouts fail the attempt with error type
- * "timeout" or "heartbeat_timeout", retried per the policy like any other failure. All of this
- * applies to compensation attempts too (inputs with .compensation set, and the COMPENSATION_*
- * task kinds). */
+ * Activity calls: the attempts of a step's activity and of its compensation (retries and
+ * backoff, Retry-After, timeouts, schedule_to_close, 202 + heartbeats) follow the rules of
+ * activity.h, the module that runs one call. In the terms of this interface: a receiver that
+ * answers 202 is reported as ATTEMPT_ACCEPTED; the attempt stays "running" and gets an
+ * ATTEMPT_TIMEOUT task and, when heartbeat_timeout > 0, a HEARTBEAT_TIMEOUT task moved by every
+ * HEARTBEAT; completion and failure arrive as ATTEMPT_SUCCEEDED / ATTEMPT_FAILED as for a
+ * synchronous attempt, and the timeouts arrive as ATTEMPT_TIMED_OUT / HEARTBEAT_TIMED_OUT. A
+ * compensation's inputs have .compensation set, and its tasks are the COMPENSATION_* kinds. */
 #ifndef KEEL_ENGINE_ENGINE_H
 #define KEEL_ENGINE_ENGINE_H
 
