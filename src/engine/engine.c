@@ -4,10 +4,13 @@
  * applies (the step it names is the current one, in the status and attempt it expects); if not
  * it only sets fx->stale. Otherwise it moves the state through a small set of transitions:
  *
+ *   enter_node      a plan node starts: a sequence enters its first child, a leaf enter_step
  *   enter_step      a step becomes current: schedules its attempt, timer or wait
- *   complete_step   a step has its output; continue_after decides what comes next
- *   fail_step       a step failed for good; fail_execution ends the execution
- *   continue_after  the routing point: the next step, or the end of the execution
+ *   complete_step   a step has its output; it ends, and its parent is told (node_ended)
+ *   fail_step       a step failed for good; it ends the same way with a failure
+ *   node_ended      hands a node's outcome to its parent container (child_ended), or, for the
+ *                   root, ends the execution (completed) or starts the saga (failed, cancelled)
+ *   child_ended     the routing point of a container: a sequence enters its next child or ends
  *
  *   begin_saga      a step failed for good or a cancel reached its safe point: the saga starts
  *   saga_next       the next compensation in reverse completion order, or end_saga
@@ -19,8 +22,10 @@
  * (load_call, store_call), maps what the module emits to the step's events and tasks, and
  * decides what the end of a call means (the step completes or fails, the saga goes on).
  *
- * Later kinds reroute these (a parallel branch completes into its parent) without touching the
- * input handlers.
+ * Control flow goes through the plan tree (plan.h): a leaf that ends hands its outcome to its
+ * parent container, so later kinds (a parallel branch completing into its parent, a for_each
+ * iteration) are new cases of enter_node and child_ended, without touching the input handlers.
+ * The state is still v1's flat array: the root sequence's active child is st->current.
  *
  * Choices the contract leaves open:
  *   - A sleep or sleep_until step is "scheduled" while its timer runs; a wait step is "waiting".
@@ -41,6 +46,7 @@
 #include "engine/engine.h"
 
 #include "engine/activity.h"
+#include "engine/plan.h"
 
 #include "defn/duration.h"
 #include "defn/expr.h"
@@ -56,7 +62,8 @@ _Static_assert(ENGINE_MAX_PAYLOAD_BYTES == ACTIVITY_MAX_PAYLOAD_BYTES,
 
 /* Everything one engine_advance call works with. */
 struct run {
-    const struct defn *d;
+    const struct engine_plan *p; /* the tree control flow goes through */
+    const struct defn *d;        /* p->d */
     struct engine_state *st;
     json_t *ctx;
     const struct engine_input *in;
@@ -394,6 +401,23 @@ static void store_call(const struct call *c)
     }
 }
 
+/* The child of sequence seq that runs (or ran last), or NULL when none is. v1 keeps one cursor
+ * for the whole execution: only the root is a sequence, and its active child is st->current. */
+static const struct engine_plan_node *sequence_active(const struct run *r,
+                                                      const struct engine_plan_node *seq)
+{
+    size_t i = r->st->current;
+    return seq == r->p->root && i < seq->n_children ? &seq->children[i] : NULL;
+}
+
+/* True when step i is the active child of its container (the step an input about it must
+ * name). */
+static bool step_active(const struct run *r, size_t i)
+{
+    const struct engine_plan_node *n = engine_plan_step_node(r->p, i);
+    return n && n->parent && sequence_active(r, n->parent) == n;
+}
+
 /* The call the input names when it is under way in a running execution: the current step's
  * attempt outside the saga, or the compensation of the step during it. False otherwise. Whether
  * the input fits the call's attempt is activity.c's to say. */
@@ -408,7 +432,7 @@ static bool input_call(struct run *r, struct call *c)
         if (!st->compensating || !ds->compensate)
             return false;
     } else {
-        if (st->compensating || i != st->current || ds->kind != DEFN_STEP_ACTIVITY)
+        if (st->compensating || !step_active(r, i) || ds->kind != DEFN_STEP_ACTIVITY)
             return false;
     }
     load_call(r, i, r->in->compensation, c);
@@ -418,7 +442,9 @@ static bool input_call(struct run *r, struct call *c)
 /* ---- transitions ------------------------------------------------------------------------- */
 
 static void enter_step(struct run *r, size_t i);
-static void continue_after(struct run *r, size_t i);
+static void enter_node(struct run *r, const struct engine_plan_node *n);
+static void node_ended(struct run *r, const struct engine_plan_node *n,
+                       enum engine_outcome outcome);
 static void begin_saga(struct run *r);
 static void saga_next(struct run *r);
 static void compensation_failed(struct run *r, size_t i, json_t *err);
@@ -460,7 +486,7 @@ static void fail_step(struct run *r, size_t i, json_t *error)
     mark_changed(r, i);
     emit(r, "step_failed", (long)i, s->attempt, wrap("error", error));
     json_decref(error);
-    begin_saga(r);
+    node_ended(r, engine_plan_step_node(r->p, i), ENGINE_OUTCOME_FAILED);
 }
 
 /* Step i completed with output (stolen). */
@@ -474,19 +500,84 @@ static void complete_step(struct run *r, size_t i, json_t *output)
     mark_changed(r, i);
     emit(r, "step_completed", (long)i, s->attempt, wrap("output", output));
     json_decref(output);
-    continue_after(r, i);
+    node_ended(r, engine_plan_step_node(r->p, i), ENGINE_OUTCOME_COMPLETED);
 }
 
-/* The routing point after step i completed: the steps run in definition order, unless a cancel
- * was waiting for this step to end. */
-static void continue_after(struct run *r, size_t i)
+/* ---- control flow through the plan ------------------------------------------------------- */
+
+/* Records that child runs now in its parent container (a sequence: its cursor moves). */
+static void set_active(struct run *r, const struct engine_plan_node *child)
 {
-    if (r->st->cancel_requested)
-        begin_saga(r);
-    else if (i + 1 < r->st->n_steps)
-        enter_step(r, i + 1);
-    else
+    if (child->parent && child->parent->kind == ENGINE_NODE_SEQUENCE)
+        r->st->current = child->step_index;
+}
+
+/* Starts node n: a container starts its children as its kind says, a leaf is entered as a step.
+ * A sequence without children has nothing to wait for and ends at once. */
+static void enter_node(struct run *r, const struct engine_plan_node *n)
+{
+    set_active(r, n);
+    switch (n->kind) {
+    case ENGINE_NODE_SEQUENCE:
+        if (n->n_children > 0)
+            enter_node(r, &n->children[0]);
+        else
+            node_ended(r, n, ENGINE_OUTCOME_COMPLETED);
+        return;
+    case ENGINE_NODE_ACTIVITY:
+    case ENGINE_NODE_SLEEP:
+    case ENGINE_NODE_SLEEP_UNTIL:
+    case ENGINE_NODE_WAIT:
+        enter_step(r, n->step_index);
+        return;
+    }
+}
+
+/* A child of sequence seq ended. It goes on with the next child only when the child completed
+ * and no cancel waits for this safe point; otherwise it ends with the child's outcome (a
+ * completed child with a cancel requested makes it end cancelled). */
+static void sequence_child_ended(struct run *r, const struct engine_plan_node *seq,
+                                 const struct engine_plan_node *child, enum engine_outcome outcome)
+{
+    if (outcome == ENGINE_OUTCOME_COMPLETED && r->st->cancel_requested)
+        outcome = ENGINE_OUTCOME_CANCELLED;
+    if (outcome == ENGINE_OUTCOME_COMPLETED && child->index + 1 < seq->n_children) {
+        enter_node(r, &seq->children[child->index + 1]);
+        return;
+    }
+    node_ended(r, seq, outcome);
+}
+
+/* Child child of container ended with outcome: the container decides what comes next. Every
+ * container kind is one case here (plan.h says how parallel and for_each will fit). */
+static void child_ended(struct run *r, const struct engine_plan_node *parent,
+                        const struct engine_plan_node *child, enum engine_outcome outcome)
+{
+    switch (parent->kind) {
+    case ENGINE_NODE_SEQUENCE:
+        sequence_child_ended(r, parent, child, outcome);
+        return;
+    case ENGINE_NODE_ACTIVITY:
+    case ENGINE_NODE_SLEEP:
+    case ENGINE_NODE_SLEEP_UNTIL:
+    case ENGINE_NODE_WAIT:
+        break; /* leaves have no children */
+    }
+}
+
+/* Node n ended with outcome: its parent is told; the root's end is the execution's. A failure
+ * or a cancel reaching the root starts the saga, which ends the execution failed or cancelled
+ * (st->cancel_requested says which). */
+static void node_ended(struct run *r, const struct engine_plan_node *n, enum engine_outcome outcome)
+{
+    if (n->parent) {
+        child_ended(r, n->parent, n, outcome);
+        return;
+    }
+    if (outcome == ENGINE_OUTCOME_COMPLETED)
         complete_execution(r);
+    else
+        begin_saga(r);
 }
 
 /* Starts step i's timer, due at due_at_ms. */
@@ -526,6 +617,7 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
     return ms;
 }
 
+/* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
     static const char *const kinds[] = {"activity", "sleep", "sleep_until", "wait"};
@@ -533,7 +625,6 @@ static void enter_step(struct run *r, size_t i)
     struct engine_step *s = &r->st->steps[i];
     json_t *error = NULL;
 
-    r->st->current = i;
     *s = (struct engine_step){.status = ENGINE_STEP_SCHEDULED, .scheduled_at_ms = r->now};
     /* A step entered again (a redrive) starts without its old result. */
     json_t *entry = ctx_step(r, ds->id);
@@ -783,8 +874,7 @@ static void saga_next(struct run *r)
 static struct engine_step *current_step(struct run *r, int kind)
 {
     const struct engine_state *st = r->st;
-    if (st->status != ENGINE_EXEC_RUNNING || st->compensating || r->in->step != st->current ||
-        st->current >= st->n_steps)
+    if (st->status != ENGINE_EXEC_RUNNING || st->compensating || !step_active(r, r->in->step))
         return NULL;
     if (kind >= 0 && r->d->steps[st->current].kind != (enum defn_step_kind)kind)
         return NULL;
@@ -799,10 +889,7 @@ static bool on_start(struct run *r)
         (st->n_steps > 0 && st->steps[0].status != ENGINE_STEP_PENDING))
         return false;
     emit(r, "execution_started", -1, 0, NULL);
-    if (st->n_steps > 0)
-        enter_step(r, 0);
-    else
-        complete_execution(r);
+    enter_node(r, r->p->root);
     return true;
 }
 
@@ -952,8 +1039,10 @@ static bool on_cancel(struct run *r)
         return false;
     st->cancel_requested = true;
     emit(r, "cancel_requested", -1, 0, reason_data(r));
-    if (st->current < st->n_steps) {
-        size_t i = st->current;
+    /* Walks down from the root to the running leaf (v1: the root's active child). */
+    const struct engine_plan_node *leaf = sequence_active(r, r->p->root);
+    if (leaf) {
+        size_t i = leaf->step_index;
         struct engine_step *s = &st->steps[i];
         /* The safe point of an attempt in flight is its end: its result decides. */
         if (s->status == ENGINE_STEP_RUNNING)
@@ -962,9 +1051,12 @@ static bool on_cancel(struct run *r)
             s->status = ENGINE_STEP_SKIPPED;
             mark_changed(r, i);
             r->fx->cancel_tasks = true;
+            node_ended(r, leaf, ENGINE_OUTCOME_CANCELLED);
+            return true;
         }
     }
-    begin_saga(r);
+    /* Nothing was running (not started, or between steps): the root ends cancelled. */
+    node_ended(r, r->p->root, ENGINE_OUTCOME_CANCELLED);
     return true;
 }
 
@@ -1024,7 +1116,7 @@ static bool on_retry(struct run *r)
             mark_changed(r, i);
         }
     }
-    enter_step(r, f);
+    enter_node(r, engine_plan_step_node(r->p, f));
     return true;
 }
 
@@ -1081,12 +1173,25 @@ static bool execution_wide(enum engine_input_kind k)
 int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
                    const struct engine_input *in, struct engine_effects *fx)
 {
-    if (!d || !st || !json_is_object(ctx) || !in || !fx || st->n_steps != d->n_steps)
+    if (!d)
+        return -1;
+    struct engine_plan *p = engine_plan_build(d);
+    if (!p)
+        return -1;
+    int rc = engine_advance_plan(p, st, ctx, in, fx);
+    engine_plan_free(p);
+    return rc;
+}
+
+int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, json_t *ctx,
+                        const struct engine_input *in, struct engine_effects *fx)
+{
+    if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_steps != p->d->n_steps)
         return -1;
     if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_ATTEMPT_TIMED_OUT)
         return -1;
 
-    struct run r = {d, st, ctx, in, fx, in->now_ms, NULL, 0, 0, 0};
+    struct run r = {p, p->d, st, ctx, in, fx, in->now_ms, NULL, 0, 0, 0};
     r.changed = xcalloc(st->n_steps ? st->n_steps : 1, sizeof *r.changed);
     bool applied = false;
     /* Every other input names a step; one that does not exist is stale like any other. */

@@ -334,8 +334,20 @@ bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int at
  * attempt; {} or {"redelivery": true}), compensation_completed (step, attempt; {"output"}),
  * compensation_failed (step, attempt; {"error"}), and attempt_failed for a compensation
  * ({"compensation": true, "error", "next_attempt_at"}). HEARTBEAT emits no event (the only
- * input that can apply without one): it only moves the heartbeat task. */
+ * input that can apply without one): it only moves the heartbeat task.
+ *
+ * Control flow goes through the definition's plan (plan.h), which this call builds and frees;
+ * engine_advance_plan takes one built beforehand. */
 int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
                    const struct engine_input *in, struct engine_effects *fx);
+
+struct engine_plan;
+
+/* engine_advance with the plan of the definition (plan.h) built beforehand: the same inputs,
+ * effects and return value, for a caller that keeps the plan with the definition instead of
+ * having engine_advance build one for the call (which costs one allocation per call, O(steps)).
+ * p->d is the definition. Returns -1 as engine_advance does, or when p is NULL. */
+int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, json_t *ctx,
+                        const struct engine_input *in, struct engine_effects *fx);
 
 #endif

@@ -1,6 +1,7 @@
 /* A chained hash table under one mutex; lookups are short, so one lock is enough. */
 #include "runner/defcache.h"
 
+#include "engine/plan.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
 
@@ -15,6 +16,7 @@ struct entry {
     char *name;
     int version;
     struct defn *defn;
+    struct engine_plan *plan; /* of defn, built once with it */
     struct entry *next;
 };
 
@@ -48,6 +50,7 @@ void defcache_free(struct defcache *c)
         while (e) {
             struct entry *next = e->next;
             free(e->name);
+            engine_plan_free(e->plan);
             defn_free(e->defn);
             free(e);
             e = next;
@@ -57,20 +60,28 @@ void defcache_free(struct defcache *c)
     free(c);
 }
 
-static const struct defn *lookup(struct defcache *c, unsigned b, const char *name, int version)
+static const struct engine_plan *lookup(struct defcache *c, unsigned b, const char *name,
+                                        int version)
 {
     for (struct entry *e = c->buckets[b]; e; e = e->next)
         if (e->version == version && !strcmp(e->name, name))
-            return e->defn;
+            return e->plan;
     return NULL;
 }
 
 const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *name, int version,
                                 char **why)
 {
+    const struct engine_plan *p = defcache_get_plan(c, conn, name, version, why);
+    return p ? p->d : NULL;
+}
+
+const struct engine_plan *defcache_get_plan(struct defcache *c, PGconn *conn, const char *name,
+                                            int version, char **why)
+{
     unsigned b = bucket_of(name, version);
     pthread_mutex_lock(&c->lock);
-    const struct defn *found = lookup(c, b, name, version);
+    const struct engine_plan *found = lookup(c, b, name, version);
     pthread_mutex_unlock(&c->lock);
     if (found)
         return found;
@@ -100,6 +111,14 @@ const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *na
         return NULL;
     }
     json_decref(doc);
+    /* Every parsed definition has a plan today; a NULL here is a kind the engine cannot run. */
+    struct engine_plan *plan = engine_plan_build(d);
+    if (!plan) {
+        *why =
+            xasprintf("stored definition %s version %d cannot be run by this keeld", name, version);
+        defn_free(d);
+        return NULL;
+    }
 
     pthread_mutex_lock(&c->lock);
     found = lookup(c, b, name, version);
@@ -108,12 +127,15 @@ const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *na
         e->name = xstrdup(name);
         e->version = version;
         e->defn = d;
+        e->plan = plan;
         e->next = c->buckets[b];
         c->buckets[b] = e;
-        found = d;
+        found = plan;
         d = NULL;
+        plan = NULL;
     }
     pthread_mutex_unlock(&c->lock);
+    engine_plan_free(plan);
     defn_free(d);
     return found;
 }

@@ -4,6 +4,7 @@
 #define KEEL_RUNNER_DEFCACHE_H
 
 #include "defn/defn.h"
+#include "engine/plan.h"
 
 #include <libpq-fe.h>
 
@@ -15,5 +16,10 @@ void defcache_free(struct defcache *c);
  * defcache_free. NULL with *why set (caller frees) when it does not exist or cannot be read. */
 const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *name, int version,
                                 char **why);
+/* The same definition's plan (engine/plan.h), built once when the definition is loaded, for
+ * engine_advance_plan; its ->d is what defcache_get returns. Owned by the cache like the
+ * definition. NULL with *why set (caller frees) as for defcache_get. */
+const struct engine_plan *defcache_get_plan(struct defcache *c, PGconn *conn, const char *name,
+                                            int version, char **why);
 
 #endif

@@ -72,6 +72,7 @@ struct apply {
     PGconn *conn;
     const char *exec_id;
     const struct defn *d;
+    const struct engine_plan *plan; /* d's plan, cached with it */
     struct engine_state *st;
     json_t *ctx;
     int64_t now_ms;
@@ -99,7 +100,7 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
 static bool advance_more(struct apply *a, const struct engine_input *in)
 {
     struct engine_effects fx = {0};
-    engine_advance(a->d, a->st, a->ctx, in, &fx);
+    engine_advance_plan(a->plan, a->st, a->ctx, in, &fx);
     bool applied = !fx.stale;
     if (applied)
         collect(a, in, &fx);
@@ -482,9 +483,10 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     }
     wf = xstrdup(PQgetvalue(r, 0, 0));
     int version = atoi(PQgetvalue(r, 0, 1));
-    const struct defn *d = defcache_get(env->defs, conn, wf, version, why);
-    if (!d)
+    const struct engine_plan *plan = defcache_get_plan(env->defs, conn, wf, version, why);
+    if (!plan)
         goto done;
+    const struct defn *d = plan->d;
     state_json = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
     if (state_json && json_object_size(state_json) == 0) {
         engine_state_init(&st, d);
@@ -526,6 +528,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                        .conn = conn,
                        .exec_id = exec_id,
                        .d = d,
+                       .plan = plan,
                        .st = &st,
                        .ctx = ctx,
                        .now_ms = in->now_ms,
@@ -544,7 +547,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     if (in->kind == ENGINE_IN_START)
         for (size_t k = 0; k < st.n_steps; k++)
             p.changed[k] = true;
-    engine_advance(d, &st, ctx, in, &fx);
+    engine_advance_plan(plan, &st, ctx, in, &fx);
     bool stale = fx.stale;
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
         a.delivering_signal = req->signal_id;
