@@ -6,6 +6,7 @@
 #include "store/pool.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/jsonlimits.h"
 #include "util/b64.h"
 #include "util/buf.h"
 
@@ -97,6 +98,24 @@ void api_bad_parameter(struct http_request *req, const char *name, const char *m
 void api_add_field_error(json_t *errors, const char *pointer, const char *message)
 {
     json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", pointer, "message", message));
+}
+
+bool api_check_storable(json_t *errors, const char *pointer, const json_t *v)
+{
+    char where[256];
+    if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
+        char *msg = xasprintf("nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
+        api_add_field_error(errors, pointer, msg);
+        free(msg);
+        return false;
+    }
+    if (json_find_nul(v, where, sizeof where)) {
+        char *ptr = xasprintf("%s%s", pointer, where);
+        api_add_field_error(errors, ptr, "holds \\u0000 (a NUL character), which cannot be stored");
+        free(ptr);
+        return false;
+    }
+    return true;
 }
 
 void api_invalid_field(struct http_request *req, const char *pointer, const char *message)

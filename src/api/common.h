@@ -41,6 +41,11 @@ extern const char *const api_no_query[];
 void api_bad_parameter(struct http_request *req, const char *name, const char *message);
 /* Appends {"pointer", "message"} to an errors array of a 422 problem. */
 void api_add_field_error(json_t *errors, const char *pointer, const char *message);
+/* Checks that v, found at pointer in a request body, can be journaled and read back: it nests at
+ * most JSON_LIMIT_MAX_DEPTH levels and holds no NUL character (PostgreSQL's jsonb refuses it).
+ * Returns true when it can; otherwise adds the error to errors (naming the exact place of a NUL)
+ * and returns false. */
+bool api_check_storable(json_t *errors, const char *pointer, const json_t *v);
 /* Replies 422 with a single error at pointer. */
 void api_invalid_field(struct http_request *req, const char *pointer, const char *message);
 

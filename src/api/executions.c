@@ -12,7 +12,6 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/ids.h"
-#include "util/jsonlimits.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -71,22 +70,8 @@ void api_executions_start(struct http_request *req)
                 else
                     given_id = json_string_value(v);
             } else if (!strcmp(key, "input")) {
-                /* What could be stored but not read back (too deep), or not stored at all
-                 * (jsonb refuses NUL), is refused here, before anything is written. */
-                char where[256];
-                if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
-                    char *msg = xasprintf("nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
-                    api_add_field_error(errors, "/input", msg);
-                    free(msg);
-                } else if (json_find_nul(v, where, sizeof where)) {
-                    char *ptr = xasprintf("/input%s", where);
-                    api_add_field_error(errors, ptr,
-                                        "holds \\u0000 (a NUL character), which cannot be "
-                                        "stored");
-                    free(ptr);
-                } else {
+                if (api_check_storable(errors, "/input", v))
                     input = v;
-                }
             } else if (!strcmp(key, "version")) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                     json_integer_value(v) > 2147483647)

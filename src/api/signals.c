@@ -8,7 +8,6 @@
 #include "store/exec_read.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
-#include "util/jsonlimits.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -84,16 +83,14 @@ void api_signals_send(struct http_request *req)
         return;
     if (!payload)
         payload = json_null();
-    if (json_depth_exceeds(payload, JSON_LIMIT_MAX_DEPTH)) {
-        char *msg = xasprintf("the payload nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
-        json_t *errors = json_array();
-        api_add_field_error(errors, "", msg);
+    json_t *errors = json_array();
+    if (!api_check_storable(errors, "", payload)) {
         http_reply_problem_ext(req, 422, "validation", "Invalid request",
                                "the signal payload has errors", errors, NULL);
-        free(msg);
         json_decref(payload);
         return;
     }
+    json_decref(errors);
     char *payload_text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
 
     PGconn *conn = api_db_acquire(req);

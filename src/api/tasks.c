@@ -10,7 +10,6 @@
 #include "runner/runner.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
-#include "util/jsonlimits.h"
 #include "util/timeutil.h"
 #include "webhook/sign.h"
 
@@ -33,15 +32,11 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
         json_object_foreach(body, key, v)
         {
             char *ptr = xasprintf("/%s", key);
-            if ((call == TASK_COMPLETE && !strcmp(key, "output")) ||
-                (call == TASK_FAIL && !strcmp(key, "error"))) {
-                if (json_depth_exceeds(v, JSON_LIMIT_MAX_DEPTH)) {
-                    char *msg = xasprintf("nests deeper than %d levels", JSON_LIMIT_MAX_DEPTH);
-                    api_add_field_error(errors, ptr, msg);
-                    free(msg);
-                    free(ptr);
-                    continue;
-                }
+            if (((call == TASK_COMPLETE && !strcmp(key, "output")) ||
+                 (call == TASK_FAIL && !strcmp(key, "error"))) &&
+                !api_check_storable(errors, ptr, v)) {
+                free(ptr);
+                continue;
             }
             if (call == TASK_COMPLETE && !strcmp(key, "output")) {
                 in->output = v;

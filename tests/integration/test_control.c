@@ -352,26 +352,6 @@ static const char *token_of(const char *key)
     return token;
 }
 
-/* The n-th task token (0-based) the receiver got for key, waiting for it; caller frees. */
-static char *nth_token(const char *key, size_t n)
-{
-    for (int i = 0; i < 500; i++) {
-        char q[256];
-        snprintf(q, sizeof q, "?key=%s", key);
-        json_t *stats = receiver_stats(&receiver, q);
-        const char *t = json_string_value(json_array_get(
-            json_object_get(json_object_get(json_object_get(stats, "keys"), key), "task_tokens"),
-            n));
-        char *copy = t ? strdup(t) : NULL;
-        json_decref(stats);
-        if (copy)
-            return copy;
-        usleep(20000);
-    }
-    fail_msg("no task token #%zu for %s", n + 1, key);
-    return NULL;
-}
-
 static void test_async_completion_and_tokens(void **state)
 {
     (void)state;
@@ -452,7 +432,7 @@ static void test_async_heartbeat_timeout_retries(void **state)
     free(t);
     /* The stale token of attempt 1 no longer completes anything. (Tokens are stored hashed:
      * take them from the receiver, in the order it got them.) */
-    char *old = nth_token("hb-1/work", 0);
+    char *old = receiver_task_token(&receiver, "hb-1/work", 0);
     char path[256];
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", old);
     struct hreply r;
@@ -460,7 +440,7 @@ static void test_async_heartbeat_timeout_retries(void **state)
     assert_problem(&r, 409, "attempt-over");
     hreply_free(&r);
     free(old);
-    char *cur = nth_token("hb-1/work", 1);
+    char *cur = receiver_task_token(&receiver, "hb-1/work", 1);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", cur);
     post_body(path, "{\"output\": 1}", 202, NULL);
     free(cur);

@@ -97,22 +97,6 @@ static json_t *key_stats(const char *key)
     return k;
 }
 
-/* The n-th task token (0-based) the receiver got for key, waiting for it to arrive. */
-static char *token_n(const char *key, size_t n)
-{
-    for (int i = 0; i < 1500; i++) {
-        json_t *k = key_stats(key);
-        const char *t = json_string_value(json_array_get(json_object_get(k, "task_tokens"), n));
-        char *copy = t ? strdup(t) : NULL;
-        json_decref(k);
-        if (copy)
-            return copy;
-        usleep(20000);
-    }
-    fail_msg("no task token #%zu for %s", n + 1, key);
-    return NULL;
-}
-
 /* ---- the burst ------------------------------------------------------------------------------ */
 
 /* Starts executions [from, to) of the burst: i % 4 picks the receiver's moment (0, 2: from
@@ -349,7 +333,7 @@ static void test_tokens_stored_hashed(void **state)
            "\"%R/async\"}, \"timeout\": \"1h\"}], \"output\": \"${steps.review.output}\"}");
     http_post_expect(keeld.base_url, "/v1/workflows/tok-hash/executions", "{\"id\": \"hash-1\"}",
                      201, NULL);
-    char *token = token_n("hash-1/review", 0);
+    char *token = receiver_task_token(&receiver, "hash-1/review", 0);
     assert_int_equal(strlen(token), 32);
     assert_int_equal(strspn(token, "0123456789abcdef"), 32);
     /* Valid from the moment it was sent: a heartbeat works whatever the 202's progress. */
@@ -400,10 +384,10 @@ static void test_resend_after_takeover_new_token(void **state)
     keeld_start(&a, db, env, NULL);
     http_post_expect(a.base_url, "/v1/workflows/tok-takeover/executions",
                      "{\"id\": \"takeover-1\"}", 201, NULL);
-    char *first = token_n("takeover-1/work", 0);
+    char *first = receiver_task_token(&receiver, "takeover-1/work", 0);
     proc_kill9(&a);
     /* The lease runs out (3 s + 300 ms) and the main keeld sends the attempt again. */
-    char *second = token_n("takeover-1/work", 1);
+    char *second = receiver_task_token(&receiver, "takeover-1/work", 1);
     assert_string_not_equal(first, second);
     assert_sql_long(1,
                     "SELECT count(*) FROM events WHERE execution_id = '%s' AND type = "

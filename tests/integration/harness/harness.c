@@ -283,6 +283,25 @@ json_t *receiver_stats(const struct proc *p, const char *query)
     return j;
 }
 
+char *receiver_task_token(const struct proc *receiver, const char *key, size_t n)
+{
+    char q[256];
+    snprintf(q, sizeof q, "?key=%s", key);
+    for (int i = 0; i < 1500; i++) {
+        json_t *stats = receiver_stats(receiver, q);
+        const char *t = json_string_value(json_array_get(
+            json_object_get(json_object_get(json_object_get(stats, "keys"), key), "task_tokens"),
+            n));
+        char *copy = t ? strdup(t) : NULL;
+        json_decref(stats);
+        if (copy)
+            return copy;
+        usleep(20000);
+    }
+    fail_msg("no task token #%zu for %s", n + 1, key);
+    return NULL;
+}
+
 void stack_start(const char *db_name, const char *const *env, char **db, struct proc *keeld,
                  struct proc *receiver)
 {

@@ -47,6 +47,9 @@ void receiver_start(struct proc *p, const char *secret);
 void receiver_start_on(struct proc *p, const char *secret, uint16_t port);
 /* GET /_stats of the receiver ("?key=K" etc. in query, may be ""); a new reference. */
 json_t *receiver_stats(const struct proc *p, const char *query);
+/* The n-th task token (0-based) the receiver got for key, waiting up to 30 s for it to arrive
+ * (fails the test otherwise). Caller frees. */
+char *receiver_task_token(const struct proc *receiver, const char *key, size_t n);
 /* The usual stack of a test group: a fresh database, a receiver (unsigned) and keeld with env.
  * stack_stop sends keeld SIGTERM and asserts it exits 0, stops the receiver, frees *db. */
 void stack_start(const char *db_name, const char *const *env, char **db, struct proc *keeld,
