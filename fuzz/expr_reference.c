@@ -1,8 +1,10 @@
 /* Fuzzing only: the expression interpreter as it was before templates were compiled (it parsed
  * every "${...}" at each evaluation), kept frozen as the reference that fuzz_expr.c compares the
- * compiled evaluator with. #included by fuzz_expr.c; not part of keeld. Do not fix or extend it
- * here: a change of the language belongs in src/defn/expr.c and its tests, and shows up as a
- * difference the driver then has to allow for. */
+ * compiled evaluator with. #included by fuzz_expr.c; not part of keeld. Do not fix it here: a
+ * change of the language belongs in src/defn/expr.c and its tests, and shows up as a difference
+ * the driver then has to allow for. The one extension since it was frozen is the loop roots of
+ * issue 9 (item, index, loops.<id>.item|index), added here in the same simple style, with the
+ * same messages, so that the driver compares them too. */
 #include "defn/expr.h"
 
 #include "defn/canon.h"
@@ -177,7 +179,7 @@ static bool parse_expr(const char *s, size_t len, size_t dollar, size_t *end, st
     while (i < len && is_name_char(s[i]))
         i++;
     if (i == start) {
-        why = "expected a name (input, steps or execution) after \"${\"";
+        why = "expected a name (input, steps, execution, item, index or loops) after \"${\"";
         goto Exit;
     }
     path_push(p, (struct seg){SEG_NAME, xstrndup(s + start, i - start), i - start, 0});
@@ -316,9 +318,39 @@ static const char *check_shape(const struct path *p, struct buf *msg)
         }
         return NULL;
     }
+    if (seg_is(root, "item"))
+        return NULL;
+    if (seg_is(root, "index")) {
+        if (p->n == 1)
+            return NULL;
+        buf_puts(msg, "nothing may follow \"index\"");
+        return msg->data;
+    }
+    if (seg_is(root, "loops")) {
+        if (p->n < 2 || p->segs[1].kind != SEG_NAME ||
+            !is_name(p->segs[1].key, p->segs[1].key_len) || p->segs[1].key_len > 64) {
+            buf_puts(msg, "\"loops\" must be followed by a for_each id ([A-Za-z0-9_-]{1,64}) "
+                          "and .item or .index, e.g. loops.orders.item");
+            return msg->data;
+        }
+        if (p->n < 3 || !(seg_is(&p->segs[2], "item") || seg_is(&p->segs[2], "index"))) {
+            buf_puts(msg, "only .item or .index may follow \"");
+            path_display(msg, p, 2);
+            buf_puts(msg, "\"");
+            return msg->data;
+        }
+        if (seg_is(&p->segs[2], "index") && p->n > 3) {
+            buf_puts(msg, "nothing may follow \"");
+            path_display(msg, p, 3);
+            buf_puts(msg, "\"");
+            return msg->data;
+        }
+        return NULL;
+    }
     buf_puts(msg, "unknown root \"");
     buf_append(msg, root->key, root->key_len);
-    buf_puts(msg, "\"; a path starts with input, steps.<id> or execution");
+    buf_puts(msg, "\"; a path starts with input, steps.<id>, execution, item, index or "
+                  "loops.<id>");
     return msg->data;
 }
 
@@ -371,6 +403,7 @@ static const char *pointer_text(const struct buf *ptr)
 
 struct checker {
     expr_step_ref_fn on_step_ref;
+    expr_loop_ref_fn on_loop_ref;
     expr_error_fn on_error;
     void *arg;
     int errors;
@@ -405,6 +438,14 @@ static void check_string(struct checker *c, const char *s, size_t len)
             c->on_step_ref(c->arg, pointer_text(&c->ptr), text.data, p.segs[1].key);
             buf_free(&text);
         }
+        bool loops = seg_is(&p.segs[0], "loops");
+        if ((seg_is(&p.segs[0], "item") || seg_is(&p.segs[0], "index") || loops) &&
+            c->on_loop_ref) {
+            struct buf text = BUF_INIT;
+            path_display(&text, &p, p.n);
+            c->on_loop_ref(c->arg, pointer_text(&c->ptr), text.data, loops ? p.segs[1].key : NULL);
+            buf_free(&text);
+        }
         path_free(&p);
         i = end - 1;
     }
@@ -436,11 +477,11 @@ static void check_value(struct checker *c, const json_t *v)
 }
 
 static int ref_check_template(const json_t *tmpl, expr_step_ref_fn on_step_ref,
-                              expr_error_fn on_error, void *arg)
+                              expr_loop_ref_fn on_loop_ref, expr_error_fn on_error, void *arg)
 {
     if (!tmpl)
         return 0;
-    struct checker c = {on_step_ref, on_error, arg, 0, BUF_INIT, BUF_INIT};
+    struct checker c = {on_step_ref, on_loop_ref, on_error, arg, 0, BUF_INIT, BUF_INIT};
     check_value(&c, tmpl);
     buf_free(&c.ptr);
     buf_free(&c.msg);
@@ -498,6 +539,24 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
             buf_puts(msg, "steps.");
             buf_append(msg, id->key, id->key_len);
             buf_puts(msg, want_output ? " has no output yet" : " has no error (it has not failed)");
+            goto Fail;
+        }
+        first = 3;
+    } else if (seg_is(root, "item") || seg_is(root, "index")) {
+        cur = json_object_getn(ctx, root->key, root->key_len);
+        if (!cur) {
+            buf_puts(msg, "not inside a for_each");
+            goto Fail;
+        }
+        first = 1;
+    } else if (seg_is(root, "loops")) {
+        const struct seg *id = &p->segs[1];
+        json_t *loop = json_object_getn(json_object_get(ctx, "loops"), id->key, id->key_len);
+        cur = json_object_getn(loop, p->segs[2].key, p->segs[2].key_len);
+        if (!cur) {
+            buf_puts(msg, "not inside for_each \"");
+            buf_append(msg, id->key, id->key_len);
+            buf_putc(msg, '"');
             goto Fail;
         }
         first = 3;

@@ -63,38 +63,79 @@ static void check_activity(const struct defn_activity *a)
     check_retry(&a->retry);
 }
 
+static void check_steps(const struct defn *d, const struct defn_step *steps, size_t n, int depth);
+
+/* One step at depth (1 for the definition's own) and everything it holds. */
+static void check_step(const struct defn *d, const struct defn_step *st, int depth)
+{
+    FUZZ_CHECK(depth <= DEFN_MAX_STEP_DEPTH);
+    FUZZ_CHECK(st->id != NULL);
+    FUZZ_CHECK(defn_find_step(d, st->id) == st); /* ids are unique at any depth */
+    if (st->kind != DEFN_STEP_PARALLEL)
+        FUZZ_CHECK(st->n_branches == 0 && st->branches == NULL);
+    if (st->kind != DEFN_STEP_FOR_EACH)
+        FUZZ_CHECK(st->n_children == 0 && st->children == NULL && st->items == NULL);
+    switch (st->kind) {
+    case DEFN_STEP_ACTIVITY:
+        check_activity(&st->activity);
+        if (st->compensate)
+            check_activity(st->compensate);
+        break;
+    case DEFN_STEP_SLEEP:
+        FUZZ_CHECK(st->sleep_ms >= 0);
+        FUZZ_CHECK(!st->compensate);
+        break;
+    case DEFN_STEP_SLEEP_UNTIL:
+        FUZZ_CHECK(json_is_string(st->sleep_until));
+        FUZZ_CHECK(!st->compensate);
+        break;
+    case DEFN_STEP_WAIT:
+        FUZZ_CHECK(st->signal != NULL && st->signal[0] != '\0');
+        FUZZ_CHECK(st->wait_timeout_ms >= 0);
+        FUZZ_CHECK(!st->compensate);
+        break;
+    case DEFN_STEP_PARALLEL:
+        FUZZ_CHECK(!st->compensate);
+        FUZZ_CHECK(st->n_branches >= 1 && st->branches != NULL);
+        for (size_t b = 0; b < st->n_branches; b++) {
+            const struct defn_branch *br = &st->branches[b];
+            size_t len = strlen(br->name);
+            FUZZ_CHECK(len >= 1 && len <= 64 &&
+                       strspn(br->name, "abcdefghijklmnopqrstuvwxyz"
+                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_-") == len);
+            if (b > 0)
+                FUZZ_CHECK(strcmp(st->branches[b - 1].name, br->name) < 0); /* sorted */
+            check_steps(d, br->steps, br->n_steps, depth + 1);
+        }
+        break;
+    case DEFN_STEP_FOR_EACH:
+        FUZZ_CHECK(!st->compensate);
+        FUZZ_CHECK(st->items != NULL && st->items_expr != NULL);
+        FUZZ_CHECK(json_is_array(st->items) || json_is_string(st->items));
+        FUZZ_CHECK(st->concurrency >= 1 && st->concurrency <= DEFN_FOR_EACH_MAX_CONCURRENCY);
+        check_steps(d, st->children, st->n_children, depth + 1);
+        break;
+    default:
+        FUZZ_CHECK(!"a step kind of enum defn_step_kind");
+    }
+}
+
+static void check_steps(const struct defn *d, const struct defn_step *steps, size_t n, int depth)
+{
+    FUZZ_CHECK(n >= 1 && steps != NULL);
+    for (size_t i = 0; i < n; i++)
+        check_step(d, &steps[i], depth);
+}
+
 static void check_defn(const struct defn *d)
 {
     FUZZ_CHECK(d->name != NULL && d->name[0] != '\0');
-    FUZZ_CHECK(d->n_steps >= 1 && d->steps != NULL);
-    for (size_t i = 0; i < d->n_steps; i++) {
-        const struct defn_step *st = &d->steps[i];
-        FUZZ_CHECK(st->id != NULL);
-        FUZZ_CHECK(defn_step_index(d, st->id) == (int)i); /* ids are unique */
-        switch (st->kind) {
-        case DEFN_STEP_ACTIVITY:
-            check_activity(&st->activity);
-            if (st->compensate)
-                check_activity(st->compensate);
-            break;
-        case DEFN_STEP_SLEEP:
-            FUZZ_CHECK(st->sleep_ms >= 0);
-            FUZZ_CHECK(!st->compensate);
-            break;
-        case DEFN_STEP_SLEEP_UNTIL:
-            FUZZ_CHECK(json_is_string(st->sleep_until));
-            FUZZ_CHECK(!st->compensate);
-            break;
-        case DEFN_STEP_WAIT:
-            FUZZ_CHECK(st->signal != NULL && st->signal[0] != '\0');
-            FUZZ_CHECK(st->wait_timeout_ms >= 0);
-            FUZZ_CHECK(!st->compensate);
-            break;
-        default:
-            FUZZ_CHECK(!"a step kind of enum defn_step_kind");
-        }
-    }
+    check_steps(d, d->steps, d->n_steps, 1);
+    for (size_t i = 0; i < d->n_steps; i++)
+        FUZZ_CHECK(defn_step_index(d, d->steps[i].id) == (int)i); /* the top level only */
     FUZZ_CHECK(defn_step_index(d, "") == -1);
+    FUZZ_CHECK(defn_find_step(d, "") == NULL);
 }
 
 /* The canonical text is compact JSON that parses back to a document with the same canonical

@@ -31,7 +31,10 @@ static const char CTX[] =
     "   \"approval\": {\"output\": null},"
     "   \"flaky\": {\"error\": {\"type\": \"timeout\", \"message\": \"took too long\"}},"
     "   \"pending\": {}},"
-    " \"execution\": {\"id\": \"ex-1\", \"workflow\": \"orders\"}}";
+    " \"execution\": {\"id\": \"ex-1\", \"workflow\": \"orders\"},"
+    " \"item\": {\"sku\": \"x\", \"qty\": 2}, \"index\": 0,"
+    " \"loops\": {\"all\": {\"item\": {\"sku\": \"x\", \"qty\": 2}, \"index\": 0},"
+    "   \"outer\": {\"item\": [1, 2], \"index\": 3}, \"half\": {\"index\": 1}}}";
 
 static json_t *ctx;      /* what the evaluations read */
 static json_t *ctx_copy; /* a deep copy to prove they never change it */
@@ -163,6 +166,11 @@ static void log_ref(void *arg, const char *pointer, const char *expr, const char
     buf_printf(arg, "ref %s | %s | %s\n", pointer, expr, step_id);
 }
 
+static void log_loop_ref(void *arg, const char *pointer, const char *expr, const char *loop_id)
+{
+    buf_printf(arg, "loop %s | %s | %s\n", pointer, expr, loop_id ? loop_id : "(innermost)");
+}
+
 static void log_error(void *arg, const char *pointer, const char *message)
 {
     buf_printf(arg, "error %s | %s\n", pointer, message);
@@ -213,8 +221,9 @@ static void check_against_reference(const json_t *tmpl)
     json_t *before = json_deep_copy(tmpl);
     struct buf got = BUF_INIT, want = BUF_INIT;
     int got_bad = -1;
-    struct expr_template *t = expr_compile(tmpl, log_ref, log_error, &got, &got_bad);
-    int want_bad = ref_check_template(tmpl, log_ref, log_error, &want);
+    struct expr_reporter r = {log_ref, log_loop_ref, log_error, &got};
+    struct expr_template *t = expr_compile_reporting(tmpl, &r, &got_bad);
+    int want_bad = ref_check_template(tmpl, log_ref, log_loop_ref, log_error, &want);
     FUZZ_CHECK(t != NULL);
     if (got_bad != want_bad || strcmp(log_text(&got), log_text(&want)) != 0)
         fprintf(stderr, "compiled reports (%d):\n%sreference reports (%d):\n%s", got_bad,

@@ -72,6 +72,10 @@ static const struct option_def options[] = {
     {"max-in-flight-per-host", "KEEL_MAX_IN_FLIGHT_PER_HOST", OPT_LONG, "32", 1, 100000,
      OFF(max_in_flight_per_host),
      "Activity attempts on the wire at once to one scheme://host:port; more wait their turn."},
+    {"for-each-max-items", "KEEL_FOR_EACH_MAX_ITEMS", OPT_LONG, "10000", 1, 10000000,
+     OFF(for_each_max_items),
+     "The most items a for_each step may iterate over; an items array longer than this fails "
+     "the step (too_many_items)."},
     {"no-migrate", "KEEL_NO_MIGRATE", OPT_BOOL, "false", 0, 0, OFF(no_migrate),
      "Do not apply pending migrations at start (use 'keeld migrate')."},
     {"ui-dir", "KEEL_UI_DIR", OPT_STRING, NULL, 0, 0, OFF(ui_dir),

@@ -18,19 +18,56 @@
 
 /* ---- errors and pointers ----------------------------------------------------------------- */
 
-struct parser {
-    json_t *errors;
-    /* Each valid step id -> the index of the first step with it, filled before any step is
-     * parsed so that references can be checked in one pass. A hash, because a 1 MiB body can
-     * hold tens of thousands of steps. */
-    json_t *ids;
+/* Where each step sits in the tree, recorded in one walk over the document before any step is
+ * parsed, so that the references of any step to any other (earlier or later, nested or not)
+ * can be checked, and duplicates named, in one parsing pass. The records mirror exactly the
+ * step lists that parsing descends into: a parallel's branches (in name order) and a
+ * for_each's steps. */
+enum rec_kind {
+    REC_LEAF,     /* any step that holds no steps (or whose kind is unclear) */
+    REC_PARALLEL, /* lists: the branches, in name order */
+    REC_FOR_EACH, /* lists: one, the body */
 };
 
-/* The index of the first step with this id, or SIZE_MAX. */
-static size_t step_index_of(const struct parser *p, const char *id)
+struct step_rec;
+
+/* One step list: the definition's steps, a branch, or a for_each's body. */
+struct rec_list {
+    const char *name;       /* a branch's name (borrowed from the document); NULL otherwise */
+    const json_t *steps;    /* borrowed; what the document has there, array or not */
+    struct step_rec *items; /* owned; one per element when steps is an array */
+    size_t n;
+};
+
+struct step_rec {
+    char *ptr;                     /* owned; the step's JSON pointer */
+    const json_t *json;            /* borrowed; the step as the document has it */
+    const char *id;                /* borrowed; NULL when missing or invalid */
+    const struct step_rec *parent; /* the step whose list holds this one; NULL at the top */
+    size_t list;                   /* which of the parent's lists (a branch, in name order) */
+    size_t index;                  /* the position in that list */
+    int depth;                     /* 1 for the definition's own steps */
+    enum rec_kind kind;
+    struct rec_list *lists; /* owned */
+    size_t n_lists;
+};
+
+struct parser {
+    json_t *errors;
+    /* Each valid step id -> the position in order[] of the first step with it (in the order
+     * parsing visits steps: each step before the steps it holds, branches in name order). A
+     * hash, because a 1 MiB body can hold tens of thousands of steps. */
+    json_t *ids;
+    const struct step_rec **order; /* the first step with each valid id, borrowed */
+    size_t n_order, cap_order;
+    struct rec_list top; /* the definition's steps */
+};
+
+/* The first step with this id, or NULL. */
+static const struct step_rec *step_rec_of(const struct parser *p, const char *id)
 {
     const json_t *i = json_object_get(p->ids, id);
-    return i ? (size_t)json_integer_value(i) : SIZE_MAX;
+    return i ? p->order[json_integer_value(i)] : NULL;
 }
 
 static void add_error(struct parser *p, const char *ptr, const char *fmt, ...)
@@ -149,11 +186,9 @@ static void check_fields(struct parser *p, const json_t *obj, const char *ptr,
     }
 }
 
-/* True when the string value v has 1..max characters, each a letter, digit or one of extra. */
-static bool valid_token(const json_t *v, size_t max, const char *extra)
+/* True when s (len bytes) has 1..max characters, each a letter, digit or one of extra. */
+static bool valid_chars(const char *s, size_t len, size_t max, const char *extra)
 {
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
     if (!s || len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
@@ -164,6 +199,12 @@ static bool valid_token(const json_t *v, size_t max, const char *extra)
             return false;
     }
     return true;
+}
+
+/* True when the string value v has 1..max characters, each a letter, digit or one of extra. */
+static bool valid_token(const json_t *v, size_t max, const char *extra)
+{
+    return valid_chars(json_string_value(v), json_string_length(v), max, extra);
 }
 
 /* Reads an optional duration member. Returns 1 and sets *ms when present and valid, 0 when
@@ -194,15 +235,15 @@ static int get_duration(struct parser *p, const json_t *obj, const char *key, co
 /* ---- expressions and step references ----------------------------------------------------- */
 
 enum ref_rule {
-    REF_BEFORE,         /* only steps before this one */
-    REF_BEFORE_OR_SELF, /* also this step itself (its compensate) */
-    REF_ANY,            /* any step (the definition's output) */
+    REF_BEFORE,         /* steps that complete before the holding step starts */
+    REF_BEFORE_OR_SELF, /* also the holding step itself (its compensate) */
+    REF_OUTPUT,         /* any step outside every for_each body (the definition's output) */
 };
 
 struct ref_ctx {
     struct parser *p;
-    const char *base; /* pointer of the template */
-    size_t step;      /* index of the step holding the template */
+    const char *base;            /* pointer of the template */
+    const struct step_rec *step; /* the step holding the template; NULL for the output */
     enum ref_rule rule;
 };
 
@@ -214,45 +255,196 @@ static void on_expr_error(void *arg, const char *pointer, const char *message)
     free(at);
 }
 
-static void on_step_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+/* Appends how r is named in messages: its id, or its pointer when it has no valid id. */
+static void put_step_name(struct buf *b, const struct step_rec *r)
 {
-    struct ref_ctx *rc = arg;
-    size_t found = step_index_of(rc->p, step_id);
-    struct buf msg = BUF_INIT;
-    buf_printf(&msg, "${%s}: ", expr);
-    if (found == SIZE_MAX)
-        buf_printf(&msg, "no step \"%s\" in this definition", step_id);
-    else if (rc->rule == REF_ANY || found < rc->step)
-        goto Exit;
-    else if (found == rc->step && rc->rule == REF_BEFORE_OR_SELF)
-        goto Exit;
-    else if (found == rc->step)
-        buf_puts(&msg, "a step cannot use its own result (only its compensate can)");
+    if (r->id)
+        buf_printf(b, "\"%s\"", r->id);
     else
-        buf_printf(&msg,
+        buf_printf(b, "at %s", r->ptr);
+}
+
+/* Fills out[0..n) with r's ancestors from the top down, r last; returns n. Records hold
+ * templates, and have ids, only down to DEFN_MAX_STEP_DEPTH, so n is at most that. */
+static size_t chain_of(const struct step_rec *r, const struct step_rec *out[DEFN_MAX_STEP_DEPTH])
+{
+    size_t n = 0;
+    for (const struct step_rec *a = r; a && n < DEFN_MAX_STEP_DEPTH; a = a->parent)
+        n++;
+    size_t i = n;
+    for (const struct step_rec *a = r; a && i > 0; a = a->parent)
+        out[--i] = a;
+    return n;
+}
+
+/* The outermost for_each among x's ancestors from out[from] down (x itself excluded), or
+ * NULL: the loop outside which x's result is that loop's output. */
+static const struct step_rec *loop_around(const struct step_rec *const *chain, size_t n,
+                                          size_t from)
+{
+    for (size_t i = from; i + 1 < n; i++)
+        if (chain[i]->kind == REC_FOR_EACH)
+            return chain[i];
+    return NULL;
+}
+
+static void put_inside_loop(struct buf *msg, const char *step_id, const struct step_rec *loop)
+{
+    buf_printf(msg, "step \"%s\" is inside for_each ", step_id);
+    put_step_name(msg, loop);
+    if (loop->id)
+        buf_printf(msg, ": use ${steps.%s.output} from outside the loop", loop->id);
+    else
+        buf_puts(msg, ": use that for_each's output from outside the loop");
+}
+
+/* Appends to msg why the template of step a (NULL: the definition's output) may not use the
+ * result of step x under rule, or nothing when it may. A step may use another's result when
+ * that step completes before it starts on every run: x is an earlier sibling of a or of one of
+ * a's ancestors, or inside such a sibling, but not inside a for_each body there (from outside
+ * a loop, its steps' results are the loop's output), and never in another branch of a
+ * parallel that holds both. */
+static void explain_step_ref(const struct step_rec *x, const struct step_rec *a, enum ref_rule rule,
+                             const char *step_id, struct buf *msg)
+{
+    const struct step_rec *cx[DEFN_MAX_STEP_DEPTH], *ca[DEFN_MAX_STEP_DEPTH];
+    size_t nx = chain_of(x, cx);
+    if (rule == REF_OUTPUT || !a) {
+        const struct step_rec *loop = loop_around(cx, nx, 0);
+        if (loop)
+            put_inside_loop(msg, step_id, loop);
+        return;
+    }
+    if (x == a) {
+        if (rule != REF_BEFORE_OR_SELF)
+            buf_puts(msg, "a step cannot use its own result (only its compensate can)");
+        return;
+    }
+    size_t na = chain_of(a, ca);
+    size_t k = 0;
+    while (k < nx && k < na && cx[k] == ca[k])
+        k++;
+    if (k == nx) {
+        buf_printf(msg, "step \"%s\" holds this step, so it has not completed while this step runs",
+                   step_id);
+        return;
+    }
+    if (k == na) {
+        buf_printf(msg,
+                   "step \"%s\" is inside this step, so it has not completed when this step "
+                   "starts",
+                   step_id);
+        return;
+    }
+    const struct step_rec *s = cx[k], *t = ca[k];
+    if (k > 0 && cx[k - 1]->kind == REC_PARALLEL && s->list != t->list) {
+        buf_printf(msg, "step \"%s\" is in another branch of parallel ", step_id);
+        put_step_name(msg, cx[k - 1]);
+        buf_puts(msg, "; branches run at once");
+        return;
+    }
+    if (s->index > t->index) {
+        buf_printf(msg,
                    "step \"%s\" comes after this step; a step can only use the results of the "
                    "steps before it",
                    step_id);
-    char *at = xasprintf("%s%s", rc->base, pointer);
-    add_error(rc->p, at, "%s", msg.data);
-    free(at);
-Exit:
+        return;
+    }
+    const struct step_rec *loop = loop_around(cx, nx, k);
+    if (loop)
+        put_inside_loop(msg, step_id, loop);
+}
+
+static void on_step_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+{
+    struct ref_ctx *rc = arg;
+    const struct step_rec *found = step_rec_of(rc->p, step_id);
+    struct buf msg = BUF_INIT;
+    buf_printf(&msg, "${%s}: ", expr);
+    size_t prefix = msg.len;
+    if (!found)
+        buf_printf(&msg, "no step \"%s\" in this definition", step_id);
+    else
+        explain_step_ref(found, rc->step, rc->rule, step_id, &msg);
+    if (msg.len > prefix) {
+        char *at = xasprintf("%s%s", rc->base, pointer);
+        add_error(rc->p, at, "%s", msg.data);
+        free(at);
+    }
+    buf_free(&msg);
+}
+
+/* Appends to msg why the template of step a (NULL: the definition's output) may not use a
+ * loop's element or index (loop_id NULL: the innermost loop's), or nothing when it may: only
+ * the steps inside a for_each's body (at any depth) are inside that loop; its own items are
+ * evaluated before it starts. */
+static void explain_loop_ref(const struct parser *p, const struct step_rec *a, const char *loop_id,
+                             struct buf *msg)
+{
+    if (!loop_id) {
+        for (const struct step_rec *r = a ? a->parent : NULL; r; r = r->parent)
+            if (r->kind == REC_FOR_EACH)
+                return;
+        buf_puts(msg, "not inside a for_each");
+        if (a && a->kind == REC_FOR_EACH) {
+            buf_puts(msg, "; the items of for_each ");
+            put_step_name(msg, a);
+            buf_puts(msg, " are evaluated before its loop starts");
+        } else {
+            buf_puts(msg, "; item and index are only available in the steps of a for_each");
+        }
+        return;
+    }
+    const struct step_rec *x = step_rec_of(p, loop_id);
+    if (!x) {
+        buf_printf(msg, "no step \"%s\" in this definition", loop_id);
+        return;
+    }
+    if (x->kind != REC_FOR_EACH) {
+        buf_printf(msg, "step \"%s\" is not a for_each", loop_id);
+        return;
+    }
+    if (x == a) {
+        buf_printf(msg, "the items of for_each \"%s\" are evaluated before its loop starts",
+                   loop_id);
+        return;
+    }
+    for (const struct step_rec *r = a ? a->parent : NULL; r; r = r->parent)
+        if (r == x)
+            return;
+    buf_printf(msg, "for_each \"%s\" does not enclose %s", loop_id,
+               a ? "this step" : "the definition's output");
+}
+
+static void on_loop_ref(void *arg, const char *pointer, const char *expr, const char *loop_id)
+{
+    struct ref_ctx *rc = arg;
+    struct buf msg = BUF_INIT;
+    buf_printf(&msg, "${%s}: ", expr);
+    size_t prefix = msg.len;
+    explain_loop_ref(rc->p, rc->step, loop_id, &msg);
+    if (msg.len > prefix) {
+        char *at = xasprintf("%s%s", rc->base, pointer);
+        add_error(rc->p, at, "%s", msg.data);
+        free(at);
+    }
     buf_free(&msg);
 }
 
 /* Compiles tmpl (a template the definition owns, so that the compiled form may keep references
- * into it), adding an error for each malformed expression and each step it may not use.
- * Returns the compiled template, which the definition owns too. */
+ * into it), adding an error for each malformed expression and each step or loop it may not
+ * use. Returns the compiled template, which the definition owns too. */
 static struct expr_template *compile_template(struct parser *p, const json_t *tmpl, const char *ptr,
-                                              size_t step, enum ref_rule rule)
+                                              const struct step_rec *step, enum ref_rule rule)
 {
     struct ref_ctx rc = {p, ptr, step, rule};
-    return expr_compile(tmpl, on_step_ref, on_expr_error, &rc, NULL);
+    struct expr_reporter r = {on_step_ref, on_loop_ref, on_expr_error, &rc};
+    return expr_compile_reporting(tmpl, &r, NULL);
 }
 
 /* Checks the url member of an activity or compensate object at ptr. */
-static void check_url(struct parser *p, const json_t *obj, const char *ptr, size_t step,
-                      enum ref_rule rule, struct defn_activity *a)
+static void check_url(struct parser *p, const json_t *obj, const char *ptr,
+                      const struct step_rec *step, enum ref_rule rule, struct defn_activity *a)
 {
     const json_t *url = json_object_get(obj, "url");
     if (!url) {
@@ -295,15 +487,17 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr, size
     free(at);
 }
 
-/* Adds an error when url is a literal URL that the destination policy refuses. */
-static void check_destination(json_t *errors, const json_t *url, size_t step, const char *member)
+/* Adds an error when url is a literal URL that the destination policy refuses. step is the
+ * pointer of the step, member "activity" or "compensate". */
+static void check_destination(json_t *errors, const json_t *url, const char *step,
+                              const char *member)
 {
     const char *s = json_string_value(url);
     if (!s || expr_has_expression(s, json_string_length(url)))
         return;
     char *why = NULL;
     if (wh_dest_check_url(wh_dest_global(), s, NULL, &why) == WH_DEST_REFUSED) {
-        char *ptr = xasprintf("/steps/%zu/%s/url", step, member);
+        char *ptr = xasprintf("%s/%s/url", step, member);
         json_array_append_new(errors, json_pack("{s:s, s:s+}", "pointer", ptr, "message",
                                                 "destination refused: ", why ? why : ""));
         free(ptr);
@@ -311,17 +505,46 @@ static void check_destination(json_t *errors, const json_t *url, size_t step, co
     free(why);
 }
 
+static void check_list_destinations(json_t *found, const struct defn_step *steps, size_t n,
+                                    const char *ptr);
+
+/* Checks st (at ptr) and every step it holds. Definitions nest at most DEFN_MAX_STEP_DEPTH
+ * levels, which bounds the recursion. */
+static void check_step_destinations(json_t *found, const struct defn_step *st, const char *ptr)
+{
+    if (st->kind == DEFN_STEP_ACTIVITY) {
+        check_destination(found, st->activity.url, ptr, "activity");
+        if (st->compensate)
+            check_destination(found, st->compensate->url, ptr, "compensate");
+    }
+    for (size_t b = 0; b < st->n_branches; b++) {
+        char *at = xasprintf("%s/parallel/branches", ptr);
+        char *branch = ptr_key(at, st->branches[b].name);
+        check_list_destinations(found, st->branches[b].steps, st->branches[b].n_steps, branch);
+        free(branch);
+        free(at);
+    }
+    if (st->n_children) {
+        char *at = xasprintf("%s/for_each/steps", ptr);
+        check_list_destinations(found, st->children, st->n_children, at);
+        free(at);
+    }
+}
+
+static void check_list_destinations(json_t *found, const struct defn_step *steps, size_t n,
+                                    const char *ptr)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *at = ptr_index(ptr, i);
+        check_step_destinations(found, &steps[i], at);
+        free(at);
+    }
+}
+
 int defn_check_destinations(struct defn **d, json_t **errors)
 {
     json_t *found = json_array();
-    for (size_t i = 0; i < (*d)->n_steps; i++) {
-        const struct defn_step *st = &(*d)->steps[i];
-        if (st->kind != DEFN_STEP_ACTIVITY)
-            continue;
-        check_destination(found, st->activity.url, i, "activity");
-        if (st->compensate)
-            check_destination(found, st->compensate->url, i, "compensate");
-    }
+    check_list_destinations(found, (*d)->steps, (*d)->n_steps, "/steps");
     if (json_array_size(found) == 0) {
         json_decref(found);
         return 0;
@@ -511,7 +734,9 @@ static void parse_defaults(struct parser *p, const json_t *v, struct defaults *d
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
-static const char *const KIND_NAMES[] = {"activity", "sleep", "sleep_until", "wait"};
+/* Indexed by enum defn_step_kind. */
+static const char *const KIND_NAMES[] = {"activity", "sleep",    "sleep_until",
+                                         "wait",     "parallel", "for_each"};
 #define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
 
 static void activity_free(struct defn_activity *a)
@@ -535,6 +760,15 @@ static void step_free(struct defn_step *st)
     json_decref(st->sleep_until);
     expr_template_free(st->sleep_until_expr);
     free(st->signal);
+    for (size_t b = 0; b < st->n_branches; b++) {
+        free(st->branches[b].name);
+        for (size_t i = 0; i < st->branches[b].n_steps; i++)
+            step_free(&st->branches[b].steps[i]);
+        free(st->branches[b].steps);
+    }
+    free(st->branches);
+    json_decref(st->items);
+    expr_template_free(st->items_expr);
     for (size_t i = 0; i < st->n_children; i++)
         step_free(&st->children[i]);
     free(st->children);
@@ -542,8 +776,8 @@ static void step_free(struct defn_step *st)
 }
 
 /* Reads url and input of an activity-like object (activity or compensate). */
-static void parse_call(struct parser *p, const json_t *v, const char *ptr, size_t step,
-                       enum ref_rule rule, struct defn_activity *a)
+static void parse_call(struct parser *p, const json_t *v, const char *ptr,
+                       const struct step_rec *step, enum ref_rule rule, struct defn_activity *a)
 {
     check_url(p, v, ptr, step, rule, a);
     const json_t *input = json_object_get(v, "input");
@@ -558,8 +792,9 @@ static void parse_call(struct parser *p, const json_t *v, const char *ptr, size_
     }
 }
 
-static void parse_compensate(struct parser *p, const json_t *v, const char *ptr, size_t step,
-                             const struct defaults *dflt, struct defn_step *st)
+static void parse_compensate(struct parser *p, const json_t *v, const char *ptr,
+                             const struct step_rec *step, const struct defaults *dflt,
+                             struct defn_step *st)
 {
     static const char *const fields[] = {"url", "input", "retry", "timeout", NULL};
     if (!json_is_object(v)) {
@@ -618,8 +853,8 @@ static void parse_wait(struct parser *p, const json_t *v, const char *ptr, struc
     (void)get_duration(p, v, "timeout", ptr, true, &st->wait_timeout_ms);
 }
 
-static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr, size_t step,
-                              struct defn_step *st)
+static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr,
+                              const struct step_rec *step, struct defn_step *st)
 {
     const char *s = json_string_value(v);
     int64_t ms;
@@ -636,7 +871,103 @@ static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr
     }
 }
 
-static void parse_step(struct parser *p, const json_t *v, size_t index, const struct defaults *dflt,
+static void parse_list(struct parser *p, const struct rec_list *l, const char *ptr,
+                       const struct defaults *dflt, struct defn_step **out, size_t *n_out);
+
+/* A parallel: {"branches": {"<name>": [steps], ...}}, stored sorted by name. */
+static void parse_parallel(struct parser *p, const struct step_rec *rec, const json_t *v,
+                           const char *ptr, const struct defaults *dflt, struct defn_step *st)
+{
+    static const char *const fields[] = {"branches", NULL};
+    if (!json_is_object(v)) {
+        add_error(p, ptr,
+                  "must be an object such as {\"branches\": {\"email\": [steps], \"sms\": "
+                  "[steps]}}");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+    const json_t *branches = json_object_get(v, "branches");
+    char *at = ptr_key(ptr, "branches");
+    if (!branches) {
+        add_error(p, ptr, "missing required field \"branches\"");
+    } else if (!json_is_object(branches)) {
+        add_error(p, at,
+                  "must be an object of named step lists such as {\"email\": [steps], \"sms\": "
+                  "[steps]}");
+    } else if (json_object_size(branches) == 0) {
+        add_error(p, at, "must have at least one branch");
+    } else {
+        /* The records hold the branches in name order, as they are stored. */
+        st->n_branches = rec->n_lists;
+        st->branches = xcalloc(st->n_branches, sizeof *st->branches);
+        for (size_t b = 0; b < rec->n_lists; b++) {
+            const struct rec_list *l = &rec->lists[b];
+            char *bat = ptr_key(at, l->name);
+            if (!valid_chars(l->name, strlen(l->name), 64, "_-"))
+                add_error(p, bat,
+                          "a branch name must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -");
+            st->branches[b].name = xstrdup(l->name);
+            parse_list(p, l, bat, dflt, &st->branches[b].steps, &st->branches[b].n_steps);
+            free(bat);
+        }
+    }
+    free(at);
+}
+
+/* A for_each: {"items": template, "concurrency"?: 1..1000, "steps": [steps]}. */
+static void parse_for_each(struct parser *p, const struct step_rec *rec, const json_t *v,
+                           const char *ptr, const struct defaults *dflt, struct defn_step *st)
+{
+    static const char *const fields[] = {"items", "concurrency", "steps", NULL};
+    st->concurrency = DEFN_FOR_EACH_DEFAULT_CONCURRENCY;
+    if (!json_is_object(v)) {
+        add_error(p, ptr,
+                  "must be an object such as {\"items\": \"${input.orders}\", \"steps\": [steps]}");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+
+    const json_t *items = json_object_get(v, "items");
+    if (!items) {
+        add_error(p, ptr, "missing required field \"items\"");
+    } else {
+        char *at = ptr_key(ptr, "items");
+        const char *s = json_string_value(items);
+        if (json_is_array(items) || (s && expr_has_expression(s, json_string_length(items)))) {
+            /* The items are evaluated before the loop starts: outside it, like the step's
+             * other fields. */
+            st->items = json_deep_copy(items);
+            st->items_expr = compile_template(p, st->items, at, rec, REF_BEFORE);
+        } else {
+            add_error(p, at,
+                      "must be an array, or an expression such as \"${input.orders}\" that "
+                      "evaluates to one");
+        }
+        free(at);
+    }
+
+    const json_t *c = json_object_get(v, "concurrency");
+    if (c) {
+        json_int_t n = json_is_integer(c) ? json_integer_value(c) : 0;
+        if (n < 1 || n > DEFN_FOR_EACH_MAX_CONCURRENCY) {
+            char *at = ptr_key(ptr, "concurrency");
+            add_error(p, at, "must be an integer from 1 to %d", DEFN_FOR_EACH_MAX_CONCURRENCY);
+            free(at);
+        } else {
+            st->concurrency = (int)n;
+        }
+    }
+
+    if (!json_object_get(v, "steps")) {
+        add_error(p, ptr, "missing required field \"steps\"");
+    } else {
+        char *at = ptr_key(ptr, "steps");
+        parse_list(p, &rec->lists[0], at, dflt, &st->children, &st->n_children);
+        free(at);
+    }
+}
+
+static void parse_step(struct parser *p, const struct step_rec *rec, const struct defaults *dflt,
                        struct defn_step *st)
 {
     static const char *const fields[] = {"id",
@@ -644,6 +975,8 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
                                          "sleep",
                                          "sleep_until",
                                          "wait",
+                                         "parallel",
+                                         "for_each",
                                          "on_timeout",
                                          "timeout",
                                          "schedule_to_close",
@@ -651,10 +984,16 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
                                          "retry",
                                          "compensate",
                                          NULL};
-    char *ptr = ptr_index("/steps", index);
+    const json_t *v = rec->json;
+    const char *ptr = rec->ptr;
+    if (rec->depth > DEFN_MAX_STEP_DEPTH) {
+        /* Checked before anything else, so that nothing recurses deeper. */
+        add_error(p, ptr, "steps are nested too deeply (at most %d levels)", DEFN_MAX_STEP_DEPTH);
+        return;
+    }
     if (!json_is_object(v)) {
         add_error(p, ptr, "a step must be an object");
-        goto Exit;
+        return;
     }
     check_fields(p, v, ptr, fields);
 
@@ -669,10 +1008,9 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
             add_error(p, at, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -");
         } else {
             st->id = xstrdup(json_string_value(id));
-            size_t first = step_index_of(p, st->id);
-            if (first != index)
-                add_error(p, at, "duplicate step id \"%s\" (also used by /steps/%zu)", st->id,
-                          first);
+            const struct step_rec *first = step_rec_of(p, st->id);
+            if (first && first != rec)
+                add_error(p, at, "duplicate step id \"%s\" (also used by %s)", st->id, first->ptr);
         }
         free(at);
     }
@@ -690,7 +1028,8 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
         }
     }
     if (n_kinds == 0)
-        add_error(p, ptr, "a step needs one of activity, sleep, sleep_until or wait");
+        add_error(p, ptr,
+                  "a step needs one of activity, sleep, sleep_until, wait, parallel or for_each");
     bool known = n_kinds == 1;
     st->kind = (enum defn_step_kind)kind;
 
@@ -704,7 +1043,7 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
             } else {
                 static const char *const afields[] = {"url", "input", NULL};
                 check_fields(p, body, at, afields);
-                parse_call(p, body, at, index, REF_BEFORE, &st->activity);
+                parse_call(p, body, at, rec, REF_BEFORE, &st->activity);
             }
             break;
         case DEFN_STEP_SLEEP: {
@@ -714,10 +1053,16 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
             break;
         }
         case DEFN_STEP_SLEEP_UNTIL:
-            parse_sleep_until(p, body, at, index, st);
+            parse_sleep_until(p, body, at, rec, st);
             break;
         case DEFN_STEP_WAIT:
             parse_wait(p, body, at, st);
+            break;
+        case DEFN_STEP_PARALLEL:
+            parse_parallel(p, rec, body, at, dflt, st);
+            break;
+        case DEFN_STEP_FOR_EACH:
+            parse_for_each(p, rec, body, at, dflt, st);
             break;
         }
         free(at);
@@ -761,7 +1106,7 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
         const json_t *c = json_object_get(v, "compensate");
         if (c) {
             char *at = ptr_key(ptr, "compensate");
-            parse_compensate(p, c, at, index, dflt, st);
+            parse_compensate(p, c, at, rec, dflt, st);
             free(at);
         }
     }
@@ -781,24 +1126,130 @@ static void parse_step(struct parser *p, const json_t *v, size_t index, const st
                 strcmp(s, "continue") == 0 ? DEFN_ON_TIMEOUT_CONTINUE : DEFN_ON_TIMEOUT_FAIL;
         free(at);
     }
+}
 
-Exit:
-    free(ptr);
+/* A step list (the definition's steps, a branch, a for_each's steps) at ptr: a non-empty array
+ * of steps, parsed into a new array *out of *n_out. */
+static void parse_list(struct parser *p, const struct rec_list *l, const char *ptr,
+                       const struct defaults *dflt, struct defn_step **out, size_t *n_out)
+{
+    if (!json_is_array(l->steps)) {
+        add_error(p, ptr, "must be an array of steps");
+    } else if (l->n == 0) {
+        add_error(p, ptr, "must have at least one step");
+    } else {
+        *n_out = l->n;
+        *out = xcalloc(l->n, sizeof **out);
+        for (size_t i = 0; i < l->n; i++)
+            parse_step(p, &l->items[i], dflt, &(*out)[i]);
+    }
+}
+
+/* ---- the step tree ----------------------------------------------------------------------- */
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void record_step(struct parser *p, struct step_rec *r);
+
+/* Records the steps of the list l (steps, at ptr) held by parent (NULL at the top). */
+static void record_list(struct parser *p, struct rec_list *l, const json_t *steps, const char *ptr,
+                        const struct step_rec *parent, size_t list, int depth)
+{
+    l->steps = steps;
+    l->n = json_is_array(steps) ? json_array_size(steps) : 0;
+    l->items = l->n ? xcalloc(l->n, sizeof *l->items) : NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        struct step_rec *r = &l->items[i];
+        r->ptr = ptr_index(ptr, i);
+        r->json = json_array_get(steps, i);
+        r->parent = parent;
+        r->list = list;
+        r->index = i;
+        r->depth = depth;
+        record_step(p, r);
+    }
+}
+
+/* Records r's id (the first step with an id owns it) and, when r holds steps, its lists, as
+ * parsing will walk them: the kind is the first one the step has, in KIND_NAMES order. Steps
+ * deeper than DEFN_MAX_STEP_DEPTH are recorded for their pointer only, which bounds the
+ * recursion. */
+static void record_step(struct parser *p, struct step_rec *r)
+{
+    if (r->depth > DEFN_MAX_STEP_DEPTH || !json_is_object(r->json))
+        return;
+    const json_t *id = json_object_get(r->json, "id");
+    if (json_is_string(id) && valid_token(id, 64, "_-")) {
+        r->id = json_string_value(id);
+        if (!json_object_get(p->ids, r->id)) {
+            if (p->n_order == p->cap_order) {
+                p->cap_order = p->cap_order ? 2 * p->cap_order : 64;
+                p->order = xrealloc(p->order, p->cap_order * sizeof *p->order);
+            }
+            json_object_set_new(p->ids, r->id, json_integer((json_int_t)p->n_order));
+            p->order[p->n_order++] = r;
+        }
+    }
+    size_t kind = N_KINDS;
+    for (size_t k = 0; k < N_KINDS && kind == N_KINDS; k++)
+        if (json_object_get(r->json, KIND_NAMES[k]))
+            kind = k;
+    const json_t *body = kind < N_KINDS ? json_object_get(r->json, KIND_NAMES[kind]) : NULL;
+    if (kind == DEFN_STEP_PARALLEL) {
+        r->kind = REC_PARALLEL;
+        const json_t *branches = json_object_get(body, "branches");
+        size_t n = json_is_object(branches) ? json_object_size(branches) : 0;
+        if (n == 0)
+            return;
+        const char **names = xcalloc(n, sizeof *names);
+        const char *key;
+        json_t *value;
+        size_t k = 0;
+        json_object_foreach((json_t *)branches, key, value)
+        {
+            (void)value;
+            names[k++] = key;
+        }
+        qsort(names, n, sizeof *names, compare_keys);
+        r->n_lists = n;
+        r->lists = xcalloc(n, sizeof *r->lists);
+        char *at = xasprintf("%s/parallel/branches", r->ptr);
+        for (size_t b = 0; b < n; b++) {
+            char *bat = ptr_key(at, names[b]);
+            r->lists[b].name = names[b];
+            record_list(p, &r->lists[b], json_object_get(branches, names[b]), bat, r, b,
+                        r->depth + 1);
+            free(bat);
+        }
+        free(at);
+        free(names);
+    } else if (kind == DEFN_STEP_FOR_EACH) {
+        r->kind = REC_FOR_EACH;
+        r->n_lists = 1;
+        r->lists = xcalloc(1, sizeof *r->lists);
+        char *at = xasprintf("%s/for_each/steps", r->ptr);
+        record_list(p, &r->lists[0], json_object_get(body, "steps"), at, r, 0, r->depth + 1);
+        free(at);
+    }
+}
+
+static void rec_list_free(struct rec_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct step_rec *r = &l->items[i];
+        free(r->ptr);
+        for (size_t b = 0; b < r->n_lists; b++)
+            rec_list_free(&r->lists[b]);
+        free(r->lists);
+    }
+    free(l->items);
+    memset(l, 0, sizeof *l);
 }
 
 /* ---- the definition ---------------------------------------------------------------------- */
-
-/* Records each step's id for reference checks: the first step with a valid id owns it. */
-static void collect_ids(struct parser *p, const json_t *steps)
-{
-    for (size_t i = 0; i < json_array_size(steps); i++) {
-        const json_t *id = json_object_get(json_array_get(steps, i), "id");
-        if (!json_is_string(id) || !valid_token(id, 64, "_-"))
-            continue;
-        if (!json_object_get(p->ids, json_string_value(id)))
-            json_object_set_new(p->ids, json_string_value(id), json_integer((json_int_t)i));
-    }
-}
 
 static void parse_doc(struct parser *p, const json_t *doc, struct defn *d)
 {
@@ -837,22 +1288,15 @@ static void parse_doc(struct parser *p, const json_t *doc, struct defn *d)
     const json_t *steps = json_object_get(doc, "steps");
     if (!steps) {
         add_error(p, "", "missing required field \"steps\"");
-    } else if (!json_is_array(steps)) {
-        add_error(p, "/steps", "must be an array of steps");
-    } else if (json_array_size(steps) == 0) {
-        add_error(p, "/steps", "must have at least one step");
     } else {
-        collect_ids(p, steps);
-        d->n_steps = json_array_size(steps);
-        d->steps = xcalloc(d->n_steps, sizeof *d->steps);
-        for (size_t i = 0; i < d->n_steps; i++)
-            parse_step(p, json_array_get(steps, i), i, &dflt, &d->steps[i]);
+        record_list(p, &p->top, steps, "/steps", NULL, 0, 1);
+        parse_list(p, &p->top, "/steps", &dflt, &d->steps, &d->n_steps);
     }
 
     const json_t *output = json_object_get(doc, "output");
     if (output) {
         d->output = json_deep_copy(output);
-        d->output_expr = compile_template(p, d->output, "/output", 0, REF_ANY);
+        d->output_expr = compile_template(p, d->output, "/output", NULL, REF_OUTPUT);
     }
     retry_spec_free(&dflt.retry);
 }
@@ -861,10 +1305,12 @@ int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
 {
     if (!out || !errors)
         return -1;
-    struct parser p = {json_array(), json_object()};
+    struct parser p = {json_array(), json_object(), NULL, 0, 0, {0}};
     struct defn *d = xcalloc(1, sizeof *d);
     parse_doc(&p, doc, d);
     json_decref(p.ids);
+    free(p.order);
+    rec_list_free(&p.top);
     if (json_array_size(p.errors) > 0) {
         defn_free(d);
         *out = NULL;
@@ -899,6 +1345,33 @@ int defn_step_index(const struct defn *d, const char *id)
         if (d->steps[i].id && strcmp(d->steps[i].id, id) == 0)
             return (int)i;
     return -1;
+}
+
+/* The step with this id in steps[0..n) or anything they hold, or NULL. Definitions nest at
+ * most DEFN_MAX_STEP_DEPTH levels, which bounds the recursion. */
+static const struct defn_step *find_in(const struct defn_step *steps, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct defn_step *st = &steps[i];
+        if (st->id && strcmp(st->id, id) == 0)
+            return st;
+        for (size_t b = 0; b < st->n_branches; b++) {
+            const struct defn_step *f = find_in(st->branches[b].steps, st->branches[b].n_steps, id);
+            if (f)
+                return f;
+        }
+        const struct defn_step *f = find_in(st->children, st->n_children, id);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+const struct defn_step *defn_find_step(const struct defn *d, const char *id)
+{
+    if (!d || !id)
+        return NULL;
+    return find_in(d->steps, d->n_steps, id);
 }
 
 /* ---- retry arithmetic -------------------------------------------------------------------- */

@@ -5,10 +5,20 @@
  * are settled here, and tests/unit/defn/test_defn.c states each as a case:
  *
  *   - Unknown fields anywhere are errors.
- *   - A step has exactly one kind: activity, sleep, sleep_until or wait.
+ *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel or for_each.
+ *   - parallel and for_each hold step lists (non-empty arrays of steps), nested to any depth up
+ *     to DEFN_MAX_STEP_DEPTH levels of steps (a deeper step is an error at its pointer). A
+ *     parallel's branches are an object of at least one member named [A-Za-z0-9_-]{1,64}; they
+ *     are stored, and walked (errors, the first use of an id), in name order, so that member
+ *     order means nothing. A for_each's items are an array (any content) or a string with an
+ *     expression; anything else could never evaluate to an array and is an error. Its
+ *     concurrency is an integer 1..DEFN_FOR_EACH_MAX_CONCURRENCY.
+ *   - Step ids are unique across the whole definition, at any depth; a duplicate's message names
+ *     the pointer of the first use.
  *   - timeout, schedule_to_close, heartbeat_timeout, retry and compensate apply only to activity
- *     steps; on_timeout only to wait steps that have a wait.timeout. Elsewhere they are errors,
- *     because a setting that silently does nothing is a bug waiting to happen.
+ *     steps; on_timeout only to wait steps that have a wait.timeout. Elsewhere (parallel and
+ *     for_each included) they are errors, because a setting that silently does nothing is a bug
+ *     waiting to happen.
  *   - Durations that bound something (every timeout, initial_interval, max_interval) must be
  *     greater than zero; "sleep" may be zero.
  *   - Step retry overrides defaults.retry field by field; max_interval, when neither gives it, is
@@ -17,8 +27,17 @@
  *     max_attempts defaults to the larger of 10 and defaults.retry.max_attempts, because a
  *     compensation that gives up leaves the saga half undone. Its timeout defaults like an
  *     activity's; it has no schedule_to_close bound; it inherits defaults.heartbeat_timeout.
- *   - Expressions may use steps.<id> only for a step before the one that holds them; a step's
- *     compensate may also use the step itself; the top-level output may use any step.
+ *   - A template of step A (url, input, sleep_until, items) may use steps.<X> only when X has
+ *     completed before A starts on every run: X is an earlier sibling of A or of one of A's
+ *     ancestors (in the same step list), or a step nested in such a sibling, but not inside a
+ *     for_each body there (from outside a loop, its steps' results are the loop's output,
+ *     steps.<for_each id>.output). So steps of one loop body see each other's results in the same
+ *     iteration, and the branches of a parallel never see each other's (they run at once). A
+ *     step's compensate may also use the step itself. The top-level output may use any step that
+ *     is not inside a for_each body.
+ *   - item and index may be used only inside a for_each's steps (at any depth below it; its own
+ *     items are evaluated outside its loop); loops.<X> only where X is a for_each enclosing the
+ *     template's step.
  *   - Names: [A-Za-z0-9_.-]{1,128} but not "." or ".." (they would be path segments in URLs).
  */
 #ifndef KEEL_DEFN_DEFN_H
@@ -44,6 +63,25 @@ enum defn_step_kind {
     DEFN_STEP_SLEEP,       /* a fixed duration */
     DEFN_STEP_SLEEP_UNTIL, /* until an RFC 3339 time, literal or from an expression */
     DEFN_STEP_WAIT,        /* for a named signal, optionally with a timeout */
+    DEFN_STEP_PARALLEL,    /* named branches (step lists) that all run at once */
+    DEFN_STEP_FOR_EACH,    /* a step list run once per element of an evaluated array */
+};
+
+/* Defaults and bounds of for_each (contract, "Flow steps"). The item cap is a server setting
+ * (KEEL_FOR_EACH_MAX_ITEMS) applied when the items are evaluated, not here. */
+#define DEFN_FOR_EACH_DEFAULT_CONCURRENCY 10
+#define DEFN_FOR_EACH_MAX_CONCURRENCY     1000
+
+/* The most levels of steps a definition may nest (the definition's own steps are level 1). */
+#define DEFN_MAX_STEP_DEPTH 32
+
+struct defn_step;
+
+/* One branch of a parallel step: a name (a path segment, [A-Za-z0-9_-]{1,64}) and its steps. */
+struct defn_branch {
+    char *name;              /* owned */
+    struct defn_step *steps; /* owned; n_steps >= 1, in definition order */
+    size_t n_steps;
 };
 
 enum defn_on_timeout {
@@ -93,8 +131,19 @@ struct defn_step {
     int64_t wait_timeout_ms; /* 0 = wait for ever */
     enum defn_on_timeout on_timeout;
 
-    /* Sub-steps of compound kinds (parallel branches, for_each bodies) to come; no kind has any
-     * yet, so this is always NULL and 0. defn_free frees it recursively. */
+    /* DEFN_STEP_PARALLEL: the branches, sorted by name (a JSON object's member order is not
+     * part of its meaning, and the canonical form sorts keys). n_branches >= 1. */
+    struct defn_branch *branches; /* owned */
+    size_t n_branches;
+
+    /* DEFN_STEP_FOR_EACH: the items template (must evaluate to an array when the step is
+     * entered), the most iterations running at once, and the body in `children`. */
+    json_t *items;                    /* owned */
+    struct expr_template *items_expr; /* owned; items compiled */
+    int concurrency;                  /* 1 .. DEFN_FOR_EACH_MAX_CONCURRENCY */
+
+    /* The steps a compound kind holds: for_each's body (n_children >= 1); NULL and 0 for the
+     * other kinds. defn_free frees it recursively. */
     struct defn_step *children;
     size_t n_children;
 };
@@ -129,8 +178,12 @@ int defn_check_destinations(struct defn **d, json_t **errors) __attribute__((war
 /* Frees d and everything it owns. NULL is fine. */
 void defn_free(struct defn *d);
 
-/* The index in d->steps of the step with this id, or -1. */
+/* The index in d->steps (the top level only) of the step with this id, or -1. */
 int defn_step_index(const struct defn *d, const char *id);
+
+/* The step with this id at any depth (inside parallel branches and for_each bodies too), or
+ * NULL when there is none (or d or id is NULL). Borrowed from d. */
+const struct defn_step *defn_find_step(const struct defn *d, const char *id);
 
 /* The delay before the attempt after attempt number `attempt` (1-based) fails:
  * min(initial_interval x backoff_coefficient^(attempt - 1), max_interval), in whole

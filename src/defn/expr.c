@@ -31,6 +31,9 @@ enum path_root {
     ROOT_INPUT,     /* input... */
     ROOT_STEPS,     /* steps.<id>.output... or steps.<id>.error... */
     ROOT_EXECUTION, /* execution.id or execution.workflow */
+    ROOT_ITEM,      /* item...: the innermost loop's element */
+    ROOT_INDEX,     /* index: the innermost loop's index */
+    ROOT_LOOPS,     /* loops.<id>.item... or loops.<id>.index: an enclosing loop's */
 };
 
 struct path {
@@ -211,7 +214,7 @@ static bool parse_expr(const char *s, size_t len, size_t dollar, size_t *end, st
     while (i < len && is_name_char(s[i]))
         i++;
     if (i == start) {
-        why = "expected a name (input, steps or execution) after \"${\"";
+        why = "expected a name (input, steps, execution, item, index or loops) after \"${\"";
         goto Exit;
     }
     path_push(p, (struct seg){SEG_NAME, xstrndup(s + start, i - start), i - start, 0});
@@ -354,9 +357,44 @@ static const char *check_shape(struct path *p, struct buf *msg)
         p->root = ROOT_EXECUTION;
         return NULL;
     }
+    if (seg_is(root, "item")) {
+        p->root = ROOT_ITEM;
+        return NULL;
+    }
+    if (seg_is(root, "index")) {
+        if (p->n > 1) {
+            buf_puts(msg, "nothing may follow \"index\"");
+            return msg->data;
+        }
+        p->root = ROOT_INDEX;
+        return NULL;
+    }
+    if (seg_is(root, "loops")) {
+        const struct seg *id = p->n > 1 ? &p->segs[1] : NULL;
+        if (!id || id->kind != SEG_NAME || !is_name(id->key, id->key_len) || id->key_len > 64) {
+            buf_puts(msg, "\"loops\" must be followed by a for_each id ([A-Za-z0-9_-]{1,64}) "
+                          "and .item or .index, e.g. loops.orders.item");
+            return msg->data;
+        }
+        if (p->n < 3 || !(seg_is(&p->segs[2], "item") || seg_is(&p->segs[2], "index"))) {
+            buf_puts(msg, "only .item or .index may follow \"");
+            path_display(msg, p, 2);
+            buf_puts(msg, "\"");
+            return msg->data;
+        }
+        if (seg_is(&p->segs[2], "index") && p->n > 3) {
+            buf_puts(msg, "nothing may follow \"");
+            path_display(msg, p, 3);
+            buf_puts(msg, "\"");
+            return msg->data;
+        }
+        p->root = ROOT_LOOPS;
+        return NULL;
+    }
     buf_puts(msg, "unknown root \"");
     buf_append(msg, root->key, root->key_len);
-    buf_puts(msg, "\"; a path starts with input, steps.<id> or execution");
+    buf_puts(msg, "\"; a path starts with input, steps.<id>, execution, item, index or "
+                  "loops.<id>");
     return msg->data;
 }
 
@@ -497,6 +535,7 @@ static void node_clear(struct node *n)
 
 struct compiler {
     expr_step_ref_fn on_step_ref;
+    expr_loop_ref_fn on_loop_ref;
     expr_error_fn on_error;
     void *arg;
     int errors;
@@ -504,19 +543,28 @@ struct compiler {
     struct buf msg;
 };
 
-/* Reports each reference to a step's result in x, for the definition's checks of which steps
- * a template may use. */
-static void report_step_refs(struct compiler *c, const struct expr *x)
+/* Reports each reference to a step's result and each use of a loop's element or index in x,
+ * for the definition's checks of which steps and loops a template may use. */
+static void report_refs(struct compiler *c, const struct expr *x)
 {
     switch (x->kind) {
-    case EXPR_PATH:
-        if (x->u.path.root == ROOT_STEPS && c->on_step_ref) {
-            struct buf text = BUF_INIT;
-            path_display(&text, &x->u.path, x->u.path.n);
-            c->on_step_ref(c->arg, pointer_text(&c->ptr), text.data, x->u.path.segs[1].key);
-            buf_free(&text);
-        }
+    case EXPR_PATH: {
+        const struct path *p = &x->u.path;
+        bool step = p->root == ROOT_STEPS && c->on_step_ref;
+        bool loop = (p->root == ROOT_ITEM || p->root == ROOT_INDEX || p->root == ROOT_LOOPS) &&
+                    c->on_loop_ref;
+        if (!step && !loop)
+            break;
+        struct buf text = BUF_INIT;
+        path_display(&text, p, p->n);
+        if (step)
+            c->on_step_ref(c->arg, pointer_text(&c->ptr), text.data, p->segs[1].key);
+        else
+            c->on_loop_ref(c->arg, pointer_text(&c->ptr), text.data,
+                           p->root == ROOT_LOOPS ? p->segs[1].key : NULL);
+        buf_free(&text);
         break;
+    }
     }
 }
 
@@ -572,7 +620,7 @@ static void compile_string(struct compiler *c, json_t *v, struct node *n)
             n->message = xstrdup(c->msg.data);
             return;
         }
-        report_step_refs(c, x);
+        report_refs(c, x);
         if (text.len) {
             size_t tlen = text.len;
             push_part(n, &cap, (struct part){buf_steal(&text), tlen, NULL});
@@ -721,6 +769,26 @@ static json_t *eval_path(const struct path *p, const json_t *ctx, struct buf *ms
             buf_puts(msg, "steps.");
             buf_append(msg, id->key, id->key_len);
             buf_puts(msg, want_output ? " has no output yet" : " has no error (it has not failed)");
+            goto Fail;
+        }
+        first = 3;
+    } else if (p->root == ROOT_ITEM || p->root == ROOT_INDEX) {
+        cur = json_object_get(ctx, p->root == ROOT_ITEM ? "item" : "index");
+        if (!cur) {
+            buf_reset(msg);
+            buf_puts(msg, "not inside a for_each");
+            goto Fail;
+        }
+        first = 1;
+    } else if (p->root == ROOT_LOOPS) {
+        const struct seg *id = &p->segs[1];
+        json_t *loop = json_object_getn(json_object_get(ctx, "loops"), id->key, id->key_len);
+        cur = json_object_get(loop, seg_is(&p->segs[2], "item") ? "item" : "index");
+        if (!cur) {
+            buf_reset(msg);
+            buf_puts(msg, "not inside for_each \"");
+            buf_append(msg, id->key, id->key_len);
+            buf_putc(msg, '"');
             goto Fail;
         }
         first = 3;
@@ -1032,11 +1100,26 @@ static void copy_truncated(char *dst, size_t size, const char *src)
 struct expr_template *expr_compile(const json_t *tmpl, expr_step_ref_fn on_step_ref,
                                    expr_error_fn on_error, void *arg, int *n_malformed)
 {
+    struct expr_reporter r = {on_step_ref, NULL, on_error, arg};
+    return expr_compile_reporting(tmpl, &r, n_malformed);
+}
+
+struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct expr_reporter *r,
+                                             int *n_malformed)
+{
     if (n_malformed)
         *n_malformed = 0;
     if (!tmpl)
         return NULL;
-    struct compiler c = {on_step_ref, on_error, arg, 0, BUF_INIT, BUF_INIT};
+    const struct expr_reporter none = {NULL, NULL, NULL, NULL};
+    if (!r)
+        r = &none;
+    struct compiler c = {.on_step_ref = r->on_step_ref,
+                         .on_loop_ref = r->on_loop_ref,
+                         .on_error = r->on_error,
+                         .arg = r->arg,
+                         .ptr = BUF_INIT,
+                         .msg = BUF_INIT};
     struct expr_template *t = xcalloc(1, sizeof *t);
     /* Literal parts are kept by reference, never changed (see expr.h). */
     compile_value(&c, (json_t *)tmpl, &t->root);

@@ -19,10 +19,17 @@
  *       steps.<id>.output          the output of an earlier step
  *       steps.<id>.error           the error of an earlier step ({"type", "message", ...})
  *       execution.id, execution.workflow
+ *       item                       the element of the innermost enclosing for_each
+ *       index                      its index (0-based)
+ *       loops.<id>.item            the element of the enclosing for_each <id> (any level)
+ *       loops.<id>.index           its index
  *     Segments: .name (name of [A-Za-z0-9_-]+), [N] (N a non-negative decimal integer) and
  *     ["quoted key"] for any other key (inside the quotes, \" and \\ are the only escapes).
- *     After steps.<id> only .output or .error may follow; nothing may follow execution.id or
- *     execution.workflow.
+ *     After steps.<id> only .output or .error may follow; after loops.<id> only .item or
+ *     .index. Any segments may follow item and loops.<id>.item, as they may follow input;
+ *     nothing may follow execution.id, execution.workflow, index or loops.<id>.index.
+ *   - Where item, index and loops.<id> may be used (inside the loop) is the definition's
+ *     business: compiling reports each use (expr_loop_ref_fn) so that the caller can check it.
  *   - A path to a value that is not there is an error, named precisely; it never becomes null.
  *     A JSON null that is there is a value like any other.
  */
@@ -49,6 +56,12 @@ struct expr_error {
  * call. */
 typedef void (*expr_step_ref_fn)(void *arg, const char *pointer, const char *expr,
                                  const char *step_id);
+/* Called once per well-formed use of a loop's element or index while a template is compiled.
+ * pointer and expr as for expr_step_ref_fn (e.g. "item.sku", "index", "loops.all.item");
+ * loop_id: NULL for item and index (the innermost enclosing loop), the id after "loops." for
+ * loops.<id>... All borrowed for the call. */
+typedef void (*expr_loop_ref_fn)(void *arg, const char *pointer, const char *expr,
+                                 const char *loop_id);
 /* Called once per malformed expression while a template is compiled or checked. message starts
  * with the expression, e.g. "${inptu.a}: unknown root \"inptu\"; ...". Borrowed for the call. */
 typedef void (*expr_error_fn)(void *arg, const char *pointer, const char *message);
@@ -59,13 +72,14 @@ struct expr_template;
 
 /* Compiles tmpl (any JSON value; see the language above) as a definition is registered: each
  * "${...}" must parse and have a valid shape (root, steps.<id>.output|error,
- * execution.id|workflow). Reports the first bad expression of each string to on_error (the rest
- * of that string is skipped, as it cannot be split reliably) and each step reference to
- * on_step_ref, in template order; either may be NULL. Whether a referenced step exists is the
- * caller's business. Sets *n_malformed (when not NULL) to the number of strings with a malformed
- * expression. Such a string still compiles, into a node whose evaluation fails with the same
- * message, so that a one-off evaluation reports errors in template order; a definition refuses
- * the template instead.
+ * execution.id|workflow, item, index, loops.<id>.item|index). Reports the first bad expression
+ * of each string to on_error (the rest of that string is skipped, as it cannot be split
+ * reliably) and each step reference to on_step_ref, in template order; either may be NULL.
+ * Loop references are not reported here (expr_compile_reporting does). Whether a referenced
+ * step exists, or a loop encloses the template, is the caller's business. Sets *n_malformed
+ * (when not NULL) to the number of strings with a malformed expression. Such a string still
+ * compiles, into a node whose evaluation fails with the same message, so that a one-off
+ * evaluation reports errors in template order; a definition refuses the template instead.
  * Returns a new compiled template (caller frees it with expr_template_free), or NULL when tmpl
  * is NULL. It keeps references to parts of tmpl rather than copies: tmpl must not be changed
  * while the compiled template lives. */
@@ -73,15 +87,34 @@ struct expr_template *expr_compile(const json_t *tmpl, expr_step_ref_fn on_step_
                                    expr_error_fn on_error, void *arg, int *n_malformed)
     __attribute__((warn_unused_result));
 
+/* What compiling reports, and to whom: any callback may be NULL. Reports come in template order,
+ * each kind interleaved with the others as the expressions appear. */
+struct expr_reporter {
+    expr_step_ref_fn on_step_ref; /* each steps.<id>... */
+    expr_loop_ref_fn on_loop_ref; /* each item, index and loops.<id>... */
+    expr_error_fn on_error;       /* each string's first malformed expression */
+    void *arg;                    /* passed to every callback */
+};
+
+/* expr_compile with every kind of report, loop references included. r may be NULL (no
+ * reports). Same result, ownership and lifetime rules as expr_compile. */
+struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct expr_reporter *r,
+                                             int *n_malformed) __attribute__((warn_unused_result));
+
 /* Evaluates the compiled template t against ctx, the object
  *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},
- *    "execution": {"id": ..., "workflow": ...}}
+ *    "execution": {"id": ..., "workflow": ...},
+ *    "item": ..., "index": N, "loops": {"<for_each id>": {"item": ..., "index": N}}}
  * where a step that has not completed has no "output" member and one that has not failed has no
- * "error" member. The result's compact JSON text may not be longer than max_bytes (SIZE_MAX for
- * no bound): the budget is counted while evaluating, before anything is copied, so a template
- * that would expand a large value many times fails after building at most about max_bytes
- * (never the whole expansion); going over fails with err->message naming the limit and
- * err->pointer at the value where the budget ran out. A string's expressions were all checked
+ * "error" member. "item" and "index" are the innermost enclosing loop's, and "loops" holds every
+ * enclosing loop, the innermost included; outside any loop they are absent, and a path that
+ * reads them fails with "${item}: not inside a for_each" (or "${loops.x.item}: not inside
+ * for_each \"x\""). Inside a loop, "steps" holds the same iteration's steps.
+ * The result's compact JSON text may not be longer than max_bytes (SIZE_MAX for no bound): the
+ * budget is counted while evaluating, before anything is copied, so a template that would
+ * expand a large value many times fails after building at most about max_bytes (never the whole
+ * expansion); going over fails with err->message naming the limit and err->pointer at the value
+ * where the budget ran out. A string's expressions were all checked
  * when it was compiled, so a malformed one is reported as such even when an earlier one would
  * fail for a missing value.
  * Returns a new value that shares nothing with t or ctx (the caller owns it and decrefs it), or

@@ -69,9 +69,29 @@ struct run {
     const struct engine_input *in;
     struct engine_effects *fx;
     int64_t now;
-    bool *changed; /* per step: its row must be written */
+    bool *changed; /* per instance: its row must be written */
+    size_t cap_changed;
     size_t cap_events, cap_tasks, cap_cancels;
+    json_t *scope;   /* the evaluation context of instance scope_of (nested plans only) */
+    long scope_of;   /* -1: the root's */
+    json_t *retired; /* scopes replaced during this call: a call may still borrow one */
 };
+
+static struct engine_step *S(const struct run *r, size_t i)
+{
+    return &r->st->steps[i];
+}
+
+static const struct engine_plan_node *N(const struct run *r, size_t i)
+{
+    return r->st->steps[i].node;
+}
+
+/* A branch's or an iteration's sequence: an instance with no step of its own. */
+static bool is_sequence(const struct run *r, size_t i)
+{
+    return N(r, i)->kind == ENGINE_NODE_SEQUENCE;
+}
 
 /* ---- effects ----------------------------------------------------------------------------- */
 
@@ -212,8 +232,31 @@ static void cancel_kind(struct run *r, enum engine_task_kind kind, size_t step)
     fx->cancels[fx->n_cancels++] = (struct engine_task_cancel){kind, step};
 }
 
+/* Drops the tasks this call added for instance i, which stopped in the same call: the runner
+ * inserts fx->tasks after applying fx->cancels, so a cancel would not reach them. */
+static void drop_new_tasks(struct run *r, size_t i)
+{
+    struct engine_effects *fx = r->fx;
+    size_t k = 0;
+    for (size_t j = 0; j < fx->n_tasks; j++) {
+        if (fx->tasks[j].step == i)
+            json_decref(fx->tasks[j].payload);
+        else
+            fx->tasks[k++] = fx->tasks[j];
+    }
+    fx->n_tasks = k;
+}
+
 static void mark_changed(struct run *r, size_t i)
 {
+    if (i >= r->cap_changed) {
+        size_t cap = r->cap_changed ? r->cap_changed : 8;
+        while (cap <= i)
+            cap *= 2;
+        r->changed = xrealloc(r->changed, cap * sizeof *r->changed);
+        memset(r->changed + r->cap_changed, 0, (cap - r->cap_changed) * sizeof *r->changed);
+        r->cap_changed = cap;
+    }
     r->changed[i] = true;
 }
 
@@ -234,20 +277,128 @@ static json_t *time_json(int64_t ms)
 
 /* ---- the expression context -------------------------------------------------------------- */
 
-/* ctx.steps.<id>, created when missing. Borrowed. */
-static json_t *ctx_step(struct run *r, const char *id)
+/* ctx.steps.<path of instance i>, created when missing. Borrowed. Outputs and errors are
+ * keyed by path, which is the step's id at the top level. */
+static json_t *ctx_step(struct run *r, size_t i)
 {
     json_t *steps = json_object_get(r->ctx, "steps");
     if (!json_is_object(steps)) {
         steps = json_object();
         json_object_set_new(r->ctx, "steps", steps);
     }
-    json_t *entry = json_object_get(steps, id);
+    const char *path = S(r, i)->path;
+    json_t *entry = json_object_get(steps, path);
     if (!json_is_object(entry)) {
         entry = json_object();
-        json_object_set_new(steps, id, entry);
+        json_object_set_new(steps, path, entry);
+        /* A cached scope holds the entries that existed when it was built. */
+        if (r->scope) {
+            json_array_append_new(r->retired, r->scope);
+            r->scope = NULL;
+        }
     }
     return entry;
+}
+
+/* The item indexes of the loops around instance i (-1: the root, none), outermost first, and
+ * the iteration instances they come from. Returns how many. */
+static size_t loops_of(const struct run *r, long i, size_t *idx, size_t *iters, size_t max)
+{
+    size_t n = 0;
+    for (size_t a = (size_t)i; i >= 0 && a != ENGINE_NO_PARENT; a = S(r, a)->parent) {
+        const struct engine_plan_node *node = N(r, a);
+        if (node->kind == ENGINE_NODE_SEQUENCE && node->parent &&
+            node->parent->kind == ENGINE_NODE_FOR_EACH && n < max) {
+            idx[n] = S(r, a)->position;
+            iters[n] = a;
+            n++;
+        }
+    }
+    for (size_t k = 0; k < n / 2; k++) {
+        size_t t = idx[k];
+        idx[k] = idx[n - 1 - k];
+        idx[n - 1 - k] = t;
+        t = iters[k];
+        iters[k] = iters[n - 1 - k];
+        iters[n - 1 - k] = t;
+    }
+    return n;
+}
+
+#define MAX_LOOPS 64
+
+/* The context templates of instance i (-1: the definition's output) are evaluated in. A flat
+ * definition uses ctx as it is (paths are ids). In a nested one, "steps" maps each step id to
+ * the result of the instance of that step the template can see: the same iteration's for a
+ * step inside the loops around i, the only one for a step outside every loop; and "item",
+ * "index" and "loops" describe the loops around i. Borrowed; valid until the call ends. */
+static const json_t *scope_ctx(struct run *r, long i)
+{
+    if (!r->p->nested)
+        return r->ctx;
+    if (r->scope && r->scope_of == i)
+        return r->scope;
+    if (r->scope)
+        json_array_append_new(r->retired, r->scope);
+    size_t idx[MAX_LOOPS], iters[MAX_LOOPS];
+    size_t n = loops_of(r, i, idx, iters, MAX_LOOPS);
+    const struct engine_plan_node *loops[MAX_LOOPS];
+    for (size_t k = 0; k < n; k++)
+        loops[k] = N(r, iters[k])->parent;
+
+    json_t *view = json_object();
+    json_object_set(view, "input", json_object_get(r->ctx, "input"));
+    json_object_set(view, "execution", json_object_get(r->ctx, "execution"));
+    json_t *all = json_object_get(r->ctx, "steps");
+    json_t *steps = json_object();
+    for (size_t k = 0; k < r->p->n_nodes; k++) {
+        const struct engine_plan_node *node = &r->p->nodes[k];
+        if (!node->id || node->loop_depth > n ||
+            node->loop != (node->loop_depth ? loops[node->loop_depth - 1] : NULL))
+            continue;
+        char *path = engine_plan_path(node, idx, node->loop_depth);
+        json_t *e = path ? json_object_get(all, path) : NULL;
+        if (e)
+            json_object_set(steps, node->id, e);
+        free(path);
+    }
+    json_object_set_new(view, "steps", steps);
+    if (n > 0) {
+        json_t *named = json_object();
+        for (size_t k = 0; k < n; k++) {
+            const struct engine_step *loop = S(r, S(r, iters[k])->parent);
+            json_t *item = json_array_get(loop->items, idx[k]);
+            json_object_set_new(
+                named, loops[k]->id,
+                json_pack("{s:O?, s:I}", "item", item, "index", (json_int_t)idx[k]));
+            if (k == n - 1) {
+                json_object_set(view, "item", item ? item : json_null());
+                json_object_set_new(view, "index", json_integer((json_int_t)idx[k]));
+            }
+        }
+        json_object_set_new(view, "loops", named);
+    }
+    r->scope = view;
+    r->scope_of = i;
+    return view;
+}
+
+/* The JSON Pointer of plan node n in the definition ("/steps/1/parallel/branches/email/0"),
+ * written to buf. */
+static void node_pointer(const struct engine_plan_node *n, char *buf, size_t size)
+{
+    if (!n->parent) {
+        snprintf(buf, size, "/steps");
+        return;
+    }
+    node_pointer(n->parent, buf, size);
+    size_t len = strlen(buf);
+    if (n->kind == ENGINE_NODE_SEQUENCE && n->branch)
+        snprintf(buf + len, size - len, "/parallel/branches/%s", n->branch);
+    else if (n->kind == ENGINE_NODE_SEQUENCE)
+        snprintf(buf + len, size - len, "/for_each/steps");
+    else
+        snprintf(buf + len, size - len, "/%zu", n->index);
 }
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -256,7 +407,7 @@ static json_t *ctx_step(struct run *r, const char *id)
 static json_t *step_error(struct run *r, size_t i, const char *type, const char *message)
 {
     return json_pack("{s:s, s:s, s:s, s:i}", "type", type, "message", message, "step",
-                     r->d->steps[i].id, "attempts", r->st->steps[i].attempt);
+                     N(r, i)->id ? N(r, i)->id : S(r, i)->path, "attempts", S(r, i)->attempt);
 }
 
 /* An expression error of step i (or of the definition's output when step is -1); base is the
@@ -278,7 +429,7 @@ static json_t *expression_error(struct run *r, long step, const char *base,
  * attempts are the compensation's, and it says so. */
 static void as_compensation_error(struct run *r, size_t i, json_t *err)
 {
-    json_object_set_new(err, "attempts", json_integer(r->st->steps[i].comp.attempt));
+    json_object_set_new(err, "attempts", json_integer(S(r, i)->comp.attempt));
     json_object_set_new(err, "compensation", json_true());
 }
 
@@ -290,7 +441,7 @@ struct call {
     struct run *r;
     size_t step;
     bool compensation;
-    char pointer[64]; /* "/steps/<i>/activity" or "/steps/<i>/compensate" */
+    char pointer[1024]; /* "/steps/<i>/activity", ".../compensate", deeper for nested steps */
     struct activity_options opt;
     struct activity_call ac;
     struct activity_sink sink;
@@ -347,19 +498,19 @@ static enum activity_status step_call_status(enum engine_step_status s)
  * have), with the state found in r->st. */
 static void load_call(struct run *r, size_t i, bool compensation, struct call *c)
 {
-    const struct defn_step *ds = &r->d->steps[i];
-    const struct engine_step *s = &r->st->steps[i];
+    const struct defn_step *ds = N(r, i)->step;
     memset(c, 0, sizeof *c);
     c->r = r;
     c->step = i;
     c->compensation = compensation;
-    snprintf(c->pointer, sizeof c->pointer, "/steps/%zu/%s", i,
-             compensation ? "compensate" : "activity");
+    node_pointer(N(r, i), c->pointer, sizeof c->pointer - 16);
+    strcat(c->pointer, compensation ? "/compensate" : "/activity");
     activity_options_from_defn(&c->opt, compensation ? ds->compensate : &ds->activity, c->pointer);
     c->ac.opt = &c->opt;
     c->ac.name = ds->id;
     c->ac.compensation = compensation;
-    c->ac.ctx = r->ctx;
+    c->ac.ctx = scope_ctx(r, (long)i);
+    const struct engine_step *s = S(r, i);
     /* A compensation has no schedule_to_close (the parser never sets one), so the step's own
      * scheduling time serves it as well and the state needs no field for it. */
     c->ac.scheduled_at_ms = s->scheduled_at_ms;
@@ -401,24 +552,33 @@ static void store_call(const struct call *c)
     }
 }
 
-/* The child of sequence seq that runs (or ran last), or NULL when none is. v1 keeps one cursor
- * for the whole execution: only the root is a sequence, and its active child is st->current. */
-static const struct engine_plan_node *sequence_active(const struct run *r,
-                                                      const struct engine_plan_node *seq)
+/* True when instance i is where its parent runs now: the top-level step at st->current, or a
+ * child of a running container (for a sequence, the child at its cursor). An input about an
+ * instance that is not active is stale. */
+static bool instance_active(const struct run *r, size_t i)
 {
-    size_t i = r->st->current;
-    return seq == r->p->root && i < seq->n_children ? &seq->children[i] : NULL;
+    const struct engine_step *s = S(r, i);
+    if (s->parent == ENGINE_NO_PARENT)
+        return i == r->st->current;
+    const struct engine_step *par = S(r, s->parent);
+    if (par->status != ENGINE_STEP_RUNNING)
+        return false;
+    return N(r, s->parent)->kind != ENGINE_NODE_SEQUENCE || par->cursor == N(r, i)->index;
 }
 
-/* True when step i is the active child of its container (the step an input about it must
- * name). */
-static bool step_active(const struct run *r, size_t i)
+/* True when no new work may start at or below instance i: a cancel was requested, or a
+ * container around i (or i itself) stops because one of its children failed. */
+static bool halted(const struct run *r, size_t i)
 {
-    const struct engine_plan_node *n = engine_plan_step_node(r->p, i);
-    return n && n->parent && sequence_active(r, n->parent) == n;
+    if (r->st->cancel_requested)
+        return true;
+    for (size_t a = i; a != ENGINE_NO_PARENT; a = S(r, a)->parent)
+        if (S(r, a)->stopping)
+            return true;
+    return false;
 }
 
-/* The call the input names when it is under way in a running execution: the current step's
+/* The call the input names when it is under way in a running execution: an active step's
  * attempt outside the saga, or the compensation of the step during it. False otherwise. Whether
  * the input fits the call's attempt is activity.c's to say. */
 static bool input_call(struct run *r, struct call *c)
@@ -427,12 +587,14 @@ static bool input_call(struct run *r, struct call *c)
     size_t i = r->in->step;
     if (st->status != ENGINE_EXEC_RUNNING || i >= st->n_steps)
         return false;
-    const struct defn_step *ds = &r->d->steps[i];
+    const struct defn_step *ds = N(r, i)->step;
+    if (!ds)
+        return false;
     if (r->in->compensation) {
         if (!st->compensating || !ds->compensate)
             return false;
     } else {
-        if (st->compensating || !step_active(r, i) || ds->kind != DEFN_STEP_ACTIVITY)
+        if (st->compensating || !instance_active(r, i) || ds->kind != DEFN_STEP_ACTIVITY)
             return false;
     }
     load_call(r, i, r->in->compensation, c);
@@ -442,9 +604,11 @@ static bool input_call(struct run *r, struct call *c)
 /* ---- transitions ------------------------------------------------------------------------- */
 
 static void enter_step(struct run *r, size_t i);
-static void enter_node(struct run *r, const struct engine_plan_node *n);
-static void node_ended(struct run *r, const struct engine_plan_node *n,
-                       enum engine_outcome outcome);
+static void enter_node(struct run *r, size_t i);
+static void node_ended(struct run *r, size_t i, enum engine_outcome outcome);
+static void root_ended(struct run *r, enum engine_outcome outcome);
+static void container_check(struct run *r, size_t c);
+static void resume_node(struct run *r, size_t i);
 static void begin_saga(struct run *r);
 static void saga_next(struct run *r);
 static void compensation_failed(struct run *r, size_t i, json_t *err);
@@ -453,12 +617,13 @@ static void complete_execution(struct run *r)
 {
     struct engine_state *st = r->st;
     json_t *output;
-    st->current = st->n_steps;
+    st->current = st->n_top;
     r->fx->ended = true;
     r->fx->cancel_tasks = true;
     if (r->d->output_expr) {
         struct expr_error e;
-        output = expr_template_eval(r->d->output_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
+        output =
+            expr_template_eval(r->d->output_expr, scope_ctx(r, -1), ENGINE_MAX_PAYLOAD_BYTES, &e);
         if (!output) {
             /* Not a step's failure: no saga (see engine.h). */
             json_t *err = expression_error(r, -1, "/output", &e);
@@ -475,87 +640,445 @@ static void complete_execution(struct run *r)
     r->fx->output = output;
 }
 
-/* Step i failed for good with error (stolen): the saga undoes what completed, then ends the
- * execution (failed, or cancelled when a cancel is what stopped the step's retries). */
-static void fail_step(struct run *r, size_t i, json_t *error)
+/* Instance i failed for good with error (stolen): its parent is told. A nested step's error
+ * says where it ran ("path"). A branch's or an iteration's sequence journals no event: its
+ * failed step did. */
+static void fail_node(struct run *r, size_t i, json_t *error)
 {
-    struct engine_step *s = &r->st->steps[i];
+    struct engine_step *s = S(r, i);
     s->status = ENGINE_STEP_FAILED;
     s->completed_at_ms = r->now;
-    json_object_set_new(ctx_step(r, r->d->steps[i].id), "error", json_deep_copy(error));
+    if (s->parent != ENGINE_NO_PARENT && json_is_object(error) && !json_object_get(error, "path") &&
+        !is_sequence(r, i))
+        json_object_set_new(error, "path", json_string(s->path));
+    json_object_set_new(ctx_step(r, i), "error", json_deep_copy(error));
     mark_changed(r, i);
-    emit(r, "step_failed", (long)i, s->attempt, wrap("error", error));
+    if (!is_sequence(r, i))
+        emit(r, "step_failed", (long)i, s->attempt, wrap("error", error));
     json_decref(error);
-    node_ended(r, engine_plan_step_node(r->p, i), ENGINE_OUTCOME_FAILED);
+    node_ended(r, i, ENGINE_OUTCOME_FAILED);
 }
 
-/* Step i completed with output (stolen). */
-static void complete_step(struct run *r, size_t i, json_t *output)
+/* Instance i completed with output (stolen; NULL for a sequence, whose output is its last
+ * step's and is not stored twice). */
+static void complete_node(struct run *r, size_t i, json_t *output)
 {
-    struct engine_step *s = &r->st->steps[i];
+    struct engine_step *s = S(r, i);
     s->status = ENGINE_STEP_COMPLETED;
     s->completed_at_ms = r->now;
     s->completion_order = ++r->st->completions;
-    json_object_set_new(ctx_step(r, r->d->steps[i].id), "output", json_deep_copy(output));
     mark_changed(r, i);
-    emit(r, "step_completed", (long)i, s->attempt, wrap("output", output));
-    json_decref(output);
-    node_ended(r, engine_plan_step_node(r->p, i), ENGINE_OUTCOME_COMPLETED);
+    if (output) {
+        json_object_set_new(ctx_step(r, i), "output", json_deep_copy(output));
+        emit(r, "step_completed", (long)i, s->attempt, wrap("output", output));
+        json_decref(output);
+    }
+    node_ended(r, i, ENGINE_OUTCOME_COMPLETED);
+}
+
+static void fail_step(struct run *r, size_t i, json_t *error)
+{
+    fail_node(r, i, error);
+}
+
+static void complete_step(struct run *r, size_t i, json_t *output)
+{
+    complete_node(r, i, output);
+}
+
+/* Instance i stopped without ending (a cancel, or a failure elsewhere in its container):
+ * "skipped", keeping its attempts and times. */
+static void skip_node(struct run *r, size_t i)
+{
+    struct engine_step *s = S(r, i);
+    s->status = ENGINE_STEP_SKIPPED;
+    s->accepted = false;
+    s->attempt_started_at_ms = 0;
+    mark_changed(r, i);
 }
 
 /* ---- control flow through the plan ------------------------------------------------------- */
 
-/* Records that child runs now in its parent container (a sequence: its cursor moves). */
-static void set_active(struct run *r, const struct engine_plan_node *child)
+/* The instance of plan node child under instance parent (ENGINE_NO_PARENT: the root) at
+ * position, created when it does not exist yet. Top-level instances always exist. */
+static size_t child_instance(struct run *r, size_t parent, const struct engine_plan_node *child,
+                             size_t position)
 {
-    if (child->parent && child->parent->kind == ENGINE_NODE_SEQUENCE)
-        r->st->current = child->step_index;
+    if (parent == ENGINE_NO_PARENT)
+        return child->step_index;
+    char num[24];
+    const char *seg = child->id ? child->id : child->branch;
+    if (!seg) {
+        snprintf(num, sizeof num, "%zu", position);
+        seg = num;
+    }
+    char *path = xasprintf("%s/%s", S(r, parent)->path, seg);
+    long found = engine_state_find(r->st, path);
+    size_t k;
+    if (found >= 0) {
+        k = (size_t)found;
+    } else {
+        k = engine_state_add(r->st, path, parent);
+        S(r, k)->node = child;
+        S(r, k)->position = position;
+    }
+    free(path);
+    mark_changed(r, k);
+    return k;
 }
 
-/* Starts node n: a container starts its children as its kind says, a leaf is entered as a step.
- * A sequence without children has nothing to wait for and ends at once. */
-static void enter_node(struct run *r, const struct engine_plan_node *n)
+/* A container starts (again) from nothing: no counters, no items, no result. */
+static void reset_container(struct run *r, size_t i)
 {
-    set_active(r, n);
+    struct engine_step *s = S(r, i);
+    json_decref(s->items);
+    size_t parent = s->parent, position = s->position;
+    char *path = s->path;
+    const struct engine_plan_node *node = s->node;
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->node = node;
+    s->parent = parent;
+    s->position = position;
+    s->status = ENGINE_STEP_RUNNING;
+    s->scheduled_at_ms = r->now;
+    s->started_at_ms = r->now;
+    json_t *entry = ctx_step(r, i);
+    json_object_del(entry, "output");
+    json_object_del(entry, "error");
+    mark_changed(r, i);
+}
+
+/* Records that instance i runs now in its parent (the root's or a sequence's cursor). */
+static void set_active(struct run *r, size_t i)
+{
+    struct engine_step *s = S(r, i);
+    if (s->parent == ENGINE_NO_PARENT)
+        r->st->current = i;
+    else if (N(r, s->parent)->kind == ENGINE_NODE_SEQUENCE)
+        S(r, s->parent)->cursor = N(r, i)->index;
+}
+
+/* The output of the last step of sequence instance seq (null when it has none). New ref. */
+static json_t *sequence_output(struct run *r, size_t seq)
+{
+    const struct engine_plan_node *n = N(r, seq);
+    const struct engine_plan_node *last = &n->children[n->n_children - 1];
+    char *path = xasprintf("%s/%s", S(r, seq)->path, last->id);
+    const json_t *out =
+        json_object_get(json_object_get(json_object_get(r->ctx, "steps"), path), "output");
+    free(path);
+    return out ? json_deep_copy(out) : json_null();
+}
+
+/* Evaluates a for_each's items and checks them; NULL with *error set when they are no array or
+ * too many. */
+static json_t *for_each_items(struct run *r, size_t i, json_t **error)
+{
+    const struct defn_step *ds = N(r, i)->step;
+    struct expr_error e;
+    json_t *v =
+        expr_template_eval(ds->items_expr, scope_ctx(r, (long)i), ENGINE_MAX_PAYLOAD_BYTES, &e);
+    if (!v) {
+        char base[1024];
+        node_pointer(N(r, i), base, sizeof base - 32);
+        strcat(base, "/for_each/items");
+        *error = expression_error(r, (long)i, base, &e);
+        return NULL;
+    }
+    if (!json_is_array(v)) {
+        char *text = activity_quote_value(v);
+        char *msg = xasprintf("for_each items must be an array, but evaluated to %s", text);
+        *error = step_error(r, i, "invalid_items", msg);
+        free(msg);
+        free(text);
+        json_decref(v);
+        return NULL;
+    }
+    if (json_array_size(v) > r->p->max_items) {
+        char *msg = xasprintf("for_each items has %zu elements; the most allowed is %zu "
+                              "(KEEL_FOR_EACH_MAX_ITEMS)",
+                              json_array_size(v), r->p->max_items);
+        *error = step_error(r, i, "too_many_items", msg);
+        free(msg);
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Starts instance i: a container starts its children as its kind says, a leaf is entered as a
+ * step. */
+static void enter_node(struct run *r, size_t i)
+{
+    const struct engine_plan_node *n = N(r, i);
+    set_active(r, i);
     switch (n->kind) {
-    case ENGINE_NODE_SEQUENCE:
-        if (n->n_children > 0)
-            enter_node(r, &n->children[0]);
-        else
-            node_ended(r, n, ENGINE_OUTCOME_COMPLETED);
+    case ENGINE_NODE_SEQUENCE: {
+        reset_container(r, i);
+        size_t k = child_instance(r, i, &n->children[0], 0);
+        enter_node(r, k);
         return;
+    }
+    case ENGINE_NODE_PARALLEL: {
+        reset_container(r, i);
+        emit(r, "step_scheduled", (long)i, 0, json_pack("{s:s}", "kind", "parallel"));
+        S(r, i)->running = (int)n->n_children;
+        size_t first = r->st->n_steps;
+        for (size_t b = 0; b < n->n_children; b++)
+            (void)child_instance(r, i, &n->children[b], b);
+        (void)first;
+        for (size_t b = 0; b < n->n_children; b++) {
+            char *path = xasprintf("%s/%s", S(r, i)->path, n->children[b].branch);
+            size_t k = (size_t)engine_state_find(r->st, path);
+            free(path);
+            if (halted(r, i)) {
+                /* A branch entered before failed at once: the rest never start. */
+                skip_node(r, k);
+                node_ended(r, k, ENGINE_OUTCOME_CANCELLED);
+            } else {
+                enter_node(r, k);
+            }
+        }
+        return;
+    }
+    case ENGINE_NODE_FOR_EACH: {
+        reset_container(r, i);
+        emit(r, "step_scheduled", (long)i, 0, json_pack("{s:s}", "kind", "for_each"));
+        json_t *error = NULL;
+        json_t *items = for_each_items(r, i, &error);
+        if (!items) {
+            fail_node(r, i, error);
+            return;
+        }
+        S(r, i)->items = items;
+        S(r, i)->n_items = json_array_size(items);
+        container_check(r, i);
+        return;
+    }
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
     case ENGINE_NODE_WAIT:
-        enter_step(r, n->step_index);
+        enter_step(r, i);
         return;
     }
 }
 
-/* A child of sequence seq ended. It goes on with the next child only when the child completed
- * and no cancel waits for this safe point; otherwise it ends with the child's outcome (a
- * completed child with a cancel requested makes it end cancelled). */
-static void sequence_child_ended(struct run *r, const struct engine_plan_node *seq,
-                                 const struct engine_plan_node *child, enum engine_outcome outcome)
+/* Starts for_each f's iterations while fewer than its concurrency run: first those a redrive
+ * asked to run again (in item order), then items never started. Iterations that end at once
+ * are counted by child_ended, which leaves the starting to this loop. */
+static void for_each_fill(struct run *r, size_t f)
+{
+    int concurrency = N(r, f)->step->concurrency;
+    S(r, f)->filling = true;
+    while (S(r, f)->status == ENGINE_STEP_RUNNING && !halted(r, f) &&
+           S(r, f)->running < concurrency) {
+        size_t k = SIZE_MAX;
+        if (S(r, f)->redo > 0) {
+            for (size_t pos = 0; pos < S(r, f)->next_item && k == SIZE_MAX; pos++) {
+                char *path = xasprintf("%s/%zu", S(r, f)->path, pos);
+                long found = engine_state_find(r->st, path);
+                free(path);
+                if (found >= 0 && S(r, (size_t)found)->status == ENGINE_STEP_PENDING)
+                    k = (size_t)found;
+            }
+            S(r, f)->redo--;
+            if (k == SIZE_MAX)
+                continue;
+            S(r, f)->running++;
+            mark_changed(r, f);
+            resume_node(r, k);
+        } else if (S(r, f)->next_item < S(r, f)->n_items) {
+            size_t pos = S(r, f)->next_item++;
+            S(r, f)->running++;
+            mark_changed(r, f);
+            k = child_instance(r, f, &N(r, f)->children[0], pos);
+            enter_node(r, k);
+        } else {
+            break;
+        }
+    }
+    S(r, f)->filling = false;
+}
+
+/* The output of a container that completed: {"<branch>": last output, ...} or [last output of
+ * each iteration, in item order]. New reference. */
+static json_t *container_output(struct run *r, size_t c)
+{
+    const struct engine_plan_node *n = N(r, c);
+    if (n->kind == ENGINE_NODE_PARALLEL) {
+        json_t *out = json_object();
+        for (size_t b = 0; b < n->n_children; b++) {
+            char *path = xasprintf("%s/%s", S(r, c)->path, n->children[b].branch);
+            long k = engine_state_find(r->st, path);
+            free(path);
+            json_object_set_new(out, n->children[b].branch,
+                                k >= 0 ? sequence_output(r, (size_t)k) : json_null());
+        }
+        return out;
+    }
+    json_t *out = json_array();
+    for (size_t pos = 0; pos < S(r, c)->n_items; pos++) {
+        char *path = xasprintf("%s/%zu", S(r, c)->path, pos);
+        long k = engine_state_find(r->st, path);
+        free(path);
+        json_array_append_new(out, k >= 0 ? sequence_output(r, (size_t)k) : json_null());
+    }
+    return out;
+}
+
+/* Ends parallel or for_each c once nothing of it runs and nothing more may start: failed when
+ * a child failed (with the first failure's error), cancelled when children were stopped or
+ * never started, else completed with its output. A for_each first starts what it may. */
+static void container_check(struct run *r, size_t c)
+{
+    if (S(r, c)->status != ENGINE_STEP_RUNNING || S(r, c)->filling)
+        return;
+    bool loop = N(r, c)->kind == ENGINE_NODE_FOR_EACH;
+    if (loop)
+        for_each_fill(r, c);
+    struct engine_step *s = S(r, c);
+    if (s->status != ENGINE_STEP_RUNNING || s->running > 0)
+        return;
+    bool undone = loop && (s->next_item < s->n_items || s->redo > 0);
+    if (s->failed > 0) {
+        const json_t *e = json_object_get(ctx_step(r, c), "error");
+        json_t *err = e ? json_deep_copy(e)
+                        : step_error(r, c, "unknown", "the failed child's error is missing");
+        json_object_del(ctx_step(r, c), "error");
+        fail_node(r, c, err);
+    } else if (s->cancelled > 0 || undone) {
+        skip_node(r, c);
+        node_ended(r, c, ENGINE_OUTCOME_CANCELLED);
+    } else {
+        complete_node(r, c, container_output(r, c));
+    }
+}
+
+/* Stops every step below container c that is not in flight (scheduled, waiting, sleeping,
+ * retrying): it is skipped, its pending tasks are dropped, and it ends cancelled. An attempt in
+ * flight finishes first: that is its safe point. */
+static void stop_below(struct run *r, size_t c)
+{
+    size_t n = r->st->n_steps, k = 0;
+    size_t *stop = xcalloc(n ? n : 1, sizeof *stop);
+    for (size_t j = c + 1; j < n; j++) {
+        enum engine_step_status st = S(r, j)->status;
+        if (is_sequence(r, j) || N(r, j)->kind == ENGINE_NODE_PARALLEL ||
+            N(r, j)->kind == ENGINE_NODE_FOR_EACH ||
+            (st != ENGINE_STEP_SCHEDULED && st != ENGINE_STEP_WAITING))
+            continue;
+        size_t a = S(r, j)->parent;
+        while (a != ENGINE_NO_PARENT && a != c)
+            a = S(r, a)->parent;
+        if (a == c && instance_active(r, j))
+            stop[k++] = j;
+    }
+    for (size_t x = 0; x < k; x++) {
+        size_t j = stop[x];
+        if (S(r, j)->status != ENGINE_STEP_SCHEDULED && S(r, j)->status != ENGINE_STEP_WAITING)
+            continue;
+        skip_node(r, j);
+        cancel_kind(r, ENGINE_TASK_ACTIVITY, j);
+        cancel_kind(r, ENGINE_TASK_TIMER, j);
+        cancel_kind(r, ENGINE_TASK_WAIT_TIMEOUT, j);
+        drop_new_tasks(r, j);
+        node_ended(r, j, ENGINE_OUTCOME_CANCELLED);
+    }
+    free(stop);
+}
+
+/* Child instance `child` of sequence instance seq ended. It goes on with the next child only
+ * when the child completed and nothing halts it; otherwise it ends with the child's outcome (a
+ * completed child with a halt pending makes it end cancelled). */
+static void sequence_child_ended(struct run *r, size_t seq, size_t child,
+                                 enum engine_outcome outcome)
+{
+    const struct engine_plan_node *n = N(r, seq);
+    if (outcome == ENGINE_OUTCOME_COMPLETED && halted(r, seq))
+        outcome = ENGINE_OUTCOME_CANCELLED;
+    size_t next = N(r, child)->index + 1;
+    if (outcome == ENGINE_OUTCOME_COMPLETED && next < n->n_children) {
+        size_t k = child_instance(r, seq, &n->children[next], next);
+        enter_node(r, k);
+        return;
+    }
+    switch (outcome) {
+    case ENGINE_OUTCOME_COMPLETED:
+        complete_node(r, seq, NULL);
+        return;
+    case ENGINE_OUTCOME_FAILED: {
+        const json_t *e = json_object_get(ctx_step(r, child), "error");
+        fail_node(r, seq, e ? json_deep_copy(e) : json_null());
+        return;
+    }
+    case ENGINE_OUTCOME_CANCELLED:
+        skip_node(r, seq);
+        node_ended(r, seq, ENGINE_OUTCOME_CANCELLED);
+        return;
+    }
+}
+
+/* A child of parallel or for_each c ended: counted; the first failure stops the others at
+ * their safe point (and keeps its error as the container's); then c goes on or ends. */
+static void container_child_ended(struct run *r, size_t c, size_t child,
+                                  enum engine_outcome outcome)
+{
+    struct engine_step *s = S(r, c);
+    s->running--;
+    mark_changed(r, c);
+    if (outcome == ENGINE_OUTCOME_FAILED) {
+        s->failed++;
+        if (!s->stopping) {
+            s->stopping = true;
+            const json_t *e = json_object_get(ctx_step(r, child), "error");
+            json_object_set_new(ctx_step(r, c), "error", e ? json_deep_copy(e) : json_null());
+            stop_below(r, c);
+        }
+    } else if (outcome == ENGINE_OUTCOME_CANCELLED) {
+        s->cancelled++;
+    }
+    container_check(r, c);
+}
+
+/* Top-level step i ended: the root sequence enters the next one or ends. */
+static void root_child_ended(struct run *r, size_t i, enum engine_outcome outcome)
 {
     if (outcome == ENGINE_OUTCOME_COMPLETED && r->st->cancel_requested)
         outcome = ENGINE_OUTCOME_CANCELLED;
-    if (outcome == ENGINE_OUTCOME_COMPLETED && child->index + 1 < seq->n_children) {
-        enter_node(r, &seq->children[child->index + 1]);
+    if (outcome == ENGINE_OUTCOME_COMPLETED && i + 1 < r->st->n_top) {
+        enter_node(r, i + 1);
         return;
     }
-    node_ended(r, seq, outcome);
+    root_ended(r, outcome);
 }
 
-/* Child child of container ended with outcome: the container decides what comes next. Every
- * container kind is one case here (plan.h says how parallel and for_each will fit). */
-static void child_ended(struct run *r, const struct engine_plan_node *parent,
-                        const struct engine_plan_node *child, enum engine_outcome outcome)
+/* The root ended: the execution completes, or the saga starts (failed, cancelled; which one
+ * st->cancel_requested says). */
+static void root_ended(struct run *r, enum engine_outcome outcome)
 {
-    switch (parent->kind) {
+    if (outcome == ENGINE_OUTCOME_COMPLETED)
+        complete_execution(r);
+    else
+        begin_saga(r);
+}
+
+/* Instance i ended with outcome: its parent is told. */
+static void node_ended(struct run *r, size_t i, enum engine_outcome outcome)
+{
+    size_t parent = S(r, i)->parent;
+    if (parent == ENGINE_NO_PARENT) {
+        root_child_ended(r, i, outcome);
+        return;
+    }
+    switch (N(r, parent)->kind) {
     case ENGINE_NODE_SEQUENCE:
-        sequence_child_ended(r, parent, child, outcome);
+        sequence_child_ended(r, parent, i, outcome);
+        return;
+    case ENGINE_NODE_PARALLEL:
+    case ENGINE_NODE_FOR_EACH:
+        container_child_ended(r, parent, i, outcome);
         return;
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
@@ -565,19 +1088,86 @@ static void child_ended(struct run *r, const struct engine_plan_node *parent,
     }
 }
 
-/* Node n ended with outcome: its parent is told; the root's end is the execution's. A failure
- * or a cancel reaching the root starts the saga, which ends the execution failed or cancelled
- * (st->cancel_requested says which). */
-static void node_ended(struct run *r, const struct engine_plan_node *n, enum engine_outcome outcome)
+/* Instance i runs again after a redrive: a leaf from scratch; a container keeps what completed
+ * below it and resumes what did not (a sequence at its cursor, a parallel's unfinished
+ * branches, a for_each's unfinished iterations within its concurrency, then the items never
+ * started). */
+static void resume_node(struct run *r, size_t i)
 {
-    if (n->parent) {
-        child_ended(r, n->parent, n, outcome);
+    const struct engine_plan_node *n = N(r, i);
+    struct engine_step *s = S(r, i);
+    switch (n->kind) {
+    case ENGINE_NODE_SEQUENCE: {
+        set_active(r, i);
+        s->status = ENGINE_STEP_RUNNING;
+        s->completed_at_ms = 0;
+        json_object_del(ctx_step(r, i), "error");
+        mark_changed(r, i);
+        size_t k = child_instance(r, i, &n->children[S(r, i)->cursor], S(r, i)->cursor);
+        if (S(r, k)->status == ENGINE_STEP_COMPLETED)
+            sequence_child_ended(r, i, k, ENGINE_OUTCOME_COMPLETED);
+        else if (S(r, k)->status == ENGINE_STEP_PENDING)
+            enter_node(r, k);
+        else
+            resume_node(r, k);
         return;
     }
-    if (outcome == ENGINE_OUTCOME_COMPLETED)
-        complete_execution(r);
-    else
-        begin_saga(r);
+    case ENGINE_NODE_PARALLEL:
+    case ENGINE_NODE_FOR_EACH: {
+        if (n->kind == ENGINE_NODE_FOR_EACH && !s->items) {
+            /* Its items failed to evaluate (no iteration ever started): it is entered again,
+             * as if for the first time, rather than resumed over no items. */
+            enter_node(r, i);
+            return;
+        }
+        set_active(r, i);
+        s->status = ENGINE_STEP_RUNNING;
+        s->completed_at_ms = 0;
+        s->stopping = false;
+        s->failed = s->cancelled = s->running = 0;
+        s->redo = 0;
+        json_object_del(ctx_step(r, i), "error");
+        mark_changed(r, i);
+        emit(r, "step_scheduled", (long)i, 0,
+             json_pack("{s:s, s:b}", "kind", engine_node_kind_name(n->kind), "resumed", 1));
+        if (n->kind == ENGINE_NODE_FOR_EACH) {
+            for (size_t pos = 0; pos < S(r, i)->next_item; pos++) {
+                char *path = xasprintf("%s/%zu", S(r, i)->path, pos);
+                long k = engine_state_find(r->st, path);
+                free(path);
+                if (k >= 0 && S(r, (size_t)k)->status != ENGINE_STEP_COMPLETED) {
+                    S(r, (size_t)k)->status = ENGINE_STEP_PENDING;
+                    mark_changed(r, (size_t)k);
+                    S(r, i)->redo++;
+                }
+            }
+            container_check(r, i);
+            return;
+        }
+        size_t *todo = xcalloc(n->n_children, sizeof *todo), m = 0;
+        for (size_t b = 0; b < n->n_children; b++) {
+            size_t k = child_instance(r, i, &n->children[b], b);
+            if (S(r, k)->status != ENGINE_STEP_COMPLETED)
+                todo[m++] = k;
+        }
+        S(r, i)->running = (int)m;
+        for (size_t x = 0; x < m; x++) {
+            if (S(r, todo[x])->status == ENGINE_STEP_PENDING)
+                enter_node(r, todo[x]);
+            else
+                resume_node(r, todo[x]);
+        }
+        free(todo);
+        container_check(r, i);
+        return;
+    }
+    case ENGINE_NODE_ACTIVITY:
+    case ENGINE_NODE_SLEEP:
+    case ENGINE_NODE_SLEEP_UNTIL:
+    case ENGINE_NODE_WAIT:
+        enter_node(r, i);
+        return;
+    }
 }
 
 /* Starts step i's timer, due at due_at_ms. */
@@ -592,12 +1182,13 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
 {
     struct expr_error e;
     int64_t ms = -1;
-    json_t *v =
-        expr_template_eval(r->d->steps[i].sleep_until_expr, r->ctx, ENGINE_MAX_PAYLOAD_BYTES, &e);
+    json_t *v = expr_template_eval(N(r, i)->step->sleep_until_expr, scope_ctx(r, (long)i),
+                                   ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!v) {
-        char *base = xasprintf("/steps/%zu/sleep_until", i);
+        char base[1024];
+        node_pointer(N(r, i), base, sizeof base - 16);
+        strcat(base, "/sleep_until");
         *error = expression_error(r, (long)i, base, &e);
-        free(base);
         return -1;
     }
     const char *s = json_string_value(v);
@@ -620,14 +1211,20 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
 /* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
-    static const char *const kinds[] = {"activity", "sleep", "sleep_until", "wait"};
-    const struct defn_step *ds = &r->d->steps[i];
-    struct engine_step *s = &r->st->steps[i];
+    static const char *const kinds[] = {"activity", "sleep",    "sleep_until",
+                                        "wait",     "parallel", "for_each"};
+    const struct defn_step *ds = N(r, i)->step;
+    struct engine_step *s = S(r, i);
     json_t *error = NULL;
 
-    *s = (struct engine_step){.status = ENGINE_STEP_SCHEDULED, .scheduled_at_ms = r->now};
+    *s = (struct engine_step){.status = ENGINE_STEP_SCHEDULED,
+                              .scheduled_at_ms = r->now,
+                              .path = s->path,
+                              .node = s->node,
+                              .parent = s->parent,
+                              .position = s->position};
     /* A step entered again (a redrive) starts without its old result. */
-    json_t *entry = ctx_step(r, ds->id);
+    json_t *entry = ctx_step(r, i);
     json_object_del(entry, "output");
     json_object_del(entry, "error");
     mark_changed(r, i);
@@ -669,6 +1266,9 @@ static void enter_step(struct run *r, size_t i)
         r->fx->wants_signal = ds->signal;
         return;
     }
+    case DEFN_STEP_PARALLEL:
+    case DEFN_STEP_FOR_EACH:
+        break; /* containers are entered by enter_node, never here */
     }
     return;
 
@@ -697,10 +1297,11 @@ static bool call_failed(struct run *r, struct call *c, enum activity_result res,
     return true;
 }
 
-/* A cancel stops the step's retries; not a compensation's, which is the cancel's own work. */
+/* A cancel, or a failure elsewhere in a container around the step, stops the step's retries;
+ * not a compensation's, which is the cancel's own work. */
 static bool stop_retries(const struct run *r, const struct call *c)
 {
-    return r->st->cancel_requested && !c->compensation;
+    return !c->compensation && halted(r, c->step);
 }
 
 /* ---- the saga ---------------------------------------------------------------------------- */
@@ -713,7 +1314,7 @@ static long next_compensation(const struct run *r)
     int order = 0;
     for (size_t i = 0; i < st->n_steps; i++) {
         const struct engine_step *s = &st->steps[i];
-        if (s->status == ENGINE_STEP_COMPLETED && r->d->steps[i].compensate &&
+        if (s->status == ENGINE_STEP_COMPLETED && s->node->step && s->node->step->compensate &&
             s->comp.status == ENGINE_COMP_NONE && s->completion_order > order) {
             best = (long)i;
             order = s->completion_order;
@@ -740,7 +1341,7 @@ static void begin_saga(struct run *r)
 /* The context's error of step i (a copy), or one saying it is missing. */
 static json_t *ctx_error(struct run *r, size_t i, bool compensation)
 {
-    const json_t *e = json_object_get(ctx_step(r, r->d->steps[i].id), "error");
+    const json_t *e = json_object_get(ctx_step(r, i), "error");
     if (json_is_object(e))
         return json_deep_copy(e);
     json_t *err = step_error(r, i, "unknown", "the error is missing from the step's row");
@@ -749,22 +1350,31 @@ static json_t *ctx_error(struct run *r, size_t i, bool compensation)
     return err;
 }
 
+static int by_order_desc(const void *x, const void *y, void *arg)
+{
+    const struct engine_state *st = arg;
+    int a = st->steps[*(const size_t *)x].completion_order;
+    int b = st->steps[*(const size_t *)y].completion_order;
+    return (a < b) - (a > b);
+}
+
 /* The final errors of the compensations that failed, in the order they ran (reverse order of
  * completion); NULL when none did. New reference. */
 static json_t *compensation_errors(struct run *r)
 {
     const struct engine_state *st = r->st;
+    size_t *failed = xcalloc(st->n_steps ? st->n_steps : 1, sizeof *failed), n = 0;
+    for (size_t i = 0; i < st->n_steps; i++)
+        if (st->steps[i].comp.status == ENGINE_COMP_FAILED)
+            failed[n++] = i;
+    qsort_r(failed, n, sizeof *failed, by_order_desc, (void *)st);
     json_t *errors = NULL;
-    for (int order = st->completions; order >= 1; order--) {
-        for (size_t i = 0; i < st->n_steps; i++) {
-            const struct engine_step *s = &st->steps[i];
-            if (s->completion_order != order || s->comp.status != ENGINE_COMP_FAILED)
-                continue;
-            if (!errors)
-                errors = json_array();
-            json_array_append_new(errors, ctx_error(r, i, true));
-        }
+    for (size_t k = 0; k < n; k++) {
+        if (!errors)
+            errors = json_array();
+        json_array_append_new(errors, ctx_error(r, failed[k], true));
     }
+    free(failed);
     return errors;
 }
 
@@ -796,9 +1406,9 @@ static void end_saga(struct run *r)
         emit(r, "execution_cancelled", -1, 0, data);
     } else {
         /* The failed step is the current one; its error is in the context since step_failed. */
-        error = st->current < st->n_steps ? ctx_error(r, st->current, false)
-                                          : json_pack("{s:s, s:s}", "type", "unknown", "message",
-                                                      "the execution failed without a failed step");
+        error = st->current < st->n_top ? ctx_error(r, st->current, false)
+                                        : json_pack("{s:s, s:s}", "type", "unknown", "message",
+                                                    "the execution failed without a failed step");
         if (errors)
             json_object_set_new(error, "compensation_errors", errors);
         st->status = ENGINE_EXEC_FAILED;
@@ -817,7 +1427,7 @@ static void compensation_failed(struct run *r, size_t i, json_t *err)
     s->comp.status = ENGINE_COMP_FAILED;
     s->comp.accepted = false;
     s->comp.attempt_started_at_ms = 0;
-    json_object_set_new(ctx_step(r, r->d->steps[i].id), "error", json_deep_copy(err));
+    json_object_set_new(ctx_step(r, i), "error", json_deep_copy(err));
     mark_changed(r, i);
     emit(r, "compensation_failed", (long)i, s->comp.attempt, wrap("error", err));
     json_decref(err);
@@ -869,16 +1479,18 @@ static void saga_next(struct run *r)
 
 /* ---- inputs ------------------------------------------------------------------------------ */
 
-/* The step the input names when it is the current step of a running execution outside the
- * saga and of the given kind (kind < 0: any); else NULL. */
+/* The step the input names when it is active in a running execution outside the saga and of
+ * the given kind (kind < 0: any step); else NULL. */
 static struct engine_step *current_step(struct run *r, int kind)
 {
     const struct engine_state *st = r->st;
-    if (st->status != ENGINE_EXEC_RUNNING || st->compensating || !step_active(r, r->in->step))
+    size_t i = r->in->step;
+    if (st->status != ENGINE_EXEC_RUNNING || st->compensating || !N(r, i)->step ||
+        !instance_active(r, i))
         return NULL;
-    if (kind >= 0 && r->d->steps[st->current].kind != (enum defn_step_kind)kind)
+    if (kind >= 0 && N(r, i)->step->kind != (enum defn_step_kind)kind)
         return NULL;
-    return &st->steps[st->current];
+    return S(r, i);
 }
 
 static bool on_start(struct run *r)
@@ -889,7 +1501,10 @@ static bool on_start(struct run *r)
         (st->n_steps > 0 && st->steps[0].status != ENGINE_STEP_PENDING))
         return false;
     emit(r, "execution_started", -1, 0, NULL);
-    enter_node(r, r->p->root);
+    if (st->n_top > 0)
+        enter_node(r, 0);
+    else
+        root_ended(r, ENGINE_OUTCOME_COMPLETED);
     return true;
 }
 
@@ -905,7 +1520,7 @@ static bool on_attempt_started(struct run *r)
         return false;
     store_call(&c);
     if (!c.compensation) {
-        struct engine_step *s = &r->st->steps[c.step];
+        struct engine_step *s = S(r, c.step);
         if (s->started_at_ms == 0)
             s->started_at_ms = r->now;
         if (!again)
@@ -978,7 +1593,7 @@ static bool on_timer_fired(struct run *r)
     struct engine_step *s = current_step(r, -1);
     if (!s || s->status != ENGINE_STEP_SCHEDULED)
         return false;
-    enum defn_step_kind kind = r->d->steps[r->in->step].kind;
+    enum defn_step_kind kind = N(r, r->in->step)->step->kind;
     if (kind != DEFN_STEP_SLEEP && kind != DEFN_STEP_SLEEP_UNTIL)
         return false;
     emit(r, "timer_fired", (long)r->in->step, 0, NULL);
@@ -990,14 +1605,17 @@ static bool on_signal(struct run *r)
 {
     struct engine_step *s = current_step(r, DEFN_STEP_WAIT);
     if (!s || s->status != ENGINE_STEP_WAITING || !r->in->signal ||
-        strcmp(r->in->signal, r->d->steps[r->in->step].signal) != 0)
+        strcmp(r->in->signal, N(r, r->in->step)->step->signal) != 0)
         return false;
-    const char *name = r->d->steps[r->in->step].signal;
+    const char *name = N(r, r->in->step)->step->signal;
     json_t *payload = r->in->payload ? json_deep_copy(r->in->payload) : json_null();
     json_t *data = wrap("payload", payload);
     json_object_set_new(data, "signal", json_string(name));
     emit(r, "signal_consumed", (long)r->in->step, 0, data);
-    r->fx->cancel_tasks = true;
+    if (r->p->nested)
+        cancel_kind(r, ENGINE_TASK_WAIT_TIMEOUT, r->in->step);
+    else
+        r->fx->cancel_tasks = true;
     complete_step(r, r->in->step, payload);
     return true;
 }
@@ -1008,7 +1626,7 @@ static bool on_wait_timed_out(struct run *r)
     if (!s || s->status != ENGINE_STEP_WAITING)
         return false;
     size_t i = r->in->step;
-    const struct defn_step *ds = &r->d->steps[i];
+    const struct defn_step *ds = N(r, i)->step;
     if (ds->wait_timeout_ms <= 0)
         return false;
     emit(r, "wait_timed_out", (long)i, 0, json_pack("{s:s}", "signal", ds->signal));
@@ -1039,24 +1657,31 @@ static bool on_cancel(struct run *r)
         return false;
     st->cancel_requested = true;
     emit(r, "cancel_requested", -1, 0, reason_data(r));
-    /* Walks down from the root to the running leaf (v1: the root's active child). */
-    const struct engine_plan_node *leaf = sequence_active(r, r->p->root);
-    if (leaf) {
-        size_t i = leaf->step_index;
-        struct engine_step *s = &st->steps[i];
-        /* The safe point of an attempt in flight is its end: its result decides. */
-        if (s->status == ENGINE_STEP_RUNNING)
-            return true;
-        if (s->status == ENGINE_STEP_SCHEDULED || s->status == ENGINE_STEP_WAITING) {
-            s->status = ENGINE_STEP_SKIPPED;
-            mark_changed(r, i);
-            r->fx->cancel_tasks = true;
-            node_ended(r, leaf, ENGINE_OUTCOME_CANCELLED);
-            return true;
+    /* Walks down from the root to the running leaves. */
+    if (st->current < st->n_top) {
+        size_t i = st->current;
+        struct engine_step *s = S(r, i);
+        if (N(r, i)->kind == ENGINE_NODE_PARALLEL || N(r, i)->kind == ENGINE_NODE_FOR_EACH) {
+            if (s->status == ENGINE_STEP_RUNNING) {
+                /* Every leaf not in flight stops now; the container ends once the ones in
+                 * flight have ended (at their safe point). */
+                stop_below(r, i);
+                return true;
+            }
+        } else {
+            /* The safe point of an attempt in flight is its end: its result decides. */
+            if (s->status == ENGINE_STEP_RUNNING)
+                return true;
+            if (s->status == ENGINE_STEP_SCHEDULED || s->status == ENGINE_STEP_WAITING) {
+                skip_node(r, i);
+                r->fx->cancel_tasks = true;
+                node_ended(r, i, ENGINE_OUTCOME_CANCELLED);
+                return true;
+            }
         }
     }
     /* Nothing was running (not started, or between steps): the root ends cancelled. */
-    node_ended(r, r->p->root, ENGINE_OUTCOME_CANCELLED);
+    root_ended(r, ENGINE_OUTCOME_CANCELLED);
     return true;
 }
 
@@ -1072,10 +1697,7 @@ static bool on_terminate(struct run *r)
         case ENGINE_STEP_SCHEDULED:
         case ENGINE_STEP_RUNNING:
         case ENGINE_STEP_WAITING:
-            s->status = ENGINE_STEP_SKIPPED;
-            s->accepted = false;
-            s->attempt_started_at_ms = 0;
-            mark_changed(r, i);
+            skip_node(r, i);
             break;
         default:
             break;
@@ -1098,25 +1720,30 @@ static bool on_retry(struct run *r)
 {
     struct engine_state *st = r->st;
     size_t f = st->current;
-    if (st->status != ENGINE_EXEC_FAILED || f >= st->n_steps ||
+    if (st->status != ENGINE_EXEC_FAILED || f >= st->n_top ||
         st->steps[f].status != ENGINE_STEP_FAILED)
         return false;
     for (size_t i = 0; i < st->n_steps; i++)
         if (st->steps[i].status == ENGINE_STEP_COMPENSATED ||
             st->steps[i].comp.status != ENGINE_COMP_NONE)
             return false;
-    emit(r, "execution_retried", -1, 0, json_pack("{s:s}", "step", r->d->steps[f].id));
+    emit(r, "execution_retried", -1, 0, json_pack("{s:s}", "step", st->steps[f].path));
     st->status = ENGINE_EXEC_RUNNING;
     st->cancel_requested = false;
     st->compensating = false;
     r->fx->clear_error = true;
-    for (size_t i = f + 1; i < st->n_steps; i++) {
+    for (size_t i = f + 1; i < st->n_top; i++) {
         if (st->steps[i].status == ENGINE_STEP_SKIPPED) {
-            st->steps[i] = (struct engine_step){.status = ENGINE_STEP_PENDING};
+            struct engine_step *s = S(r, i);
+            *s = (struct engine_step){.status = ENGINE_STEP_PENDING,
+                                      .path = s->path,
+                                      .node = s->node,
+                                      .parent = s->parent,
+                                      .position = s->position};
             mark_changed(r, i);
         }
     }
-    enter_node(r, engine_plan_step_node(r->p, f));
+    resume_node(r, f);
     return true;
 }
 
@@ -1124,11 +1751,12 @@ static bool on_retry(struct run *r)
 
 const char *engine_step_public_status(const struct defn *d, const struct engine_state *st, size_t i)
 {
-    if (!d || !st || i >= st->n_steps || i >= d->n_steps)
+    if (!d || !st || i >= st->n_steps)
         return "unknown";
     const struct engine_step *s = &st->steps[i];
-    if (s->status == ENGINE_STEP_SCHEDULED) {
-        enum defn_step_kind kind = d->steps[i].kind;
+    const struct defn_step *ds = s->node ? s->node->step : i < d->n_steps ? &d->steps[i] : NULL;
+    if (s->status == ENGINE_STEP_SCHEDULED && ds) {
+        enum defn_step_kind kind = ds->kind;
         if (kind == DEFN_STEP_SLEEP || kind == DEFN_STEP_SLEEP_UNTIL)
             return "sleeping";
         if (kind == DEFN_STEP_ACTIVITY && s->attempt > 1)
@@ -1146,21 +1774,45 @@ bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int at
     if (compensation)
         return st->compensating && s->comp.status == ENGINE_COMP_RUNNING &&
                s->comp.attempt == attempt;
-    return !st->compensating && step == st->current && s->status == ENGINE_STEP_RUNNING &&
-           s->attempt == attempt;
+    /* A nested step runs while RUNNING (several can at once); a top-level one is current. */
+    return !st->compensating && (step >= st->n_top || step == st->current) &&
+           s->status == ENGINE_STEP_RUNNING && s->attempt == attempt;
 }
 
 static void collect_changed(struct run *r)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < r->st->n_steps; i++)
+    size_t n = 0, m = r->cap_changed < r->st->n_steps ? r->cap_changed : r->st->n_steps;
+    for (size_t i = 0; i < m; i++)
         n += r->changed[i];
     if (n == 0)
         return;
     r->fx->changed_steps = xcalloc(n, sizeof *r->fx->changed_steps);
-    for (size_t i = 0; i < r->st->n_steps; i++)
+    for (size_t i = 0; i < m; i++)
         if (r->changed[i])
             r->fx->changed_steps[r->fx->n_changed_steps++] = i;
+}
+
+/* Points every instance at its plan node (the plan may be a new one for every call) and
+ * checks that its path fits the plan. Returns false when one does not. */
+static bool bind(const struct engine_plan *p, struct engine_state *st)
+{
+    for (size_t i = 0; i < st->n_steps; i++) {
+        struct engine_step *s = &st->steps[i];
+        if (i < st->n_top) {
+            s->node = p->by_step[i];
+            continue;
+        }
+        size_t idx[MAX_LOOPS], n_loops;
+        const struct engine_plan_node *n =
+            engine_plan_resolve(p, s->path, idx, MAX_LOOPS, &n_loops);
+        if (!n || s->parent == ENGINE_NO_PARENT || s->parent >= i ||
+            st->steps[s->parent].node != n->parent)
+            return false;
+        s->node = n;
+        bool iteration = n->kind == ENGINE_NODE_SEQUENCE && n->parent->kind == ENGINE_NODE_FOR_EACH;
+        s->position = iteration ? idx[n_loops - 1] : n->index;
+    }
+    return true;
 }
 
 /* True for the inputs that name no step. */
@@ -1168,6 +1820,11 @@ static bool execution_wide(enum engine_input_kind k)
 {
     return k == ENGINE_IN_START || k == ENGINE_IN_CANCEL || k == ENGINE_IN_TERMINATE ||
            k == ENGINE_IN_RETRY;
+}
+
+bool engine_state_bind(const struct engine_plan *p, struct engine_state *st)
+{
+    return p && st && st->n_top == p->n_steps && bind(p, st);
 }
 
 int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
@@ -1179,6 +1836,11 @@ int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
     if (!p)
         return -1;
     int rc = engine_advance_plan(p, st, ctx, in, fx);
+    /* The instances point into the plan freed here: leave none dangling (a reader such as
+     * engine_step_public_status then falls back to the definition, or binds a plan). */
+    if (st)
+        for (size_t i = 0; i < st->n_steps; i++)
+            st->steps[i].node = NULL;
     engine_plan_free(p);
     return rc;
 }
@@ -1186,13 +1848,16 @@ int engine_advance(const struct defn *d, struct engine_state *st, json_t *ctx,
 int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, json_t *ctx,
                         const struct engine_input *in, struct engine_effects *fx)
 {
-    if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_steps != p->d->n_steps)
+    if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_top != p->d->n_steps ||
+        st->n_steps < st->n_top)
         return -1;
     if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_ATTEMPT_TIMED_OUT)
         return -1;
+    if (!bind(p, st))
+        return -1;
 
-    struct run r = {p, p->d, st, ctx, in, fx, in->now_ms, NULL, 0, 0, 0};
-    r.changed = xcalloc(st->n_steps ? st->n_steps : 1, sizeof *r.changed);
+    struct run r = {.p = p, .d = p->d, .st = st, .ctx = ctx, .in = in, .fx = fx, .now = in->now_ms};
+    r.retired = json_array();
     bool applied = false;
     /* Every other input names a step; one that does not exist is stale like any other. */
     if (!execution_wide(in->kind) && in->step >= st->n_steps) {
@@ -1250,5 +1915,7 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
         fx->stale_ended = st->status != ENGINE_EXEC_RUNNING;
     }
     free(r.changed);
+    json_decref(r.scope);
+    json_decref(r.retired);
     return 0;
 }

@@ -122,8 +122,16 @@ struct engine_compensation {
     bool accepted;                 /* while RUNNING: the receiver answered 202 */
 };
 
-/* What the interpreter remembers of one step between inputs. Outputs and errors are not here:
- * they live in the expression context (see engine_advance) and in the step rows. */
+/* What the interpreter remembers of one step instance between inputs. Outputs and errors are
+ * not here: they live in the expression context (see engine_advance) and in the step rows.
+ *
+ * Instances: the state holds one per top-level step from the start (instance i is
+ * defn->steps[i], so "step i" means the same thing as in a flat definition), and one per
+ * nested node once it has been entered: a parallel's branches, a for_each's iterations (both
+ * sequences, with no step of their own) and the steps inside them. Nested instances are
+ * appended in the order they are first entered and never removed; an instance entered again
+ * (a redrive) is reset in place. Each has a path (plan.h) that names it in events, step rows,
+ * tasks and idempotency keys. */
 struct engine_step {
     enum engine_step_status status;
     int attempt;             /* number of the current or last attempt; 0 = none yet */
@@ -136,29 +144,74 @@ struct engine_step {
                                         last send when it was redelivered); else 0 */
     bool accepted;                   /* while RUNNING: the receiver answered 202 */
     struct engine_compensation comp; /* ENGINE_COMP_NONE unless the saga reached this step */
+
+    /* Added for the tree. A container (parallel, for_each, and the sequences of branches and
+     * iterations) is RUNNING while it runs, then COMPLETED, FAILED or SKIPPED (stopped by a
+     * cancel or a failure elsewhere). */
+    char *path;                          /* owned; the instance's path ("notify/email/send") */
+    const struct engine_plan_node *node; /* its plan node (borrowed from the plan the state is
+                                            advanced with; NULL until engine_advance_plan binds
+                                            it) */
+    size_t parent;    /* index of the instance holding it; ENGINE_NO_PARENT at the top level */
+    size_t position;  /* its index among its parent's children: a step's index in its list, a
+                         branch's index, an iteration's item index */
+    size_t cursor;    /* a sequence: the index of its child that runs or ran last */
+    int running;      /* parallel, for_each: children under way */
+    int failed;       /* parallel, for_each: children that failed since it (re)started */
+    int cancelled;    /* parallel, for_each: children stopped by a cancel or a failure */
+    bool stopping;    /* parallel, for_each: a child failed; the others stop at their safe point
+                         and no new one starts */
+    size_t next_item; /* for_each: the next item index never started */
+    size_t n_items;   /* for_each: how many items it iterates over */
+    size_t redo;      /* for_each: iterations to run again after a redrive, not yet restarted */
+    json_t *items;    /* owned; for_each: the evaluated array; NULL before it is entered */
+    bool filling;     /* for_each, during one call only: starting iterations (not serialized) */
 };
+
+#define ENGINE_NO_PARENT ((size_t)-1)
+
+struct engine_plan;
 
 struct engine_state {
     enum engine_exec_status status;
-    size_t n_steps;
-    struct engine_step *steps; /* owned; parallel to defn->steps */
-    size_t current;            /* index of the step being run; n_steps when none is left */
+    size_t n_steps;            /* instances: the top-level steps first, then nested ones */
+    struct engine_step *steps; /* owned */
+    size_t cap_steps;          /* allocated length of steps */
+    size_t n_top;              /* how many top-level steps (defn->n_steps) */
+    size_t current;            /* index of the top-level step being run; n_top when none is left */
     int completions;           /* how many steps have completed so far */
     bool cancel_requested;     /* a graceful cancel was asked for: no new attempt or step starts;
-                                  the saga runs once the attempt in flight (if any) ends. The API
+                                  the saga runs once the attempts in flight (if any) end. The API
                                   can report it in a heartbeat's answer. */
     bool compensating;         /* the saga runs (status still running); exactly one step's
                                   compensation is scheduled or running */
+    json_t *by_path;           /* owned; path -> instance index */
 };
 
-/* The status readers see for step i (the steps table and the API): the interpreter's status,
- * except that "scheduled" is told apart: "retrying" for an activity whose attempt after a
- * failed one waits for its backoff (or Retry-After), "sleeping" for a sleep or sleep_until
- * timer, and "scheduled" only for a first attempt due now. Returns a static string. */
+/* The index of the instance with this path, or -1 when there is none (not entered yet, or no
+ * such step). */
+long engine_state_find(const struct engine_state *st, const char *path);
+
+/* Points every instance of st at its node in plan p (engine_advance_plan does it on every
+ * call; a reader that needs instances' kinds before advancing calls it). Returns false when an
+ * instance's path does not fit the plan. */
+bool engine_state_bind(const struct engine_plan *p, struct engine_state *st)
+    __attribute__((warn_unused_result));
+
+/* Appends a nested instance with this path (copied) under instance parent, with no progress;
+ * returns its index. For the interpreter: pointers into st->steps do not survive it. */
+size_t engine_state_add(struct engine_state *st, const char *path, size_t parent);
+
+/* The status readers see for instance i (the steps table and the API): the interpreter's
+ * status, except that "scheduled" is told apart: "retrying" for an activity whose attempt
+ * after a failed one waits for its backoff (or Retry-After), "sleeping" for a sleep or
+ * sleep_until timer, and "scheduled" only for a first attempt due now. Returns a static
+ * string. */
 const char *engine_step_public_status(const struct defn *d, const struct engine_state *st,
                                       size_t i);
 
-/* A fresh state for d: running, every step pending, current = 0. Free with engine_state_free. */
+/* A fresh state for d: running, every top-level step pending (paths = ids), current = 0. Free
+ * with engine_state_free. */
 void engine_state_init(struct engine_state *st, const struct defn *d);
 void engine_state_free(struct engine_state *st);
 /* Compact JSON for executions.state (new reference, caller decrefs) and back. from_json

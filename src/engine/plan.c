@@ -3,6 +3,9 @@
 
 #include "util/alloc.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *engine_node_kind_name(enum engine_node_kind k)
@@ -18,17 +21,21 @@ const char *engine_node_kind_name(enum engine_node_kind k)
         return "sleep_until";
     case ENGINE_NODE_WAIT:
         return "wait";
+    case ENGINE_NODE_PARALLEL:
+        return "parallel";
+    case ENGINE_NODE_FOR_EACH:
+        return "for_each";
     }
     return "unknown";
 }
 
 bool engine_node_is_container(enum engine_node_kind k)
 {
-    return k == ENGINE_NODE_SEQUENCE;
+    return k == ENGINE_NODE_SEQUENCE || k == ENGINE_NODE_PARALLEL || k == ENGINE_NODE_FOR_EACH;
 }
 
-/* The leaf kind of a step kind; false for a kind the plan does not know. */
-static bool leaf_kind(enum defn_step_kind k, enum engine_node_kind *out)
+/* The node kind of a step kind; false for a kind the plan does not know. */
+static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
 {
     switch (k) {
     case DEFN_STEP_ACTIVITY:
@@ -43,8 +50,109 @@ static bool leaf_kind(enum defn_step_kind k, enum engine_node_kind *out)
     case DEFN_STEP_WAIT:
         *out = ENGINE_NODE_WAIT;
         return true;
+    case DEFN_STEP_PARALLEL:
+        *out = ENGINE_NODE_PARALLEL;
+        return true;
+    case DEFN_STEP_FOR_EACH:
+        *out = ENGINE_NODE_FOR_EACH;
+        return true;
     }
     return false;
+}
+
+/* How many nodes the steps take, sub-steps and their sequences included. */
+static size_t count_nodes(const struct defn_step *steps, size_t n)
+{
+    size_t total = n;
+    for (size_t i = 0; i < n; i++) {
+        const struct defn_step *ds = &steps[i];
+        for (size_t b = 0; b < ds->n_branches; b++)
+            total += 1 + count_nodes(ds->branches[b].steps, ds->branches[b].n_steps);
+        if (ds->kind == DEFN_STEP_FOR_EACH)
+            total += 1 + count_nodes(ds->children, ds->n_children);
+    }
+    return total;
+}
+
+struct builder {
+    struct engine_plan *p;
+    size_t next; /* the next free slot in p->nodes */
+};
+
+static struct engine_plan_node *reserve(struct builder *b, size_t n)
+{
+    struct engine_plan_node *first = &b->p->nodes[b->next];
+    b->next += n;
+    return first;
+}
+
+/* Lays out the children of container `seq` (a sequence) from steps: its children are one run
+ * of the nodes array, reserved before any grandchild so that they stay contiguous. */
+static bool build_sequence(struct builder *b, struct engine_plan_node *seq,
+                           const struct defn_step *steps, size_t n);
+
+static bool build_step(struct builder *b, struct engine_plan_node *n, const struct defn_step *ds)
+{
+    if (!node_kind(ds->kind, &n->kind))
+        return false;
+    n->id = ds->id;
+    n->step = ds;
+    json_object_set_new(b->p->by_id, ds->id, json_integer((json_int_t)(n - b->p->nodes)));
+    if (n->kind == ENGINE_NODE_PARALLEL) {
+        if (ds->n_branches == 0)
+            return false;
+        struct engine_plan_node *kids = reserve(b, ds->n_branches);
+        n->children = kids;
+        n->n_children = ds->n_branches;
+        for (size_t i = 0; i < ds->n_branches; i++) {
+            struct engine_plan_node *k = &kids[i];
+            k->kind = ENGINE_NODE_SEQUENCE;
+            k->branch = ds->branches[i].name;
+            k->parent = n;
+            k->index = i;
+            k->loop_depth = n->loop_depth;
+            k->loop = n->loop;
+            if (!build_sequence(b, k, ds->branches[i].steps, ds->branches[i].n_steps))
+                return false;
+        }
+        b->p->nested = true;
+    } else if (n->kind == ENGINE_NODE_FOR_EACH) {
+        struct engine_plan_node *body = reserve(b, 1);
+        n->children = body;
+        n->n_children = 1;
+        body->kind = ENGINE_NODE_SEQUENCE;
+        body->parent = n;
+        body->loop_depth = n->loop_depth + 1;
+        body->loop = n;
+        if (!build_sequence(b, body, ds->children, ds->n_children))
+            return false;
+        b->p->nested = true;
+    } else if (ds->n_children != 0 || ds->n_branches != 0) {
+        return false;
+    }
+    return true;
+}
+
+static bool build_sequence(struct builder *b, struct engine_plan_node *seq,
+                           const struct defn_step *steps, size_t n)
+{
+    if (n == 0 && seq->parent)
+        return false;
+    struct engine_plan_node *kids = n ? reserve(b, n) : NULL;
+    seq->children = kids;
+    seq->n_children = n;
+    for (size_t i = 0; i < n; i++) {
+        kids[i].parent = seq;
+        kids[i].index = i;
+        kids[i].loop_depth = seq->loop_depth;
+        kids[i].loop = seq->loop;
+        kids[i].top = seq->parent == NULL;
+        kids[i].step_index = kids[i].top ? i : 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!build_step(b, &kids[i], &steps[i]))
+            return false;
+    return true;
 }
 
 struct engine_plan *engine_plan_build(const struct defn *d)
@@ -53,34 +161,23 @@ struct engine_plan *engine_plan_build(const struct defn *d)
         return NULL;
     struct engine_plan *p = xcalloc(1, sizeof *p);
     p->d = d;
+    p->max_items = ENGINE_PLAN_DEFAULT_MAX_ITEMS;
     p->n_steps = d->n_steps;
-    p->n_nodes = 1 + d->n_steps;
+    p->n_nodes = 1 + count_nodes(d->steps, d->n_steps);
     p->nodes = xcalloc(p->n_nodes, sizeof *p->nodes);
     p->by_step = xcalloc(d->n_steps ? d->n_steps : 1, sizeof *p->by_step);
+    p->by_id = json_object();
 
-    /* The root first, then its children contiguously: a container's children are one run of
-     * the array, which nested kinds will keep by laying out the tree breadth first. */
-    struct engine_plan_node *root = &p->nodes[0];
+    struct builder b = {p, 0};
+    struct engine_plan_node *root = reserve(&b, 1);
     root->kind = ENGINE_NODE_SEQUENCE;
-    root->children = d->n_steps ? &p->nodes[1] : NULL;
-    root->n_children = d->n_steps;
-    for (size_t i = 0; i < d->n_steps; i++) {
-        const struct defn_step *ds = &d->steps[i];
-        struct engine_plan_node *n = &p->nodes[1 + i];
-        /* Compound steps would need their own nodes; none exists yet, and a plan that silently
-         * dropped them would run a different workflow than the one registered. */
-        if (ds->n_children != 0 || !leaf_kind(ds->kind, &n->kind)) {
-            engine_plan_free(p);
-            return NULL;
-        }
-        n->id = ds->id;
-        n->parent = root;
-        n->index = i;
-        n->step = ds;
-        n->step_index = i;
-        p->by_step[i] = n;
-    }
     p->root = root;
+    if (!build_sequence(&b, root, d->steps, d->n_steps) || b.next != p->n_nodes) {
+        engine_plan_free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < d->n_steps; i++)
+        p->by_step[i] = &root->children[i];
     return p;
 }
 
@@ -90,6 +187,7 @@ void engine_plan_free(struct engine_plan *p)
         return;
     free(p->nodes);
     free(p->by_step);
+    json_decref(p->by_id);
     free(p);
 }
 
@@ -100,50 +198,50 @@ const struct engine_plan_node *engine_plan_step_node(const struct engine_plan *p
     return p->by_step[i];
 }
 
-/* The segment a node adds to the paths below and at it; NULL when it adds none (the root, and
- * later a loop body, whose segment is its index). */
+/* The segment a node adds to the paths below and at it: a step's id, a branch's name; NULL
+ * for the root and for a loop body (whose segment is its item index). */
 static const char *segment(const struct engine_plan_node *n)
 {
-    return n->parent ? n->id : NULL;
+    return n->id ? n->id : n->branch;
 }
 
-/* How many loops enclose n (each adds an index segment). None can yet. */
-static size_t loops_around(const struct engine_plan_node *n)
+static bool is_body(const struct engine_plan_node *n)
 {
-    (void)n;
-    return 0;
+    return n->parent && n->parent->kind == ENGINE_NODE_FOR_EACH;
 }
 
 char *engine_plan_path(const struct engine_plan_node *n, const size_t *loop_indexes,
                        size_t n_loop_indexes)
 {
-    if (!n || n_loop_indexes != loops_around(n) || (n_loop_indexes > 0 && !loop_indexes))
+    if (!n || n_loop_indexes != n->loop_depth || (n_loop_indexes > 0 && !loop_indexes))
         return NULL;
-    /* Two passes up the tree: the length, then the segments written from the end. */
-    size_t len = 0, n_segments = 0;
-    for (const struct engine_plan_node *a = n; a; a = a->parent) {
+    /* The segments from n up, then written in reverse. */
+    const char *segs[256];
+    char nums[64][24];
+    size_t k = 0, loop = n_loop_indexes;
+    for (const struct engine_plan_node *a = n; a && k < 256; a = a->parent) {
         const char *s = segment(a);
-        if (s) {
-            len += strlen(s);
-            n_segments++;
+        if (!s && is_body(a)) {
+            loop--;
+            snprintf(nums[loop % 64], sizeof nums[0], "%zu", loop_indexes[loop]);
+            s = nums[loop % 64];
         }
+        if (s)
+            segs[k++] = s;
     }
-    len += n_segments ? n_segments - 1 : 0;
+    size_t len = 0;
+    for (size_t i = 0; i < k; i++)
+        len += strlen(segs[i]) + 1;
     char *path = xmalloc(len + 1);
-    path[len] = '\0';
-    size_t end = len;
-    for (const struct engine_plan_node *a = n; a; a = a->parent) {
-        const char *s = segment(a);
-        if (!s)
-            continue;
-        size_t sl = strlen(s);
-        if (end < len)
-            path[end] = '/';
-        end -= sl;
-        memcpy(path + end, s, sl);
-        if (end > 0)
-            end--;
+    char *w = path;
+    for (size_t i = k; i-- > 0;) {
+        size_t sl = strlen(segs[i]);
+        memcpy(w, segs[i], sl);
+        w += sl;
+        if (i > 0)
+            *w++ = '/';
     }
+    *w = '\0';
     return path;
 }
 
@@ -151,4 +249,64 @@ char *engine_plan_step_path(const struct engine_plan *p, size_t i)
 {
     const struct engine_plan_node *n = engine_plan_step_node(p, i);
     return n ? engine_plan_path(n, NULL, 0) : NULL;
+}
+
+const struct engine_plan_node *engine_plan_find(const struct engine_plan *p, const char *id)
+{
+    if (!p || !id)
+        return NULL;
+    const json_t *i = json_object_get(p->by_id, id);
+    return i ? &p->nodes[json_integer_value(i)] : NULL;
+}
+
+/* The child of seq whose id is id (a step of that list), or NULL. */
+static const struct engine_plan_node *
+child_by_id(const struct engine_plan *p, const struct engine_plan_node *seq, const char *id)
+{
+    const struct engine_plan_node *n = engine_plan_find(p, id);
+    return n && n->parent == seq ? n : NULL;
+}
+
+const struct engine_plan_node *engine_plan_resolve(const struct engine_plan *p, const char *path,
+                                                   size_t *loop_indexes, size_t max_loops,
+                                                   size_t *n_loops)
+{
+    if (!p || !path || !n_loops)
+        return NULL;
+    *n_loops = 0;
+    const struct engine_plan_node *at = p->root;
+    const char *s = path;
+    char seg[128];
+    while (*s) {
+        const char *slash = strchr(s, '/');
+        size_t len = slash ? (size_t)(slash - s) : strlen(s);
+        if (len == 0 || len >= sizeof seg)
+            return NULL;
+        memcpy(seg, s, len);
+        seg[len] = '\0';
+        s += len + (slash ? 1 : 0);
+        if (slash && !*s)
+            return NULL; /* a trailing '/' */
+        const struct engine_plan_node *next = NULL;
+        if (at->kind == ENGINE_NODE_SEQUENCE) {
+            next = child_by_id(p, at, seg);
+        } else if (at->kind == ENGINE_NODE_PARALLEL) {
+            for (size_t i = 0; i < at->n_children && !next; i++)
+                if (!strcmp(at->children[i].branch, seg))
+                    next = &at->children[i];
+        } else if (at->kind == ENGINE_NODE_FOR_EACH) {
+            char *end;
+            if (seg[0] < '0' || seg[0] > '9' || (seg[0] == '0' && seg[1]) || *n_loops >= max_loops)
+                return NULL;
+            unsigned long long idx = strtoull(seg, &end, 10);
+            if (*end || idx > (unsigned long long)SIZE_MAX / 2)
+                return NULL;
+            loop_indexes[(*n_loops)++] = (size_t)idx;
+            next = &at->children[0];
+        }
+        if (!next)
+            return NULL;
+        at = next;
+    }
+    return at == p->root ? NULL : at;
 }

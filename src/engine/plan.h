@@ -7,35 +7,37 @@
  * instances are run-time notions), and keeping it here keeps the dependency one way,
  * engine -> defn. A definition is still parsed by defn/ alone.
  *
- * Shape today: a root `sequence` whose children are the definition's steps, all leaves
- * (activity, sleep, sleep_until, wait). The v1 state stays flat (engine_state.steps, parallel
- * to defn->steps, with one `current` cursor), so every leaf also carries its flat step index.
+ * Shape: a root `sequence` whose children are the definition's steps. Leaves (activity, sleep,
+ * sleep_until, wait) have no children. A `parallel` has one `sequence` child per branch (in the
+ * definition's branch order, sorted by name), each holding that branch's steps; a `for_each`
+ * has one `sequence` child, its body, entered once per item. The top-level steps also carry
+ * their index in defn->steps (step_index), which is also the index of their instance in the
+ * engine's state.
  *
- * Containers, and how the next kinds fit (design-v2 "The tree"). The interpreter drives every
- * container through two operations, dispatched on its kind (engine.c, "control flow"):
+ * Containers. The interpreter drives every container through two operations, dispatched on
+ * its kind (engine.c, "control flow"):
  *
  *   enter_node(node)                        start a node: a leaf schedules its attempt, timer or
- *                                           wait; a sequence enters its first child
+ *                                           wait; a sequence enters its first child; a parallel
+ *                                           enters every branch; a for_each evaluates its items
+ *                                           and enters up to `concurrency` iterations
  *   child_ended(container, child, outcome)  a child ended (completed, failed, or stopped by a
  *                                           cancel): the container starts more children or
  *                                           ends itself, handing its own outcome to its parent
  *                                           the same way; the root's end ends the execution
  *                                           (completed) or starts the saga (failed, cancelled)
  *
- * A `parallel` will be a new kind whose enter_node enters every branch (each branch a
- * `sequence` node with the branch name as its path segment) and whose child_ended counts the
- * ended branches (fail-fast: the first failure stops the others at their safe point, the
- * parallel ends when all have). A `for_each` will be a new kind whose body is a `sequence`
- * entered once per item index (an instance: the same plan node, told apart by its loop
- * indexes, which become path segments), starting the next index while fewer than
- * `concurrency` run, ending when every item did. Neither changes the leaves, the sequence, or
- * the input handlers; what they add is per-instance state (counters, next item), which v1's
- * flat state does not have yet and the v2 node rows will. */
+ * Instances. One plan node runs many times inside loops: an instance is a plan node plus the
+ * item index of every loop around it, named by its path. Path segments: a step's id, a
+ * branch's name, an iteration's item index ("notify/email/send", "charge-all/3/charge"). Step
+ * ids are unique across a definition and the plan fixes which segment is which, so a path
+ * names one instance. */
 #ifndef KEEL_ENGINE_PLAN_H
 #define KEEL_ENGINE_PLAN_H
 
 #include "defn/defn.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,6 +47,8 @@ enum engine_node_kind {
     ENGINE_NODE_SLEEP,       /* leaf: a fixed-duration timer */
     ENGINE_NODE_SLEEP_UNTIL, /* leaf: a timer until an evaluated time */
     ENGINE_NODE_WAIT,        /* leaf: waits for a signal */
+    ENGINE_NODE_PARALLEL,    /* container: one sequence per branch, all at once */
+    ENGINE_NODE_FOR_EACH,    /* container: one sequence (the body), once per item */
 };
 
 /* How a node ended, as its parent is told (child_ended). */
@@ -57,12 +61,17 @@ enum engine_outcome {
 
 struct engine_plan_node {
     enum engine_node_kind kind;
-    const char *id; /* the step id (borrowed from the definition); NULL for the root */
+    const char *id;     /* the step id (borrowed from the definition); NULL for sequences */
+    const char *branch; /* a parallel's branch sequence: the branch name (borrowed); else NULL */
     const struct engine_plan_node *parent; /* NULL for the root */
     size_t index;                          /* position among its parent's children; 0 for root */
     const struct defn_step *step;          /* the step it comes from; NULL for the root */
-    size_t step_index; /* v1: the step's index in defn->steps and engine_state.steps; leaves only
-                          (0 for the root) */
+    size_t step_index; /* a top-level step: its index in defn->steps and engine_state.steps;
+                          0 for every other node */
+    bool top;          /* a top-level step (a child of the root) */
+    size_t loop_depth; /* how many for_each nodes enclose it (a for_each's body is inside its
+                          loop; the for_each itself is not) */
+    const struct engine_plan_node *loop;     /* the innermost for_each enclosing it, or NULL */
     const struct engine_plan_node *children; /* contiguous, in definition order; NULL when none */
     size_t n_children;
 };
@@ -72,18 +81,28 @@ struct engine_plan {
     const struct engine_plan_node *root; /* a sequence: the definition's steps */
     struct engine_plan_node *nodes;      /* owned; every node, root first */
     size_t n_nodes;
-    const struct engine_plan_node **by_step; /* owned; the leaf of defn->steps[i], i < n_steps */
+    const struct engine_plan_node **by_step; /* owned; the node of defn->steps[i], i < n_steps */
     size_t n_steps;
+    json_t *by_id;    /* owned; step id -> index in nodes, for every node with an id */
+    bool nested;      /* some step holds steps: paths differ from ids and the engine evaluates
+                         templates in a scope (engine.c); false keeps the flat fast path */
+    size_t max_items; /* for_each: the most items an execution may iterate over; more fails the
+                         step ("too_many_items"). ENGINE_PLAN_DEFAULT_MAX_ITEMS unless the
+                         caller sets it after building (KEEL_FOR_EACH_MAX_ITEMS) */
 };
 
-/* "sequence", "activity", "sleep", "sleep_until", "wait". Returns a static string. */
+#define ENGINE_PLAN_DEFAULT_MAX_ITEMS 10000
+
+/* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each". Returns a
+ * static string. */
 const char *engine_node_kind_name(enum engine_node_kind k);
 
-/* True for the kinds that hold other nodes (today: sequence). */
+/* True for the kinds that hold other nodes (sequence, parallel, for_each). */
 bool engine_node_is_container(enum engine_node_kind k);
 
 /* Builds the plan of d, which it borrows (d must outlive it). Returns a new plan (caller frees
- * with engine_plan_free), or NULL when d is NULL or holds a step kind the plan does not know. */
+ * with engine_plan_free), or NULL when d is NULL, holds a step kind the plan does not know, or
+ * a compound step without steps. */
 struct engine_plan *engine_plan_build(const struct defn *d) __attribute__((warn_unused_result));
 
 /* Frees p and everything it owns (not the definition). NULL is fine. */
@@ -92,12 +111,12 @@ void engine_plan_free(struct engine_plan *p);
 /* The leaf of the definition's step i (v1 flat index), or NULL when out of range. Borrowed. */
 const struct engine_plan_node *engine_plan_step_node(const struct engine_plan *p, size_t i);
 
-/* The path of an instance of n, as history events and idempotency keys will carry it: the
- * path segments of n's ancestors below the root and of n itself, joined with '/' ("charge";
- * later "notify/email/send", "charge-all/3/charge"). loop_indexes gives the index of each
- * enclosing loop, outermost first; no kind loops yet, so n_loop_indexes must be 0. Returns a
- * new string (caller frees), "" for the root, or NULL when n is NULL or the number of loop
- * indexes does not match the loops around n. */
+/* The path of an instance of n, as history events, step rows and idempotency keys carry it:
+ * the segments of n's ancestors below the root and of n itself, joined with '/' ("charge",
+ * "notify/email/send", "charge-all/3/charge"). loop_indexes gives the item index of each
+ * enclosing loop, outermost first (n->loop_depth of them). Returns a new string (caller
+ * frees), "" for the root, or NULL when n is NULL or the number of loop indexes does not match
+ * the loops around n. */
 char *engine_plan_path(const struct engine_plan_node *n, const size_t *loop_indexes,
                        size_t n_loop_indexes) __attribute__((warn_unused_result));
 
@@ -106,5 +125,16 @@ char *engine_plan_path(const struct engine_plan_node *n, const size_t *loop_inde
  * out of range. */
 char *engine_plan_step_path(const struct engine_plan *p, size_t i)
     __attribute__((warn_unused_result));
+
+/* The node with this step id (at any depth), or NULL. Borrowed. */
+const struct engine_plan_node *engine_plan_find(const struct engine_plan *p, const char *id);
+
+/* The node an instance path names, with the item index of each loop around it written to
+ * loop_indexes (outermost first; up to max_loops of them, *n_loops set to the count). Returns
+ * NULL when the path names no node of p (an unknown id or branch, a segment out of place, an
+ * index that is not a decimal number, more loops than max_loops). */
+const struct engine_plan_node *engine_plan_resolve(const struct engine_plan *p, const char *path,
+                                                   size_t *loop_indexes, size_t max_loops,
+                                                   size_t *n_loops);
 
 #endif

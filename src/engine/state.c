@@ -18,7 +18,13 @@
  *         for a retry or a redelivery; absent, it reads as started_at), "accepted": true,
  *         "comp": {"status": "scheduled" | "running" | "failed" | "interrupted", "attempt": n,
  *                  "started_at": t (while running), "accepted": true}
- *         (absent: no compensation has run, or it completed and the step is "compensated"). */
+ *         (absent: no compensation has run, or it completed and the step is "compensated").
+ *
+ * The tree (parallel, for_each) added the same way: "steps" holds the top-level steps first,
+ * in definition order, then the nested instances in the order they were entered, each with
+ * its "path" (a top-level step's path is its id, so it is not written). Container members,
+ * each left out when zero: "cursor", "running", "failed", "cancelled", "stopping", "next",
+ * "n_items", "redo", "items". A state without nested instances is written exactly as before. */
 #include "engine/engine.h"
 
 #include "util/alloc.h"
@@ -68,22 +74,71 @@ static int name_index(const char *const *names, size_t n, const json_t *v)
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
+long engine_state_find(const struct engine_state *st, const char *path)
+{
+    if (!st || !path || !st->by_path)
+        return -1;
+    const json_t *i = json_object_get(st->by_path, path);
+    return i ? (long)json_integer_value(i) : -1;
+}
+
+/* Room for n instances, zeroed past the used ones. */
+static void reserve_steps(struct engine_state *st, size_t n)
+{
+    if (n <= st->cap_steps)
+        return;
+    size_t cap = st->cap_steps ? st->cap_steps : 4;
+    while (cap < n)
+        cap *= 2;
+    st->steps = xrealloc(st->steps, cap * sizeof *st->steps);
+    memset(st->steps + st->cap_steps, 0, (cap - st->cap_steps) * sizeof *st->steps);
+    st->cap_steps = cap;
+}
+
+/* Appends an instance with this path (copied) and no progress; returns its index. */
+static size_t add_instance(struct engine_state *st, const char *path, size_t parent)
+{
+    reserve_steps(st, st->n_steps + 1);
+    size_t i = st->n_steps++;
+    struct engine_step *s = &st->steps[i];
+    memset(s, 0, sizeof *s);
+    s->path = xstrdup(path);
+    s->parent = parent;
+    json_object_set_new(st->by_path, path, json_integer((json_int_t)i));
+    return i;
+}
+
+size_t engine_state_add(struct engine_state *st, const char *path, size_t parent)
+{
+    return add_instance(st, path, parent);
+}
+
 void engine_state_init(struct engine_state *st, const struct defn *d)
 {
     if (!st)
         return;
     memset(st, 0, sizeof *st);
     st->status = ENGINE_EXEC_RUNNING;
-    st->n_steps = d ? d->n_steps : 0;
-    /* calloc leaves every step ENGINE_STEP_PENDING with all counters and times at zero. */
-    st->steps = xcalloc(st->n_steps, sizeof *st->steps);
+    st->by_path = json_object();
+    size_t n = d ? d->n_steps : 0;
+    reserve_steps(st, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = add_instance(st, d->steps[i].id, ENGINE_NO_PARENT);
+        st->steps[k].position = i;
+    }
+    st->n_top = n;
 }
 
 void engine_state_free(struct engine_state *st)
 {
     if (!st)
         return;
+    for (size_t i = 0; i < st->n_steps; i++) {
+        free(st->steps[i].path);
+        json_decref(st->steps[i].items);
+    }
     free(st->steps);
+    json_decref(st->by_path);
     memset(st, 0, sizeof *st);
 }
 
@@ -103,14 +158,20 @@ json_t *engine_state_to_json(const struct engine_state *st)
     for (size_t i = 0; i < st->n_steps; i++) {
         const struct engine_step *s = &st->steps[i];
         json_t *o = json_object();
+        if (i >= st->n_top)
+            json_object_set_new(o, "path", json_string(s->path ? s->path : ""));
         json_object_set_new(o, "status", json_string(engine_step_status_name(s->status)));
         set_nonzero(o, "attempt", s->attempt);
         set_nonzero(o, "scheduled_at", s->scheduled_at_ms);
         set_nonzero(o, "started_at", s->started_at_ms);
         set_nonzero(o, "completed_at", s->completed_at_ms);
         set_nonzero(o, "order", s->completion_order);
-        if (s->attempt_started_at_ms != s->started_at_ms)
-            set_nonzero(o, "attempt_started_at", s->attempt_started_at_ms);
+        /* Read back as started_at when absent; a running container, which has no attempt,
+         * says 0 instead. */
+        if (s->attempt_started_at_ms != s->started_at_ms &&
+            (s->attempt_started_at_ms != 0 || s->status == ENGINE_STEP_RUNNING))
+            json_object_set_new(o, "attempt_started_at",
+                                json_integer((json_int_t)s->attempt_started_at_ms));
         if (s->accepted)
             json_object_set_new(o, "accepted", json_true());
         if (s->comp.status != ENGINE_COMP_NONE) {
@@ -122,6 +183,17 @@ json_t *engine_state_to_json(const struct engine_state *st)
                 json_object_set_new(c, "accepted", json_true());
             json_object_set_new(o, "comp", c);
         }
+        set_nonzero(o, "cursor", (int64_t)s->cursor);
+        set_nonzero(o, "running", s->running);
+        set_nonzero(o, "failed", s->failed);
+        set_nonzero(o, "cancelled", s->cancelled);
+        if (s->stopping)
+            json_object_set_new(o, "stopping", json_true());
+        set_nonzero(o, "next", (int64_t)s->next_item);
+        set_nonzero(o, "n_items", (int64_t)s->n_items);
+        set_nonzero(o, "redo", (int64_t)s->redo);
+        if (s->items)
+            json_object_set(o, "items", s->items);
         json_array_append_new(steps, o);
     }
     json_t *j = json_object();
@@ -207,10 +279,12 @@ static bool read_comp(const json_t *o, struct engine_compensation *c)
 static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
 {
     static const char *const keys[] = {
-        "status",       "attempt", "scheduled_at",       "started_at",
-        "completed_at", "order",   "attempt_started_at", "accepted",
-        "comp",         NULL};
-    int64_t attempt, order;
+        "path",       "status",       "attempt",  "scheduled_at",
+        "started_at", "completed_at", "order",    "attempt_started_at",
+        "accepted",   "comp",         "cursor",   "running",
+        "failed",     "cancelled",    "stopping", "next",
+        "n_items",    "redo",         "items",    NULL};
+    int64_t attempt, order, cursor, running, failed, cancelled, next, n_items, redo;
     if (!json_is_object(o) || !only_keys(o, keys))
         return false;
     int status = name_index(STEP_NAMES, N_STEP_NAMES, json_object_get(o, "status"));
@@ -222,8 +296,29 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
         !get_int(o, "completed_at", true, INT64_MIN, INT64_MAX, &s->completed_at_ms) ||
         !get_int(o, "order", true, 0, (int64_t)n_steps, &order) ||
         !get_int(o, "attempt_started_at", true, INT64_MIN, INT64_MAX, &s->attempt_started_at_ms) ||
-        !get_bool(o, "accepted", &s->accepted) || !read_comp(json_object_get(o, "comp"), &s->comp))
+        !get_bool(o, "accepted", &s->accepted) ||
+        !read_comp(json_object_get(o, "comp"), &s->comp) ||
+        !get_int(o, "cursor", true, 0, INT_MAX, &cursor) ||
+        !get_int(o, "running", true, 0, INT_MAX, &running) ||
+        !get_int(o, "failed", true, 0, INT_MAX, &failed) ||
+        !get_int(o, "cancelled", true, 0, INT_MAX, &cancelled) ||
+        !get_bool(o, "stopping", &s->stopping) || !get_int(o, "next", true, 0, INT_MAX, &next) ||
+        !get_int(o, "n_items", true, 0, INT_MAX, &n_items) ||
+        !get_int(o, "redo", true, 0, INT_MAX, &redo))
         return false;
+    const json_t *items = json_object_get(o, "items");
+    if (items && (!json_is_array(items) || json_array_size(items) != (size_t)n_items))
+        return false;
+    if (next > n_items || redo > next)
+        return false;
+    s->items = items ? json_incref((json_t *)items) : NULL;
+    s->cursor = (size_t)cursor;
+    s->running = (int)running;
+    s->failed = (int)failed;
+    s->cancelled = (int)cancelled;
+    s->next_item = (size_t)next;
+    s->n_items = (size_t)n_items;
+    s->redo = (size_t)redo;
     /* Left out when equal to started_at, and in states written before it existed. */
     if (!json_object_get(o, "attempt_started_at") && status == ENGINE_STEP_RUNNING)
         s->attempt_started_at_ms = s->started_at_ms;
@@ -233,9 +328,41 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
     return true;
 }
 
-/* The invariants of one step that the interpreter keeps, given its definition. */
+/* The invariants of one step that the interpreter keeps, given its definition (NULL for a
+ * nested instance, whose kind is only known once bound to the plan: the checks that need the
+ * kind are then left to engine_advance_plan's binding). */
 static bool step_consistent(const struct engine_step *s, const struct defn_step *ds)
 {
+    if (!ds) {
+        if ((s->accepted || s->attempt_started_at_ms != 0) && s->status != ENGINE_STEP_RUNNING)
+            return false;
+        if (s->comp.status != ENGINE_COMP_NONE && s->status != ENGINE_STEP_COMPLETED)
+            return false;
+        return s->status == ENGINE_STEP_COMPLETED || s->status == ENGINE_STEP_COMPENSATED
+                   ? s->completion_order >= 1
+                   : s->completion_order == 0;
+    }
+    bool container = ds->kind == DEFN_STEP_PARALLEL || ds->kind == DEFN_STEP_FOR_EACH;
+    if (container) {
+        if (s->attempt != 0 || s->accepted || s->attempt_started_at_ms != 0 ||
+            s->comp.status != ENGINE_COMP_NONE)
+            return false;
+        switch (s->status) {
+        case ENGINE_STEP_PENDING:
+            return s->completion_order == 0 && s->started_at_ms == 0;
+        case ENGINE_STEP_RUNNING:
+        case ENGINE_STEP_FAILED:
+        case ENGINE_STEP_SKIPPED:
+            return s->completion_order == 0;
+        case ENGINE_STEP_COMPLETED:
+            return s->completion_order >= 1;
+        default:
+            return false;
+        }
+    }
+    if (s->items || s->running || s->failed || s->cancelled || s->stopping || s->n_items ||
+        s->cursor)
+        return false;
     bool activity = ds->kind == DEFN_STEP_ACTIVITY;
     bool timer = ds->kind == DEFN_STEP_SLEEP || ds->kind == DEFN_STEP_SLEEP_UNTIL;
     bool untouched = s->attempt == 0 && s->scheduled_at_ms == 0 && s->started_at_ms == 0 &&
@@ -289,7 +416,7 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
     int orders = 0;
     for (size_t i = 0; i < st->n_steps && ok; i++) {
         const struct engine_step *s = &st->steps[i];
-        ok = step_consistent(s, &d->steps[i]);
+        ok = step_consistent(s, i < st->n_top ? &d->steps[i] : NULL);
         if (ok && s->completion_order > 0) {
             ok = s->completion_order <= st->completions && !seen[s->completion_order];
             seen[s->completion_order] = true;
@@ -316,7 +443,7 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
         return false;
 
     size_t cur = st->current;
-    for (size_t i = 0; i < st->n_steps; i++) {
+    for (size_t i = 0; i < st->n_top; i++) {
         enum engine_step_status s = st->steps[i].status;
         switch (st->status) {
         case ENGINE_EXEC_RUNNING:
@@ -372,10 +499,22 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
             return false;
     }
     if (st->status == ENGINE_EXEC_RUNNING)
-        return cur < st->n_steps;
+        return cur < st->n_top;
     if (st->status == ENGINE_EXEC_COMPLETED)
-        return cur == st->n_steps;
+        return cur == st->n_top;
     return true;
+}
+
+/* The index of the instance whose path is path minus its last segment, or -1. */
+static long parent_of(const struct engine_state *st, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return -1;
+    char *prefix = xstrndup(path, (size_t)(slash - path));
+    long i = engine_state_find(st, prefix);
+    free(prefix);
+    return i;
 }
 
 int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_state *st)
@@ -389,23 +528,43 @@ int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_
     if (!j || !d || !json_is_object(j) || !only_keys(j, keys))
         return -1;
     const json_t *steps = json_object_get(j, "steps");
+    size_t n = json_array_size(steps);
     int status = name_index(EXEC_NAMES, N_EXEC_NAMES, json_object_get(j, "status"));
     if (!get_int(j, "v", false, STATE_VERSION, STATE_VERSION, &v) || status < 0 ||
         !get_int(j, "current", false, 0, (int64_t)d->n_steps, &current) ||
-        !get_int(j, "completions", false, 0, (int64_t)d->n_steps, &completions) ||
-        !json_is_array(steps) || json_array_size(steps) != d->n_steps ||
-        !get_bool(j, "cancel_requested", &st->cancel_requested) ||
+        !get_int(j, "completions", false, 0, (int64_t)n, &completions) || !json_is_array(steps) ||
+        n < d->n_steps || !get_bool(j, "cancel_requested", &st->cancel_requested) ||
         !get_bool(j, "compensating", &st->compensating))
         goto Fail;
 
     st->status = (enum engine_exec_status)status;
-    st->n_steps = d->n_steps;
     st->current = (size_t)current;
     st->completions = (int)completions;
-    st->steps = xcalloc(st->n_steps, sizeof *st->steps);
-    for (size_t i = 0; i < st->n_steps; i++)
-        if (!read_step(json_array_get(steps, i), st->n_steps, &st->steps[i]))
+    st->by_path = json_object();
+    reserve_steps(st, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *o = json_array_get(steps, i);
+        const char *path;
+        long parent = -1;
+        if (i < d->n_steps) {
+            path = d->steps[i].id;
+            if (json_object_get(o, "path"))
+                goto Fail;
+        } else {
+            /* A nested instance comes after its parent, and its path is new. */
+            path = json_string_value(json_object_get(o, "path"));
+            if (!path || engine_state_find(st, path) >= 0 || (parent = parent_of(st, path)) < 0)
+                goto Fail;
+        }
+        size_t k = add_instance(st, path, parent < 0 ? ENGINE_NO_PARENT : (size_t)parent);
+        if (i < d->n_steps)
+            st->steps[k].position = i;
+        char *kept = st->steps[k].path;
+        if (!read_step(o, n, &st->steps[k]))
             goto Fail;
+        st->steps[k].path = kept;
+    }
+    st->n_top = d->n_steps;
     if (!state_consistent(st, d))
         goto Fail;
     return 0;

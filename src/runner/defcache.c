@@ -23,6 +23,7 @@ struct entry {
 struct defcache {
     pthread_mutex_t lock;
     struct entry *buckets[DEFCACHE_BUCKETS];
+    size_t max_items; /* set on every plan built here */
 };
 
 static unsigned bucket_of(const char *name, int version)
@@ -34,9 +35,10 @@ static unsigned bucket_of(const char *name, int version)
     return h % DEFCACHE_BUCKETS;
 }
 
-struct defcache *defcache_new(void)
+struct defcache *defcache_new(long max_items)
 {
     struct defcache *c = xcalloc(1, sizeof *c);
+    c->max_items = max_items > 0 ? (size_t)max_items : ENGINE_PLAN_DEFAULT_MAX_ITEMS;
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -119,6 +121,7 @@ const struct engine_plan *defcache_get_plan(struct defcache *c, PGconn *conn, co
         defn_free(d);
         return NULL;
     }
+    plan->max_items = c->max_items;
 
     pthread_mutex_lock(&c->lock);
     found = lookup(c, b, name, version);

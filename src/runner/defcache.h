@@ -10,7 +10,9 @@
 
 struct defcache;
 
-struct defcache *defcache_new(void);
+/* max_items: the longest items array a for_each of any cached plan iterates over (the plans'
+ * max_items); 0 for the engine's default. */
+struct defcache *defcache_new(long max_items);
 void defcache_free(struct defcache *c);
 /* The definition, loaded through conn on a miss. Owned by the cache and valid until
  * defcache_free. NULL with *why set (caller frees) when it does not exist or cannot be read. */

@@ -176,13 +176,17 @@ static void send_attempt(struct runner *r, int64_t task_id, const char *executio
                          const char *workflow, int version, const char *step_id, int attempt,
                          bool compensation, const json_t *payload, const char *token)
 {
-    char key[512];
-    snprintf(key, sizeof key, "%s/%s%s", execution_id, step_id, compensation ? "/compensate" : "");
+    /* step_id is the step's path: the key follows it (contract, "Flow steps"); the body names
+     * the step by its id and, inside a parallel or for_each, by its path as well. */
+    char *key = xasprintf("%s/%s%s", execution_id, step_id, compensation ? "/compensate" : "");
+    const char *slash = strrchr(step_id, '/');
     const char *url = json_string_value(json_object_get(payload, "url"));
-    json_t *body =
-        json_pack("{s:s, s:s, s:i, s:s, s:i, s:O, s:s}", "execution_id", execution_id, "workflow",
-                  workflow, "version", version, "step", step_id, "attempt", attempt, "input",
-                  json_object_get(payload, "input"), "task_token", token ? token : "");
+    json_t *body = json_pack("{s:s, s:s, s:i, s:s, s:i, s:O, s:s}", "execution_id", execution_id,
+                             "workflow", workflow, "version", version, "step",
+                             slash ? slash + 1 : step_id, "attempt", attempt, "input",
+                             json_object_get(payload, "input"), "task_token", token ? token : "");
+    if (slash)
+        json_object_set_new(body, "path", json_string(step_id));
     struct wh_request *req = wh_request_new(url ? url : "", key, attempt);
     if (compensation)
         json_object_set_new(body, "compensation", json_true());
@@ -193,6 +197,7 @@ static void send_attempt(struct runner *r, int64_t task_id, const char *executio
     /* A compensation is its own span, apart from the step's attempt of the same number. */
     ids_traceparent(execution_id, key + strlen(execution_id) + 1, attempt, tp);
     req->traceparent = xstrdup(tp);
+    free(key);
     req->timeout_ms = (long)json_integer_value(json_object_get(payload, "timeout_ms"));
     req->secrets = r->secrets;
     struct attempt_ctx *a = xcalloc(1, sizeof *a);
@@ -602,7 +607,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         free(r);
         return NULL;
     }
-    r->defs = defcache_new();
+    r->defs = defcache_new(cfg->for_each_max_items);
     r->env.defs = r->defs;
     r->env.owner = r->owner;
     r->env.lease_grace_ms = cfg->lease_grace_ms;

@@ -41,7 +41,8 @@ struct pending {
     json_t *tasks;  /* [{kind, step, attempt, due_at, payload, token_hash, lease_ms}] */
     json_t *tokens; /* {token_hash: token} of the attempts leased here; never sent to SQL */
     json_t *drops;  /* [{kind, step}]: pending tasks to delete */
-    bool *changed;  /* per step */
+    bool *changed;  /* per step instance */
+    size_t cap_changed;
     bool cancel_tasks;
     bool notify; /* a task nobody has leased: wake the claimers */
     bool ended;
@@ -49,7 +50,7 @@ struct pending {
     json_t *error;
     int64_t last_seq;
     json_t *heartbeat;          /* {"at", "details"} of a heartbeat that applied, or NULL */
-    const char *heartbeat_step; /* its step's id (borrowed from the definition) */
+    const char *heartbeat_step; /* its step's path (borrowed from the state) */
 };
 
 static void ts(int64_t ms, char out[32])
@@ -82,13 +83,37 @@ struct apply {
     char *why;                 /* a database error met on the way */
 };
 
+/* Marks instance i's row to be written. */
+static void mark_row(struct pending *p, size_t i)
+{
+    if (i >= p->cap_changed) {
+        size_t cap = p->cap_changed ? p->cap_changed : 8;
+        while (cap <= i)
+            cap *= 2;
+        p->changed = xrealloc(p->changed, cap * sizeof *p->changed);
+        memset(p->changed + p->cap_changed, 0, (cap - p->cap_changed) * sizeof *p->changed);
+        p->cap_changed = cap;
+    }
+    p->changed[i] = true;
+}
+
+/* The step id of the instance at path: its last segment (a branch's name or an iteration's
+ * index for a sequence). */
+static const char *path_id(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Appends an event; step is the instance's path (NULL for the whole execution). */
 static void append_event(struct apply *a, const char *type, const char *step, int attempt,
                          json_t *data)
 {
     json_t *row = json_object();
     json_object_set_new(row, "seq", json_integer(++a->p->last_seq));
     json_object_set_new(row, "type", json_string(type));
-    json_object_set_new(row, "step", step ? json_string(step) : json_null());
+    json_object_set_new(row, "step", step ? json_string(path_id(step)) : json_null());
+    json_object_set_new(row, "path", step ? json_string(step) : json_null());
     json_object_set_new(row, "attempt", attempt > 0 ? json_integer(attempt) : json_null());
     json_object_set_new(row, "data", data ? data : json_object());
     json_array_append_new(a->p->events, row);
@@ -122,8 +147,9 @@ static json_int_t last_event_seq(struct apply *a, const char *type)
     return seq;
 }
 
-/* A wait has started: deliver the oldest signal of its name that arrived before it. */
-static void deliver_stored_signal(struct apply *a, const char *name)
+/* A wait has started: deliver the oldest signal of its name that arrived before it to the
+ * waiting instance `step`. */
+static void deliver_stored_signal(struct apply *a, const char *name, size_t step)
 {
     /* Signals consumed earlier in this transition are not marked in the table yet. */
     struct buf taken = BUF_INIT;
@@ -150,7 +176,7 @@ static void deliver_stored_signal(struct apply *a, const char *name)
         struct engine_input sig = {
             .kind = ENGINE_IN_SIGNAL,
             .now_ms = a->now_ms,
-            .step = a->st->current,
+            .step = step,
             .signal = name,
             .payload = payload,
             .retry_after_ms = -1,
@@ -169,20 +195,20 @@ static void deliver_stored_signal(struct apply *a, const char *name)
 static void collect(struct apply *a, const struct engine_input *in, struct engine_effects *fx)
 {
     struct pending *p = a->p;
-    const struct defn *d = a->d;
+    const struct engine_state *st = a->st;
     for (size_t i = 0; i < fx->n_events; i++) {
         struct engine_event *e = &fx->events[i];
-        append_event(a, e->type, e->step >= 0 ? d->steps[e->step].id : NULL, e->attempt,
+        append_event(a, e->type, e->step >= 0 ? st->steps[e->step].path : NULL, e->attempt,
                      e->data ? json_incref(e->data) : NULL);
     }
     for (size_t i = 0; i < fx->n_changed_steps; i++)
-        p->changed[fx->changed_steps[i]] = true;
+        mark_row(p, fx->changed_steps[i]);
     if (fx->cancel_tasks)
         p->cancel_tasks = true;
     for (size_t i = 0; i < fx->n_cancels; i++)
         json_array_append_new(p->drops, json_pack("{s:s, s:s}", "kind",
                                                   engine_task_kind_name(fx->cancels[i].kind),
-                                                  "step", d->steps[fx->cancels[i].step].id));
+                                                  "step", st->steps[fx->cancels[i].step].path));
     if (fx->ended) {
         p->ended = true;
         json_decref(p->output);
@@ -197,7 +223,7 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         ts(t->due_at_ms, due);
         json_t *row = json_object();
         json_object_set_new(row, "kind", json_string(engine_task_kind_name(t->kind)));
-        json_object_set_new(row, "step", json_string(d->steps[t->step].id));
+        json_object_set_new(row, "step", json_string(st->steps[t->step].path));
         json_object_set_new(row, "attempt",
                             t->attempt > 0 ? json_integer(t->attempt) : json_null());
         json_object_set_new(row, "due_at", json_string(due));
@@ -235,8 +261,16 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
                 advance_more(a, &started);
         }
     }
-    if (wants_signal)
-        deliver_stored_signal(a, wants_signal);
+    if (wants_signal) {
+        /* Several waits may have started at once (in a parallel's branches): each waiting
+         * instance gets the oldest stored signal of its name. Those that waited before got
+         * theirs when they started; the query finds nothing more for them. */
+        for (size_t i = 0; i < a->st->n_steps && a->st->status == ENGINE_EXEC_RUNNING; i++) {
+            const struct engine_step *s = &a->st->steps[i];
+            if (s->status == ENGINE_STEP_WAITING && s->node && s->node->step)
+                deliver_stored_signal(a, s->node->step->signal, i);
+        }
+    }
 }
 
 /* The expression context from the execution's input and its steps' results, or NULL when they
@@ -275,8 +309,8 @@ static json_t *build_ctx(const char *exec_id, const char *workflow, const char *
     return ctx;
 }
 
-/* The due_at text of the last task of that kind for step id written in this transition, as a
- * new JSON string, or JSON null. */
+/* The due_at text of the last task of that kind for the step at path id written in this
+ * transition, as a new JSON string, or JSON null. */
 static json_t *task_due(const struct pending *p, const char *kind, const char *id)
 {
     json_t *due = NULL;
@@ -303,7 +337,7 @@ static void row_details(const struct pending *p, const char *id, json_t *row)
     json_t *e;
     json_array_foreach(p->events, k, e)
     {
-        const char *step = json_string_value(json_object_get(e, "step"));
+        const char *step = json_string_value(json_object_get(e, "path"));
         const char *type = json_string_value(json_object_get(e, "type"));
         if (!step || !type || strcmp(step, id) != 0)
             continue;
@@ -323,26 +357,42 @@ static void row_details(const struct pending *p, const char *id, json_t *row)
     json_object_set_new(row, "heartbeat_set", json_boolean(beat || fresh));
 }
 
+/* The kind a step row shows: the step's kind, or "branch" / "iteration" for the sequences of a
+ * parallel's branch and a for_each's item. */
+static const char *row_kind(const struct engine_plan_node *n)
+{
+    if (n->kind != ENGINE_NODE_SEQUENCE)
+        return engine_node_kind_name(n->kind);
+    return n->branch ? "branch" : "iteration";
+}
+
 static json_t *step_rows(const struct defn *d, const struct engine_state *st, const json_t *ctx,
                          const struct pending *p)
 {
     const bool *changed = p->changed;
     json_t *rows = json_array();
     json_t *steps = json_object_get(ctx, "steps");
-    for (size_t i = 0; i < st->n_steps; i++) {
+    size_t n = p->cap_changed < st->n_steps ? p->cap_changed : st->n_steps;
+    for (size_t i = 0; i < n; i++) {
         if (!changed[i])
             continue;
         const struct engine_step *s = &st->steps[i];
-        const char *id = d->steps[i].id;
+        const char *id = s->path;
+        const struct engine_plan_node *node = s->node;
         json_t *c = json_object_get(steps, id);
         json_t *row = json_object();
         const char *status = engine_step_public_status(d, st, i);
-        json_object_set_new(row, "id", json_string(id));
-        json_object_set_new(row, "position", json_integer((json_int_t)i));
+        json_object_set_new(row, "path", json_string(id));
+        json_object_set_new(row, "id", json_string(path_id(id)));
+        json_object_set_new(row, "parent",
+                            s->parent == ENGINE_NO_PARENT ? json_null()
+                                                          : json_string(st->steps[s->parent].path));
+        json_object_set_new(row, "kind", node ? json_string(row_kind(node)) : json_null());
+        json_object_set_new(row, "position", json_integer((json_int_t)s->position));
         json_object_set_new(row, "status", json_string(status));
         /* Attempts made: a step waiting to send its next attempt (scheduled, retrying) has
          * only numbered it. */
-        int made = s->status == ENGINE_STEP_SCHEDULED && d->steps[i].kind == DEFN_STEP_ACTIVITY
+        int made = s->status == ENGINE_STEP_SCHEDULED && node && node->kind == ENGINE_NODE_ACTIVITY
                        ? s->attempt - 1
                        : s->attempt;
         json_object_set_new(row, "attempts", json_integer(made < 0 ? 0 : made));
@@ -505,16 +555,30 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     PQclear(r);
     r = NULL;
 
+    if (!engine_state_bind(plan, &st)) {
+        *why = xasprintf("execution %s has a state that does not fit its definition", exec_id);
+        goto done;
+    }
     if (req->step_id) {
-        int idx = defn_step_index(d, req->step_id);
+        long idx = engine_state_find(&st, req->step_id);
         if (idx < 0) {
             *why = xasprintf("execution %s has no step %s", exec_id, req->step_id);
             goto done;
         }
         in->step = (size_t)idx;
     }
-    if (in->kind == ENGINE_IN_SIGNAL && !req->step_id)
-        in->step = st.current;
+    if (in->kind == ENGINE_IN_SIGNAL && !req->step_id) {
+        /* The first waiting step of that name takes it (several may wait in parallel
+         * branches); when none waits, the input is stale and the signal stays stored. */
+        in->step = st.n_steps;
+        for (size_t k = 0; k < st.n_steps && in->step == st.n_steps; k++)
+            if (st.steps[k].status == ENGINE_STEP_WAITING && st.steps[k].node &&
+                st.steps[k].node->step && in->signal &&
+                !strcmp(st.steps[k].node->step->signal, in->signal))
+                in->step = k;
+        if (in->step == st.n_steps)
+            in->step = st.current;
+    }
     if (in->kind == ENGINE_IN_ATTEMPT_STARTED && in->step < st.n_steps &&
         engine_attempt_in_flight(&st, in->step, in->attempt, in->compensation))
         in->redelivery = true;
@@ -523,7 +587,6 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     p.tasks = json_array();
     p.tokens = json_object();
     p.drops = json_array();
-    p.changed = xcalloc(st.n_steps ? st.n_steps : 1, sizeof *p.changed);
     a = (struct apply){.env = env,
                        .conn = conn,
                        .exec_id = exec_id,
@@ -546,7 +609,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     /* A new execution gets a row for every step, so readers see the whole plan from the start. */
     if (in->kind == ENGINE_IN_START)
         for (size_t k = 0; k < st.n_steps; k++)
-            p.changed[k] = true;
+            mark_row(&p, k);
     engine_advance_plan(plan, &st, ctx, in, &fx);
     bool stale = fx.stale;
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
@@ -565,8 +628,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
             json_object_set_new(p.heartbeat, "details_omitted",
                                 json_string("the details are too large, too deep or hold "
                                             "\\u0000"));
-        p.heartbeat_step = d->steps[in->step].id;
-        p.changed[in->step] = true;
+        p.heartbeat_step = st.steps[in->step].path;
+        mark_row(&p, in->step);
     }
     if (!stale) {
         collect(&a, in, &fx);
@@ -589,7 +652,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                                 json_deep_copy(in->output ? in->output : json_null()));
         else if (in->error)
             json_object_set_new(data, "error", json_deep_copy(in->error));
-        append_event(&a, "result_ignored", in->step < st.n_steps ? d->steps[in->step].id : NULL,
+        append_event(&a, "result_ignored", in->step < st.n_steps ? st.steps[in->step].path : NULL,
                      in->attempt, data);
     }
     if (a.why) {
@@ -626,7 +689,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         char attempt[16], hash[WH_TASK_TOKEN_HASH_LEN + 1];
         snprintf(attempt, sizeof attempt, "%d", in->attempt);
         wh_task_token_hash(req->started_token, hash);
-        const char *tp[] = {hash, exec_id, d->steps[in->step].id, attempt,
+        const char *tp[] = {hash, exec_id, st.steps[in->step].path, attempt,
                             in->compensation ? "true" : "false"};
         PGresult *tr = store_run(conn, STMT_TOKEN_INSERT, 5, tp);
         bool ok = store_ok(tr);

@@ -66,7 +66,7 @@ static const struct {
     [STMT_EXEC_LOCKED_READ] = {"exec_locked_read",
                                "SELECT e.workflow, e.version, e.status, e.state::text, "
                                "e.input::text, e.last_seq, (SELECT "
-                               "coalesce(json_agg(json_build_array(s.step_id, s.status, "
+                               "coalesce(json_agg(json_build_array(s.path, s.status, "
                                "s.output, s.error)), '[]')::text FROM steps s "
                                "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
                                "s.error IS NOT NULL OR s.status = 'completed')), "
@@ -87,23 +87,26 @@ static const struct {
          "dropped AS (DELETE FROM tasks t USING jsonb_to_recordset($16::jsonb) AS c(kind text, "
          "step text) WHERE t.execution_id = $1 AND t.kind = c.kind AND t.step = c.step AND "
          "t.id IS DISTINCT FROM $2::bigint RETURNING t.id), "
-         "ev AS (INSERT INTO events (execution_id, seq, type, step, attempt, at, data) "
-         "SELECT $1, e.seq, e.type, e.step, e.attempt, $13::timestamptz, "
+         "ev AS (INSERT INTO events (execution_id, seq, type, step, path, attempt, at, data) "
+         "SELECT $1, e.seq, e.type, e.step, e.path, e.attempt, $13::timestamptz, "
          "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
-         "step text, attempt int, data jsonb)), "
+         "step text, path text, attempt int, data jsonb)), "
          /* last_error and heartbeat keep their stored value unless the row says it replaces
           * them (last_error_set, heartbeat_set); next_attempt_at and due_at go with status. */
-         "st AS (INSERT INTO steps (execution_id, step_id, position, status, attempts, output, "
+         "st AS (INSERT INTO steps (execution_id, path, step_id, parent_path, kind, position, "
+         "status, attempts, output, "
          "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat) "
-         "SELECT $1, s.id, s.position, s.status, s.attempts, s.output, s.error, s.started_at, "
+         "SELECT $1, s.path, s.id, s.parent, s.kind, s.position, s.status, s.attempts, s.output, "
+         "s.error, s.started_at, "
          "s.completed_at, CASE WHEN s.last_error_set THEN s.last_error ELSE o.last_error END, "
          "s.next_attempt_at, s.due_at, CASE WHEN s.heartbeat_set THEN s.heartbeat "
          "ELSE o.heartbeat END FROM jsonb_to_recordset($5::jsonb) "
-         "AS s(id text, position int, status text, attempts int, output jsonb, error jsonb, "
+         "AS s(path text, id text, parent text, kind text, position int, status text, "
+         "attempts int, output jsonb, error jsonb, "
          "started_at timestamptz, completed_at timestamptz, last_error jsonb, "
          "last_error_set bool, next_attempt_at timestamptz, due_at timestamptz, heartbeat jsonb, "
-         "heartbeat_set bool) LEFT JOIN steps o ON o.execution_id = $1 AND o.step_id = s.id "
-         "ON CONFLICT (execution_id, step_id) DO UPDATE SET status = EXCLUDED.status, "
+         "heartbeat_set bool) LEFT JOIN steps o ON o.execution_id = $1 AND o.path = s.path "
+         "ON CONFLICT (execution_id, path) DO UPDATE SET status = EXCLUDED.status, "
          "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
          "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
@@ -132,16 +135,19 @@ static const struct {
          "coalesce((SELECT json_agg(json_build_array(id, token_hash)) FROM tk), '[]')::text, "
          "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
          "CASE WHEN $14::bool THEN pg_notify('keel_done', $1) END"},
-    [STMT_EXEC_JSON] = {"exec_json",
-                        "SELECT " EXEC_JSON_COLUMNS
-                        ", 'steps', (SELECT coalesce(json_agg(json_build_object('id', "
-                        "s.step_id, 'status', s.status, 'attempts', s.attempts, 'started_at', "
-                        "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
-                        "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
-                        "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-                        "keel_ts(s.due_at), 'heartbeat', s.heartbeat) ORDER BY s.position), "
-                        "'[]') FROM steps s WHERE s.execution_id = e.id))::text, e.status "
-                        "FROM executions e WHERE e.id = $1"},
+    [STMT_EXEC_JSON] =
+        {"exec_json",
+         "SELECT " EXEC_JSON_COLUMNS ", 'steps', (SELECT coalesce(json_agg(json_build_object('id', "
+         "s.step_id, 'path', s.path, 'parent', s.parent_path, 'kind', s.kind, "
+         "'position', s.position, "
+         "'status', s.status, 'attempts', s.attempts, 'started_at', "
+         "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
+         "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
+         "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
+         "keel_ts(s.due_at), 'heartbeat', s.heartbeat) ORDER BY s.parent_path IS NOT NULL, "
+         "s.parent_path, s.position), "
+         "'[]') FROM steps s WHERE s.execution_id = e.id))::text, e.status "
+         "FROM executions e WHERE e.id = $1"},
     /* Summaries without input and output: the step a running execution is at (the state's
      * "current"), with the signal it waits for from its definition.
      * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
@@ -158,6 +164,7 @@ static const struct {
                         "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
                         "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
                         "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
+                        "s.parent_path IS NULL AND "
                         "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
                         "e.id FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
                         "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
@@ -168,6 +175,7 @@ static const struct {
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
     [STMT_HISTORY] = {"history",
                       "SELECT json_build_object('seq', seq, 'type', type, 'step', step, "
+                      "'path', coalesce(path, step), "
                       "'attempt', attempt, 'at', keel_ts(at), 'data', data)::text, seq "
                       "FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"},
     [STMT_TASKS_CLAIM] = {"tasks_claim",

@@ -1,5 +1,6 @@
 /* Canonical JSON and the definition digest. */
 #include "defn/canon.h"
+#include "defn/defn.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,6 +243,90 @@ static void test_large_document(void **state)
     free(c);
 }
 
+/* A nested definition (a for_each in a parallel in a for_each): the member order of branches
+ * and of every object is not part of it, so both texts have one canonical form and digest and
+ * parse to the same branches; the order of steps in a list, and which branch holds what, are. */
+static const char NESTED[] =
+    "{\"name\": \"n\", \"steps\": [{\"id\": \"outer\", \"for_each\": {\"items\": "
+    "\"${input.regions}\", \"concurrency\": 3, \"steps\": [{\"id\": \"fan\", \"parallel\": "
+    "{\"branches\": {\"sms\": [{\"id\": \"s1\", \"activity\": {\"url\": \"http://h/s\"}}], "
+    "\"email\": [{\"id\": \"e1\", \"activity\": {\"url\": \"http://h/e\", \"input\": "
+    "\"${item}\"}}, {\"id\": \"inner\", \"for_each\": {\"items\": \"${steps.e1.output}\", "
+    "\"steps\": [{\"id\": \"leaf\", \"activity\": {\"url\": \"http://h/l\", \"input\": "
+    "[\"${loops.outer.index}\", \"${index}\"]}}]}}]}}}]}}]}";
+static const char NESTED_REORDERED[] =
+    "{\"steps\": [{\"for_each\": {\"steps\": [{\"parallel\": {\"branches\": {\"email\": "
+    "[{\"activity\": {\"input\": \"${item}\", \"url\": \"http://h/e\"}, \"id\": \"e1\"}, "
+    "{\"for_each\": {\"steps\": [{\"activity\": {\"input\": [\"${loops.outer.index}\", "
+    "\"${index}\"], \"url\": \"http://h/l\"}, \"id\": \"leaf\"}], \"items\": "
+    "\"${steps.e1.output}\"}, \"id\": \"inner\"}], \"sms\": [{\"id\": \"s1\", \"activity\": "
+    "{\"url\": \"http://h/s\"}}]}}, \"id\": \"fan\"}], \"concurrency\": 3, \"items\": "
+    "\"${input.regions}\"}, \"id\": \"outer\"}], \"name\": \"n\"}";
+
+static void test_nested_definition_digest(void **state)
+{
+    (void)state;
+    char *a = canon(NESTED), *b = canon(NESTED_REORDERED);
+    assert_string_equal(a, b);
+    char da[65], db[65];
+    defn_digest_hex(a, da);
+    defn_digest_hex(b, db);
+    assert_string_equal(da, db);
+
+    /* Both parse, to branches in name order. */
+    static const char *const texts[] = {NESTED, NESTED_REORDERED};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *doc = J(texts[i]);
+        struct defn *d = NULL;
+        json_t *errors = NULL;
+        assert_int_equal(defn_parse(doc, &d, &errors), 0);
+        const struct defn_step *fan = defn_find_step(d, "fan");
+        assert_non_null(fan);
+        assert_int_equal(fan->n_branches, 2);
+        assert_string_equal(fan->branches[0].name, "email");
+        assert_string_equal(fan->branches[0].steps[1].id, "inner");
+        assert_string_equal(fan->branches[1].name, "sms");
+        defn_free(d);
+        json_decref(doc);
+    }
+
+    /* The texts canonicalise again to themselves. */
+    json_t *back = J(a);
+    char *again = defn_canonical_json(back);
+    assert_string_equal(again, a);
+    free(again);
+    json_decref(back);
+
+    /* Steps in another order within a branch, or the branches' contents swapped: another
+     * definition. */
+    static const char SWAPPED_STEPS[] =
+        "{\"name\": \"n\", \"steps\": [{\"id\": \"outer\", \"for_each\": {\"items\": "
+        "\"${input.regions}\", \"concurrency\": 3, \"steps\": [{\"id\": \"fan\", \"parallel\": "
+        "{\"branches\": {\"sms\": [{\"id\": \"s1\", \"activity\": {\"url\": \"http://h/s\"}}], "
+        "\"email\": [{\"id\": \"inner\", \"for_each\": {\"items\": \"${steps.e1.output}\", "
+        "\"steps\": [{\"id\": \"leaf\", \"activity\": {\"url\": \"http://h/l\", \"input\": "
+        "[\"${loops.outer.index}\", \"${index}\"]}}]}}, {\"id\": \"e1\", \"activity\": {\"url\": "
+        "\"http://h/e\", \"input\": \"${item}\"}}]}}}]}}]}";
+    static const char SWAPPED_BRANCHES[] =
+        "{\"name\": \"n\", \"steps\": [{\"id\": \"outer\", \"for_each\": {\"items\": "
+        "\"${input.regions}\", \"concurrency\": 3, \"steps\": [{\"id\": \"fan\", \"parallel\": "
+        "{\"branches\": {\"email\": [{\"id\": \"s1\", \"activity\": {\"url\": \"http://h/s\"}}], "
+        "\"sms\": [{\"id\": \"e1\", \"activity\": {\"url\": \"http://h/e\", \"input\": "
+        "\"${item}\"}}, {\"id\": \"inner\", \"for_each\": {\"items\": \"${steps.e1.output}\", "
+        "\"steps\": [{\"id\": \"leaf\", \"activity\": {\"url\": \"http://h/l\", \"input\": "
+        "[\"${loops.outer.index}\", \"${index}\"]}}]}}]}}}]}}]}";
+    static const char *const others[] = {SWAPPED_STEPS, SWAPPED_BRANCHES};
+    for (size_t i = 0; i < 2; i++) {
+        char *c = canon(others[i]);
+        char dc[65];
+        defn_digest_hex(c, dc);
+        assert_string_not_equal(dc, da);
+        free(c);
+    }
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_null_document),
         cmocka_unit_test(test_append_insertion_order),
         cmocka_unit_test(test_large_document),
+        cmocka_unit_test(test_nested_definition_digest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Definitions: what parses into what, every error with its pointer, and retry arithmetic. */
 #include "defn/defn.h"
+#include "util/buf.h"
 
 #include <limits.h>
 #include <setjmp.h>
@@ -552,6 +553,323 @@ static void test_bad_arguments(void **state)
     defn_free(NULL);
 }
 
+/* ---- flow steps: parallel and for_each ---------------------------------------------------- */
+
+static const char FLOW_EXAMPLE[] =
+    "{'name': 'flow', 'steps': ["
+    "  {'id': 'load', 'activity': {'url': 'http://h/load'}},"
+    "  {'id': 'notify', 'parallel': {'branches': {"
+    "     'sms': [{'id': 'text', 'activity': {'url': 'http://h/sms',"
+    "              'input': {'to': '${steps.load.output.phone}'}}}],"
+    "     'email': [{'id': 'render', 'activity': {'url': 'http://h/render'}},"
+    "               {'id': 'send', 'activity': {'url': 'http://h/send',"
+    "                'input': '${steps.render.output}'}}]}}},"
+    "  {'id': 'all', 'for_each': {'items': '${steps.load.output.orders}', 'concurrency': 5,"
+    "   'steps': [{'id': 'charge', 'activity': {'url': 'http://h/charge',"
+    "               'input': {'order': '${item}', 'n': '${index}', 'sent': "
+    "'${steps.send.output}'}},"
+    "              'compensate': {'url': 'http://h/refund', 'input': '${steps.charge.output}'}},"
+    "             {'id': 'ship', 'activity': {'url': 'http://h/ship/${item.id}',"
+    "               'input': '${steps.charge.output.id}'}}]}},"
+    "  {'id': 'lit', 'for_each': {'items': [1, '${input.x}'], 'steps': [{'id': 'nap', 'sleep': "
+    "'1s'}]}}"
+    " ],"
+    " 'output': {'mail': '${steps.notify.output.email}', 'sent': '${steps.send.output}',"
+    "            'orders': '${steps.all.output[0]}', 'lit': '${steps.lit.output}'}}";
+
+static void test_flow_steps(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(FLOW_EXAMPLE);
+    assert_int_equal(d->n_steps, 4);
+
+    const struct defn_step *notify = &d->steps[1];
+    assert_int_equal(notify->kind, DEFN_STEP_PARALLEL);
+    assert_int_equal(notify->n_branches, 2);
+    /* Sorted by name, whatever the member order. */
+    assert_string_equal(notify->branches[0].name, "email");
+    assert_int_equal(notify->branches[0].n_steps, 2);
+    assert_string_equal(notify->branches[0].steps[0].id, "render");
+    assert_string_equal(notify->branches[0].steps[1].id, "send");
+    assert_json(notify->branches[0].steps[1].activity.input, "'${steps.render.output}'");
+    assert_non_null(notify->branches[0].steps[1].activity.input_expr);
+    assert_string_equal(notify->branches[1].name, "sms");
+    assert_int_equal(notify->branches[1].n_steps, 1);
+    assert_string_equal(notify->branches[1].steps[0].id, "text");
+    assert_int_equal(notify->branches[1].steps[0].activity.retry.max_attempts, 5);
+    assert_null(notify->children);
+    assert_int_equal(notify->n_children, 0);
+    assert_null(notify->items);
+    assert_null(notify->activity.url);
+
+    const struct defn_step *all = &d->steps[2];
+    assert_int_equal(all->kind, DEFN_STEP_FOR_EACH);
+    assert_json(all->items, "'${steps.load.output.orders}'");
+    assert_non_null(all->items_expr);
+    assert_int_equal(all->concurrency, 5);
+    assert_int_equal(all->n_children, 2);
+    assert_string_equal(all->children[0].id, "charge");
+    assert_non_null(all->children[0].compensate);
+    assert_int_equal(all->children[0].compensate->retry.max_attempts, 10);
+    assert_string_equal(all->children[1].id, "ship");
+    assert_int_equal(all->n_branches, 0);
+    assert_null(all->branches);
+
+    const struct defn_step *lit = &d->steps[3];
+    assert_json(lit->items, "[1, '${input.x}']");
+    assert_int_equal(lit->concurrency, DEFN_FOR_EACH_DEFAULT_CONCURRENCY);
+    assert_int_equal(lit->children[0].kind, DEFN_STEP_SLEEP);
+
+    /* The compiled items evaluate like any template. */
+    json_t *ctx = Jq("{'input': {'x': 'two'}}");
+    struct expr_error err;
+    json_t *items = expr_template_eval(lit->items_expr, ctx, SIZE_MAX, &err);
+    assert_json(items, "[1, 'two']");
+    json_decref(items);
+    json_decref(ctx);
+
+    /* defn_step_index: the top level only; defn_find_step: any depth. */
+    assert_int_equal(defn_step_index(d, "notify"), 1);
+    assert_int_equal(defn_step_index(d, "all"), 2);
+    assert_int_equal(defn_step_index(d, "send"), -1);
+    assert_int_equal(defn_step_index(d, "charge"), -1);
+    assert_ptr_equal(defn_find_step(d, "load"), &d->steps[0]);
+    assert_ptr_equal(defn_find_step(d, "notify"), notify);
+    assert_ptr_equal(defn_find_step(d, "send"), &notify->branches[0].steps[1]);
+    assert_ptr_equal(defn_find_step(d, "text"), &notify->branches[1].steps[0]);
+    assert_ptr_equal(defn_find_step(d, "ship"), &all->children[1]);
+    assert_ptr_equal(defn_find_step(d, "nap"), &lit->children[0]);
+    assert_null(defn_find_step(d, "nope"));
+    assert_null(defn_find_step(d, "email"));
+    assert_null(defn_find_step(d, NULL));
+    assert_null(defn_find_step(NULL, "load"));
+    defn_free(d);
+}
+
+/* Three levels: a for_each in a parallel in a for_each, with every kind of reference that is
+ * allowed there. */
+static const char NESTED3[] =
+    "{'name': 'nested', 'steps': ["
+    "  {'id': 'start', 'activity': {'url': 'http://h/start'}},"
+    "  {'id': 'outer', 'for_each': {'items': '${steps.start.output.regions}', 'steps': ["
+    "    {'id': 'prep', 'activity': {'url': 'http://h/prep/${item.name}',"
+    "      'input': {'i': '${index}', 'o': '${loops.outer.item}', 's': '${steps.start.output}'}}},"
+    "    {'id': 'fan', 'parallel': {'branches': {"
+    "      'b': [{'id': 'b1', 'activity': {'url': 'http://h/b1', 'input': "
+    "'${steps.prep.output}'}}],"
+    "      'a': [{'id': 'a1', 'activity': {'url': 'http://h/a1', 'input': '${loops.outer.index}'}},"
+    "            {'id': 'inner', 'for_each': {'items': '${steps.a1.output.list}',"
+    "             'concurrency': 1000, 'steps': ["
+    "              {'id': 'leaf', 'activity': {'url': 'http://h/leaf/${loops.outer.item.name}',"
+    "                'input': {'item': '${item}', 'inner': '${loops.inner.index}',"
+    "                          'outer': '${loops.outer.index}', 'a1': '${steps.a1.output}',"
+    "                          'prep': '${steps.prep.output}', 'start': '${execution.id}'}},"
+    "               'compensate': {'url': 'http://h/undo', 'input': ["
+    "                 '${steps.leaf.output}', '${item}', '${steps.prep.output}']}},"
+    "              {'id': 'after', 'sleep_until': '${steps.leaf.output.at}'}]}}]}}},"
+    "    {'id': 'sum', 'activity': {'url': 'http://h/sum', 'input': {"
+    "      'fan': '${steps.fan.output}', 'b1': '${steps.b1.output}', 'a': '${steps.a1.output}',"
+    "      'inner': '${steps.inner.output}', 'item': '${item}'}}}]}},"
+    "  {'id': 'end', 'activity': {'url': 'http://h/end', 'input': '${steps.outer.output}'}}"
+    " ],"
+    " 'output': {'outer': '${steps.outer.output}', 'start': '${steps.start.output}'}}";
+
+static void test_nested_three_levels(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(NESTED3);
+    const struct defn_step *outer = defn_find_step(d, "outer");
+    assert_ptr_equal(outer, &d->steps[1]);
+    assert_int_equal(outer->kind, DEFN_STEP_FOR_EACH);
+    assert_int_equal(outer->n_children, 3);
+    const struct defn_step *fan = &outer->children[1];
+    assert_string_equal(fan->id, "fan");
+    assert_int_equal(fan->kind, DEFN_STEP_PARALLEL);
+    assert_string_equal(fan->branches[0].name, "a");
+    assert_string_equal(fan->branches[1].name, "b");
+    const struct defn_step *inner = &fan->branches[0].steps[1];
+    assert_ptr_equal(defn_find_step(d, "inner"), inner);
+    assert_int_equal(inner->kind, DEFN_STEP_FOR_EACH);
+    assert_int_equal(inner->concurrency, 1000);
+    assert_ptr_equal(defn_find_step(d, "leaf"), &inner->children[0]);
+    assert_ptr_equal(defn_find_step(d, "after"), &inner->children[1]);
+    assert_ptr_equal(defn_find_step(d, "sum"), &outer->children[2]);
+    assert_int_equal(defn_step_index(d, "end"), 2);
+    assert_int_equal(defn_step_index(d, "leaf"), -1);
+
+    /* The leaf's compiled input reads the loops from the context the engine gives it. */
+    json_t *ctx = Jq("{'execution': {'id': 'ex'},"
+                     " 'steps': {'a1': {'output': 1}, 'prep': {'output': 2}},"
+                     " 'item': 'i', 'index': 4,"
+                     " 'loops': {'outer': {'item': {'name': 'eu'}, 'index': 0},"
+                     "           'inner': {'item': 'i', 'index': 4}}}");
+    struct expr_error err;
+    json_t *got = expr_template_eval(inner->children[0].activity.input_expr, ctx, SIZE_MAX, &err);
+    assert_json(got, "{'item': 'i', 'inner': 4, 'outer': 0, 'a1': 1, 'prep': 2, 'start': 'ex'}");
+    json_decref(got);
+    got = expr_template_eval(inner->children[0].activity.url_expr, ctx, SIZE_MAX, &err);
+    assert_json(got, "'http://h/leaf/eu'");
+    json_decref(got);
+    json_decref(ctx);
+    defn_free(d);
+}
+
+/* References that flow steps allow: earlier siblings of the step or of any of its ancestors and
+ * what they hold outside loops; the same iteration's steps; a container's output once it has
+ * completed; the loops that enclose a step. */
+static void test_valid_flow_references(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'refs', 'steps': ["
+        "  {'id': 'a', 'activity': {'url': 'http://h'}},"
+        "  {'id': 'p', 'parallel': {'branches': {"
+        "    'x': [{'id': 'x1', 'activity': {'url': 'http://h', 'input': '${steps.a.output}'}},"
+        "          {'id': 'q', 'parallel': {'branches': {'only': [{'id': 'q1', 'sleep': '1s'}]}}},"
+        "          {'id': 'x2', 'activity': {'url': 'http://h', 'input': ['${steps.x1.output}',"
+        "            '${steps.q1.output}', '${steps.q.output.only}']}}],"
+        "    'y': [{'id': 'y1', 'sleep_until': '${steps.a.output.at}'}]}}},"
+        "  {'id': 'b', 'activity': {'url': 'http://h', 'input': ['${steps.x2.output}',"
+        "    '${steps.q1.output}', '${steps.y1.output}', '${steps.p.output.x}']}},"
+        "  {'id': 'f', 'for_each': {'items': '${steps.p.output.y}', 'concurrency': 1, 'steps': ["
+        "    {'id': 'f1', 'activity': {'url': 'http://h/${item}', 'input': ['${index}',"
+        "      '${loops.f.item}', '${loops.f.index}', '${steps.b.output}', '${steps.x1.output}']},"
+        "     'compensate': {'url': 'http://h', 'input': ['${steps.f1.output}', '${item}',"
+        "      '${steps.a.output}']}},"
+        "    {'id': 'g', 'for_each': {'items': ['${item}', '${steps.f1.output}',"
+        "      '${loops.f.index}'], 'steps': ["
+        "      {'id': 'g1', 'activity': {'url': 'http://h', 'input': ['${item}', "
+        "'${loops.g.item}',"
+        "        '${loops.f.item}', '${steps.f1.output}']}}]}},"
+        "    {'id': 'f2', 'activity': {'url': 'http://h', 'input': ['${steps.g.output}',"
+        "      '${steps.f1.error}']}}]}}"
+        " ],"
+        " 'output': {'x2': '${steps.x2.output}', 'q1': '${steps.q1.output}', 'f': "
+        "'${steps.f.output}', 'p': '${steps.p.output}', 'b': '${steps.b.error}'}}");
+    assert_int_equal(d->n_steps, 4);
+    assert_int_equal(defn_find_step(d, "f")->concurrency, 1);
+    assert_int_equal(defn_find_step(d, "g")->n_children, 1);
+    defn_free(d);
+}
+
+/* Builds a definition whose steps nest `levels` deep: for_each in for_each ..., the innermost
+ * holding one sleep step (so levels + 1 levels of steps in all when leaf is true). */
+static json_t *deep_doc(int levels)
+{
+    json_t *inner = json_pack("[{s:s, s:s}]", "id", "leaf", "sleep", "1s");
+    for (int i = levels; i >= 1; i--) {
+        char id[16];
+        snprintf(id, sizeof id, "l%d", i);
+        inner = json_pack("[{s:s, s:{s:[], s:o}}]", "id", id, "for_each", "items", "steps", inner);
+    }
+    return json_pack("{s:s, s:o}", "name", "deep", "steps", inner);
+}
+
+static void test_nesting_depth(void **state)
+{
+    (void)state;
+    /* 31 loops and the leaf: 32 levels of steps, the most there may be. */
+    json_t *doc = deep_doc(DEFN_MAX_STEP_DEPTH - 1);
+    struct defn *d;
+    json_t *errors;
+    assert_int_equal(defn_parse(doc, &d, &errors), 0);
+    assert_non_null(defn_find_step(d, "leaf"));
+    assert_non_null(defn_find_step(d, "l31"));
+    defn_free(d);
+    json_decref(doc);
+
+    /* One more: the leaf is at level 33, an error at its pointer, and nothing below it is
+     * looked at. */
+    doc = deep_doc(DEFN_MAX_STEP_DEPTH);
+    assert_int_equal(defn_parse(doc, &d, &errors), -1);
+    assert_null(d);
+    assert_int_equal(json_array_size(errors), 1);
+    struct buf want = BUF_INIT;
+    buf_puts(&want, "/steps/0");
+    for (int i = 0; i < DEFN_MAX_STEP_DEPTH; i++)
+        buf_puts(&want, "/for_each/steps/0");
+    const json_t *e = json_array_get(errors, 0);
+    assert_string_equal(json_string_value(json_object_get(e, "pointer")), want.data);
+    assert_string_equal(json_string_value(json_object_get(e, "message")),
+                        "steps are nested too deeply (at most 32 levels)");
+    buf_free(&want);
+    json_decref(errors);
+    json_decref(doc);
+
+    /* Far deeper than that (a few hundred levels, well within the request's JSON depth): still
+     * one error, and no deep recursion. */
+    doc = deep_doc(400);
+    assert_int_equal(defn_parse(doc, &d, &errors), -1);
+    assert_int_equal(json_array_size(errors), 1);
+    json_decref(errors);
+    json_decref(doc);
+}
+
+/* Literal URLs nested at any depth are checked against the destination policy, at their full
+ * pointers. */
+static void test_nested_destinations(void **state)
+{
+    (void)state;
+    struct defn *d =
+        parse_ok("{'name': 'dest', 'steps': ["
+                 "  {'id': 'ok', 'activity': {'url': 'http://h/ok'}},"
+                 "  {'id': 'p', 'parallel': {'branches': {'z': [{'id': 'z1', 'sleep': '1s'},"
+                 "     {'id': 'z2', 'activity': {'url': 'http://169.254.169.254/x'},"
+                 "      'compensate': {'url': 'http://169.254.169.254/undo'}}],"
+                 "    'a': [{'id': 'f', 'for_each': {'items': [1], 'steps': ["
+                 "      {'id': 'f1', 'activity': {'url': 'http://${input.host}/x'}},"
+                 "      {'id': 'f2', 'activity': {'url': 'http://[fe80::1]/x'}}]}}]}}}]}");
+    json_t *errors = NULL;
+    assert_int_equal(defn_check_destinations(&d, &errors), -1);
+    assert_null(d);
+    assert_int_equal(json_array_size(errors), 3);
+    static const char *const want[] = {
+        "/steps/1/parallel/branches/a/0/for_each/steps/1/activity/url",
+        "/steps/1/parallel/branches/z/1/activity/url",
+        "/steps/1/parallel/branches/z/1/compensate/url",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *e = json_array_get(errors, i);
+        assert_string_equal(json_string_value(json_object_get(e, "pointer")), want[i]);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(e, "message")), "destination refused"));
+    }
+    json_decref(errors);
+
+    d = parse_ok(FLOW_EXAMPLE);
+    assert_int_equal(defn_check_destinations(&d, &errors), 0);
+    assert_non_null(d);
+    defn_free(d);
+}
+
+/* Duplicate ids at any depth name the first use, walking branches in name order (the order
+ * they are stored in), so the member order of the document does not matter. */
+static void test_nested_duplicates(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{'name': 'w', 'steps': [{'id': 'p', 'parallel': {'branches': {"
+        "  'b': [{'id': 'x', 'sleep': '1s'}], 'a': [{'id': 'x', 'sleep': '1s'}]}}}]}",
+        "{'name': 'w', 'steps': [{'id': 'p', 'parallel': {'branches': {"
+        "  'a': [{'id': 'x', 'sleep': '1s'}], 'b': [{'id': 'x', 'sleep': '1s'}]}}}]}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *doc = Jq(docs[i]);
+        struct defn *d;
+        json_t *errors;
+        assert_int_equal(defn_parse(doc, &d, &errors), -1);
+        assert_int_equal(json_array_size(errors), 1);
+        const json_t *e = json_array_get(errors, 0);
+        assert_string_equal(json_string_value(json_object_get(e, "pointer")),
+                            "/steps/0/parallel/branches/b/0/id");
+        assert_string_equal(
+            json_string_value(json_object_get(e, "message")),
+            "duplicate step id \"x\" (also used by /steps/0/parallel/branches/a/0)");
+        json_decref(errors);
+        json_decref(doc);
+    }
+}
+
 /* ---- invalid definitions ------------------------------------------------------------------ */
 
 struct want {
@@ -616,7 +934,8 @@ static const struct {
      {{"/steps/1/id", "duplicate step id \"s\" (also used by /steps/0)"},
       {"/steps/2/id", "duplicate step id \"s\" (also used by /steps/0)"}}},
     {DOC("{'id': 's'}"),
-     {{"/steps/0", "a step needs one of activity, sleep, sleep_until or wait"}}},
+     {{"/steps/0",
+       "a step needs one of activity, sleep, sleep_until, wait, parallel or for_each"}}},
     {DOC("{'id': 's', 'sleep': '1s', 'activity': {'url': 'http://h'}}"),
      {{"/steps/0", "a step has exactly one kind, but this one has both activity and sleep"}}},
     {DOC("{'id': 's', 'wait': {'signal': 'x'}, 'sleep_until': '2030-01-01T00:00:00Z',"
@@ -859,6 +1178,245 @@ static const struct {
      {{"/steps/0/id", "1 to 64"},
       {"/steps/1/activity/input", "no step \"ab\" in this definition"}}},
 
+    /* parallel: shape */
+    {DOC("{'id': 'p', 'parallel': []}"),
+     {{"/steps/0/parallel", "must be an object such as {\"branches\": {"}}},
+    {DOC("{'id': 'p', 'parallel': {}}"),
+     {{"/steps/0/parallel", "missing required field \"branches\""}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': [], 'branch': 1}}"),
+     {{"/steps/0/parallel/branches", "must be an object of named step lists"},
+      {"/steps/0/parallel/branch", "unknown field; did you mean \"branches\"?"}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {}}}"),
+     {{"/steps/0/parallel/branches", "must have at least one branch"}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a b': [" SLEEP(
+         "") "], '': [{'id': 't', "
+             "'sleep': '1s'}], '" L64 "a': [{'id': 'u', 'sleep': '1s'}], 'a/b': [{'id': 'v', "
+             "'sleep': '1s'}]}}}"),
+     {{"/steps/0/parallel/branches/a b",
+       "a branch name must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -"},
+      {"/steps/0/parallel/branches/", "a branch name must be 1 to 64 characters"},
+      {"/steps/0/parallel/branches/" L64 "a", "a branch name must be 1 to 64 characters"},
+      {"/steps/0/parallel/branches/a~1b", "a branch name must be 1 to 64 characters"}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a': [], 'b': 5, 'c': [5], 'd': {}}}}"),
+     {{"/steps/0/parallel/branches/a", "must have at least one step"},
+      {"/steps/0/parallel/branches/b", "must be an array of steps"},
+      {"/steps/0/parallel/branches/c/0", "a step must be an object"},
+      {"/steps/0/parallel/branches/d", "must be an array of steps"}}},
+    {DOC(SLEEP("") ", {'id': 'p', 'parallel': {'branches': {'email': [{'id': 'e', 'activity': "
+                   "{'url': 'ftp://x'}, 'retry': {'max_attempts': 0}}, {'sleep': '1s'}]}}}"),
+     {{"/steps/1/parallel/branches/email/0/activity/url", "http:// or https://"},
+      {"/steps/1/parallel/branches/email/0/retry/max_attempts", "must be at least 1"},
+      {"/steps/1/parallel/branches/email/1", "missing required field \"id\""}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a': [" SLEEP("") "]}}, 'for_each': {}}"),
+     {{"/steps/0", "a step has exactly one kind, but this one has both parallel and for_each"}}},
+
+    /* for_each: shape */
+    {DOC("{'id': 'f', 'for_each': '${input.orders}'}"),
+     {{"/steps/0/for_each", "must be an object such as {\"items\": \"${input.orders}\""}}},
+    {DOC("{'id': 'f', 'for_each': {}}"),
+     {{"/steps/0/for_each", "missing required field \"items\""},
+      {"/steps/0/for_each", "missing required field \"steps\""}}},
+    {DOC("{'id': 'f', 'for_each': {'items': 5, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items",
+       "must be an array, or an expression such as \"${input.orders}\" that evaluates to one"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': 'orders', 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items", "must be an array, or an expression"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': '$${input.orders}', 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items", "must be an array, or an expression"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': {'a': '${input.a}'}, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items", "must be an array, or an expression"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': null, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items", "must be an array, or an expression"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': ['${inptu}'], 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items/0", "${inptu}: unknown root \"inptu\""}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurrency': 0, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/concurrency", "must be an integer from 1 to 1000"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurrency': 1001, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/concurrency", "must be an integer from 1 to 1000"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurrency': 2.0, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/concurrency", "must be an integer from 1 to 1000"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurrency': '5', 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/concurrency", "must be an integer from 1 to 1000"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurrency': -1, 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/concurrency", "must be an integer from 1 to 1000"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'steps': []}}"),
+     {{"/steps/0/for_each/steps", "must have at least one step"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'steps': {}}}"),
+     {{"/steps/0/for_each/steps", "must be an array of steps"}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'concurency': 5, 'step': []}}"),
+     {{"/steps/0/for_each/concurency", "unknown field; did you mean \"concurrency\"?"},
+      {"/steps/0/for_each/step", "unknown field; did you mean \"steps\"?"},
+      {"/steps/0/for_each", "missing required field \"steps\""}}},
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'steps': [{'id': 'a.b', 'sleep': 'x'}]}}"),
+     {{"/steps/0/for_each/steps/0/id", "1 to 64 characters"},
+      {"/steps/0/for_each/steps/0/sleep", "must start with a number"}}},
+
+    /* Fields that do not apply to flow steps. */
+    {DOC("{'id': 'f', 'for_each': {'items': [], 'steps': [" SLEEP(
+         "") "]}, 'timeout': '1s',"
+             " 'schedule_to_close': '1m', 'heartbeat_timeout': '1s', 'retry': {}, 'compensate':"
+             " {'url': 'http://h'}, 'on_timeout': 'fail'}"),
+     {{"/steps/0/timeout", "applies only to activity steps"},
+      {"/steps/0/schedule_to_close", "applies only to activity steps"},
+      {"/steps/0/heartbeat_timeout", "applies only to activity steps"},
+      {"/steps/0/retry", "applies only to activity steps"},
+      {"/steps/0/compensate", "applies only to activity steps"},
+      {"/steps/0/on_timeout", "applies only to wait steps"}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a': [" SLEEP(
+         "") "]}}, 'timeout': '1s',"
+             " 'compensate': {'url': 'http://h'}, 'on_timeout': 'continue', 'signal': 'x'}"),
+     {{"/steps/0/timeout", "applies only to activity steps"},
+      {"/steps/0/compensate", "applies only to activity steps"},
+      {"/steps/0/on_timeout", "applies only to wait steps"},
+      {"/steps/0/signal", "unknown field"}}},
+
+    /* Ids are unique across the whole definition. */
+    {DOC(SLEEP("") ", {'id': 'f', 'for_each': {'items': [], 'steps': [" SLEEP(
+         "") ", "
+             "{'id': 'f', 'sleep': '1s'}]}}"),
+     {{"/steps/1/for_each/steps/0/id", "duplicate step id \"s\" (also used by /steps/0)"},
+      {"/steps/1/for_each/steps/1/id", "duplicate step id \"f\" (also used by /steps/1)"}}},
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a': [{'id': 'x', 'sleep': '1s'}]}}}, "
+         "{'id': 'x', 'sleep': '1s'}"),
+     {{"/steps/1/id", "duplicate step id \"x\" (also used by /steps/0/parallel/branches/a/0)"}}},
+
+    /* References across branches, loops and containers. */
+    {DOC("{'id': 'notify', 'parallel': {'branches': {"
+         " 'email': [{'id': 'e1', 'activity': {'url': 'http://h', 'input': '${steps.s1.output}'}}],"
+         " 'sms': [{'id': 's1', 'activity': {'url': 'http://h/${steps.e1.output.x}'}}]}}}"),
+     {{"/steps/0/parallel/branches/email/0/activity/input",
+       "${steps.s1.output}: step \"s1\" is in another branch of parallel \"notify\"; branches "
+       "run at once"},
+      {"/steps/0/parallel/branches/sms/0/activity/url",
+       "${steps.e1.output.x}: step \"e1\" is in another branch of parallel \"notify\"; branches "
+       "run at once"}}},
+    /* ... also when both are nested deeper in their branches. */
+    {DOC("{'id': 'n', 'parallel': {'branches': {"
+         " 'a': [{'id': 'f', 'for_each': {'items': [], 'steps': [{'id': 'deep', 'sleep': '1s'}]}}],"
+         " 'b': [{'id': 'q', 'parallel': {'branches': {'x': [{'id': 'u', 'activity': {'url': "
+         "'http://h', 'input': '${steps.deep.output}'}}]}}}]}}}"),
+     {{"/steps/0/parallel/branches/b/0/parallel/branches/x/0/activity/input",
+       "${steps.deep.output}: step \"deep\" is in another branch of parallel \"n\"; branches "
+       "run at once"}}},
+    {DOC("{'id': '-bad.', 'parallel': {'branches': {"
+         " 'a': [{'id': 'a1', 'sleep': '1s'}],"
+         " 'b': [{'id': 'b1', 'activity': {'url': 'http://h', 'input': '${steps.a1.output}'}}]}}}"),
+     {{"/steps/0/id", "1 to 64 characters"},
+      {"/steps/0/parallel/branches/b/0/activity/input",
+       "${steps.a1.output}: step \"a1\" is in another branch of parallel at /steps/0; branches "
+       "run at once"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': [], 'steps': [{'id': 'charge', 'sleep': '1s'}]}},"
+         " {'id': 'after', 'activity': {'url': 'http://h', 'input': '${steps.charge.output}'}}"),
+     {{"/steps/1/activity/input",
+       "${steps.charge.output}: step \"charge\" is inside for_each \"all\": use "
+       "${steps.all.output} from outside the loop"}}},
+    /* From outside, the outermost loop below the shared list is named. */
+    {DOC("{'id': 'p', 'parallel': {'branches': {'a': ["
+         "  {'id': 'outer', 'for_each': {'items': [], 'steps': [{'id': 'inner', 'for_each': {"
+         "   'items': [], 'steps': [{'id': 'x', 'sleep': '1s'}]}}]}},"
+         "  {'id': 'y', 'activity': {'url': 'http://h', 'input': '${steps.x.output}'}}]}}},"
+         " {'id': 'z', 'activity': {'url': 'http://h', 'input': '${steps.inner.output}'}}"),
+     {{"/steps/0/parallel/branches/a/1/activity/input",
+       "${steps.x.output}: step \"x\" is inside for_each \"outer\": use ${steps.outer.output} "
+       "from outside the loop"},
+      {"/steps/1/activity/input",
+       "${steps.inner.output}: step \"inner\" is inside for_each \"outer\": use "
+       "${steps.outer.output} from outside the loop"}}},
+    /* Inside a loop body, a nested loop's steps are still only seen through its output. */
+    {DOC("{'id': 'o', 'for_each': {'items': [], 'steps': ["
+         "  {'id': 'i', 'for_each': {'items': '${item.list}', 'steps': [{'id': 'x', 'sleep': "
+         "'1s'}]}},"
+         "  {'id': 'y', 'activity': {'url': 'http://h', 'input': ['${steps.x.output}', "
+         "'${steps.i.output}']}}]}}"),
+     {{"/steps/0/for_each/steps/1/activity/input/0",
+       "${steps.x.output}: step \"x\" is inside for_each \"i\": use ${steps.i.output} from "
+       "outside the loop"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': [], 'steps': ["
+         "  {'id': 'a', 'activity': {'url': 'http://h', 'input': '${steps.b.output}'}},"
+         "  {'id': 'b', 'sleep_until': '${steps.all.output}'}]}}"),
+     {{"/steps/0/for_each/steps/0/activity/input",
+       "${steps.b.output}: step \"b\" comes after this step; a step can only use the results of "
+       "the steps before it"},
+      {"/steps/0/for_each/steps/1/sleep_until",
+       "${steps.all.output}: step \"all\" holds this step, so it has not completed while this "
+       "step runs"}}},
+    {DOC("{'id': 'n', 'parallel': {'branches': {'a': [{'id': 'a1', 'activity': {'url': "
+         "'http://h', 'input': '${steps.n.output}'}}]}}}"),
+     {{"/steps/0/parallel/branches/a/0/activity/input",
+       "${steps.n.output}: step \"n\" holds this step"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': '${steps.c.output}', 'steps': [{'id': 'c', "
+         "'sleep': '1s'}]}}, {'id': 'x', 'for_each': {'items': '${steps.x.output}', 'steps': "
+         "[{'id': 'd', 'sleep': '1s'}]}}"),
+     {{"/steps/0/for_each/items",
+       "${steps.c.output}: step \"c\" is inside this step, so it has not completed when this "
+       "step starts"},
+      {"/steps/1/for_each/items",
+       "${steps.x.output}: a step cannot use its own result (only its compensate can)"}}},
+    /* A step nested in a later container comes after. */
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h', 'input': '${steps.deep.output}'}},"
+         " {'id': 'p', 'parallel': {'branches': {'b': [{'id': 'deep', 'sleep': '1s'}]}}}"),
+     {{"/steps/0/activity/input", "${steps.deep.output}: step \"deep\" comes after this step"}}},
+    /* A compensate in a branch sees its own step, not the other branches. */
+    {DOC("{'id': 'n', 'parallel': {'branches': {"
+         " 'a': [{'id': 'a1', 'activity': {'url': 'http://h'}, 'compensate': {'url': 'http://h',"
+         "   'input': ['${steps.a1.output}', '${steps.b1.output}']}}],"
+         " 'b': [{'id': 'b1', 'sleep': '1s'}]}}}"),
+     {{"/steps/0/parallel/branches/a/0/compensate/input/1",
+       "${steps.b1.output}: step \"b1\" is in another branch of parallel \"n\""}}},
+    {"{'name': 'w', 'steps': [{'id': 'all', 'for_each': {'items': [], 'steps': [{'id': 'c', "
+     "'sleep': '1s'}]}}, {'id': 'p', 'parallel': {'branches': {'a': [{'id': 'f', 'for_each': "
+     "{'items': [], 'steps': [{'id': 'g', 'sleep': '1s'}]}}, {'id': 'h', 'sleep': '1s'}]}}}],"
+     " 'output': {'c': '${steps.c.output}', 'g': '${steps.g.output}', 'h': '${steps.h.output}',"
+     " 'all': '${steps.all.output}', 'item': '${item}', 'loop': '${loops.all.index}'}}",
+     {{"/output/c",
+       "${steps.c.output}: step \"c\" is inside for_each \"all\": use ${steps.all.output} from "
+       "outside the loop"},
+      {"/output/g",
+       "${steps.g.output}: step \"g\" is inside for_each \"f\": use ${steps.f.output} from "
+       "outside the loop"},
+      {"/output/item",
+       "${item}: not inside a for_each; item and index are only available in the steps of a "
+       "for_each"},
+      {"/output/loop",
+       "${loops.all.index}: for_each \"all\" does not enclose the definition's output"}}},
+
+    /* item, index and loops.<id> */
+    {DOC("{'id': 'a', 'activity': {'url': 'http://h/${index}', 'input': {'x': '${item.id}'}}}"),
+     {{"/steps/0/activity/url",
+       "${index}: not inside a for_each; item and index are only available in the steps of a "
+       "for_each"},
+      {"/steps/0/activity/input/x", "${item.id}: not inside a for_each"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': ['${item}', '${index}', '${loops.all.item}'],"
+         " 'steps': [" SLEEP("") "]}}"),
+     {{"/steps/0/for_each/items/0",
+       "${item}: not inside a for_each; the items of for_each \"all\" are evaluated before its "
+       "loop starts"},
+      {"/steps/0/for_each/items/1", "${index}: not inside a for_each; the items of for_each"},
+      {"/steps/0/for_each/items/2",
+       "${loops.all.item}: the items of for_each \"all\" are evaluated before its loop starts"}}},
+    {DOC("{'id': 'o', 'for_each': {'items': [], 'steps': [{'id': 'i', 'for_each': {"
+         " 'items': '${loops.i.item}', 'steps': [" SLEEP("") "]}}]}}"),
+     {{"/steps/0/for_each/steps/0/for_each/items",
+       "${loops.i.item}: the items of for_each \"i\" are evaluated before its loop starts"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': [], 'steps': [" SLEEP(
+         "") "]}},"
+             " {'id': 'w', 'wait': {'signal': 'go'}},"
+             " {'id': 'other', 'for_each': {'items': [], 'steps': [{'id': 'a', 'activity': {"
+             "  'url': 'http://h', 'input': ['${loops.all.item}', '${loops.nope.index}', "
+             "'${loops.w.item}', '${loops.other.index}', '${loops.a.item}']}}]}}"),
+     {{"/steps/2/for_each/steps/0/activity/input/0",
+       "${loops.all.item}: for_each \"all\" does not enclose this step"},
+      {"/steps/2/for_each/steps/0/activity/input/1",
+       "${loops.nope.index}: no step \"nope\" in this definition"},
+      {"/steps/2/for_each/steps/0/activity/input/2",
+       "${loops.w.item}: step \"w\" is not a for_each"},
+      {"/steps/2/for_each/steps/0/activity/input/4",
+       "${loops.a.item}: step \"a\" is not a for_each"}}},
+    {DOC("{'id': 'all', 'for_each': {'items': [], 'steps': [{'id': 'x', 'activity': {"
+         " 'url': 'http://h', 'input': '${loops.all.output}'}}]}}"),
+     {{"/steps/0/for_each/steps/0/activity/input",
+       "${loops.all.output}: only .item or .index may follow \"loops.all\""}}},
+
     /* Every error at once, the one from the brief among them. */
     {"{'name': 'bad name', 'steps': [" SLEEP(
          "") ", {'id': 's', 'wait': {}}, "
@@ -1034,6 +1592,12 @@ int main(void)
         cmocka_unit_test(test_retry_interval),
         cmocka_unit_test(test_retry_interval_from_definition),
         cmocka_unit_test(test_non_retryable),
+        cmocka_unit_test(test_flow_steps),
+        cmocka_unit_test(test_nested_three_levels),
+        cmocka_unit_test(test_valid_flow_references),
+        cmocka_unit_test(test_nesting_depth),
+        cmocka_unit_test(test_nested_destinations),
+        cmocka_unit_test(test_nested_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

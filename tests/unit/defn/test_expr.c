@@ -410,7 +410,8 @@ static void test_eval_long_message(void **state)
 /* ---- checking ----------------------------------------------------------------------------- */
 
 struct seen {
-    char log[4096]; /* "E pointer|message\n" and "R pointer|expr|step\n" lines */
+    char log[4096]; /* "E pointer|message\n", "R pointer|expr|step\n" and
+                     * "L pointer|expr|loop\n" lines */
 };
 
 static void on_error(void *arg, const char *pointer, const char *message)
@@ -458,7 +459,8 @@ static const struct {
     /* One error per string; the rest of that string is skipped, other strings are not. */
     {"[\"${}\", \"ok\", {\"k\": \"${x} ${steps.a.output}\"}, \"${steps.b.output}\"]", 2,
      "E /0|${}: empty expression\n"
-     "E /2/k|${x}: unknown root \"x\"; a path starts with input, steps.<id> or execution\n"
+     "E /2/k|${x}: unknown root \"x\"; a path starts with input, steps.<id>, execution, item, "
+     "index or loops.<id>\n"
      "R /3|steps.b.output|b\n"},
     {"\"${steps.a.output} ${}\"", 1,
      "R |steps.a.output|a\n"
@@ -493,9 +495,12 @@ static const struct {
     {"abc ${input.a", "${input.a: missing \"}\" to close the expression"},
     {"${input.a}${", "${: missing \"}\" to close the expression"},
     {"$$${input", "${input: missing \"}\" to close the expression"},
-    {"${.a}", "${.a}: expected a name (input, steps or execution) after \"${\""},
-    {"${[0]}", "${[0]}: expected a name (input, steps or execution) after \"${\""},
-    {"${\"input\"}", "${\"input\"}: expected a name (input, steps or execution) after \"${\""},
+    {"${.a}",
+     "${.a}: expected a name (input, steps, execution, item, index or loops) after \"${\""},
+    {"${[0]}",
+     "${[0]}: expected a name (input, steps, execution, item, index or loops) after \"${\""},
+    {"${\"input\"}",
+     "${\"input\"}: expected a name (input, steps, execution, item, index or loops) after \"${\""},
     {"${input.}",
      "${input.}: expected a field name ([A-Za-z0-9_-]) after \".\"; use [\"...\"] for other keys"},
     {"${input..a}", "${input..a}: expected a field name ([A-Za-z0-9_-]) after \".\"; use "
@@ -520,12 +525,12 @@ static const struct {
     {"${input[\"a\"}", "${input[\"a\"}: expected \"]\""},
     {"${input[\"a\\n\"]}", "${input[\"a\\n\"]}: only \\\" and \\\\ may be escaped in a quoted key"},
     {"${input[\"a\\", "${input[\"a\\: only \\\" and \\\\ may be escaped in a quoted key"},
-    {"${inptu.a}", "${inptu.a}: unknown root \"inptu\"; a path starts with input, steps.<id> or "
-                   "execution"},
-    {"${Input}", "${Input}: unknown root \"Input\"; a path starts with input, steps.<id> or "
-                 "execution"},
-    {"${output}", "${output}: unknown root \"output\"; a path starts with input, steps.<id> or "
-                  "execution"},
+    {"${inptu.a}", "${inptu.a}: unknown root \"inptu\"; a path starts with input, steps.<id>, "
+                   "execution, item, index or loops.<id>"},
+    {"${Input}", "${Input}: unknown root \"Input\"; a path starts with input, steps.<id>, "
+                 "execution, item, index or loops.<id>"},
+    {"${output}", "${output}: unknown root \"output\"; a path starts with input, steps.<id>, "
+                  "execution, item, index or loops.<id>"},
     {"${steps}", "${steps}: \"steps\" must be followed by a step id and .output or .error, e.g. "
                  "steps.charge.output"},
     {"${steps[0].output}", "${steps[0].output}: \"steps\" must be followed by a step id "
@@ -741,7 +746,7 @@ static void test_compile_reports(void **state)
     assert_null(expr_template_eval(t, ctx, SIZE_MAX, &err));
     assert_string_equal(err.pointer, "/b");
     assert_string_equal(err.message, "${inptu}: unknown root \"inptu\"; a path starts with input, "
-                                     "steps.<id> or execution");
+                                     "steps.<id>, execution, item, index or loops.<id>");
 
     /* The compiled form keeps what it needs of the template. */
     json_decref(tmpl);
@@ -767,6 +772,200 @@ static void test_compile_reports(void **state)
     json_decref(ctx);
 }
 
+/* ---- loops: item, index and loops.<id> ----------------------------------------------------- */
+
+/* The context the engine builds inside an iteration: the innermost loop's element and index, and
+ * every enclosing loop (the innermost included) under "loops". */
+static const char LOOP_CTX[] =
+    "{\"input\": {\"orders\": [1, 2]},"
+    " \"item\": {\"sku\": \"x\", \"tags\": [\"a\", \"b\"], \"none\": null}, \"index\": 3,"
+    " \"loops\": {\"outer\": {\"item\": {\"name\": \"o\", \"list\": [7, 8]}, \"index\": 1},"
+    "             \"inner\": {\"item\": {\"sku\": \"x\", \"tags\": [\"a\", \"b\"], \"none\": null},"
+    "                         \"index\": 3},"
+    "             \"half\": {\"index\": 0}}}";
+
+static void test_eval_loop_roots(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *tmpl;
+        const char *want;
+    } cases[] = {
+        {"${item}", "{\"sku\": \"x\", \"tags\": [\"a\", \"b\"], \"none\": null}"},
+        {"${item.sku}", "\"x\""},
+        {"${item.tags[1]}", "\"b\""},
+        {"${item[\"sku\"]}", "\"x\""},
+        {"${item.none}", "null"},
+        {"${ index }", "3"},
+        {"n${index}-${item.sku}", "\"n3-x\""},
+        {"${loops.outer.item}", "{\"name\": \"o\", \"list\": [7, 8]}"},
+        {"${loops.outer.item.list[0]}", "7"},
+        {"${loops.outer.index}", "1"},
+        {"${loops[\"outer\"].index}", "1"},
+        {"${loops.inner.item.sku}/${loops.outer.index}", "\"x/1\""},
+        {"${loops.half.index}", "0"},
+    };
+    json_t *ctx = J(LOOP_CTX);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *tmpl = json_string(cases[i].tmpl);
+        struct expr_error err;
+        json_t *got = expr_eval_template(tmpl, ctx, &err);
+        if (!got)
+            fail_msg("%s: %s", cases[i].tmpl, err.message);
+        json_t *want = J(cases[i].want);
+        if (!json_equal(got, want))
+            fail_msg("%s: got %s, want %s", cases[i].tmpl, json_dumps(got, JSON_ENCODE_ANY),
+                     cases[i].want);
+        json_decref(want);
+        json_decref(got);
+        json_decref(tmpl);
+    }
+    json_decref(ctx);
+}
+
+/* Outside a loop the context has no item, index or loops: each use fails precisely. */
+static void test_eval_loop_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ctx; /* NULL: LOOP_CTX */
+        const char *tmpl;
+        const char *message;
+    } cases[] = {
+        {"{}", "${item}", "${item}: not inside a for_each"},
+        {"{}", "${item.sku}", "${item.sku}: not inside a for_each"},
+        {"{}", "${index}", "${index}: not inside a for_each"},
+        {"{\"item\": 5}", "${index}", "${index}: not inside a for_each"},
+        {"{}", "at ${index}", "${index}: not inside a for_each"},
+        {"{}", "${loops.all.item}", "${loops.all.item}: not inside for_each \"all\""},
+        {"{\"loops\": {}}", "${loops.all.index}",
+         "${loops.all.index}: not inside for_each \"all\""},
+        {"{\"loops\": []}", "${loops.all.index}",
+         "${loops.all.index}: not inside for_each \"all\""},
+        {NULL, "${loops.other.item}", "${loops.other.item}: not inside for_each \"other\""},
+        {NULL, "${loops.half.item}", "${loops.half.item}: not inside for_each \"half\""},
+        {NULL, "${item.nope}", "${item.nope}: \"item\" has no field \"nope\""},
+        {NULL, "${item.tags[5]}",
+         "${item.tags[5]}: \"item.tags\": index 5 out of range (array of 2)"},
+        {NULL, "${item.sku.x}",
+         "${item.sku.x}: \"item.sku\" is a string, not an object, so it has no field \"x\""},
+        {NULL, "${loops.outer.item.nope}",
+         "${loops.outer.item.nope}: \"loops.outer.item\" has no field \"nope\""},
+    };
+    json_t *loop_ctx = J(LOOP_CTX);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *ctx = cases[i].ctx ? J(cases[i].ctx) : json_incref(loop_ctx);
+        json_t *tmpl = json_string(cases[i].tmpl);
+        struct expr_error err;
+        json_t *got = expr_eval_template(tmpl, ctx, &err);
+        if (got)
+            fail_msg("%s: evaluated, want an error", cases[i].tmpl);
+        if (strcmp(err.message, cases[i].message) != 0)
+            fail_msg("%s:\n got  %s\n want %s", cases[i].tmpl, err.message, cases[i].message);
+        json_decref(tmpl);
+        json_decref(ctx);
+    }
+    json_decref(loop_ctx);
+}
+
+/* Malformed uses of the loop roots: the whole message each gets. */
+static void test_check_loop_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *message;
+    } cases[] = {
+        {"${index.a}", "${index.a}: nothing may follow \"index\""},
+        {"${index[0]}", "${index[0]}: nothing may follow \"index\""},
+        {"${loops}", "${loops}: \"loops\" must be followed by a for_each id ([A-Za-z0-9_-]{1,64}) "
+                     "and .item or .index, e.g. loops.orders.item"},
+        {"${loops[0].item}", "${loops[0].item}: \"loops\" must be followed by a for_each id "
+                             "([A-Za-z0-9_-]{1,64}) and .item or .index, e.g. loops.orders.item"},
+        {"${loops[\"a b\"].item}", "${loops[\"a b\"].item}: \"loops\" must be followed by a "
+                                   "for_each id ([A-Za-z0-9_-]{1,64}) and .item or .index, e.g. "
+                                   "loops.orders.item"},
+        {"${loops.all}", "${loops.all}: only .item or .index may follow \"loops.all\""},
+        {"${loops.all.value}", "${loops.all.value}: only .item or .index may follow \"loops.all\""},
+        {"${loops.all[0]}", "${loops.all[0]}: only .item or .index may follow \"loops.all\""},
+        {"${loops.all.index.x}", "${loops.all.index.x}: nothing may follow \"loops.all.index\""},
+        {"${loops.all.index[0]}", "${loops.all.index[0]}: nothing may follow \"loops.all.index\""},
+        {"${items}", "${items}: unknown root \"items\"; a path starts with input, steps.<id>, "
+                     "execution, item, index or loops.<id>"},
+        {"${Item}", "${Item}: unknown root \"Item\"; a path starts with input, steps.<id>, "
+                    "execution, item, index or loops.<id>"},
+    };
+    json_t *ctx = J(LOOP_CTX);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *tmpl = json_string(cases[i].text);
+        struct seen s = {{0}};
+        assert_int_equal(expr_check_template(tmpl, on_ref, on_error, &s), 1);
+        char want[1024];
+        snprintf(want, sizeof want, "E |%s\n", cases[i].message);
+        if (strcmp(s.log, want) != 0)
+            fail_msg("%s:\n got  %s want %s", cases[i].text, s.log, want);
+        /* Evaluation fails with the same message, even where the context has the value. */
+        struct expr_error err;
+        assert_null(expr_eval_template(tmpl, ctx, &err));
+        assert_string_equal(err.message, cases[i].message);
+        json_decref(tmpl);
+    }
+    json_decref(ctx);
+}
+
+static void on_loop_ref(void *arg, const char *pointer, const char *expr, const char *loop_id)
+{
+    struct seen *s = arg;
+    size_t n = strlen(s->log);
+    snprintf(s->log + n, sizeof s->log - n, "L %s|%s|%s\n", pointer, expr,
+             loop_id ? loop_id : "(innermost)");
+}
+
+/* expr_compile_reporting reports loop uses with the rest, in template order; expr_compile and
+ * expr_check_template report the same step references and errors as before, and no loop uses. */
+static void test_compile_reporting_loops(void **state)
+{
+    (void)state;
+    json_t *tmpl = J("{\"a\": \"${item.sku} ${steps.x.output}\","
+                     " \"b\": [\"${index}\", \"${loops.all.item.id}\", \"${ loops.all.index }\"],"
+                     " \"c\": \"${loops.all} ${item}\", \"d\": \"$${item}\","
+                     " \"e\": \"${loops[\\\"all\\\"].item[0]}\"}");
+    struct seen all = {{0}}, old = {{0}};
+    struct expr_reporter r = {on_ref, on_loop_ref, on_error, &all};
+    int bad = -1;
+    struct expr_template *t = expr_compile_reporting(tmpl, &r, &bad);
+    assert_non_null(t);
+    assert_int_equal(bad, 1);
+    assert_string_equal(all.log, "L /a|item.sku|(innermost)\n"
+                                 "R /a|steps.x.output|x\n"
+                                 "L /b/0|index|(innermost)\n"
+                                 "L /b/1|loops.all.item.id|all\n"
+                                 "L /b/2|loops.all.index|all\n"
+                                 "E /c|${loops.all}: only .item or .index may follow "
+                                 "\"loops.all\"\n"
+                                 "L /e|loops.all.item[0]|all\n");
+    expr_template_free(t);
+
+    t = expr_compile(tmpl, on_ref, on_error, &old, &bad);
+    assert_int_equal(bad, 1);
+    assert_string_equal(old.log, "R /a|steps.x.output|x\n"
+                                 "E /c|${loops.all}: only .item or .index may follow "
+                                 "\"loops.all\"\n");
+    expr_template_free(t);
+
+    /* No reporter, or one without callbacks, is fine. */
+    t = expr_compile_reporting(tmpl, NULL, &bad);
+    assert_int_equal(bad, 1);
+    expr_template_free(t);
+    struct expr_reporter none = {NULL, NULL, NULL, NULL};
+    t = expr_compile_reporting(tmpl, &none, NULL);
+    assert_non_null(t);
+    expr_template_free(t);
+    assert_null(expr_compile_reporting(NULL, &r, &bad));
+    assert_int_equal(bad, 0);
+    json_decref(tmpl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,6 +985,10 @@ int main(void)
         cmocka_unit_test(test_check_and_eval_agree),
         cmocka_unit_test(test_compiled_budget),
         cmocka_unit_test(test_compile_reports),
+        cmocka_unit_test(test_eval_loop_roots),
+        cmocka_unit_test(test_eval_loop_errors),
+        cmocka_unit_test(test_check_loop_malformed),
+        cmocka_unit_test(test_compile_reporting_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,14 @@ static const char *const seeds[] = {
     "{\"name\": \"t\", \"steps\": [{\"id\": \"a\", \"sleep_until\": \"${input.at}\"}, {\"id\": "
     "\"b\", \"activity\": {\"url\": \"https://x/y\", \"input\": [\"${steps.a.output}\", "
     "\"$${literal}\", \"${input.list[3]}\", \"${input[\\\"odd key\\\"]}\"]}}]}",
+    /* Flow steps: a for_each in a parallel in a for_each, with loop references. */
+    "{\"name\": \"n\", \"steps\": [{\"id\": \"o\", \"for_each\": {\"items\": "
+    "\"${input.r}\", \"concurrency\": 3, \"steps\": [{\"id\": \"p\", \"parallel\": "
+    "{\"branches\": {\"b\": [{\"id\": \"s\", \"sleep\": \"1s\"}], \"a\": [{\"id\": \"e\", "
+    "\"activity\": {\"url\": \"http://h/${item.n}\", \"input\": \"${index}\"}}, {\"id\": "
+    "\"i\", \"for_each\": {\"items\": \"${steps.e.output}\", \"steps\": [{\"id\": \"l\", "
+    "\"activity\": {\"url\": \"http://h\", \"input\": [\"${loops.o.index}\", \"${item}\", "
+    "\"${steps.e.output}\"]}}]}}]}}}]}}], \"output\": {\"o\": \"${steps.o.output}\"}}",
 };
 
 static void mutate(char *s, size_t len)
@@ -143,9 +151,9 @@ static void test_expressions_survive_mutation(void **state)
                    " \"execution\": {\"id\": \"e\", \"workflow\": \"w\"}}",
                    0, NULL);
     assert_non_null(ctx);
-    const char *exprs[] = {"${input.a[1].b}", "id-${steps.s.output.id}-${input.n}",
-                           "${input[\"odd key\"]}", "$${x} and ${ execution.id }",
-                           "${steps.s.output.list[1]}"};
+    const char *exprs[] = {"${input.a[1].b}",           "id-${steps.s.output.id}-${input.n}",
+                           "${input[\"odd key\"]}",     "$${x} and ${ execution.id }",
+                           "${steps.s.output.list[1]}", "${loops.o.item[0]} ${index} ${item.x}"};
     int evaluated = 0, failed = 0;
     for (int it = 0; it < ITERATIONS; it++) {
         const char *seed = exprs[it % (sizeof exprs / sizeof exprs[0])];

@@ -86,16 +86,16 @@ static void paths(void **state)
     defn_free(d);
 }
 
-/* Hand-built nodes show how segments join below the root: every ancestor with an id adds one,
- * so nested containers will give "notify/email/send". */
+/* Hand-built nodes show how segments join below the root: a step adds its id, a branch its
+ * name, so a step in a parallel's branch is "notify/email/send". */
 static void nested_path_segments(void **state)
 {
     (void)state;
     struct engine_plan_node root = {.kind = ENGINE_NODE_SEQUENCE};
     struct engine_plan_node notify = {
-        .kind = ENGINE_NODE_SEQUENCE, .id = "notify", .parent = &root};
+        .kind = ENGINE_NODE_PARALLEL, .id = "notify", .parent = &root};
     struct engine_plan_node email = {
-        .kind = ENGINE_NODE_SEQUENCE, .id = "email", .parent = &notify};
+        .kind = ENGINE_NODE_SEQUENCE, .branch = "email", .parent = &notify};
     struct engine_plan_node send = {.kind = ENGINE_NODE_ACTIVITY, .id = "send", .parent = &email};
     char *path = engine_plan_path(&send, NULL, 0);
     assert_string_equal(path, "notify/email/send");
@@ -126,8 +126,15 @@ static void fixture_init(struct fixture *f, const char *defn_text)
     f->p = engine_plan_build(f->h.d);
     assert_non_null(f->p);
     f->in = (struct engine_input){.kind = ENGINE_IN_START, .now_ms = T0};
-    f->r = (struct run){f->p, f->h.d, &f->h.st, f->h.ctx, &f->in, &f->h.fx, T0, NULL, 0, 0, 0};
-    f->r.changed = xcalloc(f->h.st.n_steps, sizeof *f->r.changed);
+    f->r = (struct run){.p = f->p,
+                        .d = f->h.d,
+                        .st = &f->h.st,
+                        .ctx = f->h.ctx,
+                        .in = &f->in,
+                        .fx = &f->h.fx,
+                        .now = T0,
+                        .retired = json_array()};
+    assert_true(bind(f->p, &f->h.st));
 }
 
 /* Clears the effects between calls, as a new engine_advance would. */
@@ -135,12 +142,15 @@ static void fixture_next(struct fixture *f)
 {
     engine_effects_free(&f->h.fx);
     f->r.cap_events = f->r.cap_tasks = f->r.cap_cancels = 0;
-    memset(f->r.changed, 0, f->h.st.n_steps * sizeof *f->r.changed);
+    if (f->r.changed)
+        memset(f->r.changed, 0, f->r.cap_changed * sizeof *f->r.changed);
 }
 
 static void fixture_free(struct fixture *f)
 {
     free(f->r.changed);
+    json_decref(f->r.scope);
+    json_decref(f->r.retired);
     engine_plan_free(f->p);
     h_free(&f->h);
 }
@@ -154,20 +164,19 @@ static void sequence_enters_next_then_completes(void **state)
     (void)state;
     struct fixture f;
     fixture_init(&f, TWO_SLEEPS);
-    const struct engine_plan_node *root = f.p->root;
-
-    enter_node(&f.r, root);
+    enter_node(&f.r, 0);
     assert_int_equal(f.h.st.current, 0);
-    assert_ptr_equal(sequence_active(&f.r, root), &root->children[0]);
+    assert_true(instance_active(&f.r, 0));
+    assert_false(instance_active(&f.r, 1));
     expect_events(&f.h, "[[\"step_scheduled\", 0, 0, {\"kind\": \"sleep\"}],"
                         " [\"timer_started\", 0, 0, {\"due_at\": \"2026-01-01T00:00:01.000Z\"}]]");
 
     /* The first child ended: the sequence enters the second. */
     fixture_next(&f);
     f.h.st.steps[0].status = ENGINE_STEP_COMPLETED;
-    child_ended(&f.r, root, &root->children[0], ENGINE_OUTCOME_COMPLETED);
+    node_ended(&f.r, 0, ENGINE_OUTCOME_COMPLETED);
     assert_int_equal(f.h.st.current, 1);
-    assert_ptr_equal(sequence_active(&f.r, root), &root->children[1]);
+    assert_true(instance_active(&f.r, 1));
     assert_int_equal(f.h.st.status, ENGINE_EXEC_RUNNING);
     expect_events(&f.h, "[[\"step_scheduled\", 1, 0, {\"kind\": \"sleep\"}],"
                         " [\"timer_started\", 1, 0, {\"due_at\": \"2026-01-01T00:00:02.000Z\"}]]");
@@ -176,10 +185,10 @@ static void sequence_enters_next_then_completes(void **state)
     /* The last child ended: the root sequence ends, and with it the execution. */
     fixture_next(&f);
     f.h.st.steps[1].status = ENGINE_STEP_COMPLETED;
-    child_ended(&f.r, root, &root->children[1], ENGINE_OUTCOME_COMPLETED);
+    node_ended(&f.r, 1, ENGINE_OUTCOME_COMPLETED);
     assert_int_equal(f.h.st.status, ENGINE_EXEC_COMPLETED);
     assert_int_equal(f.h.st.current, 2);
-    assert_null(sequence_active(&f.r, root));
+    assert_false(instance_active(&f.r, 1));
     assert_true(f.h.fx.ended);
     expect_events(&f.h, "[[\"execution_completed\", -1, 0, {\"output\": null}]]");
 
@@ -191,15 +200,13 @@ static void sequence_failure_starts_saga(void **state)
     (void)state;
     struct fixture f;
     fixture_init(&f, TWO_SLEEPS);
-    const struct engine_plan_node *root = f.p->root;
-
-    enter_node(&f.r, root);
+    enter_node(&f.r, 0);
     fixture_next(&f);
     /* fail_step would have put the error in the context; the saga's end reads it from there. */
     f.h.st.steps[0].status = ENGINE_STEP_FAILED;
     json_object_set_new(json_object_get(json_object_get(f.h.ctx, "steps"), "a"), "error",
                         json_pack("{s:s, s:s, s:s}", "type", "boom", "message", "m", "step", "a"));
-    child_ended(&f.r, root, &root->children[0], ENGINE_OUTCOME_FAILED);
+    node_ended(&f.r, 0, ENGINE_OUTCOME_FAILED);
     /* The next child is never entered: it is skipped, and the execution fails. */
     assert_int_equal(f.h.st.current, 0);
     assert_int_equal(f.h.st.steps[1].status, ENGINE_STEP_SKIPPED);
@@ -217,13 +224,11 @@ static void sequence_completed_child_with_cancel_requested_ends_cancelled(void *
     (void)state;
     struct fixture f;
     fixture_init(&f, TWO_SLEEPS);
-    const struct engine_plan_node *root = f.p->root;
-
-    enter_node(&f.r, root);
+    enter_node(&f.r, 0);
     fixture_next(&f);
     f.h.st.cancel_requested = true;
     f.h.st.steps[0].status = ENGINE_STEP_COMPLETED;
-    child_ended(&f.r, root, &root->children[0], ENGINE_OUTCOME_COMPLETED);
+    node_ended(&f.r, 0, ENGINE_OUTCOME_COMPLETED);
     /* A cancel waited for this safe point: no next child, the saga ends the execution. */
     assert_int_equal(f.h.st.steps[1].status, ENGINE_STEP_SKIPPED);
     assert_int_equal(f.h.st.status, ENGINE_EXEC_CANCELLED);

@@ -1,0 +1,300 @@
+/* Steps that hold steps, against a real keeld, PostgreSQL and receiver, broken on purpose:
+ * kill -9 during a for_each with concurrency 5 and during the compensation of a failed
+ * parallel. Every execution must end, every key (which follows the step's path) must be
+ * applied once by the receiver, and every step instance journaled as completed once. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char secret_env[256];
+static const char *secret;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    secret = harness_env("KEEL_TEST_WEBHOOK_SECRET");
+    snprintf(secret_env, sizeof secret_env, "KEEL_WEBHOOK_SECRET=%s", secret);
+    return 0;
+}
+
+/* Short leases so that the attempts of a killed keeld are taken over within seconds. */
+static const char *const *env(void)
+{
+    static const char *e[4];
+    e[0] = "KEEL_LEASE_GRACE_MS=300";
+    e[1] = "KEEL_WORKERS=4";
+    e[2] = secret_env;
+    e[3] = NULL;
+    return e;
+}
+
+static void register_def(const struct proc *k, const char *tmpl, const char *receiver)
+{
+    char *def = harness_subst_r(tmpl, receiver);
+    http_post_expect(k->base_url, "/v1/workflows", def, 201, NULL);
+    free(def);
+}
+
+/* Starts executions <prefix>-<from..n-1> of workflow; returns how many got an answer (a keeld
+ * killed meanwhile answers nothing: the caller starts the rest on the next one). */
+static int start_some(const struct proc *k, const char *workflow, const char *prefix, int from,
+                      int n, const char *input)
+{
+    int started = 0;
+    for (int i = from; i < n; i++) {
+        char path[256], body[512];
+        snprintf(path, sizeof path, "/v1/workflows/%s/executions", workflow);
+        snprintf(body, sizeof body, "{\"id\": \"%s-%d\", \"input\": %s}", prefix, i, input);
+        struct hreply r;
+        if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), NULL, 10000,
+                    &r) < 0) {
+            hreply_free(&r);
+            return started;
+        }
+        if (r.status != 201 && r.status != 200)
+            fail_msg("start %s: %ld %s", body, r.status, r.body);
+        hreply_free(&r);
+        started++;
+    }
+    return started;
+}
+
+struct ended_check {
+    const char *db;
+    const char *workflow;
+    int n;
+};
+
+static bool all_ended(void *arg)
+{
+    struct ended_check *c = arg;
+    char *v = harness_sqlf(c->db,
+                           "SELECT count(*) FROM executions WHERE workflow = '%s' AND "
+                           "status <> 'running'",
+                           c->workflow);
+    bool ok = atoi(v) == c->n;
+    free(v);
+    return ok;
+}
+
+/* Every key of the receiver that starts with prefix "-" was applied exactly once, except
+ * keys ending in refused (NULL: none), which the receiver refuses and must never apply;
+ * returns how many keys were applied. */
+static int keys_applied_once(const struct proc *receiver, const char *prefix, const char *refused)
+{
+    json_t *stats = receiver_stats(receiver, "");
+    assert_int_equal(json_integer_value(json_object_get(stats, "bad_signatures")), 0);
+    int found = 0;
+    const char *key;
+    json_t *k;
+    size_t plen = strlen(prefix);
+    json_object_foreach(json_object_get(stats, "keys"), key, k)
+    {
+        if (strncmp(key, prefix, plen) != 0 || key[plen] != '-')
+            continue;
+        size_t klen = strlen(key), rlen = refused ? strlen(refused) : 0;
+        if (refused && klen > rlen && !strcmp(key + klen - rlen, refused)) {
+            assert_int_equal(json_integer_value(json_object_get(k, "applied")), 0);
+            continue;
+        }
+        found++;
+        if (json_integer_value(json_object_get(k, "applied")) != 1)
+            fail_msg("key %s applied %lld times", key,
+                     (long long)json_integer_value(json_object_get(k, "applied")));
+    }
+    json_decref(stats);
+    return found;
+}
+
+/* How many attempts (or compensation attempts) of workflow were sent again after a kill. */
+static int redeliveries(const char *db, const char *workflow)
+{
+    char *v = harness_sqlf(db,
+                           "SELECT count(*) FROM events e JOIN executions x ON x.id = "
+                           "e.execution_id WHERE x.workflow = '%s' AND e.type IN "
+                           "('attempt_started', 'compensation_started') AND e.data ? 'redelivery'",
+                           workflow);
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+static void assert_sql(const char *db, const char *want, const char *sql)
+{
+    char *v = harness_sqlf(db, "%s", sql);
+    if (strcmp(v, want) != 0)
+        fail_msg("%s\n  gave %s, wanted %s", sql, v, want);
+    free(v);
+}
+
+/* No instance completed twice, and sequence numbers have no gaps. */
+static void assert_journal_clean(const char *db, const char *workflow)
+{
+    char *sql = NULL;
+    assert_true(asprintf(&sql,
+                         "SELECT count(*) FROM (SELECT 1 FROM events e JOIN executions x ON x.id "
+                         "= e.execution_id WHERE x.workflow = '%s' AND e.type IN "
+                         "('step_completed', 'compensation_completed') GROUP BY e.execution_id, "
+                         "e.path, e.type HAVING count(*) <> 1) d",
+                         workflow) > 0);
+    assert_sql(db, "0", sql);
+    free(sql);
+    assert_true(asprintf(&sql,
+                         "SELECT count(*) FROM executions x WHERE x.workflow = '%s' AND "
+                         "x.last_seq <> (SELECT count(*) FROM events e WHERE e.execution_id = "
+                         "x.id)",
+                         workflow) > 0);
+    assert_sql(db, "0", sql);
+    free(sql);
+}
+
+static const char *const FAN =
+    "{\"name\": \"fan\", \"defaults\": {\"timeout\": \"2s\", \"retry\": {\"initial_interval\": "
+    "\"50ms\"}}, \"steps\": ["
+    " {\"id\": \"all\", \"for_each\": {\"items\": \"${input.items}\", \"concurrency\": 5,"
+    "  \"steps\": [{\"id\": \"charge\", \"activity\": {\"url\": \"%R/slow/300\", \"input\": "
+    "\"${item}\"}},"
+    "             {\"id\": \"note\", \"activity\": {\"url\": \"%R/ok\", \"input\": "
+    "{\"i\": \"${index}\", \"c\": \"${steps.charge.output.echo}\"}}}]}},"
+    " {\"id\": \"notify\", \"parallel\": {\"branches\": {"
+    "   \"email\": [{\"id\": \"mail\", \"activity\": {\"url\": \"%R/slow/100\"}}],"
+    "   \"sms\": [{\"id\": \"text\", \"activity\": {\"url\": \"%R/ok\"}}]}}}],"
+    " \"output\": {\"notes\": \"${steps.all.output}\", \"n\": \"${steps.notify.output}\"}}";
+
+static void test_kill9_during_for_each(void **state)
+{
+    (void)state;
+    enum { N = 12, ITEMS = 8 };
+    const char *input = "{\"items\": [10, 11, 12, 13, 14, 15, 16, 17]}";
+    char *db = harness_create_db("keel_it_flow_fan");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, FAN, receiver.base_url);
+    int started = start_some(&k, "fan", "fan", 0, N, input);
+    for (int round = 0; round < 4; round++) {
+        usleep(400 * 1000);
+        proc_kill9(&k);
+        keeld_start(&k, db, env(), NULL);
+        if (started < N)
+            started += start_some(&k, "fan", "fan", started, N, input);
+    }
+    assert_int_equal(started, N);
+    struct ended_check c = {db, "fan", N};
+    if (!wait_for(all_ended, &c, 120000))
+        fail_msg("not every execution ended after kill -9 during for_each");
+    assert_sql(db, "0",
+               "SELECT count(*) FROM executions WHERE workflow = 'fan' AND "
+               "status <> 'completed'");
+    assert_journal_clean(db, "fan");
+    /* The kills landed while attempts were in flight. */
+    assert_true(redeliveries(db, "fan") > 0);
+    /* Keys follow paths: fan-3/all/5/charge; 8 x 2 in the loop, 2 in the parallel. */
+    assert_int_equal(keys_applied_once(&receiver, "fan", NULL), N * (ITEMS * 2 + 2));
+    json_t *stats = receiver_stats(&receiver, "?key=fan-0/all/7/charge");
+    assert_non_null(json_object_get(json_object_get(stats, "keys"), "fan-0/all/7/charge"));
+    json_decref(stats);
+    /* The loop's output is in item order, each note seeing its own iteration's charge. */
+    json_t *done = wait_result(k.base_url, "fan-5");
+    json_t *notes = json_object_get(json_object_get(done, "output"), "notes");
+    assert_int_equal(json_array_size(notes), ITEMS);
+    for (size_t i = 0; i < ITEMS; i++) {
+        json_t *echo = json_object_get(json_array_get(notes, i), "echo");
+        assert_int_equal(json_integer_value(json_object_get(echo, "i")), (json_int_t)i);
+        assert_int_equal(json_integer_value(json_object_get(echo, "c")), (json_int_t)(10 + i));
+    }
+    assert_non_null(
+        json_object_get(json_object_get(json_object_get(done, "output"), "n"), "email"));
+    json_decref(done);
+    /* Events name their instance. */
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'fan-1' AND type = "
+               "'step_completed' AND path = 'all/3/note' AND step = 'note'");
+    proc_signal(&k, SIGTERM);
+    assert_int_equal(proc_wait(&k, 20000), 0);
+    proc_signal(&receiver, SIGTERM);
+    proc_wait(&receiver, 5000);
+    free(db);
+}
+
+/* b/refund fails for good (410); a/hold and b/reserve completed, so the saga undoes both,
+ * each compensation slow enough for the kills to land in it. */
+static const char *const UNDO =
+    "{\"name\": \"undo\", \"defaults\": {\"timeout\": \"2s\", \"retry\": {\"initial_interval\": "
+    "\"50ms\"}}, \"steps\": ["
+    " {\"id\": \"book\", \"parallel\": {\"branches\": {"
+    "   \"a\": [{\"id\": \"hold\", \"activity\": {\"url\": \"%R/ok\"},"
+    "           \"compensate\": {\"url\": \"%R/slow/300\"}}],"
+    "   \"b\": [{\"id\": \"reserve\", \"activity\": {\"url\": \"%R/ok\"},"
+    "           \"compensate\": {\"url\": \"%R/slow/300\"}},"
+    "         {\"id\": \"pay\", \"activity\": {\"url\": \"%R/gone\"}}]}}}]}";
+
+static void test_kill9_during_parallel_compensation(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    char *db = harness_create_db("keel_it_flow_undo");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, UNDO, receiver.base_url);
+    int started = start_some(&k, "undo", "undo", 0, N, "{}");
+    for (int round = 0; round < 4; round++) {
+        usleep(350 * 1000);
+        proc_kill9(&k);
+        keeld_start(&k, db, env(), NULL);
+        if (started < N)
+            started += start_some(&k, "undo", "undo", started, N, "{}");
+    }
+    assert_int_equal(started, N);
+    struct ended_check c = {db, "undo", N};
+    if (!wait_for(all_ended, &c, 120000))
+        fail_msg("not every execution ended after kill -9 during compensation");
+    assert_sql(db, "0",
+               "SELECT count(*) FROM executions WHERE workflow = 'undo' AND "
+               "status <> 'failed'");
+    assert_journal_clean(db, "undo");
+    assert_true(redeliveries(db, "undo") > 0);
+    /* Both completed steps were undone, once each, keyed by path + /compensate. */
+    assert_sql(db, "20",
+               "SELECT count(*) FROM events e JOIN executions x ON x.id = e.execution_id WHERE "
+               "x.workflow = 'undo' AND e.type = 'compensation_completed'");
+    assert_sql(db, "20",
+               "SELECT count(*) FROM steps s JOIN executions x ON x.id = s.execution_id WHERE "
+               "x.workflow = 'undo' AND s.status = 'compensated'");
+    /* hold, reserve, and their two compensations; pay's 410 is applied nowhere. */
+    assert_int_equal(keys_applied_once(&receiver, "undo", "/pay"), N * 4);
+    json_t *stats = receiver_stats(&receiver, "?key=undo-2/book/b/reserve/compensate");
+    assert_non_null(
+        json_object_get(json_object_get(stats, "keys"), "undo-2/book/b/reserve/compensate"));
+    json_decref(stats);
+    /* The execution's error is the failed step's, with its path. */
+    json_t *done = wait_result(k.base_url, "undo-0");
+    json_t *err = json_object_get(done, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "step")), "pay");
+    assert_string_equal(json_string_value(json_object_get(err, "path")), "book/b/pay");
+    json_decref(done);
+    proc_signal(&k, SIGTERM);
+    assert_int_equal(proc_wait(&k, 20000), 0);
+    proc_signal(&receiver, SIGTERM);
+    proc_wait(&receiver, 5000);
+    free(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kill9_during_for_each),
+        cmocka_unit_test(test_kill9_during_parallel_compensation),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
