@@ -72,10 +72,62 @@ struct run {
     bool *changed; /* per instance: its row must be written */
     size_t cap_changed;
     size_t cap_events, cap_tasks, cap_cancels;
-    json_t *scope;   /* the evaluation context of instance scope_of (nested plans only) */
-    long scope_of;   /* -1: the root's */
-    json_t *retired; /* scopes replaced during this call: a call may still borrow one */
+    json_t *scope;    /* the evaluation context of instance scope_of (nested plans only) */
+    long scope_of;    /* -1: the root's */
+    json_t *retired;  /* scopes replaced during this call: a call may still borrow one */
+    bool load_failed; /* the loader failed: the call's effects are void (returns -1) */
 };
+
+/* ---- instances not loaded yet ------------------------------------------------------------ */
+
+static bool bind_from(const struct engine_plan *p, struct engine_state *st, size_t first);
+
+/* Forgets the cached evaluation scope (loading added results it does not hold); a call that
+ * still borrows it keeps it alive until the end of the engine call. */
+static void drop_scope(struct run *r)
+{
+    if (r->scope)
+        json_array_append_new(r->retired, r->scope);
+    r->scope = NULL;
+}
+
+/* Makes sure every instance of the execution is in the state (the saga, terminate, stopping a
+ * container, a redrive and a container's output look at many). */
+static void need_all(struct run *r)
+{
+    struct engine_state *st = r->st;
+    if (!st->loader || st->all_loaded)
+        return;
+    size_t before = st->n_steps;
+    if (st->loader->load_all(st->loader->arg, st, r->ctx) != 0 || !bind_from(r->p, st, before))
+        r->load_failed = true;
+    st->all_loaded = true;
+    drop_scope(r);
+}
+
+/* Loads the instances at these paths that exist and are not in the state. */
+static void need_paths(struct run *r, const char *const *paths, size_t n)
+{
+    struct engine_state *st = r->st;
+    if (n == 0 || !st->loader || st->all_loaded)
+        return;
+    size_t before = st->n_steps;
+    if (st->loader->load(st->loader->arg, st, r->ctx, paths, n) != 0 ||
+        !bind_from(r->p, st, before))
+        r->load_failed = true;
+    drop_scope(r);
+}
+
+/* The instance at path, loaded when it exists but is not in the state; -1 when none. */
+static long find_instance(struct run *r, const char *path)
+{
+    long i = engine_state_find(r->st, path);
+    if (i < 0 && r->st->loader && !r->st->all_loaded) {
+        need_paths(r, &path, 1);
+        i = engine_state_find(r->st, path);
+    }
+    return i;
+}
 
 static struct engine_step *S(const struct run *r, size_t i)
 {
@@ -338,36 +390,51 @@ static const json_t *scope_ctx(struct run *r, long i)
         return r->ctx;
     if (r->scope && r->scope_of == i)
         return r->scope;
-    if (r->scope)
-        json_array_append_new(r->retired, r->scope);
     size_t idx[MAX_LOOPS], iters[MAX_LOOPS];
     size_t n = loops_of(r, i, idx, iters, MAX_LOOPS);
     const struct engine_plan_node *loops[MAX_LOOPS];
     for (size_t k = 0; k < n; k++)
         loops[k] = N(r, iters[k])->parent;
 
+    /* Only the steps the templates read: each at the instance this scope sees. */
+    const struct engine_plan_node *const *refs = i < 0 ? r->p->output_refs : N(r, (size_t)i)->refs;
+    size_t n_refs = i < 0 ? r->p->n_output_refs : N(r, (size_t)i)->n_refs;
+    char **paths = xcalloc(n_refs ? n_refs : 1, sizeof *paths);
+    const char **missing = xcalloc(n_refs ? n_refs : 1, sizeof *missing);
+    size_t n_missing = 0;
+    json_t *all = json_object_get(r->ctx, "steps");
+    for (size_t k = 0; k < n_refs; k++) {
+        const struct engine_plan_node *node = refs[k];
+        if (node->loop_depth > n ||
+            node->loop != (node->loop_depth ? loops[node->loop_depth - 1] : NULL))
+            continue;
+        paths[k] = engine_plan_path(node, idx, node->loop_depth);
+        if (paths[k] && !json_object_get(all, paths[k]) && engine_state_find(r->st, paths[k]) < 0)
+            missing[n_missing++] = paths[k];
+    }
+    need_paths(r, missing, n_missing);
+    if (r->scope)
+        json_array_append_new(r->retired, r->scope);
+    r->scope = NULL;
+
     json_t *view = json_object();
     json_object_set(view, "input", json_object_get(r->ctx, "input"));
     json_object_set(view, "execution", json_object_get(r->ctx, "execution"));
-    json_t *all = json_object_get(r->ctx, "steps");
+    all = json_object_get(r->ctx, "steps");
     json_t *steps = json_object();
-    for (size_t k = 0; k < r->p->n_nodes; k++) {
-        const struct engine_plan_node *node = &r->p->nodes[k];
-        if (!node->id || node->loop_depth > n ||
-            node->loop != (node->loop_depth ? loops[node->loop_depth - 1] : NULL))
-            continue;
-        char *path = engine_plan_path(node, idx, node->loop_depth);
-        json_t *e = path ? json_object_get(all, path) : NULL;
+    for (size_t k = 0; k < n_refs; k++) {
+        json_t *e = paths[k] ? json_object_get(all, paths[k]) : NULL;
         if (e)
-            json_object_set(steps, node->id, e);
-        free(path);
+            json_object_set(steps, refs[k]->id, e);
+        free(paths[k]);
     }
+    free(paths);
+    free(missing);
     json_object_set_new(view, "steps", steps);
     if (n > 0) {
         json_t *named = json_object();
         for (size_t k = 0; k < n; k++) {
-            const struct engine_step *loop = S(r, S(r, iters[k])->parent);
-            json_t *item = json_array_get(loop->items, idx[k]);
+            json_t *item = S(r, iters[k])->item;
             json_object_set_new(
                 named, loops[k]->id,
                 json_pack("{s:O?, s:I}", "item", item, "index", (json_int_t)idx[k]));
@@ -713,7 +780,14 @@ static size_t child_instance(struct run *r, size_t parent, const struct engine_p
         seg = num;
     }
     char *path = xasprintf("%s/%s", S(r, parent)->path, seg);
-    long found = engine_state_find(r->st, path);
+    /* A child that was never entered is in no storage: a container entered during this call,
+     * a sequence's child after its cursor, an iteration at or after the next item. Only the
+     * others (a redrive resuming what ran before) may need loading. */
+    const struct engine_step *ps = S(r, parent);
+    bool never = ps->fresh ||
+                 (N(r, parent)->kind == ENGINE_NODE_SEQUENCE && child->index > ps->cursor) ||
+                 (N(r, parent)->kind == ENGINE_NODE_FOR_EACH && position >= ps->next_item);
+    long found = never ? engine_state_find(r->st, path) : find_instance(r, path);
     size_t k;
     if (found >= 0) {
         k = (size_t)found;
@@ -735,11 +809,14 @@ static void reset_container(struct run *r, size_t i)
     size_t parent = s->parent, position = s->position;
     char *path = s->path;
     const struct engine_plan_node *node = s->node;
+    json_t *item = s->item;
     memset(s, 0, sizeof *s);
     s->path = path;
     s->node = node;
     s->parent = parent;
     s->position = position;
+    s->item = item;
+    s->fresh = true;
     s->status = ENGINE_STEP_RUNNING;
     s->scheduled_at_ms = r->now;
     s->started_at_ms = r->now;
@@ -852,6 +929,7 @@ static void enter_node(struct run *r, size_t i)
             return;
         }
         S(r, i)->items = items;
+        S(r, i)->items_set = true;
         S(r, i)->n_items = json_array_size(items);
         container_check(r, i);
         return;
@@ -876,6 +954,7 @@ static void for_each_fill(struct run *r, size_t f)
            S(r, f)->running < concurrency) {
         size_t k = SIZE_MAX;
         if (S(r, f)->redo > 0) {
+            need_all(r);
             for (size_t pos = 0; pos < S(r, f)->next_item && k == SIZE_MAX; pos++) {
                 char *path = xasprintf("%s/%zu", S(r, f)->path, pos);
                 long found = engine_state_find(r->st, path);
@@ -890,10 +969,21 @@ static void for_each_fill(struct run *r, size_t f)
             mark_changed(r, f);
             resume_node(r, k);
         } else if (S(r, f)->next_item < S(r, f)->n_items) {
-            size_t pos = S(r, f)->next_item++;
+            size_t pos = S(r, f)->next_item;
+            json_t *item = NULL;
+            if (S(r, f)->items) {
+                item = json_incref(json_array_get(S(r, f)->items, pos));
+            } else if (!r->st->loader ||
+                       r->st->loader->item(r->st->loader->arg, S(r, f)->path, pos, &item) != 0) {
+                r->load_failed = true;
+                break;
+            }
+            S(r, f)->next_item++;
             S(r, f)->running++;
             mark_changed(r, f);
             k = child_instance(r, f, &N(r, f)->children[0], pos);
+            json_decref(S(r, k)->item);
+            S(r, k)->item = item ? item : json_null();
             enter_node(r, k);
         } else {
             break;
@@ -906,6 +996,7 @@ static void for_each_fill(struct run *r, size_t f)
  * each iteration, in item order]. New reference. */
 static json_t *container_output(struct run *r, size_t c)
 {
+    need_all(r);
     const struct engine_plan_node *n = N(r, c);
     if (n->kind == ENGINE_NODE_PARALLEL) {
         json_t *out = json_object();
@@ -961,6 +1052,7 @@ static void container_check(struct run *r, size_t c)
  * flight finishes first: that is its safe point. */
 static void stop_below(struct run *r, size_t c)
 {
+    need_all(r);
     size_t n = r->st->n_steps, k = 0;
     size_t *stop = xcalloc(n ? n : 1, sizeof *stop);
     for (size_t j = c + 1; j < n; j++) {
@@ -1114,7 +1206,7 @@ static void resume_node(struct run *r, size_t i)
     }
     case ENGINE_NODE_PARALLEL:
     case ENGINE_NODE_FOR_EACH: {
-        if (n->kind == ENGINE_NODE_FOR_EACH && !s->items) {
+        if (n->kind == ENGINE_NODE_FOR_EACH && s->n_items == 0) {
             /* Its items failed to evaluate (no iteration ever started): it is entered again,
              * as if for the first time, rather than resumed over no items. */
             enter_node(r, i);
@@ -1327,6 +1419,7 @@ static long next_compensation(const struct run *r)
  * compensations of the completed ones start. */
 static void begin_saga(struct run *r)
 {
+    need_all(r);
     struct engine_state *st = r->st;
     st->compensating = true;
     for (size_t i = 0; i < st->n_steps; i++) {
@@ -1362,6 +1455,7 @@ static int by_order_desc(const void *x, const void *y, void *arg)
  * completion); NULL when none did. New reference. */
 static json_t *compensation_errors(struct run *r)
 {
+    need_all(r);
     const struct engine_state *st = r->st;
     size_t *failed = xcalloc(st->n_steps ? st->n_steps : 1, sizeof *failed), n = 0;
     for (size_t i = 0; i < st->n_steps; i++)
@@ -1466,6 +1560,7 @@ static bool start_compensation(struct run *r, size_t i)
 /* Starts the next compensation, or ends the saga when none is left. */
 static void saga_next(struct run *r)
 {
+    need_all(r);
     for (;;) {
         long i = next_compensation(r);
         if (i < 0) {
@@ -1690,6 +1785,7 @@ static bool on_terminate(struct run *r)
     struct engine_state *st = r->st;
     if (st->status != ENGINE_EXEC_RUNNING)
         return false;
+    need_all(r);
     for (size_t i = 0; i < st->n_steps; i++) {
         struct engine_step *s = &st->steps[i];
         switch (s->status) {
@@ -1723,6 +1819,7 @@ static bool on_retry(struct run *r)
     if (st->status != ENGINE_EXEC_FAILED || f >= st->n_top ||
         st->steps[f].status != ENGINE_STEP_FAILED)
         return false;
+    need_all(r);
     for (size_t i = 0; i < st->n_steps; i++)
         if (st->steps[i].status == ENGINE_STEP_COMPENSATED ||
             st->steps[i].comp.status != ENGINE_COMP_NONE)
@@ -1794,12 +1891,14 @@ static void collect_changed(struct run *r)
 
 /* Points every instance at its plan node (the plan may be a new one for every call) and
  * checks that its path fits the plan. Returns false when one does not. */
-static bool bind(const struct engine_plan *p, struct engine_state *st)
+static bool bind_from(const struct engine_plan *p, struct engine_state *st, size_t first)
 {
-    for (size_t i = 0; i < st->n_steps; i++) {
+    for (size_t i = first; i < st->n_steps; i++) {
         struct engine_step *s = &st->steps[i];
         if (i < st->n_top) {
             s->node = p->by_step[i];
+            if (!s->path || strcmp(s->path, s->node->id) != 0)
+                return false;
             continue;
         }
         size_t idx[MAX_LOOPS], n_loops;
@@ -1820,6 +1919,11 @@ static bool execution_wide(enum engine_input_kind k)
 {
     return k == ENGINE_IN_START || k == ENGINE_IN_CANCEL || k == ENGINE_IN_TERMINATE ||
            k == ENGINE_IN_RETRY;
+}
+
+static bool bind(const struct engine_plan *p, struct engine_state *st)
+{
+    return bind_from(p, st, 0);
 }
 
 bool engine_state_bind(const struct engine_plan *p, struct engine_state *st)
@@ -1917,5 +2021,5 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
     free(r.changed);
     json_decref(r.scope);
     json_decref(r.retired);
-    return 0;
+    return r.load_failed ? -1 : 0;
 }

@@ -164,13 +164,37 @@ struct engine_step {
     size_t next_item; /* for_each: the next item index never started */
     size_t n_items;   /* for_each: how many items it iterates over */
     size_t redo;      /* for_each: iterations to run again after a redrive, not yet restarted */
-    json_t *items;    /* owned; for_each: the evaluated array; NULL before it is entered */
+    json_t *items;    /* owned; for_each: the evaluated array; NULL before it is entered, and
+                         when the state was loaded without it (a loader gives elements) */
+    json_t *item;     /* owned; an iteration: its element of the for_each's items */
     bool filling;     /* for_each, during one call only: starting iterations (not serialized) */
+    bool fresh;       /* entered (or reset) during this call: it has no child in storage that
+                         is not in the state (not serialized) */
+    bool items_set;   /* for_each: items evaluated during this call, to be stored (not
+                         serialized) */
 };
 
 #define ENGINE_NO_PARENT ((size_t)-1)
 
 struct engine_plan;
+struct engine_state;
+
+/* Where a partial state gets the instances it does not hold (the runner reads step rows only as
+ * the interpreter needs them, so that a transition's cost does not grow with the number of
+ * step instances of its execution). Every function returns 0, or -1 when storage failed: the
+ * engine call then returns -1 and its effects must be discarded. */
+struct engine_loader {
+    void *arg;
+    /* Adds to st (engine_state_put) the instances at these paths that exist and are not in st
+     * yet, each after its ancestors (loaded too when missing), and their results to ctx
+     * (ctx.steps.<path>.output / .error). */
+    int (*load)(void *arg, struct engine_state *st, json_t *ctx, const char *const *paths,
+                size_t n);
+    /* Adds every instance not in st yet, with its results. */
+    int (*load_all)(void *arg, struct engine_state *st, json_t *ctx);
+    /* Sets *out to a new reference to element index of the items of the for_each at path. */
+    int (*item)(void *arg, const char *path, size_t index, json_t **out);
+};
 
 struct engine_state {
     enum engine_exec_status status;
@@ -186,11 +210,33 @@ struct engine_state {
     bool compensating;         /* the saga runs (status still running); exactly one step's
                                   compensation is scheduled or running */
     json_t *by_path;           /* owned; path -> instance index */
+    const struct engine_loader *loader; /* borrowed; NULL: every instance is in steps */
+    bool all_loaded;                    /* with a loader: load_all has run */
 };
 
 /* The index of the instance with this path, or -1 when there is none (not entered yet, or no
  * such step). */
 long engine_state_find(const struct engine_state *st, const char *path);
+
+/* A partial state, for a caller that stores instances one per row: the execution's header
+ * (engine_state_header_to_json: status, current top-level step, completion count, cancel and
+ * saga flags; JSON version 2), then each instance's own JSON (engine_step_to_json). */
+json_t *engine_state_header_to_json(const struct engine_state *st);
+/* Starts st from a header written by engine_state_header_to_json, with no instance yet: the
+ * caller then adds the top-level steps' rows in definition order, then nested ones, each after
+ * its parent, with engine_state_put. Returns 0, or -1 when the header does not read. */
+int engine_state_begin(struct engine_state *st, const json_t *header, const struct defn *d)
+    __attribute__((warn_unused_result));
+/* Adds the instance at path with its own JSON (engine_step_to_json); its parent (path minus
+ * the last segment) must be in st already. Returns its index, or -1 when the JSON does not
+ * read, the path is already there or its parent is missing. */
+long engine_state_put(struct engine_state *st, const char *path, const json_t *step)
+    __attribute__((warn_unused_result));
+/* Checks a state built with engine_state_begin/put: every top-level step is there. */
+int engine_state_ready(struct engine_state *st) __attribute__((warn_unused_result));
+/* Instance i's own JSON, as engine_state_to_json writes it inside "steps" but without "path"
+ * and without a for_each's "items" (stored apart, written once). New reference. */
+json_t *engine_step_to_json(const struct engine_state *st, size_t i);
 
 /* Points every instance of st at its node in plan p (engine_advance_plan does it on every
  * call; a reader that needs instances' kinds before advancing calls it). Returns false when an

@@ -1,6 +1,7 @@
 /* The plan: the tree of nodes built from a definition (see plan.h). */
 #include "engine/plan.h"
 
+#include "defn/expr.h"
 #include "util/alloc.h"
 
 #include <stdint.h>
@@ -155,6 +156,92 @@ static bool build_sequence(struct builder *b, struct engine_plan_node *seq,
     return true;
 }
 
+/* ---- references ---------------------------------------------------------------------------- */
+
+struct ref_list {
+    const struct engine_plan *p;
+    json_t *seen; /* {id: true} */
+    json_t *ids;  /* [id, ...] in first-seen order */
+};
+
+static void on_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
+{
+    (void)pointer;
+    (void)expr;
+    struct ref_list *l = arg;
+    if (json_object_get(l->seen, step_id))
+        return;
+    json_object_set_new(l->seen, step_id, json_true());
+    json_array_append_new(l->ids, json_string(step_id));
+}
+
+static void refs_of_template(struct ref_list *l, const json_t *tmpl)
+{
+    if (tmpl)
+        (void)expr_check_template(tmpl, on_ref, NULL, l);
+}
+
+static void refs_of_call(struct ref_list *l, const struct defn_activity *a)
+{
+    if (!a)
+        return;
+    refs_of_template(l, a->url);
+    refs_of_template(l, a->input);
+}
+
+/* The ids node n's templates read (the root: the output's). New array. */
+static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_plan_node *n)
+{
+    struct ref_list l = {p, json_object(), json_array()};
+    const struct defn_step *ds = n->step;
+    if (!n->parent) {
+        refs_of_template(&l, p->d->output);
+    } else if (ds) {
+        if (ds->kind == DEFN_STEP_ACTIVITY) {
+            refs_of_call(&l, &ds->activity);
+            refs_of_call(&l, ds->compensate);
+        }
+        refs_of_template(&l, ds->sleep_until);
+        refs_of_template(&l, ds->items);
+    }
+    json_decref(l.seen);
+    return l.ids;
+}
+
+/* Fills every node's refs (and the output's) from its templates: one pool for the plan. */
+static void collect_refs(struct engine_plan *p)
+{
+    json_t **ids = xcalloc(p->n_nodes, sizeof *ids);
+    size_t total = 0;
+    for (size_t k = 0; k < p->n_nodes; k++) {
+        ids[k] = node_ref_ids(p, &p->nodes[k]);
+        total += json_array_size(ids[k]);
+    }
+    p->refs_pool = xcalloc(total ? total : 1, sizeof *p->refs_pool);
+    size_t at = 0;
+    for (size_t k = 0; k < p->n_nodes; k++) {
+        const struct engine_plan_node **first = &p->refs_pool[at];
+        size_t n = 0, i;
+        json_t *id;
+        json_array_foreach(ids[k], i, id)
+        {
+            const struct engine_plan_node *target = engine_plan_find(p, json_string_value(id));
+            if (target)
+                first[n++] = target;
+        }
+        at += n;
+        if (k == 0) {
+            p->output_refs = first;
+            p->n_output_refs = n;
+        } else {
+            p->nodes[k].refs = first;
+            p->nodes[k].n_refs = n;
+        }
+        json_decref(ids[k]);
+    }
+    free(ids);
+}
+
 struct engine_plan *engine_plan_build(const struct defn *d)
 {
     if (!d)
@@ -178,6 +265,7 @@ struct engine_plan *engine_plan_build(const struct defn *d)
     }
     for (size_t i = 0; i < d->n_steps; i++)
         p->by_step[i] = &root->children[i];
+    collect_refs(p);
     return p;
 }
 
@@ -187,6 +275,7 @@ void engine_plan_free(struct engine_plan *p)
         return;
     free(p->nodes);
     free(p->by_step);
+    free(p->refs_pool);
     json_decref(p->by_id);
     free(p);
 }

@@ -74,6 +74,10 @@ struct engine_plan_node {
     const struct engine_plan_node *loop;     /* the innermost for_each enclosing it, or NULL */
     const struct engine_plan_node *children; /* contiguous, in definition order; NULL when none */
     size_t n_children;
+    /* The steps its templates read (${steps.<id>...} in its url, input, compensate,
+     * sleep_until or items), each once: what an evaluation needs loaded. */
+    const struct engine_plan_node **refs; /* points into the plan's refs pool */
+    size_t n_refs;
 };
 
 struct engine_plan {
@@ -83,9 +87,12 @@ struct engine_plan {
     size_t n_nodes;
     const struct engine_plan_node **by_step; /* owned; the node of defn->steps[i], i < n_steps */
     size_t n_steps;
-    json_t *by_id;    /* owned; step id -> index in nodes, for every node with an id */
-    bool nested;      /* some step holds steps: paths differ from ids and the engine evaluates
-                         templates in a scope (engine.c); false keeps the flat fast path */
+    json_t *by_id; /* owned; step id -> index in nodes, for every node with an id */
+    bool nested;   /* some step holds steps: paths differ from ids and the engine evaluates
+                      templates in a scope (engine.c); false keeps the flat fast path */
+    const struct engine_plan_node **output_refs; /* the steps the definition's output reads */
+    size_t n_output_refs;
+    const struct engine_plan_node **refs_pool; /* owned; every node's refs */
     size_t max_items; /* for_each: the most items an execution may iterate over; more fails the
                          step ("too_many_items"). ENGINE_PLAN_DEFAULT_MAX_ITEMS unless the
                          caller sets it after building (KEEL_FOR_EACH_MAX_ITEMS) */

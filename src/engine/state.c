@@ -24,7 +24,8 @@
  * in definition order, then the nested instances in the order they were entered, each with
  * its "path" (a top-level step's path is its id, so it is not written). Container members,
  * each left out when zero: "cursor", "running", "failed", "cancelled", "stopping", "next",
- * "n_items", "redo", "items". A state without nested instances is written exactly as before. */
+ * "n_items", "redo", "items", and an iteration's "item". A state without nested instances is
+ * written exactly as before. */
 #include "engine/engine.h"
 
 #include "util/alloc.h"
@@ -136,6 +137,7 @@ void engine_state_free(struct engine_state *st)
     for (size_t i = 0; i < st->n_steps; i++) {
         free(st->steps[i].path);
         json_decref(st->steps[i].items);
+        json_decref(st->steps[i].item);
     }
     free(st->steps);
     json_decref(st->by_path);
@@ -150,54 +152,61 @@ static void set_nonzero(json_t *obj, const char *key, int64_t v)
         json_object_set_new(obj, key, json_integer((json_int_t)v));
 }
 
-json_t *engine_state_to_json(const struct engine_state *st)
+/* Instance i's members (not its path); a for_each's items only when with_items. */
+static json_t *step_json(const struct engine_state *st, size_t i, bool with_items)
+{
+    const struct engine_step *s = &st->steps[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string(engine_step_status_name(s->status)));
+    set_nonzero(o, "attempt", s->attempt);
+    set_nonzero(o, "scheduled_at", s->scheduled_at_ms);
+    set_nonzero(o, "started_at", s->started_at_ms);
+    set_nonzero(o, "completed_at", s->completed_at_ms);
+    set_nonzero(o, "order", s->completion_order);
+    /* Read back as started_at when absent; a running container, which has no attempt, says 0
+     * instead. */
+    if (s->attempt_started_at_ms != s->started_at_ms &&
+        (s->attempt_started_at_ms != 0 || s->status == ENGINE_STEP_RUNNING))
+        json_object_set_new(o, "attempt_started_at",
+                            json_integer((json_int_t)s->attempt_started_at_ms));
+    if (s->accepted)
+        json_object_set_new(o, "accepted", json_true());
+    if (s->comp.status != ENGINE_COMP_NONE) {
+        json_t *c = json_object();
+        json_object_set_new(c, "status", json_string(engine_comp_status_name(s->comp.status)));
+        set_nonzero(c, "attempt", s->comp.attempt);
+        set_nonzero(c, "started_at", s->comp.attempt_started_at_ms);
+        if (s->comp.accepted)
+            json_object_set_new(c, "accepted", json_true());
+        json_object_set_new(o, "comp", c);
+    }
+    set_nonzero(o, "cursor", (int64_t)s->cursor);
+    set_nonzero(o, "running", s->running);
+    set_nonzero(o, "failed", s->failed);
+    set_nonzero(o, "cancelled", s->cancelled);
+    if (s->stopping)
+        json_object_set_new(o, "stopping", json_true());
+    set_nonzero(o, "next", (int64_t)s->next_item);
+    set_nonzero(o, "n_items", (int64_t)s->n_items);
+    set_nonzero(o, "redo", (int64_t)s->redo);
+    if (s->items && with_items)
+        json_object_set(o, "items", s->items);
+    if (s->item)
+        json_object_set(o, "item", s->item);
+    return o;
+}
+
+json_t *engine_step_to_json(const struct engine_state *st, size_t i)
+{
+    return st && i < st->n_steps ? step_json(st, i, false) : NULL;
+}
+
+json_t *engine_state_header_to_json(const struct engine_state *st)
 {
     if (!st)
         return NULL;
-    json_t *steps = json_array();
-    for (size_t i = 0; i < st->n_steps; i++) {
-        const struct engine_step *s = &st->steps[i];
-        json_t *o = json_object();
-        if (i >= st->n_top)
-            json_object_set_new(o, "path", json_string(s->path ? s->path : ""));
-        json_object_set_new(o, "status", json_string(engine_step_status_name(s->status)));
-        set_nonzero(o, "attempt", s->attempt);
-        set_nonzero(o, "scheduled_at", s->scheduled_at_ms);
-        set_nonzero(o, "started_at", s->started_at_ms);
-        set_nonzero(o, "completed_at", s->completed_at_ms);
-        set_nonzero(o, "order", s->completion_order);
-        /* Read back as started_at when absent; a running container, which has no attempt,
-         * says 0 instead. */
-        if (s->attempt_started_at_ms != s->started_at_ms &&
-            (s->attempt_started_at_ms != 0 || s->status == ENGINE_STEP_RUNNING))
-            json_object_set_new(o, "attempt_started_at",
-                                json_integer((json_int_t)s->attempt_started_at_ms));
-        if (s->accepted)
-            json_object_set_new(o, "accepted", json_true());
-        if (s->comp.status != ENGINE_COMP_NONE) {
-            json_t *c = json_object();
-            json_object_set_new(c, "status", json_string(engine_comp_status_name(s->comp.status)));
-            set_nonzero(c, "attempt", s->comp.attempt);
-            set_nonzero(c, "started_at", s->comp.attempt_started_at_ms);
-            if (s->comp.accepted)
-                json_object_set_new(c, "accepted", json_true());
-            json_object_set_new(o, "comp", c);
-        }
-        set_nonzero(o, "cursor", (int64_t)s->cursor);
-        set_nonzero(o, "running", s->running);
-        set_nonzero(o, "failed", s->failed);
-        set_nonzero(o, "cancelled", s->cancelled);
-        if (s->stopping)
-            json_object_set_new(o, "stopping", json_true());
-        set_nonzero(o, "next", (int64_t)s->next_item);
-        set_nonzero(o, "n_items", (int64_t)s->n_items);
-        set_nonzero(o, "redo", (int64_t)s->redo);
-        if (s->items)
-            json_object_set(o, "items", s->items);
-        json_array_append_new(steps, o);
-    }
     json_t *j = json_object();
-    json_object_set_new(j, "v", json_integer(STATE_VERSION));
+    json_object_set_new(j, "v", json_integer(2));
     json_object_set_new(j, "status", json_string(engine_exec_status_name(st->status)));
     json_object_set_new(j, "current", json_integer((json_int_t)st->current));
     json_object_set_new(j, "completions", json_integer(st->completions));
@@ -205,6 +214,22 @@ json_t *engine_state_to_json(const struct engine_state *st)
         json_object_set_new(j, "cancel_requested", json_true());
     if (st->compensating)
         json_object_set_new(j, "compensating", json_true());
+    return j;
+}
+
+json_t *engine_state_to_json(const struct engine_state *st)
+{
+    if (!st)
+        return NULL;
+    json_t *steps = json_array();
+    for (size_t i = 0; i < st->n_steps; i++) {
+        json_t *o = step_json(st, i, true);
+        if (i >= st->n_top)
+            json_object_set_new(o, "path", json_string(st->steps[i].path ? st->steps[i].path : ""));
+        json_array_append_new(steps, o);
+    }
+    json_t *j = engine_state_header_to_json(st);
+    json_object_set_new(j, "v", json_integer(STATE_VERSION));
     json_object_set_new(j, "steps", steps);
     return j;
 }
@@ -283,7 +308,8 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
         "started_at", "completed_at", "order",    "attempt_started_at",
         "accepted",   "comp",         "cursor",   "running",
         "failed",     "cancelled",    "stopping", "next",
-        "n_items",    "redo",         "items",    NULL};
+        "n_items",    "redo",         "items",    "item",
+        NULL};
     int64_t attempt, order, cursor, running, failed, cancelled, next, n_items, redo;
     if (!json_is_object(o) || !only_keys(o, keys))
         return false;
@@ -312,6 +338,8 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
     if (next > n_items || redo > next)
         return false;
     s->items = items ? json_incref((json_t *)items) : NULL;
+    const json_t *item = json_object_get(o, "item");
+    s->item = item ? json_incref((json_t *)item) : NULL;
     s->cursor = (size_t)cursor;
     s->running = (int)running;
     s->failed = (int)failed;
@@ -572,4 +600,73 @@ int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_
 Fail:
     engine_state_free(st);
     return -1;
+}
+
+/* ---- partial states (one row per instance) ------------------------------------------------ */
+
+int engine_state_begin(struct engine_state *st, const json_t *header, const struct defn *d)
+{
+    static const char *const keys[] = {
+        "v", "status", "current", "completions", "cancel_requested", "compensating", NULL};
+    int64_t v, current, completions;
+    if (!st)
+        return -1;
+    memset(st, 0, sizeof *st);
+    if (!header || !d || !json_is_object(header) || !only_keys(header, keys))
+        return -1;
+    int status = name_index(EXEC_NAMES, N_EXEC_NAMES, json_object_get(header, "status"));
+    if (!get_int(header, "v", false, 2, 2, &v) || status < 0 ||
+        !get_int(header, "current", false, 0, (int64_t)d->n_steps, &current) ||
+        !get_int(header, "completions", false, 0, INT_MAX, &completions) ||
+        !get_bool(header, "cancel_requested", &st->cancel_requested) ||
+        !get_bool(header, "compensating", &st->compensating))
+        goto Fail;
+    st->status = (enum engine_exec_status)status;
+    st->current = (size_t)current;
+    st->completions = (int)completions;
+    st->n_top = d->n_steps;
+    st->by_path = json_object();
+    reserve_steps(st, d->n_steps ? d->n_steps : 1);
+    return 0;
+Fail:
+    engine_state_free(st);
+    return -1;
+}
+
+long engine_state_put(struct engine_state *st, const char *path, const json_t *step)
+{
+    if (!st || !st->by_path || !path || !*path || engine_state_find(st, path) >= 0)
+        return -1;
+    long parent = -1;
+    if (strchr(path, '/')) {
+        parent = parent_of(st, path);
+        if (parent < 0)
+            return -1;
+    } else if (st->n_steps >= st->n_top) {
+        return -1; /* the top-level steps come first, all of them */
+    }
+    struct engine_step s = {0};
+    if (!read_step(step, (size_t)INT_MAX, &s) || s.completion_order > st->completions) {
+        json_decref(s.items);
+        json_decref(s.item);
+        return -1;
+    }
+    size_t k = add_instance(st, path, parent < 0 ? ENGINE_NO_PARENT : (size_t)parent);
+    char *kept = st->steps[k].path;
+    st->steps[k] = s;
+    st->steps[k].path = kept;
+    st->steps[k].parent = parent < 0 ? ENGINE_NO_PARENT : (size_t)parent;
+    if (parent < 0)
+        st->steps[k].position = k;
+    return (long)k;
+}
+
+int engine_state_ready(struct engine_state *st)
+{
+    if (!st || st->n_steps < st->n_top)
+        return -1;
+    for (size_t i = 0; i < st->n_top; i++)
+        if (strchr(st->steps[i].path, '/'))
+            return -1;
+    return 0;
 }

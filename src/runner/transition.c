@@ -125,7 +125,14 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
 static bool advance_more(struct apply *a, const struct engine_input *in)
 {
     struct engine_effects fx = {0};
-    engine_advance_plan(a->plan, a->st, a->ctx, in, &fx);
+    if (engine_advance_plan(a->plan, a->st, a->ctx, in, &fx) != 0) {
+        if (!a->why)
+            a->why = xasprintf("execution %s: the interpreter could not apply a follow-up input "
+                               "(reading its step rows failed)",
+                               a->exec_id);
+        engine_effects_free(&fx);
+        return false;
+    }
     bool applied = !fx.stale;
     if (applied)
         collect(a, in, &fx);
@@ -273,37 +280,190 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
     }
 }
 
-/* The expression context from the execution's input and its steps' results, or NULL when they
- * do not read back (a step would otherwise see a false "has no output yet"). */
-static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text,
-                         const char *steps_text)
+/* ---- a partial state: the step rows a transition needs ------------------------------------ */
+
+/* Adds one step row's result to ctx.steps.<path>: the output of a completed (or compensated)
+ * step, and an error. */
+static void ctx_add_row(json_t *steps, const json_t *row)
 {
-    json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    json_t *rows = json_loads(steps_text, JSON_ALLOW_NUL, NULL);
-    if (!input || !json_is_array(rows)) {
-        json_decref(input);
+    const char *path = json_string_value(json_array_get(row, 0));
+    const char *status = json_string_value(json_array_get(row, 1));
+    json_t *s = json_object();
+    if (status && (!strcmp(status, "completed") || !strcmp(status, "compensated")))
+        json_object_set(s, "output", json_array_get(row, 2));
+    json_t *err = json_array_get(row, 3);
+    if (err && !json_is_null(err))
+        json_object_set(s, "error", err);
+    json_object_set_new(steps, path, s);
+}
+
+/* Adds the rows (JSON text of [[path, status, output, error, engine], ...], parents before
+ * children) that st does not hold yet to st and their results to ctx, and records each one's
+ * interpreter state as read in loaded ({path: engine}; NULL: not recorded), so that the
+ * transition writes back exactly the rows whose state changed. Returns false when one does not
+ * read or fit. */
+static bool put_rows(struct engine_state *st, json_t *ctx, const char *rows_text, json_t *loaded)
+{
+    json_t *rows = json_loads(rows_text, JSON_ALLOW_NUL, NULL);
+    if (!json_is_array(rows)) {
         json_decref(rows);
-        return NULL;
+        return false;
     }
-    json_t *ctx = json_object();
-    json_object_set_new(ctx, "input", input);
-    json_t *steps = json_object();
+    bool ok = true;
+    json_t *steps = json_object_get(ctx, "steps");
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        const char *id = json_string_value(json_array_get(row, 0));
-        const char *status = json_string_value(json_array_get(row, 1));
-        json_t *s = json_object();
-        if (status && (!strcmp(status, "completed") || !strcmp(status, "compensated")))
-            json_object_set(s, "output", json_array_get(row, 2));
-        json_t *err = json_array_get(row, 3);
-        if (err && !json_is_null(err))
-            json_object_set(s, "error", err);
-        json_object_set_new(steps, id, s);
+        const char *path = json_string_value(json_array_get(row, 0));
+        if (!path) {
+            ok = false;
+            break;
+        }
+        if (engine_state_find(st, path) >= 0)
+            continue;
+        if (engine_state_put(st, path, json_array_get(row, 4)) < 0) {
+            ok = false;
+            break;
+        }
+        ctx_add_row(steps, row);
+        if (loaded)
+            json_object_set(loaded, path, json_array_get(row, 4));
     }
     json_decref(rows);
-    json_object_set_new(ctx, "steps", steps);
+    return ok;
+}
+
+/* A PostgreSQL text[] literal of the strings (each quoted). */
+static void array_literal(struct buf *b, const char *const *items, size_t n)
+{
+    buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_putc(b, ',');
+        buf_putc(b, '"');
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                buf_putc(b, '\\');
+            buf_putc(b, *c);
+        }
+        buf_putc(b, '"');
+    }
+    buf_putc(b, '}');
+}
+
+/* Adds path and every prefix of it ("a/0/b" -> "a", "a/0", "a/0/b") to list (JSON array,
+ * without repeats; seen is a {path: true} set). */
+static void add_with_ancestors(json_t *list, json_t *seen, const char *path)
+{
+    for (const char *c = path;; c++) {
+        if (*c == '/' || *c == '\0') {
+            char *prefix = xstrndup(path, (size_t)(c - path));
+            if (!json_object_get(seen, prefix)) {
+                json_object_set_new(seen, prefix, json_true());
+                json_array_append_new(list, json_string(prefix));
+            }
+            free(prefix);
+        }
+        if (*c == '\0')
+            break;
+    }
+}
+
+/* What the engine's loader reads with: the transaction's connection and execution. */
+struct row_loader {
+    PGconn *conn;
+    const char *exec_id;
+    char *why;      /* the first database error */
+    json_t *loaded; /* {path: interpreter state as read} of every row read */
+};
+
+static bool loader_query(struct row_loader *l, enum store_stmt stmt, int n,
+                         const char *const *params, PGresult **out)
+{
+    PGresult *r = store_run(l->conn, stmt, n, params);
+    if (!store_ok(r)) {
+        if (!l->why)
+            l->why = store_error(r, l->conn);
+        PQclear(r);
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
+static int load_paths(void *arg, struct engine_state *st, json_t *ctx, const char *const *paths,
+                      size_t n)
+{
+    struct row_loader *l = arg;
+    json_t *list = json_array(), *seen = json_object();
+    for (size_t i = 0; i < n; i++)
+        add_with_ancestors(list, seen, paths[i]);
+    json_decref(seen);
+    size_t m = json_array_size(list), k = 0;
+    const char **want = xcalloc(m ? m : 1, sizeof *want);
+    for (size_t i = 0; i < m; i++) {
+        const char *path = json_string_value(json_array_get(list, i));
+        if (engine_state_find(st, path) < 0)
+            want[k++] = path;
+    }
+    int rc = 0;
+    if (k > 0) {
+        struct buf arr = BUF_INIT;
+        array_literal(&arr, want, k);
+        const char *params[] = {l->exec_id, arr.data};
+        PGresult *r;
+        if (!loader_query(l, STMT_STEPS_LOAD, 2, params, &r))
+            rc = -1;
+        else if (!put_rows(st, ctx, PQgetvalue(r, 0, 0), l->loaded))
+            rc = -1;
+        if (rc == 0)
+            PQclear(r);
+        buf_free(&arr);
+    }
+    free(want);
+    json_decref(list);
+    return rc;
+}
+
+static int load_all(void *arg, struct engine_state *st, json_t *ctx)
+{
+    struct row_loader *l = arg;
+    const char *params[] = {l->exec_id};
+    PGresult *r;
+    if (!loader_query(l, STMT_STEPS_LOAD_ALL, 1, params, &r))
+        return -1;
+    int rc = put_rows(st, ctx, PQgetvalue(r, 0, 0), l->loaded) ? 0 : -1;
+    PQclear(r);
+    return rc;
+}
+
+static int load_item(void *arg, const char *path, size_t index, json_t **out)
+{
+    struct row_loader *l = arg;
+    char idx[24];
+    snprintf(idx, sizeof idx, "%zu", index);
+    const char *params[] = {l->exec_id, path, idx};
+    PGresult *r;
+    *out = NULL;
+    if (!loader_query(l, STMT_STEPS_ITEM, 3, params, &r))
+        return -1;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        *out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    PQclear(r);
+    return *out ? 0 : -1;
+}
+
+/* The expression context from the execution's input and its steps' results, or NULL when they
+ * do not read back (a step would otherwise see a false "has no output yet"). */
+static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text)
+{
+    json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (!input)
+        return NULL;
+    json_t *ctx = json_object();
+    json_object_set_new(ctx, "input", input);
+    json_object_set_new(ctx, "steps", json_object());
     json_object_set_new(ctx, "execution",
                         json_pack("{s:s, s:s}", "id", exec_id, "workflow", workflow));
     return ctx;
@@ -412,6 +572,12 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
         json_object_set_new(row, "error", err ? json_incref(err) : json_null());
         json_object_set_new(row, "started_at", json_ts_or_null(s->started_at_ms));
         json_object_set_new(row, "completed_at", json_ts_or_null(s->completed_at_ms));
+        /* The interpreter's own state of the instance; a for_each's items only when they were
+         * evaluated in this transition (they are written once). */
+        json_object_set_new(row, "engine", engine_step_to_json(st, i));
+        json_object_set_new(row, "items_set", json_boolean(s->items_set));
+        json_object_set_new(row, "items",
+                            s->items_set && s->items ? json_incref(s->items) : json_null());
         json_array_append_new(rows, row);
     }
     return rows;
@@ -446,9 +612,10 @@ static bool is_result(enum engine_input_kind k)
  * read's result. */
 static PGresult *lock_execution(PGconn *conn, bool own_txn, const char *const *params, char **why)
 {
+    /* params: id, task id, the paths whose rows (and their children's) to read */
     struct store_call calls[] = {{.command = "BEGIN"},
                                  {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params},
-                                 {.stmt = STMT_EXEC_LOCKED_READ, .n_params = 2, .params = params}};
+                                 {.stmt = STMT_EXEC_LOCKED_READ, .n_params = 3, .params = params}};
     const struct store_call *first = own_txn ? calls : calls + 1;
     int n = own_txn ? 3 : 2;
     PGresult *res[3] = {NULL, NULL, NULL};
@@ -500,6 +667,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct engine_effects fx = {0};
     struct pending p = {0};
     struct apply a = {0};
+    struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
+    struct engine_loader loader = {&rl, load_paths, load_all, load_item};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
          *error = NULL, *wf = NULL, *drops = NULL;
     struct engine_input *in = &req->in;
@@ -509,8 +678,26 @@ static enum transition_outcome apply_transition(const struct transition_env *env
 
     char task_id[24];
     snprintf(task_id, sizeof task_id, "%lld", (long long)consume_task_id);
-    const char *lock_params[] = {exec_id, consume_task_id > 0 ? task_id : NULL};
+    /* The rows the input's step starts from: it and its ancestors, and their children (not a
+     * for_each's iterations); the top-level rows always come. The engine loads the others it
+     * needs through the loader. */
+    struct buf paths = BUF_INIT;
+    {
+        json_t *list = json_array(), *seen = json_object();
+        if (req->step_id)
+            add_with_ancestors(list, seen, req->step_id);
+        size_t n = json_array_size(list);
+        const char **items = xcalloc(n ? n : 1, sizeof *items);
+        for (size_t k = 0; k < n; k++)
+            items[k] = json_string_value(json_array_get(list, k));
+        array_literal(&paths, items, n);
+        free(items);
+        json_decref(list);
+        json_decref(seen);
+    }
+    const char *lock_params[] = {exec_id, consume_task_id > 0 ? task_id : NULL, paths.data};
     r = lock_execution(conn, own_txn, lock_params, why);
+    buf_free(&paths);
     if (!r || !store_ok(r)) {
         if (!*why)
             *why = store_error(r, conn);
@@ -538,19 +725,27 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         goto done;
     const struct defn *d = plan->d;
     state_json = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
+    ctx = build_ctx(exec_id, wf, PQgetvalue(r, 0, 4));
+    if (!ctx) {
+        *why = xasprintf("execution %s has an input this keeld cannot read", exec_id);
+        goto done;
+    }
     if (state_json && json_object_size(state_json) == 0) {
+        /* Not started: nothing is stored yet. */
         engine_state_init(&st, d);
-    } else if (!state_json || engine_state_from_json(state_json, d, &st) < 0) {
+        have_state = true;
+        st.all_loaded = true;
+    } else if (!state_json || engine_state_begin(&st, state_json, d) < 0) {
         *why = xasprintf("execution %s has a state this keeld cannot read", exec_id);
         goto done;
+    } else {
+        have_state = true;
+        if (!put_rows(&st, ctx, PQgetvalue(r, 0, 6), rl.loaded) || engine_state_ready(&st) < 0) {
+            *why = xasprintf("execution %s has step rows this keeld cannot read", exec_id);
+            goto done;
+        }
     }
-    have_state = true;
-    ctx = build_ctx(exec_id, wf, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 6));
-    if (!ctx) {
-        *why =
-            xasprintf("execution %s has an input or step results this keeld cannot read", exec_id);
-        goto done;
-    }
+    st.loader = &loader;
     p.last_seq = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     PQclear(r);
     r = NULL;
@@ -566,6 +761,26 @@ static enum transition_outcome apply_transition(const struct transition_env *env
             goto done;
         }
         in->step = (size_t)idx;
+    }
+    if (in->kind == ENGINE_IN_SIGNAL && !req->step_id && !st.all_loaded) {
+        /* The waiting steps, wherever they are in the tree. */
+        const char *wp[] = {exec_id};
+        PGresult *wr = store_run(conn, STMT_STEPS_WAITING, 1, wp);
+        bool ok = store_ok(wr);
+        const char **waiting = xcalloc((size_t)(ok ? PQntuples(wr) : 0) + 1, sizeof *waiting);
+        int n_waiting = ok ? PQntuples(wr) : 0;
+        for (int k = 0; k < n_waiting; k++)
+            waiting[k] = PQgetvalue(wr, k, 0);
+        ok = ok && load_paths(&rl, &st, ctx, waiting, (size_t)n_waiting) == 0 &&
+             engine_state_bind(plan, &st);
+        free(waiting);
+        if (!ok) {
+            *why = rl.why ? rl.why : store_error(wr, conn);
+            rl.why = NULL;
+            PQclear(wr);
+            goto done;
+        }
+        PQclear(wr);
     }
     if (in->kind == ENGINE_IN_SIGNAL && !req->step_id) {
         /* The first waiting step of that name takes it (several may wait in parallel
@@ -610,7 +825,13 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     if (in->kind == ENGINE_IN_START)
         for (size_t k = 0; k < st.n_steps; k++)
             mark_row(&p, k);
-    engine_advance_plan(plan, &st, ctx, in, &fx);
+    if (engine_advance_plan(plan, &st, ctx, in, &fx) != 0) {
+        *why = rl.why
+                   ? rl.why
+                   : xasprintf("execution %s: the interpreter could not apply the input", exec_id);
+        rl.why = NULL;
+        goto done;
+    }
     bool stale = fx.stale;
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
         a.delivering_signal = req->signal_id;
@@ -699,8 +920,18 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         if (!ok)
             goto done;
     }
+    /* Every row whose interpreter state changed is written (the engine names the rows whose
+     * public columns changed; its own bookkeeping, such as a compensation's attempt or a
+     * container's counters, is caught here). */
+    for (size_t k = 0; k < st.n_steps; k++) {
+        const json_t *before = json_object_get(rl.loaded, st.steps[k].path);
+        json_t *now = engine_step_to_json(&st, k);
+        if (!before || !json_equal(before, now) || st.steps[k].items_set)
+            mark_row(&p, k);
+        json_decref(now);
+    }
     json_t *rows = step_rows(d, &st, ctx, &p);
-    json_t *sj = engine_state_to_json(&st);
+    json_t *sj = engine_state_header_to_json(&st);
     /* Every parameter must encode: one that became SQL NULL would make the statement write
      * nothing for it (no events, no task) and commit a transition that lost its effects. */
     bool encoded = encode_param(p.events, "events", &events, why) &&
@@ -804,6 +1035,8 @@ done:
     json_decref(p.error);
     json_decref(a.consumed_signals);
     free(a.why);
+    free(rl.why);
+    json_decref(rl.loaded);
     free(p.changed);
     free(events);
     free(steps);

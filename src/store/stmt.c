@@ -15,6 +15,14 @@
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
     "'completed_at', keel_ts(e.completed_at)"
 
+/* Step rows as the runner rebuilds a partial engine state from them: [path, status, output,
+ * error, engine], the top-level ones first in definition order, then the others by depth, so
+ * that a row's parent always comes before it. */
+#define STEP_ROWS_JSON                                                                             \
+    "coalesce(json_agg(json_build_array(s.path, s.status, s.output, s.error, s.engine) ORDER BY "  \
+    "s.parent_path IS NOT NULL, array_length(string_to_array(s.path, '/'), 1), s.position, "       \
+    "s.path), '[]')::text"
+
 static const struct {
     const char *name;
     const char *sql;
@@ -63,15 +71,25 @@ static const struct {
                         "WITH e AS MATERIALIZED (SELECT id FROM executions WHERE id = $1 "
                         "FOR UPDATE) SELECT (SELECT t.lease_owner FROM tasks t "
                         "WHERE t.id = $2::bigint FOR UPDATE) FROM e"},
-    [STMT_EXEC_LOCKED_READ] = {"exec_locked_read",
-                               "SELECT e.workflow, e.version, e.status, e.state::text, "
-                               "e.input::text, e.last_seq, (SELECT "
-                               "coalesce(json_agg(json_build_array(s.path, s.status, "
-                               "s.output, s.error)), '[]')::text FROM steps s "
-                               "WHERE s.execution_id = e.id AND (s.output IS NOT NULL OR "
-                               "s.error IS NOT NULL OR s.status = 'completed')), "
-                               "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
-                               "FROM executions e WHERE e.id = $1"},
+    [STMT_EXEC_LOCKED_READ] =
+        {"exec_locked_read",
+         "SELECT e.workflow, e.version, e.status, e.state::text, e.input::text, e.last_seq, "
+         "(SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = e.id AND "
+         "(s.parent_path IS NULL OR s.path = ANY($3::text[]) OR (s.parent_path = "
+         "ANY($3::text[]) AND s.kind IS DISTINCT FROM 'iteration'))), "
+         "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
+         "FROM executions e WHERE e.id = $1"},
+    [STMT_STEPS_LOAD] = {"steps_load",
+                         "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1 AND "
+                         "s.path = ANY($2::text[])"},
+    [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
+                             "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
+    [STMT_STEPS_ITEM] = {"steps_item",
+                         "SELECT (s.items -> $3::int)::text FROM steps s WHERE s.execution_id = $1 "
+                         "AND s.path = $2"},
+    [STMT_STEPS_WAITING] = {"steps_waiting",
+                            "SELECT s.path FROM steps s WHERE s.execution_id = $1 AND s.status = "
+                            "'waiting'"},
     /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
      * the same snapshot, which is what we want: the consumed task and the cancelled ones are
      * those that existed before, never the ones inserted here.
@@ -95,22 +113,26 @@ static const struct {
           * them (last_error_set, heartbeat_set); next_attempt_at and due_at go with status. */
          "st AS (INSERT INTO steps (execution_id, path, step_id, parent_path, kind, position, "
          "status, attempts, output, "
-         "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat) "
+         "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat, "
+         "engine, items) "
          "SELECT $1, s.path, s.id, s.parent, s.kind, s.position, s.status, s.attempts, s.output, "
          "s.error, s.started_at, "
          "s.completed_at, CASE WHEN s.last_error_set THEN s.last_error ELSE o.last_error END, "
          "s.next_attempt_at, s.due_at, CASE WHEN s.heartbeat_set THEN s.heartbeat "
-         "ELSE o.heartbeat END FROM jsonb_to_recordset($5::jsonb) "
+         "ELSE o.heartbeat END, s.engine, CASE WHEN s.items_set THEN s.items ELSE o.items END "
+         "FROM jsonb_to_recordset($5::jsonb) "
          "AS s(path text, id text, parent text, kind text, position int, status text, "
          "attempts int, output jsonb, error jsonb, "
          "started_at timestamptz, completed_at timestamptz, last_error jsonb, "
          "last_error_set bool, next_attempt_at timestamptz, due_at timestamptz, heartbeat jsonb, "
-         "heartbeat_set bool) LEFT JOIN steps o ON o.execution_id = $1 AND o.path = s.path "
+         "heartbeat_set bool, engine jsonb, items jsonb, items_set bool) "
+         "LEFT JOIN steps o ON o.execution_id = $1 AND o.path = s.path "
          "ON CONFLICT (execution_id, path) DO UPDATE SET status = EXCLUDED.status, "
          "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
          "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
-         "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat), "
+         "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, "
+         "items = EXCLUDED.items), "
          "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, "
          "token_hash, lease_owner, lease_until) SELECT $1, t.kind, t.step, t.attempt, t.due_at, "
          "t.payload, t.token_hash, CASE WHEN t.lease_ms IS NOT NULL THEN $3 END, CASE WHEN "

@@ -15,7 +15,8 @@ enum store_stmt {
     STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now -> id or none */
     STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
     STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
-    STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id -> row for a transition, read after the lock */
+    STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
+                              read after the lock, with the step rows it starts from */
     STMT_EXEC_APPLY,       /* write one transition's effects (see stmt.c) */
     STMT_EXEC_JSON,        /* $1 id -> the execution as API JSON with steps */
     STMT_EXEC_LIST,        /* filters and keyset -> json rows */
@@ -37,6 +38,10 @@ enum store_stmt {
     STMT_LIVENESS_LOCK,    /* $1 owner -> whether this session now holds its liveness lock */
     STMT_LEASES_OF_DEAD,   /* $1 own owner: expire leases of owners with no liveness lock */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
+    STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
+    STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */
+    STMT_STEPS_ITEM,            /* $1 execution, $2 for_each path, $3 index -> the element */
+    STMT_STEPS_WAITING,         /* $1 execution -> paths of the waiting steps */
     STMT__COUNT
 };
 
