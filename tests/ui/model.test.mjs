@@ -4,9 +4,17 @@ import assert from 'node:assert/strict';
 import {test} from 'node:test';
 
 import {
+  buildStepTree,
+  countsText,
+  defaultExpanded,
   deriveTimeline,
   eventSummary,
+  indexDefinition,
+  inputValue,
+  iterationWindow,
   niceTicks,
+  statusCounts,
+  stepCounts,
   parseStatusFilter,
   pendingWork,
   retryable,
@@ -245,4 +253,179 @@ test('the status filter: several statuses, canonical order, unknown ones dropped
   assert.deepEqual(parseStatusFilter(null), []);
   assert.equal(statusFilterParam(['failed', 'running']), 'running,failed');
   assert.equal(statusFilterParam([]), '');
+});
+
+// ---- flow steps: parallel and for_each as a tree ------------------------------------------------
+
+const flowDef = [
+  {id: 'prep', activity: {url: 'http://h/ok'}},
+  {id: 'notify', parallel: {branches: {sms: [{id: 'send-sms', activity: {url: 'http://h/sms'}}, {id: 'nap', sleep: '1s'}], email: [{id: 'send-email', activity: {url: 'http://h/mail'}}]}}},
+  {id: 'charge-all', for_each: {items: '${input.orders}', concurrency: 5, steps: [
+    {id: 'charge', activity: {url: 'http://h/charge'}},
+    {id: 'lines', for_each: {items: '${item.lines}', steps: [{id: 'approve-line', wait: {signal: 'line-ok'}}]}},
+  ]}},
+  {id: 'done', activity: {url: 'http://h/ok'}},
+];
+
+// A row as GET /v1/executions/{id} gives it.
+const row = (path, kind, status, position, extra = {}) => {
+  const parts = path.split('/');
+  return {id: parts[parts.length - 1], path, parent: parts.length > 1 ? parts.slice(0, -1).join('/') : null, kind, position, status, attempts: 0, output: null, error: null, ...extra};
+};
+
+function runningFlow(orders = 4) {
+  // The API's order: top-level by position, then grouped by parent path (here shuffled a bit).
+  return {
+    id: 'f', workflow: 'flow', version: 1, status: 'running', created_at: T(0), completed_at: null,
+    input: {orders: Array.from({length: orders}, (_, i) => ({n: i, lines: []}))},
+    steps: [
+      row('prep', 'activity', 'completed', 0, {attempts: 1}),
+      row('notify', 'parallel', 'completed', 1),
+      row('charge-all', 'for_each', 'running', 2),
+      row('done', 'activity', 'pending', 3),
+      row('charge-all/1', 'iteration', 'failed', 1),
+      row('charge-all/0', 'iteration', 'completed', 0),
+      row('charge-all/2', 'iteration', 'running', 2),
+      row('charge-all/0/charge', 'activity', 'completed', 0, {attempts: 1}),
+      row('charge-all/0/lines', 'for_each', 'completed', 1, {output: []}),
+      row('charge-all/1/charge', 'activity', 'failed', 0, {attempts: 1}),
+      row('charge-all/2/charge', 'activity', 'running', 0, {attempts: 1}),
+      row('notify/email', 'branch', 'completed', 0),
+      row('notify/sms', 'branch', 'completed', 1),
+      row('notify/email/send-email', 'activity', 'completed', 0, {attempts: 1}),
+      row('notify/sms/nap', 'sleep', 'completed', 1),
+      row('notify/sms/send-sms', 'activity', 'completed', 0, {attempts: 1}),
+    ],
+  };
+}
+
+test('definitions: parallel and for_each kinds, details, and every nested step by id', () => {
+  assert.equal(stepKind(flowDef[1]), 'parallel');
+  assert.equal(stepKind(flowDef[2]), 'for_each');
+  assert.equal(stepDetail(flowDef[1]), '2 branches: email, sms', 'branches in name order, as the engine runs them');
+  assert.equal(stepDetail(flowDef[2]), 'for each of ${input.orders} · 5 at once');
+  assert.equal(stepDetail({id: 'x', for_each: {items: '${input.a}', steps: []}}), 'for each of ${input.a} · 10 at once', 'the default concurrency');
+  const idx = indexDefinition(flowDef);
+  assert.deepEqual([...idx.keys()], ['prep', 'notify', 'send-email', 'send-sms', 'nap', 'charge-all', 'charge', 'lines', 'approve-line', 'done']);
+  assert.deepEqual(idx.get('nap'), {def: flowDef[1].parallel.branches.sms[1], kind: 'sleep', parent: 'notify', branch: 'sms', depth: 1});
+  assert.equal(idx.get('approve-line').parent, 'lines');
+  assert.equal(idx.get('approve-line').depth, 2);
+  assert.deepEqual(inputValue('${input.orders[1].n}', {orders: [{n: 5}, {n: 7}]}), 7);
+  assert.equal(inputValue('${steps.a.output}', {}), undefined, 'only plain input paths are read');
+  assert.deepEqual(inputValue([1, 2], null), [1, 2]);
+});
+
+test('the step tree: built from the flat steps[], by parent and position, with counts per status', () => {
+  const exec = runningFlow();
+  const {roots, byPath} = buildStepTree(exec, flowDef);
+  assert.deepEqual(roots.map((n) => `${n.path}:${n.kind}:${n.status}`), ['prep:activity:completed', 'notify:parallel:completed', 'charge-all:for_each:running', 'done:activity:pending']);
+  const notify = byPath.get('notify');
+  assert.deepEqual(notify.children.map((n) => n.id), ['email', 'sms']);
+  assert.deepEqual(byPath.get('notify/sms').children.map((n) => n.path), ['notify/sms/send-sms', 'notify/sms/nap'], 'by position, not by the order of the rows');
+  assert.deepEqual(notify.counts, [{status: 'completed', n: 2}]);
+  const loop = byPath.get('charge-all');
+  assert.deepEqual(loop.children.map((n) => n.id), ['0', '1', '2']);
+  assert.equal(countsText(loop.counts, loop.notStarted), '1 completed · 1 running · 1 failed · 1 not started');
+  assert.equal(loop.total, 4, 'the item count, from the input, before the loop ends');
+  assert.equal(byPath.get('charge-all/1').def, null, 'an iteration is no step of the definition');
+  assert.equal(byPath.get('charge-all/0/charge').def, flowDef[2].for_each.steps[0]);
+  assert.equal(byPath.get('charge-all/0/charge').depth, 2);
+  // Steps of the definition that have not started in a branch or iteration are placeholders:
+  // pending while their parent runs, skipped once it ended.
+  const running = byPath.get('charge-all/2/lines');
+  assert.deepEqual([running.placeholder, running.status, running.kind], [true, 'pending', 'for_each']);
+  const failed = byPath.get('charge-all/1/lines');
+  assert.deepEqual([failed.placeholder, failed.status], [true, 'skipped']);
+  assert.equal(countsText(byPath.get('charge-all/1').counts), '1 failed · 1 skipped');
+  // Expanded at first: containers and branches, and iterations that failed or still run.
+  assert.deepEqual(['notify', 'notify/email', 'charge-all', 'charge-all/0', 'charge-all/1', 'charge-all/2'].map((p) => defaultExpanded(byPath.get(p))), [true, true, true, false, true, true]);
+  // A completed for_each's count comes from its output.
+  const ended = buildStepTree({...exec, input: null, steps: [row('charge-all', 'for_each', 'completed', 0, {output: [1, 2, 3]})]}, flowDef);
+  assert.equal(ended.byPath.get('charge-all').total, 3);
+  // Branches and iterations are no steps in the summary's count.
+  assert.deepEqual(stepCounts(exec), {total: 11, done: 7, attempts: 6});
+});
+
+test('the step tree: a parallel not started yet shows its branches; rows of an old keeld are top-level', () => {
+  const exec = {id: 'x', status: 'running', input: {orders: []}, steps: [row('prep', 'activity', 'running', 0), row('notify', 'parallel', 'pending', 1), row('charge-all', 'for_each', 'pending', 2), row('done', 'activity', 'pending', 3)]};
+  const {byPath} = buildStepTree(exec, flowDef);
+  assert.deepEqual(byPath.get('notify').children.map((n) => `${n.path}:${n.status}:${n.placeholder}`), ['notify/email:pending:true', 'notify/sms:pending:true']);
+  assert.deepEqual(byPath.get('notify/sms').children.map((n) => n.id), ['send-sms', 'nap']);
+  assert.equal(byPath.get('charge-all').total, 0, 'an empty array: nothing will run');
+  // An old keeld: no path, parent, kind or position.
+  const old = buildStepTree({id: 'o', status: 'completed', steps: [{id: 'b', status: 'completed'}, {id: 'a', status: 'completed'}]},
+    [{id: 'b', sleep: '1s'}, {id: 'a', wait: {signal: 's'}}]);
+  assert.deepEqual(old.roots.map((n) => `${n.path}:${n.kind}:${n.parent}`), ['b:sleep:null', 'a:wait:null']);
+  // No definition at hand: the rows still make the tree.
+  assert.equal(buildStepTree(runningFlow(), null).byPath.get('charge-all/2/charge').kind, 'activity');
+});
+
+test('a loop of 10,000 iterations: failed first, then running, then the first ones; the rest counted', () => {
+  const children = Array.from({length: 10_000}, (_, i) => ({path: `l/${i}`, id: String(i), position: i, order: i,
+    status: i === 7 || i === 9_000 ? 'failed' : i >= 9_990 ? 'running' : i >= 9_995 ? 'pending' : 'completed'}));
+  const win = iterationWindow(children, 20);
+  assert.equal(win.shown.length, 20);
+  assert.deepEqual(win.shown.slice(0, 12).map((n) => n.id), ['7', '9000', ...Array.from({length: 10}, (_, i) => String(9_990 + i))]);
+  assert.deepEqual(win.shown.slice(12).map((n) => n.id), ['0', '1', '2', '3', '4', '5', '6', '8']);
+  assert.equal(win.hidden, 9_980);
+  assert.deepEqual(win.hiddenCounts, [{status: 'completed', n: 9_980}]);
+  assert.equal(countsText(statusCounts(children)), '9988 completed · 10 running · 2 failed');
+  assert.equal(iterationWindow(children, 70).shown.length, 70, '"Show more" widens the window');
+  assert.deepEqual(iterationWindow([], 20), {shown: [], hidden: 0, hiddenCounts: []});
+});
+
+test('the timeline has one row per step instance (its path), and events carry paths', () => {
+  seq = 0;
+  const at = (type, ms, step, path, attempt = null, data = {}) => ({...ev(type, ms, step, attempt, data), path});
+  const events = [
+    ev('execution_started', 0),
+    at('step_scheduled', 0, 'charge-all', 'charge-all', null, {kind: 'for_each'}),
+    at('step_scheduled', 0, 'charge', 'charge-all/0/charge', null, {kind: 'activity'}),
+    at('step_scheduled', 0, 'charge', 'charge-all/1/charge', null, {kind: 'activity'}),
+    at('attempt_started', 1, 'charge', 'charge-all/0/charge', 1),
+    at('attempt_started', 1, 'charge', 'charge-all/1/charge', 1),
+    at('attempt_failed', 5, 'charge', 'charge-all/1/charge', 1, {error: {type: 'http_5xx'}, next_attempt_at: T(1005)}),
+    at('step_completed', 9, 'charge', 'charge-all/0/charge', 1, {output: 1}),
+  ];
+  const exec = {id: 'x', status: 'running', created_at: T(0), steps: [
+    row('charge-all', 'for_each', 'running', 0), row('charge-all/0', 'iteration', 'completed', 0), row('charge-all/1', 'iteration', 'running', 1),
+    row('charge-all/0/charge', 'activity', 'completed', 0), row('charge-all/1/charge', 'activity', 'retrying', 0)]};
+  const tl = deriveTimeline(exec, events, Date.parse(T(100)), flowDef);
+  const byPath = new Map(tl.rows.map((r) => [r.step, r]));
+  assert.deepEqual(byPath.get('charge-all/0/charge').attempts.map((a) => a.state), ['ok']);
+  assert.deepEqual(byPath.get('charge-all/1/charge').attempts.map((a) => a.state), ['failed']);
+  assert.equal(byPath.get('charge-all/1/charge').id, 'charge');
+  assert.equal(byPath.get('charge-all/1').kind, 'iteration', 'an iteration named "1" is not confused with a step');
+  assert.deepEqual(pendingWork(exec, tl).map((p) => [p.kind, p.step]), [['retry', 'charge-all/1/charge']]);
+});
+
+test('Retry and Send signal with nested steps: any waiting instance counts, and waits still ahead in a loop', () => {
+  const defs = [
+    {id: 'prep', activity: {url: 'http://h/a'}},
+    {id: 'approvals', for_each: {items: '${input.people}', concurrency: 2, steps: [{id: 'ask', activity: {url: 'http://h/ask'}}, {id: 'approval', wait: {signal: 'approve'}}]}},
+    {id: 'fan', parallel: {branches: {a: [{id: 'a1', activity: {url: 'http://h/a'}}], b: [{id: 'b-wait', wait: {any: ['go', 'stop']}}]}}},
+  ];
+  const exec = (steps, extra = {}) => ({id: 'x', workflow: 'w', version: 1, status: 'running', created_at: T(0), input: {people: ['ann', 'bob', 'cy']}, steps, ...extra});
+  const tlOf = (x) => deriveTimeline(x, [], Date.parse(T(1000)), defs);
+  // One iteration's wait is waiting; the loop will start more iterations; the parallel is ahead.
+  let x = exec([row('prep', 'activity', 'completed', 0), row('approvals', 'for_each', 'running', 1), row('fan', 'parallel', 'pending', 2),
+    row('approvals/0', 'iteration', 'running', 0), row('approvals/0/ask', 'activity', 'completed', 0), row('approvals/0/approval', 'wait', 'waiting', 1, {signal: 'approve'})]);
+  assert.deepEqual(signalOffer(x, defs, tlOf(x)), {offer: true, waiting: ['approve'], ahead: ['go', 'stop']});
+  // Every iteration past its wait, the loop done; the parallel runs and its wait is done too.
+  const done = (p, k, pos) => row(p, k, 'completed', pos);
+  x = exec([done('prep', 'activity', 0), done('approvals', 'for_each', 1), row('fan', 'parallel', 'running', 2),
+    ...[0, 1, 2].flatMap((i) => [done(`approvals/${i}`, 'iteration', i), done(`approvals/${i}/ask`, 'activity', 0), done(`approvals/${i}/approval`, 'wait', 1)]),
+    row('fan/a', 'branch', 'running', 0), row('fan/a/a1', 'activity', 'running', 0), done('fan/b', 'branch', 1), done('fan/b/b-wait', 'wait', 0)]);
+  assert.equal(signalOffer(x, defs, tlOf(x)).offer, false);
+  // A running loop whose iterations have not reached the wait yet: offered as ahead.
+  x = exec([done('prep', 'activity', 0), row('approvals', 'for_each', 'running', 1), row('fan', 'parallel', 'pending', 2),
+    row('approvals/0', 'iteration', 'running', 0), row('approvals/0/ask', 'activity', 'retrying', 0)]);
+  assert.deepEqual(signalOffer(x, defs, tlOf(x)).ahead, ['approve', 'go', 'stop']);
+  // Retry: resumes at the top-level step that failed (the loop), not at a nested row.
+  const failed = {...x, status: 'failed', error: {step: 'ask', path: 'approvals/0/ask', type: 't'},
+    steps: [done('prep', 'activity', 0), row('approvals', 'for_each', 'failed', 1), row('fan', 'parallel', 'skipped', 2),
+      row('approvals/0', 'iteration', 'failed', 0), row('approvals/0/ask', 'activity', 'failed', 0)]};
+  assert.deepEqual(retryable(failed, []), {ok: true, reason: ''});
+  assert.equal(retryable({...failed, steps: failed.steps.map((s) => (s.parent == null && s.status === 'failed' ? {...s, status: 'completed'} : s))}, []).ok, false,
+    'only a nested row failed: the execution failed outside a step');
 });

@@ -765,6 +765,220 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  // ---- flow steps: parallel and for_each (registered here, after the tests that count the
+  // executions and workflows of the list pages)
+  test('flow steps: a parallel and a for_each of 30 items as a collapsible tree with counts per status', async () => {
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/workflows', {
+      name: 'fanout',
+      description: 'Notify by email and SMS at once, then charge 30 orders, 5 at a time',
+      steps: [
+        {id: 'prep', activity: {url: `${R}/ok`, input: {}}},
+        {id: 'notify', parallel: {branches: {
+          sms: [{id: 'send-sms', activity: {url: `${R}/ok`, input: {}}}, {id: 'nap', sleep: '50ms'}],
+          email: [{id: 'send-email', activity: {url: `${R}/ok`, input: {}}}],
+        }}},
+        {id: 'charge-all', for_each: {items: '${input.orders}', concurrency: 5, steps: [
+          {id: 'charge', activity: {url: `${R}/slow/5`, input: {order: '${item}'}}},
+        ]}},
+        {id: 'done', activity: {url: `${R}/ok`, input: {charged: '${steps.charge-all.output}'}}},
+      ],
+    });
+    const orders = Array.from({length: 30}, (_, i) => `order-${i}`);
+    await api('POST', '/v1/workflows/fanout/executions', {id: 'fanout-1', input: {orders}});
+    const r = await api('GET', '/v1/executions/fanout-1/result?wait=30');
+    assert.equal(r.status, 200);
+    assert.equal(r.data.status, 'completed', JSON.stringify(r.data.error));
+
+    await page.goto(`${base}/ui/executions/fanout-1`);
+    const row = (p) => page.locator(`.tl-row[data-path="${p}"]`);
+    const own = (p, sel) => page.locator(`.tl-row[data-path="${p}"] > ${sel}`);
+    const loop = row('charge-all');
+    await loop.waitFor();
+    assert.equal(await badgeOf(page).innerText(), 'completed');
+    // Top-level steps in order; containers have their kind.
+    assert.deepEqual(await page.locator('.tl > .tl-step').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.kind}`)),
+      ['prep:activity', 'notify:parallel', 'charge-all:for_each', 'done:activity']);
+
+    // The parallel: its branches (by name), each with its steps, and a count per status.
+    const notify = row('notify');
+    assert.equal(await notify.getAttribute('data-status'), 'completed');
+    assert.equal(await own('notify', '.tl-main .tree-counts').innerText(), '2 completed');
+    assert.deepEqual(await own('notify', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.step}:${x.dataset.kind}`)), ['email:branch', 'sms:branch']);
+    assert.deepEqual(await own('notify/sms', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => x.dataset.path)), ['notify/sms/send-sms', 'notify/sms/nap']);
+    assert.equal(await row('notify/sms/send-sms').locator('.attempt-chip.st-ok').count(), 1);
+    assert.match(await row('notify/sms/nap').locator('.timer-chip').innerText(), /slept/);
+
+    // The for_each: every iteration counted, 20 drawn, the rest behind "Show more".
+    assert.equal(await loop.getAttribute('data-total'), '30');
+    assert.equal(await own('charge-all', '.tl-main .tree-counts').innerText(), '30 completed');
+    assert.match(await own('charge-all', '.tl-main .tl-sum').innerText(), /30 items/);
+    const iterations = own('charge-all', '.tl-children > .tl-row[data-kind="iteration"]');
+    assert.equal(await iterations.count(), 20);
+    assert.deepEqual(await iterations.evaluateAll((rs) => rs.map((x) => x.dataset.step)), Array.from({length: 20}, (_, i) => String(i)));
+    const more = own('charge-all', '.tl-children > .tree-more');
+    assert.match(await more.innerText(), /10 more iterations not shown: 10 completed/);
+    assert.match(await row('charge-all/4').locator('.tl-sub').innerText(), /item "order-4"/);
+    // Completed iterations start collapsed; each one is a button with aria-expanded.
+    const t4 = own('charge-all/4', '.tl-label .tree-toggle');
+    assert.equal(await t4.evaluate((b) => b.tagName), 'BUTTON');
+    assert.equal(await t4.getAttribute('aria-expanded'), 'false');
+    const controls = await t4.getAttribute('aria-controls');
+    assert.equal(await page.locator(`[id="${controls}"]`).isHidden(), true);
+    await t4.click();
+    assert.equal(await t4.getAttribute('aria-expanded'), 'true');
+    await row('charge-all/4/charge').waitFor();
+    assert.equal(await row('charge-all/4/charge').locator('.attempt-chip.st-ok').count(), 1);
+    assert.equal(await page.locator(`[id="${controls}"]`).isVisible(), true);
+    // Keyboard: the parallel collapses with Enter on its toggle, and opens again.
+    const tn = own('notify', '.tl-label .tree-toggle');
+    assert.equal(await tn.getAttribute('aria-expanded'), 'true');
+    await tn.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await tn.getAttribute('aria-expanded'), 'false');
+    assert.equal(await row('notify/email').isHidden(), true);
+    await page.keyboard.press('Enter');
+    await row('notify/email').waitFor();
+    await shot(page, 'execution-flow.png');
+    // Show more: the other 10; nothing left behind the button.
+    await more.locator('button.tree-more-btn').click();
+    await until(async () => (await iterations.count()) === 30, {what: '30 iterations drawn'});
+    assert.equal(await own('charge-all', '.tl-children > .tree-more').count(), 0);
+    assert.equal(await own('charge-all/4', '.tl-label .tree-toggle').getAttribute('aria-expanded'), 'true', 'an opened iteration stays open');
+    assert.ok((await page.locator('.tl-row').count()) < 100, 'a bounded number of rows');
+
+    // History: the path beside the step id where they differ; the filter finds paths.
+    const send = page.locator('.history-table tr.ev-row[data-type="attempt_started"][data-path="charge-all/7/charge"]');
+    assert.equal(await send.count(), 1);
+    assert.equal(await send.locator('.ev-path').innerText(), 'charge-all/7/charge');
+    assert.equal(await page.locator('.history-table tr.ev-row[data-type="attempt_started"][data-path="prep"] .ev-path').count(), 0, 'no path where it is the id');
+    await page.locator('#history-filter').fill('charge-all/7/');
+    const visible = await page.locator('.history-table tr.ev-row').evaluateAll((rs) => rs.filter((x) => !x.hidden).map((x) => x.dataset.path));
+    assert.ok(visible.length >= 3 && visible.every((p) => p === 'charge-all/7/charge'), visible.join());
+    await page.locator('#history-filter').fill('');
+
+    // The diagram: a fork into the branches and a join; the loop framed with its items and concurrency.
+    await page.goto(`${base}/ui/workflows/fanout`);
+    const svg = page.locator('svg.diagram');
+    await svg.waitFor();
+    const par = svg.locator('g.d-parallel[data-step="notify"]');
+    assert.deepEqual(await par.locator('g.d-branch').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['email', 'sms']);
+    assert.deepEqual(await par.locator('g.d-branch[data-branch="sms"] g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.kind}`)), ['send-sms:activity', 'nap:sleep']);
+    assert.equal(await par.locator('rect.d-bar').count(), 2, 'a fork bar and a join bar');
+    const fe = svg.locator('g.d-foreach[data-step="charge-all"]');
+    assert.match(await fe.textContent(), /each of \$\{input\.orders\} · 5 at once/);
+    assert.deepEqual(await fe.locator('g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['charge']);
+    assert.deepEqual(await svg.locator('g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['prep', 'send-email', 'send-sms', 'nap', 'charge', 'done']);
+    await shot(page, 'workflow-flow.png');
+  });
+
+  test('flow steps: nesting to any depth in the diagram, boxes never overlapping', async () => {
+    const R = stack.receiverUrl;
+    const act = (id) => ({id, activity: {url: `${R}/ok`, input: {}}});
+    await api('POST', '/v1/workflows', {
+      name: 'nested-flow',
+      steps: [
+        act('start-here'),
+        {id: 'regions', for_each: {items: '${input.regions}', concurrency: 2, steps: [
+          {id: 'per-region', parallel: {branches: {
+            stock: [act('count-stock'), {id: 'lines', for_each: {items: '${item.lines}', steps: [act('check-line')]}}],
+            audit: [{id: 'hold', sleep: '1s'}],
+            notify: [act('tell')],
+          }}},
+          act('report'),
+        ]}},
+        act('finish'),
+      ],
+    });
+    for (const [ctxName, width] of [['desktop', 1280], ['phone', 375]]) {
+      const c = await stack.browser.newContext({viewport: {width, height: 900}, colorScheme: 'light'});
+      try {
+        const p = watch(await c.newPage());
+        await p.goto(`${base}/ui/workflows/nested-flow`);
+        const svg = p.locator('svg.diagram');
+        await svg.waitFor();
+        assert.deepEqual(await svg.locator('g.d-foreach[data-step="regions"] g.d-parallel[data-step="per-region"] g.d-branch[data-branch="stock"] g.d-foreach[data-step="lines"] g.d-step')
+          .evaluateAll((g) => g.map((x) => x.dataset.step)), ['check-line'], ctxName);
+        assert.deepEqual(await svg.locator('g.d-parallel[data-step="per-region"] g.d-branch').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['audit', 'notify', 'stock']);
+        assert.match(await svg.getAttribute('aria-label'), /Diagram of 10 steps/);
+        // No two step boxes overlap, and every one lies inside the drawing.
+        const boxes = await svg.evaluate((el) => {
+          const vb = el.viewBox.baseVal;
+          return {vb: [vb.width, vb.height], boxes: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect, g.d-foreach > rect.d-frame')].map((r) => {
+            const b = r.getBBox();
+            return {id: r.parentElement.dataset.step || r.parentElement.parentElement.dataset.step, frame: r.classList.contains('d-frame'), x: b.x, y: b.y, w: b.width, h: b.height};
+          })};
+        });
+        for (const b of boxes.boxes) assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= boxes.vb[0] + 0.5 && b.y + b.h <= boxes.vb[1] + 0.5, `${b.id} inside the drawing`);
+        const solid = boxes.boxes.filter((b) => !b.frame);
+        for (const a of solid)
+          for (const b of solid)
+            if (a !== b) assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `${a.id} and ${b.id} overlap`);
+        const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.ok(overflow <= 0, `${ctxName}: the page scrolls sideways by ${overflow}px`);
+        await p.screenshot({path: path.join(ARTIFACTS, `workflow-nested-${ctxName}.png`), fullPage: true});
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
+  test('flow steps: a failing iteration shows first, with the failed count, also in dark mode', async () => {
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/workflows', {
+      name: 'fanout-fail',
+      steps: [
+        {id: 'charge-all', for_each: {items: '${input.urls}', concurrency: 5, steps: [
+          {id: 'charge', activity: {url: '${item}', input: {}}, retry: {max_attempts: 1}},
+        ]}},
+        {id: 'after', activity: {url: `${R}/ok`, input: {}}},
+      ],
+    });
+    const urls = Array.from({length: 30}, (_, i) => (i === 23 ? `${R}/fail/500` : `${R}/ok`));
+    await api('POST', '/v1/workflows/fanout-fail/executions', {id: 'fanout-fail-1', input: {urls}});
+    const r = await api('GET', '/v1/executions/fanout-fail-1/result?wait=30');
+    assert.equal(r.data.status, 'failed');
+    const steps = r.data.steps;
+    const started = steps.filter((x) => x.kind === 'iteration').length;
+
+    const dark = await stack.browser.newContext({viewport: {width: 1280, height: 900}, colorScheme: 'dark'});
+    try {
+      const p = watch(await dark.newPage());
+      await p.goto(`${base}/ui/executions/fanout-fail-1`);
+      const own = (pth, sel) => p.locator(`.tl-row[data-path="${pth}"] > ${sel}`);
+      await own('charge-all', '.tl-main .tree-counts').waitFor();
+      assert.equal(await p.locator('.tl-row[data-path="charge-all"]').getAttribute('data-status'), 'failed');
+      const failedCount = own('charge-all', '.tl-main .tree-counts .count[data-status="failed"]');
+      assert.equal(await failedCount.innerText(), '1 failed');
+      assert.match(await own('charge-all', '.tl-main .tree-counts').innerText(), new RegExp(`${30 - started} not started$`));
+      // The failed iteration is the first row, open, with its failed step inside.
+      const first = own('charge-all', '.tl-children > .tl-row').first();
+      assert.equal(await first.getAttribute('data-path'), 'charge-all/23');
+      assert.equal(await first.getAttribute('data-status'), 'failed');
+      assert.equal(await own('charge-all/23', '.tl-label .tree-toggle').getAttribute('aria-expanded'), 'true');
+      assert.equal(await p.locator('.tl-row[data-path="charge-all/23/charge"]').getAttribute('data-status'), 'failed');
+      assert.equal(await p.locator('.tl-row[data-path="charge-all/23/charge"] .attempt-chip.st-failed').count(), 1);
+      assert.match(await p.locator('.callout-bad').innerText(), /Failed at step charge \(charge-all\/23\/charge\)/);
+      assert.equal(await p.locator('.tl-row[data-path="after"]').getAttribute('data-status'), 'skipped');
+      // Readable in dark mode: the counts against the page.
+      const ratio = await failedCount.evaluate((el) => {
+        const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+        const lum = ([r, g, b]) => {
+          const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        let n = el;
+        while (n && rgb(getComputedStyle(n).backgroundColor)[3] === 0) n = n.parentElement;
+        const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(rgb(getComputedStyle(n || document.body).backgroundColor))].sort((x, y) => y - x);
+        return (a + 0.05) / (b + 0.05);
+      });
+      assert.ok(ratio >= 4.5, `failed count contrast ${ratio.toFixed(2)} in dark mode`);
+      await p.screenshot({path: path.join(ARTIFACTS, 'execution-flow-failed-dark.png'), fullPage: true});
+    } finally {
+      await dark.close();
+    }
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage

@@ -1,9 +1,12 @@
 // A workflow definition as an SVG flow: start, one box per step (kind icon, id, what it does,
 // its own retry/timeout), end; compensations as dashed boxes beside the step they undo.
+// A parallel forks into its branches side by side (each headed by its name) and joins again;
+// a for_each is a dashed frame around its body, labelled with its items and concurrency. Both
+// nest to any depth: each part is laid out as a box of its own size, then placed.
 import {iconParts, s} from './dom.mjs';
-import {stepDetail, stepKind, stepPolicy, urlLabel} from './model.mjs';
+import {branchesOf, bodyOf, stepDetail, stepKind, stepPolicy, urlLabel} from './model.mjs';
 
-const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', unknown: 'STEP'};
+const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', parallel: 'PARALLEL', for_each: 'FOR EACH', unknown: 'STEP'};
 
 function fit(text, px, charPx) {
   const max = Math.max(4, Math.floor(px / charPx));
@@ -15,84 +18,260 @@ function glyph(name, x, y, size, cls) {
     iconParts(name).map(([tag, attrs]) => s(tag, attrs)));
 }
 
-/** renderDiagram(definition, {width}) -> <svg>; width is the room the container has. */
-export function renderDiagram(definition, {width = 720} = {}) {
-  const steps = (definition && definition.steps) || [];
-  const anyComp = steps.some((d) => d && d.compensate);
-  const narrow = width < 560;
-  const PAD = 12;
-  const W = narrow ? Math.max(260, Math.min(width - 2 * PAD, 420)) : 350;
-  const CW = 220;
-  const GAP_X = 44;
-  const GAP_Y = 30;
-  const lineH = 17;
-  const totalW = narrow || !anyComp ? W + 2 * PAD : W + GAP_X + CW + 2 * PAD;
-  const cx = PAD + W / 2;
+const GAP_Y = 30; // between two steps of a sequence (an arrow)
+const LINE_H = 17;
+const BRANCH_GAP = 22; // between branches side by side
+const FRAME_PAD = 14; // inside a for_each frame
+const MIN_W = 200; // the narrowest step box
 
-  const parts = [];
-  let y = PAD;
-  const pill = (label, cls) => {
-    const pw = 84;
-    const g = s('g', {class: ['d-pill', cls]},
-      s('rect', {x: cx - pw / 2, y, width: pw, height: 26, rx: 13}),
-      s('text', {x: cx, y: y + 17, 'text-anchor': 'middle'}, label));
-    parts.push(g);
-    y += 26;
+function arrow(x, y1, y2) {
+  return s('path', {class: 'd-edge', d: `M${x} ${y1} V${y2 - 6}`, 'marker-end': 'url(#d-arrow)'});
+}
+
+function line(d, cls = 'd-edge') {
+  return s('path', {class: cls, d});
+}
+
+/** Every step of a list, nested ones included. */
+function countSteps(steps) {
+  let n = 0;
+  for (const d of Array.isArray(steps) ? steps : []) {
+    n++;
+    for (const b of branchesOf(d)) n += countSteps(b.steps);
+    n += countSteps(bodyOf(d));
+  }
+  return n;
+}
+
+/**
+ * Layouts: {w, h, draw(x, y) -> element}; (x, y) is the top-left corner of the w x h box the
+ * layout asked for; it enters at the middle of its top edge and leaves at the middle of its
+ * bottom edge.
+ */
+function layoutStep(d, W, opt) {
+  const kind = stepKind(d);
+  if (kind === 'parallel') return layoutParallel(d, W, opt);
+  if (kind === 'for_each') return layoutForEach(d, W, opt);
+  return layoutLeaf(d, W, opt);
+}
+
+function layoutSeq(steps, W, opt) {
+  const items = (Array.isArray(steps) ? steps : []).filter((d) => d && typeof d === 'object').map((d) => layoutStep(d, W, opt));
+  if (!items.length) {
+    // An empty branch: a short line straight through.
+    return {w: 60, h: 24, draw: (x, y) => s('g', {class: 'd-empty'}, line(`M${x + 30} ${y} V${y + 24}`), s('text', {class: 'd-policy', x: x + 36, y: y + 16}, 'no steps'))};
+  }
+  const w = Math.max(...items.map((it) => it.w));
+  const h = items.reduce((n, it) => n + it.h, 0) + GAP_Y * (items.length - 1);
+  return {
+    w,
+    h,
+    draw: (x, y) => {
+      const g = s('g', {class: 'd-seq'});
+      const cx = x + w / 2;
+      let yy = y;
+      items.forEach((it, i) => {
+        if (i) {
+          g.append(arrow(cx, yy, yy + GAP_Y));
+          yy += GAP_Y;
+        }
+        g.append(it.draw(cx - it.w / 2, yy));
+        yy += it.h;
+      });
+      return g;
+    },
   };
-  const arrow = () => {
-    parts.push(s('path', {class: 'd-edge', d: `M${cx} ${y} V${y + GAP_Y - 6}`, 'marker-end': 'url(#d-arrow)'}));
-    y += GAP_Y;
-  };
+}
 
-  pill('start', 'd-start');
-  for (const d of steps) {
-    arrow();
-    const kind = stepKind(d);
-    const detail = stepDetail(d);
-    const policy = stepPolicy(d);
-    const compLine = narrow && d.compensate ? `↺ compensate: POST ${urlLabel(d.compensate.url)}` : '';
-    const lines = 2 + (policy ? 1 : 0) + (compLine ? 1 : 0);
-    const H = 16 + lines * lineH;
-    const x = PAD;
-    const textX = x + 40;
-    const room = W - 52;
-    const g = s('g', {class: ['d-step', `kind-${kind}`], 'data-step': d.id, 'data-kind': kind},
-      s('title', null, [`${d.id} (${kind})`, detail, policy, d.compensate ? `compensate: POST ${d.compensate.url}` : ''].filter(Boolean).join('\n')),
-      s('rect', {class: 'd-box', x, y, width: W, height: H, rx: 8}),
-      s('rect', {class: 'd-band', x, y, width: 5, height: H, rx: 2}),
-      s('circle', {class: 'd-icon-bg', cx: x + 22, cy: y + 22, r: 13}),
-      glyph(kind, x + 14, y + 14, 16, 'd-icon'),
-      s('text', {class: 'd-kind', x: x + W - 10, y: y + 20, 'text-anchor': 'end'}, KIND_NAME[kind] || 'STEP'),
-      s('text', {class: 'd-id', x: textX, y: y + 21}, fit(d.id || '?', room - 80, 8.2)),
-      s('text', {class: 'd-detail', x: textX, y: y + 21 + lineH}, fit(detail, room, 6.9)));
-    let ly = y + 21 + 2 * lineH;
-    if (policy) {
-      g.append(s('text', {class: 'd-policy', x: textX, y: ly}, fit(policy, room, 6.6)));
-      ly += lineH;
-    }
-    if (compLine) g.append(s('text', {class: 'd-comp-line', x: textX, y: ly}, fit(compLine, room, 6.6)));
-    parts.push(g);
-
-    if (d.compensate && !narrow) {
-      const bx = PAD + W + GAP_X;
+function layoutLeaf(d, W, opt) {
+  const kind = stepKind(d);
+  const detail = stepDetail(d);
+  const policy = stepPolicy(d);
+  const side = opt.sideComp && !!d.compensate; // the compensation as a box beside the step
+  const compLine = d.compensate && !side ? `↺ compensate: POST ${urlLabel(d.compensate.url)}` : '';
+  const lines = 2 + (policy ? 1 : 0) + (compLine ? 1 : 0);
+  const H = 16 + lines * LINE_H;
+  return {
+    w: W,
+    h: H,
+    draw: (x, y) => {
+      const textX = x + 40;
+      const room = W - 52;
+      const g = s('g', {class: ['d-step', `kind-${kind}`], 'data-step': d.id, 'data-kind': kind},
+        s('title', null, [`${d.id} (${kind})`, detail, policy, d.compensate ? `compensate: POST ${d.compensate.url}` : ''].filter(Boolean).join('\n')),
+        s('rect', {class: 'd-box', x, y, width: W, height: H, rx: 8}),
+        s('rect', {class: 'd-band', x, y, width: 5, height: H, rx: 2}),
+        s('circle', {class: 'd-icon-bg', cx: x + 22, cy: y + 22, r: 13}),
+        glyph(kind, x + 14, y + 14, 16, 'd-icon'),
+        s('text', {class: 'd-kind', x: x + W - 10, y: y + 20, 'text-anchor': 'end'}, KIND_NAME[kind] || 'STEP'),
+        s('text', {class: 'd-id', x: textX, y: y + 21}, fit(d.id || '?', room - 80, 8.2)),
+        s('text', {class: 'd-detail', x: textX, y: y + 21 + LINE_H}, fit(detail, room, 6.9)));
+      let ly = y + 21 + 2 * LINE_H;
+      if (policy) {
+        g.append(s('text', {class: 'd-policy', x: textX, y: ly}, fit(policy, room, 6.6)));
+        ly += LINE_H;
+      }
+      if (compLine) g.append(s('text', {class: 'd-comp-line', x: textX, y: ly}, fit(compLine, room, 6.6)));
+      if (!side) return g;
+      const bx = x + W + opt.gapX;
       const bh = 50;
       const by = y + (H - bh) / 2;
-      parts.push(
-        s('path', {class: 'd-comp-edge', d: `M${PAD + W} ${y + H / 2} H${bx}`}),
+      const CW = opt.compW;
+      return s('g', null, g,
+        s('path', {class: 'd-comp-edge', d: `M${x + W} ${y + H / 2} H${bx}`}),
         s('g', {class: 'd-comp', 'data-compensates': d.id},
           s('title', null, `If a later step fails for good, or on cancel: POST ${d.compensate.url}`),
           s('rect', {x: bx, y: by, width: CW, height: bh, rx: 8}),
           glyph('compensate', bx + 10, by + 9, 14, 'd-icon'),
           s('text', {class: 'd-comp-title', x: bx + 30, y: by + 20}, 'compensate'),
           s('text', {class: 'd-detail', x: bx + 12, y: by + 38}, fit(`POST ${urlLabel(d.compensate.url)}`, CW - 22, 6.9))));
-    }
-    y += H;
+    },
+  };
+}
+
+/** A header box for a parallel: what it is, its id and its branches. */
+function headBox(d, kind, W) {
+  const H = 16 + 2 * LINE_H;
+  const detail = stepDetail(d);
+  return {
+    h: H,
+    draw: (x, y) => s('g', {class: ['d-head', `kind-${kind}`]},
+      s('rect', {class: 'd-box d-head-box', x, y, width: W, height: H, rx: 8}),
+      s('circle', {class: 'd-icon-bg', cx: x + 22, cy: y + 22, r: 13}),
+      glyph(kind, x + 14, y + 14, 16, 'd-icon'),
+      s('text', {class: 'd-kind', x: x + W - 10, y: y + 20, 'text-anchor': 'end'}, KIND_NAME[kind]),
+      s('text', {class: 'd-id', x: x + 40, y: y + 21}, fit(d.id || '?', W - 132, 8.2)),
+      s('text', {class: 'd-detail', x: x + 40, y: y + 21 + LINE_H}, fit(detail, W - 52, 6.9))),
+  };
+}
+
+function layoutParallel(d, W, opt) {
+  const inner = {...opt, sideComp: false};
+  const bw = Math.max(MIN_W, Math.min(W, 250));
+  const branches = branchesOf(d).map((b) => ({name: b.name, seq: layoutSeq(b.steps, bw, inner)}));
+  const headW = Math.max(MIN_W, Math.min(W, 300));
+  const head = headBox(d, 'parallel', headW);
+  const LABEL_H = 22;
+  const FORK = 16; // the fork bar's distance from the header, and of the join bar from the branches
+  const bodyW = branches.reduce((n, b) => n + b.seq.w, 0) + BRANCH_GAP * Math.max(0, branches.length - 1);
+  const w = Math.max(headW, bodyW);
+  const bodyH = branches.length ? Math.max(...branches.map((b) => b.seq.h)) : 0;
+  const h = head.h + FORK + 4 + GAP_Y + LABEL_H + 6 + bodyH + GAP_Y + 4 + FORK;
+  return {
+    w,
+    h,
+    draw: (x, y) => {
+      const cx = x + w / 2;
+      const g = s('g', {class: 'd-flow d-parallel', 'data-step': d.id, 'data-kind': 'parallel'},
+        s('title', null, `${d.id} (parallel): every branch runs at once; it completes when all have`));
+      g.append(head.draw(cx - headW / 2, y));
+      const forkY = y + head.h + FORK;
+      g.append(line(`M${cx} ${y + head.h} V${forkY}`));
+      // Branch centres, left to right.
+      let bx = x + (w - bodyW) / 2;
+      const placed = branches.map((b) => {
+        const p = {b, x: bx, cx: bx + b.seq.w / 2};
+        bx += b.seq.w + BRANCH_GAP;
+        return p;
+      });
+      const left = placed.length ? placed[0].cx : cx;
+      const right = placed.length ? placed[placed.length - 1].cx : cx;
+      g.append(s('rect', {class: 'd-bar', x: Math.min(left, cx) - 6, y: forkY, width: Math.max(right, cx) - Math.min(left, cx) + 12, height: 4, rx: 2}));
+      const labelY = forkY + 4 + GAP_Y;
+      const topY = labelY + LABEL_H + 6;
+      const joinY = topY + bodyH + GAP_Y;
+      for (const p of placed) {
+        const bg = s('g', {class: 'd-branch', 'data-branch': p.b.name, 'data-parallel': d.id});
+        bg.append(arrow(p.cx, forkY + 4, labelY));
+        const lw = Math.min(p.b.seq.w, Math.max(60, p.b.name.length * 7.4 + 20));
+        bg.append(s('g', {class: 'd-branch-label'},
+          s('rect', {x: p.cx - lw / 2, y: labelY, width: lw, height: LABEL_H, rx: 11}),
+          s('text', {x: p.cx, y: labelY + 15, 'text-anchor': 'middle'}, fit(p.b.name, lw - 14, 7.2))));
+        bg.append(arrow(p.cx, labelY + LABEL_H, topY + 6));
+        bg.append(p.b.seq.draw(p.x, topY));
+        bg.append(line(`M${p.cx} ${topY + p.b.seq.h} V${joinY}`));
+        g.append(bg);
+      }
+      g.append(s('rect', {class: 'd-bar', x: Math.min(left, cx) - 6, y: joinY, width: Math.max(right, cx) - Math.min(left, cx) + 12, height: 4, rx: 2}));
+      g.append(line(`M${cx} ${joinY + 4} V${y + h}`));
+      return g;
+    },
+  };
+}
+
+function layoutForEach(d, W, opt) {
+  const inner = {...opt, sideComp: false};
+  const f = d.for_each || {};
+  const body = layoutSeq(bodyOf(d), Math.max(MIN_W, W - 2 * FRAME_PAD), inner);
+  const HEAD = 16 + 2 * LINE_H;
+  const w = Math.max(Math.min(W, 300), body.w + 2 * FRAME_PAD);
+  const h = HEAD + GAP_Y + body.h + FRAME_PAD;
+  const items = typeof f.items === 'string' ? f.items : JSON.stringify(f.items ?? null);
+  const conc = f.concurrency ?? 10;
+  return {
+    w,
+    h,
+    draw: (x, y) => {
+      const cx = x + w / 2;
+      return s('g', {class: 'd-flow d-foreach', 'data-step': d.id, 'data-kind': 'for_each', 'data-items': items, 'data-concurrency': conc},
+        s('title', null, `${d.id} (for_each): runs its steps once per item of ${items}, at most ${conc} at once`),
+        s('rect', {class: 'd-frame', x, y, width: w, height: h, rx: 10}),
+        s('circle', {class: 'd-icon-bg', cx: x + 22, cy: y + 22, r: 13}),
+        glyph('for_each', x + 14, y + 14, 16, 'd-icon'),
+        s('text', {class: 'd-kind', x: x + w - 10, y: y + 20, 'text-anchor': 'end'}, KIND_NAME.for_each),
+        s('text', {class: 'd-id', x: x + 40, y: y + 21}, fit(d.id || '?', w - 132, 8.2)),
+        s('text', {class: 'd-detail d-items', x: x + 40, y: y + 21 + LINE_H}, fit(`each of ${items} · ${conc} at once`, w - 52, 6.9)),
+        arrow(cx, y + HEAD, y + HEAD + GAP_Y),
+        body.draw(cx - body.w / 2, y + HEAD + GAP_Y));
+    },
+  };
+}
+
+/** renderDiagram(definition, {width}) -> <svg>; width is the room the container has. */
+export function renderDiagram(definition, {width = 720} = {}) {
+  const steps = (definition && definition.steps) || [];
+  const anyComp = steps.some((d) => d && d.compensate && stepKind(d) !== 'parallel' && stepKind(d) !== 'for_each');
+  const narrow = width < 560;
+  const PAD = 12;
+  const W = narrow ? Math.max(260, Math.min(width - 2 * PAD, 420)) : 350;
+  const CW = 220;
+  const GAP_X = 44;
+  const opt = {sideComp: !narrow, gapX: GAP_X, compW: CW};
+  const seq = layoutSeq(steps, W, opt);
+  const mainW = Math.max(W, seq.w);
+  const totalW = narrow || !anyComp ? mainW + 2 * PAD : mainW + GAP_X + CW + 2 * PAD;
+  const cx = PAD + mainW / 2;
+
+  const parts = [];
+  let y = PAD;
+  const pill = (label, cls) => {
+    const pw = 84;
+    parts.push(s('g', {class: ['d-pill', cls]},
+      s('rect', {x: cx - pw / 2, y, width: pw, height: 26, rx: 13}),
+      s('text', {x: cx, y: y + 17, 'text-anchor': 'middle'}, label)));
+    y += 26;
+  };
+
+  pill('start', 'd-start');
+  if (steps.length) {
+    parts.push(arrow(cx, y, y + GAP_Y));
+    y += GAP_Y;
+    parts.push(seq.draw(cx - seq.w / 2, y));
+    y += seq.h;
   }
-  arrow();
+  parts.push(arrow(cx, y, y + GAP_Y));
+  y += GAP_Y;
   pill('end', 'd-end');
   y += PAD;
 
-  const label = `Diagram of ${steps.length} step${steps.length === 1 ? '' : 's'}: ${steps.map((d) => `${d.id} (${stepKind(d)})`).join(', ')}`;
+  const describe = (d) => {
+    const kind = stepKind(d);
+    if (kind === 'parallel') return `${d.id} (parallel: ${branchesOf(d).map((b) => `${b.name}: ${b.steps.map(describe).join(', ') || 'no steps'}`).join('; ')})`;
+    if (kind === 'for_each') return `${d.id} (for each: ${bodyOf(d).map(describe).join(', ')})`;
+    return `${d.id} (${kind})`;
+  };
+  const n = countSteps(steps);
+  const label = `Diagram of ${n} step${n === 1 ? '' : 's'}: ${steps.map(describe).join(', ')}`;
   return s('svg', {class: 'diagram', viewBox: `0 0 ${totalW} ${y}`, width: totalW, height: y, role: 'img', 'aria-label': label},
     s('defs', null, s('marker', {id: 'd-arrow', viewBox: '0 0 10 10', refX: 8, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
       s('path', {d: 'M0 0 L10 5 L0 10 z', class: 'd-arrowhead'}))),

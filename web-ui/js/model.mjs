@@ -16,10 +16,54 @@ function ms(iso) {
 
 // ---- definitions -------------------------------------------------------------------------
 
+/** The kinds a definition's step can have; parallel and for_each hold steps. */
+export const STEP_KINDS = ['activity', 'sleep', 'sleep_until', 'wait', 'parallel', 'for_each'];
+/** Kinds of GET /v1/executions/{id} steps[] rows that hold other rows. */
+export const CONTAINER_KINDS = ['parallel', 'for_each', 'branch', 'iteration'];
+
 export function stepKind(def) {
   if (!def || typeof def !== 'object') return 'unknown';
-  for (const k of ['activity', 'sleep', 'sleep_until', 'wait']) if (k in def) return k;
+  for (const k of STEP_KINDS) if (k in def) return k;
   return 'unknown';
+}
+
+export function isContainerKind(kind) {
+  return CONTAINER_KINDS.includes(kind);
+}
+
+/** A parallel's branches as [{name, steps}], sorted by name (the engine's order). */
+export function branchesOf(def) {
+  const b = def && def.parallel && def.parallel.branches;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return [];
+  return Object.keys(b)
+    .sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))
+    .map((name) => ({name, steps: Array.isArray(b[name]) ? b[name] : []}));
+}
+
+/** The steps a for_each runs for each item. */
+export function bodyOf(def) {
+  const f = def && def.for_each;
+  return f && Array.isArray(f.steps) ? f.steps : [];
+}
+
+/**
+ * Every step of a definition, nested ones included, by id (ids are unique across a definition):
+ * Map id -> {def, kind, parent (the enclosing parallel or for_each's id, or null), branch (the
+ * branch name inside a parallel, else null), depth}.
+ */
+export function indexDefinition(defSteps) {
+  const out = new Map();
+  const walk = (list, parent, branch, depth) => {
+    for (const d of Array.isArray(list) ? list : []) {
+      if (!d || typeof d !== 'object' || typeof d.id !== 'string') continue;
+      const kind = stepKind(d);
+      if (!out.has(d.id)) out.set(d.id, {def: d, kind, parent, branch, depth});
+      if (kind === 'parallel') for (const b of branchesOf(d)) walk(b.steps, d.id, b.name, depth + 1);
+      else if (kind === 'for_each') walk(bodyOf(d), d.id, null, depth + 1);
+    }
+  };
+  walk(defSteps, null, null, 0);
+  return out;
 }
 
 export function durationText(d) {
@@ -64,6 +108,15 @@ export function stepDetail(def) {
       else t += ' · no timeout';
       return t;
     }
+    case 'parallel': {
+      const b = branchesOf(def);
+      return `${b.length} branch${b.length === 1 ? '' : 'es'}: ${b.map((x) => x.name).join(', ')}`;
+    }
+    case 'for_each': {
+      const f = def.for_each || {};
+      const items = typeof f.items === 'string' ? f.items : JSON.stringify(f.items);
+      return `for each of ${items} · ${f.concurrency ?? 10} at once`;
+    }
     default:
       return '';
   }
@@ -94,6 +147,162 @@ export function retrySummary(retry) {
   return parts.join(' · ');
 }
 
+// ---- the step tree -------------------------------------------------------------------------
+
+/** Step statuses of work not over yet (a for_each window shows these after the failed ones). */
+export const ACTIVE_STATUSES = ['running', 'retrying', 'sleeping', 'waiting', 'scheduled', 'pending'];
+const ENDED_STEP_STATUSES = ['completed', 'failed', 'skipped', 'compensated', 'cancelled', 'terminated'];
+/** The order of per-status counts ("3 completed · 1 running · 1 failed"). */
+export const COUNT_ORDER = ['completed', 'running', 'retrying', 'sleeping', 'waiting', 'scheduled', 'pending', 'failed', 'skipped', 'compensated', 'cancelled'];
+
+/** A steps[] row's path: `path`, or its id for rows of a keeld from before paths. */
+export function stepPath(s) {
+  if (!s || typeof s !== 'object') return null;
+  return s.path != null ? String(s.path) : s.id != null ? String(s.id) : null;
+}
+
+/**
+ * The value a `${input...}` expression (only a plain path into the input) or a literal array
+ * has; undefined for anything else. Used to know how many items a for_each has before it ends.
+ */
+export function inputValue(expr, input) {
+  if (Array.isArray(expr)) return expr;
+  if (typeof expr !== 'string') return undefined;
+  const m = /^\$\{\s*input((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}$/.exec(expr);
+  if (!m) return undefined;
+  let v = input;
+  for (const part of m[1].match(/\.[A-Za-z0-9_-]+|\[\d+\]/g) || []) {
+    if (v == null || typeof v !== 'object') return undefined;
+    v = part[0] === '.' ? v[part.slice(1)] : v[Number(part.slice(1, -1))];
+  }
+  return v;
+}
+
+/** [{status, n}] over nodes (or steps[] rows), in COUNT_ORDER, other statuses after. */
+export function statusCounts(nodes) {
+  const m = new Map();
+  for (const n of nodes || []) {
+    const st = (n && n.status) || 'unknown';
+    m.set(st, (m.get(st) || 0) + 1);
+  }
+  const known = COUNT_ORDER.filter((st) => m.has(st));
+  const other = [...m.keys()].filter((st) => !COUNT_ORDER.includes(st)).sort();
+  return [...known, ...other].map((status) => ({status, n: m.get(status)}));
+}
+
+/** "3 completed · 1 running · 1 failed" (and "· 25 not started" when that is known). */
+export function countsText(counts, notStarted = 0) {
+  const parts = (counts || []).map((c) => `${c.n} ${c.status}`);
+  if (notStarted > 0) parts.push(`${notStarted} not started`);
+  return parts.join(' · ');
+}
+
+const byPosition = (a, b) => (a.position ?? Infinity) - (b.position ?? Infinity) || a.order - b.order;
+
+/**
+ * The steps of an execution as a tree, from the flat steps[] of GET /v1/executions/{id}:
+ * parallel -> branches -> steps, for_each -> iterations -> steps, nested to any depth.
+ * Returns {roots, byPath}. A node: {path, id, kind, status, position, parent, depth, row (the
+ * API's row, null for a placeholder), def (the definition's step; for a branch or an iteration,
+ * null), body (the steps a branch or an iteration runs, from the definition), children (by
+ * position), placeholder (true: a step of the definition that has not started, so the API has
+ * no row for it yet: 'pending' while its parent runs, 'skipped' once the parent ended),
+ * counts (statusCounts of the children, for containers), items (a for_each's items when the
+ * input holds them), total and notStarted (a for_each's
+ * item count and how many iterations have not started, when known)}.
+ * Rows of an old keeld (no path, parent or kind) are top-level steps of the definition's kind.
+ */
+export function buildStepTree(exec, defSteps) {
+  const idx = indexDefinition(defSteps);
+  const rows = exec && Array.isArray(exec.steps) ? exec.steps : [];
+  const byPath = new Map();
+  let order = 0;
+  const node = (f) => ({children: [], counts: null, total: null, notStarted: 0, body: null, placeholder: false, order: order++, ...f});
+  for (const s of rows) {
+    const path = stepPath(s);
+    if (path == null || byPath.has(path)) continue;
+    let kind = s.kind || null;
+    // A branch's id is its name and an iteration's its index: never look those up as step ids.
+    const info = kind === 'branch' || kind === 'iteration' ? null : idx.get(String(s.id));
+    if (!kind) kind = info ? info.kind : 'unknown';
+    byPath.set(path, node({path, id: String(s.id), kind, status: s.status || 'unknown', position: Number.isInteger(s.position) ? s.position : null,
+      parent: s.parent != null ? String(s.parent) : null, row: s, def: info ? info.def : null}));
+  }
+  const roots = [];
+  for (const n of byPath.values()) {
+    const p = n.parent != null ? byPath.get(n.parent) : null;
+    if (p) p.children.push(n);
+    else roots.push(n);
+  }
+  const execEnded = !!(exec && isFinal(exec.status));
+  const placeholder = (path, id, kind, def, parent, status, position) =>
+    node({path, id, kind, status, position, parent, row: null, def, placeholder: true});
+  const fill = (list, parentNode, defList, prefix, status) => {
+    const have = new Set(list.map((n) => n.id));
+    (Array.isArray(defList) ? defList : []).forEach((d, i) => {
+      if (!d || typeof d.id !== 'string' || have.has(d.id)) return;
+      const p = placeholder(prefix ? `${prefix}/${d.id}` : d.id, d.id, stepKind(d), d, parentNode ? parentNode.path : null, status, i);
+      byPath.set(p.path, p);
+      list.push(p);
+    });
+  };
+  const childStatus = (n) => (ENDED_STEP_STATUSES.includes(n.status) ? 'skipped' : 'pending');
+  if (Array.isArray(defSteps)) fill(roots, null, defSteps, '', execEnded ? 'skipped' : 'pending');
+  const finish = (n, depth, parent) => {
+    n.depth = depth;
+    if (n.kind === 'branch' && parent && parent.def) {
+      const b = branchesOf(parent.def).find((x) => x.name === n.id);
+      n.body = b ? b.steps : null;
+    } else if (n.kind === 'iteration' && parent && parent.def) n.body = bodyOf(parent.def);
+    if (n.kind === 'parallel' && n.def) {
+      const have = new Set(n.children.map((c) => c.id));
+      branchesOf(n.def).forEach((b, i) => {
+        if (have.has(b.name)) return;
+        const p = placeholder(`${n.path}/${b.name}`, b.name, 'branch', null, n.path, childStatus(n), i);
+        byPath.set(p.path, p);
+        n.children.push(p);
+      });
+    }
+    if (n.body) fill(n.children, n, n.body, n.path, childStatus(n));
+    n.children.sort(byPosition);
+    for (const c of n.children) finish(c, depth + 1, n);
+    if (isContainerKind(n.kind) || n.children.length) n.counts = statusCounts(n.children);
+    if (n.kind === 'for_each') {
+      const out = n.row && n.status === 'completed' ? n.row.output : undefined;
+      const items = inputValue(n.def && n.def.for_each && n.def.for_each.items, exec && exec.input);
+      if (Array.isArray(items)) n.items = items; // the item of each iteration, for its label
+      const total = Array.isArray(out) ? out.length : Array.isArray(items) ? items.length : null;
+      if (total != null) {
+        n.total = total;
+        n.notStarted = Math.max(0, total - n.children.length);
+      }
+    }
+  };
+  roots.sort(byPosition);
+  for (const r of roots) finish(r, 0, null);
+  return {roots, byPath};
+}
+
+/** Whether a tree node starts expanded: containers and branches yes, iterations when they failed or still run. */
+export function defaultExpanded(node) {
+  if (!node) return false;
+  if (node.kind === 'iteration') return node.status === 'failed' || ACTIVE_STATUSES.includes(node.status);
+  return node.kind === 'parallel' || node.kind === 'for_each' || node.kind === 'branch';
+}
+
+/**
+ * Which of a for_each's iterations to draw: the failed ones first, then those still running,
+ * then the rest, each group by item index; at most `limit` of them. A loop of 10,000 items
+ * draws `limit` rows, and says what it left out: {shown, hidden, hiddenCounts}.
+ */
+export function iterationWindow(children, limit = 20) {
+  const rank = (n) => (n.status === 'failed' ? 0 : ACTIVE_STATUSES.includes(n.status) ? 1 : 2);
+  const sorted = [...(children || [])].sort((a, b) => rank(a) - rank(b) || byPosition(a, b));
+  const n = Math.max(0, limit);
+  const rest = sorted.slice(n);
+  return {shown: sorted.slice(0, n), hidden: rest.length, hiddenCounts: statusCounts(rest)};
+}
+
 // ---- timeline ------------------------------------------------------------------------------
 
 /**
@@ -103,15 +312,21 @@ export function retrySummary(retry) {
  * `end` is null while a segment is still open (running execution).
  */
 export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) {
+  // One row per step instance, keyed by its path ("charge-all/3/charge"; the id at the top).
   const rows = new Map();
   const kindFromDef = new Map();
-  if (Array.isArray(defSteps)) for (const d of defSteps) if (d && d.id) kindFromDef.set(d.id, stepKind(d));
-  const row = (id) => {
-    if (!rows.has(id))
-      rows.set(id, {step: id, kind: kindFromDef.get(id) || null, segments: [], open: {}, error: null});
-    return rows.get(id);
+  for (const [id, info] of indexDefinition(defSteps)) kindFromDef.set(id, info.kind);
+  const row = (path, id = path, kind = null) => {
+    if (!rows.has(path)) {
+      const nested = kind === 'branch' || kind === 'iteration';
+      rows.set(path, {step: path, id, kind: kind || (nested ? null : kindFromDef.get(id)) || null, segments: [], open: {}, error: null});
+    }
+    return rows.get(path);
   };
-  for (const st of (exec && exec.steps) || []) row(st.id);
+  for (const st of (exec && exec.steps) || []) {
+    const path = stepPath(st);
+    if (path != null) row(path, st.id != null ? String(st.id) : path, st.kind || null);
+  }
 
   let run = 0;
   const markers = [];
@@ -152,7 +367,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
       span = {start: e.type === 'execution_started' ? at : at, end: null, status: 'running'};
       spans.push(span);
     }
-    const r = e.step ? row(e.step) : null;
+    const r = e.step ? row(e.path || e.step, e.step) : null;
     const d = e.data || {};
     switch (e.type) {
       case 'step_scheduled':
@@ -263,7 +478,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
   if (ended && exec.completed_at) endAt = Math.max(endAt ?? 0, ms(exec.completed_at));
   const tEnd = ended ? endAt ?? now : now;
   let t1 = tEnd;
-  const stepStatus = new Map(((exec && exec.steps) || []).map((s) => [s.id, s]));
+  const stepStatus = new Map(((exec && exec.steps) || []).map((s) => [stepPath(s), s]));
   const out = [];
   for (const r of rows.values()) {
     for (const seg of r.segments) if (seg.end != null) t1 = Math.max(t1, seg.end);
@@ -277,6 +492,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
     const st = stepStatus.get(r.step);
     out.push({
       step: r.step,
+      id: r.id,
       kind: r.kind || 'unknown',
       status: st ? st.status : r.completedAt ? 'completed' : 'pending',
       segments: all,
@@ -435,7 +651,8 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
 
 /** Counts over the steps of an execution, for the summary. */
 export function stepCounts(exec) {
-  const steps = (exec && exec.steps) || [];
+  // Branches and iterations group steps; they are not steps themselves.
+  const steps = ((exec && exec.steps) || []).filter((s) => s.kind !== 'branch' && s.kind !== 'iteration');
   const done = steps.filter((s) => s.status === 'completed').length;
   const attempts = steps.reduce((n, s) => n + (s.attempts || 0), 0);
   return {total: steps.length, done, attempts};
@@ -513,7 +730,9 @@ export function retryable(exec, events = []) {
   if (!exec) return {ok: false, reason: 'no execution'};
   if (exec.status !== 'failed') return {ok: false, reason: `the execution is ${exec.status}; only a failed execution can be retried`};
   const steps = Array.isArray(exec.steps) ? exec.steps : [];
-  if (!steps.some((s) => s.status === 'failed'))
+  // The engine resumes at the top-level step that failed (a parallel or for_each when a step
+  // inside it failed); rows of an old keeld have no parent and are all top-level.
+  if (!steps.some((s) => s.status === 'failed' && s.parent == null))
     return {ok: false, reason: 'it failed outside a step (in its output), so there is no step to resume at'};
   const compensated =
     steps.some((s) => s.status === 'compensated') ||
@@ -534,25 +753,42 @@ function waitSignals(def) {
 /**
  * Whether "Send signal" makes sense, and for which names: {offer, waiting, ahead}. `waiting`:
  * the signals steps wait for now; `ahead`: those of wait steps not reached yet (a signal sent
- * early is kept and consumed when the wait starts). Nothing is offered when the execution has
- * ended, when a cancel was requested (no wait will run again), or when no wait is left.
+ * early is kept and consumed when the wait starts). Wait steps may sit inside parallels and
+ * for_each loops: a step waits when any instance of it does, and is ahead while an instance of
+ * it has not started in a branch or iteration that still runs, or while a for_each around it
+ * may still start iterations. Nothing is offered when the execution has ended, when a cancel
+ * was requested (no wait will run again), or when no wait is left.
  */
 export function signalOffer(exec, defSteps, tl) {
   const none = {offer: false, waiting: [], ahead: []};
   if (!exec || exec.status !== 'running') return none;
   if (tl && tl.cancelRequested != null) return none;
-  const byId = new Map(((exec && exec.steps) || []).map((s) => [s.id, s]));
   const waiting = [];
   const ahead = [];
   if (tl) for (const r of tl.rows) if (r.open && r.open.wait && r.open.wait.signal) waiting.push(r.open.wait.signal);
-  for (const d of Array.isArray(defSteps) ? defSteps : []) {
-    const names = waitSignals(d);
-    if (!names.length) continue;
-    const st = byId.get(d.id);
-    const status = st ? st.status : 'pending';
-    if (status === 'waiting') waiting.push(...names);
-    else if (status === 'pending' || status === 'scheduled') ahead.push(...names);
-  }
+  const tree = buildStepTree(exec, defSteps);
+  const hasWait = (steps) => (Array.isArray(steps) ? steps : []).some((d) => waitSignals(d).length ||
+    branchesOf(d).some((b) => hasWait(b.steps)) || hasWait(bodyOf(d)));
+  const waitsIn = (steps, out = []) => {
+    for (const d of Array.isArray(steps) ? steps : []) {
+      out.push(...waitSignals(d));
+      for (const b of branchesOf(d)) waitsIn(b.steps, out);
+      waitsIn(bodyOf(d), out);
+    }
+    return out;
+  };
+  const visit = (n) => {
+    const names = n.def ? waitSignals(n.def) : [];
+    if (names.length) {
+      if (n.status === 'waiting') waiting.push(...names);
+      else if (n.status === 'pending' || n.status === 'scheduled') ahead.push(...names);
+    }
+    // A for_each that runs (or has not started) may still start iterations, each with its waits.
+    if (n.kind === 'for_each' && n.def && ACTIVE_STATUSES.includes(n.status) && (n.total == null || n.notStarted > 0) && hasWait(bodyOf(n.def)))
+      ahead.push(...waitsIn(bodyOf(n.def)));
+    for (const c of n.children) visit(c);
+  };
+  for (const r of tree.roots) visit(r);
   for (const s of (exec && exec.steps) || []) if (s.status === 'waiting' && s.signal) waiting.push(s.signal);
   const w = [...new Set(waiting)];
   const a = [...new Set(ahead)].filter((n) => !w.includes(n));

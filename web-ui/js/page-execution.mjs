@@ -5,10 +5,19 @@ import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
-import {deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, retryable, signalOffer, stepCounts} from './model.mjs';
+import {countsText, deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, retryable, signalOffer, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
+const PENDING_MAX = 10; // pending work items listed; the others are counted
+
+/** [{status, n}] for countsText: "12 waiting for a signal · 3 attempts in flight". */
+const KIND_WORDS = {attempt: 'attempts in flight', retry: 'retries due', timer: 'sleeping', wait: 'waiting for a signal', compensation: 'compensations in flight', scheduled: 'scheduled', buffered: 'signals kept'};
+function kindCounts(items) {
+  const m = new Map();
+  for (const p of items) m.set(KIND_WORDS[p.kind] || p.kind, (m.get(KIND_WORDS[p.kind] || p.kind) || 0) + 1);
+  return [...m].map(([status, n]) => ({status, n}));
+}
 const SIGNAL_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export async function renderExecution(ctx, id) {
@@ -42,7 +51,8 @@ export async function renderExecution(ctx, id) {
   const defSteps = (def && def.definition && def.definition.steps) || null;
 
   const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0};
-  const expandedSteps = new Set();
+  const expandedSteps = new Set(); // step paths whose detail is open
+  const treeState = {open: new Map(), limits: new Map()}; // containers opened or closed, for_each windows
   const expandedEvents = new Set();
 
   // ---- the skeleton; each part re-renders on its own
@@ -220,7 +230,7 @@ export async function renderExecution(ctx, id) {
       alertBox.replaceChildren(h('div', {class: 'callout callout-bad', role: 'status'},
         icon('alert'),
         h('div', null,
-          h('strong', null, `Failed${x.error.step ? ` at step ${x.error.step}` : ''}${x.error.attempts ? ` after ${x.error.attempts} attempt${x.error.attempts === 1 ? '' : 's'}` : ''}`),
+          h('strong', null, `Failed${x.error.step ? ` at step ${x.error.step}` : ''}${x.error.path && x.error.path !== x.error.step ? ` (${x.error.path})` : ''}${x.error.attempts ? ` after ${x.error.attempts} attempt${x.error.attempts === 1 ? '' : 's'}` : ''}`),
           h('div', {class: 'callout-body'}, x.error.type ? h('code', {class: 'err-type'}, x.error.type) : null, ' ', x.error.message || ''),
           retryNote())));
     } else if (x.status === 'cancelled' || x.status === 'terminated') {
@@ -256,7 +266,7 @@ export async function renderExecution(ctx, id) {
     const ICON = {attempt: 'activity', retry: 'retry', timer: 'sleep', wait: 'wait', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
     preserveFocus(pending, () => pending.replaceChildren(
       h('div', {class: 'card-head'}, h('h2', {id: 'pending-h'}, 'Pending work'), h('span', {class: 'muted small'}, 'what the execution waits for now')),
-      h('ul', {class: 'pending-list'}, items.map((p) =>
+      h('ul', {class: 'pending-list'}, items.slice(0, PENDING_MAX).map((p) =>
         h('li', {class: ['pending-item', `pk-${p.kind}`], 'data-kind': p.kind, 'data-step': p.step || ''},
           h('span', {class: 'pending-icon'}, icon(ICON[p.kind] || 'clockSmall')),
           h('div', {class: 'pending-text'},
@@ -267,7 +277,11 @@ export async function renderExecution(ctx, id) {
             p.error ? h('div', {class: 'small err-text'}, `last error: ${[p.error.type, p.error.message].filter(Boolean).join(': ')}`) : null),
           p.kind === 'wait'
             ? h('button', {type: 'button', class: 'btn btn-secondary btn-sm', 'data-signal': p.signal, 'data-fk': `sig:${p.step}`, onclick: () => signalDialog(p.signal)}, icon('send'), h('span', null, `Send "${p.signal}"`))
-            : null)))));
+            : null)),
+        // A loop with many iterations at once would list them all: the timeline has the rest.
+        items.length > PENDING_MAX
+          ? h('li', {class: 'pending-item pending-more muted small', 'data-kind': 'more'}, `and ${items.length - PENDING_MAX} more (${countsText(kindCounts(items.slice(PENDING_MAX)))}); see the timeline`)
+          : null)));
   }
 
   let timelineEvents = -1;
@@ -276,7 +290,7 @@ export async function renderExecution(ctx, id) {
     const a = document.activeElement;
     if (a && a.closest && a.closest('.tl-detail') && timelineBody.contains(a) && timelineEvents === state.events.length) return;
     timelineEvents = state.events.length;
-    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps})));
+    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps, tree: treeState})));
   }
 
   let ioKey = '';
@@ -296,7 +310,7 @@ export async function renderExecution(ctx, id) {
   // History: the table grows as events arrive; expanded rows stay expanded.
   const tbody = h('tbody');
   const countEl = h('span', {class: 'muted small'});
-  const filterInput = h('input', {type: 'search', class: 'input input-sm', id: 'history-filter', placeholder: 'Filter by type or step', 'aria-label': 'Filter events by type or step', autocomplete: 'off'});
+  const filterInput = h('input', {type: 'search', class: 'input input-sm', id: 'history-filter', placeholder: 'Filter by type, step or path', 'aria-label': 'Filter events by type, step or path', autocomplete: 'off'});
   const expandAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-expand-all'}, 'Expand all');
   const collapseAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-collapse-all'}, 'Collapse all');
   historyCard.append(
@@ -335,12 +349,14 @@ export async function renderExecution(ctx, id) {
     const at = ms(e.at);
     const tone = eventTone(e.type);
     const btn = h('button', {type: 'button', class: 'ev-toggle', 'aria-expanded': 'false', 'aria-controls': `ev-${e.seq}-data`, 'aria-label': `Show data of event ${e.seq} (${e.type})`}, icon('chevron'));
-    const tr = h('tr', {class: ['ev-row', `tone-${tone}`], 'data-seq': e.seq, 'data-type': e.type, 'data-step': e.step || ''},
+    // Inside a parallel or a for_each the step id repeats; its path says which instance it was.
+    const path = e.path && e.path !== e.step ? e.path : null;
+    const tr = h('tr', {class: ['ev-row', `tone-${tone}`], 'data-seq': e.seq, 'data-type': e.type, 'data-step': e.step || '', 'data-path': e.path || e.step || ''},
       h('td', {class: 'c-toggle'}, btn),
       h('td', {class: 'num muted'}, String(e.seq)),
       h('td', {class: 'c-evtime'}, h('time', {datetime: e.at, title: `${fmtAbs(at)}\n${e.at}`}, fmtClock(at)), h('span', {class: 'offset'}, `+${fmtDuration(at - t0)}`)),
       h('td', null, h('span', {class: ['ev-type', `tone-${tone}`]}, e.type)),
-      h('td', {class: 'mono'}, e.step || ''),
+      h('td', {class: 'mono c-step'}, e.step || '', path ? h('span', {class: 'ev-path', title: `path ${path}`}, path) : null),
       h('td', {class: 'num'}, e.attempt != null ? String(e.attempt) : ''),
       h('td', {class: 'ev-summary'}, eventSummary(e, fmtDuration)));
     tr.addEventListener('click', (ev) => {
@@ -355,7 +371,7 @@ export async function renderExecution(ctx, id) {
     const q = filterInput.value.trim().toLowerCase();
     let shown = 0;
     for (const tr of tbody.querySelectorAll('tr.ev-row')) {
-      const hit = !q || tr.dataset.type.includes(q) || tr.dataset.step.toLowerCase().includes(q);
+      const hit = !q || tr.dataset.type.includes(q) || tr.dataset.step.toLowerCase().includes(q) || tr.dataset.path.toLowerCase().includes(q);
       tr.hidden = !hit;
       if (hit) shown++;
       const d = tr.nextElementSibling;

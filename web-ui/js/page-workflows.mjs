@@ -7,7 +7,7 @@ import {fmtAbs, timeCell, timeFact} from './format.mjs';
 import {jsonPanel} from './json-view.mjs';
 import {renderDiagram} from './diagram.mjs';
 import {executionsTable} from './page-executions.mjs';
-import {durationText, retrySummary, stepKind} from './model.mjs';
+import {durationText, indexDefinition, retrySummary, stepKind} from './model.mjs';
 
 function stepChain(steps) {
   const list = steps || [];
@@ -123,9 +123,12 @@ export async function renderWorkflow(ctx, name, version) {
 
   // ---- facts
   const defaults = def.defaults || {};
+  const allSteps = indexDefinition(def.steps); // nested steps (parallel branches, for_each bodies) too
+  const kinds = new Set([...allSteps.values()].map((x) => x.kind));
   const facts = h('section', {class: 'card summary'}, h('dl', {class: 'facts'},
     h('div', null, h('dt', null, 'Registered'), h('dd', null, timeFact(wf.created_at))),
-    h('div', null, h('dt', null, 'Steps'), h('dd', null, String((def.steps || []).length))),
+    h('div', null, h('dt', null, 'Steps'), h('dd', null, String((def.steps || []).length),
+      allSteps.size > (def.steps || []).length ? h('span', {class: 'muted small'}, ` · ${allSteps.size} with nested`) : null)),
     h('div', null, h('dt', null, 'Default timeout'), h('dd', null, defaults.timeout != null ? durationText(defaults.timeout) : '30s (built-in)')),
     h('div', {class: 'wide'}, h('dt', null, 'Default retry'), h('dd', null, retrySummary(defaults.retry))),
     h('div', {class: 'wide'}, h('dt', null, 'Digest'), h('dd', {class: 'digest'}, h('code', {title: wf.digest}, wf.digest.slice(0, 16) + '…'), copyButton(() => wf.digest, 'Copy digest')))));
@@ -137,6 +140,8 @@ export async function renderWorkflow(ctx, name, version) {
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-activity'}), 'activity'),
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-sleep'}), 'sleep'),
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-wait'}), 'wait'),
+      kinds.has('parallel') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-parallel'}), 'parallel') : null,
+      kinds.has('for_each') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-for_each'}), 'for each') : null,
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch comp'}), 'compensation'))), diagramHost);
   const jsonCard = jsonPanel('Definition', def, {id: 'panel-definition', depth: 4});
   const recent = h('section', {class: 'card', 'aria-labelledby': 'recent-h'});

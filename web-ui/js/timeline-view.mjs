@@ -1,11 +1,22 @@
 // The waterfall: one row per step, one bar per attempt (red when it failed), hatched gaps for
 // retry backoff, and bars for sleeps, signal waits and compensations, on one time axis.
+// Steps that hold steps make it a tree: a parallel holds its branches, a for_each its
+// iterations, each a sequence of steps; every container is collapsible and shows a count per
+// status of what it holds. A for_each draws only a window of its iterations (failed first, then
+// running, then the first ones; "Show more" adds to it), so a loop of thousands stays small.
 import {badge, h, icon} from './dom.mjs';
 import {absTime, fmtAbs, fmtDuration} from './format.mjs';
 import {jsonPanel, jsonPreview} from './json-view.mjs';
-import {niceTicks, stepDetail, stepNow, stepPolicy} from './model.mjs';
+import {buildStepTree, countsText, defaultExpanded, isContainerKind, iterationWindow, niceTicks, stepDetail, stepNow, stepPolicy} from './model.mjs';
 
-const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', unknown: 'step'};
+const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', parallel: 'parallel', for_each: 'for each', branch: 'branch', iteration: 'iteration', unknown: 'step'};
+
+/** How many iterations a for_each shows at first, and how many more each "Show more" adds. */
+export const ITERATION_WINDOW = 20;
+export const ITERATION_STEP = 50;
+
+/** An element id for a step path (paths hold '/', ids never hold '.'). */
+const pathId = (prefix, path) => `${prefix}-${String(path).replace(/[^A-Za-z0-9_-]/g, (c) => `.${c.charCodeAt(0)}`)}`;
 
 const SEG_LABEL = {
   attempt: 'attempt',
@@ -136,14 +147,14 @@ function attemptTable(r, tl) {
 }
 
 /**
- * renderTimeline(tl, exec, defSteps, {expanded: Set of step ids})
- * Returns the element; toggling a row updates `expanded`.
+ * renderTimeline(tl, exec, defSteps, {expanded: Set of step paths, tree: {open: Map path ->
+ * bool, limits: Map path -> number}})
+ * Returns the element; toggling a row updates `expanded`, a container `tree.open`, and "Show
+ * more" `tree.limits`, so the page keeps them across live updates.
  */
-export function renderTimeline(tl, exec, defSteps, {expanded}) {
+export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = {open: new Map(), limits: new Map()}}) {
   const span = tl.t1 - tl.t0;
   const ticks = niceTicks(span);
-  const defs = new Map((defSteps || []).map((d) => [d.id, d]));
-  const stepInfo = new Map(((exec && exec.steps) || []).map((s) => [s.id, s]));
 
   const axis = h('div', {class: 'tl-row tl-axis', 'aria-hidden': 'true'},
     h('div', {class: 'tl-label'}, h('span', {class: 'muted small'}, `${fmtAbs(tl.t0).slice(11)} start`)),
@@ -177,53 +188,16 @@ export function renderTimeline(tl, exec, defSteps, {expanded}) {
       h('div', {class: 'tl-chips'}, h('span', {class: 'tl-sum'}, `${tl.ended ? '' : 'running for '}${fmtDuration(tl.tEnd - tl.t0)}`),
         tl.markers.filter((m) => m.kind === 'retry' || m.kind === 'cancel').map((m) => h('span', {class: ['chip', `mk-chip-${m.kind}`]}, m.kind === 'retry' ? icon('retry') : icon('cancel'), `${m.label} at +${fmtDuration(m.at - tl.t0)}`)))));
 
-  const rows = tl.rows.map((r) => {
-    const def = defs.get(r.step);
-    const kind = r.kind || 'unknown';
-    const detailId = `tl-detail-${r.step.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-    const isOpen = expanded.has(r.step);
-    const toggle = h('button', {type: 'button', class: 'tl-toggle', 'aria-expanded': String(isOpen), 'aria-controls': detailId, title: 'Show attempts, output and error', 'data-fk': `tl:${r.step}`},
-      icon('chevron', 'chev'), h('span', {class: ['kind-icon', `kind-${kind}`]}, icon(kind)), h('span', {class: 'tl-name mono'}, r.step));
-    const sub = def ? stepDetail(def) : KIND_LABEL[kind] || kind;
-    const chips = r.segments.map((seg) => chip(seg, tl)).filter(Boolean);
-    // A separator chip where the execution was retried (attempt numbers start again).
-    const withRuns = [];
-    let lastRun = 0;
-    r.segments.forEach((seg, i) => {
-      if (seg.run !== lastRun && (seg.type === 'attempt' || seg.type === 'comp')) {
-        withRuns.push(h('span', {class: 'chip run-chip'}, icon('retry'), `retry run ${seg.run + 1}`));
-        lastRun = seg.run;
-      }
-      if (chips[i]) withRuns.push(chips[i]);
-    });
-    const summary = [];
-    if (r.attempts.length) summary.push(`${r.attempts.length} attempt${r.attempts.length === 1 ? '' : 's'}`);
-    if (r.failedAttempts) summary.push(`${r.failedAttempts} failed`);
-    if (r.duration != null) summary.push(fmtDuration(r.duration));
-    const track = h('div', {class: 'tl-track'}, gridLines(tl, ticks), r.segments.map((seg) => bar(seg, tl)));
-    if (!r.segments.length) track.append(h('span', {class: 'tl-empty'}, r.status === 'skipped' ? 'skipped' : r.status === 'pending' ? 'not started' : r.status));
+  const tree = buildStepTree(exec, defSteps);
+  const tlRows = new Map(tl.rows.map((r) => [r.step, r]));
+  // A top-level step the history knows but steps[] does not (a step of an old row): its own row.
+  // A nested one appears with the next refresh (the history can be a little newer than steps[]).
+  for (const r of tl.rows)
+    if (!tree.byPath.has(r.step) && !r.step.includes('/'))
+      tree.roots.push({path: r.step, id: r.id ?? r.step, kind: r.kind, status: r.status, children: [], counts: null, depth: 0, row: null, def: null});
 
-    const info = stepInfo.get(r.step);
-    const detail = h('div', {class: 'tl-detail', id: detailId, hidden: !isOpen});
-    if (isOpen) fillDetail(detail, r, info, def, tl);
-    toggle.addEventListener('click', () => {
-      const now = toggle.getAttribute('aria-expanded') !== 'true';
-      toggle.setAttribute('aria-expanded', String(now));
-      detail.hidden = !now;
-      if (now) {
-        expanded.add(r.step);
-        if (!detail.childElementCount) fillDetail(detail, r, info, def, tl);
-      } else expanded.delete(r.step);
-    });
-
-    return h('div', {class: ['tl-row', 'tl-step', `row-${r.status}`], 'data-step': r.step, 'data-status': r.status, 'data-attempts': r.attempts.length, 'data-failed': r.failedAttempts, role: 'listitem'},
-      h('div', {class: 'tl-label'}, toggle,
-        h('div', {class: 'tl-sub'}, badge(r.status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))),
-      h('div', {class: 'tl-main'}, track,
-        h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, withRuns),
-        stepState(info)),
-      detail);
-  });
+  const c = {tl, ticks, exec, expanded, treeState, tlRows};
+  const rows = tree.roots.map((n) => nodeRow(n, c, null));
 
   const legend = h('div', {class: 'legend', 'aria-hidden': 'true'},
     [['seg-attempt st-ok', 'attempt'], ['seg-attempt st-failed', 'failed attempt'], ['seg-backoff', 'retry backoff'], ['seg-timer', 'sleep'], ['seg-wait', 'signal wait'], ['seg-comp', 'compensation'], ['seg-attempt st-running open', 'running']]
@@ -232,11 +206,191 @@ export function renderTimeline(tl, exec, defSteps, {expanded}) {
   return h('div', {class: 'timeline'}, legend, h('div', {class: 'tl', role: 'list', 'aria-label': 'Steps on a time axis'}, axis, execRow, rows));
 }
 
-function fillDetail(detail, r, info, def, tl) {
+function nodeRow(node, c, parent) {
+  return isContainerKind(node.kind) || (node.children && node.children.length) ? containerRow(node, c, parent) : stepRow(node, c);
+}
+
+function emptyRow(node) {
+  return {step: node.path, id: node.id, kind: node.kind, status: node.status, segments: [], attempts: [], compensations: [], failedAttempts: 0, runs: 0, start: null, end: null, duration: null, open: {}, error: null};
+}
+
+function nodeName(node) {
+  return node.kind === 'iteration' ? `#${node.id}` : node.id;
+}
+
+function indent(label, depth) {
+  if (depth) label.style.setProperty('--depth', String(depth));
+  return label;
+}
+
+/** One step that calls out, sleeps or waits: its bars on the time axis, and its detail. */
+function stepRow(node, c) {
+  const {tl, ticks, expanded, tlRows} = c;
+  const r = tlRows.get(node.path) || emptyRow(node);
+  const def = node.def;
+  const status = node.placeholder ? node.status : r.status;
+  const kind = r.kind && r.kind !== 'unknown' ? r.kind : node.kind || 'unknown';
+  const detailId = pathId('tl-detail', node.path);
+  const isOpen = expanded.has(node.path);
+  const toggle = h('button', {type: 'button', class: 'tl-toggle', 'aria-expanded': String(isOpen), 'aria-controls': detailId, title: node.path.includes('/') ? `${node.path}: show attempts, output and error` : 'Show attempts, output and error', 'data-fk': `tl:${node.path}`},
+    icon('chevron', 'chev'), h('span', {class: ['kind-icon', `kind-${kind}`]}, icon(kind)), h('span', {class: 'tl-name mono'}, node.id));
+  const sub = def ? stepDetail(def) : KIND_LABEL[kind] || kind;
+  const chips = r.segments.map((seg) => chip(seg, tl)).filter(Boolean);
+  // A separator chip where the execution was retried (attempt numbers start again).
+  const withRuns = [];
+  let lastRun = 0;
+  r.segments.forEach((seg, i) => {
+    if (seg.run !== lastRun && (seg.type === 'attempt' || seg.type === 'comp')) {
+      withRuns.push(h('span', {class: 'chip run-chip'}, icon('retry'), `retry run ${seg.run + 1}`));
+      lastRun = seg.run;
+    }
+    if (chips[i]) withRuns.push(chips[i]);
+  });
+  const summary = [];
+  if (r.attempts.length) summary.push(`${r.attempts.length} attempt${r.attempts.length === 1 ? '' : 's'}`);
+  if (r.failedAttempts) summary.push(`${r.failedAttempts} failed`);
+  if (r.duration != null) summary.push(fmtDuration(r.duration));
+  const track = h('div', {class: 'tl-track'}, gridLines(tl, ticks), r.segments.map((seg) => bar(seg, tl)));
+  if (!r.segments.length) track.append(h('span', {class: 'tl-empty'}, status === 'skipped' ? 'skipped' : status === 'pending' ? 'not started' : status));
+
+  const info = node.row;
+  const detail = h('div', {class: 'tl-detail', id: detailId, hidden: !isOpen});
+  if (isOpen) fillDetail(detail, r, info, def, tl, status);
+  toggle.addEventListener('click', () => {
+    const now = toggle.getAttribute('aria-expanded') !== 'true';
+    toggle.setAttribute('aria-expanded', String(now));
+    detail.hidden = !now;
+    if (now) {
+      expanded.add(node.path);
+      if (!detail.childElementCount) fillDetail(detail, r, info, def, tl, status);
+    } else expanded.delete(node.path);
+  });
+
+  return h('div', {class: ['tl-row', 'tl-step', `row-${status}`, node.depth && 'tl-nested'], 'data-step': node.id, 'data-path': node.path, 'data-kind': kind, 'data-status': status, 'data-attempts': r.attempts.length, 'data-failed': r.failedAttempts, role: 'listitem'},
+    indent(h('div', {class: 'tl-label'}, toggle,
+      h('div', {class: 'tl-sub'}, badge(status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))), node.depth),
+    h('div', {class: 'tl-main'}, track,
+      h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, withRuns),
+      stepState(info)),
+    detail);
+}
+
+/** "3 completed · 1 running · 1 failed", each count in its status's colour. */
+function countsEl(node) {
+  const parts = [];
+  for (const x of node.counts || []) {
+    if (parts.length) parts.push(' · ');
+    parts.push(h('span', {class: ['count', `st-${x.status}`], 'data-status': x.status, 'data-n': x.n}, `${x.n} ${x.status}`));
+  }
+  if (node.notStarted > 0) {
+    if (parts.length) parts.push(' · ');
+    parts.push(h('span', {class: 'count st-not-started', 'data-status': 'not started', 'data-n': node.notStarted}, `${node.notStarted} not started`));
+  }
+  if (!parts.length) parts.push(h('span', {class: 'muted'}, node.kind === 'for_each' ? 'no iterations yet' : 'nothing started yet'));
+  return h('span', {class: 'tree-counts', title: countsText(node.counts, node.notStarted)}, parts);
+}
+
+function containerSub(node, parent) {
+  if (node.def) return stepDetail(node.def);
+  if (node.kind === 'iteration') {
+    const items = parent && parent.items;
+    const n = Number(node.id);
+    return Array.isArray(items) && n >= 0 && n < items.length ? `item ${jsonPreview(items[n], 60)}` : `item ${node.id}`;
+  }
+  if (node.kind === 'branch') return `branch of ${parent ? parent.id : 'a parallel'}`;
+  return KIND_LABEL[node.kind] || node.kind;
+}
+
+/**
+ * A parallel, a for_each, a branch or an iteration: a button that shows or hides what it holds
+ * (aria-expanded), the counts per status, its span on the time axis, and its children.
+ */
+function containerRow(node, c, parent) {
+  const {tl, ticks, treeState} = c;
+  const info = node.row;
+  const status = node.status;
+  const kind = node.kind || 'unknown';
+  const childrenId = pathId('tl-children', node.path);
+  const open = treeState.open.has(node.path) ? treeState.open.get(node.path) : defaultExpanded(node);
+  const name = nodeName(node);
+  const what = {parallel: 'branches', for_each: 'iterations', branch: 'steps', iteration: 'steps'}[kind] || 'steps';
+  const toggle = h('button', {type: 'button', class: 'tl-toggle tree-toggle', 'aria-expanded': String(open), 'aria-controls': childrenId,
+    title: `${open ? 'Hide' : 'Show'} the ${what} of ${node.path}`, 'data-fk': `tree:${node.path}`},
+    icon('chevron', 'chev'), h('span', {class: ['kind-icon', `kind-${kind}`]}, icon(kind)), h('span', {class: ['tl-name', kind !== 'iteration' && 'mono']}, name),
+    h('span', {class: 'sr-only'}, ` (${KIND_LABEL[kind] || kind}, ${status})`));
+  const sub = containerSub(node, parent);
+
+  // Its span: from when it started to when it ended (or now).
+  const track = h('div', {class: 'tl-track'}, gridLines(tl, ticks));
+  const start = info && info.started_at ? Date.parse(info.started_at) : null;
+  if (start != null && Number.isFinite(start)) {
+    // Still running: up to now. Stopped without an end time (skipped after a failure elsewhere): up to the execution's end.
+    const endAt = info.completed_at ? Date.parse(info.completed_at) : tl.tEnd;
+    const running = !info.completed_at && !tl.ended && (status === 'running' || status === 'pending' || status === 'scheduled');
+    const el = h('div', {class: ['tl-seg', 'seg-span', `st-${status}`, running && 'open'],
+      title: `${KIND_LABEL[kind] || kind} ${node.path} · ${status} · ${fmtDuration(endAt - start)}\n${fmtAbs(start)} → ${info.completed_at || !running ? fmtAbs(endAt) : 'now'}`});
+    el.style.left = pct(((start - tl.t0) / (tl.t1 - tl.t0)) * 100);
+    el.style.width = pct(((endAt - start) / (tl.t1 - tl.t0)) * 100);
+    track.append(el);
+  } else track.append(h('span', {class: 'tl-empty'}, status === 'skipped' ? 'skipped' : status === 'pending' ? 'not started' : status));
+
+  const facts = [];
+  if (kind === 'for_each') facts.push(node.total != null ? `${node.total} item${node.total === 1 ? '' : 's'}` : `${node.children.length} started`);
+  if (kind === 'parallel') facts.push(`${node.children.length} branch${node.children.length === 1 ? '' : 'es'}`);
+  if (start != null && info && info.completed_at) facts.push(fmtDuration(Date.parse(info.completed_at) - start));
+  const err = info && info.error;
+
+  const children = h('div', {class: 'tl-children', id: childrenId, role: 'list', 'aria-label': `${what} of ${node.path}`, hidden: !open});
+  const fill = () => children.replaceChildren(...childRows(node, c, () => fill()));
+  if (open) fill();
+  toggle.addEventListener('click', () => {
+    const now = toggle.getAttribute('aria-expanded') !== 'true';
+    toggle.setAttribute('aria-expanded', String(now));
+    toggle.title = `${now ? 'Hide' : 'Show'} the ${what} of ${node.path}`;
+    treeState.open.set(node.path, now);
+    children.hidden = !now;
+    if (now && !children.childElementCount) fill();
+  });
+
+  return h('div', {class: ['tl-row', 'tl-step', 'tl-container', `row-${status}`, node.depth && 'tl-nested'], 'data-step': node.id, 'data-path': node.path, 'data-kind': kind, 'data-status': status,
+    'data-total': node.total ?? '', role: 'listitem'},
+    indent(h('div', {class: 'tl-label'}, toggle,
+      h('div', {class: 'tl-sub'}, badge(status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))), node.depth),
+    h('div', {class: 'tl-main'}, track,
+      h('div', {class: 'tl-chips'}, facts.length ? h('span', {class: 'tl-sum'}, facts.join(' · ')) : null, countsEl(node)),
+      err ? h('div', {class: 'step-state'}, h('div', {class: 'step-error small err-text', title: errLine(err)}, `error: ${errLine(err)}${err.path && err.path !== node.path ? ` (at ${err.path})` : ''}`)) : null),
+    children);
+}
+
+/** The rows inside a container; a for_each's iterations through a window with "Show more". */
+function childRows(node, c, refill) {
+  if (node.kind !== 'for_each') return node.children.map((ch) => nodeRow(ch, c, node));
+  const limit = c.treeState.limits.get(node.path) ?? ITERATION_WINDOW;
+  const win = iterationWindow(node.children, limit);
+  const out = win.shown.map((ch) => nodeRow(ch, c, node));
+  if (win.hidden > 0) {
+    const more = Math.min(ITERATION_STEP, win.hidden);
+    out.push(h('div', {class: 'tl-row tree-more', role: 'listitem', 'data-hidden': win.hidden},
+      indent(h('div', {class: 'tl-label'},
+        h('button', {type: 'button', class: 'btn btn-secondary btn-sm tree-more-btn', 'data-fk': `more:${node.path}`,
+          onclick: () => {
+            c.treeState.limits.set(node.path, limit + ITERATION_STEP);
+            refill();
+            const again = document.querySelector(`[data-fk="${CSS.escape(`more:${node.path}`)}"]`);
+            if (again) again.focus({preventScroll: true});
+          }}, `Show ${more} more`)), node.depth + 1),
+      h('div', {class: 'tl-main'}, h('span', {class: 'muted small'},
+        `${win.hidden} more iteration${win.hidden === 1 ? '' : 's'} not shown: ${countsText(win.hiddenCounts)}`))));
+  }
+  return out;
+}
+
+function fillDetail(detail, r, info, def, tl, status = r.status) {
   const policy = def ? stepPolicy(def) : '';
   const now = stepNow(info);
   const facts = h('dl', {class: 'facts facts-inline'},
-    h('div', null, h('dt', null, 'Status'), h('dd', null, badge(r.status, 'badge-sm'))),
+    info && info.path && info.path !== info.id ? h('div', null, h('dt', null, 'Path'), h('dd', {class: 'mono small'}, info.path)) : null,
+    h('div', null, h('dt', null, 'Status'), h('dd', null, badge(status, 'badge-sm'))),
     h('div', null, h('dt', null, 'Attempts'), h('dd', null, String(info ? info.attempts : r.attempts.length))),
     h('div', null, h('dt', null, 'Started'), h('dd', null, info && info.started_at ? fmtAbs(Date.parse(info.started_at)) : '—')),
     h('div', null, h('dt', null, 'Completed'), h('dd', null, info && info.completed_at ? fmtAbs(Date.parse(info.completed_at)) : '—')),
