@@ -32,6 +32,7 @@ static struct {
     atomic_ullong webhooks[METRICS_WEBHOOK__COUNT];
     struct histogram webhook_seconds;
     atomic_ullong tasks_claimed;
+    atomic_ullong batches, batched;
 } registry;
 
 static void observe(struct histogram *h, int64_t us)
@@ -81,6 +82,12 @@ void metrics_webhook(enum metrics_webhook outcome, int64_t duration_us)
     atomic_fetch_add_explicit(&registry.webhooks[outcome], 1, memory_order_relaxed);
     if (outcome != METRICS_WEBHOOK_ABORTED)
         observe(&registry.webhook_seconds, duration_us);
+}
+
+void metrics_batch(size_t n)
+{
+    atomic_fetch_add_explicit(&registry.batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&registry.batched, (unsigned long long)n, memory_order_relaxed);
 }
 
 void metrics_tasks_claimed(int n)
@@ -167,4 +174,13 @@ void metrics_render(struct buf *out, long webhooks_in_flight, long webhooks_queu
                "attempts of a keeld that died) leased by this keeld.\n"
                "# TYPE keel_tasks_claimed_total counter\nkeel_tasks_claimed_total %llu\n",
                load(&registry.tasks_claimed));
+    buf_printf(out,
+               "# HELP keel_transition_batches_total Transactions in which a runner worker "
+               "committed several transitions at once.\n"
+               "# TYPE keel_transition_batches_total counter\nkeel_transition_batches_total "
+               "%llu\n"
+               "# HELP keel_transition_batched_total Transitions committed in those batches.\n"
+               "# TYPE keel_transition_batched_total counter\nkeel_transition_batched_total "
+               "%llu\n",
+               load(&registry.batches), load(&registry.batched));
 }

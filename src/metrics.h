@@ -5,6 +5,7 @@
 
 #include "util/buf.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum metrics_transition {
@@ -32,6 +33,8 @@ void metrics_execution_ended(const char *status);
 void metrics_transition(enum metrics_transition outcome, int64_t duration_us);
 void metrics_webhook(enum metrics_webhook outcome, int64_t duration_us);
 void metrics_tasks_claimed(int n);
+/* A worker committed n transitions (n >= 2) in one transaction. */
+void metrics_batch(size_t n);
 /* Appends the whole exposition; gauges that live elsewhere are passed in. */
 void metrics_render(struct buf *out, long webhooks_in_flight, long webhooks_queued,
                     long http_in_flight);

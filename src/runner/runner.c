@@ -30,6 +30,10 @@
 #define RESULT_GIVE_UP_MS 60000
 /* How often the claimer looks for the work of keelds whose database session ended. */
 #define LIVENESS_SWEEP_MS 1000
+/* The most jobs one worker applies in one transaction. A batch is whatever queued while the
+ * worker's last one committed, so a lone job goes at once; under load, many inputs share one
+ * commit (one WAL flush). */
+#define BATCH_MAX 64
 
 enum job_kind {
     JOB_RESULT,  /* an attempt's webhook finished */
@@ -69,10 +73,12 @@ struct runner {
     struct wh_dispatcher *wh;
     struct wh_secrets *secrets;
 
-    pthread_mutex_t lock; /* guards the queue, the flags and the claimer's wake-up */
-    pthread_cond_t work;  /* a job was queued */
+    pthread_mutex_t lock; /* guards the queues, the flags and the claimer's wake-up */
     pthread_cond_t wake;  /* the claimer should look for due tasks */
-    struct job *head, *tail;
+    /* One queue per worker; an execution's jobs always go to the same one (by a hash of its
+     * id), so one worker at a time works on an execution, in the order its inputs came, and
+     * workers never wait on each other's row locks. */
+    struct worker_queue *queues;
     bool stopping_claims;
     atomic_bool stopping_workers; /* also read outside the lock by workers giving up a job */
     bool claim_requested;
@@ -80,6 +86,7 @@ struct runner {
     atomic_bool starved; /* the claimer stopped claiming because in_flight was at its cap */
 
     pthread_t *workers;
+    struct worker_arg *worker_args;
     pthread_t claimer;
     pthread_t listener;
     struct liveness *liveness; /* used by the claimer thread only */
@@ -98,16 +105,35 @@ static void job_free(struct job *j)
     free(j);
 }
 
+struct worker_queue {
+    pthread_cond_t work; /* a job was queued here */
+    struct job *head, *tail;
+};
+
+struct worker_arg {
+    struct runner *r;
+    long index;
+};
+
+static size_t queue_of(const struct runner *r, const char *execution_id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = execution_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return (size_t)(h % (uint32_t)r->cfg.workers);
+}
+
 static void push_job(struct runner *r, struct job *j)
 {
     pthread_mutex_lock(&r->lock);
+    struct worker_queue *q = &r->queues[queue_of(r, j->execution_id)];
     j->next = NULL;
-    if (r->tail)
-        r->tail->next = j;
+    if (q->tail)
+        q->tail->next = j;
     else
-        r->head = j;
-    r->tail = j;
-    pthread_cond_signal(&r->work);
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -283,63 +309,67 @@ static bool job_input(const struct job *j, struct engine_input *in)
            engine_input_for_task(kind, in) == 0;
 }
 
-/* Runs one job. Returns false when it should be tried again later (database trouble). */
-static bool run_job(struct runner *r, struct job *j)
+/* Sets req up for job j; false for a task of a kind this keeld does not know (left in place).
+ * A claimed attempt gets a new token (a resend after a takeover too): the transition records
+ * its hash with attempt_started, and tokens of earlier sends stay valid while the attempt is in
+ * flight. */
+static bool job_request(struct job *j, struct transition_request *req, bool *is_attempt_start)
 {
-    char *why = NULL;
-    PGconn *conn = store_acquire(r->pool, 5000, &why);
-    if (!conn) {
-        log_warn("database unavailable; will retry", "error", why, "execution", j->execution_id);
-        free(why);
-        return false;
-    }
-    struct transition_request req = {
-        .execution_id = j->execution_id,
-        .step_id = j->step_id,
-    };
-    if (!job_input(j, &req.in)) {
+    memset(req, 0, sizeof *req);
+    req->execution_id = j->execution_id;
+    req->step_id = j->step_id;
+    if (!job_input(j, &req->in)) {
         log_error("task of an unknown kind left in place", "execution", j->execution_id, "kind",
                   j->task_kind);
-        store_release(r->pool, conn);
-        return true;
+        return false;
     }
-    bool is_attempt_start = j->kind == JOB_CLAIMED && req.in.kind == ENGINE_IN_ATTEMPT_STARTED;
-    if (is_attempt_start) {
-        /* Every send carries a new token (a resend after a takeover too); the transition
-         * records its hash with attempt_started, and tokens of earlier sends stay valid while
-         * the attempt is in flight. */
+    *is_attempt_start = j->kind == JOB_CLAIMED && req->in.kind == ENGINE_IN_ATTEMPT_STARTED;
+    if (*is_attempt_start) {
         char token[WH_TASK_TOKEN_LEN + 1], hash[WH_TASK_TOKEN_HASH_LEN + 1];
         wh_task_token_new(token, hash);
         free(j->token);
         j->token = xstrdup(token);
-        req.started_token = j->token;
+        req->started_token = j->token;
     }
-    req.consume_task_id = is_attempt_start ? 0 : j->task_id;
-    struct transition_out out;
-    int64_t t0 = time_mono_us();
-    enum transition_outcome rc = transition_run(&r->env, conn, &req, &out, &why);
+    req->consume_task_id = *is_attempt_start ? 0 : j->task_id;
+    return true;
+}
+
+static void count_transition(enum transition_outcome rc, int64_t us)
+{
     metrics_transition(rc == TRANSITION_APPLIED      ? METRICS_TRANSITION_APPLIED
                        : rc == TRANSITION_STALE      ? METRICS_TRANSITION_STALE
                        : rc == TRANSITION_LEASE_LOST ? METRICS_TRANSITION_LEASE_LOST
                        : rc == TRANSITION_NOT_FOUND  ? METRICS_TRANSITION_STALE
                                                      : METRICS_TRANSITION_ERROR,
-                       time_mono_us() - t0);
-    bool done = true;
+                       us);
+}
+
+/* A claimed attempt that no longer applies drops its task (in the caller's transaction, or on
+ * its own). */
+static void drop_stale_task(struct runner *r, PGconn *conn, const struct job *j)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->task_id);
+    const char *params[] = {id, r->owner};
+    PQclear(store_run(conn, STMT_TASK_DELETE, 2, params));
+}
+
+/* What follows a committed transition of job j (rc not TRANSITION_ERROR): the attempt it
+ * journaled as started is sent, the attempts it leased are dispatched, the rest is logged. */
+static void job_committed(struct runner *r, struct job *j, enum transition_outcome rc,
+                          const struct transition_request *req, struct transition_out *out,
+                          bool is_attempt_start)
+{
     switch (rc) {
     case TRANSITION_APPLIED:
         if (is_attempt_start)
             send_attempt(r, j->task_id, j->execution_id, j->workflow, j->version, j->step_id,
-                         j->attempt, req.in.compensation, j->payload, j->token);
-        runner_committed(r, &out, j->execution_id);
+                         j->attempt, req->in.compensation, j->payload, j->token);
+        runner_committed(r, out, j->execution_id);
         break;
     case TRANSITION_STALE:
-        attempt_dispatch_free_list(out.dispatches);
-        if (is_attempt_start) {
-            char id[24];
-            snprintf(id, sizeof id, "%lld", (long long)j->task_id);
-            const char *params[] = {id, r->owner};
-            PQclear(store_run(conn, STMT_TASK_DELETE, 2, params));
-        }
+        attempt_dispatch_free_list(out->dispatches);
         log_debug("input did not apply", "execution", j->execution_id, "step", j->step_id);
         break;
     case TRANSITION_NOT_FOUND:
@@ -352,47 +382,170 @@ static bool run_job(struct runner *r, struct job *j)
                  "step", j->step_id);
         break;
     case TRANSITION_ERROR:
-        log_warn("transition failed; will retry", "execution", j->execution_id, "error", why);
-        free(why);
-        done = false;
         break;
     }
+}
+
+/* Runs one job in its own transaction. Returns false when it should be tried again later
+ * (database trouble). */
+static bool run_job(struct runner *r, struct job *j)
+{
+    char *why = NULL;
+    PGconn *conn = store_acquire(r->pool, 5000, &why);
+    if (!conn) {
+        log_warn("database unavailable; will retry", "execution", j->execution_id, "error", why);
+        free(why);
+        return false;
+    }
+    struct transition_request req;
+    bool is_attempt_start = false;
+    if (!job_request(j, &req, &is_attempt_start)) {
+        store_release(r->pool, conn);
+        return true;
+    }
+    struct transition_out out;
+    int64_t t0 = time_mono_us();
+    enum transition_outcome rc = transition_run(&r->env, conn, &req, &out, &why);
+    count_transition(rc, time_mono_us() - t0);
+    if (rc == TRANSITION_ERROR) {
+        log_warn("transition failed; will retry", "execution", j->execution_id, "error", why);
+        free(why);
+        store_release(r->pool, conn);
+        return false;
+    }
+    if (rc == TRANSITION_STALE && is_attempt_start)
+        drop_stale_task(r, conn, j);
     store_release(r->pool, conn);
-    return done;
+    job_committed(r, j, rc, &req, &out, is_attempt_start);
+    return true;
+}
+
+/* A job that could not be applied: queued again after a pause, or given up after
+ * RESULT_GIVE_UP_MS (its task's lease then expires and the attempt is redone). */
+static void retry_later(struct runner *r, struct job *j)
+{
+    if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS || atomic_load(&r->stopping_workers)) {
+        log_warn("giving up on a job; its task will be redone after its lease expires", "execution",
+                 j->execution_id, "step", j->step_id);
+        job_free(j);
+        return;
+    }
+    usleep(DB_RETRY_DELAY_MS * 1000);
+    push_job(r, j);
+}
+
+static void run_alone(struct runner *r, struct job *j)
+{
+    if (run_job(r, j))
+        job_free(j);
+    else
+        retry_later(r, j);
+}
+
+struct batch_entry {
+    struct job *job;
+    size_t order; /* its place in the queue, so that one execution's jobs keep their order */
+    struct transition_request req;
+    struct transition_out out;
+    enum transition_outcome rc;
+    bool is_attempt_start;
+    bool skip; /* a task of an unknown kind: left in place */
+};
+
+static int by_execution(const void *x, const void *y)
+{
+    const struct batch_entry *a = x, *b = y;
+    int c = strcmp(a->job->execution_id, b->job->execution_id);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+/* Applies n jobs in one transaction with one commit, executions locked in id order. If any
+ * meets a database error, nothing of the batch is kept and each job runs again on its own. */
+static void run_batch(struct runner *r, struct job **jobs, size_t n)
+{
+    if (n == 1) {
+        run_alone(r, jobs[0]);
+        return;
+    }
+    struct batch_entry *e = xcalloc(n, sizeof *e);
+    for (size_t k = 0; k < n; k++) {
+        e[k].job = jobs[k];
+        e[k].order = k;
+    }
+    qsort(e, n, sizeof *e, by_execution);
+    char *why = NULL;
+    bool ok = false;
+    PGconn *conn = store_acquire(r->pool, 5000, &why);
+    if (conn && store_command(conn, "BEGIN") == 0) {
+        ok = true;
+        for (size_t k = 0; k < n && ok; k++) {
+            if (!job_request(e[k].job, &e[k].req, &e[k].is_attempt_start)) {
+                e[k].skip = true;
+                continue;
+            }
+            int64_t t0 = time_mono_us();
+            e[k].rc = transition_apply(&r->env, conn, &e[k].req, &e[k].out, &why);
+            count_transition(e[k].rc, time_mono_us() - t0);
+            if (e[k].rc == TRANSITION_ERROR || PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+                ok = false;
+                break;
+            }
+            if (e[k].rc == TRANSITION_STALE && e[k].is_attempt_start)
+                drop_stale_task(r, conn, e[k].job);
+        }
+        ok = ok && PQtransactionStatus(conn) == PQTRANS_INTRANS &&
+             store_command(conn, "COMMIT") == 0;
+        if (!ok && PQtransactionStatus(conn) != PQTRANS_IDLE)
+            store_command(conn, "ROLLBACK");
+    }
+    if (conn)
+        store_release(r->pool, conn);
+    if (!ok) {
+        log_debug("batch rolled back; its jobs run one by one", "error", why);
+        free(why);
+        for (size_t k = 0; k < n; k++) {
+            if (e[k].rc != TRANSITION_ERROR)
+                attempt_dispatch_free_list(e[k].out.dispatches);
+            run_alone(r, e[k].job);
+        }
+        free(e);
+        return;
+    }
+    free(why);
+    metrics_batch(n);
+    for (size_t k = 0; k < n; k++) {
+        if (!e[k].skip)
+            job_committed(r, e[k].job, e[k].rc, &e[k].req, &e[k].out, e[k].is_attempt_start);
+        job_free(e[k].job);
+    }
+    free(e);
 }
 
 static void *worker_main(void *arg)
 {
-    struct runner *r = arg;
+    struct worker_arg *wa = arg;
+    struct runner *r = wa->r;
+    struct worker_queue *q = &r->queues[wa->index];
+    struct job *batch[BATCH_MAX];
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        while (!r->head && !atomic_load(&r->stopping_workers))
-            pthread_cond_wait(&r->work, &r->lock);
-        struct job *j = r->head;
-        if (!j) {
-            pthread_mutex_unlock(&r->lock);
-            return NULL;
+        while (!q->head && !atomic_load(&r->stopping_workers))
+            pthread_cond_wait(&q->work, &r->lock);
+        size_t n = 0;
+        while (q->head && n < BATCH_MAX) {
+            struct job *j = q->head;
+            q->head = j->next;
+            batch[n++] = j;
         }
-        r->head = j->next;
-        if (!r->head)
-            r->tail = NULL;
+        if (!q->head)
+            q->tail = NULL;
         pthread_mutex_unlock(&r->lock);
-
-        if (!j->first_try_ms)
-            j->first_try_ms = time_mono_ms();
-        if (run_job(r, j)) {
-            job_free(j);
-            continue;
-        }
-        if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS ||
-            atomic_load(&r->stopping_workers)) {
-            log_warn("giving up on a job; its task will be redone after its lease expires",
-                     "execution", j->execution_id, "step", j->step_id);
-            job_free(j);
-            continue;
-        }
-        usleep(DB_RETRY_DELAY_MS * 1000);
-        push_job(r, j);
+        if (n == 0)
+            return NULL;
+        for (size_t k = 0; k < n; k++)
+            if (!batch[k]->first_try_ms)
+                batch[k]->first_try_ms = time_mono_ms();
+        run_batch(r, batch, n);
     }
 }
 
@@ -613,8 +766,13 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     r->env.lease_grace_ms = cfg->lease_grace_ms;
     r->pool = store_pool_new(cfg->database_url, (int)cfg->workers + 1);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->wake, NULL);
+    r->queues = xcalloc((size_t)cfg->workers, sizeof *r->queues);
+    r->worker_args = xcalloc((size_t)cfg->workers, sizeof *r->worker_args);
+    for (long i = 0; i < cfg->workers; i++) {
+        pthread_cond_init(&r->queues[i].work, NULL);
+        r->worker_args[i] = (struct worker_arg){r, i};
+    }
     atomic_init(&r->in_flight, 0);
     atomic_init(&r->starved, false);
     atomic_init(&r->stopping_workers, false);
@@ -647,7 +805,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     }
     r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
     for (long i = 0; i < cfg->workers; i++)
-        xthread_create(&r->workers[i], worker_main, r, "runner worker");
+        xthread_create(&r->workers[i], worker_main, &r->worker_args[i], "runner worker");
     xthread_create(&r->claimer, claimer_main, r, "runner claimer");
     xthread_create(&r->listener, listener_main, r, "runner listener");
     log_info("runner started", "owner", r->owner);
@@ -675,15 +833,21 @@ void runner_stop(struct runner *r, long grace_ms)
     wh_dispatcher_stop(r->wh, grace_ms);
     pthread_mutex_lock(&r->lock);
     atomic_store(&r->stopping_workers, true);
-    pthread_cond_broadcast(&r->work);
+    for (long i = 0; i < r->cfg.workers; i++)
+        pthread_cond_broadcast(&r->queues[i].work);
     pthread_mutex_unlock(&r->lock);
     for (long i = 0; i < r->cfg.workers; i++)
         pthread_join(r->workers[i], NULL);
-    while (r->head) {
-        struct job *j = r->head;
-        r->head = j->next;
-        job_free(j);
+    for (long i = 0; i < r->cfg.workers; i++) {
+        while (r->queues[i].head) {
+            struct job *j = r->queues[i].head;
+            r->queues[i].head = j->next;
+            job_free(j);
+        }
+        pthread_cond_destroy(&r->queues[i].work);
     }
+    free(r->queues);
+    free(r->worker_args);
     free(r->workers);
     /* Only now, with every result of ours journaled or given up, may the others take over. */
     liveness_free(r->liveness);
@@ -691,7 +855,6 @@ void runner_stop(struct runner *r, long grace_ms)
     store_pool_free(r->pool);
     wh_secrets_free(r->secrets);
     pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->work);
     pthread_cond_destroy(&r->wake);
     free(r);
 }
