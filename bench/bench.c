@@ -1,6 +1,8 @@
 /* keel-bench: starts N executions of a three-step workflow against a running keeld, keeping C
  * in flight with one libcurl multi handle, and measures executions/s, steps/s and the
- * start-to-completion latency of each execution. bench/run starts everything it needs. */
+ * start-to-completion latency of each execution. --mode timers, idle and for-each measure
+ * timers, waiting executions and one long for_each instead. bench/run starts everything it
+ * needs. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -43,7 +45,8 @@ struct options {
     long timeout_s; /* per execution, start to completion */
     long history;   /* executions whose history is read for the timeline */
     /* --mode timers|idle: start executions of a one-timer workflow without waiting for them
-     * (see timers_mode() and idle_mode()); NULL: the three-step benchmark. */
+     * (see timers_mode() and idle_mode()); --mode for-each: one execution of a for_each over
+     * N items (for_each_mode()); NULL: the three-step benchmark. */
     const char *mode;
     const char *sleep;  /* --sleep, the timer of --mode idle */
     long idle_window_s; /* --idle-window, the measured window of --mode idle */
@@ -62,6 +65,7 @@ static void usage(FILE *out)
 {
     fputs("usage: keel-bench --receiver URL [--url URL] [-n N] [-c C] [options]\n"
           "       keel-bench --mode timers|idle [--url URL] [-n N] [-c C] --pg-url URL\n"
+          "       keel-bench --mode for-each --receiver URL [-n N] [-c C] --pg-url URL\n"
           "       keel-bench --summary FILE [--floor-tps X]\n"
           "       keel-bench --version\n"
           "\n"
@@ -99,7 +103,14 @@ static void usage(FILE *out)
           "                        started C in flight; reports the CPU of the --cpu\n"
           "                        processes over --idle-window S seconds (default 10) before\n"
           "                        the starts and after them, and keeld's memory (the --cpu\n"
-          "                        process named keeld)\n",
+          "                        process named keeld)\n"
+          "  --mode for-each       ONE execution of one for_each over N items, C iterations at\n"
+          "                        once, each one activity step calling the receiver's /ok;\n"
+          "                        waits up to --timeout S for its end, checks its output and\n"
+          "                        the receiver's keys, and reports from the history in\n"
+          "                        --pg-url (required) how long the first and the last 1,000\n"
+          "                        steps took, keeld's CPU and memory (the --cpu process named\n"
+          "                        keeld) and the size of the execution's rows\n",
           out);
 }
 
@@ -277,6 +288,22 @@ static struct curl_slist *make_headers(const struct options *o)
  * {"echo": <the step's input>, "key": ..., "attempt": n}. */
 static char *workflow_definition(const struct options *o)
 {
+    if (o->mode && strcmp(o->mode, "for-each") == 0) {
+        /* One for_each over the input's items; each iteration calls /ok with its item, so the
+         * output is [{"echo": item, "key": "<id>/all/<index>/call", ...}, ...]. */
+        char *url = xasprintf("%s/ok", o->receiver);
+        json_t *def =
+            json_pack("{s:s, s:s, s:[{s:s, s:{s:s, s:I, s:[{s:s, s:{s:s, s:s}}]}}], s:s}", "name",
+                      o->workflow, "description",
+                      "keel-bench --mode for-each: one for_each of one activity step per item",
+                      "steps", "id", "all", "for_each", "items", "${input.items}", "concurrency",
+                      (json_int_t)o->concurrency, "steps", "id", "call", "activity", "url", url,
+                      "input", "${item}", "output", "${steps.all.output}");
+        char *text = json_dumps(def, JSON_COMPACT);
+        json_decref(def);
+        free(url);
+        return text;
+    }
     if (o->mode) {
         bool timers = strcmp(o->mode, "timers") == 0;
         json_t *def = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "name", o->workflow, "description",
@@ -1201,6 +1228,368 @@ static int idle_mode(const struct options *o, struct curl_slist *headers, CURLM 
     return started == 0 ? 0 : 1;
 }
 
+/* ---- --mode for-each ------------------------------------------------------------------------ */
+
+#define FOR_EACH_WINDOW 1000 /* the issue's first and last 1,000 steps */
+#define FOR_EACH_POLL_S 10   /* each long poll of the result, and a progress line as often */
+#define FOR_EACH_SHOWN  5    /* mismatches printed of each kind */
+
+/* Completed iterations of the for_each so far (their step rows), or -1. */
+static long for_each_progress(PGconn *pg, const char *id)
+{
+    const char *params[1] = {id};
+    PGresult *res = pg_row(pg,
+                           "SELECT count(*) FROM steps WHERE execution_id = $1 AND status = "
+                           "'completed' AND path ~ '^all/[0-9]+/call$'",
+                           1, params);
+    long done = res ? atol(PQgetvalue(res, 0, 0)) : -1;
+    PQclear(res);
+    return done;
+}
+
+/* The execution ended (exec is its result): it must have completed with the array of each
+ * iteration's /ok answer, in item order: element i is {"echo": i, "key": "<id>/all/<i>/call"}.
+ * Prints the first mismatches. */
+static bool for_each_output_ok(json_t *exec, const char *id, long n)
+{
+    const char *status = json_string_value(json_object_get(exec, "status"));
+    if (!status || strcmp(status, "completed") != 0) {
+        char *err = json_dumps(json_object_get(exec, "error"), JSON_COMPACT | JSON_ENCODE_ANY);
+        fprintf(stderr, "keel-bench: execution %s ended %s, error %.500s\n", id,
+                status ? status : "(no status)", err ? err : "null");
+        free(err);
+        return false;
+    }
+    json_t *output = json_object_get(exec, "output");
+    if (!json_is_array(output) || (long)json_array_size(output) != n) {
+        fprintf(stderr,
+                "keel-bench: execution %s: output is not an array of %ld elements (%s of %zu)\n",
+                id, n, json_is_array(output) ? "an array" : "not an array",
+                json_array_size(output));
+        return false;
+    }
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        json_t *el = json_array_get(output, (size_t)i);
+        json_t *echo = json_object_get(el, "echo");
+        const char *key = json_string_value(json_object_get(el, "key"));
+        char *want = xasprintf("%s/all/%ld/call", id, i);
+        if (!json_is_integer(echo) || json_integer_value(echo) != i || !key ||
+            strcmp(key, want) != 0) {
+            if (bad++ < FOR_EACH_SHOWN) {
+                char *got = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+                fprintf(stderr, "keel-bench: output[%ld] is %.300s, expected echo %ld, key %s\n", i,
+                        got ? got : "null", i, want);
+                free(got);
+            }
+        }
+        free(want);
+    }
+    if (bad)
+        fprintf(stderr, "keel-bench: %ld of %ld output elements out of place or wrong\n", bad, n);
+    return bad == 0;
+}
+
+/* The receiver's keys of the execution: each "<id>/all/<i>/call" delivered and applied exactly
+ * once, and no other key starting with "<id>/". Sets *nkeys to the keys of the execution seen.
+ * Prints the first mismatches. */
+static bool for_each_keys_ok(const struct options *o, const char *id, long n, long *nkeys)
+{
+    char *url = xasprintf("%s/_stats", o->receiver);
+    struct buf out = BUF_INIT;
+    char *why = NULL;
+    bool ok = false;
+    *nkeys = 0;
+    long status = request_sync(url, NULL, NULL, &out, &why);
+    json_t *j = status == 200 ? json_loads(out.data ? out.data : "", 0, NULL) : NULL;
+    json_t *keys = json_object_get(j, "keys");
+    if (!json_is_object(keys)) {
+        fprintf(stderr, "keel-bench: GET %s: %s\n", url, why ? why : "no keys in the answer");
+        goto Exit;
+    }
+    size_t plen = strlen(id);
+    const char *key;
+    json_t *v;
+    json_object_foreach(keys, key, v)
+    {
+        if (strncmp(key, id, plen) == 0 && key[plen] == '/')
+            (*nkeys)++;
+    }
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        char *k = xasprintf("%s/all/%ld/call", id, i);
+        json_t *e = json_object_get(keys, k);
+        json_int_t deliveries = json_integer_value(json_object_get(e, "deliveries"));
+        json_int_t applied = json_integer_value(json_object_get(e, "applied"));
+        if ((deliveries != 1 || applied != 1) && bad++ < FOR_EACH_SHOWN)
+            fprintf(stderr,
+                    "keel-bench: receiver key %s: %" JSON_INTEGER_FORMAT
+                    " deliveries, applied %" JSON_INTEGER_FORMAT ", expected 1 and 1\n",
+                    k, deliveries, applied);
+        free(k);
+    }
+    if (bad)
+        fprintf(stderr, "keel-bench: %ld of %ld iteration keys not delivered exactly once\n", bad,
+                n);
+    if (*nkeys != n)
+        fprintf(stderr, "keel-bench: the receiver saw %ld keys of execution %s, expected %ld\n",
+                *nkeys, id, n);
+    ok = bad == 0 && *nkeys == n;
+Exit:
+    json_decref(j);
+    free(why);
+    buf_free(&out);
+    free(url);
+    return ok;
+}
+
+/* One execution of one for_each over N items (o->executions), o->concurrency iterations at
+ * once, each one activity step calling the receiver's /ok. Reports from the history how long
+ * the first and the last FOR_EACH_WINDOW steps took (their step_completed events), keeld's CPU
+ * and memory, and the size of the execution's rows. */
+static int for_each_mode(const struct options *o, struct curl_slist *headers, PGconn *pg)
+{
+    if (!pg || !o->receiver) {
+        fprintf(stderr, "keel-bench: --mode for-each needs --pg-url and --receiver\n");
+        return 1;
+    }
+    const long n = o->executions;
+    if (n < 2) {
+        fprintf(stderr, "keel-bench: --mode for-each needs at least 2 items\n");
+        return 1;
+    }
+    int rc = 1;
+    char *url = NULL, *why = NULL, *id = NULL;
+    struct buf in = BUF_INIT, out = BUF_INIT;
+    json_t *exec = NULL;
+    PGresult *res = NULL;
+    double *t_ms = NULL;
+    long keeld_pid = 0;
+    for (int i = 0; i < o->ncpu; i++)
+        if (strcmp(o->cpu[i].name, "keeld") == 0)
+            keeld_pid = o->cpu[i].pid;
+
+    struct receiver_stats rs0 = {0}, rs1 = {0};
+    bool have_stats = receiver_stats_get(o, &rs0) == 0;
+    struct pg_counters pg0 = {0, 0}, pg1 = {0, 0};
+    bool have_pg = pg_counters_get(pg, &pg0) == 0;
+    struct cpu_snap c0, c1;
+    cpu_snap_take(o, &c0);
+
+    /* Start it: {"items": [0, 1, ..., n - 1]}. */
+    buf_puts(&in, "{\"input\":{\"items\":[");
+    for (long i = 0; i < n; i++)
+        buf_printf(&in, "%s%ld", i ? "," : "", i);
+    buf_puts(&in, "]}}");
+    url = xasprintf("%s/v1/workflows/%s/executions", o->url, o->workflow);
+    int64_t t0_us = now_us();
+    long status = request_sync(url, in.data, headers, &out, &why);
+    json_t *j = status == 201 ? json_loads(out.data ? out.data : "", 0, NULL) : NULL;
+    if (json_string_value(json_object_get(j, "id")))
+        id = xstrdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    if (!id) {
+        fprintf(stderr, "keel-bench: POST %s answered %ld: %.500s\n", url, status,
+                why ? why : (out.data ? out.data : ""));
+        goto Exit;
+    }
+    fprintf(stderr, "keel-bench: execution %s: one for_each over %ld items, %ld at once\n", id, n,
+            o->concurrency);
+
+    /* Wait for its end, with a progress line at each long poll that answers 202. On the
+     * timeout, what follows reports the steps completed so far (and fails the checks). */
+    free(url);
+    url = xasprintf("%s/v1/executions/%s/result?wait=%d", o->url, id, FOR_EACH_POLL_S);
+    int64_t t1_us;
+    bool timed_out = false;
+    for (;;) {
+        free(why);
+        why = NULL;
+        status = request_sync(url, NULL, headers, &out, &why);
+        t1_us = now_us();
+        if (status == 200) {
+            exec = json_loads(out.data ? out.data : "", 0, NULL);
+            break;
+        }
+        if (status != 202) {
+            fprintf(stderr, "keel-bench: GET %s answered %ld: %.500s\n", url, status,
+                    why ? why : (out.data ? out.data : ""));
+            goto Exit;
+        }
+        double elapsed_s = (double)(t1_us - t0_us) / 1e6;
+        long done = for_each_progress(pg, id);
+        if (elapsed_s > (double)o->timeout_s) {
+            fprintf(stderr,
+                    "keel-bench: TIMEOUT: execution %s has not ended %ld s after its start "
+                    "(%ld of %ld iterations completed); giving up (--timeout)\n",
+                    id, o->timeout_s, done, n);
+            timed_out = true;
+            break;
+        }
+        fprintf(stderr, "keel-bench: %.0f s: %ld of %ld iterations completed\n", elapsed_s, done,
+                n);
+    }
+    cpu_snap_take(o, &c1);
+    long rss = 0, hwm = 0;
+    proc_memory_kb(keeld_pid, &rss, &hwm);
+    have_pg = have_pg && pg_counters_get(pg, &pg1) == 0;
+    have_stats = have_stats && receiver_stats_get(o, &rs1) == 0;
+
+    /* Correctness: completed, the output in item order, each key delivered once. */
+    bool output_ok = exec && for_each_output_ok(exec, id, n);
+    long nkeys = 0;
+    bool keys_ok = !timed_out && for_each_keys_ok(o, id, n, &nkeys);
+    json_int_t d_deliv = rs1.deliveries - rs0.deliveries, d_applied = rs1.applied - rs0.applied,
+               d_dup = rs1.duplicates - rs0.duplicates,
+               d_badsig = rs1.bad_signatures - rs0.bad_signatures;
+    bool receiver_ok =
+        have_stats && keys_ok && d_deliv == n && d_applied == n && d_dup == 0 && d_badsig == 0;
+
+    /* The steps' completion times, in ms after execution_started, in order. */
+    const char *params[1] = {id};
+    res = PQexecParams(
+        pg,
+        "SELECT extract(epoch FROM e.at - s.at) * 1000 FROM events e, "
+        "(SELECT at FROM events WHERE execution_id = $1 AND type = 'execution_started') s "
+        "WHERE e.execution_id = $1 AND e.type = 'step_completed' AND e.path ~ '^all/[0-9]+/call$' "
+        "ORDER BY e.at, e.seq",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "keel-bench: query failed: %s", PQerrorMessage(pg));
+        goto Exit;
+    }
+    long nt = PQntuples(res);
+    t_ms = xcalloc((size_t)(nt > 0 ? nt : 1), sizeof *t_ms);
+    for (long i = 0; i < nt; i++)
+        t_ms[i] = atof(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    res = NULL;
+    bool events_ok = nt == n;
+    if (!events_ok) {
+        fprintf(stderr, "keel-bench: %ld step_completed events of all/<i>/call, expected %ld\n", nt,
+                n);
+        if (nt < 2)
+            goto Exit;
+    }
+    /* The window: 1,000 steps, or half of them when there are fewer than 2,000. */
+    long w = nt >= 2 * FOR_EACH_WINDOW ? FOR_EACH_WINDOW : nt / 2;
+    double total_ms = t_ms[nt - 1];
+    double first_ms = t_ms[w - 1];
+    double last_ms = t_ms[nt - 1] - t_ms[nt - 1 - w];
+    double ratio = first_ms > 0 ? last_ms / first_ms : 1e9; /* JSON has no infinity */
+    double steps_per_s = total_ms > 0 ? 1000.0 * (double)nt / total_ms : 0;
+    json_t *blocks = json_array();
+    struct buf bl = BUF_INIT;
+    for (long k = 0; (k + 1) * w <= nt; k++) {
+        double ms = t_ms[(k + 1) * w - 1] - (k ? t_ms[k * w - 1] : 0);
+        json_array_append_new(blocks, json_real(round(ms)));
+        buf_printf(&bl, "%s%.0f", k ? " " : "", ms);
+    }
+
+    /* The execution's rows: the state (rewritten whole at each transition), its step rows and
+     * its events. pg_column_size is the stored size (compressed when PostgreSQL compressed it). */
+    res = pg_row(
+        pg,
+        "SELECT pg_column_size(e.state), octet_length(e.state::text), "
+        "coalesce(pg_column_size(e.output), 0), pg_column_size(e.*), "
+        "(SELECT count(*) FROM steps WHERE execution_id = $1), "
+        "(SELECT coalesce(sum(pg_column_size(s.*)), 0) FROM steps s WHERE s.execution_id = $1), "
+        "(SELECT count(*) FROM events WHERE execution_id = $1), "
+        "(SELECT coalesce(sum(pg_column_size(v.*)), 0) FROM events v WHERE v.execution_id = $1) "
+        "FROM executions e WHERE e.id = $1",
+        1, params);
+    if (!res)
+        goto Exit;
+    long long sz[8];
+    for (int i = 0; i < 8; i++)
+        sz[i] = atoll(PQgetvalue(res, 0, i));
+    PQclear(res);
+    res = NULL;
+
+    json_t *cpu = cpu_between(o, &c0, &c1);
+    double wall_s = (double)(c1.t_us - c0.t_us) / 1e6;
+    double keeld_us =
+        json_number_value(json_object_get(cpu, "keeld")) / 100 * wall_s * 1e6 / (double)n;
+    double pg_us =
+        json_number_value(json_object_get(cpu, "postgres")) / 100 * wall_s * 1e6 / (double)n;
+    double client_s = (double)(t1_us - t0_us) / 1e6;
+    bool met = output_ok && events_ok && ratio <= 1.5;
+    const char *exec_status =
+        timed_out ? "TIMEOUT" : json_string_value(json_object_get(exec, "status"));
+    if (timed_out)
+        printf("TIMEOUT after %.0f s: the figures below are those of the %ld steps completed by "
+               "then\n",
+               client_s, nt);
+
+    printf("for_each: execution %s, %ld items, %ld at once: %s; output %s; receiver: "
+           "%" JSON_INTEGER_FORMAT " deliveries, %" JSON_INTEGER_FORMAT
+           " applied, %" JSON_INTEGER_FORMAT " duplicates, %" JSON_INTEGER_FORMAT
+           " bad signatures, %ld distinct keys <id>/all/<i>/call "
+           "of %ld: %s\n",
+           id, n, o->concurrency, exec_status ? exec_status : "(no status)",
+           output_ok ? "an array of N in item order: ok" : "WRONG", d_deliv, d_applied, d_dup,
+           d_badsig, nkeys, n, receiver_ok ? "ok" : "MISMATCH");
+    printf("time: %.3f s from execution_started to the last step_completed (client, start request "
+           "to result: %.3f s): %.1f steps/s\n",
+           total_ms / 1000, client_s, steps_per_s);
+    printf("first %ld steps: %.3f s (from execution_started); last %ld steps: %.3f s; last / "
+           "first = %.2f\n",
+           w, first_ms / 1000, w, last_ms / 1000, ratio);
+    printf("ms per %ld steps, in order: %s\n", w, bl.data ? bl.data : "-");
+    printf("target: the last %ld steps take at most 1.5x as long as the first %ld (the issue: "
+           "1,000 of 10,000 items): %.2fx: %s\n",
+           w, w, ratio, met ? "met" : "MISSED");
+    printf("keeld at the end: VmRSS %.1f MB, VmHWM %.1f MB; CPU per step: keeld %.0f us, postgres "
+           "%.0f us\n",
+           (double)rss / 1024, (double)hwm / 1024, keeld_us, pg_us);
+    print_cpu("during the run", cpu);
+    if (have_pg)
+        printf("postgres: %.2f write transactions and %.0f WAL bytes per step\n",
+               (double)(pg1.xids - pg0.xids) / (double)n,
+               (double)(pg1.wal_bytes - pg0.wal_bytes) / (double)n);
+    printf("rows of the execution (pg_column_size): state %lld bytes (%lld bytes of JSON text), "
+           "output %lld, execution row %lld; %lld step rows, %lld bytes; %lld events, %lld bytes\n",
+           sz[0], sz[1], sz[2], sz[3], sz[4], sz[5], sz[6], sz[7]);
+    json_t *pgj = have_pg
+                      ? json_pack("{s:f, s:f}", "write_transactions_per_step",
+                                  round(100.0 * (double)(pg1.xids - pg0.xids) / (double)n) / 100,
+                                  "wal_bytes_per_step",
+                                  round((double)(pg1.wal_bytes - pg0.wal_bytes) / (double)n))
+                      : json_null();
+    json_t *res_j = json_pack(
+        "{s:s, s:I, s:I, s:s, s:s, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:o, s:b, s:o, "
+        "s:{s:I, s:I}, s:{s:f, s:f}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+        "s:{s:b, s:b, s:b}, s:{s:I, s:I, s:I, s:I, s:I}}",
+        "bench", "keel-for-each", "items", (json_int_t)n, "concurrency", (json_int_t)o->concurrency,
+        "execution", id, "status", exec_status ? exec_status : "", "seconds",
+        round(total_ms) / 1000, "client_seconds", round(client_s * 1000) / 1000, "steps_per_s",
+        round(steps_per_s * 10) / 10, "window", (json_int_t)w, "first_window_s",
+        round(first_ms) / 1000, "last_window_s", round(last_ms) / 1000, "last_over_first",
+        round(ratio * 100) / 100, "window_ms", blocks, "target_met", met, "cpu_percent", cpu,
+        "keeld_kb", "rss", (json_int_t)rss, "hwm", (json_int_t)hwm, "cpu_us_per_step", "keeld",
+        round(keeld_us), "postgres", round(pg_us), "postgres", pgj, "rows", "state_bytes",
+        (json_int_t)sz[0], "state_text_bytes", (json_int_t)sz[1], "output_bytes", (json_int_t)sz[2],
+        "execution_row_bytes", (json_int_t)sz[3], "steps", (json_int_t)sz[4], "steps_bytes",
+        (json_int_t)sz[5], "events", (json_int_t)sz[6], "events_bytes", (json_int_t)sz[7], "checks",
+        "output_ok", output_ok, "events_ok", events_ok, "receiver_ok", receiver_ok, "receiver",
+        "deliveries", d_deliv, "applied", d_applied, "duplicates", d_dup, "bad_signatures",
+        d_badsig, "keys", (json_int_t)nkeys);
+    emit_json(o, res_j);
+    json_decref(res_j);
+    buf_free(&bl);
+    rc = output_ok && events_ok && receiver_ok ? 0 : 1;
+Exit:
+    PQclear(res);
+    free(t_ms);
+    json_decref(exec);
+    buf_free(&in);
+    buf_free(&out);
+    free(why);
+    free(id);
+    free(url);
+    return rc;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1309,7 +1698,8 @@ int main(int argc, char **argv)
             break;
         case OPT_MODE:
             o.mode = optarg;
-            bad |= strcmp(optarg, "timers") != 0 && strcmp(optarg, "idle") != 0;
+            bad |= strcmp(optarg, "timers") != 0 && strcmp(optarg, "idle") != 0 &&
+                   strcmp(optarg, "for-each") != 0;
             break;
         case OPT_SLEEP:
             o.sleep = optarg;
@@ -1329,9 +1719,12 @@ int main(int argc, char **argv)
     }
     if (summary && !bad && optind == argc)
         return print_summary(summary, floor_tps);
+    bool for_each = o.mode && strcmp(o.mode, "for-each") == 0;
     if (o.mode && strcmp(o.workflow, "keel-bench") == 0)
-        o.workflow = strcmp(o.mode, "timers") == 0 ? "keel-bench-timers" : "keel-bench-idle";
-    if (bad || optind != argc || (!o.receiver && !o.mode)) {
+        o.workflow = for_each                        ? "keel-bench-for-each"
+                     : strcmp(o.mode, "timers") == 0 ? "keel-bench-timers"
+                                                     : "keel-bench-idle";
+    if (bad || optind != argc || (!o.receiver && (!o.mode || for_each))) {
         if (!o.receiver && !bad)
             fprintf(stderr, "keel-bench: --receiver is required\n");
         usage(stderr);
@@ -1370,6 +1763,10 @@ int main(int argc, char **argv)
 
     /* Execution numbers differ from run to run, so outputs cannot be confused with old ones. */
     long base = (long)(time(NULL) % 100000) * 100000000L;
+    if (for_each) {
+        exit_code = for_each_mode(&o, headers, pg);
+        goto Exit;
+    }
     if (o.mode) {
         exit_code = strcmp(o.mode, "timers") == 0 ? timers_mode(&o, headers, multi, slots, pg, base)
                                                   : idle_mode(&o, headers, multi, slots, pg, base);

@@ -384,8 +384,27 @@ static size_t loops_of(const struct run *r, long i, size_t *idx, size_t *iters, 
  * the result of the instance of that step the template can see: the same iteration's for a
  * step inside the loops around i, the only one for a step outside every loop; and "item",
  * "index" and "loops" describe the loops around i. Borrowed; valid until the call ends. */
+/* Reads the execution's input into ctx when the templates of instance i (-1: the output) may
+ * use it and it is not there yet. */
+static void need_input(struct run *r, long i)
+{
+    const struct engine_loader *l = r->st->loader;
+    if (!l || !l->input || json_object_get(r->ctx, "input"))
+        return;
+    if (!(i < 0 ? r->p->output_reads_input : N(r, (size_t)i)->reads_input))
+        return;
+    json_t *input = NULL;
+    if (l->input(l->arg, &input) != 0 || !input) {
+        r->load_failed = true;
+        input = json_null();
+    }
+    json_object_set_new(r->ctx, "input", input);
+    drop_scope(r);
+}
+
 static const json_t *scope_ctx(struct run *r, long i)
 {
+    need_input(r, i);
     if (!r->p->nested)
         return r->ctx;
     if (r->scope && r->scope_of == i)
@@ -836,18 +855,6 @@ static void set_active(struct run *r, size_t i)
         S(r, s->parent)->cursor = N(r, i)->index;
 }
 
-/* The output of the last step of sequence instance seq (null when it has none). New ref. */
-static json_t *sequence_output(struct run *r, size_t seq)
-{
-    const struct engine_plan_node *n = N(r, seq);
-    const struct engine_plan_node *last = &n->children[n->n_children - 1];
-    char *path = xasprintf("%s/%s", S(r, seq)->path, last->id);
-    const json_t *out =
-        json_object_get(json_object_get(json_object_get(r->ctx, "steps"), path), "output");
-    free(path);
-    return out ? json_deep_copy(out) : json_null();
-}
-
 /* Evaluates a for_each's items and checks them; NULL with *error set when they are no array or
  * too many. */
 static json_t *for_each_items(struct run *r, size_t i, json_t **error)
@@ -978,10 +985,12 @@ static void for_each_fill(struct run *r, size_t f)
                 r->load_failed = true;
                 break;
             }
-            S(r, f)->next_item++;
             S(r, f)->running++;
             mark_changed(r, f);
+            /* Before next_item moves past pos, so that child_instance knows the iteration is
+             * new and does not look for it in storage. */
             k = child_instance(r, f, &N(r, f)->children[0], pos);
+            S(r, f)->next_item++;
             json_decref(S(r, k)->item);
             S(r, k)->item = item ? item : json_null();
             enter_node(r, k);
@@ -996,26 +1005,37 @@ static void for_each_fill(struct run *r, size_t f)
  * each iteration, in item order]. New reference. */
 static json_t *container_output(struct run *r, size_t c)
 {
-    need_all(r);
     const struct engine_plan_node *n = N(r, c);
-    if (n->kind == ENGINE_NODE_PARALLEL) {
-        json_t *out = json_object();
-        for (size_t b = 0; b < n->n_children; b++) {
-            char *path = xasprintf("%s/%s", S(r, c)->path, n->children[b].branch);
-            long k = engine_state_find(r->st, path);
-            free(path);
-            json_object_set_new(out, n->children[b].branch,
-                                k >= 0 ? sequence_output(r, (size_t)k) : json_null());
-        }
-        return out;
+    bool par = n->kind == ENGINE_NODE_PARALLEL;
+    size_t count = par ? n->n_children : S(r, c)->n_items;
+    /* The path of the last step of each branch or iteration: only those rows are needed (read
+     * in one go when not loaded), not the whole execution. */
+    char **paths = xcalloc(count ? count : 1, sizeof *paths);
+    const char **missing = xcalloc(count ? count : 1, sizeof *missing);
+    size_t n_missing = 0;
+    json_t *steps = json_object_get(r->ctx, "steps");
+    for (size_t k = 0; k < count; k++) {
+        const struct engine_plan_node *seq = par ? &n->children[k] : &n->children[0];
+        const char *last = seq->children[seq->n_children - 1].id;
+        paths[k] = par ? xasprintf("%s/%s/%s", S(r, c)->path, seq->branch, last)
+                       : xasprintf("%s/%zu/%s", S(r, c)->path, k, last);
+        if (!json_object_get(json_object_get(steps, paths[k]), "output"))
+            missing[n_missing++] = paths[k];
     }
-    json_t *out = json_array();
-    for (size_t pos = 0; pos < S(r, c)->n_items; pos++) {
-        char *path = xasprintf("%s/%zu", S(r, c)->path, pos);
-        long k = engine_state_find(r->st, path);
-        free(path);
-        json_array_append_new(out, k >= 0 ? sequence_output(r, (size_t)k) : json_null());
+    need_paths(r, missing, n_missing);
+    steps = json_object_get(r->ctx, "steps");
+    json_t *out = par ? json_object() : json_array();
+    for (size_t k = 0; k < count; k++) {
+        const json_t *o = json_object_get(json_object_get(steps, paths[k]), "output");
+        json_t *v = o ? json_deep_copy(o) : json_null();
+        if (par)
+            json_object_set_new(out, n->children[k].branch, v);
+        else
+            json_array_append_new(out, v);
+        free(paths[k]);
     }
+    free(paths);
+    free(missing);
     return out;
 }
 
@@ -1339,7 +1359,8 @@ static void enter_step(struct run *r, size_t i)
         int64_t until = sleep_until_time(r, i, &error);
         if (error)
             goto Fail;
-        s->started_at_ms = r->now;
+        /* Evaluating the time may have loaded instances, moving st->steps: s is stale. */
+        S(r, i)->started_at_ms = r->now;
         start_timer(r, i, until > r->now ? until : r->now);
         return;
     }

@@ -194,6 +194,9 @@ struct engine_loader {
     int (*load_all)(void *arg, struct engine_state *st, json_t *ctx);
     /* Sets *out to a new reference to element index of the items of the for_each at path. */
     int (*item)(void *arg, const char *path, size_t index, json_t **out);
+    /* Sets *out to a new reference to the execution's input (read only when a template may
+     * use it: ctx.input is then absent until this is called). NULL: ctx always holds it. */
+    int (*input)(void *arg, json_t **out);
 };
 
 struct engine_state {

@@ -162,7 +162,27 @@ struct ref_list {
     const struct engine_plan *p;
     json_t *seen; /* {id: true} */
     json_t *ids;  /* [id, ...] in first-seen order */
+    bool input;   /* a template may read the execution's input */
 };
+
+/* True when a string of tmpl holds an expression and the word "input": it may read the
+ * execution's input (a false alarm only costs reading the input when it is not needed). */
+static bool mentions_input(const json_t *tmpl)
+{
+    if (json_is_string(tmpl)) {
+        const char *s = json_string_value(tmpl);
+        return strstr(s, "${") && strstr(s, "input");
+    }
+    size_t i;
+    const char *key;
+    json_t *v;
+    if (json_is_array(tmpl)) {
+        json_array_foreach(tmpl, i, v) if (mentions_input(v)) return true;
+    } else if (json_is_object(tmpl)) {
+        json_object_foreach((json_t *)tmpl, key, v) if (mentions_input(v)) return true;
+    }
+    return false;
+}
 
 static void on_ref(void *arg, const char *pointer, const char *expr, const char *step_id)
 {
@@ -177,8 +197,10 @@ static void on_ref(void *arg, const char *pointer, const char *expr, const char 
 
 static void refs_of_template(struct ref_list *l, const json_t *tmpl)
 {
-    if (tmpl)
+    if (tmpl) {
         (void)expr_check_template(tmpl, on_ref, NULL, l);
+        l->input = l->input || mentions_input(tmpl);
+    }
 }
 
 static void refs_of_call(struct ref_list *l, const struct defn_activity *a)
@@ -189,10 +211,12 @@ static void refs_of_call(struct ref_list *l, const struct defn_activity *a)
     refs_of_template(l, a->input);
 }
 
-/* The ids node n's templates read (the root: the output's). New array. */
-static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_plan_node *n)
+/* The ids node n's templates read (the root: the output's). New array. Sets *input when they
+ * may read the execution's input. */
+static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_plan_node *n,
+                            bool *input)
 {
-    struct ref_list l = {p, json_object(), json_array()};
+    struct ref_list l = {p, json_object(), json_array(), false};
     const struct defn_step *ds = n->step;
     if (!n->parent) {
         refs_of_template(&l, p->d->output);
@@ -205,6 +229,7 @@ static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_pla
         refs_of_template(&l, ds->items);
     }
     json_decref(l.seen);
+    *input = l.input;
     return l.ids;
 }
 
@@ -214,7 +239,12 @@ static void collect_refs(struct engine_plan *p)
     json_t **ids = xcalloc(p->n_nodes, sizeof *ids);
     size_t total = 0;
     for (size_t k = 0; k < p->n_nodes; k++) {
-        ids[k] = node_ref_ids(p, &p->nodes[k]);
+        bool input = false;
+        ids[k] = node_ref_ids(p, &p->nodes[k], &input);
+        if (k == 0)
+            p->output_reads_input = input;
+        else
+            p->nodes[k].reads_input = input;
         total += json_array_size(ids[k]);
     }
     p->refs_pool = xcalloc(total ? total : 1, sizeof *p->refs_pool);

@@ -78,6 +78,7 @@ struct engine_plan_node {
      * sleep_until or items), each once: what an evaluation needs loaded. */
     const struct engine_plan_node **refs; /* points into the plan's refs pool */
     size_t n_refs;
+    bool reads_input; /* one of those templates may read ${input...} */
 };
 
 struct engine_plan {
@@ -92,6 +93,7 @@ struct engine_plan {
                       templates in a scope (engine.c); false keeps the flat fast path */
     const struct engine_plan_node **output_refs; /* the steps the definition's output reads */
     size_t n_output_refs;
+    bool output_reads_input;                   /* the definition's output may read ${input...} */
     const struct engine_plan_node **refs_pool; /* owned; every node's refs */
     size_t max_items; /* for_each: the most items an execution may iterate over; more fails the
                          step ("too_many_items"). ENGINE_PLAN_DEFAULT_MAX_ITEMS unless the

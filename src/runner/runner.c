@@ -532,13 +532,27 @@ static void *worker_main(void *arg)
         while (!q->head && !atomic_load(&r->stopping_workers))
             pthread_cond_wait(&q->work, &r->lock);
         size_t n = 0;
-        while (q->head && n < BATCH_MAX) {
-            struct job *j = q->head;
-            q->head = j->next;
+        /* At most one job per execution in a batch: the next ones wait for the next batch, in
+         * order. Several updates of one row in one transaction cannot be HOT (the page keeps
+         * every version until the commit), and an execution updated dozens of times per batch
+         * fills its index entries with versions every later read walks through. */
+        struct job **link = &q->head, *last = NULL;
+        while (*link && n < BATCH_MAX) {
+            struct job *j = *link;
+            bool seen = false;
+            for (size_t k = 0; k < n && !seen; k++)
+                seen = strcmp(batch[k]->execution_id, j->execution_id) == 0;
+            if (seen) {
+                last = j;
+                link = &j->next;
+                continue;
+            }
+            *link = j->next;
             batch[n++] = j;
         }
-        if (!q->head)
-            q->tail = NULL;
+        q->tail = last;
+        for (struct job *t = q->head; t; t = t->next)
+            q->tail = t;
         pthread_mutex_unlock(&r->lock);
         if (n == 0)
             return NULL;

@@ -454,15 +454,35 @@ static int load_item(void *arg, const char *path, size_t index, json_t **out)
     return *out ? 0 : -1;
 }
 
-/* The expression context from the execution's input and its steps' results, or NULL when they
- * do not read back (a step would otherwise see a false "has no output yet"). */
+static int load_input(void *arg, json_t **out)
+{
+    struct row_loader *l = arg;
+    const char *params[] = {l->exec_id};
+    PGresult *r;
+    *out = NULL;
+    if (!loader_query(l, STMT_EXEC_INPUT, 1, params, &r))
+        return -1;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        *out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    PQclear(r);
+    return *out ? 0 : -1;
+}
+
+/* The expression context: the execution's id and workflow, its input when input_text is not
+ * NULL (else the engine reads it through the loader when a template needs it), and an empty
+ * "steps" for the rows to fill in. NULL when the input does not read back (a step would
+ * otherwise see a false "has no output yet"). */
 static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text)
 {
-    json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    if (!input)
-        return NULL;
     json_t *ctx = json_object();
-    json_object_set_new(ctx, "input", input);
+    if (input_text) {
+        json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (!input) {
+            json_decref(ctx);
+            return NULL;
+        }
+        json_object_set_new(ctx, "input", input);
+    }
     json_object_set_new(ctx, "steps", json_object());
     json_object_set_new(ctx, "execution",
                         json_pack("{s:s, s:s}", "id", exec_id, "workflow", workflow));
@@ -668,7 +688,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct pending p = {0};
     struct apply a = {0};
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
-    struct engine_loader loader = {&rl, load_paths, load_all, load_item};
+    struct engine_loader loader = {&rl, load_paths, load_all, load_item, load_input};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
          *error = NULL, *wf = NULL, *drops = NULL;
     struct engine_input *in = &req->in;
@@ -725,7 +745,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         goto done;
     const struct defn *d = plan->d;
     state_json = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
-    ctx = build_ctx(exec_id, wf, PQgetvalue(r, 0, 4));
+    ctx = build_ctx(exec_id, wf, PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4));
     if (!ctx) {
         *why = xasprintf("execution %s has an input this keeld cannot read", exec_id);
         goto done;

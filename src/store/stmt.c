@@ -73,10 +73,16 @@ static const struct {
                         "WHERE t.id = $2::bigint FOR UPDATE) FROM e"},
     [STMT_EXEC_LOCKED_READ] =
         {"exec_locked_read",
-         "SELECT e.workflow, e.version, e.status, e.state::text, e.input::text, e.last_seq, "
-         "(SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = e.id AND "
-         "(s.parent_path IS NULL OR s.path = ANY($3::text[]) OR (s.parent_path = "
-         "ANY($3::text[]) AND s.kind IS DISTINCT FROM 'iteration'))), "
+         /* The input is read only when a template may use it (STMT_EXEC_INPUT): it can be
+          * large, and most transitions do not. */
+         "SELECT e.workflow, e.version, e.status, e.state::text, NULL::text, e.last_seq, "
+         /* Three disjoint parts, each a plain index scan (a bitmap scan would not skip the
+          * dead index entries that a row updated thousands of times leaves behind). */
+         "(SELECT " STEP_ROWS_JSON " FROM (SELECT * FROM steps s WHERE s.execution_id = e.id "
+         "AND s.parent_path IS NULL UNION ALL SELECT * FROM steps s WHERE s.execution_id = "
+         "e.id AND s.parent_path IS NOT NULL AND s.path = ANY($3::text[]) UNION ALL SELECT * "
+         "FROM steps s WHERE s.execution_id = e.id AND s.parent_path = ANY($3::text[]) AND "
+         "s.kind <> 'iteration' AND s.path <> ALL($3::text[])) s), "
          "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
          "FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
@@ -84,12 +90,13 @@ static const struct {
                          "s.path = ANY($2::text[])"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
                              "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
+    [STMT_EXEC_INPUT] = {"exec_input", "SELECT input::text FROM executions WHERE id = $1"},
     [STMT_STEPS_ITEM] = {"steps_item",
                          "SELECT (s.items -> $3::int)::text FROM steps s WHERE s.execution_id = $1 "
                          "AND s.path = $2"},
     [STMT_STEPS_WAITING] = {"steps_waiting",
-                            "SELECT s.path FROM steps s WHERE s.execution_id = $1 AND s.status = "
-                            "'waiting'"},
+                            "SELECT s.path FROM steps s WHERE s.execution_id = $1 AND s.kind = "
+                            "'wait' AND s.status = 'waiting'"},
     /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
      * the same snapshot, which is what we want: the consumed task and the cancelled ones are
      * those that existed before, never the ones inserted here.
@@ -103,8 +110,8 @@ static const struct {
          "cancelled AS (DELETE FROM tasks WHERE $7::bool AND execution_id = $1 AND "
          "id IS DISTINCT FROM $2::bigint RETURNING id), "
          "dropped AS (DELETE FROM tasks t USING jsonb_to_recordset($16::jsonb) AS c(kind text, "
-         "step text) WHERE t.execution_id = $1 AND t.kind = c.kind AND t.step = c.step AND "
-         "t.id IS DISTINCT FROM $2::bigint RETURNING t.id), "
+         "step text) WHERE $16::jsonb <> '[]'::jsonb AND t.execution_id = $1 AND t.kind = "
+         "c.kind AND t.step = c.step AND t.id IS DISTINCT FROM $2::bigint RETURNING t.id), "
          "ev AS (INSERT INTO events (execution_id, seq, type, step, path, attempt, at, data) "
          "SELECT $1, e.seq, e.type, e.step, e.path, e.attempt, $13::timestamptz, "
          "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
@@ -126,7 +133,10 @@ static const struct {
          "started_at timestamptz, completed_at timestamptz, last_error jsonb, "
          "last_error_set bool, next_attempt_at timestamptz, due_at timestamptz, heartbeat jsonb, "
          "heartbeat_set bool, engine jsonb, items jsonb, items_set bool) "
-         "LEFT JOIN steps o ON o.execution_id = $1 AND o.path = s.path "
+         /* One index lookup per row written (a hash join would read every row of the
+          * execution, thousands in a large for_each). */
+         "LEFT JOIN LATERAL (SELECT o.last_error, o.heartbeat, o.items FROM steps o WHERE "
+         "o.execution_id = $1 AND o.path = s.path) o ON true "
          "ON CONFLICT (execution_id, path) DO UPDATE SET status = EXCLUDED.status, "
          "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
          "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "

@@ -42,6 +42,7 @@ enum store_stmt {
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */
     STMT_STEPS_ITEM,            /* $1 execution, $2 for_each path, $3 index -> the element */
     STMT_STEPS_WAITING,         /* $1 execution -> paths of the waiting steps */
+    STMT_EXEC_INPUT,            /* $1 execution -> its input, as text */
     STMT__COUNT
 };
 

@@ -248,7 +248,18 @@ static void test_paused_keeld_loses_its_locks(void **state)
     keeld_start(&a, db, env_a, NULL);
     keeld_start(&b, db, env_b, NULL);
     register_wait_workflow(&a, "pausy", &receiver);
-    start_exec(&a, "pausy", "{\"id\": \"paused-1\", \"input\": 7}");
+    /* A may stop (journaling the attempt's result) before it has written the start's answer:
+     * the start is checked in the database instead of waiting for that answer. */
+    struct hreply sr;
+    const char *sbody = "{\"id\": \"paused-1\", \"input\": 7}";
+    if (http_do(a.base_url, "POST", "/v1/workflows/pausy/executions", "application/json", sbody,
+                strlen(sbody), NULL, 3000, &sr) == 0 &&
+        sr.status != 201)
+        fail_msg("start paused-1: %ld %s", sr.status, sr.body);
+    hreply_free(&sr);
+    struct count_check started = {db, "SELECT count(*) FROM executions WHERE id = 'paused-1'", 1};
+    if (!wait_for(count_is, &started, 30000))
+        fail_msg("paused-1 was not started");
 
     /* A got the receiver's answer and stopped while journaling it, the lock held. */
     if (!wait_for(is_stopped, &a, 30000))
