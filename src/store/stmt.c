@@ -77,17 +77,23 @@ static const struct {
           * large, and most transitions do not. */
          "SELECT e.workflow, e.version, e.status, e.state::text, NULL::text, e.last_seq, "
          /* Three disjoint parts, each a plain index scan (a bitmap scan would not skip the
-          * dead index entries that a row updated thousands of times leaves behind). */
-         "(SELECT " STEP_ROWS_JSON " FROM (SELECT * FROM steps s WHERE s.execution_id = e.id "
-         "AND s.parent_path IS NULL UNION ALL SELECT * FROM steps s WHERE s.execution_id = "
-         "e.id AND s.parent_path IS NOT NULL AND s.path = ANY($3::text[]) UNION ALL SELECT * "
-         "FROM steps s WHERE s.execution_id = e.id AND s.parent_path = ANY($3::text[]) AND "
-         "s.kind <> 'iteration' AND s.path <> ALL($3::text[])) s), "
+          * dead index entries that a row updated thousands of times leaves behind), and each
+          * path looked up on its own (LATERAL, OFFSET 0 so that it is not flattened into a
+          * join), so that even a generic plan made while the table was small uses the whole
+          * index key instead of reading every row of the execution. */
+         "(SELECT " STEP_ROWS_JSON " FROM (SELECT s.* FROM steps s WHERE s.execution_id = e.id "
+         "AND s.parent_path IS NULL UNION ALL SELECT s.* FROM unnest($3::text[]) AS p(path) "
+         "CROSS JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = e.id AND s.path = "
+         "p.path AND s.parent_path IS NOT NULL OFFSET 0) s UNION ALL SELECT s.* FROM "
+         "unnest($3::text[]) AS p(path) CROSS JOIN LATERAL (SELECT * FROM steps s WHERE "
+         "s.execution_id = e.id AND s.parent_path = p.path AND s.kind <> 'iteration' AND s.path "
+         "<> ALL($3::text[]) OFFSET 0) s) s), "
          "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
          "FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
-                         "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1 AND "
-                         "s.path = ANY($2::text[])"},
+                         "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
+                         "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
+                         "s.path = p.path OFFSET 0) s"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
                              "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
     [STMT_EXEC_INPUT] = {"exec_input", "SELECT input::text FROM executions WHERE id = $1"},
@@ -136,7 +142,7 @@ static const struct {
          /* One index lookup per row written (a hash join would read every row of the
           * execution, thousands in a large for_each). */
          "LEFT JOIN LATERAL (SELECT o.last_error, o.heartbeat, o.items FROM steps o WHERE "
-         "o.execution_id = $1 AND o.path = s.path) o ON true "
+         "o.execution_id = $1 AND o.path = s.path OFFSET 0) o ON true "
          "ON CONFLICT (execution_id, path) DO UPDATE SET status = EXCLUDED.status, "
          "attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = EXCLUDED.error, "
          "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
