@@ -44,30 +44,6 @@ static void register_def(const struct proc *k, const char *tmpl, const char *rec
     free(def);
 }
 
-/* Starts executions <prefix>-<from..n-1> of workflow; returns how many got an answer (a keeld
- * killed meanwhile answers nothing: the caller starts the rest on the next one). */
-static int start_some(const struct proc *k, const char *workflow, const char *prefix, int from,
-                      int n, const char *input)
-{
-    int started = 0;
-    for (int i = from; i < n; i++) {
-        char path[256], body[512];
-        snprintf(path, sizeof path, "/v1/workflows/%s/executions", workflow);
-        snprintf(body, sizeof body, "{\"id\": \"%s-%d\", \"input\": %s}", prefix, i, input);
-        struct hreply r;
-        if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), NULL, 10000,
-                    &r) < 0) {
-            hreply_free(&r);
-            return started;
-        }
-        if (r.status != 201 && r.status != 200)
-            fail_msg("start %s: %ld %s", body, r.status, r.body);
-        hreply_free(&r);
-        started++;
-    }
-    return started;
-}
-
 struct ended_check {
     const char *db;
     const char *workflow;
@@ -180,13 +156,13 @@ static void test_kill9_during_for_each(void **state)
     receiver_start(&receiver, secret);
     keeld_start(&k, db, env(), NULL);
     register_def(&k, FAN, receiver.base_url);
-    int started = start_some(&k, "fan", "fan", 0, N, input);
+    int started = start_range(&k, "fan", "fan", 0, N, input);
     for (int round = 0; round < 4; round++) {
         usleep(400 * 1000);
         proc_kill9(&k);
         keeld_start(&k, db, env(), NULL);
         if (started < N)
-            started += start_some(&k, "fan", "fan", started, N, input);
+            started += start_range(&k, "fan", "fan", started, N, input);
     }
     assert_int_equal(started, N);
     struct ended_check c = {db, "fan", N};
@@ -219,11 +195,7 @@ static void test_kill9_during_for_each(void **state)
     assert_sql(db, "1",
                "SELECT count(*) FROM events WHERE execution_id = 'fan-1' AND type = "
                "'step_completed' AND path = 'all/3/note' AND step = 'note'");
-    proc_signal(&k, SIGTERM);
-    assert_int_equal(proc_wait(&k, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &k, &receiver);
 }
 
 /* b/refund fails for good (410); a/hold and b/reserve completed, so the saga undoes both,
@@ -247,13 +219,13 @@ static void test_kill9_during_parallel_compensation(void **state)
     receiver_start(&receiver, secret);
     keeld_start(&k, db, env(), NULL);
     register_def(&k, UNDO, receiver.base_url);
-    int started = start_some(&k, "undo", "undo", 0, N, "{}");
+    int started = start_range(&k, "undo", "undo", 0, N, "{}");
     for (int round = 0; round < 4; round++) {
         usleep(350 * 1000);
         proc_kill9(&k);
         keeld_start(&k, db, env(), NULL);
         if (started < N)
-            started += start_some(&k, "undo", "undo", started, N, "{}");
+            started += start_range(&k, "undo", "undo", started, N, "{}");
     }
     assert_int_equal(started, N);
     struct ended_check c = {db, "undo", N};
@@ -283,11 +255,7 @@ static void test_kill9_during_parallel_compensation(void **state)
     assert_string_equal(json_string_value(json_object_get(err, "step")), "pay");
     assert_string_equal(json_string_value(json_object_get(err, "path")), "book/b/pay");
     json_decref(done);
-    proc_signal(&k, SIGTERM);
-    assert_int_equal(proc_wait(&k, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &k, &receiver);
 }
 
 int main(void)

@@ -169,11 +169,7 @@ static void test_old_schema_migrates_and_runs_on(void **state)
                      1);
     json_decref(stats);
 
-    proc_signal(&k, SIGTERM);
-    assert_int_equal(proc_wait(&k, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    stack_stop(&db, &k, &receiver);
 }
 
 int main(void)

@@ -63,30 +63,6 @@ static void register_workflow(const struct proc *k, const char *name, const char
     free(def);
 }
 
-/* Starts n executions "<prefix>-<i>"; a start that gets no answer (keeld killed meanwhile) is
- * retried on the next keeld by the caller through start_all's idempotency. */
-static int start_all(const struct proc *k, const char *workflow, const char *prefix, int from,
-                     int n)
-{
-    int started = 0;
-    for (int i = from; i < n; i++) {
-        char path[256], body[256];
-        snprintf(path, sizeof path, "/v1/workflows/%s/executions", workflow);
-        snprintf(body, sizeof body, "{\"id\": \"%s-%d\", \"input\": {\"i\": %d}}", prefix, i, i);
-        struct hreply r;
-        if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), NULL, 10000,
-                    &r) < 0) {
-            hreply_free(&r);
-            return started;
-        }
-        if (r.status != 201 && r.status != 200)
-            fail_msg("start %s: %ld %s", body, r.status, r.body);
-        hreply_free(&r);
-        started++;
-    }
-    return started;
-}
-
 struct done_check {
     const char *db;
     const char *workflow;
@@ -183,17 +159,17 @@ static void test_kill9_repeatedly(void **state)
     keeld_start(&k, db, env_with_secret(), NULL);
     register_workflow(&k, "crashy", receiver.base_url, "/slow/300",
                       "{\"initial_interval\": \"50ms\"}");
-    int started = start_all(&k, "crashy", "crash", 0, N);
+    int started = start_range(&k, "crashy", "crash", 0, N, NULL);
     /* Kill it five times while executions run, restarting each time. */
     for (int round = 0; round < 5; round++) {
         usleep(500 * 1000);
         proc_kill9(&k);
         keeld_start(&k, db, env_with_secret(), NULL);
         if (started < N)
-            started += start_all(&k, "crashy", "crash", started, N);
+            started += start_range(&k, "crashy", "crash", started, N, NULL);
     }
     if (started < N)
-        started += start_all(&k, "crashy", "crash", started, N);
+        started += start_range(&k, "crashy", "crash", started, N, NULL);
     assert_int_equal(started, N);
     struct done_check c = {db, "crashy", N};
     if (!wait_for(all_completed, &c, 120000))
@@ -218,7 +194,7 @@ static void test_postgres_restart_mid_run(void **state)
     keeld_start(&k, db, env_with_secret(), NULL);
     register_workflow(&k, "pgr", receiver.base_url, "/slow/200",
                       "{\"initial_interval\": \"100ms\"}");
-    assert_int_equal(start_all(&k, "pgr", "pgr", 0, N), N);
+    assert_int_equal(start_range(&k, "pgr", "pgr", 0, N, NULL), N);
     usleep(200 * 1000);
     harness_pg("restart");
     struct done_check c = {db, "pgr", N};
@@ -254,7 +230,7 @@ static void test_receiver_down_for_a_while(void **state)
     register_workflow(&k, "down", base, "/ok",
                       "{\"initial_interval\": \"200ms\", \"backoff_coefficient\": 1.5, "
                       "\"max_interval\": \"1s\", \"max_attempts\": 30}");
-    assert_int_equal(start_all(&k, "down", "down", 0, N), N);
+    assert_int_equal(start_range(&k, "down", "down", 0, N, NULL), N);
     sleep(2);
     receiver_start_on(&receiver, secret, port);
     struct done_check c = {db, "down", N};
@@ -309,7 +285,7 @@ static void test_two_keeld_one_killed(void **state)
     register_workflow(&a, "pair", receiver.base_url, "/slow/200",
                       "{\"initial_interval\": \"50ms\"}");
     /* Half started through each; a is killed while work is in flight; b finishes all. */
-    assert_int_equal(start_all(&a, "pair", "pair", 0, N / 2), N / 2);
+    assert_int_equal(start_range(&a, "pair", "pair", 0, N / 2, NULL), N / 2);
     char path[64];
     (void)path;
     for (int i = N / 2; i < N; i++) {

@@ -320,6 +320,30 @@ void stack_stop(char **db, struct proc *keeld, struct proc *receiver)
     *db = NULL;
 }
 
+int start_range(const struct proc *k, const char *workflow, const char *prefix, int from, int n,
+                const char *input)
+{
+    int started = 0;
+    for (int i = from; i < n; i++) {
+        char path[256], body[1024], own[32];
+        snprintf(own, sizeof own, "{\"i\": %d}", i);
+        snprintf(path, sizeof path, "/v1/workflows/%s/executions", workflow);
+        snprintf(body, sizeof body, "{\"id\": \"%s-%d\", \"input\": %s}", prefix, i,
+                 input ? input : own);
+        struct hreply r;
+        if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), NULL, 10000,
+                    &r) < 0) {
+            hreply_free(&r);
+            return started;
+        }
+        if (r.status != 201 && r.status != 200)
+            fail_msg("start %s: %ld %s", body, r.status, r.body);
+        hreply_free(&r);
+        started++;
+    }
+    return started;
+}
+
 json_t *wait_result(const char *base_url, const char *id)
 {
     char path[256];

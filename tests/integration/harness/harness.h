@@ -58,6 +58,13 @@ void stack_stop(char **db, struct proc *keeld, struct proc *receiver);
 /* Long-polls GET /v1/executions/{id}/result?wait=30 and fails the test unless it ended (200);
  * returns the execution (new reference). */
 json_t *wait_result(const char *base_url, const char *id);
+
+/* Starts executions "<prefix>-<i>" of workflow for i in [from, n), with input the JSON text
+ * input (NULL: {"i": i}). Returns how many got an answer: a keeld killed meanwhile answers
+ * nothing, and the caller starts the rest on the next one (a start is idempotent by id). Any
+ * answer other than 200 or 201 fails the test. */
+int start_range(const struct proc *k, const char *workflow, const char *prefix, int from, int n,
+                const char *input);
 /* Waits for the process to exit, up to timeout_ms; returns its exit status (0-255), 128+signal
  * when killed by a signal, or -1 on timeout. */
 int proc_wait(struct proc *p, int timeout_ms);
