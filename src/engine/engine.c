@@ -301,14 +301,9 @@ static void drop_new_tasks(struct run *r, size_t i)
 
 static void mark_changed(struct run *r, size_t i)
 {
-    if (i >= r->cap_changed) {
-        size_t cap = r->cap_changed ? r->cap_changed : 8;
-        while (cap <= i)
-            cap *= 2;
-        r->changed = xrealloc(r->changed, cap * sizeof *r->changed);
-        memset(r->changed + r->cap_changed, 0, (cap - r->cap_changed) * sizeof *r->changed);
-        r->cap_changed = cap;
-    }
+    void *p = r->changed;
+    xgrow_zeroed(&p, &r->cap_changed, i + 1, sizeof *r->changed);
+    r->changed = p;
     r->changed[i] = true;
 }
 

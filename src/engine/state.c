@@ -86,14 +86,9 @@ long engine_state_find(const struct engine_state *st, const char *path)
 /* Room for n instances, zeroed past the used ones. */
 static void reserve_steps(struct engine_state *st, size_t n)
 {
-    if (n <= st->cap_steps)
-        return;
-    size_t cap = st->cap_steps ? st->cap_steps : 4;
-    while (cap < n)
-        cap *= 2;
-    st->steps = xrealloc(st->steps, cap * sizeof *st->steps);
-    memset(st->steps + st->cap_steps, 0, (cap - st->cap_steps) * sizeof *st->steps);
-    st->cap_steps = cap;
+    void *p = st->steps;
+    xgrow_zeroed(&p, &st->cap_steps, n, sizeof *st->steps);
+    st->steps = p;
 }
 
 /* Appends an instance with this path (copied) and no progress; returns its index. */

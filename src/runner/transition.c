@@ -86,14 +86,9 @@ struct apply {
 /* Marks instance i's row to be written. */
 static void mark_row(struct pending *p, size_t i)
 {
-    if (i >= p->cap_changed) {
-        size_t cap = p->cap_changed ? p->cap_changed : 8;
-        while (cap <= i)
-            cap *= 2;
-        p->changed = xrealloc(p->changed, cap * sizeof *p->changed);
-        memset(p->changed + p->cap_changed, 0, (cap - p->cap_changed) * sizeof *p->changed);
-        p->cap_changed = cap;
-    }
+    void *a = p->changed;
+    xgrow_zeroed(&a, &p->cap_changed, i + 1, sizeof *p->changed);
+    p->changed = a;
     p->changed[i] = true;
 }
 

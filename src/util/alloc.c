@@ -74,3 +74,16 @@ void xthread_create(pthread_t *thread, void *(*start)(void *), void *arg, const 
         abort();
     }
 }
+
+void xgrow_zeroed(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return;
+    size_t n = *cap ? *cap : 8;
+    while (n < need)
+        n *= 2;
+    char *a = xrealloc(*p, n * elem);
+    memset(a + *cap * elem, 0, (n - *cap) * elem);
+    *p = a;
+    *cap = n;
+}

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "util/alloc.h"
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/ids.h"
@@ -139,14 +140,38 @@ static void test_buf(void **state)
     free(s);
 }
 
+/* The array grows by doubling from 8, keeps what it held, and its new part is zeroed. */
+static void test_grow_zeroed(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    void *p = a;
+    xgrow_zeroed(&p, &cap, 3, sizeof *a);
+    a = p;
+    assert_int_equal(cap, 8);
+    for (size_t i = 0; i < cap; i++)
+        assert_int_equal(a[i], 0);
+    a[7] = 42;
+    p = a;
+    xgrow_zeroed(&p, &cap, 8, sizeof *a); /* long enough: unchanged */
+    assert_ptr_equal(p, a);
+    assert_int_equal(cap, 8);
+    xgrow_zeroed(&p, &cap, 33, sizeof *a);
+    a = p;
+    assert_int_equal(cap, 64);
+    assert_int_equal(a[7], 42);
+    for (size_t i = 8; i < cap; i++)
+        assert_int_equal(a[i], 0);
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339_round_trip),
-        cmocka_unit_test(test_rfc3339_parse),
-        cmocka_unit_test(test_b64url),
-        cmocka_unit_test(test_uuid7),
-        cmocka_unit_test(test_tokens_and_trace),
+        cmocka_unit_test(test_grow_zeroed),   cmocka_unit_test(test_rfc3339_round_trip),
+        cmocka_unit_test(test_rfc3339_parse), cmocka_unit_test(test_b64url),
+        cmocka_unit_test(test_uuid7),         cmocka_unit_test(test_tokens_and_trace),
         cmocka_unit_test(test_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
