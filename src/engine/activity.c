@@ -103,7 +103,8 @@ static json_t *call_payload(const struct activity_call *c, int64_t due_at_ms, js
     struct expr_error e;
     json_t *url = NULL, *input = NULL, *payload = NULL;
 
-    url = eval_or_copy(o->url_expr, o->url, c->ctx, &e);
+    const json_t *ctx = c->ctx ? c->ctx : c->ctx_fn ? c->ctx_fn(c->ctx_arg) : NULL;
+    url = eval_or_copy(o->url_expr, o->url, ctx, &e);
     if (!url) {
         *error = expression_error(c, "url", &e);
         goto Exit;
@@ -117,7 +118,7 @@ static json_t *call_payload(const struct activity_call *c, int64_t due_at_ms, js
         free(text);
         goto Exit;
     }
-    input = eval_or_copy(o->input_expr, o->input, c->ctx, &e);
+    input = eval_or_copy(o->input_expr, o->input, ctx, &e);
     if (!input) {
         *error = expression_error(c, "input", &e);
         goto Exit;

@@ -100,7 +100,11 @@ struct activity_call {
     bool compensation; /* a compensation: its events are compensation_started and
                           attempt_failed/attempt_accepted with "compensation": true, its
                           errors say "compensation": true */
-    const json_t *ctx; /* the expression context templates are evaluated in; borrowed */
+    const json_t *ctx; /* the expression context templates are evaluated in; borrowed. NULL:
+                          ask ctx_fn, once a template is evaluated (building the context may
+                          cost reads the call does not need, e.g. for a result) */
+    const json_t *(*ctx_fn)(void *arg);
+    void *ctx_arg;
 
     enum activity_status status;
     int attempt;                   /* the current or last attempt; 0 = none yet */

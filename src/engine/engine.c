@@ -575,6 +575,13 @@ static enum activity_status step_call_status(enum engine_step_status s)
                                       : ACTIVITY_IDLE;
 }
 
+/* The context the call's templates are evaluated in, built when first needed. */
+static const json_t *call_scope(void *arg)
+{
+    const struct call *c = arg;
+    return scope_ctx(c->r, (long)c->step);
+}
+
 /* Sets c up for step i's own call or, with compensation, its compensation (which the step must
  * have), with the state found in r->st. */
 static void load_call(struct run *r, size_t i, bool compensation, struct call *c)
@@ -590,7 +597,9 @@ static void load_call(struct run *r, size_t i, bool compensation, struct call *c
     c->ac.opt = &c->opt;
     c->ac.name = ds->id;
     c->ac.compensation = compensation;
-    c->ac.ctx = scope_ctx(r, (long)i);
+    c->ac.ctx = NULL;
+    c->ac.ctx_fn = call_scope;
+    c->ac.ctx_arg = c;
     const struct engine_step *s = S(r, i);
     /* A compensation has no schedule_to_close (the parser never sets one), so the step's own
      * scheduling time serves it as well and the state needs no field for it. */
