@@ -152,6 +152,45 @@ static char **build_env(const char *const *extra)
     return env;
 }
 
+/* The children not reaped yet. They run in their own process group, so a test that fails
+ * half-way (cmocka jumps out of it) would leave its keeld and receiver running after the test
+ * program ends: they are killed when it exits. Only unreaped children are listed, so a pid
+ * cannot have been reused by another process. */
+static struct {
+    pid_t pids[512];
+    size_t n;
+    bool hooked;
+} children;
+
+static void forget_child(pid_t pid)
+{
+    for (size_t i = 0; i < children.n; i++) {
+        if (children.pids[i] == pid) {
+            children.pids[i] = children.pids[--children.n];
+            return;
+        }
+    }
+}
+
+static void kill_children(void)
+{
+    for (size_t i = 0; i < children.n; i++) {
+        kill(children.pids[i], SIGKILL);
+        waitpid(children.pids[i], NULL, 0);
+    }
+    children.n = 0;
+}
+
+static void remember_child(pid_t pid)
+{
+    if (!children.hooked) {
+        atexit(kill_children);
+        children.hooked = true;
+    }
+    if (children.n < sizeof children.pids / sizeof children.pids[0])
+        children.pids[children.n++] = pid;
+}
+
 static pid_t spawn(const char *const *argv, const char *const *extra_env, const char *out_path)
 {
     char **env = build_env(extra_env);
@@ -170,6 +209,7 @@ static pid_t spawn(const char *const *argv, const char *const *extra_env, const 
     free(env);
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
+    remember_child(pid);
     return pid;
 }
 
@@ -364,6 +404,7 @@ int proc_wait(struct proc *p, int timeout_ms)
         int status;
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid) {
+            forget_child(r);
             p->pid = 0;
             if (WIFEXITED(status))
                 return WEXITSTATUS(status);
@@ -393,7 +434,12 @@ void proc_kill9(struct proc *p)
 
 bool proc_alive(struct proc *p)
 {
-    return p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == 0;
+    if (p->pid <= 0)
+        return false;
+    pid_t r = waitpid(p->pid, NULL, WNOHANG);
+    if (r == p->pid)
+        forget_child(r); /* reaped: its pid may be reused, so exit must not kill it */
+    return r == 0;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------ */
