@@ -6,8 +6,9 @@
  *
  *   enter_node      a plan node starts: a sequence enters its first child, a leaf enter_step
  *   enter_step      a step becomes current: schedules its attempt, timer or wait
- *   complete_step   a step has its output; it ends, and its parent is told (node_ended)
- *   fail_step       a step failed for good; it ends the same way with a failure
+ *   complete_node   a step (or container) has its output; it ends, and its parent is told
+ *                   (node_ended)
+ *   fail_node       it failed for good; it ends the same way with a failure
  *   node_ended      hands a node's outcome to its parent container (child_ended), or, for the
  *                   root, ends the execution (completed) or starts the saga (failed, cancelled)
  *   child_ended     the routing point of a container: a sequence enters its next child or ends
@@ -22,10 +23,10 @@
  * (load_call, store_call), maps what the module emits to the step's events and tasks, and
  * decides what the end of a call means (the step completes or fails, the saga goes on).
  *
- * Control flow goes through the plan tree (plan.h): a leaf that ends hands its outcome to its
- * parent container, so later kinds (a parallel branch completing into its parent, a for_each
- * iteration) are new cases of enter_node and child_ended, without touching the input handlers.
- * The state is still v1's flat array: the root sequence's active child is st->current.
+ * Control flow goes through the plan tree (plan.h): an instance that ends hands its outcome to
+ * its parent (node_ended): the root sequence (st->current), a branch's or an iteration's
+ * sequence (its cursor), a parallel or a for_each (container_child_ended, container_check).
+ * The state may be partial: instances not in it come through the loader (engine.h).
  *
  * Choices the contract leaves open:
  *   - A sleep or sleep_until step is "scheduled" while its timer runs; a wait step is "waiting".
@@ -619,7 +620,7 @@ static void load_call(struct run *r, size_t i, bool compensation, struct call *c
 }
 
 /* Copies c's state back into r->st. The status only while the call is under way: when it has
- * ended, the transition that follows (complete_step, fail_step, compensation_completed or
+ * ended, the transition that follows (complete_node, fail_node, compensation_completed or
  * compensation_failed) sets the step's. */
 static void store_call(const struct call *c)
 {
@@ -766,16 +767,6 @@ static void complete_node(struct run *r, size_t i, json_t *output)
     node_ended(r, i, ENGINE_OUTCOME_COMPLETED);
 }
 
-static void fail_step(struct run *r, size_t i, json_t *error)
-{
-    fail_node(r, i, error);
-}
-
-static void complete_step(struct run *r, size_t i, json_t *output)
-{
-    complete_node(r, i, output);
-}
-
 /* Instance i stopped without ending (a cancel, or a failure elsewhere in its container):
  * "skipped", keeping its attempts and times. */
 static void skip_node(struct run *r, size_t i)
@@ -912,14 +903,13 @@ static void enter_node(struct run *r, size_t i)
         reset_container(r, i);
         emit(r, "step_scheduled", (long)i, 0, json_pack("{s:s}", "kind", "parallel"));
         S(r, i)->running = (int)n->n_children;
-        size_t first = r->st->n_steps;
+        /* Every branch exists before any is entered: one that fails at once stops the others,
+         * which must be there to be counted. */
+        size_t *kids = xcalloc(n->n_children, sizeof *kids);
         for (size_t b = 0; b < n->n_children; b++)
-            (void)child_instance(r, i, &n->children[b], b);
-        (void)first;
+            kids[b] = child_instance(r, i, &n->children[b], b);
         for (size_t b = 0; b < n->n_children; b++) {
-            char *path = xasprintf("%s/%s", S(r, i)->path, n->children[b].branch);
-            size_t k = (size_t)engine_state_find(r->st, path);
-            free(path);
+            size_t k = kids[b];
             if (halted(r, i)) {
                 /* A branch entered before failed at once: the rest never start. */
                 skip_node(r, k);
@@ -928,6 +918,7 @@ static void enter_node(struct run *r, size_t i)
                 enter_node(r, k);
             }
         }
+        free(kids);
         return;
     }
     case ENGINE_NODE_FOR_EACH: {
@@ -1390,7 +1381,7 @@ static void enter_step(struct run *r, size_t i)
     return;
 
 Fail:
-    fail_step(r, i, error);
+    fail_node(r, i, error);
 }
 
 /* What an attempt's failure or timeout did to call c (res from activity.c; err its final error
@@ -1409,7 +1400,7 @@ static bool call_failed(struct run *r, struct call *c, enum activity_result res,
         compensation_failed(r, c->step, err);
         saga_next(r);
     } else {
-        fail_step(r, c->step, err);
+        fail_node(r, c->step, err);
     }
     return true;
 }
@@ -1660,7 +1651,7 @@ static bool on_attempt_succeeded(struct run *r)
     if (c.compensation)
         compensation_completed(r, c.step, output);
     else
-        complete_step(r, c.step, output);
+        complete_node(r, c.step, output);
     return true;
 }
 
@@ -1717,7 +1708,7 @@ static bool on_timer_fired(struct run *r)
     if (kind != DEFN_STEP_SLEEP && kind != DEFN_STEP_SLEEP_UNTIL)
         return false;
     emit(r, "timer_fired", (long)r->in->step, 0, NULL);
-    complete_step(r, r->in->step, json_null());
+    complete_node(r, r->in->step, json_null());
     return true;
 }
 
@@ -1736,7 +1727,7 @@ static bool on_signal(struct run *r)
         cancel_kind(r, ENGINE_TASK_WAIT_TIMEOUT, r->in->step);
     else
         r->fx->cancel_tasks = true;
-    complete_step(r, r->in->step, payload);
+    complete_node(r, r->in->step, payload);
     return true;
 }
 
@@ -1751,7 +1742,7 @@ static bool on_wait_timed_out(struct run *r)
         return false;
     emit(r, "wait_timed_out", (long)i, 0, json_pack("{s:s}", "signal", ds->signal));
     if (ds->on_timeout == DEFN_ON_TIMEOUT_CONTINUE) {
-        complete_step(r, i, json_null());
+        complete_node(r, i, json_null());
         return true;
     }
     char timeout[32];
@@ -1759,7 +1750,7 @@ static bool on_wait_timed_out(struct run *r)
     char *msg = xasprintf("no signal \"%s\" arrived within %s", ds->signal, timeout);
     json_t *err = step_error(r, i, "timeout", msg);
     free(msg);
-    fail_step(r, i, err);
+    fail_node(r, i, err);
     return true;
 }
 

@@ -550,9 +550,10 @@ static void *worker_main(void *arg)
             *link = j->next;
             batch[n++] = j;
         }
-        q->tail = last;
-        for (struct job *t = q->head; t; t = t->next)
-            q->tail = t;
+        /* Scanned to the end: the tail is the last job left behind (or none). Stopped early:
+         * the tail was not reached and stays. */
+        if (!*link)
+            q->tail = last;
         pthread_mutex_unlock(&r->lock);
         if (n == 0)
             return NULL;

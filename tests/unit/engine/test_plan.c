@@ -202,7 +202,7 @@ static void sequence_failure_starts_saga(void **state)
     fixture_init(&f, TWO_SLEEPS);
     enter_node(&f.r, 0);
     fixture_next(&f);
-    /* fail_step would have put the error in the context; the saga's end reads it from there. */
+    /* fail_node would have put the error in the context; the saga's end reads it from there. */
     f.h.st.steps[0].status = ENGINE_STEP_FAILED;
     json_object_set_new(json_object_get(json_object_get(f.h.ctx, "steps"), "a"), "error",
                         json_pack("{s:s, s:s, s:s}", "type", "boom", "message", "m", "step", "a"));
