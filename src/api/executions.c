@@ -130,8 +130,9 @@ void api_executions_start(struct http_request *req)
     PQclear(r);
     char now_text[32];
     time_format_rfc3339(now, now_text);
-    const char *ip[] = {id, workflow, vtext, input_text, now_text};
-    r = store_run(conn, STMT_EXEC_INSERT, 5, ip);
+    /* This keeld owns what it starts: it sends the first attempts right after the commit. */
+    const char *ip[] = {id, workflow, vtext, input_text, now_text, runner_env(app->runner)->owner};
+    r = store_run(conn, STMT_EXEC_INSERT, 6, ip);
     if (!store_ok(r))
         goto db_fail;
     if (PQntuples(r) == 0) {

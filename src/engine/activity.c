@@ -262,6 +262,23 @@ enum activity_result activity_start(struct activity_call *c, int64_t now_ms,
     return ACTIVITY_APPLIED;
 }
 
+enum activity_result activity_resend(struct activity_call *c, int attempt, int64_t now_ms,
+                                     const struct activity_sink *sink)
+{
+    if (!in_flight(c, attempt) || c->accepted)
+        return ACTIVITY_STALE;
+    json_t *error = NULL;
+    json_t *payload = call_payload(c, now_ms, &error);
+    if (!payload) {
+        /* The templates evaluated when the attempt was first sent, in a context that has only
+         * grown since: not expected. The attempt then stays in flight until a later takeover. */
+        json_decref(error);
+        return ACTIVITY_STALE;
+    }
+    sink->task(sink->arg, ACTIVITY_TASK_SEND, attempt, now_ms, payload);
+    return ACTIVITY_APPLIED;
+}
+
 enum activity_result activity_attempt_started(struct activity_call *c, int attempt, bool redelivery,
                                               int64_t now_ms, const struct activity_sink *sink)
 {

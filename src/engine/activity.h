@@ -154,6 +154,14 @@ enum activity_result activity_start(struct activity_call *c, int64_t now_ms,
                                     const struct activity_sink *sink, json_t **error)
     __attribute__((warn_unused_result));
 
+/* The attempt in flight must be sent again (its sender's keeld died or was fenced): a SEND task
+ * due now, with the url and input evaluated afresh (the same values: the context holds nothing
+ * that changed since). Nothing else changes; the redelivery's attempt_started, fed after it,
+ * restarts the attempt clock. Stale unless the attempt is in flight and not accepted (a 202's
+ * receiver already has it; its timeouts are tasks of their own). */
+enum activity_result activity_resend(struct activity_call *c, int attempt, int64_t now_ms,
+                                     const struct activity_sink *sink);
+
 /* Attempt `attempt` is being sent at now (redelivery: sent again after its lease expired).
  * Applies to the scheduled attempt, or to the one in flight when redelivered and not accepted;
  * emits attempt_started (compensation_started) with {} or {"redelivery": true}. Returns

@@ -1640,6 +1640,13 @@ static bool on_attempt_started(struct run *r)
     return true;
 }
 
+static bool on_resend(struct run *r)
+{
+    struct call c;
+    return input_call(r, &c) &&
+           activity_resend(&c.ac, r->in->attempt, r->now, &c.sink) == ACTIVITY_APPLIED;
+}
+
 static bool on_attempt_succeeded(struct run *r)
 {
     struct call c;
@@ -1892,6 +1899,30 @@ bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int at
            s->status == ENGINE_STEP_RUNNING && s->attempt == attempt;
 }
 
+size_t engine_attempts_to_resend(const struct engine_state *st, struct engine_attempt_ref **out)
+{
+    *out = NULL;
+    size_t n = 0, cap = 0;
+    if (!st)
+        return 0;
+    for (size_t i = 0; i < st->n_steps; i++) {
+        const struct engine_step *s = &st->steps[i];
+        bool comp = st->compensating && s->comp.status == ENGINE_COMP_RUNNING && !s->comp.accepted;
+        int attempt = comp ? s->comp.attempt : s->attempt;
+        /* The state must be bound to its plan: only an activity's RUNNING is an attempt. */
+        if (!comp && (s->status != ENGINE_STEP_RUNNING || s->accepted || !s->node ||
+                      !s->node->step || s->node->step->kind != DEFN_STEP_ACTIVITY))
+            continue;
+        if (!engine_attempt_in_flight(st, i, attempt, comp))
+            continue;
+        void *a = *out;
+        xgrow_zeroed(&a, &cap, n + 1, sizeof **out);
+        *out = a;
+        (*out)[n++] = (struct engine_attempt_ref){i, attempt, comp};
+    }
+    return n;
+}
+
 static void collect_changed(struct run *r)
 {
     size_t n = 0, m = r->cap_changed < r->st->n_steps ? r->cap_changed : r->st->n_steps;
@@ -1971,7 +2002,7 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
     if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_top != p->d->n_steps ||
         st->n_steps < st->n_top)
         return -1;
-    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_ATTEMPT_TIMED_OUT)
+    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_RESEND)
         return -1;
     if (!bind(p, st))
         return -1;
@@ -2025,6 +2056,9 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
             break;
         case ENGINE_IN_ATTEMPT_TIMED_OUT:
             applied = on_timed_out(&r, false);
+            break;
+        case ENGINE_IN_RESEND:
+            applied = on_resend(&r);
             break;
         }
     }

@@ -291,6 +291,11 @@ enum engine_input_kind {
                                       the worker to stop) */
     ENGINE_IN_HEARTBEAT_TIMED_OUT, /* the HEARTBEAT_TIMEOUT task of (step, attempt) is due */
     ENGINE_IN_ATTEMPT_TIMED_OUT,   /* the ATTEMPT_TIMEOUT task of (step, attempt) is due */
+    /* Added for takeover. */
+    ENGINE_IN_RESEND, /* (step, attempt) is in flight but its sender is gone: emit its ACTIVITY
+                         (COMPENSATION, with .compensation) task again, due now, with the same
+                         url and input; the runner then feeds ATTEMPT_STARTED as a redelivery.
+                         Stale for an accepted attempt (the receiver has it) */
 };
 
 struct engine_input {
@@ -418,6 +423,16 @@ void engine_effects_free(struct engine_effects *fx);
  * its compensation's. An ATTEMPT_STARTED for it is then a redelivery (set in->redelivery). */
 bool engine_attempt_in_flight(const struct engine_state *st, size_t step, int attempt,
                               bool compensation);
+
+/* The attempts in flight among st's instances (load them all first for a whole execution) that
+ * a new sender must send again: not accepted (a 202's receiver has its attempt). */
+struct engine_attempt_ref {
+    size_t step;
+    int attempt;
+    bool compensation;
+};
+/* Fills *out (caller frees) and returns how many. */
+size_t engine_attempts_to_resend(const struct engine_state *st, struct engine_attempt_ref **out);
 
 /* Applies one input. st is updated in place. ctx is the expression context
  *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},

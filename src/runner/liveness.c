@@ -74,27 +74,91 @@ bool liveness_hold(struct liveness *l, char **why)
     return l->held;
 }
 
-int liveness_take_over_dead(struct liveness *l, char **why)
+int liveness_heartbeat(struct liveness *l, long alive_ms, char **why)
 {
     if (!l->held) {
         *why = xstrdup("the liveness lock is not held");
         return -1;
     }
-    const char *params[] = {l->owner};
-    PGresult *r = store_run(l->conn, STMT_LEASES_OF_DEAD, 1, params);
+    char ms[24];
+    snprintf(ms, sizeof ms, "%ld", alive_ms);
+    const char *params[] = {l->owner, ms};
+    PGresult *r = store_run(l->conn, STMT_KEELD_HEARTBEAT, 2, params);
+    bool ok = store_ok(r);
+    if (!ok) {
+        *why = store_error(r, l->conn);
+        drop(l);
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* Runs a statement with this keeld's owner id on the liveness connection. */
+static PGresult *run_own(struct liveness *l, enum store_stmt stmt, const char *extra, char **why)
+{
+    const char *params[] = {l->owner, extra};
+    PGresult *r = store_run(l->conn, stmt, extra ? 2 : 1, params);
     if (!store_ok(r)) {
         *why = store_error(r, l->conn);
         PQclear(r);
         drop(l);
+        return NULL;
+    }
+    return r;
+}
+
+long liveness_take_over_dead(struct liveness *l, bool orphans,
+                             void (*taken)(void *arg, const char *execution_id), void *arg,
+                             char **why)
+{
+    if (!l->held) {
+        *why = xstrdup("the liveness lock is not held");
         return -1;
     }
-    int n = PQntuples(r);
-    if (n > 0) {
+    PGresult *r;
+    if (orphans) {
+        if (!(r = run_own(l, STMT_KEELDS_ORPHANS, NULL, why)))
+            return -1;
+        if (PQntuples(r) > 0)
+            log_warn("found executions owned by a keeld that never registered or was forgotten; "
+                     "taking them over",
+                     "owner", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    if (!(r = run_own(l, STMT_LEASES_OF_DEAD, NULL, why)))
+        return -1;
+    if (PQntuples(r) > 0) {
         char count[16];
-        snprintf(count, sizeof count, "%d", n);
-        log_info("took over the leases of keelds whose database session ended", "tasks", count,
+        snprintf(count, sizeof count, "%d", PQntuples(r));
+        log_info("took over the task leases of keelds that died or stopped", "tasks", count,
                  "first_owner", PQgetvalue(r, 0, 1));
     }
     PQclear(r);
-    return n;
+    /* In chunks, each its own statement: a few hundred row locks at a time, never all of a
+     * dead keeld's executions at once. */
+    long total = 0;
+    for (;;) {
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", LIVENESS_TAKE_OVER_CHUNK);
+        if (!(r = run_own(l, STMT_TAKE_OVER, limit, why)))
+            return total > 0 ? total : -1;
+        int n = PQntuples(r);
+        if (n > 0) {
+            char count[16];
+            snprintf(count, sizeof count, "%d", n);
+            log_info("took over the executions of a keeld that died or stopped", "executions",
+                     count, "owner", PQgetvalue(r, 0, 1));
+        }
+        for (int i = 0; i < n; i++)
+            taken(arg, PQgetvalue(r, i, 0));
+        PQclear(r);
+        total += n;
+        if (n < LIVENESS_TAKE_OVER_CHUNK)
+            break;
+    }
+    if ((r = run_own(l, STMT_KEELDS_FORGET, NULL, why)))
+        PQclear(r);
+    else
+        free(*why), *why = NULL; /* the forgetting is tried again next time */
+    return total;
 }

@@ -28,16 +28,20 @@
 #define MAX_IDLE_SLEEP_MS 30000
 #define DB_RETRY_DELAY_MS 500
 #define RESULT_GIVE_UP_MS 60000
-/* How often the claimer looks for the work of keelds whose database session ended. */
-#define LIVENESS_SWEEP_MS 1000
+/* How often the liveness thread looks for keelds that died or stopped, and for owners with no
+ * keelds row. */
+#define LIVENESS_SWEEP_MS   1000
+#define ORPHANS_SWEEP_MS    30000
+#define MAX_HEARTBEAT_EVERY 1000
 /* The most jobs one worker applies in one transaction. A batch is whatever queued while the
  * worker's last one committed, so a lone job goes at once; under load, many inputs share one
  * commit (one WAL flush). */
 #define BATCH_MAX 64
 
 enum job_kind {
-    JOB_RESULT,  /* an attempt's webhook finished */
-    JOB_CLAIMED, /* a task leased by the claimer */
+    JOB_RESULT,   /* an attempt's webhook finished */
+    JOB_CLAIMED,  /* a task leased by the claimer */
+    JOB_TAKEOVER, /* an execution taken over from a dead keeld: send its attempts again */
 };
 
 struct job {
@@ -89,7 +93,11 @@ struct runner {
     struct worker_arg *worker_args;
     pthread_t claimer;
     pthread_t listener;
-    struct liveness *liveness; /* used by the claimer thread only */
+    pthread_t keepalive;
+    bool stopping_keepalive;
+    pthread_cond_t keepalive_wake;
+    atomic_bool live;          /* this keeld holds its liveness lock (nothing is claimed without) */
+    struct liveness *liveness; /* used by the keepalive thread only (after runner_start) */
 };
 
 static void job_free(struct job *j)
@@ -149,7 +157,6 @@ static void wake_claimer(struct runner *r)
 
 struct attempt_ctx {
     struct runner *runner;
-    int64_t task_id;
     char *execution_id;
     char *step_id;
     int attempt;
@@ -177,7 +184,6 @@ static void on_webhook_done(struct wh_result *res, void *user)
     }
     struct job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_RESULT;
-    j->task_id = a->task_id;
     j->execution_id = a->execution_id;
     j->step_id = a->step_id;
     j->attempt = a->attempt;
@@ -198,9 +204,9 @@ static void on_webhook_done(struct wh_result *res, void *user)
         wake_claimer(r);
 }
 
-static void send_attempt(struct runner *r, int64_t task_id, const char *execution_id,
-                         const char *workflow, int version, const char *step_id, int attempt,
-                         bool compensation, const json_t *payload, const char *token)
+static void send_attempt(struct runner *r, const char *execution_id, const char *workflow,
+                         int version, const char *step_id, int attempt, bool compensation,
+                         const json_t *payload, const char *token)
 {
     /* step_id is the step's path: the key follows it (contract, "Flow steps"); the body names
      * the step by its id and, inside a parallel or for_each, by its path as well. */
@@ -228,7 +234,6 @@ static void send_attempt(struct runner *r, int64_t task_id, const char *executio
     req->secrets = r->secrets;
     struct attempt_ctx *a = xcalloc(1, sizeof *a);
     a->runner = r;
-    a->task_id = task_id;
     a->execution_id = xstrdup(execution_id);
     a->step_id = xstrdup(step_id);
     a->attempt = attempt;
@@ -244,8 +249,8 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
 {
     while (list) {
         struct attempt_dispatch *next = list->next;
-        send_attempt(r, list->task_id, list->execution_id, list->workflow, list->version,
-                     list->step_id, list->attempt, list->compensation, list->payload, list->token);
+        send_attempt(r, list->execution_id, list->workflow, list->version, list->step_id,
+                     list->attempt, list->compensation, list->payload, list->token);
         attempt_dispatch_free(list);
         list = next;
     }
@@ -290,6 +295,8 @@ static bool job_input(const struct job *j, struct engine_input *in)
     in->attempt = j->attempt;
     in->retry_after_ms = -1;
     in->compensation = j->compensation;
+    if (j->kind == JOB_TAKEOVER)
+        return true;
     if (j->kind == JOB_RESULT) {
         if (j->outcome == WH_OK) {
             in->kind = ENGINE_IN_ATTEMPT_SUCCEEDED;
@@ -318,6 +325,10 @@ static bool job_request(struct job *j, struct transition_request *req, bool *is_
     memset(req, 0, sizeof *req);
     req->execution_id = j->execution_id;
     req->step_id = j->step_id;
+    /* Every job is this keeld's own work: it applies only while this keeld owns the
+     * execution. */
+    req->fenced = true;
+    req->resend_in_flight = j->kind == JOB_TAKEOVER;
     if (!job_input(j, &req->in)) {
         log_error("task of an unknown kind left in place", "execution", j->execution_id, "kind",
                   j->task_kind);
@@ -331,7 +342,9 @@ static bool job_request(struct job *j, struct transition_request *req, bool *is_
         j->token = xstrdup(token);
         req->started_token = j->token;
     }
-    req->consume_task_id = *is_attempt_start ? 0 : j->task_id;
+    /* A claimed task goes with the transition that applies it (an attempt's too: once started,
+     * the attempt is held by the execution's owner, not by a task). */
+    req->consume_task_id = j->kind == JOB_CLAIMED ? j->task_id : 0;
     return true;
 }
 
@@ -345,16 +358,6 @@ static void count_transition(enum transition_outcome rc, int64_t us)
                        us);
 }
 
-/* A claimed attempt that no longer applies drops its task (in the caller's transaction, or on
- * its own). */
-static void drop_stale_task(struct runner *r, PGconn *conn, const struct job *j)
-{
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)j->task_id);
-    const char *params[] = {id, r->owner};
-    PQclear(store_run(conn, STMT_TASK_DELETE, 2, params));
-}
-
 /* What follows a committed transition of job j (rc not TRANSITION_ERROR): the attempt it
  * journaled as started is sent, the attempts it leased are dispatched, the rest is logged. */
 static void job_committed(struct runner *r, struct job *j, enum transition_outcome rc,
@@ -364,8 +367,8 @@ static void job_committed(struct runner *r, struct job *j, enum transition_outco
     switch (rc) {
     case TRANSITION_APPLIED:
         if (is_attempt_start)
-            send_attempt(r, j->task_id, j->execution_id, j->workflow, j->version, j->step_id,
-                         j->attempt, req->in.compensation, j->payload, j->token);
+            send_attempt(r, j->execution_id, j->workflow, j->version, j->step_id, j->attempt,
+                         req->in.compensation, j->payload, j->token);
         runner_committed(r, out, j->execution_id);
         break;
     case TRANSITION_STALE:
@@ -376,10 +379,10 @@ static void job_committed(struct runner *r, struct job *j, enum transition_outco
         log_warn("task for an unknown execution dropped", "execution", j->execution_id);
         break;
     case TRANSITION_LEASE_LOST:
-        /* Another keeld took the attempt over after its lease ran out, or the attempt was
-         * completed through its task token first: either way its result is journaled there. */
-        log_warn("result dropped: its task is no longer held here", "execution", j->execution_id,
-                 "step", j->step_id);
+        /* Another keeld took the execution over (this one was paused or cut off past its
+         * heartbeat): it sent the attempts in flight again and journals their results. */
+        log_warn("result dropped: the execution is no longer owned here", "execution",
+                 j->execution_id, "step", j->step_id ? j->step_id : "");
         break;
     case TRANSITION_ERROR:
         break;
@@ -413,8 +416,6 @@ static bool run_job(struct runner *r, struct job *j)
         store_release(r->pool, conn);
         return false;
     }
-    if (rc == TRANSITION_STALE && is_attempt_start)
-        drop_stale_task(r, conn, j);
     store_release(r->pool, conn);
     job_committed(r, j, rc, &req, &out, is_attempt_start);
     return true;
@@ -490,8 +491,6 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
                 ok = false;
                 break;
             }
-            if (e[k].rc == TRANSITION_STALE && e[k].is_attempt_start)
-                drop_stale_task(r, conn, e[k].job);
         }
         ok = ok && PQtransactionStatus(conn) == PQTRANS_INTRANS &&
              store_command(conn, "COMMIT") == 0;
@@ -621,7 +620,6 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 static void *claimer_main(void *arg)
 {
     struct runner *r = arg;
-    int64_t last_sweep_ms = INT64_MIN / 2;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         bool stop = r->stopping_claims;
@@ -631,20 +629,10 @@ static void *claimer_main(void *arg)
             return NULL;
 
         long sleep_ms = MAX_IDLE_SLEEP_MS;
-        /* Nothing is claimed without the liveness lock: the others would take it over at once.
-         * With it, the leases of keelds whose session ended are freed first (at most once per
-         * LIVENESS_SWEEP_MS, so a busy claimer does not read pg_locks every batch). */
-        char *lwhy = NULL;
-        bool live = liveness_hold(r->liveness, &lwhy);
-        if (live && time_mono_ms() - last_sweep_ms >= LIVENESS_SWEEP_MS) {
-            live = liveness_take_over_dead(r->liveness, &lwhy) >= 0;
-            last_sweep_ms = time_mono_ms();
-        }
-        if (!live) {
-            log_warn("claimer: cannot hold the liveness lock; not claiming", "error", lwhy);
-            free(lwhy);
+        /* Nothing is claimed without the liveness lock: the others would take it over at once. */
+        if (!atomic_load(&r->live)) {
             pthread_mutex_lock(&r->lock);
-            if (!r->stopping_claims)
+            if (!r->stopping_claims && !r->claim_requested)
                 timed_wait(&r->wake, &r->lock, 1000);
             pthread_mutex_unlock(&r->lock);
             continue;
@@ -667,10 +655,8 @@ static void *claimer_main(void *arg)
             } else if (n == limit) {
                 sleep_ms = 0; /* more may be due */
             } else {
-                /* Leases taken later by other keelds are not known here, and a keeld's death is
-                 * not announced: look again within LIVENESS_SWEEP_MS, so that the work of a
-                 * keeld whose session ended is taken over within about that time, and a lease
-                 * that ran out (a paused keeld) soon after it did. */
+                /* Tasks of executions this keeld took over, and leases that ran out, are not
+                 * announced: look again within LIVENESS_SWEEP_MS. */
                 sleep_ms = next_wake_ms(conn);
                 if (sleep_ms > LIVENESS_SWEEP_MS)
                     sleep_ms = LIVENESS_SWEEP_MS;
@@ -682,6 +668,65 @@ static void *claimer_main(void *arg)
         pthread_mutex_lock(&r->lock);
         if (!r->claim_requested && !r->stopping_claims)
             timed_wait(&r->wake, &r->lock, sleep_ms);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+/* ---- keepalive ----------------------------------------------------------------------------- */
+
+static void taken_over(void *arg, const char *execution_id)
+{
+    struct runner *r = arg;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_TAKEOVER;
+    j->execution_id = xstrdup(execution_id);
+    push_job(r, j);
+}
+
+/* Holds the liveness lock, pushes this keeld's heartbeat forward and takes over the executions
+ * of dead keelds, on a connection of its own: a claimer or workers waiting for the pool must
+ * not make this keeld look dead. */
+static void *keepalive_main(void *arg)
+{
+    struct runner *r = arg;
+    long every = r->cfg.lease_grace_ms / 4;
+    if (every > MAX_HEARTBEAT_EVERY)
+        every = MAX_HEARTBEAT_EVERY;
+    if (every < 50)
+        every = 50;
+    int64_t last_sweep_ms = INT64_MIN / 2, last_orphans_ms = INT64_MIN / 2;
+    bool was_live = atomic_load(&r->live);
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->stopping_keepalive;
+        pthread_mutex_unlock(&r->lock);
+        if (stop)
+            return NULL;
+        char *why = NULL;
+        bool live = liveness_hold(r->liveness, &why) &&
+                    liveness_heartbeat(r->liveness, r->cfg.lease_grace_ms, &why) == 0;
+        int64_t now = time_mono_ms();
+        if (live && now - last_sweep_ms >= LIVENESS_SWEEP_MS) {
+            bool orphans = now - last_orphans_ms >= ORPHANS_SWEEP_MS;
+            long n = liveness_take_over_dead(r->liveness, orphans, taken_over, r, &why);
+            live = n >= 0;
+            last_sweep_ms = now;
+            if (orphans && live)
+                last_orphans_ms = now;
+            if (n > 0)
+                wake_claimer(r);
+        }
+        atomic_store(&r->live, live);
+        if (!live) {
+            log_warn("cannot hold the liveness lock or heartbeat; not claiming", "error", why);
+            free(why);
+        } else if (!was_live) {
+            wake_claimer(r);
+        }
+        was_live = live;
+        pthread_mutex_lock(&r->lock);
+        if (!r->stopping_keepalive)
+            timed_wait(&r->keepalive_wake, &r->lock, live ? every : 1000);
         pthread_mutex_unlock(&r->lock);
     }
 }
@@ -778,10 +823,10 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     r->defs = defcache_new(cfg->for_each_max_items);
     r->env.defs = r->defs;
     r->env.owner = r->owner;
-    r->env.lease_grace_ms = cfg->lease_grace_ms;
     r->pool = store_pool_new(cfg->database_url, (int)cfg->workers + 1);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
+    pthread_cond_init(&r->keepalive_wake, NULL);
     r->queues = xcalloc((size_t)cfg->workers, sizeof *r->queues);
     r->worker_args = xcalloc((size_t)cfg->workers, sizeof *r->worker_args);
     for (long i = 0; i < cfg->workers; i++) {
@@ -790,6 +835,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     }
     atomic_init(&r->in_flight, 0);
     atomic_init(&r->starved, false);
+    atomic_init(&r->live, false);
     atomic_init(&r->stopping_workers, false);
     struct wh_dispatcher_config wcfg = {
         .max_in_flight = (int)cfg->max_in_flight,
@@ -818,11 +864,17 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         liveness_free(r->liveness);
         r->liveness = liveness_new(cfg->database_url, r->owner);
     }
+    /* Registered before anything can be started with this keeld as its owner. */
+    char *hwhy = NULL;
+    if (liveness_heartbeat(r->liveness, cfg->lease_grace_ms, &hwhy) == 0)
+        atomic_store(&r->live, true);
+    free(hwhy);
     r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
     for (long i = 0; i < cfg->workers; i++)
         xthread_create(&r->workers[i], worker_main, &r->worker_args[i], "runner worker");
     xthread_create(&r->claimer, claimer_main, r, "runner claimer");
     xthread_create(&r->listener, listener_main, r, "runner listener");
+    xthread_create(&r->keepalive, keepalive_main, r, "runner keepalive");
     log_info("runner started", "owner", r->owner);
     return r;
 fail:
@@ -864,12 +916,19 @@ void runner_stop(struct runner *r, long grace_ms)
     free(r->queues);
     free(r->worker_args);
     free(r->workers);
-    /* Only now, with every result of ours journaled or given up, may the others take over. */
+    /* Only now, with every result of ours journaled or given up, may the others take over: the
+     * lock goes with the liveness connection. */
+    pthread_mutex_lock(&r->lock);
+    r->stopping_keepalive = true;
+    pthread_cond_broadcast(&r->keepalive_wake);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->keepalive, NULL);
     liveness_free(r->liveness);
     defcache_free(r->defs);
     store_pool_free(r->pool);
     wh_secrets_free(r->secrets);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->wake);
+    pthread_cond_destroy(&r->keepalive_wake);
     free(r);
 }

@@ -37,11 +37,14 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list)
 
 /* What several engine_advance calls of one transition add up to. */
 struct pending {
-    json_t *events; /* [{seq, type, step, attempt, data}] */
-    json_t *tasks;  /* [{kind, step, attempt, due_at, payload, token_hash, lease_ms}] */
-    json_t *tokens; /* {token_hash: token} of the attempts leased here; never sent to SQL */
-    json_t *drops;  /* [{kind, step}]: pending tasks to delete */
-    bool *changed;  /* per step instance */
+    json_t *events;     /* [{seq, type, step, attempt, data}] */
+    json_t *tasks;      /* [{kind, step, attempt, due_at, payload}]: work due later, or for the
+                           execution's owner when that is another keeld */
+    json_t *sends;      /* [{step, attempt, payload, token, compensation}]: attempts journaled as
+                           started here, to send after COMMIT; the tokens never go to SQL */
+    json_t *token_rows; /* [{token_hash, step, attempt, compensation}] of the sends */
+    json_t *drops;      /* [{kind, step}]: pending tasks to delete */
+    bool *changed;      /* per step instance */
     size_t cap_changed;
     bool cancel_tasks;
     bool notify; /* a task nobody has leased: wake the claimers */
@@ -77,6 +80,7 @@ struct apply {
     struct engine_state *st;
     json_t *ctx;
     int64_t now_ms;
+    bool owned; /* this keeld owns the execution: it sends the attempts due now itself */
     struct pending *p;
     json_t *consumed_signals;  /* [[signal id, seq]] */
     int64_t delivering_signal; /* the request's own signal, consumed by this transition */
@@ -191,9 +195,9 @@ static void deliver_stored_signal(struct apply *a, const char *name, size_t step
     PQclear(r);
 }
 
-/* Moves the effects of one engine call into the pending writes; immediate activity tasks get a
- * token and a lease and are fed back to the engine as started, so one transaction journals
- * both. */
+/* Moves the effects of one engine call into the pending writes. An attempt due now, when this
+ * keeld owns the execution, gets a token and is fed back to the engine as started, so that one
+ * transaction journals both and no task row holds it; any other task is inserted. */
 static void collect(struct apply *a, const struct engine_input *in, struct engine_effects *fx)
 {
     struct pending *p = a->p;
@@ -221,47 +225,42 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
     const char *wants_signal = fx->wants_signal;
     for (size_t i = 0; i < fx->n_tasks; i++) {
         struct engine_task *t = &fx->tasks[i];
-        char due[32];
-        ts(t->due_at_ms, due);
-        json_t *row = json_object();
-        json_object_set_new(row, "kind", json_string(engine_task_kind_name(t->kind)));
-        json_object_set_new(row, "step", json_string(st->steps[t->step].path));
-        json_object_set_new(row, "attempt",
-                            t->attempt > 0 ? json_integer(t->attempt) : json_null());
-        json_object_set_new(row, "due_at", json_string(due));
-        json_object_set_new(row, "payload", t->payload ? json_incref(t->payload) : json_null());
-        bool sends = engine_task_sends(t->kind);
-        bool immediate = sends && t->due_at_ms <= in->now_ms;
-        if (immediate) {
-            /* The attempt is sent after COMMIT with a new token, whose hash STMT_EXEC_APPLY
-             * records in attempt_tokens in this same transaction: the token is valid from the
-             * moment it is sent. Only the hash goes to the database. A task sent later gets
-             * its token when it is claimed. */
+        const char *path = st->steps[t->step].path;
+        bool compensation = t->kind == ENGINE_TASK_COMPENSATION;
+        if (a->owned && engine_task_sends(t->kind) && t->due_at_ms <= in->now_ms) {
+            /* Sent after COMMIT with a new token, whose hash goes into attempt_tokens in this
+             * same transaction: the token is valid from the moment it is sent. */
             char token[WH_TASK_TOKEN_LEN + 1], hash[WH_TASK_TOKEN_HASH_LEN + 1];
             wh_task_token_new(token, hash);
-            json_object_set_new(row, "token_hash", json_string(hash));
-            json_object_set_new(p->tokens, hash, json_string(token));
-        } else {
-            json_object_set_new(row, "token_hash", json_null());
-        }
-        if (immediate) {
-            json_int_t timeout = json_integer_value(json_object_get(t->payload, "timeout_ms"));
-            json_object_set_new(row, "lease_ms", json_integer(timeout + a->env->lease_grace_ms));
-        } else {
-            json_object_set_new(row, "lease_ms", json_null());
-            p->notify = true;
-        }
-        json_array_append_new(p->tasks, row);
-        if (immediate) {
+            json_array_append_new(
+                p->sends, json_pack("{s:s, s:i, s:O, s:s, s:b}", "step", path, "attempt",
+                                    t->attempt, "payload", t->payload ? t->payload : json_null(),
+                                    "token", token, "compensation", compensation));
+            json_array_append_new(
+                p->token_rows, json_pack("{s:s, s:s, s:i, s:b}", "token_hash", hash, "step", path,
+                                         "attempt", t->attempt, "compensation", compensation));
             struct engine_input started = {
                 .now_ms = in->now_ms,
                 .step = t->step,
                 .attempt = t->attempt,
                 .retry_after_ms = -1,
             };
-            if (engine_input_for_task(t->kind, &started) == 0)
+            if (engine_input_for_task(t->kind, &started) == 0) {
+                /* A takeover's resend is of an attempt in flight. */
+                started.redelivery =
+                    engine_attempt_in_flight(st, t->step, t->attempt, started.compensation);
                 advance_more(a, &started);
+            }
+            continue;
         }
+        char due[32];
+        ts(t->due_at_ms, due);
+        json_array_append_new(
+            p->tasks,
+            json_pack("{s:s, s:s, s:o, s:s, s:O}", "kind", engine_task_kind_name(t->kind), "step",
+                      path, "attempt", t->attempt > 0 ? json_integer(t->attempt) : json_null(),
+                      "due_at", due, "payload", t->payload ? t->payload : json_null()));
+        p->notify = true;
     }
     if (wants_signal) {
         /* Several waits may have started at once (in a parallel's branches): each waiting
@@ -650,12 +649,12 @@ static PGresult *write_effects(PGconn *conn, bool own_txn, const char *const *pa
 {
     *committed = false;
     if (!own_txn) {
-        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 16, params);
+        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 18, params);
         if (!store_ok(r))
             *why = store_error(r, conn);
         return r;
     }
-    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 16, .params = params},
+    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 18, .params = params},
                                  {.command = "COMMIT"}};
     PGresult *res[2];
     int rc = store_pipeline(conn, calls, 2, res, why);
@@ -685,7 +684,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
     struct engine_loader loader = {&rl, load_paths, load_all, load_item, load_input};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
-         *error = NULL, *wf = NULL, *drops = NULL;
+         *error = NULL, *wf = NULL, *drops = NULL, *token_rows = NULL;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
     int64_t consume_task_id = req->consume_task_id;
@@ -733,6 +732,17 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         }
         consume_task_id = 0;
     }
+    /* The owner alone journals the results of its attempts and the tasks it claimed: a keeld
+     * that was paused past its heartbeat, then taken over, is fenced here, and writes nothing
+     * (not even a result_ignored) over the new owner's journal. An execution that was not
+     * running (a redrive) becomes the API keeld's. */
+    bool running = !strcmp(PQgetvalue(r, 0, 2), "running");
+    bool owned = !PQgetisnull(r, 0, 8) && !strcmp(PQgetvalue(r, 0, 8), env->owner);
+    if (req->fenced && !owned) {
+        rc = TRANSITION_LEASE_LOST;
+        goto done;
+    }
+    bool take = !owned && (!running || PQgetisnull(r, 0, 8));
     wf = xstrdup(PQgetvalue(r, 0, 0));
     int version = atoi(PQgetvalue(r, 0, 1));
     const struct engine_plan *plan = defcache_get_plan(env->defs, conn, wf, version, why);
@@ -809,13 +819,11 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         if (in->step == st.n_steps)
             in->step = st.current;
     }
-    if (in->kind == ENGINE_IN_ATTEMPT_STARTED && in->step < st.n_steps &&
-        engine_attempt_in_flight(&st, in->step, in->attempt, in->compensation))
-        in->redelivery = true;
 
     p.events = json_array();
     p.tasks = json_array();
-    p.tokens = json_object();
+    p.sends = json_array();
+    p.token_rows = json_array();
     p.drops = json_array();
     a = (struct apply){.env = env,
                        .conn = conn,
@@ -825,6 +833,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                        .st = &st,
                        .ctx = ctx,
                        .now_ms = in->now_ms,
+                       .owned = owned || take,
                        .p = &p,
                        .consumed_signals = json_array()};
     size_t i;
@@ -840,14 +849,40 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     if (in->kind == ENGINE_IN_START)
         for (size_t k = 0; k < st.n_steps; k++)
             mark_row(&p, k);
-    if (engine_advance_plan(plan, &st, ctx, in, &fx) != 0) {
+    bool stale;
+    if (req->resend_in_flight) {
+        /* A takeover: the attempts in flight may be anywhere in the tree. */
+        if (load_all(&rl, &st, ctx) != 0 || !engine_state_bind(plan, &st)) {
+            *why = rl.why ? rl.why
+                          : xasprintf("execution %s: its step rows could not be read", exec_id);
+            rl.why = NULL;
+            goto done;
+        }
+        struct engine_attempt_ref *refs = NULL;
+        size_t n_refs = engine_attempts_to_resend(&st, &refs);
+        stale = true;
+        for (size_t k = 0; k < n_refs; k++) {
+            struct engine_input resend = {
+                .kind = ENGINE_IN_RESEND,
+                .now_ms = in->now_ms,
+                .step = refs[k].step,
+                .attempt = refs[k].attempt,
+                .compensation = refs[k].compensation,
+                .retry_after_ms = -1,
+            };
+            if (advance_more(&a, &resend))
+                stale = false;
+        }
+        free(refs);
+    } else if (engine_advance_plan(plan, &st, ctx, in, &fx) != 0) {
         *why = rl.why
                    ? rl.why
                    : xasprintf("execution %s: the interpreter could not apply the input", exec_id);
         rl.why = NULL;
         goto done;
+    } else {
+        stale = fx.stale;
     }
-    bool stale = fx.stale;
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
         a.delivering_signal = req->signal_id;
     if (!stale && in->kind == ENGINE_IN_HEARTBEAT && !in->compensation && in->step < st.n_steps) {
@@ -867,7 +902,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         p.heartbeat_step = st.steps[in->step].path;
         mark_row(&p, in->step);
     }
-    if (!stale) {
+    if (!stale && !req->resend_in_flight) {
         collect(&a, in, &fx);
         if (in->kind == ENGINE_IN_SIGNAL && req->signal_id > 0)
             json_array_append_new(a.consumed_signals,
@@ -953,6 +988,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                    encode_param(rows, "step rows", &steps, why) &&
                    encode_param(p.tasks, "tasks", &tasks, why) &&
                    encode_param(p.drops, "task drops", &drops, why) &&
+                   encode_param(p.token_rows, "task tokens", &token_rows, why) &&
                    encode_param(sj, "state", &state_text, why) &&
                    (!(p.ended && st.status == ENGINE_EXEC_COMPLETED) ||
                     encode_param(p.output ? p.output : json_null(), "output", &output, why)) &&
@@ -981,6 +1017,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         p.ended ? "true" : "false",
         p.notify ? "true" : "false",
         drops,
+        token_rows,
+        take ? env->owner : NULL,
     };
     r = write_effects(conn, own_txn, params, &committed, why);
     if (!r || !store_ok(r) || (own_txn && !committed)) {
@@ -994,41 +1032,22 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         rc = TRANSITION_LEASE_LOST;
         goto done;
     }
-    /* Pair the tasks leased to us with their new ids (matched by their token's hash). */
-    json_t *inserted = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-    json_t *row;
-    json_array_foreach(p.tasks, i, row)
+    size_t i_send;
+    json_t *send;
+    json_array_foreach(p.sends, i_send, send)
     {
-        if (json_is_null(json_object_get(row, "lease_ms")))
-            continue;
-        const char *hash = json_string_value(json_object_get(row, "token_hash"));
-        const char *token = json_string_value(json_object_get(p.tokens, hash ? hash : ""));
-        if (!hash || !token)
-            continue;
-        size_t j;
-        json_t *pair;
-        json_array_foreach(inserted, j, pair)
-        {
-            const char *inserted_hash = json_string_value(json_array_get(pair, 1));
-            if (!inserted_hash || strcmp(inserted_hash, hash) != 0)
-                continue;
-            struct attempt_dispatch *ad = xcalloc(1, sizeof *ad);
-            ad->task_id = json_integer_value(json_array_get(pair, 0));
-            ad->execution_id = xstrdup(exec_id);
-            ad->workflow = xstrdup(wf);
-            ad->version = version;
-            ad->step_id = xstrdup(json_string_value(json_object_get(row, "step")));
-            ad->attempt = (int)json_integer_value(json_object_get(row, "attempt"));
-            ad->payload = json_incref(json_object_get(row, "payload"));
-            ad->token = xstrdup(token);
-            ad->compensation = !strcmp(json_string_value(json_object_get(row, "kind")),
-                                       engine_task_kind_name(ENGINE_TASK_COMPENSATION));
-            ad->next = out->dispatches;
-            out->dispatches = ad;
-            break;
-        }
+        struct attempt_dispatch *ad = xcalloc(1, sizeof *ad);
+        ad->execution_id = xstrdup(exec_id);
+        ad->workflow = xstrdup(wf);
+        ad->version = version;
+        ad->step_id = xstrdup(json_string_value(json_object_get(send, "step")));
+        ad->attempt = (int)json_integer_value(json_object_get(send, "attempt"));
+        ad->payload = json_incref(json_object_get(send, "payload"));
+        ad->token = xstrdup(json_string_value(json_object_get(send, "token")));
+        ad->compensation = json_is_true(json_object_get(send, "compensation"));
+        ad->next = out->dispatches;
+        out->dispatches = ad;
     }
-    json_decref(inserted);
     out->ended = p.ended;
     out->status = st.status;
     out->cancel_requested = st.cancel_requested;
@@ -1042,7 +1061,9 @@ done:
     engine_effects_free(&fx);
     json_decref(p.events);
     json_decref(p.tasks);
-    json_decref(p.tokens);
+    json_decref(p.sends);
+    json_decref(p.token_rows);
+    free(token_rows);
     json_decref(p.heartbeat);
     json_decref(p.drops);
     free(drops);

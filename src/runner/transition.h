@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* An activity attempt that the transition leased to this process, to send after COMMIT. */
+/* An activity attempt that the transition journaled as started, for this process to send after
+ * COMMIT (it owns the execution: no task row holds the attempt). */
 struct attempt_dispatch {
-    int64_t task_id;
     char *execution_id;
     char *workflow;
     int version;
@@ -30,15 +30,15 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list);
 
 struct transition_env {
     struct defcache *defs;
-    const char *owner;   /* this process's lease owner id */
-    long lease_grace_ms; /* added to an attempt's timeout to make its lease */
+    const char *owner; /* this keeld's owner id (executions.owner, tasks.lease_owner) */
 };
 
 enum transition_outcome {
     TRANSITION_APPLIED,    /* written */
     TRANSITION_STALE,      /* the engine ignored the input; only the consumed task was dropped */
     TRANSITION_NOT_FOUND,  /* no such execution */
-    TRANSITION_LEASE_LOST, /* the consumed task is no longer ours; nothing written */
+    TRANSITION_LEASE_LOST, /* a fenced input of an execution another keeld owns now, or a
+                              consumed task no longer ours; nothing written */
     TRANSITION_ERROR,      /* database error; nothing written */
 };
 
@@ -61,14 +61,22 @@ struct transition_request {
     const char *started_token;  /* with ENGINE_IN_ATTEMPT_STARTED: the new task token the
                                    attempt is about to be sent with; its hash is recorded in
                                    attempt_tokens when the start applies */
+    bool fenced;           /* the input comes from this keeld's own work (an attempt's result, a
+                              claimed task, a takeover): it applies only while this keeld owns
+                              the execution (LEASE_LOST otherwise; a result for an execution
+                              that ended is still journaled as result_ignored) */
+    bool resend_in_flight; /* a takeover: instead of in (only its now_ms is used), send again
+                              every attempt in flight that is not accepted */
     struct engine_input in;
 };
 
 /* Applies req to its execution inside the caller's open transaction. Activity attempts due at
- * once are leased to this process and journaled as started in the same transaction; they are
- * returned in out->dispatches. A wait that starts consumes the oldest stored signal of its name
- * at once. A result (success or failure) that does not apply, because the execution has ended
- * or its attempt is no longer in flight, is journaled as result_ignored. */
+ * once are journaled as started in the same transaction and returned in out->dispatches when
+ * this keeld owns the execution (an execution that was not running, a redrive, becomes its
+ * own); for an execution another keeld owns they become tasks due now, which its owner claims. A
+ * wait that starts consumes the oldest stored signal of its name at once. A result (success or
+ * failure) that does not apply, because the execution has ended or its attempt is no longer in
+ * flight, is journaled as result_ignored. */
 enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
                                          struct transition_request *req, struct transition_out *out,
                                          char **why);

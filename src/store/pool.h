@@ -64,9 +64,9 @@ bool store_conn_lost(PGconn *conn);
 bool store_conn_busy(PGconn *conn);
 
 /* Test-only: when the environment variable KEEL_TEST_SIGSTOP_IN_TRANSACTION names an
- * execution, the first time this process has locked that execution inside a transaction to
- * journal a task's result, it stops itself with SIGSTOP (as if paused) while holding the lock.
- * Called by the store after that lock; does nothing otherwise. */
+ * execution, the first time this process has locked that execution inside a transaction of
+ * its own (a runner job, such as an attempt's result), it stops itself with SIGSTOP (as if paused)
+ * while holding the lock. Called by the store after that lock; does nothing otherwise. */
 void store_test_pause_point(const char *execution_id);
 
 #endif

@@ -23,6 +23,19 @@
     "s.parent_path IS NOT NULL, array_length(string_to_array(s.path, '/'), 1), s.position, "       \
     "s.path), '[]')::text"
 
+/* Keelds alive by their liveness lock (runner/liveness.c): the lock's first key is "KEEL" in
+ * ASCII, the second the owner id's hash; pg_locks shows the pair as classid, objid (with
+ * objsubid 2). Advisory locks belong to one database, and a cluster may hold several Keel
+ * databases. A keeld is dead when its lock is gone or its heartbeat ran out ($1 is this keeld,
+ * never dead to itself). */
+#define LIVE_KEELDS                                                                                \
+    "live AS MATERIALIZED (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND "      \
+    "l.classid = 1262831948 AND l.objsubid = 2 AND l.granted AND l.database = (SELECT d.oid "      \
+    "FROM pg_database d WHERE d.datname = current_database()))"
+#define DEAD_KEELDS                                                                                \
+    "dead AS MATERIALIZED (SELECT k.owner FROM keelds k WHERE k.owner <> $1 AND (k.alive_until "   \
+    "< now() OR hashtext(k.owner)::oid NOT IN (SELECT objid FROM live)))"
+
 static const struct {
     const char *name;
     const char *sql;
@@ -52,8 +65,8 @@ static const struct {
                                              "WHERE name = $1 AND version = $2"},
     [STMT_EXEC_INSERT] = {"exec_insert",
                           "INSERT INTO executions (id, workflow, version, status, input, state, "
-                          "created_at, updated_at) VALUES ($1, $2, $3, 'running', $4::jsonb, "
-                          "'{}', $5::timestamptz, $5::timestamptz) "
+                          "created_at, updated_at, owner) VALUES ($1, $2, $3, 'running', "
+                          "$4::jsonb, '{}', $5::timestamptz, $5::timestamptz, $6) "
                           "ON CONFLICT (id) DO NOTHING RETURNING id"},
     [STMT_EXEC_SAME_START] = {"exec_same_start",
                               "SELECT workflow = $2 AND input = $3::jsonb FROM executions "
@@ -88,7 +101,7 @@ static const struct {
          "unnest($3::text[]) AS p(path) CROSS JOIN LATERAL (SELECT * FROM steps s WHERE "
          "s.execution_id = e.id AND s.parent_path = p.path AND s.kind <> 'iteration' AND s.path "
          "<> ALL($3::text[]) OFFSET 0) s) s), "
-         "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint) "
+         "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint), e.owner "
          "FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
                          "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
@@ -106,9 +119,11 @@ static const struct {
     /* One transition's writes in one round trip. Data-modifying CTEs all run, each once, on
      * the same snapshot, which is what we want: the consumed task and the cancelled ones are
      * those that existed before, never the ones inserted here.
-     * $1 id, $2 consumed task id or NULL, $3 lease owner, $4 events, $5 steps, $6 tasks,
+     * $1 id, $2 consumed task id or NULL, $3 this keeld, $4 events, $5 steps, $6 tasks,
      * $7 cancel other tasks, $8 status, $9 state, $10 last_seq, $11 output, $12 error,
-     * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}] */
+     * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}], $17 tokens of
+     * the attempts sent after COMMIT [{token_hash, step, attempt, compensation}], $18 the new
+     * owner or NULL (unchanged) */
     [STMT_EXEC_APPLY] =
         {"exec_apply",
          "WITH consumed AS (DELETE FROM tasks WHERE id = $2::bigint AND lease_owner = $3 "
@@ -149,28 +164,24 @@ static const struct {
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
          "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, "
          "items = EXCLUDED.items), "
-         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, "
-         "token_hash, lease_owner, lease_until) SELECT $1, t.kind, t.step, t.attempt, t.due_at, "
-         "t.payload, t.token_hash, CASE WHEN t.lease_ms IS NOT NULL THEN $3 END, CASE WHEN "
-         "t.lease_ms IS NOT NULL THEN now() + t.lease_ms * interval '1 millisecond' END "
+         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload) "
+         "SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload "
          "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
-         "due_at timestamptz, payload jsonb, token_hash text, lease_ms bigint) "
-         "RETURNING id, token_hash), "
-         /* The tokens of the attempts leased here (journaled as started in this transaction,
-          * sent after COMMIT) are valid from now on. */
+         "due_at timestamptz, payload jsonb)), "
+         /* The tokens of the attempts journaled as started here (sent after COMMIT) are valid
+          * from now on. */
          "tok AS (INSERT INTO attempt_tokens (token_hash, execution_id, step, attempt, "
-         "compensation) SELECT t.token_hash, $1, t.step, t.attempt, t.kind = 'compensation' "
-         "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
-         "token_hash text, lease_ms bigint) WHERE t.lease_ms IS NOT NULL AND "
-         "t.token_hash IS NOT NULL), "
+         "compensation) SELECT t.token_hash, $1, t.step, t.attempt, t.compensation "
+         "FROM jsonb_to_recordset($17::jsonb) AS t(token_hash text, step text, attempt int, "
+         "compensation bool)), "
          "ex AS (UPDATE executions SET status = $8, state = $9::jsonb, last_seq = $10, "
+         "owner = coalesce($18, owner), "
          "output = CASE WHEN $14::bool THEN $11::jsonb WHEN $8 = 'running' THEN NULL "
          "ELSE output END, error = CASE WHEN $14::bool THEN $12::jsonb WHEN $8 = 'running' "
          "THEN NULL ELSE error END, updated_at = $13::timestamptz, completed_at = CASE WHEN "
          "$14::bool THEN $13::timestamptz WHEN $8 = 'running' THEN NULL ELSE completed_at END "
          "WHERE id = $1) "
          "SELECT (SELECT count(*) FROM consumed), "
-         "coalesce((SELECT json_agg(json_build_array(id, token_hash)) FROM tk), '[]')::text, "
          "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
          "CASE WHEN $14::bool THEN pg_notify('keel_done', $1) END"},
     [STMT_EXEC_JSON] =
@@ -219,10 +230,11 @@ static const struct {
     [STMT_TASKS_CLAIM] = {"tasks_claim",
                           "UPDATE tasks t SET lease_owner = $1, lease_until = now() + "
                           "(coalesce((t.payload->>'timeout_ms')::bigint, 0) + $2::bigint) * "
-                          "interval '1 millisecond' WHERE t.id IN (SELECT id FROM tasks "
-                          "WHERE due_at <= now() AND (lease_until IS NULL OR "
-                          "lease_until < now()) ORDER BY due_at LIMIT $3 "
-                          "FOR UPDATE SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
+                          "interval '1 millisecond' WHERE t.id IN (SELECT k.id FROM tasks k "
+                          "JOIN executions x ON x.id = k.execution_id AND x.owner = $1 "
+                          "WHERE k.due_at <= now() AND (k.lease_until IS NULL OR "
+                          "k.lease_until < now()) ORDER BY k.due_at LIMIT $3 "
+                          "FOR UPDATE OF k SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
                           "t.step, t.attempt, t.payload::text, (SELECT e.workflow FROM "
                           "executions e WHERE e.id = t.execution_id), (SELECT e.version FROM "
                           "executions e WHERE e.id = t.execution_id)"},
@@ -230,20 +242,38 @@ static const struct {
                               "SELECT ceil(extract(epoch FROM least((SELECT min(due_at) FROM "
                               "tasks WHERE lease_until IS NULL), (SELECT min(lease_until) FROM "
                               "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
-    /* Liveness (runner/liveness.c): the lock's first key is "KEEL" in ASCII, the second the
-     * owner id's hash; pg_locks shows the pair as classid, objid (with objsubid 2). Advisory
-     * locks belong to one database, and a cluster may hold several Keel databases. */
     [STMT_LIVENESS_LOCK] = {"liveness_lock",
                             "SELECT pg_try_advisory_lock(1262831948, hashtext($1))"},
     [STMT_LEASES_OF_DEAD] = {"leases_of_dead",
-                             "WITH live AS MATERIALIZED (SELECT l.objid FROM pg_locks l "
-                             "WHERE l.locktype = 'advisory' AND l.classid = 1262831948 "
-                             "AND l.objsubid = 2 AND l.granted AND l.database = "
-                             "(SELECT d.oid FROM pg_database d WHERE d.datname = "
-                             "current_database())) "
+                             "WITH " LIVE_KEELDS ", " DEAD_KEELDS " "
                              "UPDATE tasks t SET lease_until = now() WHERE t.lease_until > now() "
-                             "AND t.lease_owner <> $1 AND hashtext(t.lease_owner)::oid NOT IN "
-                             "(SELECT objid FROM live) RETURNING t.id, t.lease_owner"},
+                             "AND t.lease_owner <> $1 AND (hashtext(t.lease_owner)::oid NOT IN "
+                             "(SELECT objid FROM live) OR t.lease_owner IN (SELECT owner FROM "
+                             "dead)) RETURNING t.id, t.lease_owner"},
+    [STMT_KEELD_HEARTBEAT] = {"keeld_heartbeat",
+                              "INSERT INTO keelds (owner, alive_until) VALUES ($1, now() + "
+                              "$2::bigint * interval '1 millisecond') ON CONFLICT (owner) DO "
+                              "UPDATE SET alive_until = EXCLUDED.alive_until"},
+    /* Rows an execution locked by a transition under way are skipped: taken on a later sweep. */
+    [STMT_TAKE_OVER] = {"take_over",
+                        "WITH " LIVE_KEELDS ", " DEAD_KEELDS ", picked AS (SELECT e.id, e.owner "
+                        "FROM executions e WHERE e.status = 'running' AND e.owner IN (SELECT "
+                        "owner FROM dead) LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE executions e "
+                        "SET owner = $1 FROM picked WHERE e.id = picked.id RETURNING e.id, "
+                        "picked.owner"},
+    [STMT_KEELDS_FORGET] = {"keelds_forget",
+                            "WITH " LIVE_KEELDS ", " DEAD_KEELDS " DELETE FROM keelds k "
+                            "WHERE k.owner IN (SELECT owner FROM dead) AND NOT EXISTS (SELECT 1 "
+                            "FROM executions e WHERE e.status = 'running' AND e.owner = k.owner)"},
+    /* An owner with no keelds row (its first heartbeat never landed, or its row was forgotten
+     * while it was paused) and no liveness lock is registered as dead, for STMT_TAKE_OVER. */
+    [STMT_KEELDS_ORPHANS] = {"keelds_orphans",
+                             "WITH " LIVE_KEELDS " INSERT INTO keelds (owner, alive_until) "
+                             "SELECT DISTINCT e.owner, '-infinity'::timestamptz FROM executions e "
+                             "WHERE e.status = 'running' AND e.owner IS NOT NULL AND e.owner <> $1 "
+                             "AND NOT EXISTS (SELECT 1 FROM keelds k WHERE k.owner = e.owner) "
+                             "AND hashtext(e.owner)::oid NOT IN (SELECT objid FROM live) "
+                             "ON CONFLICT (owner) DO NOTHING RETURNING owner"},
     [STMT_TASK_DELETE] = {"task_delete",
                           "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
     [STMT_SIGNAL_NEXT] =
@@ -372,9 +402,10 @@ int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult
         *why = store_error(NULL, conn);
         rc = -1;
     }
-    /* Test-only pause while holding an execution's lock to journal a result (pool.h). */
+    /* Test-only pause while holding an execution's lock in a transition of its own (a runner
+     * job, such as a result; a start's is part of the API's transaction) (pool.h). */
     if (rc == 0 && n >= 2 && calls[0].command && !strcmp(calls[0].command, "BEGIN") &&
-        !calls[1].command && calls[1].stmt == STMT_EXEC_LOCK && calls[1].params[1])
+        !calls[1].command && calls[1].stmt == STMT_EXEC_LOCK)
         store_test_pause_point(calls[1].params[0]);
     return rc;
 }

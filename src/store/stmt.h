@@ -12,7 +12,8 @@ enum store_stmt {
     STMT_WORKFLOW_INSERT,  /* $1 name, $2 version, $3 definition, $4 digest */
     STMT_WORKFLOW_LIST,    /* $1 after name ('' = first), $2 limit -> json */
     STMT_WORKFLOW_DEFN,    /* $1 name, $2 version -> definition text */
-    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now -> id or none */
+    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now, $6 owner -> id or
+                              none */
     STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
     STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
     STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
@@ -36,7 +37,13 @@ enum store_stmt {
     STMT_TOKEN_LOCK,       /* $1 token hash -> execution, step, attempt, compensation, used */
     STMT_TOKEN_USE,        /* $1 token hash: mark it used */
     STMT_LIVENESS_LOCK,    /* $1 owner -> whether this session now holds its liveness lock */
-    STMT_LEASES_OF_DEAD,   /* $1 own owner: expire leases of owners with no liveness lock */
+    STMT_LEASES_OF_DEAD,   /* $1 own owner: expire the task leases of dead keelds */
+    STMT_KEELD_HEARTBEAT,  /* $1 owner, $2 ms: this keeld is alive for that long */
+    STMT_TAKE_OVER,        /* $1 own owner, $2 limit: own running executions of dead keelds ->
+                              ids taken, their dead owner */
+    STMT_KEELDS_FORGET,    /* $1 own owner: drop dead keelds that own nothing running */
+    STMT_KEELDS_ORPHANS,   /* $1 own owner: register owners of running executions that have no
+                              keelds row and no liveness lock, as dead -> owners */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */

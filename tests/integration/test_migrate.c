@@ -124,15 +124,33 @@ static void test_old_schema_migrates_and_runs_on(void **state)
             " ('m-wait', 'b', 2, 'pending', 0, NULL);"
             "INSERT INTO events (execution_id, seq, type, step, attempt, data) VALUES "
             "('m-wait', 1, 'execution_started', NULL, NULL, '{}'),"
-            "('m-wait', 2, 'step_completed', 'a', 1, '{\"output\": {\"key\": \"m-wait/a\"}}')",
-            receiver.base_url, receiver.base_url, receiver.base_url) > 0);
+            "('m-wait', 2, 'step_completed', 'a', 1, '{\"output\": {\"key\": \"m-wait/a\"}}');"
+            /* m-flight: a's attempt 1 is in flight, its task leased by a keeld of before
+             * (migration 0007 moves the lease to the execution's owner). */
+            "INSERT INTO executions (id, workflow, version, status, input, state, last_seq) "
+            "VALUES ('m-flight', 'mig', 1, 'running', '{}', '{\"v\": 1, \"status\": "
+            "\"running\", \"current\": 0, \"completions\": 0, \"steps\": ["
+            "{\"status\": \"running\", \"attempt\": 1, \"scheduled_at\": 1767225600000, "
+            "\"started_at\": 1767225600001}, {\"status\": \"pending\"}, "
+            "{\"status\": \"pending\"}]}', 2);"
+            "INSERT INTO steps (execution_id, step_id, position, status, attempts) VALUES "
+            "('m-flight', 'a', 0, 'running', 1), ('m-flight', 'approve', 1, 'pending', 0),"
+            " ('m-flight', 'b', 2, 'pending', 0);"
+            "INSERT INTO events (execution_id, seq, type, step, attempt, data) VALUES "
+            "('m-flight', 1, 'execution_started', NULL, NULL, '{}'),"
+            "('m-flight', 2, 'attempt_started', 'a', 1, '{}');"
+            "INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, lease_owner, "
+            "lease_until, token_hash) VALUES ('m-flight', 'activity', 'a', 1, now(), "
+            "'{\"url\": \"%s/ok\", \"input\": null, \"timeout_ms\": 30000}', 'old-keeld', "
+            "now() + interval '1 hour', 'feed')",
+            receiver.base_url, receiver.base_url, receiver.base_url, receiver.base_url) > 0);
     run_sql(db, sql);
     free(sql);
 
     /* The new keeld migrates at start, then finishes m-half on its own. */
     const char *const env[] = {secret_env, "KEEL_LEASE_GRACE_MS=300", NULL};
     keeld_start(&k, db, env, NULL);
-    assert_sql(db, "2", "SELECT count(*) FROM schema_migrations WHERE version IN (4, 5)");
+    assert_sql(db, "4", "SELECT count(*) FROM schema_migrations WHERE version IN (4, 5, 6, 7)");
     json_t *done = wait_result(k.base_url, "m-half");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(done, "output")), "m-half/a");
@@ -144,6 +162,29 @@ static void test_old_schema_migrates_and_runs_on(void **state)
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     assert_string_equal(json_string_value(json_object_get(done, "output")), "m-wait/a");
     json_decref(done);
+
+    /* m-flight's attempt is sent again by the new owner, once, and is then the only one. */
+    for (int tries = 0;; tries++) {
+        char *v = harness_sql_value(db, "SELECT status FROM steps WHERE execution_id = "
+                                        "'m-flight' AND path = 'approve'");
+        bool waiting = !strcmp(v, "waiting");
+        free(v);
+        if (waiting)
+            break;
+        if (tries > 300)
+            fail_msg("m-flight's attempt in flight was not sent again");
+        usleep(100 * 1000);
+    }
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'm-flight' AND type = "
+               "'attempt_started' AND data ? 'redelivery'");
+    http_post_expect(k.base_url, "/v1/executions/m-flight/signals/go", "{}", 202, NULL);
+    done = wait_result(k.base_url, "m-flight");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_decref(done);
+    assert_sql(db, "0", "SELECT count(*) FROM tasks WHERE execution_id = 'm-flight'");
+    /* The keeld of before owns nothing any more and is forgotten. */
+    assert_sql(db, "0", "SELECT count(*) FROM keelds WHERE owner = 'keel:before-0007'");
 
     /* The rows carry the new columns; the execution row keeps only the header. */
     assert_sql(db, "0",
@@ -167,6 +208,11 @@ static void test_old_schema_migrates_and_runs_on(void **state)
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(json_object_get(stats, "keys"), "m-half/b"), "applied")),
                      1);
+    json_decref(stats);
+    stats = receiver_stats(&receiver, "?key=m-flight/a");
+    json_t *fa = json_object_get(json_object_get(stats, "keys"), "m-flight/a");
+    assert_int_equal(json_integer_value(json_object_get(fa, "applied")), 1);
+    assert_int_equal(json_integer_value(json_object_get(fa, "deliveries")), 1);
     json_decref(stats);
 
     stack_stop(&db, &k, &receiver);

@@ -333,6 +333,93 @@ static void test_paused_keeld_loses_its_locks(void **state)
     free(db);
 }
 
+struct key_check {
+    const struct proc *receiver;
+    const char *key;
+    json_int_t deliveries;
+};
+
+static bool delivered_at_least(void *arg)
+{
+    struct key_check *c = arg;
+    json_t *stats = receiver_stats(c->receiver, "");
+    json_int_t n = json_integer_value(
+        json_object_get(json_object_get(json_object_get(stats, "keys"), c->key), "deliveries"));
+    json_decref(stats);
+    return n >= c->deliveries;
+}
+
+/* Keeld A sends an attempt that the receiver holds, and is paused (SIGSTOP) with it in flight,
+ * its database sessions alive. Its heartbeat stops: after the lease grace B owns the execution,
+ * sends the attempt again and completes the step. A, continued, gets the first answer and is
+ * fenced: it journals nothing, and it does not take the execution back. */
+static void test_paused_keeld_with_attempt_in_flight(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"KEEL_LEASE_GRACE_MS=1000", NULL};
+    char *db = harness_create_db("keel_it_ops_pause_flight");
+    struct proc a, b, receiver;
+    receiver_start(&receiver, NULL);
+    keeld_start(&a, db, env, NULL);
+    keeld_start(&b, db, env, NULL);
+    char *def = NULL;
+    assert_true(asprintf(&def,
+                         "{\"name\": \"held\", \"steps\": [{\"id\": \"s1\", \"timeout\": "
+                         "\"60s\", \"activity\": {\"url\": \"%s/slow-first/4000\"}}, {\"id\": "
+                         "\"s2\", \"activity\": {\"url\": \"%s/ok\"}}]}",
+                         receiver.base_url, receiver.base_url) > 0);
+    register_def(&a, def, 201, NULL);
+    free(def);
+    start_exec(&a, "held", "{\"id\": \"held-1\"}");
+    struct key_check first = {&receiver, "held-1/s1", 1};
+    if (!wait_for(delivered_at_least, &first, 30000))
+        fail_msg("the first attempt never reached the receiver");
+    proc_signal(&a, SIGSTOP);
+
+    json_t *done = wait_result(b.base_url, "held-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_decref(done);
+    char *owner = harness_sql_value(db, "SELECT owner FROM executions WHERE id = 'held-1'");
+    char *events = harness_sql_value(db, "SELECT count(*) FROM events WHERE execution_id = "
+                                         "'held-1'");
+    char *redelivered =
+        harness_sql_value(db, "SELECT count(*) FROM events WHERE execution_id = 'held-1' AND "
+                              "type = 'attempt_started' AND data ? 'redelivery'");
+    assert_string_equal(redelivered, "1");
+    free(redelivered);
+
+    /* A continues, gets the held answer of its attempt and drops it. */
+    proc_signal(&a, SIGCONT);
+    wait_log(&a, "result dropped", 30000);
+    char *events_after = harness_sql_value(db, "SELECT count(*) FROM events WHERE "
+                                               "execution_id = 'held-1'");
+    assert_string_equal(events, events_after);
+    char *owner_after = harness_sql_value(db, "SELECT owner FROM executions WHERE id = 'held-1'");
+    assert_string_equal(owner, owner_after);
+    free(events);
+    free(events_after);
+    free(owner);
+    free(owner_after);
+    char *completions =
+        harness_sql_value(db, "SELECT count(*) FROM events WHERE execution_id = 'held-1' AND "
+                              "type = 'step_completed'");
+    assert_string_equal(completions, "2");
+    free(completions);
+    json_t *stats = receiver_stats(&receiver, "");
+    json_t *key = json_object_get(json_object_get(stats, "keys"), "held-1/s1");
+    assert_int_equal(json_integer_value(json_object_get(key, "applied")), 1);
+    assert_int_equal(json_integer_value(json_object_get(key, "deliveries")), 2);
+    json_decref(stats);
+
+    proc_signal(&a, SIGTERM);
+    assert_int_equal(proc_wait(&a, 20000), 0);
+    proc_signal(&b, SIGTERM);
+    assert_int_equal(proc_wait(&b, 20000), 0);
+    proc_signal(&receiver, SIGTERM);
+    proc_wait(&receiver, 5000);
+    free(db);
+}
+
 /* ---- point 10: activity destinations ------------------------------------------------------- */
 
 static void test_registration_refuses_bad_destinations(void **state)
@@ -490,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_while_waiting_for_database),
         cmocka_unit_test(test_locked_execution_is_503),
         cmocka_unit_test(test_paused_keeld_loses_its_locks),
+        cmocka_unit_test(test_paused_keeld_with_attempt_in_flight),
         cmocka_unit_test(test_registration_refuses_bad_destinations),
         cmocka_unit_test(test_runtime_url_refused),
         cmocka_unit_test(test_resolved_address_refused),

@@ -259,8 +259,19 @@ UNUSED static void check_invariants(struct h *h, enum engine_input_kind kind,
         assert_string_equal(state_before, state_after);
         assert_string_equal(ctx_before, ctx_after);
     } else {
-        /* Heartbeats are the one input that applies without an event. */
-        assert_true(fx->n_events > 0 || kind == ENGINE_IN_HEARTBEAT);
+        /* Heartbeats and resends are the inputs that apply without an event; a resend only
+         * asks for its attempt to be sent again, changing nothing. */
+        assert_true(fx->n_events > 0 || kind == ENGINE_IN_HEARTBEAT || kind == ENGINE_IN_RESEND);
+        if (kind == ENGINE_IN_RESEND) {
+            assert_int_equal(fx->n_tasks, 1);
+            assert_int_equal(fx->n_changed_steps, 0);
+            assert_int_equal(fx->n_cancels, 0);
+            assert_false(fx->cancel_tasks);
+            json_t *s = engine_state_to_json(&h->st);
+            state_after = dump(s);
+            json_decref(s);
+            assert_string_equal(state_before, state_after);
+        }
         assert_false(fx->stale_ended);
     }
     if (fx->ended) {
@@ -306,6 +317,15 @@ UNUSED static struct engine_input in_start(int64_t now)
 UNUSED static struct engine_input in_started(size_t step, int attempt, int64_t now)
 {
     return (struct engine_input){.kind = ENGINE_IN_ATTEMPT_STARTED,
+                                 .now_ms = now,
+                                 .step = step,
+                                 .attempt = attempt,
+                                 .retry_after_ms = -1};
+}
+
+UNUSED static struct engine_input in_resend(size_t step, int attempt, int64_t now)
+{
+    return (struct engine_input){.kind = ENGINE_IN_RESEND,
                                  .now_ms = now,
                                  .step = step,
                                  .attempt = attempt,
