@@ -64,9 +64,9 @@ static const struct option_def options[] = {
     {"shutdown-grace-ms", "KEEL_SHUTDOWN_GRACE_MS", OPT_LONG, "10000", 0, 3600000,
      OFF(shutdown_grace_ms), "On SIGTERM/SIGINT, how long to wait for in-flight requests."},
     {"lease-grace-ms", "KEEL_LEASE_GRACE_MS", OPT_LONG, "30000", 100, 86400000, OFF(lease_grace_ms),
-     "An attempt's lease lasts its timeout plus this: a keeld that keeps its database session "
-     "but stops (paused, hung) loses its attempts to another after that long; one whose "
-     "session ends loses them within about a second."},
+     "How long a keeld's heartbeat vouches for it: a keeld that keeps its database session "
+     "but stops (paused, hung) loses its executions to another this long after its last "
+     "heartbeat; one whose session ends loses them within about a second."},
     {"max-in-flight", "KEEL_MAX_IN_FLIGHT", OPT_LONG, "1000", 1, 100000, OFF(max_in_flight),
      "Activity attempts on the wire at once, across all hosts."},
     {"max-in-flight-per-host", "KEEL_MAX_IN_FLIGHT_PER_HOST", OPT_LONG, "32", 1, 100000,

@@ -226,7 +226,8 @@ static int serve(const struct config *cfg)
     if (cut > 0) {
         /* The HTTP threads still run those requests and use the runner, the pool and the long
          * polls: the process ends without freeing what they might touch. Attempts on the wire
-         * are sent again by whoever holds their tasks once the leases run out. */
+         * are sent again by the keeld that takes their executions over once this one's
+         * liveness lock is gone with its session. */
         char n[16];
         snprintf(n, sizeof n, "%d", cut);
         log_warn("requests still running at the deadline were cut off", "count", n);
