@@ -649,12 +649,12 @@ static PGresult *write_effects(PGconn *conn, bool own_txn, const char *const *pa
 {
     *committed = false;
     if (!own_txn) {
-        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 18, params);
+        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 19, params);
         if (!store_ok(r))
             *why = store_error(r, conn);
         return r;
     }
-    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 18, .params = params},
+    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 19, .params = params},
                                  {.command = "COMMIT"}};
     PGresult *res[2];
     int rc = store_pipeline(conn, calls, 2, res, why);
@@ -684,7 +684,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
     struct engine_loader loader = {&rl, load_paths, load_all, load_item, load_input};
     char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
-         *error = NULL, *wf = NULL, *drops = NULL, *token_rows = NULL;
+         *error = NULL, *wf = NULL, *drops = NULL, *token_rows = NULL, *task_owner = NULL;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
     int64_t consume_task_id = req->consume_task_id;
@@ -743,6 +743,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         goto done;
     }
     bool take = !owned && (!running || PQgetisnull(r, 0, 8));
+    /* Tasks belong to the execution's owner: its claimer alone takes them. */
+    task_owner = take || PQgetisnull(r, 0, 8) ? xstrdup(env->owner) : xstrdup(PQgetvalue(r, 0, 8));
     wf = xstrdup(PQgetvalue(r, 0, 0));
     int version = atoi(PQgetvalue(r, 0, 1));
     const struct engine_plan *plan = defcache_get_plan(env->defs, conn, wf, version, why);
@@ -1019,6 +1021,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         drops,
         token_rows,
         take ? env->owner : NULL,
+        task_owner,
     };
     r = write_effects(conn, own_txn, params, &committed, why);
     if (!r || !store_ok(r) || (own_txn && !committed)) {
@@ -1074,6 +1077,7 @@ done:
     free(rl.why);
     json_decref(rl.loaded);
     free(p.changed);
+    free(task_owner);
     free(events);
     free(steps);
     free(tasks);

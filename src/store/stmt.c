@@ -123,7 +123,7 @@ static const struct {
      * $7 cancel other tasks, $8 status, $9 state, $10 last_seq, $11 output, $12 error,
      * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}], $17 tokens of
      * the attempts sent after COMMIT [{token_hash, step, attempt, compensation}], $18 the new
-     * owner or NULL (unchanged) */
+     * owner or NULL (unchanged), $19 the owner of the tasks inserted (the execution's) */
     [STMT_EXEC_APPLY] =
         {"exec_apply",
          "WITH consumed AS (DELETE FROM tasks WHERE id = $2::bigint AND lease_owner = $3 "
@@ -164,8 +164,8 @@ static const struct {
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
          "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, "
          "items = EXCLUDED.items), "
-         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload) "
-         "SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload "
+         "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, owner) "
+         "SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload, $19 "
          "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
          "due_at timestamptz, payload jsonb)), "
          /* The tokens of the attempts journaled as started here (sent after COMMIT) are valid
@@ -231,10 +231,9 @@ static const struct {
                           "UPDATE tasks t SET lease_owner = $1, lease_until = now() + "
                           "(coalesce((t.payload->>'timeout_ms')::bigint, 0) + $2::bigint) * "
                           "interval '1 millisecond' WHERE t.id IN (SELECT k.id FROM tasks k "
-                          "JOIN executions x ON x.id = k.execution_id AND x.owner = $1 "
-                          "WHERE k.due_at <= now() AND (k.lease_until IS NULL OR "
-                          "k.lease_until < now()) ORDER BY k.due_at LIMIT $3 "
-                          "FOR UPDATE OF k SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
+                          "WHERE k.owner = $1 AND k.due_at <= now() AND (k.lease_until IS NULL "
+                          "OR k.lease_until < now()) ORDER BY k.owner, k.due_at LIMIT $3 "
+                          "FOR UPDATE SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
                           "t.step, t.attempt, t.payload::text, (SELECT e.workflow FROM "
                           "executions e WHERE e.id = t.execution_id), (SELECT e.version FROM "
                           "executions e WHERE e.id = t.execution_id)"},
@@ -258,9 +257,11 @@ static const struct {
     [STMT_TAKE_OVER] = {"take_over",
                         "WITH " LIVE_KEELDS ", " DEAD_KEELDS ", picked AS (SELECT e.id, e.owner "
                         "FROM executions e WHERE e.status = 'running' AND e.owner IN (SELECT "
-                        "owner FROM dead) LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE executions e "
-                        "SET owner = $1 FROM picked WHERE e.id = picked.id RETURNING e.id, "
-                        "picked.owner"},
+                        "owner FROM dead) LIMIT $2 FOR UPDATE SKIP LOCKED), taken AS (UPDATE "
+                        "executions e SET owner = $1 FROM picked WHERE e.id = picked.id "
+                        "RETURNING e.id, picked.owner), moved AS (UPDATE tasks t SET owner = $1 "
+                        "WHERE t.execution_id = ANY(ARRAY(SELECT id FROM taken))) "
+                        "SELECT id, owner FROM taken"},
     [STMT_KEELDS_FORGET] = {"keelds_forget",
                             "WITH " LIVE_KEELDS ", " DEAD_KEELDS " DELETE FROM keelds k "
                             "WHERE k.owner IN (SELECT owner FROM dead) AND NOT EXISTS (SELECT 1 "
