@@ -318,11 +318,7 @@ static void test_paused_keeld_loses_its_locks(void **state)
     json_t *done = wait_result(b.base_url, "paused-1");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
     json_decref(done);
-    json_t *stats = receiver_stats(&receiver, "?key=paused-1/s1");
-    json_t *key = json_object_get(json_object_get(stats, "keys"), "paused-1/s1");
-    assert_int_equal(json_integer_value(json_object_get(key, "applied")), 1);
-    assert_int_equal(json_integer_value(json_object_get(key, "deliveries")), 2);
-    json_decref(stats);
+    assert_key_counts(&receiver, "paused-1/s1", 1, 2);
 
     proc_signal(&a, SIGTERM);
     assert_int_equal(proc_wait(&a, 20000), 0);
@@ -331,22 +327,6 @@ static void test_paused_keeld_loses_its_locks(void **state)
     proc_signal(&receiver, SIGTERM);
     proc_wait(&receiver, 5000);
     free(db);
-}
-
-struct key_check {
-    const struct proc *receiver;
-    const char *key;
-    json_int_t deliveries;
-};
-
-static bool delivered_at_least(void *arg)
-{
-    struct key_check *c = arg;
-    json_t *stats = receiver_stats(c->receiver, "");
-    json_int_t n = json_integer_value(
-        json_object_get(json_object_get(json_object_get(stats, "keys"), c->key), "deliveries"));
-    json_decref(stats);
-    return n >= c->deliveries;
 }
 
 /* Keeld A sends an attempt that the receiver holds, and is paused (SIGSTOP) with it in flight,
@@ -371,8 +351,8 @@ static void test_paused_keeld_with_attempt_in_flight(void **state)
     register_def(&a, def, 201, NULL);
     free(def);
     start_exec(&a, "held", "{\"id\": \"held-1\"}");
-    struct key_check first = {&receiver, "held-1/s1", 1};
-    if (!wait_for(delivered_at_least, &first, 30000))
+    struct delivery_check first = {&receiver, "held-1/s1", 1};
+    if (!wait_for(receiver_delivered, &first, 30000))
         fail_msg("the first attempt never reached the receiver");
     proc_signal(&a, SIGSTOP);
 
@@ -405,11 +385,7 @@ static void test_paused_keeld_with_attempt_in_flight(void **state)
                               "type = 'step_completed'");
     assert_string_equal(completions, "2");
     free(completions);
-    json_t *stats = receiver_stats(&receiver, "");
-    json_t *key = json_object_get(json_object_get(stats, "keys"), "held-1/s1");
-    assert_int_equal(json_integer_value(json_object_get(key, "applied")), 1);
-    assert_int_equal(json_integer_value(json_object_get(key, "deliveries")), 2);
-    json_decref(stats);
+    assert_key_counts(&receiver, "held-1/s1", 1, 2);
 
     proc_signal(&a, SIGTERM);
     assert_int_equal(proc_wait(&a, 20000), 0);

@@ -255,24 +255,6 @@ static void test_receiver_down_for_a_while(void **state)
     free(db);
 }
 
-struct delivery_check {
-    const struct proc *receiver;
-    const char *key;
-    long at_least;
-};
-
-static bool delivered(void *arg)
-{
-    struct delivery_check *c = arg;
-    char q[256];
-    snprintf(q, sizeof q, "?key=%s", c->key);
-    json_t *stats = receiver_stats(c->receiver, q);
-    json_int_t n = json_integer_value(
-        json_object_get(json_object_get(json_object_get(stats, "keys"), c->key), "deliveries"));
-    json_decref(stats);
-    return n >= c->at_least;
-}
-
 static void test_two_keeld_one_killed(void **state)
 {
     (void)state;
@@ -332,14 +314,14 @@ static void test_takeover_when_session_ends(void **state)
     http_post_expect(a.base_url, "/v1/workflows/takeover/executions",
                      "{\"id\": \"takeover-1\", \"input\": {\"n\": 1}}", 201, NULL);
     struct delivery_check first = {&receiver, "takeover-1/s1", 1};
-    if (!wait_for(delivered, &first, 30000))
+    if (!wait_for(receiver_delivered, &first, 30000))
         fail_msg("the first attempt never reached the receiver");
 
     keeld_start(&b, db, env, NULL);
     int64_t t0 = now_ms();
     proc_kill9(&a);
     struct delivery_check again = {&receiver, "takeover-1/s1", 2};
-    if (!wait_for(delivered, &again, 30000))
+    if (!wait_for(receiver_delivered, &again, 30000))
         fail_msg("b did not send the attempt again within 30 s of a's kill -9 (the lease alone "
                  "would have held it for 90 s)");
     print_message("# attempt sent again %lld ms after kill -9\n", (long long)(now_ms() - t0));

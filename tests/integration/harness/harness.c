@@ -323,6 +323,30 @@ json_t *receiver_stats(const struct proc *p, const char *query)
     return j;
 }
 
+/* One counter of one key in the receiver's stats. */
+static json_int_t key_count(const struct proc *receiver, const char *key, const char *counter)
+{
+    char q[256];
+    snprintf(q, sizeof q, "?key=%s", key);
+    json_t *stats = receiver_stats(receiver, q);
+    json_int_t n = json_integer_value(
+        json_object_get(json_object_get(json_object_get(stats, "keys"), key), counter));
+    json_decref(stats);
+    return n;
+}
+
+bool receiver_delivered(void *arg)
+{
+    const struct delivery_check *c = arg;
+    return key_count(c->receiver, c->key, "deliveries") >= c->at_least;
+}
+
+void assert_key_counts(const struct proc *receiver, const char *key, long applied, long deliveries)
+{
+    assert_int_equal(key_count(receiver, key, "applied"), applied);
+    assert_int_equal(key_count(receiver, key, "deliveries"), deliveries);
+}
+
 char *receiver_task_token(const struct proc *receiver, const char *key, size_t n)
 {
     char q[256];

@@ -47,6 +47,15 @@ void receiver_start(struct proc *p, const char *secret);
 void receiver_start_on(struct proc *p, const char *secret, uint16_t port);
 /* GET /_stats of the receiver ("?key=K" etc. in query, may be ""); a new reference. */
 json_t *receiver_stats(const struct proc *p, const char *query);
+/* For wait_for: true once the receiver has had at least at_least deliveries of key. */
+struct delivery_check {
+    const struct proc *receiver;
+    const char *key;
+    long at_least;
+};
+bool receiver_delivered(void *arg);
+/* Asserts that the receiver applied key `applied` times, over `deliveries` deliveries. */
+void assert_key_counts(const struct proc *receiver, const char *key, long applied, long deliveries);
 /* The n-th task token (0-based) the receiver got for key, waiting up to 30 s for it to arrive
  * (fails the test otherwise). Caller frees. */
 char *receiver_task_token(const struct proc *receiver, const char *key, size_t n);
