@@ -358,6 +358,17 @@ static void count_transition(enum transition_outcome rc, int64_t us)
                        us);
 }
 
+/* A claimed task of an execution that another keeld owns now (it took this one over while it
+ * was paused) is given back at once: its new owner claims it without waiting for the lease to
+ * run out. Best effort: the lease runs out anyway. */
+static void release_task(struct runner *r, PGconn *conn, const struct job *j)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->task_id);
+    const char *params[] = {id, r->owner};
+    PQclear(store_run(conn, STMT_TASK_RELEASE, 2, params));
+}
+
 /* What follows a committed transition of job j (rc not TRANSITION_ERROR): the attempt it
  * journaled as started is sent, the attempts it leased are dispatched, the rest is logged. */
 static void job_committed(struct runner *r, struct job *j, enum transition_outcome rc,
@@ -416,6 +427,8 @@ static bool run_job(struct runner *r, struct job *j)
         store_release(r->pool, conn);
         return false;
     }
+    if (rc == TRANSITION_LEASE_LOST && j->kind == JOB_CLAIMED)
+        release_task(r, conn, j);
     store_release(r->pool, conn);
     job_committed(r, j, rc, &req, &out, is_attempt_start);
     return true;
@@ -491,6 +504,8 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
                 ok = false;
                 break;
             }
+            if (e[k].rc == TRANSITION_LEASE_LOST && e[k].job->kind == JOB_CLAIMED)
+                release_task(r, conn, e[k].job);
         }
         ok = ok && PQtransactionStatus(conn) == PQTRANS_INTRANS &&
              store_command(conn, "COMMIT") == 0;

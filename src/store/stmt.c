@@ -275,8 +275,9 @@ static const struct {
                              "AND NOT EXISTS (SELECT 1 FROM keelds k WHERE k.owner = e.owner) "
                              "AND hashtext(e.owner)::oid NOT IN (SELECT objid FROM live) "
                              "ON CONFLICT (owner) DO NOTHING RETURNING owner"},
-    [STMT_TASK_DELETE] = {"task_delete",
-                          "DELETE FROM tasks WHERE id = $1::bigint AND lease_owner = $2"},
+    [STMT_TASK_RELEASE] = {"task_release",
+                           "UPDATE tasks SET lease_owner = NULL, lease_until = NULL "
+                           "WHERE id = $1::bigint AND lease_owner = $2"},
     [STMT_SIGNAL_NEXT] =
         {"signal_next",
          "SELECT id, payload::text FROM signals WHERE execution_id = $1 AND "
