@@ -434,15 +434,31 @@ static bool run_job(struct runner *r, struct job *j)
     return true;
 }
 
-/* A job that could not be applied: queued again after a pause, or given up after
- * RESULT_GIVE_UP_MS (its task's lease then expires and the attempt is redone). */
+/* A job that could not be applied: queued again after a pause. After RESULT_GIVE_UP_MS a
+ * claimed task is given up (its lease runs out and it is claimed again); an attempt's result,
+ * whose attempt no task holds, becomes a takeover of its execution, which sends the attempts in
+ * flight again once the database is back (the same key: the receiver answers again). Nothing is
+ * kept when keeld stops: the keeld that takes its executions over sends them again. */
 static void retry_later(struct runner *r, struct job *j)
 {
-    if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS || atomic_load(&r->stopping_workers)) {
-        log_warn("giving up on a job; its task will be redone after its lease expires", "execution",
-                 j->execution_id, "step", j->step_id);
+    if (atomic_load(&r->stopping_workers)) {
         job_free(j);
         return;
+    }
+    if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS && j->kind != JOB_TAKEOVER) {
+        if (j->kind == JOB_CLAIMED) {
+            log_warn("giving up on a claimed task; it is claimed again after its lease",
+                     "execution", j->execution_id, "step", j->step_id);
+            job_free(j);
+            return;
+        }
+        log_warn("giving up on a result; its execution's attempts in flight will be sent again",
+                 "execution", j->execution_id, "step", j->step_id);
+        struct job *t = xcalloc(1, sizeof *t);
+        t->kind = JOB_TAKEOVER;
+        t->execution_id = xstrdup(j->execution_id);
+        job_free(j);
+        j = t;
     }
     usleep(DB_RETRY_DELAY_MS * 1000);
     push_job(r, j);
