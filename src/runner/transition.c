@@ -597,6 +597,40 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
     return rows;
 }
 
+/* Events do not repeat outputs that the same transaction stores elsewhere: a step_completed's
+ * output is its step row's, an execution_completed's is the execution's. The history puts them
+ * back (STMT_HISTORY), so readers see the events as the engine wrote them; an output that is
+ * not stored alike (none today) stays in its event. */
+static void compact_events(json_t *events, const json_t *rows, const json_t *exec_output)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        json_t *data = json_object_get(e, "data");
+        const json_t *output = json_object_get(data, "output");
+        if (!type || !output)
+            continue;
+        const json_t *stored = NULL;
+        if (!strcmp(type, "execution_completed")) {
+            stored = exec_output;
+        } else if (!strcmp(type, "step_completed")) {
+            const char *path = json_string_value(json_object_get(e, "path"));
+            size_t k;
+            json_t *row;
+            json_array_foreach(rows, k, row)
+            {
+                const char *rp = json_string_value(json_object_get(row, "path"));
+                if (path && rp && !strcmp(path, rp))
+                    stored = json_object_get(row, "output");
+            }
+        }
+        if (stored && json_equal(stored, output))
+            json_object_del(data, "output");
+    }
+}
+
 static char *dump(const json_t *j)
 {
     return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -984,6 +1018,9 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     }
     json_t *rows = step_rows(d, &st, ctx, &p);
     json_t *sj = engine_state_header_to_json(&st);
+    compact_events(
+        p.events, rows,
+        p.ended && st.status == ENGINE_EXEC_COMPLETED ? (p.output ? p.output : json_null()) : NULL);
     /* Every parameter must encode: one that became SQL NULL would make the statement write
      * nothing for it (no events, no task) and commit a transition that lost its effects. */
     bool encoded = encode_param(p.events, "events", &events, why) &&

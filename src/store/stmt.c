@@ -222,11 +222,21 @@ static const struct {
                         "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
                         "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
+    /* Outputs stored once (runner/transition.c, compact_events) are put back into their
+     * events: a step_completed's from its step row, an execution_completed's from the
+     * execution. */
     [STMT_HISTORY] = {"history",
-                      "SELECT json_build_object('seq', seq, 'type', type, 'step', step, "
-                      "'path', coalesce(path, step), "
-                      "'attempt', attempt, 'at', keel_ts(at), 'data', data)::text, seq "
-                      "FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"},
+                      "SELECT json_build_object('seq', e.seq, 'type', e.type, 'step', e.step, "
+                      "'path', coalesce(e.path, e.step), 'attempt', e.attempt, 'at', "
+                      "keel_ts(e.at), 'data', CASE WHEN e.data ? 'output' OR e.type NOT IN "
+                      "('step_completed', 'execution_completed') THEN e.data "
+                      "WHEN e.type = 'step_completed' THEN e.data || jsonb_build_object("
+                      "'output', (SELECT coalesce(s.output, 'null') FROM steps s WHERE "
+                      "s.execution_id = e.execution_id AND s.path = coalesce(e.path, e.step))) "
+                      "ELSE e.data || jsonb_build_object('output', (SELECT coalesce(x.output, "
+                      "'null') FROM executions x WHERE x.id = e.execution_id)) END)::text, e.seq "
+                      "FROM events e WHERE e.execution_id = $1 AND e.seq > $2 ORDER BY e.seq "
+                      "LIMIT $3"},
     [STMT_TASKS_CLAIM] = {"tasks_claim",
                           "UPDATE tasks t SET lease_owner = $1, lease_until = now() + "
                           "(coalesce((t.payload->>'timeout_ms')::bigint, 0) + $2::bigint) * "

@@ -201,6 +201,30 @@ static void test_old_schema_migrates_and_runs_on(void **state)
     json_t *events = json_object_get(h, "events");
     assert_true(json_array_size(events) > 4);
     assert_string_equal(json_string_value(json_object_get(json_array_get(events, 1), "path")), "a");
+    /* New events store no output their step row or execution holds; the history puts it back,
+     * so old and new events read alike. */
+    assert_sql(db, "0",
+               "SELECT count(*) FROM events WHERE execution_id = 'm-half' AND type IN "
+               "('step_completed', 'execution_completed') AND seq > 3 AND data ? 'output'");
+    size_t i_ev;
+    json_t *ev;
+    int outputs_seen = 0;
+    json_array_foreach(events, i_ev, ev)
+    {
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        json_t *data = json_object_get(ev, "data");
+        if (!strcmp(type, "step_completed") &&
+            !strcmp(json_string_value(json_object_get(ev, "path")), "b")) {
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(data, "output"), "echo")),
+                "m-half/a");
+            outputs_seen++;
+        } else if (!strcmp(type, "execution_completed")) {
+            assert_string_equal(json_string_value(json_object_get(data, "output")), "m-half/a");
+            outputs_seen++;
+        }
+    }
+    assert_int_equal(outputs_seen, 2);
     json_decref(h);
     hreply_free(&r);
     /* Every key once. */
