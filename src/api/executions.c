@@ -107,35 +107,40 @@ void api_executions_start(struct http_request *req)
     struct transition_out out = {0};
     if (!conn)
         goto out;
-    if (store_command(conn, "BEGIN") < 0)
-        goto db_fail;
-    char vtext[16];
+    char vtext[16], now_text[32];
     snprintf(vtext, sizeof vtext, "%lld", (long long)version);
-    /* Only the version number is needed here, not the definition's JSON. */
-    const char *wp[] = {workflow, version ? vtext : NULL};
-    r = store_run(conn, STMT_WORKFLOW_PICK_VERSION, 2, wp);
-    if (!store_ok(r))
-        goto db_fail;
-    if (PQntuples(r) == 0) {
-        store_command(conn, "ROLLBACK");
-        if (version)
-            http_reply_problem(req, 404, "not-found", "Not found",
-                               "workflow \"%s\" has no version %s", workflow, vtext);
-        else
-            http_reply_problem(req, 404, "not-found", "Not found", "no workflow named \"%s\"",
-                               workflow);
-        goto out;
-    }
-    snprintf(vtext, sizeof vtext, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    char now_text[32];
     time_format_rfc3339(now, now_text);
-    /* This keeld owns what it starts: it sends the first attempts right after the commit. */
-    const char *ip[] = {id, workflow, vtext, input_text, now_text, runner_env(app->runner)->owner};
-    r = store_run(conn, STMT_EXEC_INSERT, 6, ip);
-    if (!store_ok(r))
+    /* "BEGIN; insert" in one round trip; the insert picks the version itself. This keeld owns
+     * what it starts: it sends the first attempts right after the commit. */
+    const char *ip[] = {id,         workflow, version ? vtext : NULL,
+                        input_text, now_text, runner_env(app->runner)->owner};
+    struct store_call calls[] = {{.command = "BEGIN"},
+                                 {.stmt = STMT_EXEC_INSERT, .n_params = 6, .params = ip}};
+    PGresult *res[2] = {NULL, NULL};
+    char *perr = NULL;
+    int prc = store_pipeline(conn, calls, 2, res, &perr);
+    PQclear(res[0]);
+    r = res[1];
+    free(perr);
+    if (prc < 0 || !store_ok(r))
         goto db_fail;
     if (PQntuples(r) == 0) {
+        /* No such workflow (or version), or the id exists: tell which. */
+        PQclear(r);
+        const char *wp[] = {workflow, version ? vtext : NULL};
+        r = store_run(conn, STMT_WORKFLOW_PICK_VERSION, 2, wp);
+        if (!store_ok(r))
+            goto db_fail;
+        if (PQntuples(r) == 0) {
+            store_command(conn, "ROLLBACK");
+            if (version)
+                http_reply_problem(req, 404, "not-found", "Not found",
+                                   "workflow \"%s\" has no version %s", workflow, vtext);
+            else
+                http_reply_problem(req, 404, "not-found", "Not found", "no workflow named \"%s\"",
+                                   workflow);
+            goto out;
+        }
         /* The id exists: the same start again is answered with it; anything else conflicts. */
         PQclear(r);
         const char *sp[] = {id, workflow, input_text};
@@ -162,16 +167,15 @@ void api_executions_start(struct http_request *req)
         .in = {.kind = ENGINE_IN_START, .now_ms = now, .retry_after_ms = -1},
     };
     char *why = NULL;
-    enum transition_outcome rc = transition_apply(runner_env(app->runner), conn, &treq, &out, &why);
+    /* The writes and COMMIT in one round trip. */
+    enum transition_outcome rc = transition_step(runner_env(app->runner), conn, &treq, &out,
+                                                 TX_COMMIT | TX_ONLY_APPLIED, &why);
     if (rc != TRANSITION_APPLIED) {
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+            store_command(conn, "ROLLBACK");
         api_transition_fail(req, conn, r, why);
         free(why);
         goto out;
-    }
-    if (store_command(conn, "COMMIT") < 0) {
-        attempt_dispatch_free_list(out.dispatches);
-        out.dispatches = NULL;
-        goto db_fail;
     }
     metrics_execution_started();
     runner_committed(app->runner, &out, id);

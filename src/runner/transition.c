@@ -656,16 +656,16 @@ static bool is_result(enum engine_input_kind k)
            k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
-/* Runs "BEGIN; lock; read" (own_txn) or just "lock; read" in one round trip, and returns the
+/* Runs "BEGIN; lock; read" (begin) or just "lock; read" in one round trip, and returns the
  * read's result. */
-static PGresult *lock_execution(PGconn *conn, bool own_txn, const char *const *params, char **why)
+static PGresult *lock_execution(PGconn *conn, bool begin, const char *const *params, char **why)
 {
     /* params: id, task id, the paths whose rows (and their children's) to read */
     struct store_call calls[] = {{.command = "BEGIN"},
                                  {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params},
                                  {.stmt = STMT_EXEC_LOCKED_READ, .n_params = 3, .params = params}};
-    const struct store_call *first = own_txn ? calls : calls + 1;
-    int n = own_txn ? 3 : 2;
+    const struct store_call *first = begin ? calls : calls + 1;
+    int n = begin ? 3 : 2;
     PGresult *res[3] = {NULL, NULL, NULL};
     int rc = store_pipeline(conn, first, n, res, why);
     for (int i = 0; i < n - 1; i++)
@@ -677,12 +677,12 @@ static PGresult *lock_execution(PGconn *conn, bool own_txn, const char *const *p
     return res[n - 1];
 }
 
-/* Runs "apply; COMMIT" (own_txn) or just "apply" in one round trip. */
-static PGresult *write_effects(PGconn *conn, bool own_txn, const char *const *params,
+/* Runs "apply; COMMIT" (commit) or just "apply" in one round trip. */
+static PGresult *write_effects(PGconn *conn, bool commit, const char *const *params,
                                bool *committed, char **why)
 {
     *committed = false;
-    if (!own_txn) {
+    if (!commit) {
         PGresult *r = store_run(conn, STMT_EXEC_APPLY, 19, params);
         if (!store_ok(r))
             *why = store_error(r, conn);
@@ -703,8 +703,7 @@ static PGresult *write_effects(PGconn *conn, bool own_txn, const char *const *pa
 
 static enum transition_outcome apply_transition(const struct transition_env *env, PGconn *conn,
                                                 struct transition_request *req,
-                                                struct transition_out *out, bool own_txn,
-                                                char **why)
+                                                struct transition_out *out, unsigned tx, char **why)
 {
     bool committed = false;
     enum transition_outcome rc = TRANSITION_ERROR;
@@ -744,7 +743,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         json_decref(seen);
     }
     const char *lock_params[] = {exec_id, consume_task_id > 0 ? task_id : NULL, paths.data};
-    r = lock_execution(conn, own_txn, lock_params, why);
+    r = lock_execution(conn, tx & TX_BEGIN, lock_params, why);
     buf_free(&paths);
     if (!r || !store_ok(r)) {
         if (!*why)
@@ -1060,8 +1059,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         take ? env->owner : NULL,
         task_owner,
     };
-    r = write_effects(conn, own_txn, params, &committed, why);
-    if (!r || !store_ok(r) || (own_txn && !committed)) {
+    r = write_effects(conn, tx & TX_COMMIT, params, &committed, why);
+    if (!r || !store_ok(r) || ((tx & TX_COMMIT) && !committed)) {
         if (!*why)
             *why = store_error(r, conn);
         goto done;
@@ -1126,8 +1125,35 @@ done:
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;
     }
-    if (own_txn && !committed && PQtransactionStatus(conn) != PQTRANS_IDLE)
+    /* With TX_COMMIT, a transition that wrote nothing still commits what the transaction holds
+     * (earlier transitions of a batch); an error rolls it back, also with TX_BEGIN alone. */
+    if ((tx & TX_ONLY_APPLIED) && rc != TRANSITION_APPLIED) {
+        attempt_dispatch_free_list(out->dispatches);
+        out->dispatches = NULL;
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+            store_command(conn, "ROLLBACK");
+    }
+    if ((tx & TX_COMMIT) && !committed && rc != TRANSITION_ERROR &&
+        PQtransactionStatus(conn) == PQTRANS_INTRANS && store_command(conn, "COMMIT") < 0) {
+        attempt_dispatch_free_list(out->dispatches);
+        out->dispatches = NULL;
+        if (!*why)
+            *why = xstrdup("COMMIT failed");
+        rc = TRANSITION_ERROR;
+    }
+    if ((tx & (TX_BEGIN | TX_COMMIT)) && rc == TRANSITION_ERROR &&
+        PQtransactionStatus(conn) != PQTRANS_IDLE)
         store_command(conn, "ROLLBACK");
+    if ((tx & TX_COMMIT) && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        /* Still open after all (a statement failed without being reported): nothing of it is
+         * kept. */
+        store_command(conn, "ROLLBACK");
+        attempt_dispatch_free_list(out->dispatches);
+        out->dispatches = NULL;
+        if (!*why)
+            *why = xstrdup("the transaction could not be committed");
+        rc = TRANSITION_ERROR;
+    }
     return rc;
 }
 
@@ -1135,7 +1161,14 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
                                          struct transition_request *req, struct transition_out *out,
                                          char **why)
 {
-    return apply_transition(env, conn, req, out, false, why);
+    return apply_transition(env, conn, req, out, 0, why);
+}
+
+enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,
+                                        struct transition_request *req, struct transition_out *out,
+                                        unsigned tx, char **why)
+{
+    return apply_transition(env, conn, req, out, tx, why);
 }
 
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
@@ -1143,5 +1176,5 @@ enum transition_outcome transition_run(const struct transition_env *env, PGconn 
                                        char **why)
 {
     /* Two round trips in all: "BEGIN; lock" and "write; COMMIT". */
-    return apply_transition(env, conn, req, out, true, why);
+    return apply_transition(env, conn, req, out, TX_BEGIN | TX_COMMIT, why);
 }

@@ -81,6 +81,22 @@ enum transition_outcome transition_apply(const struct transition_env *env, PGcon
                                          struct transition_request *req, struct transition_out *out,
                                          char **why);
 
+/* transition_apply that also opens the transaction (TX_BEGIN: "BEGIN" goes in the same round
+ * trip as the lock) and/or ends it (TX_COMMIT: "COMMIT" goes with the writes; when nothing is
+ * written, or on an error, the transaction is rolled back). With TX_BEGIN alone the
+ * transaction stays open for the caller, except after an error (rolled back). Saves the round
+ * trips of a separate BEGIN and COMMIT: the first and last transitions of a batch, the
+ * transition of a start. */
+enum {
+    TX_BEGIN = 1,
+    TX_COMMIT = 2,
+    TX_ONLY_APPLIED = 4, /* with TX_COMMIT: commit only a transition that applied; roll back
+                            anything else (a start that did not apply leaves no execution) */
+};
+enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,
+                                        struct transition_request *req, struct transition_out *out,
+                                        unsigned tx, char **why);
+
 /* BEGIN; transition_apply; COMMIT — or ROLLBACK when nothing is to be written. */
 enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
                                        struct transition_request *req, struct transition_out *out,

@@ -65,9 +65,11 @@ static const struct {
                                              "WHERE name = $1 AND version = $2"},
     [STMT_EXEC_INSERT] = {"exec_insert",
                           "INSERT INTO executions (id, workflow, version, status, input, state, "
-                          "created_at, updated_at, owner) VALUES ($1, $2, $3, 'running', "
-                          "$4::jsonb, '{}', $5::timestamptz, $5::timestamptz, $6) "
-                          "ON CONFLICT (id) DO NOTHING RETURNING id"},
+                          "created_at, updated_at, owner) SELECT $1, $2, w.version, 'running', "
+                          "$4::jsonb, '{}', $5::timestamptz, $5::timestamptz, $6 FROM (SELECT "
+                          "version FROM workflows WHERE name = $2 AND ($3::int IS NULL OR "
+                          "version = $3::int) ORDER BY version DESC LIMIT 1) w "
+                          "ON CONFLICT (id) DO NOTHING RETURNING id, version"},
     [STMT_EXEC_SAME_START] = {"exec_same_start",
                               "SELECT workflow = $2 AND input = $3::jsonb FROM executions "
                               "WHERE id = $1"},

@@ -12,8 +12,9 @@ enum store_stmt {
     STMT_WORKFLOW_INSERT,  /* $1 name, $2 version, $3 definition, $4 digest */
     STMT_WORKFLOW_LIST,    /* $1 after name ('' = first), $2 limit -> json */
     STMT_WORKFLOW_DEFN,    /* $1 name, $2 version -> definition text */
-    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version, $4 input, $5 now, $6 owner -> id or
-                              none */
+    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
+                              $5 now, $6 owner -> id, version; none when the workflow (version)
+                              does not exist or the id does */
     STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
     STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
     STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
