@@ -28,7 +28,8 @@ UPDATE executions SET owner = 'keel:before-0007' WHERE status = 'running';
 UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL;
 
 -- A task belongs to its execution's owner (copied here, and moved with it at a takeover), so
--- that an owner claims its due tasks with an index scan in due order, reading no others.
+-- that an owner claims its due tasks with an index scan in due order, reading no others and
+-- none that it has claimed already.
 ALTER TABLE tasks ADD COLUMN owner text;
 UPDATE tasks t SET owner = e.owner FROM executions e WHERE e.id = t.execution_id;
-CREATE INDEX tasks_due_by_owner ON tasks (owner, due_at);
+CREATE INDEX tasks_claimable_by_owner ON tasks (owner, due_at) WHERE lease_until IS NULL;

@@ -86,6 +86,8 @@ struct runner {
     bool stopping_claims;
     atomic_bool stopping_workers; /* also read outside the lock by workers giving up a job */
     bool claim_requested;
+    int64_t claimer_wakes_at_ms; /* wall clock: when the sleeping claimer looks again;
+                                    INT64_MAX while it is awake (it must look again once more) */
     atomic_long in_flight;
     atomic_bool starved; /* the claimer stopped claiming because in_flight was at its cap */
 
@@ -256,10 +258,23 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
     }
 }
 
+/* A task of this keeld due at due_ms was committed: the claimer looks for it by then. */
+static void task_due(struct runner *r, int64_t due_ms)
+{
+    pthread_mutex_lock(&r->lock);
+    if (due_ms < r->claimer_wakes_at_ms) {
+        r->claim_requested = true;
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 void runner_committed(struct runner *r, struct transition_out *out, const char *execution_id)
 {
     runner_dispatch(r, out->dispatches);
     out->dispatches = NULL;
+    if (out->first_task_due_ms > 0)
+        task_due(r, out->first_task_due_ms);
     if (out->ended) {
         metrics_execution_ended(engine_exec_status_name(out->status));
         runner_ended(r, execution_id);
@@ -635,9 +650,10 @@ static int claim_batch(struct runner *r, PGconn *conn, int limit, char **why)
 }
 
 /* Milliseconds until the next task is due or a lease expires; MAX_IDLE_SLEEP_MS when none. */
-static long next_wake_ms(PGconn *conn)
+static long next_wake_ms(struct runner *r, PGconn *conn)
 {
-    PGresult *res = store_run(conn, STMT_TASKS_NEXT_WAKE, 0, NULL);
+    const char *params[] = {r->owner};
+    PGresult *res = store_run(conn, STMT_TASKS_NEXT_WAKE, 1, params);
     long ms = MAX_IDLE_SLEEP_MS;
     if (store_ok(res) && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
         long v = atol(PQgetvalue(res, 0, 0));
@@ -662,6 +678,7 @@ static void *claimer_main(void *arg)
         pthread_mutex_lock(&r->lock);
         bool stop = r->stopping_claims;
         r->claim_requested = false;
+        r->claimer_wakes_at_ms = INT64_MAX;
         pthread_mutex_unlock(&r->lock);
         if (stop)
             return NULL;
@@ -695,7 +712,7 @@ static void *claimer_main(void *arg)
             } else {
                 /* Tasks of executions this keeld took over, and leases that ran out, are not
                  * announced: look again within LIVENESS_SWEEP_MS. */
-                sleep_ms = next_wake_ms(conn);
+                sleep_ms = next_wake_ms(r, conn);
                 if (sleep_ms > LIVENESS_SWEEP_MS)
                     sleep_ms = LIVENESS_SWEEP_MS;
             }
@@ -704,8 +721,10 @@ static void *claimer_main(void *arg)
         if (sleep_ms == 0)
             continue;
         pthread_mutex_lock(&r->lock);
-        if (!r->claim_requested && !r->stopping_claims)
+        if (!r->claim_requested && !r->stopping_claims) {
+            r->claimer_wakes_at_ms = time_now_ms() + sleep_ms;
             timed_wait(&r->wake, &r->lock, sleep_ms);
+        }
         pthread_mutex_unlock(&r->lock);
     }
 }
@@ -874,6 +893,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     atomic_init(&r->in_flight, 0);
     atomic_init(&r->starved, false);
     atomic_init(&r->live, false);
+    r->claimer_wakes_at_ms = INT64_MAX;
     atomic_init(&r->stopping_workers, false);
     struct wh_dispatcher_config wcfg = {
         .max_in_flight = (int)cfg->max_in_flight,

@@ -47,7 +47,8 @@ struct pending {
     bool *changed;      /* per step instance */
     size_t cap_changed;
     bool cancel_tasks;
-    bool notify; /* a task nobody has leased: wake the claimers */
+    bool notify;          /* a task was inserted: wake its owner's claimer */
+    int64_t first_due_ms; /* the earliest due time of the tasks inserted */
     bool ended;
     json_t *output;
     json_t *error;
@@ -261,6 +262,8 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
                       path, "attempt", t->attempt > 0 ? json_integer(t->attempt) : json_null(),
                       "due_at", due, "payload", t->payload ? t->payload : json_null()));
         p->notify = true;
+        if (p->first_due_ms == 0 || t->due_at_ms < p->first_due_ms)
+            p->first_due_ms = t->due_at_ms > 0 ? t->due_at_ms : 1;
     }
     if (wants_signal) {
         /* Several waits may have started at once (in a parallel's branches): each waiting
@@ -1053,7 +1056,9 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         error,
         now,
         p.ended ? "true" : "false",
-        p.notify ? "true" : "false",
+        /* Tasks of this keeld's own executions wake its claimer in-process; only another
+         * owner's need a NOTIFY. */
+        p.notify && strcmp(task_owner, env->owner) != 0 ? "true" : "false",
         drops,
         token_rows,
         take ? env->owner : NULL,
@@ -1090,6 +1095,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     out->ended = p.ended;
     out->status = st.status;
     out->cancel_requested = st.cancel_requested;
+    if (p.notify && !strcmp(task_owner, env->owner))
+        out->first_task_due_ms = p.first_due_ms;
     rc = stale ? TRANSITION_STALE : TRANSITION_APPLIED;
 done:
     PQclear(r);

@@ -46,7 +46,9 @@ struct transition_out {
     struct attempt_dispatch *dispatches; /* owned by the caller after the call */
     bool ended;
     enum engine_exec_status status;
-    bool cancel_requested; /* the execution is being cancelled (for heartbeat answers) */
+    bool cancel_requested;     /* the execution is being cancelled (for heartbeat answers) */
+    int64_t first_task_due_ms; /* > 0: tasks for this keeld were inserted, the first due then
+                                  (its claimer is woken in-process: no NOTIFY) */
 };
 
 /* One input for one execution. */

@@ -239,20 +239,27 @@ static const struct {
                       "'null') FROM executions x WHERE x.id = e.execution_id)) END)::text, e.seq "
                       "FROM events e WHERE e.execution_id = $1 AND e.seq > $2 ORDER BY e.seq "
                       "LIMIT $3"},
+    /* The owner's unleased due tasks in due order, and tasks whose lease ran out (their
+     * claimer's job was given up), each by an index scan that reads no other task. */
     [STMT_TASKS_CLAIM] = {"tasks_claim",
+                          "WITH due AS (SELECT k.id FROM tasks k WHERE k.owner = $1 AND "
+                          "k.lease_until IS NULL AND k.due_at <= now() ORDER BY k.owner, "
+                          "k.due_at LIMIT $3 FOR UPDATE SKIP LOCKED), lapsed AS (SELECT k.id "
+                          "FROM tasks k WHERE k.lease_until < now() AND k.owner = $1 ORDER BY "
+                          "k.lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) "
                           "UPDATE tasks t SET lease_owner = $1, lease_until = now() + "
                           "(coalesce((t.payload->>'timeout_ms')::bigint, 0) + $2::bigint) * "
-                          "interval '1 millisecond' WHERE t.id IN (SELECT k.id FROM tasks k "
-                          "WHERE k.owner = $1 AND k.due_at <= now() AND (k.lease_until IS NULL "
-                          "OR k.lease_until < now()) ORDER BY k.owner, k.due_at LIMIT $3 "
-                          "FOR UPDATE SKIP LOCKED) RETURNING t.id, t.execution_id, t.kind, "
+                          "interval '1 millisecond' WHERE t.id IN (SELECT id FROM (SELECT id "
+                          "FROM due UNION ALL SELECT id FROM lapsed) c LIMIT $3) "
+                          "RETURNING t.id, t.execution_id, t.kind, "
                           "t.step, t.attempt, t.payload::text, (SELECT e.workflow FROM "
                           "executions e WHERE e.id = t.execution_id), (SELECT e.version FROM "
                           "executions e WHERE e.id = t.execution_id)"},
     [STMT_TASKS_NEXT_WAKE] = {"tasks_next_wake",
                               "SELECT ceil(extract(epoch FROM least((SELECT min(due_at) FROM "
-                              "tasks WHERE lease_until IS NULL), (SELECT min(lease_until) FROM "
-                              "tasks WHERE lease_until IS NOT NULL)) - now()) * 1000)::bigint"},
+                              "tasks WHERE owner = $1 AND lease_until IS NULL), (SELECT "
+                              "min(lease_until) FROM tasks WHERE lease_until IS NOT NULL AND "
+                              "owner = $1)) - now()) * 1000)::bigint"},
     [STMT_LIVENESS_LOCK] = {"liveness_lock",
                             "SELECT pg_try_advisory_lock(1262831948, hashtext($1))"},
     [STMT_LEASES_OF_DEAD] = {"leases_of_dead",

@@ -25,7 +25,8 @@ enum store_stmt {
     STMT_EXEC_STATUS,      /* $1 id -> status */
     STMT_HISTORY,          /* $1 id, $2 after seq, $3 limit -> json rows */
     STMT_TASKS_CLAIM,      /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
-    STMT_TASKS_NEXT_WAKE,  /* -> ms until the next task is due or a lease expires (or NULL) */
+    STMT_TASKS_NEXT_WAKE,  /* $1 owner -> ms until its next task is due or a lease of its
+                              expires (or NULL) */
     STMT_TASK_RELEASE,     /* $1 task id, $2 owner: give back a lease (the task's execution
                               has another owner now) */
     STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
