@@ -1064,17 +1064,29 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         take ? env->owner : NULL,
         task_owner,
     };
-    r = write_effects(conn, tx & TX_COMMIT, params, &committed, why);
-    if (!r || !store_ok(r) || ((tx & TX_COMMIT) && !committed)) {
-        if (!*why)
-            *why = store_error(r, conn);
-        goto done;
-    }
-    /* The consumed task's row was locked with the execution, so it cannot have changed hands
-     * since; this only guards that invariant where it can still be acted on. */
-    if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0 && !committed) {
-        rc = TRANSITION_LEASE_LOST;
-        goto done;
+    _Static_assert(sizeof params / sizeof *params == TRANSITION_APPLY_PARAMS,
+                   "STMT_EXEC_APPLY's parameters");
+    if (req->defer_writes && !(tx & TX_COMMIT)) {
+        struct transition_batch *b = req->defer_writes;
+        void *items = b->params;
+        xgrow_zeroed(&items, &b->cap, b->n + 1, sizeof *b->params);
+        b->params = items;
+        for (size_t k = 0; k < TRANSITION_APPLY_PARAMS; k++)
+            b->params[b->n][k] = params[k] ? xstrdup(params[k]) : NULL;
+        b->n++;
+    } else {
+        r = write_effects(conn, tx & TX_COMMIT, params, &committed, why);
+        if (!r || !store_ok(r) || ((tx & TX_COMMIT) && !committed)) {
+            if (!*why)
+                *why = store_error(r, conn);
+            goto done;
+        }
+        /* The consumed task's row was locked with the execution, so it cannot have changed
+         * hands since; this only guards that invariant where it can still be acted on. */
+        if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0 && !committed) {
+            rc = TRANSITION_LEASE_LOST;
+            goto done;
+        }
     }
     size_t i_send;
     json_t *send;
@@ -1161,6 +1173,32 @@ done:
             *why = xstrdup("the transaction could not be committed");
         rc = TRANSITION_ERROR;
     }
+    return rc;
+}
+
+void transition_batch_free(struct transition_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t k = 0; k < TRANSITION_APPLY_PARAMS; k++)
+            free(b->params[i][k]);
+    free(b->params);
+    memset(b, 0, sizeof *b);
+}
+
+int transition_batch_flush(PGconn *conn, struct transition_batch *b, char **why)
+{
+    struct store_call *calls = xcalloc(b->n + 1, sizeof *calls);
+    PGresult **res = xcalloc(b->n + 1, sizeof *res);
+    for (size_t i = 0; i < b->n; i++)
+        calls[i] = (struct store_call){.stmt = STMT_EXEC_APPLY,
+                                       .n_params = TRANSITION_APPLY_PARAMS,
+                                       .params = (const char *const *)b->params[i]};
+    calls[b->n] = (struct store_call){.command = "COMMIT"};
+    int rc = store_pipeline(conn, calls, (int)b->n + 1, res, why);
+    for (size_t i = 0; i <= b->n; i++)
+        PQclear(res[i]);
+    free(calls);
+    free(res);
     return rc;
 }
 

@@ -28,6 +28,8 @@ void attempt_dispatch_free(struct attempt_dispatch *d);
 /* Frees a whole list. */
 void attempt_dispatch_free_list(struct attempt_dispatch *list);
 
+#define TRANSITION_APPLY_PARAMS 19
+
 struct transition_env {
     struct defcache *defs;
     const char *owner; /* this keeld's owner id (executions.owner, tasks.lease_owner) */
@@ -51,6 +53,19 @@ struct transition_out {
                                   (its claimer is woken in-process: no NOTIFY) */
 };
 
+/* The writes of the transitions of one transaction, each its own STMT_EXEC_APPLY, sent together
+ * in one pipeline (one round trip) before COMMIT. */
+struct transition_batch {
+    char *(*params)[TRANSITION_APPLY_PARAMS]; /* owned strings, NULL for SQL NULL */
+    size_t n, cap;
+};
+
+void transition_batch_free(struct transition_batch *b);
+/* Sends every write of b, then COMMIT, in one round trip. Returns 0, or -1 with *why set (the
+ * transaction must then be rolled back; none of b's transitions happened). */
+int transition_batch_flush(PGconn *conn, struct transition_batch *b, char **why)
+    __attribute__((warn_unused_result));
+
 /* One input for one execution. */
 struct transition_request {
     const char *execution_id;
@@ -69,6 +84,10 @@ struct transition_request {
                               that ended is still journaled as result_ignored) */
     bool resend_in_flight; /* a takeover: instead of in (only its now_ms is used), send again
                               every attempt in flight that is not accepted */
+    struct transition_batch *defer_writes; /* not NULL (and no TX_COMMIT): the writes are not
+                                              sent but added to it, for transition_batch_flush
+                                              to send with those of the other transitions of
+                                              the transaction in one round trip */
     struct engine_input in;
 };
 
