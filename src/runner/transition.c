@@ -704,6 +704,37 @@ static PGresult *write_effects(PGconn *conn, bool commit, const char *const *par
     return res[0];
 }
 
+void transition_lock_prepare(const struct transition_request *req, struct transition_lock *lk)
+{
+    snprintf(lk->task_id, sizeof lk->task_id, "%lld", (long long)req->consume_task_id);
+    /* The rows the input's step starts from: it and its ancestors, and their children (not a
+     * for_each's iterations); the top-level rows always come. The engine loads the others it
+     * needs through the loader. */
+    lk->paths = (struct buf)BUF_INIT;
+    json_t *list = json_array(), *seen = json_object();
+    if (req->step_id)
+        add_with_ancestors(list, seen, req->step_id);
+    size_t n = json_array_size(list);
+    const char **items = xcalloc(n ? n : 1, sizeof *items);
+    for (size_t k = 0; k < n; k++)
+        items[k] = json_string_value(json_array_get(list, k));
+    array_literal(&lk->paths, items, n);
+    free(items);
+    json_decref(list);
+    json_decref(seen);
+    lk->params[0] = req->execution_id;
+    lk->params[1] = req->consume_task_id > 0 ? lk->task_id : NULL;
+    lk->params[2] = lk->paths.data;
+    lk->calls[0] = (struct store_call){.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = lk->params};
+    lk->calls[1] =
+        (struct store_call){.stmt = STMT_EXEC_LOCKED_READ, .n_params = 3, .params = lk->params};
+}
+
+void transition_lock_free(struct transition_lock *lk)
+{
+    buf_free(&lk->paths);
+}
+
 static enum transition_outcome apply_transition(const struct transition_env *env, PGconn *conn,
                                                 struct transition_request *req,
                                                 struct transition_out *out, unsigned tx, char **why)
@@ -713,6 +744,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     PGresult *r = NULL;
     json_t *ctx = NULL, *state_json = NULL;
     struct engine_state st = {0};
+    char task_id[24];
+    snprintf(task_id, sizeof task_id, "%lld", (long long)req->consume_task_id);
     bool have_state = false;
     struct engine_effects fx = {0};
     struct pending p = {0};
@@ -726,28 +759,17 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     int64_t consume_task_id = req->consume_task_id;
     memset(out, 0, sizeof *out);
 
-    char task_id[24];
-    snprintf(task_id, sizeof task_id, "%lld", (long long)consume_task_id);
-    /* The rows the input's step starts from: it and its ancestors, and their children (not a
-     * for_each's iterations); the top-level rows always come. The engine loads the others it
-     * needs through the loader. */
-    struct buf paths = BUF_INIT;
-    {
-        json_t *list = json_array(), *seen = json_object();
-        if (req->step_id)
-            add_with_ancestors(list, seen, req->step_id);
-        size_t n = json_array_size(list);
-        const char **items = xcalloc(n ? n : 1, sizeof *items);
-        for (size_t k = 0; k < n; k++)
-            items[k] = json_string_value(json_array_get(list, k));
-        array_literal(&paths, items, n);
-        free(items);
-        json_decref(list);
-        json_decref(seen);
+    if (req->locked_read) {
+        /* Locked and read by the caller, in one pipeline with the other transitions of its
+         * batch (transition_lock_calls). */
+        r = req->locked_read;
+        req->locked_read = NULL;
+    } else {
+        struct transition_lock lk;
+        transition_lock_prepare(req, &lk);
+        r = lock_execution(conn, tx & TX_BEGIN, lk.params, why);
+        transition_lock_free(&lk);
     }
-    const char *lock_params[] = {exec_id, consume_task_id > 0 ? task_id : NULL, paths.data};
-    r = lock_execution(conn, tx & TX_BEGIN, lock_params, why);
-    buf_free(&paths);
     if (!r || !store_ok(r)) {
         if (!*why)
             *why = store_error(r, conn);

@@ -5,6 +5,8 @@
 
 #include "engine/engine.h"
 #include "runner/defcache.h"
+#include "store/stmt.h"
+#include "util/buf.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -66,6 +68,20 @@ void transition_batch_free(struct transition_batch *b);
 int transition_batch_flush(PGconn *conn, struct transition_batch *b, char **why)
     __attribute__((warn_unused_result));
 
+struct transition_request;
+
+/* The lock-and-read of one transition as two pipeline calls, for a caller that sends those of a
+ * whole batch at once (in execution id order) and hands each result to its transition
+ * (transition_request.locked_read). Valid until transition_lock_free; req must outlive it. */
+struct transition_lock {
+    char task_id[24];
+    struct buf paths;
+    const char *params[3];
+    struct store_call calls[2]; /* STMT_EXEC_LOCK, STMT_EXEC_LOCKED_READ */
+};
+void transition_lock_prepare(const struct transition_request *req, struct transition_lock *lk);
+void transition_lock_free(struct transition_lock *lk);
+
 /* One input for one execution. */
 struct transition_request {
     const char *execution_id;
@@ -84,6 +100,8 @@ struct transition_request {
                               that ended is still journaled as result_ignored) */
     bool resend_in_flight; /* a takeover: instead of in (only its now_ms is used), send again
                               every attempt in flight that is not accepted */
+    PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
+                              the caller (transition_lock_prepare); the transition takes it */
     struct transition_batch *defer_writes; /* not NULL (and no TX_COMMIT): the writes are not
                                               sent but added to it, for transition_batch_flush
                                               to send with those of the other transitions of
