@@ -87,7 +87,9 @@ struct runner {
     atomic_bool stopping_workers; /* also read outside the lock by workers giving up a job */
     bool claim_requested;
     int64_t claimer_wakes_at_ms; /* wall clock: when the sleeping claimer looks again;
-                                    INT64_MAX while it is awake (it must look again once more) */
+                                    INT64_MAX while it is awake */
+    int64_t due_while_awake;     /* the earliest task of this keeld committed while the claimer
+                                    was awake (its queries may have missed it); INT64_MAX: none */
     atomic_long in_flight;
     atomic_bool starved; /* the claimer stopped claiming because in_flight was at its cap */
 
@@ -262,7 +264,12 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list)
 static void task_due(struct runner *r, int64_t due_ms)
 {
     pthread_mutex_lock(&r->lock);
-    if (due_ms < r->claimer_wakes_at_ms) {
+    if (r->claimer_wakes_at_ms == INT64_MAX) {
+        /* Awake: it goes to sleep no later than this is due (a loop at once for every task
+         * committed meanwhile would claim in vain while starts pour in). */
+        if (due_ms < r->due_while_awake)
+            r->due_while_awake = due_ms;
+    } else if (due_ms < r->claimer_wakes_at_ms) {
         r->claim_requested = true;
         pthread_cond_signal(&r->wake);
     }
@@ -712,6 +719,7 @@ static void *claimer_main(void *arg)
         bool stop = r->stopping_claims;
         r->claim_requested = false;
         r->claimer_wakes_at_ms = INT64_MAX;
+        r->due_while_awake = INT64_MAX;
         pthread_mutex_unlock(&r->lock);
         if (stop)
             return NULL;
@@ -754,8 +762,11 @@ static void *claimer_main(void *arg)
         if (sleep_ms == 0)
             continue;
         pthread_mutex_lock(&r->lock);
-        if (!r->claim_requested && !r->stopping_claims) {
-            r->claimer_wakes_at_ms = time_now_ms() + sleep_ms;
+        int64_t now = time_now_ms();
+        if (r->due_while_awake != INT64_MAX && r->due_while_awake - now < sleep_ms)
+            sleep_ms = r->due_while_awake > now ? (long)(r->due_while_awake - now) : 0;
+        if (!r->claim_requested && !r->stopping_claims && sleep_ms > 0) {
+            r->claimer_wakes_at_ms = now + sleep_ms;
             timed_wait(&r->wake, &r->lock, sleep_ms);
         }
         pthread_mutex_unlock(&r->lock);
@@ -927,6 +938,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     atomic_init(&r->starved, false);
     atomic_init(&r->live, false);
     r->claimer_wakes_at_ms = INT64_MAX;
+    r->due_while_awake = INT64_MAX;
     atomic_init(&r->stopping_workers, false);
     struct wh_dispatcher_config wcfg = {
         .max_in_flight = (int)cfg->max_in_flight,
