@@ -501,7 +501,9 @@ struct batch_entry {
     struct transition_out out;
     enum transition_outcome rc;
     bool is_attempt_start;
-    bool skip; /* a task of an unknown kind: left in place */
+    bool skip;  /* a task of an unknown kind: left in place */
+    int64_t us; /* how long its transition took, counted once the batch commits (a batch
+                   rolled back runs each job again, counted then) */
 };
 
 static int by_execution(const void *x, const void *y)
@@ -562,7 +564,7 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
             e[k].req.defer_writes = &writes;
             int64_t t0 = time_mono_us();
             e[k].rc = transition_step(&r->env, conn, &e[k].req, &e[k].out, 0, &why);
-            count_transition(e[k].rc, time_mono_us() - t0);
+            e[k].us = time_mono_us() - t0;
             if (e[k].rc == TRANSITION_ERROR || PQtransactionStatus(conn) != PQTRANS_INTRANS) {
                 ok = false;
                 break;
@@ -606,8 +608,10 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
     free(why);
     metrics_batch(n);
     for (size_t k = 0; k < n; k++) {
-        if (!e[k].skip)
+        if (!e[k].skip) {
+            count_transition(e[k].rc, e[k].us);
             job_committed(r, e[k].job, e[k].rc, &e[k].req, &e[k].out, e[k].is_attempt_start);
+        }
         job_free(e[k].job);
     }
     free(e);

@@ -320,13 +320,8 @@ static void test_paused_keeld_loses_its_locks(void **state)
     json_decref(done);
     assert_key_counts(&receiver, "paused-1/s1", 1, 2);
 
-    proc_signal(&a, SIGTERM);
-    assert_int_equal(proc_wait(&a, 20000), 0);
-    proc_signal(&b, SIGTERM);
-    assert_int_equal(proc_wait(&b, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    keeld_stop(&a);
+    stack_stop(&db, &b, &receiver);
 }
 
 /* Keeld A sends an attempt that the receiver holds, and is paused (SIGSTOP) with it in flight,
@@ -387,13 +382,8 @@ static void test_paused_keeld_with_attempt_in_flight(void **state)
     free(completions);
     assert_key_counts(&receiver, "held-1/s1", 1, 2);
 
-    proc_signal(&a, SIGTERM);
-    assert_int_equal(proc_wait(&a, 20000), 0);
-    proc_signal(&b, SIGTERM);
-    assert_int_equal(proc_wait(&b, 20000), 0);
-    proc_signal(&receiver, SIGTERM);
-    proc_wait(&receiver, 5000);
-    free(db);
+    keeld_stop(&a);
+    stack_stop(&db, &b, &receiver);
 }
 
 /* ---- point 10: activity destinations ------------------------------------------------------- */

@@ -374,10 +374,15 @@ void stack_start(const char *db_name, const char *const *env, char **db, struct 
     keeld_start(keeld, *db, env, NULL);
 }
 
-void stack_stop(char **db, struct proc *keeld, struct proc *receiver)
+void keeld_stop(struct proc *keeld)
 {
     proc_signal(keeld, SIGTERM);
     assert_int_equal(proc_wait(keeld, 20000), 0);
+}
+
+void stack_stop(char **db, struct proc *keeld, struct proc *receiver)
+{
+    keeld_stop(keeld);
     proc_signal(receiver, SIGTERM);
     proc_wait(receiver, 5000);
     free(*db);

@@ -64,6 +64,8 @@ char *receiver_task_token(const struct proc *receiver, const char *key, size_t n
 void stack_start(const char *db_name, const char *const *env, char **db, struct proc *keeld,
                  struct proc *receiver);
 void stack_stop(char **db, struct proc *keeld, struct proc *receiver);
+/* Sends keeld SIGTERM and asserts that it exits 0 within 20 s. */
+void keeld_stop(struct proc *keeld);
 /* Long-polls GET /v1/executions/{id}/result?wait=30 and fails the test unless it ended (200);
  * returns the execution (new reference). */
 json_t *wait_result(const char *base_url, const char *id);
