@@ -659,14 +659,12 @@ static bool is_result(enum engine_input_kind k)
            k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
-/* Runs "BEGIN; lock; read" (begin) or just "lock; read" in one round trip, and returns the
- * read's result. */
-static PGresult *lock_execution(PGconn *conn, bool begin, const char *const *params, char **why)
+/* Runs "BEGIN; lock; read" (begin) or just "lock; read" (lk's calls) in one round trip, and
+ * returns the read's result. */
+static PGresult *lock_execution(PGconn *conn, bool begin, const struct transition_lock *lk,
+                                char **why)
 {
-    /* params: id, task id, the paths whose rows (and their children's) to read */
-    struct store_call calls[] = {{.command = "BEGIN"},
-                                 {.stmt = STMT_EXEC_LOCK, .n_params = 2, .params = params},
-                                 {.stmt = STMT_EXEC_LOCKED_READ, .n_params = 3, .params = params}};
+    struct store_call calls[] = {{.command = "BEGIN"}, lk->calls[0], lk->calls[1]};
     const struct store_call *first = begin ? calls : calls + 1;
     int n = begin ? 3 : 2;
     PGresult *res[3] = {NULL, NULL, NULL};
@@ -767,7 +765,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     } else {
         struct transition_lock lk;
         transition_lock_prepare(req, &lk);
-        r = lock_execution(conn, tx & TX_BEGIN, lk.params, why);
+        r = lock_execution(conn, tx & TX_BEGIN, &lk, why);
         transition_lock_free(&lk);
     }
     if (!r || !store_ok(r)) {
