@@ -3,8 +3,8 @@
 
 #include "api/common.h"
 #include "app.h"
+#include "runner/input.h"
 #include "runner/runner.h"
-#include "store/exec_read.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/timeutil.h"
@@ -54,50 +54,55 @@ static bool read_reason(struct http_request *req, bool reason_allowed, json_t **
     return true;
 }
 
-static void control(struct http_request *req, enum engine_input_kind kind, const char *verb)
+/* An input that cancels, terminates or retries one execution, applied by the runner. */
+struct control_input {
+    struct runner_input base; /* first: the runner hands this back */
+    struct http_request *http;
+    enum engine_input_kind kind;
+    const char *verb;
+    char *id;
+    json_t *body; /* holds the reason */
+};
+
+static int control_reads(struct runner_input *in, struct store_call *calls)
 {
-    struct app *app = http_app(req);
-    const char *id = http_param(req, "id");
-    json_t *body = NULL;
-    const char *reason = NULL;
-    if (!read_reason(req, kind != ENGINE_IN_RETRY, &body, &reason)) {
-        json_decref(body);
-        return;
-    }
-    PGconn *conn = api_db_acquire(req);
-    if (!conn) {
-        json_decref(body);
-        return;
-    }
-    struct transition_request treq = {
-        .execution_id = id,
-        .in = {.kind = kind, .now_ms = time_now_ms(), .retry_after_ms = -1, .reason = reason},
-    };
-    struct transition_out out;
-    char *why = NULL;
-    enum transition_outcome rc = transition_run(runner_env(app->runner), conn, &treq, &out, &why);
-    char status[16] = "";
-    char *json = NULL;
-    switch (rc) {
+    struct control_input *c = (struct control_input *)in;
+    if (in->rc == TRANSITION_NOT_FOUND)
+        return 0;
+    /* Applied: the execution as it is now; stale: its status says why. */
+    calls[0] = (struct store_call){
+        .stmt = STMT_EXEC_JSON, .n_params = 1, .params = (const char *const *)&c->id};
+    return 1;
+}
+
+static void control_finish(struct runner_input *in, PGconn *conn, PGresult *const *reads,
+                           const char *why)
+{
+    struct control_input *c = (struct control_input *)in;
+    struct http_request *req = c->http;
+    const char *id = c->id;
+    PGresult *r = reads ? reads[0] : NULL;
+    bool have = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    const char *status = have ? PQgetvalue(r, 0, 1) : "";
+    switch (in->rc) {
     case TRANSITION_APPLIED:
-        runner_committed(app->runner, &out, id);
-        json = store_execution_json(conn, id, status, &why);
-        if (json)
-            http_reply_json(req, 202, json_loads(json, 0, NULL));
+        if (have)
+            http_reply_json(req, 202, json_loads(PQgetvalue(r, 0, 0), 0, NULL));
         else
-            api_db_fail(req, conn, NULL);
+            api_transition_fail(req, conn, r, NULL);
         break;
     case TRANSITION_NOT_FOUND:
         http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", id);
         break;
     case TRANSITION_STALE:
-        json = store_execution_json(conn, id, status, &why);
-        if (kind == ENGINE_IN_RETRY && !strcmp(status, "failed"))
+        if (!have)
+            api_transition_fail(req, conn, r, NULL);
+        else if (c->kind == ENGINE_IN_RETRY && !strcmp(status, "failed"))
             http_reply_problem(req, 409, "not-retryable", "Execution cannot be retried",
                                "execution \"%s\" ran compensations after it failed (or failed "
                                "in its output), so it cannot resume where it stopped",
                                id);
-        else if (kind == ENGINE_IN_RETRY)
+        else if (c->kind == ENGINE_IN_RETRY)
             http_reply_problem(req, 409, "not-failed", "Execution has not failed",
                                "execution \"%s\" is %s; only a failed execution can be retried", id,
                                status);
@@ -106,17 +111,52 @@ static void control(struct http_request *req, enum engine_input_kind kind, const
                                "execution \"%s\" is already being cancelled or compensated", id);
         else
             http_reply_problem(req, 409, "execution-ended", "Execution has ended",
-                               "execution \"%s\" is %s and cannot be %s", id, status, verb);
+                               "execution \"%s\" is %s and cannot be %s", id, status, c->verb);
         break;
     case TRANSITION_LEASE_LOST:
     case TRANSITION_ERROR:
         api_transition_fail(req, conn, NULL, why);
         break;
     }
-    free(json);
-    free(why);
-    api_db_release(req, conn);
-    json_decref(body);
+    http_resume(req);
+}
+
+static void control_free(struct runner_input *in)
+{
+    struct control_input *c = (struct control_input *)in;
+    free(c->id);
+    json_decref(c->body);
+    free(c);
+}
+
+static const struct runner_input_ops control_ops = {
+    .reply_reads = control_reads,
+    .finish = control_finish,
+    .free = control_free,
+};
+
+static void control(struct http_request *req, enum engine_input_kind kind, const char *verb)
+{
+    struct app *app = http_app(req);
+    json_t *body = NULL;
+    const char *reason = NULL;
+    if (!read_reason(req, kind != ENGINE_IN_RETRY, &body, &reason)) {
+        json_decref(body);
+        return;
+    }
+    struct control_input *c = xcalloc(1, sizeof *c);
+    c->http = req;
+    c->kind = kind;
+    c->verb = verb;
+    c->id = xstrdup(http_param(req, "id"));
+    c->body = body;
+    c->base.ops = &control_ops;
+    c->base.req = (struct transition_request){
+        .execution_id = c->id,
+        .in = {.kind = kind, .now_ms = time_now_ms(), .retry_after_ms = -1, .reason = reason},
+    };
+    http_suspend(req);
+    runner_submit(app->runner, &c->base);
 }
 
 void api_executions_cancel(struct http_request *req)

@@ -5,6 +5,7 @@
 #include "api/longpoll.h"
 #include "app.h"
 #include "metrics.h"
+#include "runner/input.h"
 #include "runner/runner.h"
 #include "store/exec_read.h"
 #include "store/stmt.h"
@@ -40,6 +41,113 @@ static void reply_execution(struct http_request *req, PGconn *conn, const char *
         http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", id);
     }
 }
+
+/* A start, applied by the runner: the insert goes in the transaction's first round trip, and
+ * this keeld owns what it starts (it sends the first attempts right after the commit). */
+struct start_input {
+    struct runner_input base; /* first: the runner hands this back */
+    struct http_request *http;
+    char id[EXECUTION_ID_MAX + 1];
+    char *workflow, *input_text;
+    char vtext[16], now_text[32];
+    const char *insert_params[6];
+    const char *pick_params[2];
+    const char *same_params[3];
+    const char *json_params[1];
+};
+
+static int start_before_lock(struct runner_input *in, struct store_call *calls)
+{
+    struct start_input *s = (struct start_input *)in;
+    calls[0] =
+        (struct store_call){.stmt = STMT_EXEC_INSERT, .n_params = 6, .params = s->insert_params};
+    return 1;
+}
+
+static enum runner_input_step start_prepare(struct runner_input *in, PGconn *conn,
+                                            PGresult *const *before, char **why)
+{
+    (void)in;
+    (void)conn;
+    (void)why;
+    /* Nothing inserted: no such workflow (or version), or the id exists; the reads after the
+     * commit tell which. */
+    return PQntuples(before[0]) == 1 ? INPUT_APPLY : INPUT_SKIP;
+}
+
+static int start_reads(struct runner_input *in, struct store_call *calls)
+{
+    struct start_input *s = (struct start_input *)in;
+    int n = 0;
+    if (in->skipped) {
+        calls[n++] = (struct store_call){
+            .stmt = STMT_WORKFLOW_PICK_VERSION, .n_params = 2, .params = s->pick_params};
+        calls[n++] = (struct store_call){
+            .stmt = STMT_EXEC_SAME_START, .n_params = 3, .params = s->same_params};
+    }
+    calls[n++] =
+        (struct store_call){.stmt = STMT_EXEC_JSON, .n_params = 1, .params = s->json_params};
+    return n;
+}
+
+static void start_finish(struct runner_input *in, PGconn *conn, PGresult *const *reads,
+                         const char *why)
+{
+    struct start_input *s = (struct start_input *)in;
+    struct http_request *req = s->http;
+    if (in->rc == TRANSITION_ERROR || in->rc == TRANSITION_LEASE_LOST) {
+        api_transition_fail(req, conn, NULL, why);
+        http_resume(req);
+        return;
+    }
+    PGresult *pick = in->skipped && reads ? reads[0] : NULL;
+    PGresult *same = in->skipped && reads ? reads[1] : NULL;
+    PGresult *json = reads ? reads[in->skipped ? 2 : 0] : NULL;
+    if (!reads || (in->skipped && (!store_ok(pick) || !store_ok(same)))) {
+        api_transition_fail(req, conn, !reads ? NULL : !store_ok(pick) ? pick : same, NULL);
+    } else if (in->skipped && PQntuples(pick) == 0) {
+        if (s->vtext[0])
+            http_reply_problem(req, 404, "not-found", "Not found",
+                               "workflow \"%s\" has no version %s", s->workflow, s->vtext);
+        else
+            http_reply_problem(req, 404, "not-found", "Not found", "no workflow named \"%s\"",
+                               s->workflow);
+    } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
+        /* The id exists: the same start again is answered with it; anything else conflicts. */
+        http_reply_problem_ext(req, 409, "execution-exists", "Execution id already used",
+                               "an execution with this id exists with another workflow or input",
+                               json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
+                                         "already used by a different execution"),
+                               NULL);
+    } else if (!store_ok(json) || PQntuples(json) != 1) {
+        api_transition_fail(req, conn, json, NULL);
+    } else {
+        if (!in->skipped) {
+            metrics_execution_started();
+            char *location = xasprintf("/v1/executions/%s", s->id);
+            http_add_header(req, "Location", location);
+            free(location);
+        }
+        http_reply_json(req, in->skipped ? 200 : 201, json_loads(PQgetvalue(json, 0, 0), 0, NULL));
+    }
+    http_resume(req);
+}
+
+static void start_free(struct runner_input *in)
+{
+    struct start_input *s = (struct start_input *)in;
+    free(s->workflow);
+    free(s->input_text);
+    free(s);
+}
+
+static const struct runner_input_ops start_ops = {
+    .before_lock = start_before_lock,
+    .prepare = start_prepare,
+    .reply_reads = start_reads,
+    .finish = start_finish,
+    .free = start_free,
+};
 
 void api_executions_start(struct http_request *req)
 {
@@ -99,99 +207,33 @@ void api_executions_start(struct http_request *req)
         snprintf(id, sizeof id, "%s", given_id);
     else
         ids_uuid7(now, id);
-    char *input_text = json_dumps(input ? input : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    struct start_input *s = xcalloc(1, sizeof *s);
+    s->http = req;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    s->workflow = xstrdup(workflow);
+    s->input_text = json_dumps(input ? input : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
-
-    PGconn *conn = api_db_acquire(req);
-    PGresult *r = NULL;
-    struct transition_out out = {0};
-    if (!conn)
-        goto out;
-    char vtext[16], now_text[32];
-    snprintf(vtext, sizeof vtext, "%lld", (long long)version);
-    time_format_rfc3339(now, now_text);
-    /* "BEGIN; insert" in one round trip; the insert picks the version itself. This keeld owns
-     * what it starts: it sends the first attempts right after the commit. */
-    const char *ip[] = {id,         workflow, version ? vtext : NULL,
-                        input_text, now_text, runner_env(app->runner)->owner};
-    struct store_call calls[] = {{.command = "BEGIN"},
-                                 {.stmt = STMT_EXEC_INSERT, .n_params = 6, .params = ip}};
-    PGresult *res[2] = {NULL, NULL};
-    char *perr = NULL;
-    int prc = store_pipeline(conn, calls, 2, res, &perr);
-    PQclear(res[0]);
-    r = res[1];
-    free(perr);
-    if (prc < 0 || !store_ok(r))
-        goto db_fail;
-    if (PQntuples(r) == 0) {
-        /* No such workflow (or version), or the id exists: tell which. */
-        PQclear(r);
-        const char *wp[] = {workflow, version ? vtext : NULL};
-        r = store_run(conn, STMT_WORKFLOW_PICK_VERSION, 2, wp);
-        if (!store_ok(r))
-            goto db_fail;
-        if (PQntuples(r) == 0) {
-            store_command(conn, "ROLLBACK");
-            if (version)
-                http_reply_problem(req, 404, "not-found", "Not found",
-                                   "workflow \"%s\" has no version %s", workflow, vtext);
-            else
-                http_reply_problem(req, 404, "not-found", "Not found", "no workflow named \"%s\"",
-                                   workflow);
-            goto out;
-        }
-        /* The id exists: the same start again is answered with it; anything else conflicts. */
-        PQclear(r);
-        const char *sp[] = {id, workflow, input_text};
-        r = store_run(conn, STMT_EXEC_SAME_START, 3, sp);
-        if (!store_ok(r))
-            goto db_fail;
-        bool same = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
-        store_command(conn, "ROLLBACK");
-        if (same)
-            reply_execution(req, conn, id, 200);
-        else
-            http_reply_problem_ext(
-                req, 409, "execution-exists", "Execution id already used",
-                "an execution with this id exists with another workflow or input",
-                json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
-                          "already used by a different execution"),
-                NULL);
-        goto out;
-    }
-    PQclear(r);
-    r = NULL;
-    struct transition_request treq = {
-        .execution_id = id,
+    if (version)
+        snprintf(s->vtext, sizeof s->vtext, "%lld", (long long)version);
+    time_format_rfc3339(now, s->now_text);
+    const char *version_param = version ? s->vtext : NULL;
+    const char *ip[] = {s->id,         s->workflow, version_param,
+                        s->input_text, s->now_text, runner_env(app->runner)->owner};
+    memcpy(s->insert_params, ip, sizeof ip);
+    s->pick_params[0] = s->workflow;
+    s->pick_params[1] = version_param;
+    s->same_params[0] = s->id;
+    s->same_params[1] = s->workflow;
+    s->same_params[2] = s->input_text;
+    s->json_params[0] = s->id;
+    s->base.ops = &start_ops;
+    s->base.only_applied = true;
+    s->base.req = (struct transition_request){
+        .execution_id = s->id,
         .in = {.kind = ENGINE_IN_START, .now_ms = now, .retry_after_ms = -1},
     };
-    char *why = NULL;
-    /* The writes and COMMIT in one round trip. */
-    enum transition_outcome rc = transition_step(runner_env(app->runner), conn, &treq, &out,
-                                                 TX_COMMIT | TX_ONLY_APPLIED, &why);
-    if (rc != TRANSITION_APPLIED) {
-        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-            store_command(conn, "ROLLBACK");
-        api_transition_fail(req, conn, r, why);
-        free(why);
-        goto out;
-    }
-    metrics_execution_started();
-    runner_committed(app->runner, &out, id);
-    char *location = xasprintf("/v1/executions/%s", id);
-    http_add_header(req, "Location", location);
-    free(location);
-    reply_execution(req, conn, id, 201);
-    goto out;
-db_fail:
-    api_db_fail(req, conn, r);
-out:
-    PQclear(r);
-    attempt_dispatch_free_list(out.dispatches);
-    if (conn)
-        api_db_release(req, conn);
-    free(input_text);
+    http_suspend(req);
+    runner_submit(app->runner, &s->base);
 }
 
 static const char *const statuses[] = {"running", "completed", "failed", "cancelled", "terminated"};

@@ -7,6 +7,7 @@
 
 #include "api/common.h"
 #include "app.h"
+#include "runner/input.h"
 #include "runner/runner.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
@@ -79,6 +80,139 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
     return true;
 }
 
+/* A task token's call, applied by the runner once the token has named its execution. */
+struct task_input {
+    struct runner_input base; /* first: the runner hands this back */
+    struct http_request *http;
+    enum task_call call;
+    json_t *body; /* holds what in points to */
+    char hash[WH_TASK_TOKEN_HASH_LEN + 1];
+    const char *hash_param[1];
+    char *exec_id, *step;
+    const char *lock_params[1];
+    enum { TASK_APPLIED, TASK_UNKNOWN, TASK_GONE, TASK_USED } answer;
+};
+
+/* Every token is recorded when its attempt is journaled as started, before it is sent, so a
+ * token not found here was never issued. */
+static int task_resolve(struct runner_input *in, PGconn *conn, char **why)
+{
+    struct task_input *t = (struct task_input *)in;
+    PGresult *r = store_run(conn, STMT_TOKEN_FIND, 1, t->hash_param);
+    if (!store_ok(r)) {
+        *why = store_error(r, conn);
+        PQclear(r);
+        return -1;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        t->answer = TASK_UNKNOWN;
+        return 0;
+    }
+    t->exec_id = xstrdup(PQgetvalue(r, 0, 0));
+    t->step = xstrdup(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    t->lock_params[0] = t->exec_id;
+    in->req.execution_id = t->exec_id;
+    in->req.step_id = t->step;
+    return 1;
+}
+
+/* The execution first, then the token: the order every transition locks in. */
+static int task_before_lock(struct runner_input *in, struct store_call *calls)
+{
+    struct task_input *t = (struct task_input *)in;
+    calls[0] =
+        (struct store_call){.stmt = STMT_EXEC_LOCK_STATUS, .n_params = 1, .params = t->lock_params};
+    calls[1] = (struct store_call){.stmt = STMT_TOKEN_LOCK, .n_params = 1, .params = t->hash_param};
+    return 2;
+}
+
+/* The interpreter decides whether the attempt is still in flight: a completion before the
+ * receiver's 202 is journaled applies as well as one after; the 202 or a 200 that comes later
+ * is then stale (journaled as result_ignored when it carries a result). */
+static enum runner_input_step task_prepare(struct runner_input *in, PGconn *conn,
+                                           PGresult *const *before, char **why)
+{
+    (void)conn;
+    (void)why;
+    struct task_input *t = (struct task_input *)in;
+    if (PQntuples(before[0]) != 1 || PQntuples(before[1]) != 1) {
+        t->answer = TASK_GONE;
+        return INPUT_SKIP;
+    }
+    if (!strcmp(PQgetvalue(before[1], 0, 4), "t")) {
+        t->answer = TASK_USED;
+        return INPUT_SKIP;
+    }
+    t->answer = TASK_APPLIED;
+    in->req.in.attempt = atoi(PQgetvalue(before[1], 0, 2));
+    in->req.in.compensation = !strcmp(PQgetvalue(before[1], 0, 3), "t");
+    return INPUT_APPLY;
+}
+
+/* A completion or failure spends the token whether or not it still applied. */
+static int task_after(struct runner_input *in, PGconn *conn, enum transition_outcome rc, char **why)
+{
+    (void)rc;
+    struct task_input *t = (struct task_input *)in;
+    if (t->call == TASK_HEARTBEAT)
+        return 0;
+    PGresult *r = store_run(conn, STMT_TOKEN_USE, 1, t->hash_param);
+    int ok = store_ok(r);
+    if (!ok)
+        *why = store_error(r, conn);
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static void task_finish(struct runner_input *in, PGconn *conn, PGresult *const *reads,
+                        const char *why)
+{
+    (void)reads;
+    struct task_input *t = (struct task_input *)in;
+    struct http_request *req = t->http;
+    if (in->rc == TRANSITION_ERROR || in->rc == TRANSITION_LEASE_LOST)
+        api_transition_fail(req, conn, NULL, why);
+    else if (in->skipped && t->answer == TASK_UNKNOWN)
+        http_reply_problem(req, 404, "unknown-token", "Unknown task token",
+                           "no attempt was ever sent with this token");
+    else if (in->skipped && t->answer == TASK_USED)
+        http_reply_problem(req, 409, "token-used", "Task token already used",
+                           "the attempt of this token has already been completed or failed");
+    else if (in->skipped || in->rc == TRANSITION_NOT_FOUND)
+        http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
+                           "the execution of this token no longer exists; nothing was applied");
+    else if (in->rc == TRANSITION_STALE)
+        http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
+                           "the attempt of this token timed out, was superseded, or its "
+                           "execution has ended; nothing was applied");
+    else
+        http_reply_json(req, t->call == TASK_HEARTBEAT ? 200 : 202,
+                        json_pack("{s:s, s:s, s:i, s:b}", "execution_id", t->exec_id, "step",
+                                  t->step, "attempt", in->req.in.attempt, "cancel_requested",
+                                  in->out.cancel_requested));
+    http_resume(req);
+}
+
+static void task_free(struct runner_input *in)
+{
+    struct task_input *t = (struct task_input *)in;
+    json_decref(t->body);
+    free(t->exec_id);
+    free(t->step);
+    free(t);
+}
+
+static const struct runner_input_ops task_ops = {
+    .resolve = task_resolve,
+    .before_lock = task_before_lock,
+    .prepare = task_prepare,
+    .after = task_after,
+    .finish = task_finish,
+    .free = task_free,
+};
+
 static void task_call(struct http_request *req, enum task_call call)
 {
     struct app *app = http_app(req);
@@ -97,105 +231,18 @@ static void task_call(struct http_request *req, enum task_call call)
     }
     if (call == TASK_COMPLETE && !in.output)
         in.output = json_null();
+    struct task_input *t = xcalloc(1, sizeof *t);
+    t->http = req;
+    t->call = call;
+    t->body = body;
     /* Only the token's hash is stored; the token itself goes no further than this. */
-    char hash[WH_TASK_TOKEN_HASH_LEN + 1];
-    wh_task_token_hash(http_param(req, "token"), hash);
-    const char *hp[] = {hash};
-
-    PGconn *conn = api_db_acquire(req);
-    PGresult *r = NULL;
-    char *exec_id = NULL, *step = NULL, *why = NULL;
-    struct transition_out out = {0};
-    if (!conn)
-        goto out;
-    if (store_command(conn, "BEGIN") < 0)
-        goto db_fail;
-    /* Every token is recorded when its attempt is journaled as started, before it is sent, so
-     * a token not found here was never issued. */
-    r = store_run(conn, STMT_TOKEN_FIND, 1, hp);
-    if (!store_ok(r))
-        goto db_fail;
-    if (PQntuples(r) == 0) {
-        store_command(conn, "ROLLBACK");
-        http_reply_problem(req, 404, "unknown-token", "Unknown task token",
-                           "no attempt was ever sent with this token");
-        goto out;
-    }
-    exec_id = xstrdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    /* The execution first, then the token: the order every transition locks in. */
-    const char *lp[] = {exec_id};
-    r = store_run(conn, STMT_EXEC_LOCK_STATUS, 1, lp);
-    if (!store_ok(r))
-        goto db_fail;
-    bool exists = PQntuples(r) == 1;
-    PQclear(r);
-    r = NULL;
-    if (exists) {
-        r = store_run(conn, STMT_TOKEN_LOCK, 1, hp);
-        if (!store_ok(r))
-            goto db_fail;
-        exists = PQntuples(r) == 1;
-    }
-    if (!exists) {
-        store_command(conn, "ROLLBACK");
-        http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
-                           "the execution of this token no longer exists; nothing was applied");
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(r, 0, 4), "t")) {
-        store_command(conn, "ROLLBACK");
-        http_reply_problem(req, 409, "token-used", "Task token already used",
-                           "the attempt of this token has already been completed or failed");
-        goto out;
-    }
-    step = xstrdup(PQgetvalue(r, 0, 1));
-    in.attempt = atoi(PQgetvalue(r, 0, 2));
-    in.compensation = !strcmp(PQgetvalue(r, 0, 3), "t");
-    PQclear(r);
-    r = NULL;
-    /* The interpreter decides whether the attempt is still in flight: a completion before the
-     * receiver's 202 is journaled applies as well as one after; the 202 or a 200 that comes
-     * later is then stale (journaled as result_ignored when it carries a result). */
-    struct transition_request treq = {
-        .execution_id = exec_id,
-        .step_id = step,
-        .in = in,
-    };
-    enum transition_outcome rc = transition_apply(runner_env(app->runner), conn, &treq, &out, &why);
-    if (rc != TRANSITION_APPLIED && rc != TRANSITION_STALE)
-        goto db_fail;
-    /* A completion or failure spends the token whether or not it still applied. */
-    if (call != TASK_HEARTBEAT) {
-        r = store_run(conn, STMT_TOKEN_USE, 1, hp);
-        if (!store_ok(r))
-            goto db_fail;
-        PQclear(r);
-        r = NULL;
-    }
-    if (store_command(conn, "COMMIT") < 0)
-        goto db_fail;
-    runner_committed(app->runner, &out, exec_id);
-    if (rc == TRANSITION_STALE)
-        http_reply_problem(req, 409, "attempt-over", "Attempt no longer in flight",
-                           "the attempt of this token timed out, was superseded, or its "
-                           "execution has ended; nothing was applied");
-    else
-        http_reply_json(req, call == TASK_HEARTBEAT ? 200 : 202,
-                        json_pack("{s:s, s:s, s:i, s:b}", "execution_id", exec_id, "step", step,
-                                  "attempt", in.attempt, "cancel_requested", out.cancel_requested));
-    goto out;
-db_fail:
-    api_transition_fail(req, conn, r, why);
-out:
-    PQclear(r);
-    attempt_dispatch_free_list(out.dispatches);
-    if (conn)
-        api_db_release(req, conn);
-    free(exec_id);
-    free(step);
-    free(why);
-    json_decref(body);
+    wh_task_token_hash(http_param(req, "token"), t->hash);
+    t->hash_param[0] = t->hash;
+    t->base.ops = &task_ops;
+    t->base.route = t->hash;
+    t->base.req = (struct transition_request){.in = in};
+    http_suspend(req);
+    runner_submit(app->runner, &t->base);
 }
 
 void api_tasks_complete(struct http_request *req)

@@ -1,6 +1,7 @@
 /* Runner threads and the job queue between them. */
 #include "runner/runner.h"
 
+#include "runner/input.h"
 #include "runner/liveness.h"
 
 #include "log.h"
@@ -42,6 +43,7 @@ enum job_kind {
     JOB_RESULT,   /* an attempt's webhook finished */
     JOB_CLAIMED,  /* a task leased by the claimer */
     JOB_TAKEOVER, /* an execution taken over from a dead keeld: send its attempts again */
+    JOB_INPUT,    /* an input from the API (runner/input.h); execution_id NULL until resolved */
 };
 
 struct job {
@@ -65,6 +67,8 @@ struct job {
     char *token;
     char *workflow;
     int version;
+    /* JOB_INPUT */
+    struct runner_input *input;
     struct job *next;
 };
 
@@ -106,6 +110,8 @@ struct runner {
 
 static void job_free(struct job *j)
 {
+    if (j->input)
+        j->input->ops->free(j->input);
     free(j->execution_id);
     free(j->step_id);
     json_decref(j->output);
@@ -138,7 +144,9 @@ static size_t queue_of(const struct runner *r, const char *execution_id)
 static void push_job(struct runner *r, struct job *j)
 {
     pthread_mutex_lock(&r->lock);
-    struct worker_queue *q = &r->queues[queue_of(r, j->execution_id)];
+    /* An input that names no execution yet goes by its route to the worker that resolves it. */
+    const char *key = j->execution_id ? j->execution_id : j->input->route;
+    struct worker_queue *q = &r->queues[queue_of(r, key)];
     j->next = NULL;
     if (q->tail)
         q->tail->next = j;
@@ -422,40 +430,6 @@ static void job_committed(struct runner *r, struct job *j, enum transition_outco
     }
 }
 
-/* Runs one job in its own transaction. Returns false when it should be tried again later
- * (database trouble). */
-static bool run_job(struct runner *r, struct job *j)
-{
-    char *why = NULL;
-    PGconn *conn = store_acquire(r->pool, 5000, &why);
-    if (!conn) {
-        log_warn("database unavailable; will retry", "execution", j->execution_id, "error", why);
-        free(why);
-        return false;
-    }
-    struct transition_request req;
-    bool is_attempt_start = false;
-    if (!job_request(j, &req, &is_attempt_start)) {
-        store_release(r->pool, conn);
-        return true;
-    }
-    struct transition_out out;
-    int64_t t0 = time_mono_us();
-    enum transition_outcome rc = transition_run(&r->env, conn, &req, &out, &why);
-    count_transition(rc, time_mono_us() - t0);
-    if (rc == TRANSITION_ERROR) {
-        log_warn("transition failed; will retry", "execution", j->execution_id, "error", why);
-        free(why);
-        store_release(r->pool, conn);
-        return false;
-    }
-    if (rc == TRANSITION_LEASE_LOST && j->kind == JOB_CLAIMED)
-        release_task(r, conn, j);
-    store_release(r->pool, conn);
-    job_committed(r, j, rc, &req, &out, is_attempt_start);
-    return true;
-}
-
 /* A job that could not be applied: queued again after a pause. After RESULT_GIVE_UP_MS a
  * claimed task is given up (its lease runs out and it is claimed again); an attempt's result,
  * whose attempt no task holds, becomes a takeover of its execution, which sends the attempts in
@@ -486,24 +460,54 @@ static void retry_later(struct runner *r, struct job *j)
     push_job(r, j);
 }
 
-static void run_alone(struct runner *r, struct job *j)
+/* An input from the API that failed for good (a database error, its own or its batch's when it
+ * ran alone): its request is answered with the error at once, not retried. */
+static void input_failed(struct job *j, PGconn *conn, const char *why)
 {
-    if (run_job(r, j))
+    struct runner_input *in = j->input;
+    attempt_dispatch_free_list(in->out.dispatches);
+    in->out.dispatches = NULL;
+    in->rc = TRANSITION_ERROR;
+    in->ops->finish(in, conn, NULL, why ? why : "the database did not answer");
+    job_free(j);
+}
+
+/* Finds the execution of an input that names none yet (a task token's), outside any
+ * transaction, and queues it again for the worker of that execution. */
+static void resolve_input(struct runner *r, struct job *j)
+{
+    char *why = NULL;
+    PGconn *conn = store_acquire(r->pool, 5000, &why);
+    int rc = conn ? j->input->ops->resolve(j->input, conn, &why) : -1;
+    if (rc < 0) {
+        input_failed(j, conn, why);
+    } else if (rc == 0) {
+        j->input->skipped = true;
+        j->input->ops->finish(j->input, conn, NULL, NULL);
         job_free(j);
-    else
-        retry_later(r, j);
+    } else {
+        j->execution_id = xstrdup(j->input->req.execution_id);
+        push_job(r, j);
+    }
+    free(why);
+    if (conn)
+        store_release(r->pool, conn);
 }
 
 struct batch_entry {
     struct job *job;
     size_t order; /* its place in the queue, so that one execution's jobs keep their order */
-    struct transition_request req;
-    struct transition_out out;
+    struct transition_request own_req;
+    struct transition_request *req; /* own_req, or an input's */
+    struct transition_out own_out;
+    struct transition_out *out; /* own_out, or an input's */
     enum transition_outcome rc;
     bool is_attempt_start;
-    bool skip;  /* a task of an unknown kind: left in place */
-    int64_t us; /* how long its transition took, counted once the batch commits (a batch
-                   rolled back runs each job again, counted then) */
+    bool skip;    /* a task of an unknown kind (left in place), or an input answered already */
+    int64_t us;   /* how long its transition took, counted once the batch commits (a batch
+                     rolled back runs each job again, counted then) */
+    size_t reads; /* an input's reads after the commit: where they start in the results */
+    int n_reads;
 };
 
 static int by_execution(const void *x, const void *y)
@@ -513,14 +517,92 @@ static int by_execution(const void *x, const void *y)
     return c ? c : (a->order > b->order) - (a->order < b->order);
 }
 
-/* Applies n jobs in one transaction with one commit, executions locked in id order. If any
- * meets a database error, nothing of the batch is kept and each job runs again on its own. */
-static void run_batch(struct runner *r, struct job **jobs, size_t n)
+/* Sets up entry e: its request, and for an input the statements it sends before its lock. */
+static bool entry_request(struct batch_entry *e)
 {
-    if (n == 1) {
-        run_alone(r, jobs[0]);
+    struct runner_input *in = e->job->input;
+    if (!in) {
+        e->req = &e->own_req;
+        e->out = &e->own_out;
+        return job_request(e->job, e->req, &e->is_attempt_start);
+    }
+    e->req = &in->req;
+    e->out = &in->out;
+    in->skipped = false;
+    memset(&in->out, 0, sizeof in->out);
+    return true;
+}
+
+/* Runs entry e's transition in the open transaction. False on a database error (*why set): the
+ * transaction is lost. */
+static bool entry_apply(struct runner *r, PGconn *conn, struct batch_entry *e, PGresult **before,
+                        struct transition_batch *writes, char **why)
+{
+    struct runner_input *in = e->job->input;
+    if (in && in->ops->prepare) {
+        enum runner_input_step step = in->ops->prepare(in, conn, before, why);
+        if (step == INPUT_ERROR)
+            return false;
+        if (step == INPUT_SKIP) {
+            in->skipped = true;
+            e->skip = true;
+            return PQtransactionStatus(conn) == PQTRANS_INTRANS;
+        }
+    }
+    e->req->defer_writes = writes;
+    int64_t t0 = time_mono_us();
+    e->rc = transition_step(&r->env, conn, e->req, e->out, why);
+    e->us = time_mono_us() - t0;
+    if (e->rc == TRANSITION_ERROR || PQtransactionStatus(conn) != PQTRANS_INTRANS)
+        return false;
+    if (in && in->only_applied && e->rc != TRANSITION_APPLIED) {
+        *why = xstrdup("the start did not apply");
+        return false;
+    }
+    if (in && in->ops->after && (e->rc == TRANSITION_APPLIED || e->rc == TRANSITION_STALE) &&
+        in->ops->after(in, conn, e->rc, why) < 0)
+        return false;
+    if (e->rc == TRANSITION_LEASE_LOST && e->job->kind == JOB_CLAIMED)
+        release_task(r, conn, e->job);
+    return true;
+}
+
+/* What follows the commit of entry e; an input is answered (reads: the results of its reads
+ * after the commit). */
+static void entry_committed(struct runner *r, PGconn *conn, struct batch_entry *e,
+                            PGresult *const *reads)
+{
+    struct runner_input *in = e->job->input;
+    if (!in) {
+        if (!e->skip) {
+            count_transition(e->rc, e->us);
+            job_committed(r, e->job, e->rc, e->req, e->out, e->is_attempt_start);
+        }
         return;
     }
+    if (!e->skip) {
+        count_transition(e->rc, e->us);
+        in->rc = e->rc;
+        if (e->rc == TRANSITION_APPLIED) {
+            struct transition_out dispatch = in->out;
+            runner_committed(r, &dispatch, in->req.execution_id);
+            in->out.dispatches = NULL;
+        } else {
+            attempt_dispatch_free_list(in->out.dispatches);
+            in->out.dispatches = NULL;
+        }
+    }
+    in->ops->finish(in, conn, reads, NULL);
+}
+
+/* Applies n jobs in one transaction with one commit, executions locked in id order, in three
+ * round trips whatever n: BEGIN and every execution's lock-and-read in one pipeline; the
+ * transitions (plus the reads the interpreter asks for on the way); every transition's writes
+ * with COMMIT, and the reads inputs answer with, in another. If any meets a database error,
+ * nothing of the batch is kept and each job runs again on its own; a job alone that fails is
+ * retried later, or, an input, answered with the error. */
+static void run_batch(struct runner *r, struct job **jobs, size_t n)
+{
     struct batch_entry *e = xcalloc(n, sizeof *e);
     for (size_t k = 0; k < n; k++) {
         e[k].job = jobs[k];
@@ -530,24 +612,27 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
     char *why = NULL;
     bool ok = false;
     PGconn *conn = store_acquire(r->pool, 5000, &why);
+    size_t per = 2 + RUNNER_INPUT_MAX_CALLS;
+    struct store_call *calls = xcalloc(per * n + 1, sizeof *calls);
+    PGresult **res = xcalloc(per * n + 1, sizeof *res);
+    size_t n_calls = 0;
     if (conn) {
-        /* Three round trips for the whole batch: BEGIN and every execution's lock-and-read (in
-         * id order) in one pipeline; then the transitions; then every transition's writes with
-         * COMMIT in another (plus the reads the interpreter asks for on the way). */
         ok = true;
         bool began = false;
         struct transition_batch writes = {0};
         struct transition_lock *locks = xcalloc(n, sizeof *locks);
-        struct store_call *calls = xcalloc(2 * n + 1, sizeof *calls);
-        PGresult **res = xcalloc(2 * n + 1, sizeof *res);
-        size_t n_calls = 0, *read_at = xcalloc(n, sizeof *read_at);
+        size_t *read_at = xcalloc(n, sizeof *read_at), *before_at = xcalloc(n, sizeof *before_at);
         calls[n_calls++] = (struct store_call){.command = "BEGIN"};
         for (size_t k = 0; k < n; k++) {
-            if (!job_request(e[k].job, &e[k].req, &e[k].is_attempt_start)) {
+            if (!entry_request(&e[k])) {
                 e[k].skip = true;
                 continue;
             }
-            transition_lock_prepare(&e[k].req, &locks[k]);
+            struct runner_input *in = e[k].job->input;
+            before_at[k] = n_calls;
+            if (in && in->ops->before_lock)
+                n_calls += (size_t)in->ops->before_lock(in, calls + n_calls);
+            transition_lock_prepare(e[k].req, &locks[k]);
             calls[n_calls++] = locks[k].calls[0];
             read_at[k] = n_calls;
             calls[n_calls++] = locks[k].calls[1];
@@ -559,82 +644,103 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
         for (size_t k = 0; k < n && ok; k++) {
             if (e[k].skip)
                 continue;
-            e[k].req.locked_read = res[read_at[k]];
+            e[k].req->locked_read = res[read_at[k]];
             res[read_at[k]] = NULL;
-            e[k].req.defer_writes = &writes;
-            int64_t t0 = time_mono_us();
-            e[k].rc = transition_step(&r->env, conn, &e[k].req, &e[k].out, 0, &why);
-            e[k].us = time_mono_us() - t0;
-            if (e[k].rc == TRANSITION_ERROR || PQtransactionStatus(conn) != PQTRANS_INTRANS) {
-                ok = false;
-                break;
-            }
-            if (e[k].rc == TRANSITION_LEASE_LOST && e[k].job->kind == JOB_CLAIMED)
-                release_task(r, conn, e[k].job);
+            ok = entry_apply(r, conn, &e[k], res + before_at[k], &writes, &why);
         }
-        for (size_t i = 0; i < n_calls; i++)
+        for (size_t i = 0; i < n_calls; i++) {
             PQclear(res[i]);
+            res[i] = NULL;
+        }
         for (size_t k = 0; k < n; k++) {
-            if (!e[k].skip)
+            if (e[k].req && (!e[k].skip || e[k].job->input))
                 transition_lock_free(&locks[k]);
-            PQclear(e[k].req.locked_read); /* not taken when the batch stopped before it */
-            e[k].req.locked_read = NULL;
+            if (e[k].req) {
+                PQclear(e[k].req->locked_read); /* not taken when the batch stopped before it */
+                e[k].req->locked_read = NULL;
+                e[k].req->defer_writes = NULL;
+            }
         }
         free(locks);
-        free(calls);
-        free(res);
         free(read_at);
+        free(before_at);
+        /* The inputs' reads go right after COMMIT, in its round trip. */
+        n_calls = 0;
+        for (size_t k = 0; k < n && ok && began; k++) {
+            struct runner_input *in = e[k].job->input;
+            if (!in || !in->ops->reply_reads)
+                continue;
+            in->rc = e[k].skip ? TRANSITION_STALE : e[k].rc;
+            e[k].reads = n_calls;
+            e[k].n_reads = in->ops->reply_reads(in, calls + n_calls);
+            n_calls += (size_t)e[k].n_reads;
+        }
         if (ok && began)
-            ok = writes.n > 0 ? transition_batch_flush(conn, &writes, &why) == 0
-                              : store_command(conn, "COMMIT") == 0;
+            ok = transition_batch_flush(conn, &writes, calls, (int)n_calls, res, &why) == 0;
         ok = ok && PQtransactionStatus(conn) == PQTRANS_IDLE;
-        if (!ok && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        if (!ok && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
             store_command(conn, "ROLLBACK");
         transition_batch_free(&writes);
     }
+    if (ok) {
+        metrics_batch(n);
+        for (size_t k = 0; k < n; k++) {
+            entry_committed(r, conn, &e[k], e[k].n_reads ? res + e[k].reads : NULL);
+            job_free(e[k].job);
+        }
+    } else if (n == 1) {
+        if (e[0].req && e[0].rc != TRANSITION_ERROR && !e[0].job->input)
+            attempt_dispatch_free_list(e[0].out->dispatches);
+        if (e[0].job->input) {
+            input_failed(e[0].job, conn, why);
+        } else {
+            log_warn("transition failed; will retry", "execution", e[0].job->execution_id, "error",
+                     why);
+            retry_later(r, e[0].job);
+        }
+    }
+    for (size_t i = 0; i < n_calls; i++)
+        PQclear(res[i]);
+    free(calls);
+    free(res);
     if (conn)
         store_release(r->pool, conn);
-    if (!ok) {
+    if (!ok && n > 1) {
         log_debug("batch rolled back; its jobs run one by one", "error", why);
-        free(why);
         for (size_t k = 0; k < n; k++) {
-            if (e[k].rc != TRANSITION_ERROR)
-                attempt_dispatch_free_list(e[k].out.dispatches);
-            run_alone(r, e[k].job);
+            if (e[k].req && e[k].rc != TRANSITION_ERROR) {
+                attempt_dispatch_free_list(e[k].out->dispatches);
+                e[k].out->dispatches = NULL;
+            }
+            run_batch(r, &e[k].job, 1);
         }
-        free(e);
-        return;
     }
     free(why);
-    metrics_batch(n);
-    for (size_t k = 0; k < n; k++) {
-        if (!e[k].skip) {
-            count_transition(e[k].rc, e[k].us);
-            job_committed(r, e[k].job, e[k].rc, &e[k].req, &e[k].out, e[k].is_attempt_start);
-        }
-        job_free(e[k].job);
-    }
     free(e);
 }
-
 static void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
     struct runner *r = wa->r;
     struct worker_queue *q = &r->queues[wa->index];
-    struct job *batch[BATCH_MAX];
+    struct job *batch[BATCH_MAX], *unresolved[BATCH_MAX];
     for (;;) {
         pthread_mutex_lock(&r->lock);
         while (!q->head && !atomic_load(&r->stopping_workers))
             pthread_cond_wait(&q->work, &r->lock);
-        size_t n = 0;
+        size_t n = 0, n_unresolved = 0;
         /* At most one job per execution in a batch: the next ones wait for the next batch, in
          * order. Several updates of one row in one transaction cannot be HOT (the page keeps
          * every version until the commit), and an execution updated dozens of times per batch
          * fills its index entries with versions every later read walks through. */
         struct job **link = &q->head, *last = NULL;
-        while (*link && n < BATCH_MAX) {
+        while (*link && n < BATCH_MAX && n_unresolved < BATCH_MAX) {
             struct job *j = *link;
+            if (!j->execution_id) {
+                *link = j->next;
+                unresolved[n_unresolved++] = j;
+                continue;
+            }
             bool seen = false;
             for (size_t k = 0; k < n && !seen; k++)
                 seen = strcmp(batch[k]->execution_id, j->execution_id) == 0;
@@ -651,12 +757,15 @@ static void *worker_main(void *arg)
         if (!*link)
             q->tail = last;
         pthread_mutex_unlock(&r->lock);
-        if (n == 0)
+        if (n == 0 && n_unresolved == 0)
             return NULL;
+        for (size_t k = 0; k < n_unresolved; k++)
+            resolve_input(r, unresolved[k]);
         for (size_t k = 0; k < n; k++)
             if (!batch[k]->first_try_ms)
                 batch[k]->first_try_ms = time_mono_ms();
-        run_batch(r, batch, n);
+        if (n > 0)
+            run_batch(r, batch, n);
     }
 }
 
@@ -907,6 +1016,15 @@ static void *listener_main(void *arg)
     if (c)
         PQfinish(c);
     return NULL;
+}
+
+void runner_submit(struct runner *r, struct runner_input *in)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_INPUT;
+    j->input = in;
+    j->execution_id = in->req.execution_id ? xstrdup(in->req.execution_id) : NULL;
+    push_job(r, j);
 }
 
 /* ---- start and stop ------------------------------------------------------------------------ */

@@ -659,47 +659,17 @@ static bool is_result(enum engine_input_kind k)
            k == ENGINE_IN_ATTEMPT_ACCEPTED;
 }
 
-/* Runs "BEGIN; lock; read" (begin) or just "lock; read" (lk's calls) in one round trip, and
- * returns the read's result. */
-static PGresult *lock_execution(PGconn *conn, bool begin, const struct transition_lock *lk,
-                                char **why)
+/* Runs lk's "lock; read" in one round trip, and returns the read's result. */
+static PGresult *lock_execution(PGconn *conn, const struct transition_lock *lk, char **why)
 {
-    struct store_call calls[] = {{.command = "BEGIN"}, lk->calls[0], lk->calls[1]};
-    const struct store_call *first = begin ? calls : calls + 1;
-    int n = begin ? 3 : 2;
-    PGresult *res[3] = {NULL, NULL, NULL};
-    int rc = store_pipeline(conn, first, n, res, why);
-    for (int i = 0; i < n - 1; i++)
-        PQclear(res[i]);
-    if (rc < 0 && res[n - 1] && store_ok(res[n - 1])) {
-        PQclear(res[n - 1]);
+    PGresult *res[2] = {NULL, NULL};
+    int rc = store_pipeline(conn, lk->calls, 2, res, why);
+    PQclear(res[0]);
+    if (rc < 0 && res[1] && store_ok(res[1])) {
+        PQclear(res[1]);
         return NULL;
     }
-    return res[n - 1];
-}
-
-/* Runs "apply; COMMIT" (commit) or just "apply" in one round trip. */
-static PGresult *write_effects(PGconn *conn, bool commit, const char *const *params,
-                               bool *committed, char **why)
-{
-    *committed = false;
-    if (!commit) {
-        PGresult *r = store_run(conn, STMT_EXEC_APPLY, 19, params);
-        if (!store_ok(r))
-            *why = store_error(r, conn);
-        return r;
-    }
-    struct store_call calls[] = {{.stmt = STMT_EXEC_APPLY, .n_params = 19, .params = params},
-                                 {.command = "COMMIT"}};
-    PGresult *res[2];
-    int rc = store_pipeline(conn, calls, 2, res, why);
-    *committed = rc == 0;
-    PQclear(res[1]);
-    if (rc < 0 && res[0] && store_ok(res[0])) {
-        PQclear(res[0]);
-        return NULL;
-    }
-    return res[0];
+    return res[1];
 }
 
 void transition_lock_prepare(const struct transition_request *req, struct transition_lock *lk)
@@ -735,9 +705,8 @@ void transition_lock_free(struct transition_lock *lk)
 
 static enum transition_outcome apply_transition(const struct transition_env *env, PGconn *conn,
                                                 struct transition_request *req,
-                                                struct transition_out *out, unsigned tx, char **why)
+                                                struct transition_out *out, char **why)
 {
-    bool committed = false;
     enum transition_outcome rc = TRANSITION_ERROR;
     PGresult *r = NULL;
     json_t *ctx = NULL, *state_json = NULL;
@@ -765,7 +734,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     } else {
         struct transition_lock lk;
         transition_lock_prepare(req, &lk);
-        r = lock_execution(conn, tx & TX_BEGIN, &lk, why);
+        r = lock_execution(conn, &lk, why);
         transition_lock_free(&lk);
     }
     if (!r || !store_ok(r)) {
@@ -1086,7 +1055,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     };
     _Static_assert(sizeof params / sizeof *params == TRANSITION_APPLY_PARAMS,
                    "STMT_EXEC_APPLY's parameters");
-    if (req->defer_writes && !(tx & TX_COMMIT)) {
+    if (req->defer_writes) {
         struct transition_batch *b = req->defer_writes;
         void *items = b->params;
         xgrow_zeroed(&items, &b->cap, b->n + 1, sizeof *b->params);
@@ -1095,15 +1064,14 @@ static enum transition_outcome apply_transition(const struct transition_env *env
             b->params[b->n][k] = params[k] ? xstrdup(params[k]) : NULL;
         b->n++;
     } else {
-        r = write_effects(conn, tx & TX_COMMIT, params, &committed, why);
-        if (!r || !store_ok(r) || ((tx & TX_COMMIT) && !committed)) {
-            if (!*why)
-                *why = store_error(r, conn);
+        r = store_run(conn, STMT_EXEC_APPLY, TRANSITION_APPLY_PARAMS, params);
+        if (!store_ok(r)) {
+            *why = store_error(r, conn);
             goto done;
         }
         /* The consumed task's row was locked with the execution, so it cannot have changed
          * hands since; this only guards that invariant where it can still be acted on. */
-        if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0 && !committed) {
+        if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0) {
             rc = TRANSITION_LEASE_LOST;
             goto done;
         }
@@ -1164,35 +1132,6 @@ done:
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;
     }
-    /* With TX_COMMIT, a transition that wrote nothing still commits what the transaction holds
-     * (earlier transitions of a batch); an error rolls it back, also with TX_BEGIN alone. */
-    if ((tx & TX_ONLY_APPLIED) && rc != TRANSITION_APPLIED) {
-        attempt_dispatch_free_list(out->dispatches);
-        out->dispatches = NULL;
-        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-            store_command(conn, "ROLLBACK");
-    }
-    if ((tx & TX_COMMIT) && !committed && rc != TRANSITION_ERROR &&
-        PQtransactionStatus(conn) == PQTRANS_INTRANS && store_command(conn, "COMMIT") < 0) {
-        attempt_dispatch_free_list(out->dispatches);
-        out->dispatches = NULL;
-        if (!*why)
-            *why = xstrdup("COMMIT failed");
-        rc = TRANSITION_ERROR;
-    }
-    if ((tx & (TX_BEGIN | TX_COMMIT)) && rc == TRANSITION_ERROR &&
-        PQtransactionStatus(conn) != PQTRANS_IDLE)
-        store_command(conn, "ROLLBACK");
-    if ((tx & TX_COMMIT) && PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        /* Still open after all (a statement failed without being reported): nothing of it is
-         * kept. */
-        store_command(conn, "ROLLBACK");
-        attempt_dispatch_free_list(out->dispatches);
-        out->dispatches = NULL;
-        if (!*why)
-            *why = xstrdup("the transaction could not be committed");
-        rc = TRANSITION_ERROR;
-    }
     return rc;
 }
 
@@ -1205,41 +1144,42 @@ void transition_batch_free(struct transition_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int transition_batch_flush(PGconn *conn, struct transition_batch *b, char **why)
+int transition_batch_flush(PGconn *conn, struct transition_batch *b, const struct store_call *after,
+                           int n_after, PGresult **after_res, char **why)
 {
-    struct store_call *calls = xcalloc(b->n + 1, sizeof *calls);
-    PGresult **res = xcalloc(b->n + 1, sizeof *res);
+    size_t n = b->n + 1 + (size_t)n_after;
+    struct store_call *calls = xcalloc(n, sizeof *calls);
+    PGresult **res = xcalloc(n, sizeof *res);
     for (size_t i = 0; i < b->n; i++)
         calls[i] = (struct store_call){.stmt = STMT_EXEC_APPLY,
                                        .n_params = TRANSITION_APPLY_PARAMS,
                                        .params = (const char *const *)b->params[i]};
     calls[b->n] = (struct store_call){.command = "COMMIT"};
-    int rc = store_pipeline(conn, calls, (int)b->n + 1, res, why);
+    for (int i = 0; i < n_after; i++)
+        calls[b->n + 1 + (size_t)i] = after[i];
+    char *perr = NULL;
+    int rc = store_pipeline(conn, calls, (int)n, res, &perr);
+    /* Only the writes and COMMIT decide; a read after it that failed is its reader's
+     * business. */
+    bool committed = PQresultStatus(res[b->n]) == PGRES_COMMAND_OK;
+    if (!committed) {
+        *why = perr ? perr : xstrdup("COMMIT failed");
+        perr = NULL;
+    }
+    free(perr);
     for (size_t i = 0; i <= b->n; i++)
         PQclear(res[i]);
+    for (int i = 0; i < n_after; i++)
+        after_res[i] = res[b->n + 1 + (size_t)i];
+    (void)rc;
     free(calls);
     free(res);
-    return rc;
-}
-
-enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         struct transition_request *req, struct transition_out *out,
-                                         char **why)
-{
-    return apply_transition(env, conn, req, out, 0, why);
+    return committed ? 0 : -1;
 }
 
 enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,
                                         struct transition_request *req, struct transition_out *out,
-                                        unsigned tx, char **why)
+                                        char **why)
 {
-    return apply_transition(env, conn, req, out, tx, why);
-}
-
-enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
-                                       struct transition_request *req, struct transition_out *out,
-                                       char **why)
-{
-    /* Two round trips in all: "BEGIN; lock" and "write; COMMIT". */
-    return apply_transition(env, conn, req, out, TX_BEGIN | TX_COMMIT, why);
+    return apply_transition(env, conn, req, out, why);
 }

@@ -63,9 +63,12 @@ struct transition_batch {
 };
 
 void transition_batch_free(struct transition_batch *b);
-/* Sends every write of b, then COMMIT, in one round trip. Returns 0, or -1 with *why set (the
- * transaction must then be rolled back; none of b's transitions happened). */
-int transition_batch_flush(PGconn *conn, struct transition_batch *b, char **why)
+/* Sends every write of b, then COMMIT, then the n_after calls of after (reads whose results go
+ * to after_res, for the caller to clear), in one round trip. Returns 0 once COMMIT succeeded
+ * (whatever the reads did), or -1 with *why set (the transaction must then be rolled back; none
+ * of b's transitions happened). */
+int transition_batch_flush(PGconn *conn, struct transition_batch *b, const struct store_call *after,
+                           int n_after, PGresult **after_res, char **why)
     __attribute__((warn_unused_result));
 
 struct transition_request;
@@ -102,7 +105,7 @@ struct transition_request {
                               every attempt in flight that is not accepted */
     PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
                               the caller (transition_lock_prepare); the transition takes it */
-    struct transition_batch *defer_writes; /* not NULL (and no TX_COMMIT): the writes are not
+    struct transition_batch *defer_writes; /* not NULL: the writes are not
                                               sent but added to it, for transition_batch_flush
                                               to send with those of the other transitions of
                                               the transaction in one round trip */
@@ -115,30 +118,10 @@ struct transition_request {
  * own); for an execution another keeld owns they become tasks due now, which its owner claims. A
  * wait that starts consumes the oldest stored signal of its name at once. A result (success or
  * failure) that does not apply, because the execution has ended or its attempt is no longer in
- * flight, is journaled as result_ignored. */
-enum transition_outcome transition_apply(const struct transition_env *env, PGconn *conn,
-                                         struct transition_request *req, struct transition_out *out,
-                                         char **why);
-
-/* transition_apply that also opens the transaction (TX_BEGIN: "BEGIN" goes in the same round
- * trip as the lock) and/or ends it (TX_COMMIT: "COMMIT" goes with the writes; when nothing is
- * written, or on an error, the transaction is rolled back). With TX_BEGIN alone the
- * transaction stays open for the caller, except after an error (rolled back). Saves the round
- * trips of a separate BEGIN and COMMIT: the first and last transitions of a batch, the
- * transition of a start. */
-enum {
-    TX_BEGIN = 1,
-    TX_COMMIT = 2,
-    TX_ONLY_APPLIED = 4, /* with TX_COMMIT: commit only a transition that applied; roll back
-                            anything else (a start that did not apply leaves no execution) */
-};
+ * flight, is journaled as result_ignored. With req->defer_writes the writes are only queued for
+ * transition_batch_flush. */
 enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,
                                         struct transition_request *req, struct transition_out *out,
-                                        unsigned tx, char **why);
-
-/* BEGIN; transition_apply; COMMIT — or ROLLBACK when nothing is to be written. */
-enum transition_outcome transition_run(const struct transition_env *env, PGconn *conn,
-                                       struct transition_request *req, struct transition_out *out,
-                                       char **why);
+                                        char **why);
 
 #endif

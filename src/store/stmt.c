@@ -320,7 +320,7 @@ static const struct {
                            "INSERT INTO attempt_tokens (token_hash, execution_id, step, attempt, "
                            "compensation) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"},
     [STMT_TOKEN_FIND] = {"token_find",
-                         "SELECT execution_id FROM attempt_tokens WHERE token_hash = $1"},
+                         "SELECT execution_id, step FROM attempt_tokens WHERE token_hash = $1"},
     [STMT_TOKEN_LOCK] = {"token_lock",
                          "SELECT execution_id, step, attempt, compensation, used_at IS NOT NULL "
                          "FROM attempt_tokens WHERE token_hash = $1 FOR UPDATE"},
