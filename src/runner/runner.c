@@ -536,7 +536,7 @@ static bool entry_request(struct batch_entry *e)
 /* Runs entry e's transition in the open transaction. False on a database error (*why set): the
  * transaction is lost. */
 static bool entry_apply(struct runner *r, PGconn *conn, struct batch_entry *e, PGresult **before,
-                        struct transition_batch *writes, char **why)
+                        struct batch_writes *writes, char **why)
 {
     struct runner_input *in = e->job->input;
     if (in && in->ops->prepare) {
@@ -549,7 +549,7 @@ static bool entry_apply(struct runner *r, PGconn *conn, struct batch_entry *e, P
             return PQtransactionStatus(conn) == PQTRANS_INTRANS;
         }
     }
-    e->req->defer_writes = writes;
+    e->req->writes = writes;
     int64_t t0 = time_mono_us();
     e->rc = transition_step(&r->env, conn, e->req, e->out, why);
     e->us = time_mono_us() - t0;
@@ -619,7 +619,8 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
     if (conn) {
         ok = true;
         bool began = false;
-        struct transition_batch writes = {0};
+        struct batch_writes writes;
+        batch_writes_init(&writes);
         struct transition_lock *locks = xcalloc(n, sizeof *locks);
         size_t *read_at = xcalloc(n, sizeof *read_at), *before_at = xcalloc(n, sizeof *before_at);
         calls[n_calls++] = (struct store_call){.command = "BEGIN"};
@@ -658,7 +659,7 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
             if (e[k].req) {
                 PQclear(e[k].req->locked_read); /* not taken when the batch stopped before it */
                 e[k].req->locked_read = NULL;
-                e[k].req->defer_writes = NULL;
+                e[k].req->writes = NULL;
             }
         }
         free(locks);
@@ -676,14 +677,15 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
             n_calls += (size_t)e[k].n_reads;
         }
         if (ok && began)
-            ok = transition_batch_flush(conn, &writes, calls, (int)n_calls, res, &why) == 0;
+            ok = batch_writes_flush(conn, &writes, r->owner, calls, (int)n_calls, res, &why) == 0;
         ok = ok && PQtransactionStatus(conn) == PQTRANS_IDLE;
         if (!ok && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
             store_command(conn, "ROLLBACK");
-        transition_batch_free(&writes);
+        batch_writes_free(&writes);
     }
     if (ok) {
-        metrics_batch(n);
+        if (n > 1)
+            metrics_batch(n);
         for (size_t k = 0; k < n; k++) {
             entry_committed(r, conn, &e[k], e[k].n_reads ? res + e[k].reads : NULL);
             job_free(e[k].job);

@@ -634,25 +634,6 @@ static void compact_events(json_t *events, const json_t *rows, const json_t *exe
     }
 }
 
-static char *dump(const json_t *j)
-{
-    return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-}
-
-/* Encodes j (not NULL) as a statement parameter into *out (caller frees). Returns false with
- * *why set (when not already) when jansson cannot encode it (out of memory, a string that is
- * not UTF-8): the caller must then write nothing and roll back. */
-static bool encode_param(const json_t *j, const char *what, char **out, char **why)
-{
-    *out = dump(j);
-    if (*out)
-        return true;
-    if (!*why)
-        *why =
-            xasprintf("the transition's %s cannot be encoded as JSON; nothing was written", what);
-    return false;
-}
-
 static bool is_result(enum engine_input_kind k)
 {
     return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
@@ -719,8 +700,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct apply a = {0};
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
     struct engine_loader loader = {&rl, load_paths, load_all, load_item, load_input};
-    char *events = NULL, *steps = NULL, *tasks = NULL, *state_text = NULL, *output = NULL,
-         *error = NULL, *wf = NULL, *drops = NULL, *token_rows = NULL, *task_owner = NULL;
+    char *wf = NULL, *task_owner = NULL;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
     int64_t consume_task_id = req->consume_task_id;
@@ -1012,70 +992,60 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     compact_events(
         p.events, rows,
         p.ended && st.status == ENGINE_EXEC_COMPLETED ? (p.output ? p.output : json_null()) : NULL);
-    /* Every parameter must encode: one that became SQL NULL would make the statement write
-     * nothing for it (no events, no task) and commit a transition that lost its effects. */
-    bool encoded = encode_param(p.events, "events", &events, why) &&
-                   encode_param(rows, "step rows", &steps, why) &&
-                   encode_param(p.tasks, "tasks", &tasks, why) &&
-                   encode_param(p.drops, "task drops", &drops, why) &&
-                   encode_param(p.token_rows, "task tokens", &token_rows, why) &&
-                   encode_param(sj, "state", &state_text, why) &&
-                   (!(p.ended && st.status == ENGINE_EXEC_COMPLETED) ||
-                    encode_param(p.output ? p.output : json_null(), "output", &output, why)) &&
-                   (!(p.ended && p.error) || encode_param(p.error, "error", &error, why));
-    json_decref(rows);
-    json_decref(sj);
-    if (!encoded)
-        goto done;
-    char now[32], seq[24];
+    /* Added to the batch's writes, one statement per table for all its transitions. */
+    struct batch_writes *w = req->writes;
+    char now[32];
     ts(in->now_ms, now);
-    snprintf(seq, sizeof seq, "%lld", (long long)p.last_seq);
-    const char *params[] = {
-        exec_id,
-        consume_task_id > 0 ? task_id : NULL,
-        env->owner,
-        events,
-        steps,
-        tasks,
-        p.cancel_tasks ? "true" : "false",
-        engine_exec_status_name(st.status),
-        state_text,
-        seq,
-        output,
-        error,
-        now,
-        p.ended ? "true" : "false",
-        /* Tasks of this keeld's own executions wake its claimer in-process; only another
-         * owner's need a NOTIFY. */
-        p.notify && strcmp(task_owner, env->owner) != 0 ? "true" : "false",
-        drops,
-        token_rows,
-        take ? env->owner : NULL,
-        task_owner,
-    };
-    _Static_assert(sizeof params / sizeof *params == TRANSITION_APPLY_PARAMS,
-                   "STMT_EXEC_APPLY's parameters");
-    if (req->defer_writes) {
-        struct transition_batch *b = req->defer_writes;
-        void *items = b->params;
-        xgrow_zeroed(&items, &b->cap, b->n + 1, sizeof *b->params);
-        b->params = items;
-        for (size_t k = 0; k < TRANSITION_APPLY_PARAMS; k++)
-            b->params[b->n][k] = params[k] ? xstrdup(params[k]) : NULL;
-        b->n++;
-    } else {
-        r = store_run(conn, STMT_EXEC_APPLY, TRANSITION_APPLY_PARAMS, params);
-        if (!store_ok(r)) {
-            *why = store_error(r, conn);
-            goto done;
-        }
-        /* The consumed task's row was locked with the execution, so it cannot have changed
-         * hands since; this only guards that invariant where it can still be acted on. */
-        if (consume_task_id > 0 && strcmp(PQgetvalue(r, 0, 0), "1") != 0) {
-            rc = TRANSITION_LEASE_LOST;
-            goto done;
-        }
+    json_t *exec_id_json = json_string(exec_id);
+    size_t k;
+    json_t *rec;
+    json_array_foreach(p.events, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id_json);
+        json_object_set_new(rec, "at", json_string(now));
+        batch_writes_add(w->events, json_incref(rec));
     }
+    json_array_foreach(rows, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id_json);
+        batch_writes_add(w->steps, json_incref(rec));
+    }
+    json_array_foreach(p.tasks, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id_json);
+        json_object_set_new(rec, "owner", json_string(task_owner));
+        batch_writes_add(w->tasks, json_incref(rec));
+    }
+    json_array_foreach(p.token_rows, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id_json);
+        batch_writes_add(w->tokens, json_incref(rec));
+    }
+    json_array_foreach(p.drops, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id_json);
+        batch_writes_add(w->drops, json_incref(rec));
+    }
+    if (consume_task_id > 0)
+        batch_writes_add(w->consumed, json_integer(consume_task_id));
+    if (p.cancel_tasks)
+        batch_writes_add(w->cancels, json_incref(exec_id_json));
+    /* Tasks of this keeld's own executions wake its claimer in-process; only another owner's
+     * need a NOTIFY. */
+    if (p.notify && strcmp(task_owner, env->owner) != 0)
+        w->notify = true;
+    json_t *ex = json_pack("{s:O, s:s, s:o, s:I, s:s, s:b, s:s?}", "id", exec_id_json, "status",
+                           engine_exec_status_name(st.status), "state", sj, "last_seq",
+                           (json_int_t)p.last_seq, "at", now, "ended", p.ended, "take",
+                           take ? env->owner : NULL);
+    if (p.ended && st.status == ENGINE_EXEC_COMPLETED)
+        json_object_set(ex, "output", p.output ? p.output : json_null());
+    if (p.ended && p.error)
+        json_object_set(ex, "error", p.error);
+    batch_writes_add(w->execs, ex);
+    w->n++;
+    json_decref(exec_id_json);
+    json_decref(rows);
     size_t i_send;
     json_t *send;
     json_array_foreach(p.sends, i_send, send)
@@ -1109,10 +1079,8 @@ done:
     json_decref(p.tasks);
     json_decref(p.sends);
     json_decref(p.token_rows);
-    free(token_rows);
     json_decref(p.heartbeat);
     json_decref(p.drops);
-    free(drops);
     json_decref(p.output);
     json_decref(p.error);
     json_decref(a.consumed_signals);
@@ -1121,60 +1089,12 @@ done:
     json_decref(rl.loaded);
     free(p.changed);
     free(task_owner);
-    free(events);
-    free(steps);
-    free(tasks);
-    free(state_text);
-    free(output);
-    free(error);
     free(wf);
     if (rc != TRANSITION_APPLIED && rc != TRANSITION_STALE) {
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;
     }
     return rc;
-}
-
-void transition_batch_free(struct transition_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        for (size_t k = 0; k < TRANSITION_APPLY_PARAMS; k++)
-            free(b->params[i][k]);
-    free(b->params);
-    memset(b, 0, sizeof *b);
-}
-
-int transition_batch_flush(PGconn *conn, struct transition_batch *b, const struct store_call *after,
-                           int n_after, PGresult **after_res, char **why)
-{
-    size_t n = b->n + 1 + (size_t)n_after;
-    struct store_call *calls = xcalloc(n, sizeof *calls);
-    PGresult **res = xcalloc(n, sizeof *res);
-    for (size_t i = 0; i < b->n; i++)
-        calls[i] = (struct store_call){.stmt = STMT_EXEC_APPLY,
-                                       .n_params = TRANSITION_APPLY_PARAMS,
-                                       .params = (const char *const *)b->params[i]};
-    calls[b->n] = (struct store_call){.command = "COMMIT"};
-    for (int i = 0; i < n_after; i++)
-        calls[b->n + 1 + (size_t)i] = after[i];
-    char *perr = NULL;
-    int rc = store_pipeline(conn, calls, (int)n, res, &perr);
-    /* Only the writes and COMMIT decide; a read after it that failed is its reader's
-     * business. */
-    bool committed = PQresultStatus(res[b->n]) == PGRES_COMMAND_OK;
-    if (!committed) {
-        *why = perr ? perr : xstrdup("COMMIT failed");
-        perr = NULL;
-    }
-    free(perr);
-    for (size_t i = 0; i <= b->n; i++)
-        PQclear(res[i]);
-    for (int i = 0; i < n_after; i++)
-        after_res[i] = res[b->n + 1 + (size_t)i];
-    (void)rc;
-    free(calls);
-    free(res);
-    return committed ? 0 : -1;
 }
 
 enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,

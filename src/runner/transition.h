@@ -4,6 +4,7 @@
 #define KEEL_RUNNER_TRANSITION_H
 
 #include "engine/engine.h"
+#include "runner/batch_writes.h"
 #include "runner/defcache.h"
 #include "store/stmt.h"
 #include "util/buf.h"
@@ -30,8 +31,6 @@ void attempt_dispatch_free(struct attempt_dispatch *d);
 /* Frees a whole list. */
 void attempt_dispatch_free_list(struct attempt_dispatch *list);
 
-#define TRANSITION_APPLY_PARAMS 19
-
 struct transition_env {
     struct defcache *defs;
     const char *owner; /* this keeld's owner id (executions.owner, tasks.lease_owner) */
@@ -54,22 +53,6 @@ struct transition_out {
     int64_t first_task_due_ms; /* > 0: tasks for this keeld were inserted, the first due then
                                   (its claimer is woken in-process: no NOTIFY) */
 };
-
-/* The writes of the transitions of one transaction, each its own STMT_EXEC_APPLY, sent together
- * in one pipeline (one round trip) before COMMIT. */
-struct transition_batch {
-    char *(*params)[TRANSITION_APPLY_PARAMS]; /* owned strings, NULL for SQL NULL */
-    size_t n, cap;
-};
-
-void transition_batch_free(struct transition_batch *b);
-/* Sends every write of b, then COMMIT, then the n_after calls of after (reads whose results go
- * to after_res, for the caller to clear), in one round trip. Returns 0 once COMMIT succeeded
- * (whatever the reads did), or -1 with *why set (the transaction must then be rolled back; none
- * of b's transitions happened). */
-int transition_batch_flush(PGconn *conn, struct transition_batch *b, const struct store_call *after,
-                           int n_after, PGresult **after_res, char **why)
-    __attribute__((warn_unused_result));
 
 struct transition_request;
 
@@ -105,10 +88,8 @@ struct transition_request {
                               every attempt in flight that is not accepted */
     PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
                               the caller (transition_lock_prepare); the transition takes it */
-    struct transition_batch *defer_writes; /* not NULL: the writes are not
-                                              sent but added to it, for transition_batch_flush
-                                              to send with those of the other transitions of
-                                              the transaction in one round trip */
+    struct batch_writes *writes; /* where the writes go: sent, with those of the other
+                                    transitions of the transaction, by batch_writes_flush */
     struct engine_input in;
 };
 
@@ -118,8 +99,8 @@ struct transition_request {
  * own); for an execution another keeld owns they become tasks due now, which its owner claims. A
  * wait that starts consumes the oldest stored signal of its name at once. A result (success or
  * failure) that does not apply, because the execution has ended or its attempt is no longer in
- * flight, is journaled as result_ignored. With req->defer_writes the writes are only queued for
- * transition_batch_flush. */
+ * flight, is journaled as result_ignored. The writes are only added to req->writes; nothing is
+ * written before batch_writes_flush. */
 enum transition_outcome transition_step(const struct transition_env *env, PGconn *conn,
                                         struct transition_request *req, struct transition_out *out,
                                         char **why);

@@ -126,6 +126,14 @@ static const struct {
      * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}], $17 tokens of
      * the attempts sent after COMMIT [{token_hash, step, attempt, compensation}], $18 the new
      * owner or NULL (unchanged), $19 the owner of the tasks inserted (the execution's) */
+    /* One transition's writes (a batch of one: runner/batch_writes.c). Data-modifying CTEs all run, each once, on
+     * the same snapshot, which is what we want: the consumed task and the cancelled ones are
+     * those that existed before, never the ones inserted here.
+     * $1 id, $2 consumed task id or NULL, $3 this keeld, $4 events, $5 steps, $6 tasks,
+     * $7 cancel other tasks, $8 status, $9 state, $10 last_seq, $11 output, $12 error,
+     * $13 now, $14 ended, $15 notify claimers, $16 tasks to drop [{kind, step}], $17 tokens of
+     * the attempts sent after COMMIT [{token_hash, step, attempt, compensation}], $18 the new
+     * owner or NULL (unchanged), $19 the owner of the tasks inserted (the execution's) */
     [STMT_EXEC_APPLY] =
         {"exec_apply",
          "WITH consumed AS (DELETE FROM tasks WHERE id = $2::bigint AND lease_owner = $3 "
@@ -186,6 +194,73 @@ static const struct {
          "SELECT (SELECT count(*) FROM consumed), "
          "CASE WHEN $15::bool THEN pg_notify('keel_tasks', '') END, "
          "CASE WHEN $14::bool THEN pg_notify('keel_done', $1) END"},
+    /* The writes of a whole batch of transitions in one statement, one DML per table, each
+     * column one array parameter (runner/batch_writes.c). Data-modifying CTEs all run, each
+     * once, on the same snapshot, which is what we want: the consumed task and the cancelled
+     * ones are those that existed before, never the ones inserted here.
+     * $1-$3 the (execution, kind, step) of pending tasks dropped, $4 the claimed tasks applied
+     * (still leased to $5), $6 the executions all of whose tasks go; $7-$14 events; $15-$35
+     * step rows (last_error, heartbeat and items keep their stored value unless the row says
+     * it replaces them); $36-$42 tasks; $43-$47 task tokens of the attempts sent after COMMIT;
+     * $48-$56 the executions; $57 a task for another keeld was inserted (NOTIFY).
+     * Each row to change is found through its own index lookup (a LATERAL per element, kept
+     * apart by OFFSET 0 or FOR UPDATE) and changed by ctid: a generic plan made while the
+     * tables were small would otherwise scan them whole for every batch once they are large
+     * (it did: 20,000 timers fired in 5.5 s instead of 1.7). The ctids are stable: the
+     * executions and the consumed tasks were locked by this transaction, the other tasks are
+     * locked by the lookup itself (FOR UPDATE follows a concurrent claim to its new row). */
+    [STMT_BATCH_APPLY] =
+        {"batch_apply",
+         "WITH consumed AS (DELETE FROM tasks t USING (SELECT x.tid FROM unnest($4::bigint[]) AS "
+         "c(id) CROSS JOIN LATERAL (SELECT ctid AS tid FROM tasks WHERE id = c.id AND lease_owner "
+         "= $5 OFFSET 0) x) c WHERE t.ctid = c.tid RETURNING t.id), cancelled AS (DELETE FROM "
+         "tasks t USING (SELECT x.tid FROM unnest($6::text[]) AS c(e) CROSS JOIN LATERAL (SELECT "
+         "ctid AS tid FROM tasks WHERE execution_id = c.e AND id <> ALL($4::bigint[]) FOR UPDATE) "
+         "x) c WHERE t.ctid = c.tid RETURNING t.id), dropped AS (DELETE FROM tasks t USING (SELECT "
+         "x.tid FROM unnest($1::text[], $2::text[], $3::text[]) AS d(e, kind, step) CROSS JOIN "
+         "LATERAL (SELECT ctid AS tid FROM tasks WHERE execution_id = d.e AND kind = d.kind AND "
+         "step = d.step AND id <> ALL($4::bigint[]) AND execution_id <> ALL($6::text[]) FOR "
+         "UPDATE) x) d WHERE t.ctid = d.tid RETURNING t.id), ev AS (INSERT INTO events "
+         "(execution_id, seq, type, step, path, attempt, at, data) SELECT e.x, e.seq, e.type, "
+         "e.step, e.path, e.attempt, e.at, coalesce(e.data, '{}') FROM unnest($7::text[], "
+         "$8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], "
+         "$14::jsonb[]) AS e(x, seq, type, step, path, attempt, at, data)), st AS (INSERT INTO "
+         "steps (execution_id, path, step_id, parent_path, kind, position, status, attempts, "
+         "output, error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat, "
+         "engine, items) SELECT s.x, s.path, s.id, s.parent, s.kind, s.position, s.status, "
+         "s.attempts, s.output, s.error, s.started_at, s.completed_at, CASE WHEN s.last_error_set "
+         "THEN s.last_error ELSE o.last_error END, s.next_attempt_at, s.due_at, CASE WHEN "
+         "s.heartbeat_set THEN s.heartbeat ELSE o.heartbeat END, s.engine, CASE WHEN s.items_set "
+         "THEN s.items ELSE o.items END FROM unnest($15::text[], $16::text[], $17::text[], "
+         "$18::text[], $19::text[], $20::int[], $21::text[], $22::int[], $23::jsonb[], "
+         "$24::jsonb[], $25::timestamptz[], $26::timestamptz[], $27::jsonb[], $28::bool[], "
+         "$29::timestamptz[], $30::timestamptz[], $31::jsonb[], $32::bool[], $33::jsonb[], "
+         "$34::jsonb[], $35::bool[]) AS s(x, path, id, parent, kind, position, status, attempts, "
+         "output, error, started_at, completed_at, last_error, last_error_set, next_attempt_at, "
+         "due_at, heartbeat, heartbeat_set, engine, items, items_set) LEFT JOIN LATERAL (SELECT "
+         "o.last_error, o.heartbeat, o.items FROM steps o WHERE o.execution_id = s.x AND o.path = "
+         "s.path OFFSET 0) o ON true ON CONFLICT (execution_id, path) DO UPDATE SET status = "
+         "EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = "
+         "EXCLUDED.error, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
+         "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, due_at = "
+         "EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, items = "
+         "EXCLUDED.items), tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, "
+         "payload, owner) SELECT * FROM unnest($36::text[], $37::text[], $38::text[], $39::int[], "
+         "$40::timestamptz[], $41::jsonb[], $42::text[])), tok AS (INSERT INTO attempt_tokens "
+         "(token_hash, execution_id, step, attempt, compensation) SELECT * FROM "
+         "unnest($43::text[], $44::text[], $45::text[], $46::int[], $47::bool[])), ex AS (UPDATE "
+         "executions e SET status = u.status, state = u.state, last_seq = u.last_seq, owner = "
+         "coalesce(u.take, e.owner), output = CASE WHEN u.ended THEN u.output WHEN u.status = "
+         "'running' THEN NULL ELSE e.output END, error = CASE WHEN u.ended THEN u.error WHEN "
+         "u.status = 'running' THEN NULL ELSE e.error END, updated_at = u.at, completed_at = CASE "
+         "WHEN u.ended THEN u.at WHEN u.status = 'running' THEN NULL ELSE e.completed_at END FROM "
+         "(SELECT u.*, x.tid FROM unnest($48::text[], $49::text[], $50::jsonb[], $51::bigint[], "
+         "$52::jsonb[], $53::jsonb[], $54::timestamptz[], $55::bool[], $56::text[]) AS u(id, "
+         "status, state, last_seq, output, error, at, ended, take) CROSS JOIN LATERAL (SELECT ctid "
+         "AS tid FROM executions WHERE id = u.id OFFSET 0) x) u WHERE e.ctid = u.tid RETURNING "
+         "e.id, u.ended) SELECT (SELECT count(*) FROM consumed), CASE WHEN $57::bool THEN "
+         "pg_notify('keel_tasks', '') END, (SELECT count(pg_notify('keel_done', ex.id)) FROM ex "
+         "WHERE ex.ended)"},
     [STMT_EXEC_JSON] =
         {"exec_json",
          "SELECT " EXEC_JSON_COLUMNS ", 'steps', (SELECT coalesce(json_agg(json_build_object('id', "

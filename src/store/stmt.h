@@ -19,7 +19,8 @@ enum store_stmt {
     STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
     STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
                               read after the lock, with the step rows it starts from */
-    STMT_EXEC_APPLY,       /* write one transition's effects (see stmt.c) */
+    STMT_EXEC_APPLY,       /* the writes of one transition (runner/batch_writes.c) */
+    STMT_BATCH_APPLY,      /* the writes of a batch of transitions (runner/batch_writes.c) */
     STMT_EXEC_JSON,        /* $1 id -> the execution as API JSON with steps */
     STMT_EXEC_LIST,        /* filters and keyset -> json rows */
     STMT_EXEC_STATUS,      /* $1 id -> status */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *db;
@@ -215,6 +216,110 @@ static void test_wait_timeout_fails(void **state)
     json_decref(done);
 }
 
+static long metric(const char *name)
+{
+    struct hreply r;
+    http_get(keeld.base_url, "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    char *line = NULL;
+    assert_true(asprintf(&line, "\n%s ", name) > 0);
+    const char *at = strstr(r.body, line);
+    assert_non_null(at);
+    long v = atol(at + strlen(line));
+    free(line);
+    hreply_free(&r);
+    return v;
+}
+
+/* Timers due at the same instant are claimed together and applied in shared transactions,
+ * whose writes go as one statement for all their executions (runner/batch_writes.c): each
+ * timer fires once and its task is gone, each follow-up attempt is sent once, the executions
+ * cancelled while they slept lose their timers, and every history is gapless. */
+static bool count_reaches(void *arg)
+{
+    const char **q = arg;
+    char *n = harness_sql_value(db, q[0]);
+    bool ok = n && atoi(n) >= atoi(q[1]);
+    free(n);
+    return ok;
+}
+
+static void test_timers_due_together(void **state)
+{
+    (void)state;
+    enum { N = 200, CANCELLED = 50 };
+    char *def = NULL;
+    assert_true(asprintf(&def,
+                         "{\"name\": \"together\", \"steps\": [{\"id\": \"nap\", \"sleep_until\": "
+                         "\"${input.at}\"}, {\"id\": \"call\", \"activity\": {\"url\": \"%s/ok\", "
+                         "\"input\": \"${input}\"}}, {\"id\": \"go\", \"wait\": {\"signal\": "
+                         "\"go\"}}]}",
+                         receiver.base_url) > 0);
+    post("/v1/workflows", def, 201, NULL);
+    free(def);
+    long batches_before = metric("keel_transition_batches_total");
+    /* Far enough ahead for every start (and cancel) to be in before the timers are due; one
+     * that came late would fire at once and still be checked below. */
+    time_t due = time(NULL) + 6;
+    char at[32], input[64];
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", gmtime(&due));
+    snprintf(input, sizeof input, "{\"at\": \"%s\"}", at);
+    assert_int_equal(start_range(&keeld, "together", "together", 0, N, input), N);
+    for (int i = N - CANCELLED; i < N; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "/v1/executions/together-%d/cancel", i);
+        post(path, "{}", 202, NULL);
+    }
+    /* Every timer fired and every call completed: the executions wait for "go", with no task
+     * left (a timer's task is deleted with the transition that fires it). */
+    char want[16];
+    snprintf(want, sizeof want, "%d", N - CANCELLED);
+    const char *waiting[] = {"SELECT count(*) FROM steps WHERE execution_id LIKE 'together-%' "
+                             "AND path = 'go' AND status = 'waiting'",
+                             want};
+    if (!wait_for(count_reaches, waiting, 60000))
+        fail_msg("the timers did not all fire and lead to the wait");
+    char *n = harness_sql_value(db, "SELECT count(*) FROM tasks WHERE execution_id LIKE "
+                                    "'together-%'");
+    assert_string_equal(n, "0");
+    free(n);
+    n = harness_sql_value(db, "SELECT count(*) FROM events WHERE execution_id LIKE "
+                              "'together-%' AND type = 'timer_fired'");
+    assert_int_equal(atoi(n), N - CANCELLED);
+    free(n);
+    /* 150 timers claimed 64 at a time cannot all have been applied one per transaction. */
+    long batches = metric("keel_transition_batches_total") - batches_before;
+    print_message("# %ld transactions applied several transitions at once\n", batches);
+    assert_true(batches > 0);
+    for (int i = 0; i < N; i++) {
+        char id[32], path[96];
+        snprintf(id, sizeof id, "together-%d", i);
+        if (i < N - CANCELLED) {
+            snprintf(path, sizeof path, "/v1/executions/%s/signals/go", id);
+            post(path, "{}", 202, NULL);
+        }
+        json_t *done = wait_result(keeld.base_url, id);
+        assert_string_equal(json_string_value(json_object_get(done, "status")),
+                            i < N - CANCELLED ? "completed" : "cancelled");
+        json_decref(done);
+        if (i < N - CANCELLED) {
+            char key[48];
+            snprintf(key, sizeof key, "%s/call", id);
+            assert_key_counts(&receiver, key, 1, 1);
+        }
+    }
+    n = harness_sql_value(db, "SELECT count(*) FROM events WHERE execution_id LIKE 'together-%' "
+                              "AND type = 'step_completed' AND step = 'call'");
+    assert_int_equal(atoi(n), N - CANCELLED);
+    free(n);
+    /* Every history is gapless: seq runs 1..last_seq. */
+    n = harness_sql_value(db, "SELECT count(*) FROM executions e WHERE e.id LIKE 'together-%' AND "
+                              "(SELECT count(*) FROM events v WHERE v.execution_id = e.id) <> "
+                              "e.last_seq");
+    assert_string_equal(n, "0");
+    free(n);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -224,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_signal_before_and_after_wait),
         cmocka_unit_test(test_signal_idempotency_key),
         cmocka_unit_test(test_wait_timeout_fails),
+        cmocka_unit_test(test_timers_due_together),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

@@ -1,5 +1,4 @@
-/* The transition shell's parameter encoding: a value jansson cannot encode must stop the
- * transition (which then rolls back), never become an SQL NULL that commits without effects. */
+/* The transition shell's reading of stored rows into the interpreter's state and context. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,40 +6,6 @@
 
 /* The statics under test. */
 #include "runner/transition.c"
-
-static void encodes_ordinary_values(void **state)
-{
-    (void)state;
-    json_t *v = json_pack("[{s:s}, i, n]", "a", "b", 1);
-    char *out = NULL, *why = NULL;
-    assert_true(encode_param(v, "events", &out, &why));
-    assert_string_equal(out, "[{\"a\":\"b\"},1,null]");
-    assert_null(why);
-    free(out);
-    json_decref(v);
-}
-
-/* jansson refuses to encode a string that is not UTF-8 (json_dumps returns NULL): the
- * transition must fail with a reason, not pass NULL on. */
-static void refuses_what_cannot_be_encoded(void **state)
-{
-    (void)state;
-    json_t *v = json_pack("[o]", json_stringn_nocheck("\xff", 1));
-    char *out = NULL, *why = NULL;
-    assert_false(encode_param(v, "tasks", &out, &why));
-    assert_null(out);
-    assert_non_null(why);
-    assert_non_null(strstr(why, "tasks"));
-    assert_non_null(strstr(why, "nothing was written"));
-    /* A reason already set (a database error met first) is kept. */
-    char *first = xstrdup("first");
-    char *why2 = first;
-    assert_false(encode_param(v, "events", &out, &why2));
-    assert_ptr_equal(why2, first);
-    free(first);
-    free(why);
-    json_decref(v);
-}
 
 /* A context whose input or step rows do not read back is an error, not an empty context
  * (which made a later step fail with a false "has no output yet"). */
@@ -92,8 +57,6 @@ static void context_that_does_not_read_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(encodes_ordinary_values),
-        cmocka_unit_test(refuses_what_cannot_be_encoded),
         cmocka_unit_test(context_that_does_not_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
