@@ -58,6 +58,15 @@ bool liveness_hold(struct liveness *l, char **why)
             drop(l);
             return false;
         }
+        /* The sweeps look for what is rare (dead keelds, their leases): planned afresh each
+         * time (a few hundred microseconds a second), they use the tables' indexes once the
+         * tables are large, where a generic plan made while they were small would read every
+         * waiting task each second. */
+        if (store_command(l->conn, "SET plan_cache_mode = force_custom_plan") < 0) {
+            *why = store_error(NULL, l->conn);
+            drop(l);
+            return false;
+        }
     }
     const char *params[] = {l->owner};
     PGresult *r = store_run(l->conn, STMT_LIVENESS_LOCK, 1, params);
