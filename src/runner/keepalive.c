@@ -1,0 +1,75 @@
+/* Liveness: the lock and heartbeat that prove this keeld alive, and takeover of the dead. */
+#include "runner/internal.h"
+
+#include "log.h"
+#include "store/stmt.h"
+#include "util/alloc.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How often the liveness thread looks for owners with no keelds row, and the longest between
+ * two heartbeats. */
+#define ORPHANS_SWEEP_MS    30000
+#define MAX_HEARTBEAT_EVERY 1000
+
+/* ---- keepalive ----------------------------------------------------------------------------- */
+
+static void taken_over(void *arg, const char *execution_id)
+{
+    struct runner *r = arg;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_TAKEOVER;
+    j->execution_id = xstrdup(execution_id);
+    push_job(r, j);
+}
+
+/* Holds the liveness lock, pushes this keeld's heartbeat forward and takes over the executions
+ * of dead keelds, on a connection of its own: a claimer or workers waiting for the pool must
+ * not make this keeld look dead. */
+void *keepalive_main(void *arg)
+{
+    struct runner *r = arg;
+    long every = r->cfg.lease_grace_ms / 4;
+    if (every > MAX_HEARTBEAT_EVERY)
+        every = MAX_HEARTBEAT_EVERY;
+    if (every < 50)
+        every = 50;
+    int64_t last_sweep_ms = INT64_MIN / 2, last_orphans_ms = INT64_MIN / 2;
+    bool was_live = atomic_load(&r->live);
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->stopping_keepalive;
+        pthread_mutex_unlock(&r->lock);
+        if (stop)
+            return NULL;
+        char *why = NULL;
+        bool live = liveness_hold(r->liveness, &why) &&
+                    liveness_heartbeat(r->liveness, r->cfg.lease_grace_ms, &why) == 0;
+        int64_t now = time_mono_ms();
+        if (live && now - last_sweep_ms >= LIVENESS_SWEEP_MS) {
+            bool orphans = now - last_orphans_ms >= ORPHANS_SWEEP_MS;
+            long n = liveness_take_over_dead(r->liveness, orphans, taken_over, r, &why);
+            live = n >= 0;
+            last_sweep_ms = now;
+            if (orphans && live)
+                last_orphans_ms = now;
+            if (n > 0)
+                wake_claimer(r);
+        }
+        atomic_store(&r->live, live);
+        if (!live) {
+            log_warn("cannot hold the liveness lock or heartbeat; not claiming", "error", why);
+            free(why);
+        } else if (!was_live) {
+            wake_claimer(r);
+        }
+        was_live = live;
+        pthread_mutex_lock(&r->lock);
+        if (!r->stopping_keepalive)
+            timed_wait(&r->keepalive_wake, &r->lock, live ? every : 1000);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
