@@ -134,12 +134,13 @@ static void job_committed(struct runner *r, struct job *j, enum transition_outco
     }
 }
 
-/* A job that could not be applied: queued again after a pause. After RESULT_GIVE_UP_MS a
+/* A job that could not be applied: queued again (after a pause, unless a job of the same
+ * batch paused already). After RESULT_GIVE_UP_MS a
  * claimed task is given up (its lease runs out and it is claimed again); an attempt's result,
  * whose attempt no task holds, becomes a takeover of its execution, which sends the attempts in
  * flight again once the database is back (the same key: the receiver answers again). Nothing is
  * kept when keeld stops: the keeld that takes its executions over sends them again. */
-static void retry_later(struct runner *r, struct job *j)
+static void retry_later(struct runner *r, struct job *j, bool pause)
 {
     if (atomic_load(&r->stopping_workers)) {
         job_free(j);
@@ -160,7 +161,8 @@ static void retry_later(struct runner *r, struct job *j)
         job_free(j);
         j = t;
     }
-    usleep(DB_RETRY_DELAY_MS * 1000);
+    if (pause)
+        usleep(DB_RETRY_DELAY_MS * 1000);
     push_job(r, j);
 }
 
@@ -394,24 +396,32 @@ static void run_batch(struct runner *r, struct job **jobs, size_t n)
             entry_committed(r, conn, &e[k], e[k].n_reads ? res + e[k].reads : NULL);
             job_free(e[k].job);
         }
-    } else if (n == 1) {
-        if (e[0].req && e[0].rc != TRANSITION_ERROR && !e[0].job->input)
-            attempt_dispatch_free_list(e[0].out->dispatches);
-        if (e[0].job->input) {
-            input_failed(e[0].job, conn, why);
-        } else {
-            log_warn("transition failed; will retry", "execution", e[0].job->execution_id, "error",
-                     why);
-            retry_later(r, e[0].job);
+    } else if (n == 1 || !conn) {
+        /* Alone, or with no connection to be had (each job alone would wait for one again, n
+         * times over): an input is answered with the error at once, the runner's own jobs are
+         * queued again after one pause. */
+        bool paused = false;
+        for (size_t k = 0; k < n; k++) {
+            if (e[k].req && e[k].rc != TRANSITION_ERROR && !e[k].job->input)
+                attempt_dispatch_free_list(e[k].out->dispatches);
+            if (e[k].job->input) {
+                input_failed(e[k].job, conn, why);
+            } else {
+                log_warn("transition failed; will retry", "execution", e[k].job->execution_id,
+                         "error", why);
+                retry_later(r, e[k].job, !paused);
+                paused = true;
+            }
         }
     }
     for (size_t i = 0; i < n_calls; i++)
         PQclear(res[i]);
     free(calls);
     free(res);
+    bool had_conn = conn != NULL;
     if (conn)
         store_release(r->pool, conn);
-    if (!ok && n > 1) {
+    if (!ok && n > 1 && had_conn) {
         log_debug("batch rolled back; its jobs run one by one", "error", why);
         for (size_t k = 0; k < n; k++) {
             if (e[k].req && e[k].rc != TRANSITION_ERROR) {

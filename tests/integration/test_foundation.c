@@ -102,6 +102,20 @@ static void test_readyz_follows_database(void **state)
     assert_problem(&r, 503, "database-unavailable");
     assert_true(took < 8000);
     hreply_free(&r);
+    /* Inputs go through the runner's workers, which answer them with the same prompt 503. */
+    static const char *const inputs[] = {"/v1/workflows/w/executions",
+                                         "/v1/executions/x/signals/go", "/v1/executions/x/cancel",
+                                         "/v1/tasks/0123456789abcdef0123456789abcdef/complete"};
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        t0 = now_ms();
+        http_post_json(k.base_url, inputs[i], "{}", &r);
+        took = now_ms() - t0;
+        if (r.status != 503)
+            fail_msg("POST %s during the outage: %ld %s", inputs[i], r.status, r.body);
+        assert_problem(&r, 503, "database-unavailable");
+        assert_true(took < 8000);
+        hreply_free(&r);
+    }
     http_get(k.base_url, "/healthz", &r);
     assert_int_equal(r.status, 200);
     hreply_free(&r);

@@ -177,6 +177,22 @@ static bool burst_over(void *arg)
                     w->prefix) == 0;
 }
 
+struct calls_wait {
+    json_int_t calls, refused_before;
+};
+
+/* Done when the receiver has counted that many token calls, or refused one. */
+static bool token_calls_reach(void *arg)
+{
+    const struct calls_wait *w = arg;
+    json_t *stats = receiver_stats(&receiver, "?keys=0");
+    bool done =
+        json_integer_value(json_object_get(stats, "token_calls")) >= w->calls ||
+        json_integer_value(json_object_get(stats, "token_calls_failed")) > w->refused_before;
+    json_decref(stats);
+    return done;
+}
+
 static void run_burst(const char *prefix, const char *const *bases, int n_bases)
 {
     int n = burst_size();
@@ -210,7 +226,11 @@ static void run_burst(const char *prefix, const char *const *bases, int n_bases)
                           prefix),
                  BURST_DEADLINE / 1000);
 
-    /* Every completion was accepted (2xx), exactly once per execution. */
+    /* Every completion was accepted (2xx), exactly once per execution. The receiver counts a
+     * call when its answer arrives, which keeld sends after the commit that ended the
+     * execution: the last ones may still be on their way. */
+    struct calls_wait cw = {calls0 + n, failed0};
+    (void)wait_for(token_calls_reach, &cw, 10000);
     json_t *after = receiver_stats(&receiver, "?keys=0");
     json_int_t calls = json_integer_value(json_object_get(after, "token_calls")) - calls0;
     json_int_t failed = json_integer_value(json_object_get(after, "token_calls_failed")) - failed0;
