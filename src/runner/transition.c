@@ -1,6 +1,8 @@
 /* The transactional shell around engine_advance. */
 #include "runner/transition.h"
 
+#include "runner/row_loader.h"
+
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/b64.h"
@@ -277,215 +279,6 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
     }
 }
 
-/* ---- a partial state: the step rows a transition needs ------------------------------------ */
-
-/* Adds one step row's result to ctx.steps.<path>: the output of a completed (or compensated)
- * step, and an error. */
-static void ctx_add_row(json_t *steps, const json_t *row)
-{
-    const char *path = json_string_value(json_array_get(row, 0));
-    const char *status = json_string_value(json_array_get(row, 1));
-    json_t *s = json_object();
-    if (status && (!strcmp(status, "completed") || !strcmp(status, "compensated")))
-        json_object_set(s, "output", json_array_get(row, 2));
-    json_t *err = json_array_get(row, 3);
-    if (err && !json_is_null(err))
-        json_object_set(s, "error", err);
-    json_object_set_new(steps, path, s);
-}
-
-/* Adds the rows (JSON text of [[path, status, output, error, engine], ...], parents before
- * children) that st does not hold yet to st and their results to ctx, and records each one's
- * interpreter state as read in loaded ({path: engine}; NULL: not recorded), so that the
- * transition writes back exactly the rows whose state changed. Returns false when one does not
- * read or fit. */
-static bool put_rows(struct engine_state *st, json_t *ctx, const char *rows_text, json_t *loaded)
-{
-    json_t *rows = json_loads(rows_text, JSON_ALLOW_NUL, NULL);
-    if (!json_is_array(rows)) {
-        json_decref(rows);
-        return false;
-    }
-    bool ok = true;
-    json_t *steps = json_object_get(ctx, "steps");
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        const char *path = json_string_value(json_array_get(row, 0));
-        if (!path) {
-            ok = false;
-            break;
-        }
-        if (engine_state_find(st, path) >= 0)
-            continue;
-        if (engine_state_put(st, path, json_array_get(row, 4)) < 0) {
-            ok = false;
-            break;
-        }
-        ctx_add_row(steps, row);
-        if (loaded)
-            json_object_set(loaded, path, json_array_get(row, 4));
-    }
-    json_decref(rows);
-    return ok;
-}
-
-/* A PostgreSQL text[] literal of the strings (each quoted). */
-static void array_literal(struct buf *b, const char *const *items, size_t n)
-{
-    buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            buf_putc(b, ',');
-        buf_putc(b, '"');
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                buf_putc(b, '\\');
-            buf_putc(b, *c);
-        }
-        buf_putc(b, '"');
-    }
-    buf_putc(b, '}');
-}
-
-/* Adds path and every prefix of it ("a/0/b" -> "a", "a/0", "a/0/b") to list (JSON array,
- * without repeats; seen is a {path: true} set). */
-static void add_with_ancestors(json_t *list, json_t *seen, const char *path)
-{
-    for (const char *c = path;; c++) {
-        if (*c == '/' || *c == '\0') {
-            char *prefix = xstrndup(path, (size_t)(c - path));
-            if (!json_object_get(seen, prefix)) {
-                json_object_set_new(seen, prefix, json_true());
-                json_array_append_new(list, json_string(prefix));
-            }
-            free(prefix);
-        }
-        if (*c == '\0')
-            break;
-    }
-}
-
-/* What the engine's loader reads with: the transaction's connection and execution. */
-struct row_loader {
-    PGconn *conn;
-    const char *exec_id;
-    char *why;      /* the first database error */
-    json_t *loaded; /* {path: interpreter state as read} of every row read */
-};
-
-static bool loader_query(struct row_loader *l, enum store_stmt stmt, int n,
-                         const char *const *params, PGresult **out)
-{
-    PGresult *r = store_run(l->conn, stmt, n, params);
-    if (!store_ok(r)) {
-        if (!l->why)
-            l->why = store_error(r, l->conn);
-        PQclear(r);
-        return false;
-    }
-    *out = r;
-    return true;
-}
-
-static int load_paths(void *arg, struct engine_state *st, json_t *ctx, const char *const *paths,
-                      size_t n)
-{
-    struct row_loader *l = arg;
-    json_t *list = json_array(), *seen = json_object();
-    for (size_t i = 0; i < n; i++)
-        add_with_ancestors(list, seen, paths[i]);
-    json_decref(seen);
-    size_t m = json_array_size(list), k = 0;
-    const char **want = xcalloc(m ? m : 1, sizeof *want);
-    for (size_t i = 0; i < m; i++) {
-        const char *path = json_string_value(json_array_get(list, i));
-        if (engine_state_find(st, path) < 0)
-            want[k++] = path;
-    }
-    int rc = 0;
-    if (k > 0) {
-        struct buf arr = BUF_INIT;
-        array_literal(&arr, want, k);
-        const char *params[] = {l->exec_id, arr.data};
-        PGresult *r;
-        if (!loader_query(l, STMT_STEPS_LOAD, 2, params, &r))
-            rc = -1;
-        else if (!put_rows(st, ctx, PQgetvalue(r, 0, 0), l->loaded))
-            rc = -1;
-        if (rc == 0)
-            PQclear(r);
-        buf_free(&arr);
-    }
-    free(want);
-    json_decref(list);
-    return rc;
-}
-
-static int load_all(void *arg, struct engine_state *st, json_t *ctx)
-{
-    struct row_loader *l = arg;
-    const char *params[] = {l->exec_id};
-    PGresult *r;
-    if (!loader_query(l, STMT_STEPS_LOAD_ALL, 1, params, &r))
-        return -1;
-    int rc = put_rows(st, ctx, PQgetvalue(r, 0, 0), l->loaded) ? 0 : -1;
-    PQclear(r);
-    return rc;
-}
-
-static int load_item(void *arg, const char *path, size_t index, json_t **out)
-{
-    struct row_loader *l = arg;
-    char idx[24];
-    snprintf(idx, sizeof idx, "%zu", index);
-    const char *params[] = {l->exec_id, path, idx};
-    PGresult *r;
-    *out = NULL;
-    if (!loader_query(l, STMT_STEPS_ITEM, 3, params, &r))
-        return -1;
-    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        *out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    PQclear(r);
-    return *out ? 0 : -1;
-}
-
-static int load_input(void *arg, json_t **out)
-{
-    struct row_loader *l = arg;
-    const char *params[] = {l->exec_id};
-    PGresult *r;
-    *out = NULL;
-    if (!loader_query(l, STMT_EXEC_INPUT, 1, params, &r))
-        return -1;
-    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        *out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    PQclear(r);
-    return *out ? 0 : -1;
-}
-
-/* The expression context: the execution's id and workflow, its input when input_text is not
- * NULL (else the engine reads it through the loader when a template needs it), and an empty
- * "steps" for the rows to fill in. NULL when the input does not read back (a step would
- * otherwise see a false "has no output yet"). */
-static json_t *build_ctx(const char *exec_id, const char *workflow, const char *input_text)
-{
-    json_t *ctx = json_object();
-    if (input_text) {
-        json_t *input = json_loads(input_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        if (!input) {
-            json_decref(ctx);
-            return NULL;
-        }
-        json_object_set_new(ctx, "input", input);
-    }
-    json_object_set_new(ctx, "steps", json_object());
-    json_object_set_new(ctx, "execution",
-                        json_pack("{s:s, s:s}", "id", exec_id, "workflow", workflow));
-    return ctx;
-}
-
 /* The due_at text of the last task of that kind for the step at path id written in this
  * transition, as a new JSON string, or JSON null. */
 static json_t *task_due(const struct pending *p, const char *kind, const char *id)
@@ -662,12 +455,12 @@ void transition_lock_prepare(const struct transition_request *req, struct transi
     lk->paths = (struct buf)BUF_INIT;
     json_t *list = json_array(), *seen = json_object();
     if (req->step_id)
-        add_with_ancestors(list, seen, req->step_id);
+        row_paths_with_ancestors(list, seen, req->step_id);
     size_t n = json_array_size(list);
     const char **items = xcalloc(n ? n : 1, sizeof *items);
     for (size_t k = 0; k < n; k++)
         items[k] = json_string_value(json_array_get(list, k));
-    array_literal(&lk->paths, items, n);
+    row_paths_literal(&lk->paths, items, n);
     free(items);
     json_decref(list);
     json_decref(seen);
@@ -699,7 +492,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct pending p = {0};
     struct apply a = {0};
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
-    struct engine_loader loader = {&rl, load_paths, load_all, load_item, load_input};
+    struct engine_loader loader = row_loader_engine(&rl);
     char *wf = NULL, *task_owner = NULL;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
@@ -757,7 +550,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         goto done;
     const struct defn *d = plan->d;
     state_json = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
-    ctx = build_ctx(exec_id, wf, PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4));
+    ctx = row_ctx_new(exec_id, wf, PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4));
     if (!ctx) {
         *why = xasprintf("execution %s has an input this keeld cannot read", exec_id);
         goto done;
@@ -772,7 +565,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         goto done;
     } else {
         have_state = true;
-        if (!put_rows(&st, ctx, PQgetvalue(r, 0, 6), rl.loaded) || engine_state_ready(&st) < 0) {
+        if (!row_put(&st, ctx, PQgetvalue(r, 0, 6), rl.loaded) || engine_state_ready(&st) < 0) {
             *why = xasprintf("execution %s has step rows this keeld cannot read", exec_id);
             goto done;
         }
@@ -803,7 +596,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         int n_waiting = ok ? PQntuples(wr) : 0;
         for (int k = 0; k < n_waiting; k++)
             waiting[k] = PQgetvalue(wr, k, 0);
-        ok = ok && load_paths(&rl, &st, ctx, waiting, (size_t)n_waiting) == 0 &&
+        ok = ok && row_load_paths(&rl, &st, ctx, waiting, (size_t)n_waiting) == 0 &&
              engine_state_bind(plan, &st);
         free(waiting);
         if (!ok) {
@@ -859,7 +652,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     bool stale;
     if (req->resend_in_flight) {
         /* A takeover: the attempts in flight may be anywhere in the tree. */
-        if (load_all(&rl, &st, ctx) != 0 || !engine_state_bind(plan, &st)) {
+        if (row_load_all(&rl, &st, ctx) != 0 || !engine_state_bind(plan, &st)) {
             *why = rl.why ? rl.why
                           : xasprintf("execution %s: its step rows could not be read", exec_id);
             rl.why = NULL;

@@ -22,9 +22,9 @@ static void context_that_does_not_read_back(void **state)
                                 0, NULL);
     struct engine_state st;
     assert_int_equal(engine_state_begin(&st, header, d), 0);
-    json_t *ctx = build_ctx("e", "w", "{\"a\":1}");
+    json_t *ctx = row_ctx_new("e", "w", "{\"a\":1}");
     assert_non_null(ctx);
-    assert_true(put_rows(
+    assert_true(row_put(
         &st, ctx, "[[\"s\",\"completed\",{\"x\":1},null,{\"status\":\"completed\",\"order\":1}]]",
         NULL));
     assert_int_equal(engine_state_ready(&st), 0);
@@ -34,12 +34,12 @@ static void context_that_does_not_read_back(void **state)
         1);
     /* Rows that do not read: broken JSON, a row without its interpreter state, a nested row
      * whose parent is missing. */
-    assert_false(put_rows(&st, ctx, "[[\"s\"", NULL));
+    assert_false(row_put(&st, ctx, "[[\"s\"", NULL));
     assert_false(
-        put_rows(&st, ctx, "[[\"t/0\",\"running\",null,null,{\"status\":\"running\"}]]", NULL));
+        row_put(&st, ctx, "[[\"t/0\",\"running\",null,null,{\"status\":\"running\"}]]", NULL));
     engine_state_free(&st);
     assert_int_equal(engine_state_begin(&st, header, d), 0);
-    assert_false(put_rows(&st, ctx, "[[\"s\",\"completed\",null,null,null]]", NULL));
+    assert_false(row_put(&st, ctx, "[[\"s\",\"completed\",null,null,null]]", NULL));
     engine_state_free(&st);
     /* A version 1 state (every instance in one value) is not a header. */
     json_t *v1 = json_loads("{\"v\": 1, \"status\": \"running\", \"current\": 0, "
@@ -48,7 +48,7 @@ static void context_that_does_not_read_back(void **state)
     assert_int_equal(engine_state_begin(&st, v1, d), -1);
     json_decref(v1);
     json_decref(ctx);
-    assert_null(build_ctx("e", "w", "{\"a\":"));
+    assert_null(row_ctx_new("e", "w", "{\"a\":"));
     json_decref(header);
     json_decref(doc);
     defn_free(d);
