@@ -735,8 +735,8 @@ static void parse_defaults(struct parser *p, const json_t *v, struct defaults *d
 /* ---- steps ------------------------------------------------------------------------------- */
 
 /* Indexed by enum defn_step_kind. */
-static const char *const KIND_NAMES[] = {"activity", "sleep",    "sleep_until",
-                                         "wait",     "parallel", "for_each"};
+static const char *const KIND_NAMES[] = {"activity", "sleep",    "sleep_until", "wait",
+                                         "parallel", "for_each", "set",         "fail"};
 #define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
 
 static void activity_free(struct defn_activity *a)
@@ -759,6 +759,10 @@ static void step_free(struct defn_step *st)
     }
     json_decref(st->sleep_until);
     expr_template_free(st->sleep_until_expr);
+    json_decref(st->set);
+    expr_template_free(st->set_expr);
+    json_decref(st->fail);
+    expr_template_free(st->fail_expr);
     free(st->signal);
     for (size_t b = 0; b < st->n_branches; b++) {
         free(st->branches[b].name);
@@ -967,6 +971,46 @@ static void parse_for_each(struct parser *p, const struct step_rec *rec, const j
     }
 }
 
+/* {"type": "Rejected", "message"?: "..."}: the type is what non_retryable_errors and a
+ * reader match on, so it is a literal; the message may be a template. */
+static void parse_fail(struct parser *p, const json_t *v, const char *ptr,
+                       const struct step_rec *step, struct defn_step *st)
+{
+    if (!json_is_object(v)) {
+        add_error(p, ptr,
+                  "must be an object such as {\"type\": \"Rejected\", \"message\": \"...\"}");
+        return;
+    }
+    static const char *const fields[] = {"type", "message", NULL};
+    check_fields(p, v, ptr, fields);
+    bool ok = true;
+    const json_t *type = json_object_get(v, "type");
+    char *at = ptr_key(ptr, "type");
+    if (!type) {
+        add_error(p, ptr, "missing required field \"type\"");
+        ok = false;
+    } else if (!json_is_string(type) || json_string_length(type) == 0 ||
+               json_string_length(type) > 128) {
+        add_error(p, at, "must be a string of 1 to 128 characters");
+        ok = false;
+    } else if (expr_has_expression(json_string_value(type), json_string_length(type))) {
+        add_error(p, at, "must be a literal string (error types are matched as written)");
+        ok = false;
+    }
+    free(at);
+    const json_t *message = json_object_get(v, "message");
+    if (message && !json_is_string(message)) {
+        at = ptr_key(ptr, "message");
+        add_error(p, at, "must be a string");
+        free(at);
+        ok = false;
+    }
+    if (!ok)
+        return;
+    st->fail = json_deep_copy(v);
+    st->fail_expr = compile_template(p, st->fail, ptr, step, REF_BEFORE);
+}
+
 static void parse_step(struct parser *p, const struct step_rec *rec, const struct defaults *dflt,
                        struct defn_step *st)
 {
@@ -977,6 +1021,8 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
                                          "wait",
                                          "parallel",
                                          "for_each",
+                                         "set",
+                                         "fail",
                                          "on_timeout",
                                          "timeout",
                                          "schedule_to_close",
@@ -1029,7 +1075,8 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
     }
     if (n_kinds == 0)
         add_error(p, ptr,
-                  "a step needs one of activity, sleep, sleep_until, wait, parallel or for_each");
+                  "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, "
+                  "set or fail");
     bool known = n_kinds == 1;
     st->kind = (enum defn_step_kind)kind;
 
@@ -1063,6 +1110,13 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
             break;
         case DEFN_STEP_FOR_EACH:
             parse_for_each(p, rec, body, at, dflt, st);
+            break;
+        case DEFN_STEP_SET:
+            st->set = json_deep_copy(body);
+            st->set_expr = compile_template(p, st->set, at, rec, REF_BEFORE);
+            break;
+        case DEFN_STEP_FAIL:
+            parse_fail(p, body, at, rec, st);
             break;
         }
         free(at);

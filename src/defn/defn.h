@@ -65,6 +65,8 @@ enum defn_step_kind {
     DEFN_STEP_WAIT,        /* for a named signal, optionally with a timeout */
     DEFN_STEP_PARALLEL,    /* named branches (step lists) that all run at once */
     DEFN_STEP_FOR_EACH,    /* a step list run once per element of an evaluated array */
+    DEFN_STEP_SET,         /* evaluates a template: that is its output */
+    DEFN_STEP_FAIL,        /* fails the execution there with {type, message} */
 };
 
 /* Defaults and bounds of for_each (contract, "Flow steps"). The item cap is a server setting
@@ -125,6 +127,14 @@ struct defn_step {
     /* DEFN_STEP_SLEEP_UNTIL: a string template that must evaluate to an RFC 3339 time. */
     json_t *sleep_until;                    /* owned */
     struct expr_template *sleep_until_expr; /* owned; sleep_until compiled */
+
+    /* DEFN_STEP_SET: any template; its value is the step's output. */
+    json_t *set;                    /* owned */
+    struct expr_template *set_expr; /* owned; set compiled */
+
+    /* DEFN_STEP_FAIL: {"type": literal non-empty string, "message"?: string template}. */
+    json_t *fail;                    /* owned */
+    struct expr_template *fail_expr; /* owned; fail compiled */
 
     /* DEFN_STEP_WAIT */
     char *signal;            /* owned */

@@ -940,6 +940,8 @@ static void enter_node(struct run *r, size_t i)
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
     case ENGINE_NODE_WAIT:
+    case ENGINE_NODE_SET:
+    case ENGINE_NODE_FAIL:
         enter_step(r, i);
         return;
     }
@@ -1191,6 +1193,8 @@ static void node_ended(struct run *r, size_t i, enum engine_outcome outcome)
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
     case ENGINE_NODE_WAIT:
+    case ENGINE_NODE_SET:
+    case ENGINE_NODE_FAIL:
         break; /* leaves have no children */
     }
 }
@@ -1272,6 +1276,8 @@ static void resume_node(struct run *r, size_t i)
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
     case ENGINE_NODE_WAIT:
+    case ENGINE_NODE_SET:
+    case ENGINE_NODE_FAIL:
         enter_node(r, i);
         return;
     }
@@ -1284,20 +1290,29 @@ static void start_timer(struct run *r, size_t i, int64_t due_at_ms)
     add_task(r, ENGINE_TASK_TIMER, i, 0, due_at_ms, NULL);
 }
 
-/* The time a sleep_until step sleeps until, or -1 with *error set. */
-static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
+/* Evaluates template t of step i (field is its member in the step: "/sleep_until", "/set"):
+ * a new value, or NULL with *error set (an expression error pointing into the definition). */
+static json_t *step_template(struct run *r, size_t i, const struct expr_template *t,
+                             const char *field, json_t **error)
 {
     struct expr_error e;
-    int64_t ms = -1;
-    json_t *v = expr_template_eval(N(r, i)->step->sleep_until_expr, scope_ctx(r, (long)i),
-                                   ENGINE_MAX_PAYLOAD_BYTES, &e);
+    json_t *v = expr_template_eval(t, scope_ctx(r, (long)i), ENGINE_MAX_PAYLOAD_BYTES, &e);
     if (!v) {
         char base[1024];
         node_pointer(N(r, i), base, sizeof base - 16);
-        strcat(base, "/sleep_until");
+        strcat(base, field);
         *error = expression_error(r, (long)i, base, &e);
-        return -1;
     }
+    return v;
+}
+
+/* The time a sleep_until step sleeps until, or -1 with *error set. */
+static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
+{
+    int64_t ms = -1;
+    json_t *v = step_template(r, i, N(r, i)->step->sleep_until_expr, "/sleep_until", error);
+    if (!v)
+        return -1;
     const char *s = json_string_value(v);
     int64_t parsed;
     if (s && strlen(s) == json_string_length(v) && time_parse_rfc3339(s, &parsed)) {
@@ -1318,8 +1333,8 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
 /* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
-    static const char *const kinds[] = {"activity", "sleep",    "sleep_until",
-                                        "wait",     "parallel", "for_each"};
+    static const char *const kinds[] = {"activity", "sleep",    "sleep_until", "wait",
+                                        "parallel", "for_each", "set",         "fail"};
     const struct defn_step *ds = N(r, i)->step;
     struct engine_step *s = S(r, i);
     json_t *error = NULL;
@@ -1373,6 +1388,31 @@ static void enter_step(struct run *r, size_t i)
              json_pack("{s:s, s:o}", "signal", ds->signal, "timeout_at", timeout_at));
         r->fx->wants_signal = ds->signal;
         return;
+    }
+    case DEFN_STEP_SET: {
+        json_t *output = step_template(r, i, ds->set_expr, "/set", &error);
+        if (!output)
+            goto Fail;
+        S(r, i)->started_at_ms = r->now;
+        complete_node(r, i, output);
+        return;
+    }
+    case DEFN_STEP_FAIL: {
+        json_t *v = step_template(r, i, ds->fail_expr, "/fail", &error);
+        if (!v)
+            goto Fail;
+        /* A message that is exactly "${...}" of something else than a string reads as its
+         * JSON text, as it would inside a longer string. */
+        const json_t *m = json_object_get(v, "message");
+        char *text = !m                  ? xasprintf("step \"%s\" fails the execution", ds->id)
+                     : json_is_string(m) ? xstrdup(json_string_value(m))
+                                         : json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
+        S(r, i)->started_at_ms = r->now;
+        error = step_error(r, i, json_string_value(json_object_get(v, "type")),
+                           text ? text : "(a message that cannot be encoded)");
+        free(text);
+        json_decref(v);
+        goto Fail;
     }
     case DEFN_STEP_PARALLEL:
     case DEFN_STEP_FOR_EACH:

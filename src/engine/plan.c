@@ -26,6 +26,10 @@ const char *engine_node_kind_name(enum engine_node_kind k)
         return "parallel";
     case ENGINE_NODE_FOR_EACH:
         return "for_each";
+    case ENGINE_NODE_SET:
+        return "set";
+    case ENGINE_NODE_FAIL:
+        return "fail";
     }
     return "unknown";
 }
@@ -56,6 +60,12 @@ static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
         return true;
     case DEFN_STEP_FOR_EACH:
         *out = ENGINE_NODE_FOR_EACH;
+        return true;
+    case DEFN_STEP_SET:
+        *out = ENGINE_NODE_SET;
+        return true;
+    case DEFN_STEP_FAIL:
+        *out = ENGINE_NODE_FAIL;
         return true;
     }
     return false;
@@ -227,6 +237,8 @@ static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_pla
         }
         refs_of_template(&l, ds->sleep_until);
         refs_of_template(&l, ds->items);
+        refs_of_template(&l, ds->set);
+        refs_of_template(&l, ds->fail);
     }
     json_decref(l.seen);
     *input = l.input;

@@ -49,6 +49,8 @@ enum engine_node_kind {
     ENGINE_NODE_WAIT,        /* leaf: waits for a signal */
     ENGINE_NODE_PARALLEL,    /* container: one sequence per branch, all at once */
     ENGINE_NODE_FOR_EACH,    /* container: one sequence (the body), once per item */
+    ENGINE_NODE_SET,         /* leaf: evaluates a template, its output */
+    ENGINE_NODE_FAIL,        /* leaf: fails there with an error of its own */
 };
 
 /* How a node ended, as its parent is told (child_ended). */
@@ -102,7 +104,8 @@ struct engine_plan {
 
 #define ENGINE_PLAN_DEFAULT_MAX_ITEMS 10000
 
-/* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each". Returns a
+/* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each", "set",
+ * "fail". Returns a
  * static string. */
 const char *engine_node_kind_name(enum engine_node_kind k);
 

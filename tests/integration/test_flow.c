@@ -258,11 +258,78 @@ static void test_kill9_during_parallel_compensation(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
+/* set and fail steps, registered over HTTP and run by a real keeld: a set's output feeds the
+ * next step and the execution's output; a fail fails the execution with its own error after
+ * the saga has undone the step before it (the refund applied once). */
+static const char *const QUOTE =
+    "{\"name\": \"quote\", \"steps\": ["
+    " {\"id\": \"price\", \"activity\": {\"url\": \"%R/ok\", \"input\": \"${input.total}\"}},"
+    " {\"id\": \"totals\", \"set\": {\"total\": \"${steps.price.output.echo}\", \"vat\": 0.25}},"
+    " {\"id\": \"send\", \"activity\": {\"url\": \"%R/ok\", \"input\": "
+    "\"${steps.totals.output}\"}}],"
+    " \"output\": \"${steps.totals.output}\"}";
+static const char *const REFUSE =
+    "{\"name\": \"refuse\", \"steps\": ["
+    " {\"id\": \"charge\", \"activity\": {\"url\": \"%R/ok\"}, \"compensate\": {\"url\": "
+    "\"%R/ok\"}},"
+    " {\"id\": \"no\", \"fail\": {\"type\": \"Rejected\", \"message\": \"total ${input.total} is "
+    "over the limit\"}},"
+    " {\"id\": \"never\", \"activity\": {\"url\": \"%R/ok\"}}]}";
+
+static void test_set_and_fail(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_flow_setfail");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, QUOTE, receiver.base_url);
+    register_def(&k, REFUSE, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows/quote/executions",
+                     "{\"id\": \"quote-1\", \"input\": {\"total\": 120}}", 201, NULL);
+    http_post_expect(k.base_url, "/v1/workflows/refuse/executions",
+                     "{\"id\": \"refuse-1\", \"input\": {\"total\": 1200}}", 201, NULL);
+
+    json_t *done = wait_result(k.base_url, "quote-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    char *out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(out, "{\"total\":120,\"vat\":0.25}");
+    free(out);
+    json_decref(done);
+    /* send got the set's output as its input. */
+    json_t *stats = receiver_stats(&receiver, "?key=quote-1/send");
+    assert_non_null(json_object_get(json_object_get(stats, "keys"), "quote-1/send"));
+    json_decref(stats);
+    assert_sql(db, "1",
+               "SELECT count(*) FROM steps WHERE execution_id = 'quote-1' AND path = 'totals' "
+               "AND kind = 'set' AND status = 'completed' AND output = '{\"total\": 120, \"vat\": "
+               "0.25}'::jsonb");
+
+    done = wait_result(k.base_url, "refuse-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_t *err = json_object_get(done, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "type")), "Rejected");
+    assert_string_equal(json_string_value(json_object_get(err, "message")),
+                        "total 1200 is over the limit");
+    assert_string_equal(json_string_value(json_object_get(err, "step")), "no");
+    json_decref(done);
+    assert_key_counts(&receiver, "refuse-1/charge", 1, 1);
+    assert_key_counts(&receiver, "refuse-1/charge/compensate", 1, 1);
+    stats = receiver_stats(&receiver, "?key=refuse-1/never");
+    assert_null(json_object_get(json_object_get(stats, "keys"), "refuse-1/never"));
+    json_decref(stats);
+    assert_sql(db, "step_scheduled,step_failed",
+               "SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE execution_id = "
+               "'refuse-1' AND path = 'no'");
+    stack_stop(&db, &k, &receiver);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_during_for_each),
         cmocka_unit_test(test_kill9_during_parallel_compensation),
+        cmocka_unit_test(test_set_and_fail),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -153,6 +153,12 @@ test('definitions: kinds and one-line details', () => {
   assert.equal(stepDetail({id: 'a', activity: {url: 'http://h/p'}}), 'POST h/p');
   assert.equal(stepDetail({id: 'a', sleep: 1500}), 'sleep 1500ms');
   assert.equal(stepDetail({id: 'a', wait: {signal: 'approve', timeout: '72h'}, on_timeout: 'fail'}), 'signal "approve" · 72h timeout → fail');
+  assert.equal(stepKind({id: 't', set: {sum: '${steps.a.output.n}'}}), 'set');
+  assert.equal(stepKind({id: 'r', fail: {type: 'Rejected'}}), 'fail');
+  assert.equal(stepDetail({id: 't', set: {sum: '${steps.a.output.n}'}}), 'set {"sum":"${steps.a.output.n}"}');
+  assert.equal(stepDetail({id: 't', set: {long: 'x'.repeat(80)}}).length, 64);
+  assert.equal(stepDetail({id: 'r', fail: {type: 'Rejected', message: 'too big'}}), 'fail Rejected: too big');
+  assert.equal(stepDetail({id: 'r', fail: {type: 'Rejected'}}), 'fail Rejected');
 });
 
 test('axis ticks and event summaries', () => {

@@ -6,7 +6,7 @@
 import {iconParts, s} from './dom.mjs';
 import {branchesOf, bodyOf, stepDetail, stepKind, stepPolicy, urlLabel} from './model.mjs';
 
-const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', parallel: 'PARALLEL', for_each: 'FOR EACH', unknown: 'STEP'};
+const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', parallel: 'PARALLEL', for_each: 'FOR EACH', set: 'SET', fail: 'FAIL', unknown: 'STEP'};
 
 function fit(text, px, charPx) {
   const max = Math.max(4, Math.floor(px / charPx));

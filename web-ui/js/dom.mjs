@@ -60,6 +60,8 @@ const ICONS = {
   sleep: [['circle', {cx: 12, cy: 12, r: 9}], ['path', {d: 'M12 7v5l3 2'}]],
   sleep_until: [['rect', {x: 3, y: 5, width: 18, height: 16, rx: 2}], ['path', {d: 'M16 3v4M8 3v4M3 10h18M12 14v3h3'}]],
   wait: [['path', {d: 'M4 5h16v11H9l-5 4z'}], ['path', {d: 'M8 9h8M8 12h5'}]],
+  set: [['path', {d: 'M5 9h14M5 15h14'}], ['path', {d: 'M4 4h4M16 20h4'}]],
+  fail: [['circle', {cx: 12, cy: 12, r: 9}], ['path', {d: 'm9 9 6 6M15 9l-6 6'}]],
   compensate: [['path', {d: 'M3 4v6h6'}], ['path', {d: 'M3.5 10A9 9 0 1 1 6 17.5'}]],
   parallel: [['path', {d: 'M12 3v6'}], ['path', {d: 'M12 9 5 15v6M12 9l7 6v6'}]],
   for_each: [['path', {d: 'm17 2 4 4-4 4'}], ['path', {d: 'M3 11V9a3 3 0 0 1 3-3h15'}], ['path', {d: 'm7 22-4-4 4-4'}], ['path', {d: 'M21 13v2a3 3 0 0 1-3 3H3'}]],

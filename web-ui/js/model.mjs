@@ -17,7 +17,7 @@ function ms(iso) {
 // ---- definitions -------------------------------------------------------------------------
 
 /** The kinds a definition's step can have; parallel and for_each hold steps. */
-export const STEP_KINDS = ['activity', 'sleep', 'sleep_until', 'wait', 'parallel', 'for_each'];
+export const STEP_KINDS = ['activity', 'sleep', 'sleep_until', 'wait', 'parallel', 'for_each', 'set', 'fail'];
 /** Kinds of GET /v1/executions/{id} steps[] rows that hold other rows. */
 export const CONTAINER_KINDS = ['parallel', 'for_each', 'branch', 'iteration'];
 
@@ -116,6 +116,14 @@ export function stepDetail(def) {
       const f = def.for_each || {};
       const items = typeof f.items === 'string' ? f.items : JSON.stringify(f.items);
       return `for each of ${items} · ${f.concurrency ?? 10} at once`;
+    }
+    case 'set': {
+      const text = JSON.stringify(def.set);
+      return `set ${text.length > 60 ? `${text.slice(0, 59)}…` : text}`;
+    }
+    case 'fail': {
+      const f = def.fail || {};
+      return `fail ${f.type}${f.message ? `: ${f.message}` : ''}`;
     }
     default:
       return '';

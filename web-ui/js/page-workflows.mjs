@@ -142,6 +142,8 @@ export async function renderWorkflow(ctx, name, version) {
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-wait'}), 'wait'),
       kinds.has('parallel') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-parallel'}), 'parallel') : null,
       kinds.has('for_each') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-for_each'}), 'for each') : null,
+      kinds.has('set') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-set'}), 'set') : null,
+      kinds.has('fail') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-fail'}), 'fail') : null,
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch comp'}), 'compensation'))), diagramHost);
   const jsonCard = jsonPanel('Definition', def, {id: 'panel-definition', depth: 4});
   const recent = h('section', {class: 'card', 'aria-labelledby': 'recent-h'});

@@ -356,6 +356,32 @@ static void test_wait_and_sleep_kinds(void **state)
     defn_free(d);
 }
 
+static void test_set_and_fail_kinds(void **state)
+{
+    (void)state;
+    struct defn *d =
+        parse_ok("{'name': 'a', 'steps': ["
+                 "  {'id': 'w', 'wait': {'signal': 'go'}},"
+                 "  {'id': 't', 'set': {'sum': '${steps.w.output.n}', 'k': [1, null]}},"
+                 "  {'id': 'n', 'set': null},"
+                 "  {'id': 'r', 'fail': {'type': 'Rejected', 'message': "
+                 "'total ${steps.t.output.sum} is too high'}},"
+                 "  {'id': 'q', 'fail': {'type': 'Quiet'}}"
+                 " ]}");
+    assert_int_equal(d->steps[1].kind, DEFN_STEP_SET);
+    assert_json(d->steps[1].set, "{'sum': '${steps.w.output.n}', 'k': [1, null]}");
+    assert_non_null(d->steps[1].set_expr);
+    assert_int_equal(d->steps[2].kind, DEFN_STEP_SET);
+    assert_json(d->steps[2].set, "null");
+    assert_int_equal(d->steps[3].kind, DEFN_STEP_FAIL);
+    assert_json(d->steps[3].fail,
+                "{'type': 'Rejected', 'message': 'total ${steps.t.output.sum} is too high'}");
+    assert_non_null(d->steps[3].fail_expr);
+    assert_int_equal(d->steps[4].kind, DEFN_STEP_FAIL);
+    assert_json(d->steps[4].fail, "{'type': 'Quiet'}");
+    defn_free(d);
+}
+
 /* Names, ids and signals at the edges of what is allowed. */
 static void test_valid_names(void **state)
 {
@@ -935,7 +961,8 @@ static const struct {
       {"/steps/2/id", "duplicate step id \"s\" (also used by /steps/0)"}}},
     {DOC("{'id': 's'}"),
      {{"/steps/0",
-       "a step needs one of activity, sleep, sleep_until, wait, parallel or for_each"}}},
+       "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, set or "
+       "fail"}}},
     {DOC("{'id': 's', 'sleep': '1s', 'activity': {'url': 'http://h'}}"),
      {{"/steps/0", "a step has exactly one kind, but this one has both activity and sleep"}}},
     {DOC("{'id': 's', 'wait': {'signal': 'x'}, 'sleep_until': '2030-01-01T00:00:00Z',"
@@ -1417,6 +1444,25 @@ static const struct {
      {{"/steps/0/for_each/steps/0/activity/input",
        "${loops.all.output}: only .item or .index may follow \"loops.all\""}}},
 
+    /* set and fail */
+    {DOC("{'id': 'r', 'fail': {'message': 'no type'}}"),
+     {{"/steps/0/fail", "missing required field \"type\""}}},
+    {DOC("{'id': 'r', 'fail': 'Rejected'}"), {{"/steps/0/fail", "must be an object"}}},
+    {DOC("{'id': 'r', 'fail': {'type': '', 'why': 1}}"),
+     {{"/steps/0/fail/type", "1 to 128 characters"}, {"/steps/0/fail/why", "unknown field"}}},
+    {DOC("{'id': 'r', 'fail': {'type': '${input.kind}', 'message': 5}}"),
+     {{"/steps/0/fail/type", "must be a literal string"},
+      {"/steps/0/fail/message", "must be a string"}}},
+    {DOC("{'id': 'r', 'fail': {'type': 'Rejected', 'message': 'over ${steps.later.output}'}}, "
+         "{'id': 'later', 'set': 1}"),
+     {{"/steps/0/fail/message", "step \"later\""}}},
+    {DOC("{'id': 't', 'set': {'a': '${steps.t.output}', 'b': '${inptu.x}'}}"),
+     {{"/steps/0/set/a", "cannot use its own result"}, {"/steps/0/set/b", "unknown root"}}},
+    {DOC("{'id': 't', 'set': 1, 'fail': {'type': 'X'}}"),
+     {{"/steps/0", "a step has exactly one kind, but this one has both set and fail"}}},
+    {DOC("{'id': 't', 'set': 1, 'retry': {'max_attempts': 2}}"),
+     {{"/steps/0/retry", "applies only to activity steps"}}},
+
     /* Every error at once, the one from the brief among them. */
     {"{'name': 'bad name', 'steps': [" SLEEP(
          "") ", {'id': 's', 'wait': {}}, "
@@ -1580,6 +1626,7 @@ int main(void)
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_compensate_defaults),
         cmocka_unit_test(test_wait_and_sleep_kinds),
+        cmocka_unit_test(test_set_and_fail_kinds),
         cmocka_unit_test(test_valid_names),
         cmocka_unit_test(test_valid_urls),
         cmocka_unit_test(test_valid_references),

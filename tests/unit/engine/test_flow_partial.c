@@ -1297,6 +1297,34 @@ static void redrive_of_a_failed_branch(void **state)
         "{\"gs\": [{\"xs\": [1]}, {\"xs\": \"no\"}]}", inner, ENGINE_EXEC_FAILED);
 }
 
+/* ---- set and fail ---------------------------------------------------------------------------- */
+
+/* A set in each iteration reads the same iteration's activity and the loop's index; a set after
+ * the loop reads its output; a fail in one branch of a parallel reads that, and stops the
+ * other branch. */
+static void set_and_fail_from_stored_rows(void **state)
+{
+    (void)state;
+    static const struct op ops[] = {
+        {OP_START, NULL, 0, NULL, 0},          {OP_STARTED, "all/0/get", 1, NULL, 0},
+        {OP_STARTED, "all/1/get", 1, NULL, 0}, {OP_OK, "all/0/get", 2, "\"A\"", 0},
+        {OP_STARTED, "all/2/get", 3, NULL, 0}, {OP_OK, "all/1/get", 4, "\"B\"", 0},
+        {OP_OK, "all/2/get", 5, "\"C\"", 0},
+    };
+    RUN("{\"name\": \"sf\", \"steps\": ["
+        " {\"id\": \"all\", \"for_each\": {\"items\": \"${input.xs}\", \"concurrency\": 2, "
+        "\"steps\": ["
+        "   {\"id\": \"get\", \"activity\": {\"url\": \"http://svc/get\", \"input\": \"${item}\"}},"
+        "   {\"id\": \"pack\", \"set\": {\"got\": \"${steps.get.output}\", \"i\": "
+        "\"${index}\"}}]}},"
+        " {\"id\": \"sum\", \"set\": \"${steps.all.output}\"},"
+        " {\"id\": \"p\", \"parallel\": {\"branches\": {"
+        "   \"a\": [{\"id\": \"wa\", \"wait\": {\"signal\": \"go\"}}],"
+        "   \"b\": [{\"id\": \"no\", \"fail\": {\"type\": \"No\", \"message\": "
+        "\"${steps.sum.output}\"}}]}}}]}",
+        "{\"xs\": [1, 2, 3]}", ops, ENGINE_EXEC_FAILED);
+}
+
 /* ---- stale inputs, 202s and timeouts -------------------------------------------------------- */
 
 static const char *const STALE =
@@ -1483,6 +1511,7 @@ int main(void)
         cmocka_unit_test(terminate_inside_containers),
         cmocka_unit_test(redrive_of_a_failed_iteration),
         cmocka_unit_test(redrive_of_a_failed_branch),
+        cmocka_unit_test(set_and_fail_from_stored_rows),
         cmocka_unit_test(stale_inputs_and_accepted_attempts),
         cmocka_unit_test(replay_scripts),
     };
