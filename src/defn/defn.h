@@ -5,7 +5,9 @@
  * are settled here, and tests/unit/defn/test_defn.c states each as a case:
  *
  *   - Unknown fields anywhere are errors.
- *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel or for_each.
+ *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel, for_each, set
+ *     or fail. A fail's type is a literal string (error types are matched as written); its
+ *     message, and a set's whole value, are templates.
  *   - parallel and for_each hold step lists (non-empty arrays of steps), nested to any depth up
  *     to DEFN_MAX_STEP_DEPTH levels of steps (a deeper step is an error at its pointer). A
  *     parallel's branches are an object of at least one member named [A-Za-z0-9_-]{1,64}; they
