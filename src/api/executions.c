@@ -13,6 +13,7 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/ids.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -211,7 +212,7 @@ void api_executions_start(struct http_request *req)
     s->http = req;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->workflow = xstrdup(workflow);
-    s->input_text = json_dumps(input ? input : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    s->input_text = json_text(input ? input : json_null());
     json_decref(body);
     if (version)
         snprintf(s->vtext, sizeof s->vtext, "%lld", (long long)version);

@@ -9,6 +9,7 @@
 #include "store/exec_read.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -215,7 +216,7 @@ void api_signals_send(struct http_request *req)
     s->id = xstrdup(id);
     s->key = key ? xstrdup(key) : NULL;
     s->name = xstrdup(name);
-    s->payload_text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+    s->payload_text = json_text(payload);
     const char *kp[] = {s->id, s->key, s->name, s->payload_text};
     memcpy(s->key_params, kp, sizeof kp);
     s->payload = payload;

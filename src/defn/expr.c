@@ -2,10 +2,10 @@
  * tree when a definition is registered or loaded, and evaluated from that tree at run time. */
 #include "defn/expr.h"
 
-#include "defn/canon.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/jsonlimits.h"
+#include "util/jsontext.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -1003,7 +1003,11 @@ static json_t *eval_text(struct evaluator *e, const struct node *n)
                 over_budget(e);
                 goto Exit;
             }
-            defn_json_append(&out, v, false);
+            if (!json_text_append(&out, v, false)) {
+                buf_reset(&e->msg);
+                buf_puts(&e->msg, "the interpolated text is not valid UTF-8");
+                goto Exit;
+            }
         }
         json_decref(v);
         v = NULL;

@@ -4,6 +4,7 @@
 
 #include "defn/duration.h"
 #include "util/alloc.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 
 #include <string.h>
@@ -21,7 +22,7 @@ static json_t *time_json(int64_t ms)
 char *activity_quote_value(const json_t *v)
 {
     enum { MAX = 200 };
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_text(v);
     if (!text)
         return xstrdup("?");
     size_t n = strlen(text);

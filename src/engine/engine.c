@@ -52,6 +52,7 @@
 #include "defn/duration.h"
 #include "defn/expr.h"
 #include "util/alloc.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -1406,7 +1407,7 @@ static void enter_step(struct run *r, size_t i)
         const json_t *m = json_object_get(v, "message");
         char *text = !m                  ? xasprintf("step \"%s\" fails the execution", ds->id)
                      : json_is_string(m) ? xstrdup(json_string_value(m))
-                                         : json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
+                                         : json_text(m);
         S(r, i)->started_at_ms = r->now;
         error = step_error(r, i, json_string_value(json_object_get(v, "type")),
                            text ? text : "(a message that cannot be encoded)");

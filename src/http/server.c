@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
@@ -148,7 +149,7 @@ void http_reply_bytes(struct http_request *req, int status, const char *content_
 
 static void reply_json_typed(struct http_request *req, int status, const char *type, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_text(body);
     json_decref(body);
     if (!text) {
         char *path = printable(req->path);

@@ -4,6 +4,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/jsontext.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ static bool column(struct buf *b, const json_t *table, const char *field, enum c
         if (!v || (json_is_null(v) && kind != COL_JSON_PRESENT)) {
             buf_puts(b, "NULL");
         } else if (kind != COL_SCALAR) {
-            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *text = json_text(v);
             if (!text)
                 return false;
             put_element(b, text);
@@ -178,7 +179,7 @@ static int single_params(const struct batch_writes *w, const char *owner, char *
     for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
         if (!parts[k])
             continue;
-        texts[at[k]] = json_dumps(parts[k], JSON_COMPACT | JSON_ENCODE_ANY);
+        texts[at[k]] = json_text(parts[k]);
         if (!texts[at[k]]) {
             *why = xstrdup("the transition's writes cannot be encoded as JSON");
             return -1;
@@ -238,7 +239,6 @@ static int batch_params(const struct batch_writes *w, const char *owner, struct 
             struct buf *b = &cols[(*built)++];
             *b = (struct buf)BUF_INIT;
             bool ok = column(b, tables[t].table, tables[t].spec[k].field, tables[t].spec[k].kind);
-            buf_putc(b, '\0');
             if (!ok) {
                 *why = xasprintf("a value of column \"%s\" cannot be encoded",
                                  tables[t].spec[k].field ? tables[t].spec[k].field : "(value)");

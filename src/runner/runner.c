@@ -10,6 +10,7 @@
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/ids.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 #include "webhook/dispatcher.h"
 #include "webhook/sign.h"
@@ -138,8 +139,10 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
     struct wh_request *req = wh_request_new(url ? url : "", key, attempt);
     if (compensation)
         json_object_set_new(body, "compensation", json_true());
-    req->body = json_dumps(body, JSON_COMPACT);
-    req->body_len = strlen(req->body);
+    /* Its input was encoded when the attempt was journaled, so this cannot fail; if it did,
+     * the request goes without a body rather than take keeld down. */
+    req->body = json_text(body);
+    req->body_len = req->body ? strlen(req->body) : 0;
     json_decref(body);
     char tp[56];
     /* A compensation is its own span, apart from the step's attempt of the same number. */

@@ -18,7 +18,7 @@
  * Never recurses more than max_depth + 1 levels. */
 bool json_depth_exceeds(const json_t *v, size_t max_depth);
 
-/* The length of v's compact JSON text (json_dumps with JSON_COMPACT | JSON_ENCODE_ANY), or any
+/* The length of v's compact JSON text (json_text, or jansson's json_dumps), or any
  * value greater than limit as soon as it is known to exceed limit. Strings count with their
  * escapes; reals count at most 24 bytes (an upper bound of jansson's "%.17g" output). */
 size_t json_encoded_size(const json_t *v, size_t limit);

@@ -39,7 +39,7 @@ typedef void (*wh_done_fn)(struct wh_result *res, void *user);
  * free() by wh_request_free(), except secrets and user. */
 struct wh_request {
     char *url;  /* http:// or https:// only; redirects are never followed */
-    char *body; /* the JSON bytes to POST (e.g. from json_dumps), or NULL for none */
+    char *body; /* the JSON bytes to POST (e.g. from json_text), or NULL for none */
     size_t body_len;
     char *idempotency_key;            /* sent as Idempotency-Key and webhook-id */
     int attempt;                      /* sent as Keel-Attempt; 1 for the first attempt */

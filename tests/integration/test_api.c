@@ -258,6 +258,42 @@ static void test_execution_runs_to_completion(void **state)
     json_decref(stats);
 }
 
+/* A user's numbers come back as they were sent, through the start, a webhook and its answer,
+ * templates and the history: 0.1 stays 0.1 (jansson would write 0.10000000000000001). */
+static void test_numbers_come_back_as_sent(void **state)
+{
+    (void)state;
+    char *def = three_steps("exact", "/ok");
+    register_ok(def, 201);
+    free(def);
+    struct hreply r;
+    http_post_json(keeld.base_url, "/v1/workflows/exact/executions",
+                   "{\"id\": \"exact-1\", \"input\": {\"n\": 0.1, \"price\": 19.99}}", &r);
+    assert_int_equal(r.status, 201);
+    hreply_free(&r);
+    json_t *done = NULL;
+    assert_true(result_done("exact-1", &done));
+    json_decref(done);
+    static const char *const paths[] = {"/v1/executions/exact-1", "/v1/executions/exact-1/history"};
+    for (size_t i = 0; i < 2; i++) {
+        http_get(keeld.base_url, paths[i], &r);
+        assert_int_equal(r.status, 200);
+        /* The history carries the outputs (0.1 echoed), the execution the input as well. */
+        if (strstr(r.body, "0.1000000") || strstr(r.body, "19.98999") || !strstr(r.body, "0.1") ||
+            (i == 0 && !strstr(r.body, "19.99")))
+            fail_msg("%s: %s", paths[i], r.body);
+        hreply_free(&r);
+    }
+    /* The webhook got the value as sent too: step two's input is step one's echo. */
+    json_t *stats = receiver_stats(&receiver, "?key=exact-1/two");
+    assert_non_null(json_object_get(json_object_get(stats, "keys"), "exact-1/two"));
+    json_decref(stats);
+    char *n = harness_sql_value(db, "SELECT input->>'n' || ' ' || (output->'first'->>'n') FROM "
+                                    "executions WHERE id = 'exact-1'");
+    assert_string_equal(n, "0.1 0.1");
+    free(n);
+}
+
 static void test_start_is_idempotent(void **state)
 {
     (void)state;
@@ -652,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_invalid_definition_lists_every_error),
         cmocka_unit_test(test_malformed_bodies),
         cmocka_unit_test(test_execution_runs_to_completion),
+        cmocka_unit_test(test_numbers_come_back_as_sent),
         cmocka_unit_test(test_start_is_idempotent),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_retries_then_success),

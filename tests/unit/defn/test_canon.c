@@ -1,6 +1,7 @@
 /* Canonical JSON and the definition digest. */
 #include "defn/canon.h"
 #include "defn/defn.h"
+#include "util/jsontext.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,10 +215,10 @@ static void test_append_insertion_order(void **state)
     json_t *v = J("{\"b\": 1, \"a\": {\"d\": 2.5, \"c\": [1, \"x\"]}}");
     struct buf b = BUF_INIT;
     buf_puts(&b, "pre:");
-    defn_json_append(&b, v, false);
+    assert_true(json_text_append(&b, v, false));
     assert_string_equal(b.data, "pre:{\"b\":1,\"a\":{\"d\":2.5,\"c\":[1,\"x\"]}}");
     buf_reset(&b);
-    defn_json_append(&b, v, true);
+    assert_true(json_text_append(&b, v, true));
     assert_string_equal(b.data, "{\"a\":{\"c\":[1,\"x\"],\"d\":2.5},\"b\":1}");
     buf_free(&b);
     json_decref(v);

@@ -14,7 +14,6 @@ static char *literal(const json_t *table, const char *field, enum column_kind ki
 {
     struct buf b = BUF_INIT;
     *ok = column(&b, table, field, kind);
-    buf_putc(&b, '\0');
     return b.data;
 }
 
