@@ -7,10 +7,10 @@
  * same messages, so that the driver compares them too. */
 #include "defn/expr.h"
 
-#include "defn/canon.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/jsonlimits.h"
+#include "util/jsontext.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -743,7 +743,11 @@ static json_t *eval_string(struct evaluator *e, const char *s, size_t len)
                 over_budget(e);
                 goto Fail;
             }
-            defn_json_append(&out, v, false);
+            if (!json_text_append(&out, v, false)) {
+                buf_reset(msg);
+                buf_puts(msg, "the interpolated text is not valid UTF-8");
+                goto Fail;
+            }
         }
         i = end;
     }
