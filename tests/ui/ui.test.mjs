@@ -979,6 +979,37 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  test('set and fail steps: drawn with their kind, and the fail step\'s error on the execution', async () => {
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/workflows', {
+      name: 'refuse-ui',
+      steps: [
+        {id: 'charge', activity: {url: `${R}/ok`, input: {}}, compensate: {url: `${R}/ok`, input: {}}},
+        {id: 'totals', set: {total: '${input.total}'}},
+        {id: 'no', fail: {type: 'Rejected', message: 'total ${steps.totals.output.total} is over the limit'}},
+      ],
+    });
+    await api('POST', '/v1/workflows/refuse-ui/executions', {id: 'refuse-ui-1', input: {total: 1200}});
+    const r = await api('GET', '/v1/executions/refuse-ui-1/result?wait=30');
+    assert.equal(r.data.status, 'failed');
+
+    await page.goto(`${base}/ui/workflows/refuse-ui`);
+    const svg = page.locator('svg.diagram');
+    await svg.waitFor();
+    assert.deepEqual(await svg.locator('g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.kind}`)),
+      ['charge:activity', 'totals:set', 'no:fail']);
+    assert.match(await page.locator('.legend').innerText(), /set[\s\S]*fail/);
+
+    await page.goto(`${base}/ui/executions/refuse-ui-1`);
+    await page.locator('.callout-bad').waitFor();
+    const error = await page.locator('#panel-error').innerText();
+    assert.match(error, /Rejected/);
+    assert.match(error, /total 1200 is over the limit/);
+    assert.equal(await page.locator('.tl-row[data-path="totals"]').getAttribute('data-status'), 'completed');
+    assert.equal(await page.locator('.tl-row[data-path="no"]').getAttribute('data-status'), 'failed');
+    await shot(page, 'execution-fail-step.png');
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage
