@@ -764,6 +764,9 @@ static void step_free(struct defn_step *st)
     json_decref(st->fail);
     expr_template_free(st->fail_expr);
     free(st->signal);
+    for (size_t i = 0; i < st->n_any; i++)
+        free(st->any[i]);
+    free(st->any);
     for (size_t b = 0; b < st->n_branches; b++) {
         free(st->branches[b].name);
         for (size_t i = 0; i < st->branches[b].n_steps; i++)
@@ -833,28 +836,84 @@ static void parse_compensate(struct parser *p, const json_t *v, const char *ptr,
     retry_spec_free(&own);
 }
 
+static bool valid_signal(const json_t *v)
+{
+    return json_is_string(v) && valid_token(v, 128, "_.:-");
+}
+
+#define SIGNAL_NAME_RULE "must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -"
+
+/* {"signal": name} or {"any": [names]}, and an optional timeout. */
 static void parse_wait(struct parser *p, const json_t *v, const char *ptr, struct defn_step *st)
 {
-    static const char *const fields[] = {"signal", "timeout", NULL};
+    static const char *const fields[] = {"signal", "any", "timeout", NULL};
     if (!json_is_object(v)) {
         add_error(p, ptr, "must be an object such as {\"signal\": \"approve\"}");
         return;
     }
     check_fields(p, v, ptr, fields);
     const json_t *sig = json_object_get(v, "signal");
-    if (!sig) {
-        add_error(p, ptr, "missing required field \"signal\"");
-    } else {
+    const json_t *any = json_object_get(v, "any");
+    if (!sig && !any) {
+        add_error(p, ptr, "missing required field \"signal\" (or \"any\" for several)");
+    } else if (sig && any) {
+        add_error(p, ptr,
+                  "has both \"signal\" and \"any\": wait for one signal, or any of several");
+    } else if (sig) {
         char *at = ptr_key(ptr, "signal");
         if (!json_is_string(sig))
             add_error(p, at, "must be a string");
-        else if (!valid_token(sig, 128, "_.:-"))
-            add_error(p, at, "must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -");
+        else if (!valid_signal(sig))
+            add_error(p, at, SIGNAL_NAME_RULE);
         else
             st->signal = xstrdup(json_string_value(sig));
         free(at);
+    } else {
+        char *at = ptr_key(ptr, "any");
+        size_t n = json_array_size(any);
+        if (!json_is_array(any) || n == 0 || n > DEFN_WAIT_MAX_ANY) {
+            add_error(p, at, "must be an array of 1 to %d signal names", DEFN_WAIT_MAX_ANY);
+        } else {
+            bool ok = true;
+            for (size_t i = 0; i < n; i++) {
+                const json_t *name = json_array_get(any, i);
+                char *nat = ptr_index(at, i);
+                if (!valid_signal(name)) {
+                    add_error(p, nat, SIGNAL_NAME_RULE);
+                    ok = false;
+                } else {
+                    for (size_t k = 0; k < i; k++)
+                        if (json_equal(name, json_array_get(any, k))) {
+                            add_error(p, nat, "\"%s\" is already in the list",
+                                      json_string_value(name));
+                            ok = false;
+                            break;
+                        }
+                }
+                free(nat);
+            }
+            if (ok) {
+                st->any = xcalloc(n, sizeof *st->any);
+                for (size_t i = 0; i < n; i++)
+                    st->any[i] = xstrdup(json_string_value(json_array_get(any, i)));
+                st->n_any = n;
+            }
+        }
+        free(at);
     }
     (void)get_duration(p, v, "timeout", ptr, true, &st->wait_timeout_ms);
+}
+
+bool defn_wait_accepts(const struct defn_step *st, const char *name)
+{
+    if (!name)
+        return false;
+    if (st->signal)
+        return !strcmp(st->signal, name);
+    for (size_t i = 0; i < st->n_any; i++)
+        if (!strcmp(st->any[i], name))
+            return true;
+    return false;
 }
 
 static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr,

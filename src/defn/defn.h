@@ -76,6 +76,9 @@ enum defn_step_kind {
 #define DEFN_FOR_EACH_DEFAULT_CONCURRENCY 10
 #define DEFN_FOR_EACH_MAX_CONCURRENCY     1000
 
+/* The most signal names a wait on any of several may list. */
+#define DEFN_WAIT_MAX_ANY 32
+
 /* The most levels of steps a definition may nest (the definition's own steps are level 1). */
 #define DEFN_MAX_STEP_DEPTH 32
 
@@ -138,8 +141,11 @@ struct defn_step {
     json_t *fail;                    /* owned */
     struct expr_template *fail_expr; /* owned; fail compiled */
 
-    /* DEFN_STEP_WAIT */
-    char *signal;            /* owned */
+    /* DEFN_STEP_WAIT: one signal name, or (any) several, of which the first to come ends the
+     * wait; exactly one of signal and any is set. */
+    char *signal; /* owned; NULL for a wait on any of several */
+    char **any;   /* owned; n_any >= 1 names, distinct, in definition order */
+    size_t n_any;
     int64_t wait_timeout_ms; /* 0 = wait for ever */
     enum defn_on_timeout on_timeout;
 
@@ -202,6 +208,9 @@ const struct defn_step *defn_find_step(const struct defn *d, const char *id);
  * milliseconds (rounded down), computed in doubles so huge exponents saturate at max_interval
  * rather than overflow. An attempt below 1 is taken as 1. */
 int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt);
+
+/* True when wait step st ends on a signal of this name (its signal, or one of its any). */
+bool defn_wait_accepts(const struct defn_step *st, const char *name);
 
 /* True when error_type is one of r's non_retryable_errors (exact, case-sensitive match). */
 bool defn_retry_is_non_retryable(const struct defn_retry *r, const char *error_type);

@@ -1331,6 +1331,17 @@ static int64_t sleep_until_time(struct run *r, size_t i, json_t **error)
     return ms;
 }
 
+/* What wait step ds waits for, as event data: {"signal": name} or {"any": [names]}. */
+static json_t *wait_names(const struct defn_step *ds)
+{
+    if (ds->signal)
+        return json_pack("{s:s}", "signal", ds->signal);
+    json_t *any = json_array();
+    for (size_t k = 0; k < ds->n_any; k++)
+        json_array_append_new(any, json_string(ds->any[k]));
+    return json_pack("{s:o}", "any", any);
+}
+
 /* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
@@ -1385,9 +1396,10 @@ static void enter_step(struct run *r, size_t i)
             timeout_at = time_json(due);
             add_task(r, ENGINE_TASK_WAIT_TIMEOUT, i, 0, due, NULL);
         }
-        emit(r, "wait_started", (long)i, 0,
-             json_pack("{s:s, s:o}", "signal", ds->signal, "timeout_at", timeout_at));
-        r->fx->wants_signal = ds->signal;
+        json_t *data = wait_names(ds);
+        json_object_set_new(data, "timeout_at", timeout_at);
+        emit(r, "wait_started", (long)i, 0, data);
+        r->fx->wants_signal = ds->signal ? ds->signal : ds->any[0];
         return;
     }
     case DEFN_STEP_SET: {
@@ -1763,14 +1775,17 @@ static bool on_timer_fired(struct run *r)
 static bool on_signal(struct run *r)
 {
     struct engine_step *s = current_step(r, DEFN_STEP_WAIT);
-    if (!s || s->status != ENGINE_STEP_WAITING || !r->in->signal ||
-        strcmp(r->in->signal, N(r, r->in->step)->step->signal) != 0)
+    const struct defn_step *ds = s ? N(r, r->in->step)->step : NULL;
+    if (!s || s->status != ENGINE_STEP_WAITING || !defn_wait_accepts(ds, r->in->signal))
         return false;
-    const char *name = N(r, r->in->step)->step->signal;
+    const char *name = r->in->signal;
     json_t *payload = r->in->payload ? json_deep_copy(r->in->payload) : json_null();
     json_t *data = wrap("payload", payload);
     json_object_set_new(data, "signal", json_string(name));
     emit(r, "signal_consumed", (long)r->in->step, 0, data);
+    /* A wait on any of several says which one came. */
+    if (!ds->signal)
+        payload = json_pack("{s:s, s:o}", "signal", name, "payload", payload);
     if (r->p->nested)
         cancel_kind(r, ENGINE_TASK_WAIT_TIMEOUT, r->in->step);
     else
@@ -1788,14 +1803,22 @@ static bool on_wait_timed_out(struct run *r)
     const struct defn_step *ds = N(r, i)->step;
     if (ds->wait_timeout_ms <= 0)
         return false;
-    emit(r, "wait_timed_out", (long)i, 0, json_pack("{s:s}", "signal", ds->signal));
+    emit(r, "wait_timed_out", (long)i, 0, wait_names(ds));
     if (ds->on_timeout == DEFN_ON_TIMEOUT_CONTINUE) {
         complete_node(r, i, json_null());
         return true;
     }
     char timeout[32];
     defn_format_duration(ds->wait_timeout_ms, timeout);
-    char *msg = xasprintf("no signal \"%s\" arrived within %s", ds->signal, timeout);
+    struct buf names = BUF_INIT;
+    for (size_t k = 0; k < (ds->signal ? 1 : ds->n_any); k++)
+        buf_printf(&names, "%s\"%s\"",
+                   k == 0               ? ""
+                   : k + 1 == ds->n_any ? " or "
+                                        : ", ",
+                   ds->signal ? ds->signal : ds->any[k]);
+    char *msg = xasprintf("no signal %s arrived within %s", names.data, timeout);
+    buf_free(&names);
     json_t *err = step_error(r, i, "timeout", msg);
     free(msg);
     fail_node(r, i, err);

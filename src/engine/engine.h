@@ -394,9 +394,9 @@ struct engine_effects {
     bool cancel_tasks;        /* delete the execution's other pending tasks (a signal arrived before
                                  the wait timed out, a cancel interrupted a step, the execution
                                  ended, ...) */
-    const char *wants_signal; /* after a wait starts: the signal name (borrowed from the
-                                 definition); the runner feeds ENGINE_IN_SIGNAL at once if one
-                                 is already stored */
+    const char *wants_signal; /* after a wait starts: one of its signal names (borrowed from
+                                 the definition); the runner then feeds ENGINE_IN_SIGNAL at once
+                                 with the oldest stored signal a waiting step accepts */
     bool ended;               /* the execution reached a final status (st->status) */
     json_t *output;           /* owned; when ended completed: the evaluated output (null if none) */
     json_t *error;            /* owned; when ended failed: {"type", "message", "step", ...}

@@ -158,7 +158,7 @@ static json_int_t last_event_seq(struct apply *a, const char *type)
 
 /* A wait has started: deliver the oldest signal of its name that arrived before it to the
  * waiting instance `step`. */
-static void deliver_stored_signal(struct apply *a, const char *name, size_t step)
+static void deliver_stored_signal(struct apply *a, const struct defn_step *ds, size_t step)
 {
     /* Signals consumed earlier in this transition are not marked in the table yet. */
     struct buf taken = BUF_INIT;
@@ -170,9 +170,15 @@ static void deliver_stored_signal(struct apply *a, const char *name, size_t step
         buf_printf(&taken, ",%lld", (long long)json_integer_value(json_array_get(c, 0)));
     }
     buf_putc(&taken, '}');
-    const char *params[] = {a->exec_id, name, taken.data};
+    /* The oldest of any name the wait accepts. */
+    struct buf names = BUF_INIT;
+    const char *const *list =
+        ds->signal ? (const char *const *)&ds->signal : (const char *const *)ds->any;
+    row_paths_literal(&names, list, ds->signal ? 1 : ds->n_any);
+    const char *params[] = {a->exec_id, names.data, taken.data};
     PGresult *r = store_run(a->conn, STMT_SIGNAL_NEXT, 3, params);
     buf_free(&taken);
+    buf_free(&names);
     if (!store_ok(r)) {
         if (!a->why)
             a->why = store_error(r, a->conn);
@@ -186,7 +192,7 @@ static void deliver_stored_signal(struct apply *a, const char *name, size_t step
             .kind = ENGINE_IN_SIGNAL,
             .now_ms = a->now_ms,
             .step = step,
-            .signal = name,
+            .signal = PQgetvalue(r, 0, 2),
             .payload = payload,
             .retry_after_ms = -1,
         };
@@ -274,7 +280,7 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
         for (size_t i = 0; i < a->st->n_steps && a->st->status == ENGINE_EXEC_RUNNING; i++) {
             const struct engine_step *s = &a->st->steps[i];
             if (s->status == ENGINE_STEP_WAITING && s->node && s->node->step)
-                deliver_stored_signal(a, s->node->step->signal, i);
+                deliver_stored_signal(a, s->node->step, i);
         }
     }
 }
@@ -613,8 +619,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         in->step = st.n_steps;
         for (size_t k = 0; k < st.n_steps && in->step == st.n_steps; k++)
             if (st.steps[k].status == ENGINE_STEP_WAITING && st.steps[k].node &&
-                st.steps[k].node->step && in->signal &&
-                !strcmp(st.steps[k].node->step->signal, in->signal))
+                st.steps[k].node->step && defn_wait_accepts(st.steps[k].node->step, in->signal))
                 in->step = k;
         if (in->step == st.n_steps)
             in->step = st.current;

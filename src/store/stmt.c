@@ -383,9 +383,9 @@ static const struct {
                            "WHERE id = $1::bigint AND lease_owner = $2"},
     [STMT_SIGNAL_NEXT] =
         {"signal_next",
-         "SELECT id, payload::text FROM signals WHERE execution_id = $1 AND "
-         "name = $2 AND consumed_seq IS NULL AND id <> ALL($3::bigint[]) ORDER BY id "
-         "LIMIT 1 FOR UPDATE"},
+         "SELECT id, payload::text, name FROM signals WHERE execution_id = $1 AND "
+         "name = ANY($2::text[]) AND consumed_seq IS NULL AND id <> ALL($3::bigint[]) ORDER BY "
+         "id LIMIT 1 FOR UPDATE"},
     [STMT_SIGNAL_CONSUME] = {"signal_consume",
                              "UPDATE signals SET consumed_seq = $2 WHERE id = $1::bigint"},
     [STMT_SIGNAL_INSERT] = {"signal_insert",

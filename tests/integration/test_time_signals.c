@@ -216,6 +216,74 @@ static void test_wait_timeout_fails(void **state)
     json_decref(done);
 }
 
+/* A wait for any of several signals: the first accepted name ends it, with output {"signal",
+ * "payload"}; early signals of any of its names are taken oldest first, the others stay
+ * stored; its timeout names them all. */
+static void test_wait_for_any_signal(void **state)
+{
+    (void)state;
+    post("/v1/workflows",
+         "{\"name\": \"review\", \"steps\": [{\"id\": \"decide\", \"wait\": {\"any\": "
+         "[\"approve\", \"reject\"], \"timeout\": \"30s\"}}], \"output\": "
+         "\"${steps.decide.output}\"}",
+         201, NULL);
+    post("/v1/workflows",
+         "{\"name\": \"review-late\", \"steps\": [{\"id\": \"nap\", \"sleep\": \"1s\"}, {\"id\": "
+         "\"decide\", \"wait\": {\"any\": [\"approve\", \"reject\"]}}], \"output\": "
+         "\"${steps.decide.output}\"}",
+         201, NULL);
+    post("/v1/workflows",
+         "{\"name\": \"review-t\", \"steps\": [{\"id\": \"decide\", \"wait\": {\"any\": [\"a\", "
+         "\"b\"], \"timeout\": \"1s\"}}]}",
+         201, NULL);
+
+    post("/v1/workflows/review/executions", "{\"id\": \"review-1\"}", 201, NULL);
+    char *waiting = NULL;
+    for (int i = 0; i < 500 && !waiting; i++) {
+        waiting = harness_sql_value(db, "SELECT 1 FROM steps WHERE execution_id = 'review-1' "
+                                        "AND status = 'waiting'");
+        if (!waiting)
+            usleep(20000);
+    }
+    assert_non_null(waiting);
+    free(waiting);
+    struct hreply r;
+    post("/v1/executions/review-1/signals/reject", "{\"why\": \"late\"}", 202, &r);
+    assert_true(json_is_true(json_object_get(r.json, "consumed")));
+    hreply_free(&r);
+    json_t *done = wait_result(keeld.base_url, "review-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    char *out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(out, "{\"payload\":{\"why\":\"late\"},\"signal\":\"reject\"}");
+    free(out);
+    json_decref(done);
+
+    /* Both sent before the wait starts: the older one (reject) is taken, approve stays. */
+    post("/v1/workflows/review-late/executions", "{\"id\": \"review-2\"}", 201, NULL);
+    post("/v1/executions/review-2/signals/reject", "1", 202, &r);
+    assert_false(json_is_true(json_object_get(r.json, "consumed")));
+    hreply_free(&r);
+    post("/v1/executions/review-2/signals/approve", "2", 202, NULL);
+    done = wait_result(keeld.base_url, "review-2");
+    out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(out, "{\"payload\":1,\"signal\":\"reject\"}");
+    free(out);
+    json_decref(done);
+    char *n =
+        harness_sql_value(db, "SELECT string_agg(name || ':' || (consumed_seq IS NOT NULL), "
+                              "',' ORDER BY id) FROM signals WHERE execution_id = 'review-2'");
+    assert_string_equal(n, "reject:true,approve:false");
+    free(n);
+
+    post("/v1/workflows/review-t/executions", "{\"id\": \"review-3\"}", 201, NULL);
+    done = wait_result(keeld.base_url, "review-3");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(done, "error"), "message")),
+        "no signal \"a\" or \"b\" arrived within 1s");
+    json_decref(done);
+}
+
 static long metric(const char *name)
 {
     struct hreply r;
@@ -330,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_signal_idempotency_key),
         cmocka_unit_test(test_wait_timeout_fails),
         cmocka_unit_test(test_timers_due_together),
+        cmocka_unit_test(test_wait_for_any_signal),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

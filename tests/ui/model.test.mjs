@@ -159,6 +159,8 @@ test('definitions: kinds and one-line details', () => {
   assert.equal(stepDetail({id: 't', set: {long: 'x'.repeat(80)}}).length, 64);
   assert.equal(stepDetail({id: 'r', fail: {type: 'Rejected', message: 'too big'}}), 'fail Rejected: too big');
   assert.equal(stepDetail({id: 'r', fail: {type: 'Rejected'}}), 'fail Rejected');
+  assert.equal(stepDetail({id: 'w', wait: {any: ['approve', 'reject'], timeout: '72h'}}), 'any signal of "approve" or "reject" · 72h timeout');
+  assert.equal(stepDetail({id: 'w', wait: {any: ['a', 'b', 'c']}}), 'any signal of "a", "b" or "c" · no timeout');
 });
 
 test('axis ticks and event summaries', () => {

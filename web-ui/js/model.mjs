@@ -92,6 +92,14 @@ export function urlHost(url) {
   }
 }
 
+/** The signals a wait step's definition or event waits for, quoted: "a", or "a" or "b". */
+export function waitNamesText(w) {
+  if (!w) return '""';
+  if (typeof w.signal === 'string') return `"${w.signal}"`;
+  const any = Array.isArray(w.any) ? w.any : [];
+  return any.map((n) => `"${n}"`).join(any.length > 2 ? ', ' : ' or ').replace(/, ([^,]*)$/, ' or $1');
+}
+
 /** One line describing what a step does. */
 export function stepDetail(def) {
   switch (stepKind(def)) {
@@ -103,7 +111,7 @@ export function stepDetail(def) {
       return `sleep until ${typeof def.sleep_until === 'string' ? def.sleep_until : JSON.stringify(def.sleep_until)}`;
     case 'wait': {
       const w = def.wait || {};
-      let t = `signal "${w.signal}"`;
+      let t = `${w.any ? 'any signal of' : 'signal'} ${waitNamesText(w)}`;
       if (w.timeout) t += ` · ${durationText(w.timeout)} timeout${def.on_timeout ? ` → ${def.on_timeout}` : ''}`;
       else t += ' · no timeout';
       return t;
@@ -421,7 +429,10 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
         if (r) close(r, 'timer', at, 'done');
         break;
       case 'wait_started':
-        if (r) open(r, 'wait', at, {signal: d.signal, timeoutAt: ms(d.timeout_at)});
+        if (r) {
+          const signals = typeof d.signal === 'string' ? [d.signal] : Array.isArray(d.any) ? d.any : [];
+          open(r, 'wait', at, {signal: signals[0], signals, names: waitNamesText(d), timeoutAt: ms(d.timeout_at)});
+        }
         break;
       case 'signal_consumed':
         if (r) close(r, 'wait', at, 'done', {payload: d.payload});
@@ -534,7 +545,7 @@ export function pendingWork(exec, tl) {
     if (o.backoff) items.push({kind: 'retry', step: r.step, text: `Attempt ${o.backoff.n} due`, due: o.backoff.due, since: o.backoff.start, error: lastError(r)});
     if (o.timer) items.push({kind: 'timer', step: r.step, text: 'Sleeping until', due: o.timer.due, since: o.timer.start});
     if (o.wait)
-      items.push({kind: 'wait', step: r.step, text: `Waiting for signal "${o.wait.signal}"`, signal: o.wait.signal, due: o.wait.timeoutAt, since: o.wait.start});
+      items.push({kind: 'wait', step: r.step, text: `Waiting for signal ${o.wait.names}`, signal: o.wait.signal, due: o.wait.timeoutAt, since: o.wait.start});
     if (o.comp) items.push({kind: 'compensation', step: r.step, text: `Compensation attempt ${o.comp.n ?? ''} in flight`.trim(), since: o.comp.start});
     if (o.compbackoff) items.push({kind: 'retry', step: r.step, text: `Compensation attempt ${o.compbackoff.n} due`, due: o.compbackoff.due, since: o.compbackoff.start});
     if (!Object.keys(o).length && r.status === 'scheduled')
@@ -627,9 +638,9 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
     case 'timer_fired':
       return 'Timer fired';
     case 'wait_started':
-      return `signal "${d.signal}"${d.timeout_at ? ` · times out in ${after(d.timeout_at, e.at, fmt)}` : ' · no timeout'}`;
+      return `signal ${waitNamesText(d)}${d.timeout_at ? ` · times out in ${after(d.timeout_at, e.at, fmt)}` : ' · no timeout'}`;
     case 'wait_timed_out':
-      return `no "${d.signal}" signal in time`;
+      return `no ${waitNamesText(d)} signal in time`;
     case 'signal_received':
       return `"${d.signal}" ${preview(d.payload, 70)}${d.idempotency_key ? ` · key ${d.idempotency_key}` : ''}`;
     case 'signal_consumed':
@@ -773,7 +784,7 @@ export function signalOffer(exec, defSteps, tl) {
   if (tl && tl.cancelRequested != null) return none;
   const waiting = [];
   const ahead = [];
-  if (tl) for (const r of tl.rows) if (r.open && r.open.wait && r.open.wait.signal) waiting.push(r.open.wait.signal);
+  if (tl) for (const r of tl.rows) if (r.open && r.open.wait) waiting.push(...(r.open.wait.signals || []));
   const tree = buildStepTree(exec, defSteps);
   const hasWait = (steps) => (Array.isArray(steps) ? steps : []).some((d) => waitSignals(d).length ||
     branchesOf(d).some((b) => hasWait(b.steps)) || hasWait(bodyOf(d)));

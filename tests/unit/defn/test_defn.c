@@ -356,6 +356,27 @@ static void test_wait_and_sleep_kinds(void **state)
     defn_free(d);
 }
 
+static void test_wait_for_any(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok("{'name': 'a', 'steps': ["
+                              "  {'id': 'w', 'wait': {'any': ['approve', 'reject'], 'timeout': "
+                              "'72h'}, 'on_timeout': 'continue'},"
+                              "  {'id': 'one', 'wait': {'any': ['x']}}"
+                              " ]}");
+    assert_null(d->steps[0].signal);
+    assert_int_equal(d->steps[0].n_any, 2);
+    assert_string_equal(d->steps[0].any[0], "approve");
+    assert_string_equal(d->steps[0].any[1], "reject");
+    assert_int_equal(d->steps[0].wait_timeout_ms, 72LL * 60 * 60 * 1000);
+    assert_int_equal(d->steps[0].on_timeout, DEFN_ON_TIMEOUT_CONTINUE);
+    assert_true(defn_wait_accepts(&d->steps[0], "reject"));
+    assert_false(defn_wait_accepts(&d->steps[0], "approv"));
+    assert_false(defn_wait_accepts(&d->steps[0], NULL));
+    assert_int_equal(d->steps[1].n_any, 1);
+    defn_free(d);
+}
+
 static void test_set_and_fail_kinds(void **state)
 {
     (void)state;
@@ -1038,6 +1059,16 @@ static const struct {
     {DOC("{'id': 'w', 'wait': 'approve'}"),
      {{"/steps/0/wait", "must be an object such as {\"signal\": \"approve\"}"}}},
     {DOC("{'id': 'w', 'wait': {}}"), {{"/steps/0/wait", "missing required field \"signal\""}}},
+    {DOC("{'id': 'w', 'wait': {'signal': 'a', 'any': ['b']}}"),
+     {{"/steps/0/wait", "has both \"signal\" and \"any\""}}},
+    {DOC("{'id': 'w', 'wait': {'any': []}}"),
+     {{"/steps/0/wait/any", "must be an array of 1 to 32 signal names"}}},
+    {DOC("{'id': 'w', 'wait': {'any': 'approve'}}"),
+     {{"/steps/0/wait/any", "must be an array of 1 to 32 signal names"}}},
+    {DOC("{'id': 'w', 'wait': {'any': ['approve', 'no way', 'approve', 5]}}"),
+     {{"/steps/0/wait/any/1", "1 to 128 characters"},
+      {"/steps/0/wait/any/2", "\"approve\" is already in the list"},
+      {"/steps/0/wait/any/3", "1 to 128 characters"}}},
     {DOC("{'id': 'w', 'wait': {'signal': 5}}"), {{"/steps/0/wait/signal", "must be a string"}}},
     {DOC("{'id': 'w', 'wait': {'signal': ''}}"),
      {{"/steps/0/wait/signal", "must be 1 to 128 characters of A-Z, a-z, 0-9, _, ., : and -"}}},
@@ -1627,6 +1658,7 @@ int main(void)
         cmocka_unit_test(test_compensate_defaults),
         cmocka_unit_test(test_wait_and_sleep_kinds),
         cmocka_unit_test(test_set_and_fail_kinds),
+        cmocka_unit_test(test_wait_for_any),
         cmocka_unit_test(test_valid_names),
         cmocka_unit_test(test_valid_urls),
         cmocka_unit_test(test_valid_references),
