@@ -122,6 +122,26 @@ test('a running execution: waiting for a signal, a retry due, a buffered signal'
   assert.equal(pending[0].due, Date.parse(T(3_620_005)));
 });
 
+test('a wait for any of several signals: every name offered, and which one ended it', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    ev('step_scheduled', 0, 'decide', null, {kind: 'wait'}),
+    ev('wait_started', 0, 'decide', null, {any: ['approve', 'reject'], timeout_at: null}),
+  ];
+  const exec = execOf('running', [['decide', 'waiting']]);
+  let tl = deriveTimeline(exec, events, Date.parse(T(1000)));
+  const pending = pendingWork(exec, tl);
+  assert.deepEqual(pending.map((p) => [p.kind, p.step, p.text]), [['wait', 'decide', 'Waiting for signal "approve" or "reject"']]);
+  assert.deepEqual(signalOffer(exec, [{id: 'decide', wait: {any: ['approve', 'reject']}}], tl).waiting, ['approve', 'reject']);
+  events.push(ev('signal_consumed', 2000, 'decide', null, {signal: 'reject', payload: {by: 'ann'}}));
+  tl = deriveTimeline({...exec, status: 'completed', steps: [{id: 'decide', status: 'completed'}]}, events, Date.parse(T(3000)));
+  const seg = tl.rows[0].segments.find((x) => x.type === 'wait');
+  assert.equal(seg.state, 'done');
+  assert.equal(seg.got, 'reject');
+  assert.equal(eventSummary(events[2]), 'signal "approve" or "reject" · no timeout');
+});
+
 test('cancel: the wait ends at the request, compensations show on their step', () => {
   seq = 0;
   const events = [

@@ -1010,6 +1010,24 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     await shot(page, 'execution-fail-step.png');
   });
 
+  test('a wait for any of several signals shows the names, then which one ended it', async () => {
+    await api('POST', '/v1/workflows', {
+      name: 'review-ui',
+      steps: [{id: 'decide', wait: {any: ['approve', 'reject'], timeout: '1h'}}],
+      output: '${steps.decide.output}',
+    });
+    await api('POST', '/v1/workflows/review-ui/executions', {id: 'review-ui-1'});
+    await page.goto(`${base}/ui/executions/review-ui-1`);
+    const chip = page.locator('.tl-row[data-path="decide"] .wait-chip');
+    await until(async () => (await chip.count()) === 1 && /waiting for "approve" or "reject"/.test(await chip.innerText()),
+      {what: 'the wait chip names both signals'});
+    await api('POST', '/v1/executions/review-ui-1/signals/reject', {by: 'ann'});
+    const r = await api('GET', '/v1/executions/review-ui-1/result?wait=30');
+    assert.deepEqual(r.data.output, {signal: 'reject', payload: {by: 'ann'}});
+    await page.goto(`${base}/ui/executions/review-ui-1`);
+    await until(async () => /got "reject"/.test(await chip.innerText()), {what: 'the chip says which signal came'});
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage

@@ -435,7 +435,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
         }
         break;
       case 'signal_consumed':
-        if (r) close(r, 'wait', at, 'done', {payload: d.payload});
+        if (r) close(r, 'wait', at, 'done', {payload: d.payload, got: d.signal});
         signals.push({type: 'consumed', signal: d.signal, at});
         break;
       case 'wait_timed_out':

@@ -91,12 +91,12 @@ function chip(seg, tl) {
     case 'wait':
       return h('span', {class: ['chip', 'wait-chip', `st-${seg.state}`], title}, icon('wait'),
         seg.end == null
-          ? `waiting for "${seg.signal}" · ${d}`
+          ? `waiting for ${seg.names ?? `"${seg.signal}"`} · ${d}`
           : seg.state === 'done'
-            ? `got "${seg.signal}" after ${d}`
+            ? `got "${seg.got ?? seg.signal}" after ${d}`
             : seg.state === 'timedout'
-              ? `no "${seg.signal}" in ${d}: timed out`
-              : `stopped after ${d} without "${seg.signal}"`);
+              ? `no ${seg.names ?? `"${seg.signal}"`} in ${d}: timed out`
+              : `stopped after ${d} without ${seg.names ?? `"${seg.signal}"`}`);
     case 'comp':
       return h('span', {class: ['chip', 'comp-chip', `st-${seg.state}`], title}, icon('compensate'), `compensate #${seg.n ?? '?'} ${d}`);
     default:
