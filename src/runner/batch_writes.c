@@ -36,28 +36,12 @@ void batch_writes_free(struct batch_writes *w)
     memset(w, 0, sizeof *w);
 }
 
-void batch_writes_add(json_t *table, json_t *record)
-{
-    json_array_append_new(table, record);
-}
-
 /* How a column's JSON value becomes an array element. */
 enum column_kind {
     COL_SCALAR, /* a string, number or boolean as its text; JSON null or absent: NULL */
     COL_JSON,   /* the value as JSON text; JSON null or absent: NULL (as jsonb_to_recordset) */
     COL_JSON_PRESENT, /* the value as JSON text, JSON null included; absent: NULL */
 };
-
-static void put_element(struct buf *b, const char *text)
-{
-    buf_putc(b, '"');
-    for (const char *p = text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_putc(b, '\\');
-        buf_putc(b, *p);
-    }
-    buf_putc(b, '"');
-}
 
 /* The column field of every record of table as an array literal. False when a value cannot
  * be encoded: a column that became NULL would write nothing for it and lose an effect. */
@@ -77,10 +61,10 @@ static bool column(struct buf *b, const json_t *table, const char *field, enum c
             char *text = json_text(v);
             if (!text)
                 return false;
-            put_element(b, text);
+            store_array_element(b, text);
             free(text);
         } else if (json_is_string(v)) {
-            put_element(b, json_string_value(v));
+            store_array_element(b, json_string_value(v));
         } else if (json_is_integer(v)) {
             char n[24];
             snprintf(n, sizeof n, "%lld", (long long)json_integer_value(v));

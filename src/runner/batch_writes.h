@@ -21,18 +21,13 @@ struct batch_writes {
     json_t *cancels;  /* [execution_id]: every pending task of these deleted */
     json_t *execs;    /* [{id, status, state, last_seq, output, error, at, ended, take}] */
     bool notify;      /* a task for another keeld was inserted: NOTIFY keel_tasks */
-    size_t n;         /* transitions added */
 };
 
 void batch_writes_init(struct batch_writes *w);
 void batch_writes_free(struct batch_writes *w);
 
-/* Adds one transition's writes: records (stolen) with execution_id set by the caller. */
-void batch_writes_add(json_t *table, json_t *record);
-
 /* Sends the writes of w in one statement (the tasks deleted are those that existed before it),
- * then
- * COMMIT, then the n_after calls of after (reads whose results go to after_res, for the caller
+ * then COMMIT, then the n_after calls of after (reads whose results go to after_res, for the caller
  * to clear), in one round trip. Returns 0 once COMMIT succeeded (whatever the reads did), or -1
  * with *why set (the caller rolls back; none of w's transitions happened). owner is this
  * keeld's (a consumed task must still be leased to it). */

@@ -61,24 +61,6 @@ bool row_put(struct engine_state *st, json_t *ctx, const char *rows_text, json_t
     return ok;
 }
 
-/* A PostgreSQL text[] literal of the strings (each quoted). */
-void row_paths_literal(struct buf *b, const char *const *items, size_t n)
-{
-    buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            buf_putc(b, ',');
-        buf_putc(b, '"');
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                buf_putc(b, '\\');
-            buf_putc(b, *c);
-        }
-        buf_putc(b, '"');
-    }
-    buf_putc(b, '}');
-}
-
 /* Adds path and every prefix of it ("a/0/b" -> "a", "a/0", "a/0/b") to list (JSON array,
  * without repeats; seen is a {path: true} set). */
 void row_paths_with_ancestors(json_t *list, json_t *seen, const char *path)
@@ -129,7 +111,7 @@ int row_load_paths(void *arg, struct engine_state *st, json_t *ctx, const char *
     int rc = 0;
     if (k > 0) {
         struct buf arr = BUF_INIT;
-        row_paths_literal(&arr, want, k);
+        store_text_array(&arr, want, k);
         const char *params[] = {l->exec_id, arr.data};
         PGresult *r;
         if (!loader_query(l, STMT_STEPS_LOAD, 2, params, &r))

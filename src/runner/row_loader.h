@@ -43,7 +43,5 @@ json_t *row_ctx_new(const char *exec_id, const char *workflow, const char *input
 /* Appends path and every prefix of it ("a/0/b" -> "a", "a/0", "a/0/b") to list (a JSON array,
  * without repeats; seen is a {path: true} set). */
 void row_paths_with_ancestors(json_t *list, json_t *seen, const char *path);
-/* Appends items as a PostgreSQL text[] literal. */
-void row_paths_literal(struct buf *b, const char *const *items, size_t n);
 
 #endif

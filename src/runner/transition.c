@@ -174,7 +174,7 @@ static void deliver_stored_signal(struct apply *a, const struct defn_step *ds, s
     struct buf names = BUF_INIT;
     const char *const *list =
         ds->signal ? (const char *const *)&ds->signal : (const char *const *)ds->any;
-    row_paths_literal(&names, list, ds->signal ? 1 : ds->n_any);
+    store_text_array(&names, list, ds->signal ? 1 : ds->n_any);
     const char *params[] = {a->exec_id, names.data, taken.data};
     PGresult *r = store_run(a->conn, STMT_SIGNAL_NEXT, 3, params);
     buf_free(&taken);
@@ -433,6 +433,18 @@ static void compact_events(json_t *events, const json_t *rows, const json_t *exe
     }
 }
 
+/* Appends the records (objects) to a table of the batch's writes, each naming its execution. */
+static void add_records(json_t *table, json_t *records, json_t *exec_id)
+{
+    size_t k;
+    json_t *rec;
+    json_array_foreach(records, k, rec)
+    {
+        json_object_set(rec, "execution_id", exec_id);
+    }
+    json_array_extend(table, records);
+}
+
 static bool is_result(enum engine_input_kind k)
 {
     return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
@@ -466,7 +478,7 @@ void transition_lock_prepare(const struct transition_request *req, struct transi
     const char **items = xcalloc(n ? n : 1, sizeof *items);
     for (size_t k = 0; k < n; k++)
         items[k] = json_string_value(json_array_get(list, k));
-    row_paths_literal(&lk->paths, items, n);
+    store_text_array(&lk->paths, items, n);
     free(items);
     json_decref(list);
     json_decref(seen);
@@ -799,35 +811,21 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     json_t *rec;
     json_array_foreach(p.events, k, rec)
     {
-        json_object_set(rec, "execution_id", exec_id_json);
         json_object_set_new(rec, "at", json_string(now));
-        batch_writes_add(w->events, json_incref(rec));
-    }
-    json_array_foreach(rows, k, rec)
-    {
-        json_object_set(rec, "execution_id", exec_id_json);
-        batch_writes_add(w->steps, json_incref(rec));
     }
     json_array_foreach(p.tasks, k, rec)
     {
-        json_object_set(rec, "execution_id", exec_id_json);
         json_object_set_new(rec, "owner", json_string(task_owner));
-        batch_writes_add(w->tasks, json_incref(rec));
     }
-    json_array_foreach(p.token_rows, k, rec)
-    {
-        json_object_set(rec, "execution_id", exec_id_json);
-        batch_writes_add(w->tokens, json_incref(rec));
-    }
-    json_array_foreach(p.drops, k, rec)
-    {
-        json_object_set(rec, "execution_id", exec_id_json);
-        batch_writes_add(w->drops, json_incref(rec));
-    }
+    add_records(w->events, p.events, exec_id_json);
+    add_records(w->steps, rows, exec_id_json);
+    add_records(w->tasks, p.tasks, exec_id_json);
+    add_records(w->tokens, p.token_rows, exec_id_json);
+    add_records(w->drops, p.drops, exec_id_json);
     if (consume_task_id > 0)
-        batch_writes_add(w->consumed, json_integer(consume_task_id));
+        json_array_append_new(w->consumed, json_integer(consume_task_id));
     if (p.cancel_tasks)
-        batch_writes_add(w->cancels, json_incref(exec_id_json));
+        json_array_append_new(w->cancels, json_incref(exec_id_json));
     /* Tasks of this keeld's own executions wake its claimer in-process; only another owner's
      * need a NOTIFY. */
     if (p.notify && strcmp(task_owner, env->owner) != 0)
@@ -840,8 +838,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         json_object_set(ex, "output", p.output ? p.output : json_null());
     if (p.ended && p.error)
         json_object_set(ex, "error", p.error);
-    batch_writes_add(w->execs, ex);
-    w->n++;
+    json_array_append_new(w->execs, ex);
     json_decref(exec_id_json);
     json_decref(rows);
     size_t i_send;

@@ -515,6 +515,28 @@ int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult
     return rc;
 }
 
+void store_array_element(struct buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (const char *c = s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *c);
+    }
+    buf_putc(b, '"');
+}
+
+void store_text_array(struct buf *b, const char *const *items, size_t n)
+{
+    buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_putc(b, ',');
+        store_array_element(b, items[i]);
+    }
+    buf_putc(b, '}');
+}
+
 int store_command(PGconn *conn, const char *sql)
 {
     PGresult *r = PQexec(conn, sql);

@@ -3,6 +3,8 @@
 #ifndef KEEL_STORE_STMT_H
 #define KEEL_STORE_STMT_H
 
+#include "util/buf.h"
+
 #include <libpq-fe.h>
 
 enum store_stmt {
@@ -80,6 +82,11 @@ struct store_call {
  * succeeded, else -1 with *why set (caller frees). */
 int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult **results,
                    char **why) __attribute__((warn_unused_result));
+/* Appends s as one element of a PostgreSQL array literal: double-quoted, with '"' and '\\'
+ * escaped. */
+void store_array_element(struct buf *b, const char *s);
+/* Appends the strings as a PostgreSQL text[] literal: {"a","b"}. */
+void store_text_array(struct buf *b, const char *const *items, size_t n);
 /* Runs a plain command (BEGIN, COMMIT, ROLLBACK); 0 or -1. */
 int store_command(PGconn *conn, const char *sql);
 

@@ -91,15 +91,15 @@ static void refuses_what_cannot_be_encoded(void **state)
     for (int n_execs = 1; n_execs <= 2; n_execs++) {
         struct batch_writes w;
         batch_writes_init(&w);
-        batch_writes_add(w.events,
-                         json_pack("{s:s, s:I, s:s, s:o}", "execution_id", "e", "seq",
-                                   (json_int_t)1, "type", "x", "data",
-                                   json_pack("{s:o}", "k", json_stringn_nocheck("\xff", 1))));
+        json_array_append_new(w.events,
+                              json_pack("{s:s, s:I, s:s, s:o}", "execution_id", "e", "seq",
+                                        (json_int_t)1, "type", "x", "data",
+                                        json_pack("{s:o}", "k", json_stringn_nocheck("\xff", 1))));
         for (int k = 0; k < n_execs; k++)
-            batch_writes_add(w.execs,
-                             json_pack("{s:s, s:s, s:{}, s:i, s:s, s:b}", "id", k ? "f" : "e",
-                                       "status", "running", "state", "last_seq", 1, "at",
-                                       "2026-12-05T00:00:00Z", "ended", 0));
+            json_array_append_new(w.execs,
+                                  json_pack("{s:s, s:s, s:{}, s:i, s:s, s:b}", "id", k ? "f" : "e",
+                                            "status", "running", "state", "last_seq", 1, "at",
+                                            "2026-12-05T00:00:00Z", "ended", 0));
         char *why = NULL;
         assert_int_equal(batch_writes_flush(NULL, &w, "me", NULL, 0, NULL, &why), -1);
         assert_non_null(why);
