@@ -27,6 +27,7 @@ enum rec_kind {
     REC_LEAF,     /* any step that holds no steps (or whose kind is unclear) */
     REC_PARALLEL, /* lists: the branches, in name order */
     REC_FOR_EACH, /* lists: one, the body */
+    REC_IF,       /* lists: then and, when there is one, else */
 };
 
 struct step_rec;
@@ -343,6 +344,13 @@ static void explain_step_ref(const struct step_rec *x, const struct step_rec *a,
         buf_puts(msg, "; branches run at once");
         return;
     }
+    if (k > 0 && cx[k - 1]->kind == REC_IF && s->list != t->list) {
+        buf_printf(msg, "step \"%s\" is in the %s of if ", step_id, s->list == 0 ? "then" : "else");
+        put_step_name(msg, cx[k - 1]);
+        buf_printf(msg, ", and this step in its %s; only one of them runs",
+                   t->list == 0 ? "then" : "else");
+        return;
+    }
     if (s->index > t->index) {
         buf_printf(msg,
                    "step \"%s\" comes after this step; a step can only use the results of the "
@@ -518,7 +526,8 @@ static void check_step_destinations(json_t *found, const struct defn_step *st, c
             check_destination(found, st->compensate->url, ptr, "compensate");
     }
     for (size_t b = 0; b < st->n_branches; b++) {
-        char *at = xasprintf("%s/parallel/branches", ptr);
+        /* An if's lists are fields of the step itself: /then, /else. */
+        char *at = st->kind == DEFN_STEP_IF ? xstrdup(ptr) : xasprintf("%s/parallel/branches", ptr);
         char *branch = ptr_key(at, st->branches[b].name);
         check_list_destinations(found, st->branches[b].steps, st->branches[b].n_steps, branch);
         free(branch);
@@ -735,8 +744,8 @@ static void parse_defaults(struct parser *p, const json_t *v, struct defaults *d
 /* ---- steps ------------------------------------------------------------------------------- */
 
 /* Indexed by enum defn_step_kind. */
-static const char *const KIND_NAMES[] = {"activity", "sleep",    "sleep_until", "wait",
-                                         "parallel", "for_each", "set",         "fail"};
+static const char *const KIND_NAMES[] = {"activity", "sleep", "sleep_until", "wait", "parallel",
+                                         "for_each", "set",   "fail",        "if"};
 #define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
 
 static void activity_free(struct defn_activity *a)
@@ -776,6 +785,8 @@ static void step_free(struct defn_step *st)
     free(st->branches);
     json_decref(st->items);
     expr_template_free(st->items_expr);
+    json_decref(st->cond);
+    expr_template_free(st->cond_expr);
     for (size_t i = 0; i < st->n_children; i++)
         step_free(&st->children[i]);
     free(st->children);
@@ -1070,6 +1081,44 @@ static void parse_fail(struct parser *p, const json_t *v, const char *ptr,
     st->fail_expr = compile_template(p, st->fail, ptr, step, REF_BEFORE);
 }
 
+/* An if: the condition (the step's "if"), "then" and the optional "else", both step lists of
+ * the step itself. */
+static void parse_if(struct parser *p, const struct step_rec *rec, const json_t *cond,
+                     const char *ptr, const struct defaults *dflt, struct defn_step *st)
+{
+    char *at = ptr_key(ptr, "if");
+    const char *s = json_string_value(cond);
+    if (!s || !expr_has_expression(s, json_string_length(cond))) {
+        add_error(p, at, "must be a condition such as \"${input.total > 1000}\"");
+    } else {
+        st->cond = json_deep_copy(cond);
+        int malformed = 0;
+        struct ref_ctx rc = {p, at, rec, REF_BEFORE};
+        struct expr_reporter r = {on_step_ref, on_loop_ref, on_expr_error, &rc};
+        st->cond_expr = expr_compile_reporting(st->cond, &r, &malformed);
+        if (!malformed && !expr_template_is_value(st->cond_expr))
+            add_error(p, at,
+                      "must be exactly one ${...} expression, with no text around it (text "
+                      "makes it a string, never true or false)");
+    }
+    free(at);
+    static const char *const lists[] = {"then", "else"};
+    st->n_branches = rec->n_lists;
+    st->branches = rec->n_lists ? xcalloc(rec->n_lists, sizeof *st->branches) : NULL;
+    for (size_t b = 0; b < rec->n_lists; b++) {
+        char *bat = ptr_key(ptr, lists[b]);
+        st->branches[b].name = xstrdup(lists[b]);
+        if (rec->lists[b].steps)
+            parse_list(p, &rec->lists[b], bat, dflt, &st->branches[b].steps,
+                       &st->branches[b].n_steps);
+        free(bat);
+    }
+    if (!json_object_get(rec->json, "then"))
+        add_error(p, ptr,
+                  "missing required field \"then\" (the steps to run when the condition "
+                  "is true)");
+}
+
 static void parse_step(struct parser *p, const struct step_rec *rec, const struct defaults *dflt,
                        struct defn_step *st)
 {
@@ -1082,6 +1131,9 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
                                          "for_each",
                                          "set",
                                          "fail",
+                                         "if",
+                                         "then",
+                                         "else",
                                          "on_timeout",
                                          "timeout",
                                          "schedule_to_close",
@@ -1135,7 +1187,7 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
     if (n_kinds == 0)
         add_error(p, ptr,
                   "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, "
-                  "set or fail");
+                  "set, fail or if");
     bool known = n_kinds == 1;
     st->kind = (enum defn_step_kind)kind;
 
@@ -1177,8 +1229,20 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
         case DEFN_STEP_FAIL:
             parse_fail(p, body, at, rec, st);
             break;
+        case DEFN_STEP_IF:
+            parse_if(p, rec, body, ptr, dflt, st);
+            break;
         }
         free(at);
+    }
+    /* then and else belong to an if; elsewhere their steps would silently never run. */
+    static const char *const if_only[] = {"then", "else"};
+    for (size_t k = 0; k < 2; k++) {
+        if (known && st->kind != DEFN_STEP_IF && json_object_get(v, if_only[k])) {
+            char *at = ptr_key(ptr, if_only[k]);
+            add_error(p, at, "applies only to if steps");
+            free(at);
+        }
     }
     bool activity = known && st->kind == DEFN_STEP_ACTIVITY;
 
@@ -1339,6 +1403,20 @@ static void record_step(struct parser *p, struct step_rec *r)
         }
         free(at);
         free(names);
+    } else if (kind == DEFN_STEP_IF) {
+        r->kind = REC_IF;
+        /* then is list 0 even when missing, so that else is always list 1. */
+        bool has_else = json_object_get(r->json, "else") != NULL;
+        r->n_lists = has_else ? 2 : 1;
+        r->lists = xcalloc(r->n_lists, sizeof *r->lists);
+        static const char *const names[] = {"then", "else"};
+        for (size_t b = 0; b < r->n_lists; b++) {
+            char *at = ptr_key(r->ptr, names[b]);
+            r->lists[b].name = names[b];
+            record_list(p, &r->lists[b], json_object_get(r->json, names[b]), at, r, b,
+                        r->depth + 1);
+            free(at);
+        }
     } else if (kind == DEFN_STEP_FOR_EACH) {
         r->kind = REC_FOR_EACH;
         r->n_lists = 1;

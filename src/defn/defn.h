@@ -5,9 +5,13 @@
  * are settled here, and tests/unit/defn/test_defn.c states each as a case:
  *
  *   - Unknown fields anywhere are errors.
- *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel, for_each, set
- *     or fail. A fail's type is a literal string (error types are matched as written); its
+ *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel, for_each, set,
+ *     fail or if. A fail's type is a literal string (error types are matched as written); its
  *     message, and a set's whole value, are templates.
+ *   - An if's condition is a string that is exactly one expression ("${input.total > 1000}"):
+ *     text around it would make the value a string, never true or false. Its "then" (required)
+ *     and "else" (optional) are step lists, fields of the step itself, and apply only to if
+ *     steps. They are stored as two branches named "then" and "else", in that order.
  *   - parallel and for_each hold step lists (non-empty arrays of steps), nested to any depth up
  *     to DEFN_MAX_STEP_DEPTH levels of steps (a deeper step is an error at its pointer). A
  *     parallel's branches are an object of at least one member named [A-Za-z0-9_-]{1,64}; they
@@ -34,7 +38,10 @@
  *     ancestors (in the same step list), or a step nested in such a sibling, but not inside a
  *     for_each body there (from outside a loop, its steps' results are the loop's output,
  *     steps.<for_each id>.output). So steps of one loop body see each other's results in the same
- *     iteration, and the branches of a parallel never see each other's (they run at once). A
+ *     iteration, and the branches of a parallel never see each other's (they run at once), nor
+ *     do the then and else of an if (only one of them runs). A step after an if may use the
+ *     steps of its branches: only the branch taken has run, and a result of the other is a
+ *     missing value when evaluated (exists() tells which). A
  *     step's compensate may also use the step itself. The top-level output may use any step that
  *     is not inside a for_each body.
  *   - item and index may be used only inside a for_each's steps (at any depth below it; its own
@@ -69,6 +76,7 @@ enum defn_step_kind {
     DEFN_STEP_FOR_EACH,    /* a step list run once per element of an evaluated array */
     DEFN_STEP_SET,         /* evaluates a template: that is its output */
     DEFN_STEP_FAIL,        /* fails the execution there with {type, message} */
+    DEFN_STEP_IF,          /* a condition and one or two step lists (then, else) */
 };
 
 /* Defaults and bounds of for_each (contract, "Flow steps"). The item cap is a server setting
@@ -150,7 +158,8 @@ struct defn_step {
     enum defn_on_timeout on_timeout;
 
     /* DEFN_STEP_PARALLEL: the branches, sorted by name (a JSON object's member order is not
-     * part of its meaning, and the canonical form sorts keys). n_branches >= 1. */
+     * part of its meaning, and the canonical form sorts keys). n_branches >= 1.
+     * DEFN_STEP_IF: "then" and, when the step has one, "else", in that order. */
     struct defn_branch *branches; /* owned */
     size_t n_branches;
 
@@ -159,6 +168,11 @@ struct defn_step {
     json_t *items;                    /* owned */
     struct expr_template *items_expr; /* owned; items compiled */
     int concurrency;                  /* 1 .. DEFN_FOR_EACH_MAX_CONCURRENCY */
+
+    /* DEFN_STEP_IF: a string that is exactly one expression; it must evaluate to true or
+     * false when the step is entered. */
+    json_t *cond;                    /* owned */
+    struct expr_template *cond_expr; /* owned; cond compiled */
 
     /* The steps a compound kind holds: for_each's body (n_children >= 1); NULL and 0 for the
      * other kinds. defn_free frees it recursively. */

@@ -1154,6 +1154,11 @@ Exit:
     return result;
 }
 
+bool expr_template_is_value(const struct expr_template *t)
+{
+    return t && t->root.kind == NODE_VALUE;
+}
+
 void expr_template_free(struct expr_template *t)
 {
     if (!t)

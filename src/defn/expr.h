@@ -123,6 +123,11 @@ struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct ex
 json_t *expr_template_eval(const struct expr_template *t, const json_t *ctx, size_t max_bytes,
                            struct expr_error *err) __attribute__((warn_unused_result));
 
+/* True when t is a string that is exactly one "${...}" expression (so its value may be of any
+ * type, as a condition's must be a boolean); false for text, other values, malformed
+ * expressions and NULL. */
+bool expr_template_is_value(const struct expr_template *t);
+
 /* Frees t and the references it holds. NULL is fine. */
 void expr_template_free(struct expr_template *t);
 

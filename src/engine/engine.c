@@ -887,6 +887,60 @@ static json_t *for_each_items(struct run *r, size_t i, json_t **error)
     return v;
 }
 
+static json_t *step_template(struct run *r, size_t i, const struct expr_template *t,
+                             const char *field, json_t **error);
+
+/* Evaluates if i's condition into *value; false with *error set when it fails or is not a
+ * boolean (no implicit truthiness: a string or a number there is a mistake to report). */
+static bool if_condition(struct run *r, size_t i, bool *value, json_t **error)
+{
+    const struct defn_step *ds = N(r, i)->step;
+    json_t *v = step_template(r, i, ds->cond_expr, "/if", error);
+    if (!v)
+        return false;
+    if (!json_is_boolean(v)) {
+        char *text = activity_quote_value(v);
+        char *msg = xasprintf("the condition %s must be true or false, but evaluated to %s",
+                              json_string_value(ds->cond), text);
+        *error = step_error(r, i, "invalid_condition", msg);
+        free(msg);
+        free(text);
+        json_decref(v);
+        return false;
+    }
+    *value = json_is_true(v);
+    json_decref(v);
+    return true;
+}
+
+/* Starts if i: its condition chooses then or else, which it enters; false without an else
+ * completes it at once with a null output. The branch taken is its cursor (n_children when
+ * none), and step_scheduled says which, for a reader of the history. */
+static void enter_if(struct run *r, size_t i)
+{
+    const struct engine_plan_node *n = N(r, i);
+    reset_container(r, i);
+    json_t *error = NULL;
+    bool cond = false;
+    if (!if_condition(r, i, &cond, &error)) {
+        emit(r, "step_scheduled", (long)i, 0, json_pack("{s:s}", "kind", "if"));
+        fail_node(r, i, error);
+        return;
+    }
+    size_t b = cond ? 0 : 1;
+    bool none = b >= n->n_children;
+    S(r, i)->cursor = b;
+    emit(r, "step_scheduled", (long)i, 0,
+         json_pack("{s:s, s:b, s:o}", "kind", "if", "condition", cond, "branch",
+                   none ? json_null() : json_string(n->children[b].branch)));
+    if (none) {
+        complete_node(r, i, json_null());
+        return;
+    }
+    size_t k = child_instance(r, i, &n->children[b], b);
+    enter_node(r, k);
+}
+
 /* Starts instance i: a container starts its children as its kind says, a leaf is entered as a
  * step. */
 static void enter_node(struct run *r, size_t i)
@@ -937,6 +991,9 @@ static void enter_node(struct run *r, size_t i)
         container_check(r, i);
         return;
     }
+    case ENGINE_NODE_IF:
+        enter_if(r, i);
+        return;
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
@@ -1075,8 +1132,7 @@ static void stop_below(struct run *r, size_t c)
     size_t *stop = xcalloc(n ? n : 1, sizeof *stop);
     for (size_t j = c + 1; j < n; j++) {
         enum engine_step_status st = S(r, j)->status;
-        if (is_sequence(r, j) || N(r, j)->kind == ENGINE_NODE_PARALLEL ||
-            N(r, j)->kind == ENGINE_NODE_FOR_EACH ||
+        if (engine_node_is_container(N(r, j)->kind) ||
             (st != ENGINE_STEP_SCHEDULED && st != ENGINE_STEP_WAITING))
             continue;
         size_t a = S(r, j)->parent;
@@ -1152,6 +1208,35 @@ static void container_child_ended(struct run *r, size_t c, size_t child,
     container_check(r, c);
 }
 
+/* The branch `child` (a sequence) of if c ended: the if ends the same way, with the output of
+ * the branch's last step when it completed. */
+static void if_child_ended(struct run *r, size_t c, size_t child, enum engine_outcome outcome)
+{
+    switch (outcome) {
+    case ENGINE_OUTCOME_COMPLETED: {
+        const struct engine_plan_node *seq = N(r, child);
+        char *path = xasprintf("%s/%s", S(r, child)->path, seq->children[seq->n_children - 1].id);
+        const char *paths[] = {path};
+        if (!json_object_get(json_object_get(json_object_get(r->ctx, "steps"), path), "output"))
+            need_paths(r, paths, 1);
+        const json_t *o =
+            json_object_get(json_object_get(json_object_get(r->ctx, "steps"), path), "output");
+        free(path);
+        complete_node(r, c, o ? json_deep_copy(o) : json_null());
+        return;
+    }
+    case ENGINE_OUTCOME_FAILED: {
+        const json_t *e = json_object_get(ctx_step(r, child), "error");
+        fail_node(r, c, e ? json_deep_copy(e) : json_null());
+        return;
+    }
+    case ENGINE_OUTCOME_CANCELLED:
+        skip_node(r, c);
+        node_ended(r, c, ENGINE_OUTCOME_CANCELLED);
+        return;
+    }
+}
+
 /* Top-level step i ended: the root sequence enters the next one or ends. */
 static void root_child_ended(struct run *r, size_t i, enum engine_outcome outcome)
 {
@@ -1189,6 +1274,9 @@ static void node_ended(struct run *r, size_t i, enum engine_outcome outcome)
     case ENGINE_NODE_PARALLEL:
     case ENGINE_NODE_FOR_EACH:
         container_child_ended(r, parent, i, outcome);
+        return;
+    case ENGINE_NODE_IF:
+        if_child_ended(r, parent, i, outcome);
         return;
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
@@ -1273,6 +1361,38 @@ static void resume_node(struct run *r, size_t i)
         container_check(r, i);
         return;
     }
+    case ENGINE_NODE_IF: {
+        /* The branch it took, when it took one (a condition that failed took none): that
+         * branch resumes; the condition is not evaluated again, so a redrive never switches
+         * branches under steps that already ran. */
+        long k = -1;
+        if (s->cursor < n->n_children) {
+            char *path = xasprintf("%s/%s", s->path, n->children[s->cursor].branch);
+            k = find_instance(r, path);
+            free(path);
+        }
+        if (k < 0) {
+            enter_node(r, i);
+            return;
+        }
+        set_active(r, i);
+        s = S(r, i);
+        s->status = ENGINE_STEP_RUNNING;
+        s->completed_at_ms = 0;
+        json_object_del(ctx_step(r, i), "error");
+        mark_changed(r, i);
+        emit(r, "step_scheduled", (long)i, 0,
+             json_pack("{s:s, s:b, s:s}", "kind", "if", "resumed", 1, "branch",
+                       n->children[s->cursor].branch));
+        size_t b = (size_t)k;
+        if (S(r, b)->status == ENGINE_STEP_COMPLETED)
+            if_child_ended(r, i, b, ENGINE_OUTCOME_COMPLETED);
+        else if (S(r, b)->status == ENGINE_STEP_PENDING)
+            enter_node(r, b);
+        else
+            resume_node(r, b);
+        return;
+    }
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
@@ -1345,8 +1465,8 @@ static json_t *wait_names(const struct defn_step *ds)
 /* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
-    static const char *const kinds[] = {"activity", "sleep",    "sleep_until", "wait",
-                                        "parallel", "for_each", "set",         "fail"};
+    static const char *const kinds[] = {"activity", "sleep", "sleep_until", "wait", "parallel",
+                                        "for_each", "set",   "fail",        "if"};
     const struct defn_step *ds = N(r, i)->step;
     struct engine_step *s = S(r, i);
     json_t *error = NULL;
@@ -1429,6 +1549,7 @@ static void enter_step(struct run *r, size_t i)
     }
     case DEFN_STEP_PARALLEL:
     case DEFN_STEP_FOR_EACH:
+    case DEFN_STEP_IF:
         break; /* containers are entered by enter_node, never here */
     }
     return;
@@ -1843,7 +1964,7 @@ static bool on_cancel(struct run *r)
     if (st->current < st->n_top) {
         size_t i = st->current;
         struct engine_step *s = S(r, i);
-        if (N(r, i)->kind == ENGINE_NODE_PARALLEL || N(r, i)->kind == ENGINE_NODE_FOR_EACH) {
+        if (engine_node_is_container(N(r, i)->kind)) {
             if (s->status == ENGINE_STEP_RUNNING) {
                 /* Every leaf not in flight stops now; the container ends once the ones in
                  * flight have ended (at their safe point). */

@@ -30,13 +30,16 @@ const char *engine_node_kind_name(enum engine_node_kind k)
         return "set";
     case ENGINE_NODE_FAIL:
         return "fail";
+    case ENGINE_NODE_IF:
+        return "if";
     }
     return "unknown";
 }
 
 bool engine_node_is_container(enum engine_node_kind k)
 {
-    return k == ENGINE_NODE_SEQUENCE || k == ENGINE_NODE_PARALLEL || k == ENGINE_NODE_FOR_EACH;
+    return k == ENGINE_NODE_SEQUENCE || k == ENGINE_NODE_PARALLEL || k == ENGINE_NODE_FOR_EACH ||
+           k == ENGINE_NODE_IF;
 }
 
 /* The node kind of a step kind; false for a kind the plan does not know. */
@@ -66,6 +69,9 @@ static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
         return true;
     case DEFN_STEP_FAIL:
         *out = ENGINE_NODE_FAIL;
+        return true;
+    case DEFN_STEP_IF:
+        *out = ENGINE_NODE_IF;
         return true;
     }
     return false;
@@ -109,8 +115,8 @@ static bool build_step(struct builder *b, struct engine_plan_node *n, const stru
     n->id = ds->id;
     n->step = ds;
     json_object_set_new(b->p->by_id, ds->id, json_integer((json_int_t)(n - b->p->nodes)));
-    if (n->kind == ENGINE_NODE_PARALLEL) {
-        if (ds->n_branches == 0)
+    if (n->kind == ENGINE_NODE_PARALLEL || n->kind == ENGINE_NODE_IF) {
+        if (ds->n_branches == 0 || (n->kind == ENGINE_NODE_IF && ds->n_branches > 2))
             return false;
         struct engine_plan_node *kids = reserve(b, ds->n_branches);
         n->children = kids;
@@ -239,6 +245,7 @@ static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_pla
         refs_of_template(&l, ds->items);
         refs_of_template(&l, ds->set);
         refs_of_template(&l, ds->fail);
+        refs_of_template(&l, ds->cond);
     }
     json_decref(l.seen);
     *input = l.input;
@@ -421,7 +428,7 @@ const struct engine_plan_node *engine_plan_resolve(const struct engine_plan *p, 
         const struct engine_plan_node *next = NULL;
         if (at->kind == ENGINE_NODE_SEQUENCE) {
             next = child_by_id(p, at, seg);
-        } else if (at->kind == ENGINE_NODE_PARALLEL) {
+        } else if (at->kind == ENGINE_NODE_PARALLEL || at->kind == ENGINE_NODE_IF) {
             for (size_t i = 0; i < at->n_children && !next; i++)
                 if (!strcmp(at->children[i].branch, seg))
                     next = &at->children[i];

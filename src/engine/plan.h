@@ -10,9 +10,10 @@
  * Shape: a root `sequence` whose children are the definition's steps. Leaves (activity, sleep,
  * sleep_until, wait) have no children. A `parallel` has one `sequence` child per branch (in the
  * definition's branch order, sorted by name), each holding that branch's steps; a `for_each`
- * has one `sequence` child, its body, entered once per item. The top-level steps also carry
- * their index in defn->steps (step_index), which is also the index of their instance in the
- * engine's state.
+ * has one `sequence` child, its body, entered once per item; an `if` has a `sequence` for its
+ * then (branch "then") and, when it has one, for its else (branch "else"), in that order. The
+ * top-level steps also carry their index in defn->steps (step_index), which is also the index of
+ * their instance in the engine's state.
  *
  * Containers. The interpreter drives every container through two operations, dispatched on
  * its kind (engine.c, "control flow"):
@@ -20,7 +21,8 @@
  *   enter_node(node)                        start a node: a leaf schedules its attempt, timer or
  *                                           wait; a sequence enters its first child; a parallel
  *                                           enters every branch; a for_each evaluates its items
- *                                           and enters up to `concurrency` iterations
+ *                                           and enters up to `concurrency` iterations; an if
+ *                                           evaluates its condition and enters one branch
  *   child_ended(container, child, outcome)  a child ended (completed, failed, or stopped by a
  *                                           cancel): the container starts more children or
  *                                           ends itself, handing its own outcome to its parent
@@ -29,7 +31,8 @@
  *
  * Instances. One plan node runs many times inside loops: an instance is a plan node plus the
  * item index of every loop around it, named by its path. Path segments: a step's id, a
- * branch's name, an iteration's item index ("notify/email/send", "charge-all/3/charge"). Step
+ * branch's name (an if's "then" or "else" too), an iteration's item index
+ * ("notify/email/send", "charge-all/3/charge", "big-order/then/review"). Step
  * ids are unique across a definition and the plan fixes which segment is which, so a path
  * names one instance. */
 #ifndef KEEL_ENGINE_PLAN_H
@@ -51,6 +54,8 @@ enum engine_node_kind {
     ENGINE_NODE_FOR_EACH,    /* container: one sequence (the body), once per item */
     ENGINE_NODE_SET,         /* leaf: evaluates a template, its output */
     ENGINE_NODE_FAIL,        /* leaf: fails there with an error of its own */
+    ENGINE_NODE_IF,          /* container: a sequence for then and one for else, of which its
+                                condition enters one (or none: false without an else) */
 };
 
 /* How a node ended, as its parent is told (child_ended). */
@@ -105,11 +110,10 @@ struct engine_plan {
 #define ENGINE_PLAN_DEFAULT_MAX_ITEMS 10000
 
 /* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each", "set",
- * "fail". Returns a
- * static string. */
+ * "fail", "if". Returns a static string. */
 const char *engine_node_kind_name(enum engine_node_kind k);
 
-/* True for the kinds that hold other nodes (sequence, parallel, for_each). */
+/* True for the kinds that hold other nodes (sequence, parallel, for_each, if). */
 bool engine_node_is_container(enum engine_node_kind k);
 
 /* Builds the plan of d, which it borrows (d must outlive it). Returns a new plan (caller frees

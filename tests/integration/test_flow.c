@@ -324,12 +324,87 @@ static void test_set_and_fail(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
+/* An if, registered over HTTP and run by a real keeld both ways: the branch taken runs (its
+ * webhook key follows the branch's path), the other leaves no row, no event and no delivery,
+ * and the if's output is its branch's last step output. The condition is a boolean field of
+ * the input: any expression evaluating to true or false works the same way. */
+static const char *const BRANCH =
+    "{\"name\": \"branch\", \"steps\": ["
+    " {\"id\": \"big\", \"if\": \"${input.big}\", \"then\": ["
+    "   {\"id\": \"review\", \"activity\": {\"url\": \"%R/ok\", \"input\": \"${input.total}\"}},"
+    "   {\"id\": \"reviewed\", \"set\": {\"by\": \"review\", \"total\": "
+    "\"${steps.review.output.echo}\"}}],"
+    "  \"else\": [{\"id\": \"auto\", \"set\": {\"by\": \"auto\"}}]},"
+    " {\"id\": \"ship\", \"activity\": {\"url\": \"%R/ok\", \"input\": \"${steps.big.output}\"}}],"
+    " \"output\": \"${steps.big.output}\"}";
+
+static void test_if_both_ways(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_flow_if");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, BRANCH, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows/branch/executions",
+                     "{\"id\": \"if-big\", \"input\": {\"big\": true, \"total\": 1200}}", 201,
+                     NULL);
+    http_post_expect(k.base_url, "/v1/workflows/branch/executions",
+                     "{\"id\": \"if-small\", \"input\": {\"big\": false}}", 201, NULL);
+    http_post_expect(k.base_url, "/v1/workflows/branch/executions",
+                     "{\"id\": \"if-bad\", \"input\": {\"big\": \"yes\"}}", 201, NULL);
+
+    json_t *done = wait_result(k.base_url, "if-big");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    char *out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(out, "{\"by\":\"review\",\"total\":1200}");
+    free(out);
+    json_decref(done);
+    assert_key_counts(&receiver, "if-big/big/then/review", 1, 1);
+    assert_key_counts(&receiver, "if-big/ship", 1, 1);
+    assert_sql(db,
+               "big:if:completed,big/then:branch:completed,big/then/review:activity:completed,"
+               "big/then/reviewed:set:completed,ship:activity:completed",
+               "SELECT string_agg(path || ':' || kind || ':' || status, ',' ORDER BY path) FROM "
+               "steps WHERE execution_id = 'if-big'");
+    assert_sql(db, "{\"kind\": \"if\", \"branch\": \"then\", \"condition\": true}",
+               "SELECT data::text FROM events WHERE execution_id = 'if-big' AND path = 'big' AND "
+               "type = 'step_scheduled'");
+
+    done = wait_result(k.base_url, "if-small");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(out, "{\"by\":\"auto\"}");
+    free(out);
+    json_decref(done);
+    json_t *stats = receiver_stats(&receiver, "?key=if-small/big/then/review");
+    assert_null(json_object_get(json_object_get(stats, "keys"), "if-small/big/then/review"));
+    json_decref(stats);
+    assert_sql(db, "big,big/else,big/else/auto,ship",
+               "SELECT string_agg(path, ',' ORDER BY path) FROM steps WHERE execution_id = "
+               "'if-small'");
+    assert_sql(db, "0",
+               "SELECT count(*) FROM events WHERE execution_id = 'if-small' AND path LIKE "
+               "'big/then%'");
+
+    done = wait_result(k.base_url, "if-bad");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_t *err = json_object_get(done, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "type")), "invalid_condition");
+    assert_string_equal(json_string_value(json_object_get(err, "message")),
+                        "the condition ${input.big} must be true or false, but evaluated to "
+                        "\"yes\"");
+    json_decref(done);
+    stack_stop(&db, &k, &receiver);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_during_for_each),
         cmocka_unit_test(test_kill9_during_parallel_compensation),
         cmocka_unit_test(test_set_and_fail),
+        cmocka_unit_test(test_if_both_ways),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

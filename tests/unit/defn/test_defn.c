@@ -403,6 +403,39 @@ static void test_set_and_fail_kinds(void **state)
     defn_free(d);
 }
 
+static void test_if_kind(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a', 'steps': ["
+        "  {'id': 'w', 'wait': {'signal': 'go'}},"
+        "  {'id': 'big', 'if': '${ steps.w.output.big }', 'then': ["
+        "    {'id': 'review', 'activity': {'url': 'http://h', 'input': '${steps.w.output}'}},"
+        "    {'id': 'note', 'set': '${steps.review.output}'}],"
+        "   'else': [{'id': 'auto', 'set': '${steps.w.output}'}]},"
+        "  {'id': 'small', 'if': '${steps.big.output}', 'then': [{'id': 'x', 'sleep': '1s'}]},"
+        "  {'id': 'after', 'set': ['${steps.note.output}', '${steps.auto.output}',"
+        "   '${steps.big.output}', '${steps.x.output}']}"
+        " ], 'output': '${steps.review.output}'}");
+    const struct defn_step *b = &d->steps[1];
+    assert_int_equal(b->kind, DEFN_STEP_IF);
+    assert_json(b->cond, "'${ steps.w.output.big }'");
+    assert_non_null(b->cond_expr);
+    assert_true(expr_template_is_value(b->cond_expr));
+    assert_int_equal(b->n_branches, 2);
+    assert_string_equal(b->branches[0].name, "then");
+    assert_int_equal(b->branches[0].n_steps, 2);
+    assert_string_equal(b->branches[0].steps[1].id, "note");
+    assert_string_equal(b->branches[1].name, "else");
+    assert_int_equal(b->branches[1].n_steps, 1);
+    const struct defn_step *s = &d->steps[2];
+    assert_int_equal(s->n_branches, 1);
+    assert_string_equal(s->branches[0].name, "then");
+    assert_ptr_equal(defn_find_step(d, "auto"), &b->branches[1].steps[0]);
+    assert_ptr_equal(defn_find_step(d, "x"), &s->branches[0].steps[0]);
+    defn_free(d);
+}
+
 /* Names, ids and signals at the edges of what is allowed. */
 static void test_valid_names(void **state)
 {
@@ -982,8 +1015,8 @@ static const struct {
       {"/steps/2/id", "duplicate step id \"s\" (also used by /steps/0)"}}},
     {DOC("{'id': 's'}"),
      {{"/steps/0",
-       "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, set or "
-       "fail"}}},
+       "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, set, "
+       "fail or if"}}},
     {DOC("{'id': 's', 'sleep': '1s', 'activity': {'url': 'http://h'}}"),
      {{"/steps/0", "a step has exactly one kind, but this one has both activity and sleep"}}},
     {DOC("{'id': 's', 'wait': {'signal': 'x'}, 'sleep_until': '2030-01-01T00:00:00Z',"
@@ -1494,6 +1527,53 @@ static const struct {
     {DOC("{'id': 't', 'set': 1, 'retry': {'max_attempts': 2}}"),
      {{"/steps/0/retry", "applies only to activity steps"}}},
 
+    /* if */
+    {DOC("{'id': 'b', 'if': '${input.big}'}"), {{"/steps/0", "missing required field \"then\""}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'else': [" SLEEP("") "]}"),
+     {{"/steps/0", "missing required field \"then\""}}},
+    {DOC("{'id': 'b', 'if': true, 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "must be a condition such as \"${input.total > 1000}\""}}},
+    {DOC("{'id': 'b', 'if': 'input.big', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "must be a condition"}}},
+    {DOC("{'id': 'b', 'if': 'big: ${input.big}', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "must be exactly one ${...} expression, with no text around it"}}},
+    {DOC("{'id': 'b', 'if': '${inptu.big}', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "${inptu.big}: unknown root \"inptu\""}}},
+    {DOC("{'id': 'b', 'if': '${input.big', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "missing \"}\""}}},
+    {DOC("{'id': 'b', 'if': '${steps.b.output}', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "a step cannot use its own result"}}},
+    {DOC("{'id': 'b', 'if': '${steps.in.output}', 'then': [{'id': 'in', 'sleep': '1s'}]}"),
+     {{"/steps/0/if", "step \"in\" is inside this step"}}},
+    {DOC("{'id': 'b', 'if': '${item}', 'then': [" SLEEP("") "]}"),
+     {{"/steps/0/if", "${item}: not inside a for_each"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': []}"),
+     {{"/steps/0/then", "must have at least one step"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': {}, 'else': 'x'}"),
+     {{"/steps/0/then", "must be an array of steps"},
+      {"/steps/0/else", "must be an array of steps"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': [{'id': 'x', 'sleep': 'soon'}],"
+         " 'else': [{'id': 'x', 'sleep': '1s'}]}"),
+     {{"/steps/0/then/0/sleep", "must start with a number"},
+      {"/steps/0/else/0/id", "duplicate step id \"x\" (also used by /steps/0/then/0)"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': [{'id': 't1', 'set': 1}],"
+         " 'else': [{'id': 'e1', 'set': '${steps.t1.output}'}]}"),
+     {{"/steps/0/else/0/set",
+       "${steps.t1.output}: step \"t1\" is in the then of if \"b\", and this step in its "
+       "else; only one of them runs"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': [{'id': 't1', 'set': '${steps.e1.output}'}],"
+         " 'else': [{'id': 'e1', 'set': 1}]}"),
+     {{"/steps/0/then/0/set", "step \"e1\" is in the else of if \"b\""}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': [" SLEEP("") "], 'retry': {},"
+                                                                 " 'on_timeout': 'fail'}"),
+     {{"/steps/0/retry", "applies only to activity steps"},
+      {"/steps/0/on_timeout", "applies only to wait steps"}}},
+    {DOC(SLEEP(", 'then': [], 'else': []")),
+     {{"/steps/0/then", "applies only to if steps"},
+      {"/steps/0/else", "applies only to if steps"}}},
+    {DOC("{'id': 'b', 'if': '${input.big}', 'then': [" SLEEP("") "], 'set': 1}"),
+     {{"/steps/0", "a step has exactly one kind, but this one has both set and if"}}},
+
     /* Every error at once, the one from the brief among them. */
     {"{'name': 'bad name', 'steps': [" SLEEP(
          "") ", {'id': 's', 'wait': {}}, "
@@ -1659,6 +1739,7 @@ int main(void)
         cmocka_unit_test(test_wait_and_sleep_kinds),
         cmocka_unit_test(test_set_and_fail_kinds),
         cmocka_unit_test(test_wait_for_any),
+        cmocka_unit_test(test_if_kind),
         cmocka_unit_test(test_valid_names),
         cmocka_unit_test(test_valid_urls),
         cmocka_unit_test(test_valid_references),

@@ -1325,6 +1325,86 @@ static void set_and_fail_from_stored_rows(void **state)
         "{\"xs\": [1, 2, 3]}", ops, ENGINE_EXEC_FAILED);
 }
 
+/* ---- if ------------------------------------------------------------------------------------- */
+
+/* Each iteration takes its own branch of an if, and a step after the loop reads a step of a
+ * branch (loaded from its row); an if at the top reads a step nested in the loop's if. A retry
+ * resumes the branch taken, read back from the stored rows; a cancel stops a waiting branch. */
+static const char *const IFS =
+    "{\"name\": \"ifs\", \"steps\": ["
+    " {\"id\": \"all\", \"for_each\": {\"items\": \"${input.xs}\", \"concurrency\": 2, "
+    "\"steps\": ["
+    "   {\"id\": \"pick\", \"if\": \"${item}\", \"then\": ["
+    "     {\"id\": \"get\", \"activity\": {\"url\": \"http://svc/get\", \"input\": "
+    "\"${index}\"}},"
+    "     {\"id\": \"pack\", \"set\": {\"got\": \"${steps.get.output}\"}}],"
+    "    \"else\": [{\"id\": \"skip\", \"set\": \"none\"}]}]}},"
+    " {\"id\": \"top\", \"if\": \"${steps.all.output}\", \"then\": [{\"id\": \"x\", \"set\": 1}]},"
+    " {\"id\": \"gate\", \"if\": \"${input.wait}\", \"then\": ["
+    "   {\"id\": \"pay\", \"activity\": {\"url\": \"http://svc/pay\"}, \"retry\": "
+    "{\"max_attempts\": 1}},"
+    "   {\"id\": \"hold\", \"wait\": {\"signal\": \"go\"}}],"
+    "  \"else\": [{\"id\": \"no\", \"set\": \"${steps.all.output}\"}]}],"
+    " \"output\": [\"${steps.all.output}\", \"${steps.gate.output}\"]}";
+
+static void if_from_stored_rows(void **state)
+{
+    (void)state;
+    /* top's condition is the loop's output, an array: no boolean, so the execution fails. */
+    static const struct op fails[] = {
+        {OP_START, NULL, 0, NULL, 0},
+        {OP_STARTED, "all/0/pick/then/get", 1, NULL, 0},
+        {OP_OK, "all/0/pick/then/get", 2, "\"A\"", 0},
+        {OP_STARTED, "all/2/pick/then/get", 3, NULL, 0},
+        {OP_OK, "all/2/pick/then/get", 4, "\"C\"", 0},
+    };
+    RUN(IFS, "{\"xs\": [true, false, true], \"wait\": true}", fails, ENGINE_EXEC_FAILED);
+
+    static const char *const ok =
+        "{\"name\": \"ifs\", \"steps\": ["
+        " {\"id\": \"all\", \"for_each\": {\"items\": \"${input.xs}\", \"concurrency\": 2, "
+        "\"steps\": ["
+        "   {\"id\": \"pick\", \"if\": \"${item}\", \"then\": ["
+        "     {\"id\": \"get\", \"activity\": {\"url\": \"http://svc/get\", \"input\": "
+        "\"${index}\"}}],"
+        "    \"else\": [{\"id\": \"skip\", \"set\": \"none\"}]}]}},"
+        " {\"id\": \"gate\", \"if\": \"${input.wait}\", \"then\": ["
+        "   {\"id\": \"pay\", \"activity\": {\"url\": \"http://svc/pay\", \"input\": "
+        "\"${steps.all.output}\"}, \"retry\": {\"max_attempts\": 1}},"
+        "   {\"id\": \"hold\", \"wait\": {\"signal\": \"go\"}}],"
+        "  \"else\": [{\"id\": \"no\", \"set\": \"${steps.all.output}\"}]},"
+        " {\"id\": \"after\", \"set\": \"${steps.gate.output}\"}],"
+        " \"output\": [\"${steps.all.output}\", \"${steps.after.output}\"]}";
+    static const struct op retried[] = {
+        {OP_START, NULL, 0, NULL, 0},
+        {OP_STARTED, "all/0/pick/then/get", 1, NULL, 0},
+        {OP_OK, "all/0/pick/then/get", 2, "\"A\"", 0},
+        {OP_STARTED, "gate/then/pay", 3, NULL, 0},
+        {OP_FAIL, "gate/then/pay", 4, "{\"type\": \"Boom\", \"message\": \"no\"}", 0},
+        {OP_RETRY, NULL, 5, NULL, 0},
+        {OP_STARTED, "gate/then/pay", 6, NULL, 0},
+        {OP_OK, "gate/then/pay", 7, "\"P\"", 0},
+        {OP_SIGNAL, "gate/then/hold", 8, "{\"by\": \"ann\"}", 0},
+    };
+    RUN(ok, "{\"xs\": [true, false], \"wait\": true}", retried, ENGINE_EXEC_COMPLETED);
+
+    static const struct op cancelled[] = {
+        {OP_START, NULL, 0, NULL, 0},
+        {OP_STARTED, "all/0/pick/then/get", 1, NULL, 0},
+        {OP_OK, "all/0/pick/then/get", 2, "\"A\"", 0},
+        {OP_STARTED, "gate/then/pay", 3, NULL, 0},
+        {OP_OK, "gate/then/pay", 4, "\"P\"", 0},
+        {OP_CANCEL, NULL, 5, NULL, 0},
+        {OP_SIGNAL, "gate/then/hold", 6, "1", 1},
+    };
+    RUN(ok, "{\"xs\": [true], \"wait\": true}", cancelled, ENGINE_EXEC_CANCELLED);
+
+    static const struct op other_way[] = {
+        {OP_START, NULL, 0, NULL, 0},
+    };
+    RUN(ok, "{\"xs\": [false, false, false], \"wait\": false}", other_way, ENGINE_EXEC_COMPLETED);
+}
+
 /* ---- stale inputs, 202s and timeouts -------------------------------------------------------- */
 
 static const char *const STALE =
@@ -1498,6 +1578,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parallel_and_later_references_into_it),
+        cmocka_unit_test(if_from_stored_rows),
         cmocka_unit_test(sleep_until_reads_a_nested_step),
         cmocka_unit_test(for_each_out_of_order_with_items_loaded_lazily),
         cmocka_unit_test(for_each_one_at_a_time),
