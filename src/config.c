@@ -76,6 +76,10 @@ static const struct option_def options[] = {
      OFF(for_each_max_items),
      "The most items a for_each step may iterate over; an items array longer than this fails "
      "the step (too_many_items)."},
+    {"max-child-depth", "KEEL_MAX_CHILD_DEPTH", OPT_LONG, "32", 1, 1000, OFF(max_child_depth),
+     "How deep child workflows may nest (a workflow step's child is one level below its "
+     "parent); a child that would be deeper is not started and fails its step "
+     "(child_depth_exceeded). Bounds recursion."},
     {"no-migrate", "KEEL_NO_MIGRATE", OPT_BOOL, "false", 0, 0, OFF(no_migrate),
      "Do not apply pending migrations at start (use 'keeld migrate')."},
     {"ui-dir", "KEEL_UI_DIR", OPT_STRING, NULL, 0, 0, OFF(ui_dir),

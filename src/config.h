@@ -35,6 +35,7 @@ struct config {
     long max_in_flight;               /* activity attempts on the wire at once */
     long max_in_flight_per_host;      /* the same to one scheme://host:port */
     long for_each_max_items;          /* the longest items array a for_each iterates over */
+    long max_child_depth;             /* how deep child workflows may nest */
     bool no_migrate;                  /* do not apply migrations at start */
     char *ui_dir;                /* serve the UI from this folder instead of the embedded copy */
     long db_lock_timeout_ms;     /* lock_timeout of every keeld session; 0 = none */

@@ -177,6 +177,7 @@ static int serve(const struct config *cfg)
         .max_in_flight = cfg->max_in_flight,
         .max_in_flight_per_host = cfg->max_in_flight_per_host,
         .for_each_max_items = cfg->for_each_max_items,
+        .max_child_depth = cfg->max_child_depth,
         .webhook_secret = cfg->webhook_secret,
         .on_execution_ended = on_execution_ended,
         .on_missed_notifications = on_missed_notifications,

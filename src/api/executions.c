@@ -241,8 +241,8 @@ static const char *const statuses[] = {"running", "completed", "failed", "cancel
 
 void api_executions_list(struct http_request *req)
 {
-    static const char *const allowed[] = {"workflow", "status", "since", "until",
-                                          "limit",    "cursor", NULL};
+    static const char *const allowed[] = {"workflow", "status", "since",  "until",
+                                          "limit",    "cursor", "parent", NULL};
     if (api_reject_unknown_query(req, allowed))
         return;
     int limit;
@@ -253,6 +253,13 @@ void api_executions_list(struct http_request *req)
     const char *since = http_query(req, "since");
     const char *until = http_query(req, "until");
     const char *cursor = http_query(req, "cursor");
+    const char *parent = http_query(req, "parent");
+    if (parent && !valid_execution_id(parent)) {
+        api_bad_parameter(req, "parent",
+                          "must be an execution id: 1-128 characters of A-Z a-z "
+                          "0-9 _ - : @");
+        return;
+    }
     /* ?status=running,failed: any of them; each one must be a status. */
     char *status = NULL;
     if (status_param) {
@@ -319,8 +326,8 @@ void api_executions_list(struct http_request *req)
     }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim};
-    PGresult *r = store_run(conn, STMT_EXEC_LIST, 7, params);
+    const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim, parent};
+    PGresult *r = store_run(conn, STMT_EXEC_LIST, 8, params);
     static const int cursor_cols[] = {1, 2}; /* created_at, id */
     if (!store_ok(r))
         api_db_fail(req, conn, r);

@@ -7,10 +7,76 @@
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/b64.h"
+#include "util/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct child_refs {
+    json_t *pointers; /* name -> [pointer, ...] of the workflow steps naming it */
+    const char *self; /* the definition's own name: it may start itself (recursion) */
+};
+
+static void collect_child(void *arg, const char *pointer, const char *name)
+{
+    struct child_refs *c = arg;
+    if (!strcmp(name, c->self))
+        return;
+    json_t *list = json_object_get(c->pointers, name);
+    if (!list) {
+        list = json_array();
+        json_object_set_new(c->pointers, name, list);
+    }
+    json_array_append_new(list, json_string(pointer));
+}
+
+/* The workflow steps of d that name a workflow that is not registered at all (a version that
+ * does not exist is found when the child starts: child_not_found), as the errors of a 422
+ * (a new array, empty when there are none); NULL when the database failed (*r set). */
+static json_t *unknown_children(PGconn *conn, const struct defn *d, PGresult **r)
+{
+    struct child_refs c = {json_object(), d->name};
+    defn_each_child_workflow(d, collect_child, &c);
+    json_t *errors = json_array();
+    if (json_object_size(c.pointers) == 0) {
+        json_decref(c.pointers);
+        return errors;
+    }
+    struct buf names = BUF_INIT;
+    const char **items = xcalloc(json_object_size(c.pointers), sizeof *items);
+    size_t n = 0;
+    const char *name;
+    json_t *list;
+    json_object_foreach(c.pointers, name, list) items[n++] = name;
+    store_text_array(&names, items, n);
+    free(items);
+    const char *params[] = {names.data};
+    *r = store_run(conn, STMT_WORKFLOWS_REGISTERED, 1, params);
+    buf_free(&names);
+    if (!store_ok(*r)) {
+        json_decref(errors);
+        json_decref(c.pointers);
+        return NULL;
+    }
+    for (int k = 0; k < PQntuples(*r); k++)
+        json_object_del(c.pointers, PQgetvalue(*r, k, 0));
+    PQclear(*r);
+    *r = NULL;
+    json_object_foreach(c.pointers, name, list)
+    {
+        size_t i;
+        json_t *ptr;
+        json_array_foreach(list, i, ptr)
+        {
+            char *msg = xasprintf("no workflow \"%s\" is registered (register it first)", name);
+            api_add_field_error(errors, json_string_value(ptr), msg);
+            free(msg);
+        }
+    }
+    json_decref(c.pointers);
+    return errors;
+}
 
 static void reply_row(struct http_request *req, int status, const char *json_text)
 {
@@ -40,12 +106,26 @@ void api_workflows_create(struct http_request *req)
     char digest[65];
     defn_digest_hex(canonical, digest);
     char *name = xstrdup(d->name);
-    defn_free(d);
 
     PGconn *conn = api_db_acquire(req);
     PGresult *r = NULL;
-    if (!conn)
+    if (!conn) {
+        defn_free(d);
         goto out;
+    }
+    json_t *unknown = unknown_children(conn, d, &r);
+    defn_free(d);
+    if (!unknown)
+        goto db_fail;
+    if (json_array_size(unknown) > 0) {
+        size_t n = json_array_size(unknown);
+        char *detail = xasprintf("the definition has %zu error%s", n, n == 1 ? "" : "s");
+        http_reply_problem_ext(req, 422, "invalid-definition", "Invalid workflow definition",
+                               detail, unknown, NULL);
+        free(detail);
+        goto out;
+    }
+    json_decref(unknown);
     const char *p1[] = {name};
     if (store_command(conn, "BEGIN") < 0)
         goto db_fail;

@@ -745,7 +745,7 @@ static void parse_defaults(struct parser *p, const json_t *v, struct defaults *d
 
 /* Indexed by enum defn_step_kind. */
 static const char *const KIND_NAMES[] = {"activity", "sleep", "sleep_until", "wait", "parallel",
-                                         "for_each", "set",   "fail",        "if"};
+                                         "for_each", "set",   "fail",        "if",   "workflow"};
 #define N_KINDS (sizeof KIND_NAMES / sizeof KIND_NAMES[0])
 
 static void activity_free(struct defn_activity *a)
@@ -787,6 +787,9 @@ static void step_free(struct defn_step *st)
     expr_template_free(st->items_expr);
     json_decref(st->cond);
     expr_template_free(st->cond_expr);
+    free(st->child_workflow);
+    json_decref(st->child_input);
+    expr_template_free(st->child_input_expr);
     for (size_t i = 0; i < st->n_children; i++)
         step_free(&st->children[i]);
     free(st->children);
@@ -913,6 +916,42 @@ static void parse_wait(struct parser *p, const json_t *v, const char *ptr, struc
         free(at);
     }
     (void)get_duration(p, v, "timeout", ptr, true, &st->wait_timeout_ms);
+}
+
+static void each_child_in(const struct defn_step *steps, size_t n, const char *ptr,
+                          void (*fn)(void *, const char *, const char *), void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct defn_step *st = &steps[i];
+        char *at = ptr_index(ptr, i);
+        if (st->kind == DEFN_STEP_WORKFLOW && st->child_workflow) {
+            char *name_at = xasprintf("%s/workflow/name", at);
+            fn(arg, name_at, st->child_workflow);
+            free(name_at);
+        }
+        for (size_t b = 0; b < st->n_branches; b++) {
+            char *list =
+                st->kind == DEFN_STEP_IF ? xstrdup(at) : xasprintf("%s/parallel/branches", at);
+            char *bat = ptr_key(list, st->branches[b].name);
+            each_child_in(st->branches[b].steps, st->branches[b].n_steps, bat, fn, arg);
+            free(bat);
+            free(list);
+        }
+        if (st->n_children) {
+            char *body = xasprintf("%s/for_each/steps", at);
+            each_child_in(st->children, st->n_children, body, fn, arg);
+            free(body);
+        }
+        free(at);
+    }
+}
+
+void defn_each_child_workflow(const struct defn *d,
+                              void (*fn)(void *arg, const char *pointer, const char *name),
+                              void *arg)
+{
+    if (d && fn)
+        each_child_in(d->steps, d->n_steps, "/steps", fn, arg);
 }
 
 bool defn_wait_accepts(const struct defn_step *st, const char *name)
@@ -1081,6 +1120,47 @@ static void parse_fail(struct parser *p, const json_t *v, const char *ptr,
     st->fail_expr = compile_template(p, st->fail, ptr, step, REF_BEFORE);
 }
 
+/* {"name": workflow, "version"?: n, "input"?: template}: the child execution a workflow step
+ * starts. */
+static void parse_child(struct parser *p, const struct step_rec *rec, const json_t *v,
+                        const char *ptr, struct defn_step *st)
+{
+    static const char *const fields[] = {"name", "version", "input", NULL};
+    if (!json_is_object(v)) {
+        add_error(p, ptr, "must be an object such as {\"name\": \"shipping\", \"input\": {...}}");
+        return;
+    }
+    check_fields(p, v, ptr, fields);
+    const json_t *name = json_object_get(v, "name");
+    char *at = ptr_key(ptr, "name");
+    if (!name)
+        add_error(p, ptr, "missing required field \"name\" (the workflow to start)");
+    else if (!json_is_string(name) || !valid_token(name, 128, "_.-") ||
+             !strcmp(json_string_value(name), ".") || !strcmp(json_string_value(name), ".."))
+        add_error(p, at,
+                  "must be a workflow name: 1 to 128 characters of A-Z, a-z, 0-9, _, . and - "
+                  "(written as is, no expressions)");
+    else
+        st->child_workflow = xstrdup(json_string_value(name));
+    free(at);
+    const json_t *version = json_object_get(v, "version");
+    if (version) {
+        json_int_t n = json_is_integer(version) ? json_integer_value(version) : 0;
+        if (n < 1 || n > INT_MAX) {
+            at = ptr_key(ptr, "version");
+            add_error(p, at, "must be a positive integer (leave it out for the latest version)");
+            free(at);
+        } else {
+            st->child_version = (int)n;
+        }
+    }
+    const json_t *input = json_object_get(v, "input");
+    st->child_input = input ? json_deep_copy(input) : json_null();
+    at = ptr_key(ptr, "input");
+    st->child_input_expr = compile_template(p, st->child_input, at, rec, REF_BEFORE);
+    free(at);
+}
+
 /* An if: the condition (the step's "if"), "then" and the optional "else", both step lists of
  * the step itself. */
 static void parse_if(struct parser *p, const struct step_rec *rec, const json_t *cond,
@@ -1134,6 +1214,7 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
                                          "if",
                                          "then",
                                          "else",
+                                         "workflow",
                                          "on_timeout",
                                          "timeout",
                                          "schedule_to_close",
@@ -1187,7 +1268,7 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
     if (n_kinds == 0)
         add_error(p, ptr,
                   "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, "
-                  "set, fail or if");
+                  "set, fail, if or workflow");
     bool known = n_kinds == 1;
     st->kind = (enum defn_step_kind)kind;
 
@@ -1231,6 +1312,9 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
             break;
         case DEFN_STEP_IF:
             parse_if(p, rec, body, ptr, dflt, st);
+            break;
+        case DEFN_STEP_WORKFLOW:
+            parse_child(p, rec, body, at, st);
             break;
         }
         free(at);

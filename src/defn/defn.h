@@ -6,8 +6,11 @@
  *
  *   - Unknown fields anywhere are errors.
  *   - A step has exactly one kind: activity, sleep, sleep_until, wait, parallel, for_each, set,
- *     fail or if. A fail's type is a literal string (error types are matched as written); its
- *     message, and a set's whole value, are templates.
+ *     fail, if or workflow. A fail's type is a literal string (error types are matched as
+ *     written); its message, and a set's whole value, are templates.
+ *   - A workflow step's name is a literal workflow name (which workflows exist is the
+ *     registering API's business: the parser knows no database) and its version, when given, a
+ *     positive integer; its input is a template (null when absent).
  *   - An if's condition is a string that is exactly one expression ("${input.total > 1000}"):
  *     text around it would make the value a string, never true or false. Its "then" (required)
  *     and "else" (optional) are step lists, fields of the step itself, and apply only to if
@@ -77,6 +80,7 @@ enum defn_step_kind {
     DEFN_STEP_SET,         /* evaluates a template: that is its output */
     DEFN_STEP_FAIL,        /* fails the execution there with {type, message} */
     DEFN_STEP_IF,          /* a condition and one or two step lists (then, else) */
+    DEFN_STEP_WORKFLOW,    /* a child execution of another workflow, waited for */
 };
 
 /* Defaults and bounds of for_each (contract, "Flow steps"). The item cap is a server setting
@@ -169,6 +173,13 @@ struct defn_step {
     struct expr_template *items_expr; /* owned; items compiled */
     int concurrency;                  /* 1 .. DEFN_FOR_EACH_MAX_CONCURRENCY */
 
+    /* DEFN_STEP_WORKFLOW: the child's workflow name, its version (0: the latest when the
+     * child starts) and its input template (JSON null when the definition gives none). */
+    char *child_workflow; /* owned */
+    int child_version;
+    json_t *child_input;                    /* owned */
+    struct expr_template *child_input_expr; /* owned; child_input compiled */
+
     /* DEFN_STEP_IF: a string that is exactly one expression; it must evaluate to true or
      * false when the step is entered. */
     json_t *cond;                    /* owned */
@@ -222,6 +233,13 @@ const struct defn_step *defn_find_step(const struct defn *d, const char *id);
  * milliseconds (rounded down), computed in doubles so huge exponents saturate at max_interval
  * rather than overflow. An attempt below 1 is taken as 1. */
 int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt);
+
+/* Calls fn(arg, pointer, name) for every workflow step of d, at any depth, in definition order:
+ * pointer is the JSON Pointer of the step's workflow.name ("/steps/2/workflow/name"), name the
+ * workflow it starts. Both borrowed for the call. */
+void defn_each_child_workflow(const struct defn *d,
+                              void (*fn)(void *arg, const char *pointer, const char *name),
+                              void *arg);
 
 /* True when wait step st ends on a signal of this name (its signal, or one of its any). */
 bool defn_wait_accepts(const struct defn_step *st, const char *name);

@@ -231,6 +231,28 @@ int engine_input_for_task(enum engine_task_kind k, struct engine_input *in)
     return 0;
 }
 
+char *engine_child_id(const char *execution_id, const char *path)
+{
+    const char *e = execution_id ? execution_id : "";
+    char *id = xasprintf("%s:%s", e, path ? path : "");
+    for (char *c = id + strlen(e) + 1; *c; c++)
+        if (*c == '/')
+            *c = ':';
+    size_t len = strlen(id);
+    if (len <= ENGINE_CHILD_ID_MAX)
+        return id;
+    /* FNV-1a: ids need to be distinct, not secret (the runner refuses to adopt an execution
+     * that is not this step's child). */
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (size_t k = 0; k < len; k++) {
+        h ^= (unsigned char)id[k];
+        h *= UINT64_C(1099511628211);
+    }
+    char *shortened = xasprintf("%.111s:%016llx", id, (unsigned long long)h);
+    free(id);
+    return shortened;
+}
+
 void engine_effects_free(struct engine_effects *fx)
 {
     if (!fx)
@@ -243,6 +265,15 @@ void engine_effects_free(struct engine_effects *fx)
     free(fx->tasks);
     free(fx->changed_steps);
     free(fx->cancels);
+    for (size_t i = 0; i < fx->n_children; i++) {
+        free(fx->children[i].id);
+        free(fx->children[i].path);
+        json_decref(fx->children[i].input);
+    }
+    free(fx->children);
+    for (size_t i = 0; i < fx->n_child_stops; i++)
+        free(fx->child_stops[i].id);
+    free(fx->child_stops);
     json_decref(fx->output);
     json_decref(fx->error);
     memset(fx, 0, sizeof *fx);
@@ -768,11 +799,28 @@ static void complete_node(struct run *r, size_t i, json_t *output)
     node_ended(r, i, ENGINE_OUTCOME_COMPLETED);
 }
 
+/* The execution's id, from the expression context. */
+static const char *execution_id_of(const struct run *r)
+{
+    const char *id = json_string_value(json_object_get(json_object_get(r->ctx, "execution"), "id"));
+    return id ? id : "";
+}
+
 /* Instance i stopped without ending (a cancel, or a failure elsewhere in its container):
  * "skipped", keeping its attempts and times. */
 static void skip_node(struct run *r, size_t i)
 {
     struct engine_step *s = S(r, i);
+    if (N(r, i)->kind == ENGINE_NODE_WORKFLOW && s->status == ENGINE_STEP_WAITING) {
+        /* Its child stops too: cancelled (it runs its own saga), or terminated with the
+         * parent. */
+        struct engine_effects *fx = r->fx;
+        fx->child_stops =
+            xrealloc(fx->child_stops, (fx->n_child_stops + 1) * sizeof *fx->child_stops);
+        fx->child_stops[fx->n_child_stops++] = (struct engine_child_stop){
+            engine_child_id(execution_id_of(r), s->path), r->in->kind == ENGINE_IN_TERMINATE};
+        s = S(r, i);
+    }
     s->status = ENGINE_STEP_SKIPPED;
     s->accepted = false;
     s->attempt_started_at_ms = 0;
@@ -1000,6 +1048,7 @@ static void enter_node(struct run *r, size_t i)
     case ENGINE_NODE_WAIT:
     case ENGINE_NODE_SET:
     case ENGINE_NODE_FAIL:
+    case ENGINE_NODE_WORKFLOW:
         enter_step(r, i);
         return;
     }
@@ -1284,6 +1333,7 @@ static void node_ended(struct run *r, size_t i, enum engine_outcome outcome)
     case ENGINE_NODE_WAIT:
     case ENGINE_NODE_SET:
     case ENGINE_NODE_FAIL:
+    case ENGINE_NODE_WORKFLOW:
         break; /* leaves have no children */
     }
 }
@@ -1399,6 +1449,7 @@ static void resume_node(struct run *r, size_t i)
     case ENGINE_NODE_WAIT:
     case ENGINE_NODE_SET:
     case ENGINE_NODE_FAIL:
+    case ENGINE_NODE_WORKFLOW:
         enter_node(r, i);
         return;
     }
@@ -1466,7 +1517,7 @@ static json_t *wait_names(const struct defn_step *ds)
 static void enter_step(struct run *r, size_t i)
 {
     static const char *const kinds[] = {"activity", "sleep", "sleep_until", "wait", "parallel",
-                                        "for_each", "set",   "fail",        "if"};
+                                        "for_each", "set",   "fail",        "if",   "workflow"};
     const struct defn_step *ds = N(r, i)->step;
     struct engine_step *s = S(r, i);
     json_t *error = NULL;
@@ -1482,7 +1533,17 @@ static void enter_step(struct run *r, size_t i)
     json_object_del(entry, "output");
     json_object_del(entry, "error");
     mark_changed(r, i);
-    emit(r, "step_scheduled", (long)i, 0, json_pack("{s:s}", "kind", kinds[ds->kind]));
+    json_t *scheduled = json_pack("{s:s}", "kind", kinds[ds->kind]);
+    char *child_id = NULL;
+    if (ds->kind == DEFN_STEP_WORKFLOW) {
+        /* Which execution it starts, for a reader of the history (and the UI's link). */
+        child_id = engine_child_id(execution_id_of(r), s->path);
+        json_object_set_new(scheduled, "child", json_string(child_id));
+        json_object_set_new(scheduled, "workflow", json_string(ds->child_workflow));
+        json_object_set_new(scheduled, "version",
+                            ds->child_version ? json_integer(ds->child_version) : json_null());
+    }
+    emit(r, "step_scheduled", (long)i, 0, scheduled);
 
     switch (ds->kind) {
     case DEFN_STEP_ACTIVITY: {
@@ -1547,11 +1608,27 @@ static void enter_step(struct run *r, size_t i)
         json_decref(v);
         goto Fail;
     }
+    case DEFN_STEP_WORKFLOW: {
+        json_t *input = step_template(r, i, ds->child_input_expr, "/workflow/input", &error);
+        if (!input) {
+            free(child_id);
+            goto Fail;
+        }
+        s = S(r, i);
+        s->status = ENGINE_STEP_WAITING;
+        s->started_at_ms = r->now;
+        struct engine_effects *fx = r->fx;
+        fx->children = xrealloc(fx->children, (fx->n_children + 1) * sizeof *fx->children);
+        fx->children[fx->n_children++] = (struct engine_child){
+            i, xstrdup(s->path), child_id, ds->child_workflow, ds->child_version, input};
+        return;
+    }
     case DEFN_STEP_PARALLEL:
     case DEFN_STEP_FOR_EACH:
     case DEFN_STEP_IF:
         break; /* containers are entered by enter_node, never here */
     }
+    free(child_id);
     return;
 
 Fail:
@@ -1915,6 +1992,43 @@ static bool on_signal(struct run *r)
     return true;
 }
 
+/* The child of the waiting workflow step ended: the step completes with its output, or fails
+ * with child_failed (the child's error inside), or with the reason the child never ran. */
+static bool on_child_ended(struct run *r)
+{
+    struct engine_step *s = current_step(r, DEFN_STEP_WORKFLOW);
+    const char *status = r->in->child_status;
+    if (!s || s->status != ENGINE_STEP_WAITING || !status)
+        return false;
+    size_t i = r->in->step;
+    if (!strcmp(status, "completed")) {
+        complete_node(r, i, json_deep_copy(r->in->output ? r->in->output : json_null()));
+        return true;
+    }
+    const json_t *cerr = r->in->error;
+    const char *ctype = json_string_value(json_object_get(cerr, "type"));
+    const char *cmsg = json_string_value(json_object_get(cerr, "message"));
+    json_t *err;
+    if (!strcmp(status, "not_started")) {
+        err = step_error(r, i, ctype ? ctype : "child_not_started",
+                         cmsg ? cmsg : "the child execution could not start");
+    } else {
+        char *child = engine_child_id(execution_id_of(r), s->path);
+        char *msg = cmsg ? xasprintf("child execution %s (workflow %s) ended %s: %s", child,
+                                     N(r, i)->step->child_workflow, status, cmsg)
+                         : xasprintf("child execution %s (workflow %s) ended %s", child,
+                                     N(r, i)->step->child_workflow, status);
+        err = step_error(r, i, "child_failed", msg);
+        json_object_set_new(err, "child",
+                            json_pack("{s:s, s:s, s:O}", "id", child, "status", status, "error",
+                                      cerr ? cerr : json_null()));
+        free(msg);
+        free(child);
+    }
+    fail_node(r, i, err);
+    return true;
+}
+
 static bool on_wait_timed_out(struct run *r)
 {
     struct engine_step *s = current_step(r, DEFN_STEP_WAIT);
@@ -2187,7 +2301,7 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
     if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_top != p->d->n_steps ||
         st->n_steps < st->n_top)
         return -1;
-    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_RESEND)
+    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_CHILD_ENDED)
         return -1;
     if (!bind(p, st))
         return -1;
@@ -2226,6 +2340,9 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
             break;
         case ENGINE_IN_TERMINATE:
             applied = on_terminate(&r);
+            break;
+        case ENGINE_IN_CHILD_ENDED:
+            applied = on_child_ended(&r);
             break;
         case ENGINE_IN_RETRY:
             applied = on_retry(&r);

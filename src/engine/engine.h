@@ -296,6 +296,10 @@ enum engine_input_kind {
                          (COMPENSATION, with .compensation) task again, due now, with the same
                          url and input; the runner then feeds ATTEMPT_STARTED as a redelivery.
                          Stale for an accepted attempt (the receiver has it) */
+    /* Added for child workflows. */
+    ENGINE_IN_CHILD_ENDED, /* the child of workflow step `step` ended (child_status, output or
+                              error), or could not start (child_status "not_started", error the
+                              reason: child_not_found, child_depth_exceeded, child_id_taken) */
 };
 
 struct engine_input {
@@ -319,12 +323,44 @@ struct engine_input {
      * webhook it comes from was a COMPENSATION or COMPENSATION_* task). Attempt numbers of the
      * two are separate. engine_input_for_task sets it from a task kind. */
     bool compensation;
-    const char *reason;    /* CANCEL, TERMINATE: free text from the caller (borrowed) or NULL;
-                              journaled as data.reason of cancel_requested / execution_terminated */
-    const json_t *details; /* HEARTBEAT: the receiver's progress details (borrowed) or NULL. The
-                              interpreter does not journal heartbeats (they would flood the
-                              history) and does not keep the details; the API may. */
+    const char *reason;       /* CANCEL, TERMINATE: free text from the caller (borrowed) or NULL;
+                                 journaled as data.reason of cancel_requested / execution_terminated */
+    const json_t *details;    /* HEARTBEAT: the receiver's progress details (borrowed) or NULL. The
+                                 interpreter does not journal heartbeats (they would flood the
+                                 history) and does not keep the details; the API may. */
+    const char *child_status; /* CHILD_ENDED: "completed", "failed", "cancelled", "terminated"
+                                 or "not_started" (borrowed); .output is the child's output
+                                 (completed), .error its error or the reason it never ran */
 };
+
+/* A child execution a workflow step starts: created (unless it exists already, as after a
+ * retry of the parent: then it is run again if it failed, or its end reported again), in the
+ * transaction that journals the step's start. */
+struct engine_child {
+    size_t step;          /* the workflow step instance */
+    char *path;           /* owned; its path (the child's parent_path) */
+    char *id;             /* owned; engine_child_id of the execution and the step's path */
+    const char *workflow; /* borrowed from the definition */
+    int version;          /* 0: the latest when it starts */
+    json_t *input;        /* owned; the evaluated input */
+};
+
+/* A child execution to stop, because its workflow step stopped waiting for it (the parent was
+ * cancelled or terminated, or a failure elsewhere stopped the step's branch). */
+struct engine_child_stop {
+    char *id;       /* owned */
+    bool terminate; /* terminate (the parent was terminated); else cancel */
+};
+
+#define ENGINE_CHILD_ID_MAX 128
+
+/* The stable id of the child execution that the workflow step at path of execution
+ * execution_id starts: "<execution_id>:<path with '/' written ':'>" when that is at most
+ * ENGINE_CHILD_ID_MAX characters, else its first 111 characters, ':' and 16 hex digits of a
+ * hash of the whole (ids stay distinct and within the API's limit). New string (caller
+ * frees). */
+char *engine_child_id(const char *execution_id, const char *path)
+    __attribute__((warn_unused_result));
 
 enum engine_task_kind {
     ENGINE_TASK_ACTIVITY,     /* send an attempt; payload {"url", "input", "timeout_ms"} */
@@ -415,6 +451,11 @@ struct engine_effects {
     bool stale_ended; /* with stale: the execution had already ended (completed, failed,
                          cancelled, terminated); a late attempt result is then journaled by the
                          runner as result_ignored */
+    /* Added for child workflows. */
+    struct engine_child *children; /* owned; child executions to start */
+    size_t n_children;
+    struct engine_child_stop *child_stops; /* owned; child executions to cancel or terminate */
+    size_t n_child_stops;
 };
 
 void engine_effects_free(struct engine_effects *fx);

@@ -32,6 +32,8 @@ const char *engine_node_kind_name(enum engine_node_kind k)
         return "fail";
     case ENGINE_NODE_IF:
         return "if";
+    case ENGINE_NODE_WORKFLOW:
+        return "workflow";
     }
     return "unknown";
 }
@@ -72,6 +74,9 @@ static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
         return true;
     case DEFN_STEP_IF:
         *out = ENGINE_NODE_IF;
+        return true;
+    case DEFN_STEP_WORKFLOW:
+        *out = ENGINE_NODE_WORKFLOW;
         return true;
     }
     return false;
@@ -246,6 +251,7 @@ static json_t *node_ref_ids(const struct engine_plan *p, const struct engine_pla
         refs_of_template(&l, ds->set);
         refs_of_template(&l, ds->fail);
         refs_of_template(&l, ds->cond);
+        refs_of_template(&l, ds->child_input);
     }
     json_decref(l.seen);
     *input = l.input;

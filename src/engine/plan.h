@@ -56,6 +56,7 @@ enum engine_node_kind {
     ENGINE_NODE_FAIL,        /* leaf: fails there with an error of its own */
     ENGINE_NODE_IF,          /* container: a sequence for then and one for else, of which its
                                 condition enters one (or none: false without an else) */
+    ENGINE_NODE_WORKFLOW,    /* leaf: starts a child execution and waits for it to end */
 };
 
 /* How a node ended, as its parent is told (child_ended). */
@@ -110,7 +111,7 @@ struct engine_plan {
 #define ENGINE_PLAN_DEFAULT_MAX_ITEMS 10000
 
 /* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each", "set",
- * "fail", "if". Returns a static string. */
+ * "fail", "if", "workflow". Returns a static string. */
 const char *engine_node_kind_name(enum engine_node_kind k);
 
 /* True for the kinds that hold other nodes (sequence, parallel, for_each, if). */

@@ -421,7 +421,8 @@ static bool step_consistent(const struct engine_step *s, const struct defn_step 
     case ENGINE_STEP_RUNNING:
         return activity && s->attempt >= 1 && s->completed_at_ms == 0 && s->completion_order == 0;
     case ENGINE_STEP_WAITING:
-        return ds->kind == DEFN_STEP_WAIT && s->completed_at_ms == 0 && s->completion_order == 0;
+        return (ds->kind == DEFN_STEP_WAIT || ds->kind == DEFN_STEP_WORKFLOW) &&
+               s->completed_at_ms == 0 && s->completion_order == 0;
     case ENGINE_STEP_COMPLETED:
     case ENGINE_STEP_COMPENSATED:
         return s->completion_order >= 1;

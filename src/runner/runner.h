@@ -16,6 +16,7 @@ struct runner_config {
     long max_in_flight;          /* activity attempts on the wire at once */
     long max_in_flight_per_host; /* the same to one scheme://host:port */
     long for_each_max_items;     /* the longest items array a for_each iterates over */
+    long max_child_depth;        /* how deep child workflows may nest (0: 32) */
     const char *webhook_secret;  /* whsec_... list, or NULL for unsigned webhooks */
     /* Called (on a runner thread) when an execution ends, here or on another keeld. */
     void (*on_execution_ended)(void *arg, const char *execution_id);

@@ -9,6 +9,7 @@
 #include "util/buf.h"
 #include "util/ids.h"
 #include "util/jsonlimits.h"
+#include "util/jsontext.h"
 #include "util/timeutil.h"
 #include "webhook/sign.h"
 
@@ -445,6 +446,85 @@ static void add_records(json_t *table, json_t *records, json_t *exec_id)
     json_array_extend(table, records);
 }
 
+/* Runs one statement of a transition's child workflow writes; false with *why set when it
+ * failed. */
+static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params,
+                           char **why)
+{
+    PGresult *res = store_run(conn, id, n, params);
+    bool ok = store_ok(res);
+    if (!ok)
+        *why = store_error(res, conn);
+    PQclear(res);
+    return ok;
+}
+
+/* The child workflow writes of one transition of exec_id, inside its transaction (rare enough
+ * to cost their own statements rather than a place in the batch's): the children its workflow
+ * steps start are created (or found) and their starts queued; the children of steps that
+ * stopped are cancelled or terminated; and report (when not NULL: {"child", "status",
+ * "output", "error"}, or JSON null to build it from the execution's row) tells its parent that
+ * it ended. A child started and stopped by the same input is neither. Returns true with
+ * *queued set when a task was inserted (its owner's claimer must hear of it), false with *why
+ * set when a statement failed. */
+static bool child_writes(const struct transition_env *env, PGconn *conn, const char *exec_id,
+                         const struct engine_effects *fx, const char *parent_id,
+                         const char *parent_path, const json_t *report, const char *now,
+                         bool *queued, char **why)
+{
+    char depth[24];
+    snprintf(depth, sizeof depth, "%ld", env->max_child_depth);
+    for (size_t k = 0; k < fx->n_children; k++) {
+        const struct engine_child *c = &fx->children[k];
+        bool stopped = false;
+        for (size_t s = 0; s < fx->n_child_stops && !stopped; s++)
+            stopped = !strcmp(fx->child_stops[s].id, c->id);
+        if (stopped)
+            continue;
+        char version[16];
+        snprintf(version, sizeof version, "%d", c->version);
+        char *input = json_text(c->input);
+        const char *params[] = {c->id, c->workflow, c->version ? version : NULL,
+                                input, exec_id,     c->path,
+                                depth, env->owner,  now};
+        bool ok = input && run_child_stmt(conn, STMT_CHILD_START, 9, params, why);
+        if (!input)
+            *why =
+                xasprintf("execution %s: the input of child %s cannot be encoded", exec_id, c->id);
+        free(input);
+        if (!ok)
+            return false;
+        *queued = true;
+    }
+    for (size_t s = 0; s < fx->n_child_stops; s++) {
+        const struct engine_child_stop *c = &fx->child_stops[s];
+        bool started_now = false;
+        for (size_t k = 0; k < fx->n_children && !started_now; k++)
+            started_now = !strcmp(fx->children[k].id, c->id);
+        if (started_now)
+            continue;
+        char *payload = xasprintf("{\"reason\": \"its parent execution %s was %s\"}", exec_id,
+                                  c->terminate ? "terminated" : "cancelled");
+        const char *params[] = {c->id, c->terminate ? TASK_PARENT_TERMINATE : TASK_PARENT_CANCEL,
+                                payload, now, env->owner};
+        bool ok = run_child_stmt(conn, STMT_CHILD_STOP, 5, params, why);
+        free(payload);
+        if (!ok)
+            return false;
+        *queued = true;
+    }
+    if (report && parent_id) {
+        char *payload = json_is_null(report) ? NULL : json_text(report);
+        const char *params[] = {exec_id, parent_id, parent_path, payload, now, env->owner};
+        bool ok = run_child_stmt(conn, STMT_CHILD_REPORT, 6, params, why);
+        free(payload);
+        if (!ok)
+            return false;
+        *queued = true;
+    }
+    return true;
+}
+
 static bool is_result(enum engine_input_kind k)
 {
     return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
@@ -511,7 +591,9 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     struct apply a = {0};
     struct row_loader rl = {conn, req->execution_id, NULL, json_object()};
     struct engine_loader loader = row_loader_engine(&rl);
-    char *wf = NULL, *task_owner = NULL;
+    char *wf = NULL, *task_owner = NULL, *parent_id = NULL, *parent_path = NULL;
+    json_t *report = NULL;
+    bool was_running = false;
     struct engine_input *in = &req->in;
     const char *exec_id = req->execution_id;
     int64_t consume_task_id = req->consume_task_id;
@@ -553,6 +635,11 @@ static enum transition_outcome apply_transition(const struct transition_env *env
      * (not even a result_ignored) over the new owner's journal. An execution that was not
      * running (a redrive) becomes the API keeld's. */
     bool running = !strcmp(PQgetvalue(r, 0, 2), "running");
+    was_running = running;
+    if (!PQgetisnull(r, 0, 9)) {
+        parent_id = xstrdup(PQgetvalue(r, 0, 9));
+        parent_path = xstrdup(PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
+    }
     bool owned = !PQgetisnull(r, 0, 8) && !strcmp(PQgetvalue(r, 0, 8), env->owner);
     if (req->fenced && !owned) {
         rc = TRANSITION_LEASE_LOST;
@@ -572,6 +659,13 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     if (!ctx) {
         *why = xasprintf("execution %s has an input this keeld cannot read", exec_id);
         goto done;
+    }
+    if (req->child_start) {
+        /* A child that never ran starts; one that failed runs again (a retry of its parent
+         * reached its workflow step again); otherwise the input is stale, and its end is
+         * reported again below. */
+        in->kind =
+            state_json && json_object_size(state_json) == 0 ? ENGINE_IN_START : ENGINE_IN_RETRY;
     }
     if (state_json && json_object_size(state_json) == 0) {
         /* Not started: nothing is stored yet. */
@@ -752,6 +846,21 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         rc = TRANSITION_STALE;
         goto done;
     }
+    char now[32];
+    ts(in->now_ms, now);
+    if (parent_id && p.ended) {
+        bool completed = st.status == ENGINE_EXEC_COMPLETED;
+        report = json_pack("{s:s, s:s, s:O, s:O}", "child", exec_id, "status",
+                           engine_exec_status_name(st.status), "output",
+                           completed && p.output ? p.output : json_null(), "error",
+                           p.error ? p.error : json_null());
+    } else if (parent_id && req->child_start && stale && !was_running) {
+        report = json_null();
+    }
+    bool queued = false;
+    if ((fx.n_children || fx.n_child_stops || report) &&
+        !child_writes(env, conn, exec_id, &fx, parent_id, parent_path, report, now, &queued, why))
+        goto done;
 
     json_t *consumed;
     json_array_foreach(a.consumed_signals, i, consumed)
@@ -792,10 +901,10 @@ static enum transition_outcome apply_transition(const struct transition_env *env
      * container's counters, is caught here). */
     for (size_t k = 0; k < st.n_steps; k++) {
         const json_t *before = json_object_get(rl.loaded, st.steps[k].path);
-        json_t *now = engine_step_to_json(&st, k);
-        if (!before || !json_equal(before, now) || st.steps[k].items_set)
+        json_t *after = engine_step_to_json(&st, k);
+        if (!before || !json_equal(before, after) || st.steps[k].items_set)
             mark_row(&p, k);
-        json_decref(now);
+        json_decref(after);
     }
     json_t *rows = step_rows(d, &st, ctx, &p);
     json_t *sj = engine_state_header_to_json(&st);
@@ -804,8 +913,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         p.ended && st.status == ENGINE_EXEC_COMPLETED ? (p.output ? p.output : json_null()) : NULL);
     /* Added to the batch's writes, one statement per table for all its transitions. */
     struct batch_writes *w = req->writes;
-    char now[32];
-    ts(in->now_ms, now);
+    if (queued)
+        w->notify = true;
     json_t *exec_id_json = json_string(exec_id);
     size_t k;
     json_t *rec;
@@ -885,6 +994,9 @@ done:
     free(p.changed);
     free(task_owner);
     free(wf);
+    free(parent_id);
+    free(parent_path);
+    json_decref(report);
     if (rc != TRANSITION_APPLIED && rc != TRANSITION_STALE) {
         attempt_dispatch_free_list(out->dispatches);
         out->dispatches = NULL;

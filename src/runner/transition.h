@@ -33,8 +33,15 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list);
 
 struct transition_env {
     struct defcache *defs;
-    const char *owner; /* this keeld's owner id (executions.owner, tasks.lease_owner) */
+    const char *owner;    /* this keeld's owner id (executions.owner, tasks.lease_owner) */
+    long max_child_depth; /* how deep child workflows may nest */
 };
+
+/* Task kinds of child workflows, beside the engine's (engine_task_kind_name). */
+#define TASK_CHILD_START      "child_start"      /* the child: start, or run again / report */
+#define TASK_CHILD_ENDED      "child_ended"      /* the parent: payload {child, status, output, error} */
+#define TASK_PARENT_CANCEL    "parent_cancel"    /* the child: cancel; payload {reason} */
+#define TASK_PARENT_TERMINATE "parent_terminate" /* the child: terminate; payload {reason} */
 
 enum transition_outcome {
     TRANSITION_APPLIED,    /* written */
@@ -86,6 +93,9 @@ struct transition_request {
                               that ended is still journaled as result_ignored) */
     bool resend_in_flight; /* a takeover: instead of in (only its now_ms is used), send again
                               every attempt in flight that is not accepted */
+    bool child_start;      /* a child_start task: the execution (a child) starts when it never
+                              ran (in is taken as START), runs again when it failed (RETRY),
+                              and otherwise has its end reported to its parent again */
     PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
                               the caller (transition_lock_prepare); the transition takes it */
     struct batch_writes *writes; /* where the writes go: sent, with those of the other

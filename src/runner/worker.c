@@ -45,9 +45,41 @@ static bool job_input(const struct job *j, struct engine_input *in)
         }
         return true;
     }
+    /* The tasks of child workflows (transition.h). */
+    if (!strcmp(j->task_kind, TASK_CHILD_START)) {
+        in->kind = ENGINE_IN_START; /* or RETRY: the transition decides from the row */
+        return true;
+    }
+    if (!strcmp(j->task_kind, TASK_CHILD_ENDED)) {
+        in->kind = ENGINE_IN_CHILD_ENDED;
+        in->child_status = json_string_value(json_object_get(j->payload, "status"));
+        in->output = json_object_get(j->payload, "output");
+        if (!in->output)
+            in->output = json_null();
+        in->error = json_object_get(j->payload, "error");
+        return in->child_status != NULL;
+    }
+    if (!strcmp(j->task_kind, TASK_PARENT_CANCEL) || !strcmp(j->task_kind, TASK_PARENT_TERMINATE)) {
+        in->kind =
+            !strcmp(j->task_kind, TASK_PARENT_CANCEL) ? ENGINE_IN_CANCEL : ENGINE_IN_TERMINATE;
+        in->reason = json_string_value(json_object_get(j->payload, "reason"));
+        return true;
+    }
     enum engine_task_kind kind;
     return engine_task_kind_from_name(j->task_kind, &kind) == 0 &&
            engine_input_for_task(kind, in) == 0;
+}
+
+/* True for the tasks of child workflows that name no step and may be applied by whichever
+ * keeld claimed them (the row lock orders them; no attempt of this keeld is involved). */
+static bool child_task(const struct job *j, bool *names_step)
+{
+    if (j->kind != JOB_CLAIMED)
+        return false;
+    *names_step = !strcmp(j->task_kind, TASK_CHILD_ENDED);
+    return *names_step || !strcmp(j->task_kind, TASK_CHILD_START) ||
+           !strcmp(j->task_kind, TASK_PARENT_CANCEL) ||
+           !strcmp(j->task_kind, TASK_PARENT_TERMINATE);
 }
 
 /* Sets req up for job j; false for a task of a kind this keeld does not know (left in place).
@@ -63,6 +95,13 @@ static bool job_request(struct job *j, struct transition_request *req, bool *is_
      * execution. */
     req->fenced = true;
     req->resend_in_flight = j->kind == JOB_TAKEOVER;
+    bool names_step = true;
+    if (child_task(j, &names_step)) {
+        req->fenced = false;
+        req->child_start = !strcmp(j->task_kind, TASK_CHILD_START);
+        if (!names_step)
+            req->step_id = NULL;
+    }
     if (!job_input(j, &req->in)) {
         log_error("task of an unknown kind left in place", "execution", j->execution_id, "kind",
                   j->task_kind);

@@ -9,11 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* {"id", "step"} of the execution's parent (the workflow step that started it), or null. */
+#define PARENT_JSON                                                                                \
+    "CASE WHEN e.parent_id IS NULL THEN NULL ELSE json_build_object('id', e.parent_id, 'step', "   \
+    "e.parent_path) END"
+
 #define EXEC_JSON_COLUMNS                                                                          \
     "json_build_object('id', e.id, 'workflow', e.workflow, 'version', e.version, "                 \
     "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
-    "'completed_at', keel_ts(e.completed_at)"
+    "'completed_at', keel_ts(e.completed_at), 'parent', " PARENT_JSON
 
 /* Step rows as the runner rebuilds a partial engine state from them: [path, status, output,
  * error, engine], the top-level ones first in definition order, then the others by depth, so
@@ -103,8 +108,8 @@ static const struct {
          "unnest($3::text[]) AS p(path) CROSS JOIN LATERAL (SELECT * FROM steps s WHERE "
          "s.execution_id = e.id AND s.parent_path = p.path AND s.kind <> 'iteration' AND s.path "
          "<> ALL($3::text[]) OFFSET 0) s) s), "
-         "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint), e.owner "
-         "FROM executions e WHERE e.id = $1"},
+         "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint), e.owner, e.parent_id, "
+         "e.parent_path FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
                          "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
                          "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
@@ -112,6 +117,52 @@ static const struct {
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
                              "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
     [STMT_EXEC_INPUT] = {"exec_input", "SELECT input::text FROM executions WHERE id = $1"},
+    /* One statement, so that the parent's transaction creates the child and queues its start,
+     * or says why it cannot, with nothing in between. An existing row is this step's child only
+     * when it names this parent and path (another execution that took the id is not adopted);
+     * the CTEs share one snapshot, so a row inserted here is found through RETURNING. */
+    [STMT_WORKFLOWS_REGISTERED] = {"workflows_registered",
+                                   "SELECT DISTINCT name FROM workflows WHERE name = "
+                                   "ANY($1::text[])"},
+    [STMT_CHILD_START] =
+        {"child_start",
+         "WITH p AS (SELECT depth FROM executions WHERE id = $5), "
+         "v AS (SELECT version FROM workflows WHERE name = $2 AND ($3::int IS NULL OR version = "
+         "$3::int) ORDER BY version DESC LIMIT 1), "
+         "ok AS (SELECT v.version, p.depth + 1 AS depth FROM v, p WHERE p.depth + 1 <= $7::int), "
+         "ins AS (INSERT INTO executions (id, workflow, version, status, input, state, created_at, "
+         "updated_at, owner, parent_id, parent_path, depth) SELECT $1, $2, ok.version, 'running', "
+         "$4::jsonb, '{}', $9::timestamptz, $9::timestamptz, $8, $5, $6, ok.depth FROM ok "
+         "ON CONFLICT (id) DO NOTHING RETURNING owner), "
+         "old AS (SELECT CASE WHEN status = 'running' THEN owner END AS owner FROM executions "
+         "WHERE id = $1 AND parent_id = $5 AND parent_path = $6), "
+         "mine AS (SELECT owner FROM ins UNION ALL SELECT owner FROM old), "
+         "t AS (INSERT INTO tasks (execution_id, kind, due_at, owner) SELECT $1, 'child_start', "
+         "$9::timestamptz, coalesce((SELECT owner FROM mine LIMIT 1), $8) WHERE EXISTS (SELECT 1 "
+         "FROM mine) RETURNING id), "
+         "f AS (INSERT INTO tasks (execution_id, kind, step, due_at, owner, payload) SELECT $5, "
+         "'child_ended', $6, $9::timestamptz, $8, jsonb_build_object('child', $1::text, 'status', "
+         "'not_started', 'error', CASE WHEN NOT EXISTS (SELECT 1 FROM v) THEN "
+         "jsonb_build_object('type', 'child_not_found', 'message', CASE WHEN $3::int IS NULL THEN "
+         "format('no workflow \"%s\" is registered', $2::text) ELSE format('workflow \"%s\" has "
+         "no version %s', $2::text, $3::int) END) WHEN NOT EXISTS (SELECT 1 FROM ok) THEN "
+         "jsonb_build_object('type', 'child_depth_exceeded', 'message', format('the child would "
+         "be %s levels deep; the most allowed is %s (KEEL_MAX_CHILD_DEPTH)', (SELECT depth + 1 "
+         "FROM p), $7::int)) ELSE jsonb_build_object('type', 'child_id_taken', 'message', "
+         "format('execution %s exists and is not the child of this step', $1::text)) END) WHERE "
+         "NOT EXISTS (SELECT 1 FROM mine) RETURNING id) "
+         "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM f)"},
+    [STMT_CHILD_STOP] = {"child_stop",
+                         "INSERT INTO tasks (execution_id, kind, due_at, owner, payload) SELECT "
+                         "id, $2, $4::timestamptz, coalesce(owner, $5), $3::jsonb FROM executions "
+                         "WHERE id = $1 AND status = 'running'"},
+    [STMT_CHILD_REPORT] = {"child_report",
+                           "INSERT INTO tasks (execution_id, kind, step, due_at, owner, payload) "
+                           "SELECT p.id, 'child_ended', $3, $5::timestamptz, coalesce(p.owner, "
+                           "$6), coalesce($4::jsonb, (SELECT jsonb_build_object('child', c.id, "
+                           "'status', c.status, 'output', c.output, 'error', c.error) FROM "
+                           "executions c WHERE c.id = $1)) FROM executions p WHERE p.id = $2 AND "
+                           "p.status = 'running'"},
     [STMT_STEPS_ITEM] = {"steps_item",
                          "SELECT (s.items -> $3::int)::text FROM steps s WHERE s.execution_id = $1 "
                          "AND s.path = $2"},
@@ -270,20 +321,23 @@ static const struct {
          "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
          "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
          "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-         "keel_ts(s.due_at), 'heartbeat', s.heartbeat) ORDER BY s.parent_path IS NOT NULL, "
+         "keel_ts(s.due_at), 'heartbeat', s.heartbeat, 'child', CASE WHEN s.kind = 'workflow' "
+         "THEN (SELECT c.id FROM executions c WHERE c.parent_id = e.id AND c.parent_path = "
+         "s.path LIMIT 1) END) ORDER BY s.parent_path IS NOT NULL, "
          "s.parent_path, s.position), "
          "'[]') FROM steps s WHERE s.execution_id = e.id))::text, e.status "
          "FROM executions e WHERE e.id = $1"},
     /* Summaries without input and output: the step a running execution is at (the state's
      * "current"), with the signal it waits for from its definition.
      * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
-     * id, $7 limit */
+     * id, $7 limit, $8 parent */
     [STMT_EXEC_LIST] = {"exec_list",
                         "SELECT json_build_object('id', e.id, 'workflow', e.workflow, "
                         "'version', e.version, 'status', e.status, 'created_at', "
                         "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
                         "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
-                        "'current_step', (SELECT json_build_object('id', s.step_id, 'status', "
+                        "'parent', " PARENT_JSON
+                        ", 'current_step', (SELECT json_build_object('id', s.step_id, 'status', "
                         "s.status, 'attempts', s.attempts, 'last_error', s.last_error, "
                         "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
                         "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "
@@ -297,6 +351,7 @@ static const struct {
                         "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
                         "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
                         "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
+                        "AND ($8::text IS NULL OR e.parent_id = $8) "
                         "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their

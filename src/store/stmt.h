@@ -56,6 +56,15 @@ enum store_stmt {
     STMT_STEPS_ITEM,            /* $1 execution, $2 for_each path, $3 index -> the element */
     STMT_STEPS_WAITING,         /* $1 execution -> paths of the waiting steps */
     STMT_EXEC_INPUT,            /* $1 execution -> its input, as text */
+    STMT_WORKFLOWS_REGISTERED,  /* $1 names (text[]) -> those with a version */
+    STMT_CHILD_START,  /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
+                          $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
+                          finds it) and queues its child_start, or queues the parent's
+                          child_ended with why it cannot start */
+    STMT_CHILD_STOP,   /* $1 child id, $2 task kind, $3 payload, $4 now, $5 owner if none */
+    STMT_CHILD_REPORT, /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
+                          child's row), $5 now, $6 owner if none: queues the parent's
+                          child_ended while the parent runs */
     STMT__COUNT
 };
 

@@ -398,6 +398,193 @@ static void test_if_both_ways(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
+/* Child workflows against a real keeld: the child's output comes back to the parent's step,
+ * both link to each other (GET of each, ?parent=), a failing child fails the step with
+ * child_failed and the parent's saga runs, a version that does not exist fails the step with
+ * child_not_found, recursion stops at KEEL_MAX_CHILD_DEPTH, cancel reaches the child, and a
+ * definition naming a workflow never registered is refused. */
+static const char *const SHIPPING =
+    "{\"name\": \"shipping\", \"steps\": ["
+    " {\"id\": \"label\", \"activity\": {\"url\": \"%R/ok\", \"input\": \"${input.order}\"}},"
+    " {\"id\": \"check\", \"if\": \"${input.fragile}\", \"then\": [{\"id\": \"no\", \"fail\": "
+    "{\"type\": \"Fragile\", \"message\": \"cannot ship ${input.order}\"}}]},"
+    " {\"id\": \"hold\", \"if\": \"${input.hold}\", \"then\": [{\"id\": \"w\", \"wait\": "
+    "{\"signal\": \"go\"}}]}],"
+    " \"output\": {\"tracking\": \"${steps.label.output.key}\"}}";
+static const char *const PARENT =
+    "{\"name\": \"parent\", \"steps\": ["
+    " {\"id\": \"charge\", \"activity\": {\"url\": \"%R/ok\"}, \"compensate\": {\"url\": "
+    "\"%R/ok\"}},"
+    " {\"id\": \"ship\", \"workflow\": {\"name\": \"shipping\", \"input\": {\"order\": "
+    "\"${input.order}\", \"fragile\": \"${input.fragile}\", \"hold\": \"${input.hold}\"}}}],"
+    " \"output\": \"${steps.ship.output}\"}";
+static const char *const NESTED =
+    "{\"name\": \"nested\", \"steps\": ["
+    " {\"id\": \"more\", \"if\": \"${input.more}\", \"then\": [{\"id\": \"down\", "
+    "\"workflow\": {\"name\": \"nested\", \"input\": \"${input.next}\"}}],"
+    "  \"else\": [{\"id\": \"bottom\", \"set\": \"bottom\"}]}],"
+    " \"output\": \"${steps.more.output}\"}";
+
+static json_t *get_json(const struct proc *k, const char *path)
+{
+    struct hreply r;
+    http_get(k->base_url, path, &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_incref(r.json);
+    hreply_free(&r);
+    return j;
+}
+
+/* The step of execution json at path. Borrowed. */
+static json_t *step_at(json_t *exec, const char *path)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(exec, "steps"), i, s)
+    {
+        if (!strcmp(json_string_value(json_object_get(s, "path")), path))
+            return s;
+    }
+    fail_msg("no step %s", path);
+    return NULL;
+}
+
+static void test_child_workflows(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_flow_child");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    static const char *e[5];
+    memcpy(e, env(), 3 * sizeof *e);
+    e[3] = "KEEL_MAX_CHILD_DEPTH=3";
+    e[4] = NULL;
+    keeld_start(&k, db, e, NULL);
+
+    /* Registered before its child workflow exists: refused, naming the step. */
+    char *def = harness_subst_r(PARENT, receiver.base_url);
+    struct hreply r;
+    http_post_json(k.base_url, "/v1/workflows", def, &r);
+    assert_problem(&r, 422, "invalid-definition");
+    json_t *err0 = json_array_get(json_object_get(r.json, "errors"), 0);
+    assert_string_equal(json_string_value(json_object_get(err0, "pointer")),
+                        "/steps/1/workflow/name");
+    assert_non_null(strstr(json_string_value(json_object_get(err0, "message")),
+                           "no workflow \"shipping\" is registered"));
+    hreply_free(&r);
+    register_def(&k, SHIPPING, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows", def, 201, NULL);
+    free(def);
+    /* A workflow may start itself (recursion is bounded at run time). */
+    register_def(&k, NESTED, receiver.base_url);
+
+    http_post_expect(k.base_url, "/v1/workflows/parent/executions",
+                     "{\"id\": \"p-ok\", \"input\": {\"order\": \"o1\", \"fragile\": false, "
+                     "\"hold\": false}}",
+                     201, NULL);
+    http_post_expect(k.base_url, "/v1/workflows/parent/executions",
+                     "{\"id\": \"p-bad\", \"input\": {\"order\": \"o2\", \"fragile\": true, "
+                     "\"hold\": false}}",
+                     201, NULL);
+    json_t *done = wait_result(k.base_url, "p-ok");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(done, "output"), "tracking")),
+        "p-ok:ship/label");
+    json_decref(done);
+    assert_key_counts(&receiver, "p-ok:ship/label", 1, 1);
+    /* Linked both ways. */
+    json_t *parent = get_json(&k, "/v1/executions/p-ok");
+    assert_string_equal(json_string_value(json_object_get(step_at(parent, "ship"), "child")),
+                        "p-ok:ship");
+    assert_true(json_is_null(json_object_get(parent, "parent")));
+    json_decref(parent);
+    json_t *child = get_json(&k, "/v1/executions/p-ok:ship");
+    assert_string_equal(json_string_value(json_object_get(child, "workflow")), "shipping");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(child, "parent"), "id")),
+                        "p-ok");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(child, "parent"), "step")), "ship");
+    json_decref(child);
+    json_t *list = get_json(&k, "/v1/executions?parent=p-ok");
+    json_t *items = json_object_get(list, "executions");
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "id")),
+                        "p-ok:ship");
+    json_decref(list);
+    http_get(k.base_url, "/v1/executions?parent=no%20such", &r);
+    assert_problem(&r, 400, "invalid-parameter");
+    hreply_free(&r);
+
+    /* The child failed: the parent's step fails with child_failed, and its saga refunds. */
+    done = wait_result(k.base_url, "p-bad");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_t *err = json_object_get(done, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "type")), "child_failed");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(err, "child"), "error"), "type")),
+                        "Fragile");
+    json_decref(done);
+    assert_key_counts(&receiver, "p-bad/charge/compensate", 1, 1);
+    done = wait_result(k.base_url, "p-bad:ship");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_decref(done);
+
+    /* Cancel of the parent reaches its child, which waits for a signal. */
+    http_post_expect(k.base_url, "/v1/workflows/parent/executions",
+                     "{\"id\": \"p-hold\", \"input\": {\"order\": \"o3\", \"fragile\": "
+                     "false, \"hold\": true}}",
+                     201, NULL);
+    struct ended_check waiting = {db, "shipping", 0};
+    (void)waiting;
+    for (int tries = 0; tries < 500; tries++) {
+        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
+                                   "'p-hold:ship' AND path = 'hold/then/w' AND status = "
+                                   "'waiting'");
+        bool ok = atoi(v) == 1;
+        free(v);
+        if (ok)
+            break;
+        usleep(20000);
+    }
+    http_post_expect(k.base_url, "/v1/executions/p-hold/cancel", "{}", 202, NULL);
+    done = wait_result(k.base_url, "p-hold");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    json_decref(done);
+    done = wait_result(k.base_url, "p-hold:ship");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    json_decref(done);
+    assert_sql(db, "its parent execution p-hold was cancelled",
+               "SELECT data->>'reason' FROM events WHERE execution_id = 'p-hold:ship' AND type = "
+               "'cancel_requested'");
+
+    /* Recursion: depth 1, 2, 3 start; the fourth level is refused. */
+    http_post_expect(k.base_url, "/v1/workflows/nested/executions",
+                     "{\"id\": \"n-2\", \"input\": {\"more\": true, \"next\": {\"more\": false}}}",
+                     201, NULL);
+    done = wait_result(k.base_url, "n-2");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    assert_string_equal(json_string_value(json_object_get(done, "output")), "bottom");
+    json_decref(done);
+    http_post_expect(k.base_url, "/v1/workflows/nested/executions",
+                     "{\"id\": \"n-9\", \"input\": {\"more\": true, \"next\": {\"more\": true, "
+                     "\"next\": {\"more\": true, \"next\": {\"more\": true, \"next\": {\"more\": "
+                     "false}}}}}}",
+                     201, NULL);
+    done = wait_result(k.base_url, "n-9");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_decref(done);
+    assert_sql(db, "child_depth_exceeded",
+               "SELECT error->>'type' FROM executions WHERE id = "
+               "'n-9:more:then:down:more:then:down:more:then:down'");
+    assert_sql(db, "3", "SELECT max(depth) FROM executions WHERE id LIKE 'n-9%'");
+    /* The failure goes up the chain: every level failed with child_failed. */
+    assert_sql(db, "child_failed,child_failed,child_failed,child_depth_exceeded",
+               "SELECT string_agg(error->>'type', ',' ORDER BY depth) FROM executions WHERE id "
+               "LIKE 'n-9%'");
+    stack_stop(&db, &k, &receiver);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_kill9_during_parallel_compensation),
         cmocka_unit_test(test_set_and_fail),
         cmocka_unit_test(test_if_both_ways),
+        cmocka_unit_test(test_child_workflows),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -436,6 +436,41 @@ static void test_if_kind(void **state)
     defn_free(d);
 }
 
+static void collect_children(void *arg, const char *pointer, const char *name)
+{
+    json_array_append_new(arg, json_pack("[s, s]", pointer, name));
+}
+
+static void test_workflow_kind(void **state)
+{
+    (void)state;
+    struct defn *d = parse_ok(
+        "{'name': 'a', 'steps': ["
+        "  {'id': 'c', 'workflow': {'name': 'ship.v2', 'version': 3, 'input': {'o': "
+        "'${input.o}'}}},"
+        "  {'id': 'p', 'parallel': {'branches': {'x': [{'id': 'd', 'workflow': {'name': 'a'}}]}}},"
+        "  {'id': 'i', 'if': '${input.b}', 'then': [{'id': 'e', 'set': 1}], 'else': ["
+        "    {'id': 'f', 'for_each': {'items': [1], 'steps': [{'id': 'g', 'workflow': {'name': "
+        "'ship.v2'}}]}}]}"
+        " ], 'output': '${steps.c.output}'}");
+    const struct defn_step *c = &d->steps[0];
+    assert_int_equal(c->kind, DEFN_STEP_WORKFLOW);
+    assert_string_equal(c->child_workflow, "ship.v2");
+    assert_int_equal(c->child_version, 3);
+    assert_json(c->child_input, "{'o': '${input.o}'}");
+    assert_non_null(c->child_input_expr);
+    const struct defn_step *g = defn_find_step(d, "g");
+    assert_int_equal(g->child_version, 0);
+    assert_json(g->child_input, "null");
+    json_t *found = json_array();
+    defn_each_child_workflow(d, collect_children, found);
+    assert_json(found, "[['/steps/0/workflow/name', 'ship.v2'],"
+                       " ['/steps/1/parallel/branches/x/0/workflow/name', 'a'],"
+                       " ['/steps/2/else/0/for_each/steps/0/workflow/name', 'ship.v2']]");
+    json_decref(found);
+    defn_free(d);
+}
+
 /* Names, ids and signals at the edges of what is allowed. */
 static void test_valid_names(void **state)
 {
@@ -1016,7 +1051,7 @@ static const struct {
     {DOC("{'id': 's'}"),
      {{"/steps/0",
        "a step needs one of activity, sleep, sleep_until, wait, parallel, for_each, set, "
-       "fail or if"}}},
+       "fail, if or workflow"}}},
     {DOC("{'id': 's', 'sleep': '1s', 'activity': {'url': 'http://h'}}"),
      {{"/steps/0", "a step has exactly one kind, but this one has both activity and sleep"}}},
     {DOC("{'id': 's', 'wait': {'signal': 'x'}, 'sleep_until': '2030-01-01T00:00:00Z',"
@@ -1574,6 +1609,25 @@ static const struct {
     {DOC("{'id': 'b', 'if': '${input.big}', 'then': [" SLEEP("") "], 'set': 1}"),
      {{"/steps/0", "a step has exactly one kind, but this one has both set and if"}}},
 
+    /* workflow (child) */
+    {DOC("{'id': 'c', 'workflow': 'shipping'}"), {{"/steps/0/workflow", "must be an object"}}},
+    {DOC("{'id': 'c', 'workflow': {'input': 1}}"),
+     {{"/steps/0/workflow", "missing required field \"name\""}}},
+    {DOC("{'id': 'c', 'workflow': {'name': '${input.wf}', 'version': 0, 'inputs': 1}}"),
+     {{"/steps/0/workflow/name", "must be a workflow name"},
+      {"/steps/0/workflow/version", "must be a positive integer"},
+      {"/steps/0/workflow/inputs", "unknown field; did you mean \"input\"?"}}},
+    {DOC("{'id': 'c', 'workflow': {'name': '..', 'version': '2'}}"),
+     {{"/steps/0/workflow/name", "must be a workflow name"},
+      {"/steps/0/workflow/version", "must be a positive integer"}}},
+    {DOC("{'id': 'c', 'workflow': {'name': 'ship', 'input': {'x': '${steps.c.output}', 'y': "
+         "'${inptu}'}}}"),
+     {{"/steps/0/workflow/input/x", "a step cannot use its own result"},
+      {"/steps/0/workflow/input/y", "unknown root"}}},
+    {DOC("{'id': 'c', 'workflow': {'name': 'ship'}, 'retry': {}, 'timeout': '1s'}"),
+     {{"/steps/0/retry", "applies only to activity steps"},
+      {"/steps/0/timeout", "applies only to activity steps"}}},
+
     /* Every error at once, the one from the brief among them. */
     {"{'name': 'bad name', 'steps': [" SLEEP(
          "") ", {'id': 's', 'wait': {}}, "
@@ -1740,6 +1794,7 @@ int main(void)
         cmocka_unit_test(test_set_and_fail_kinds),
         cmocka_unit_test(test_wait_for_any),
         cmocka_unit_test(test_if_kind),
+        cmocka_unit_test(test_workflow_kind),
         cmocka_unit_test(test_valid_names),
         cmocka_unit_test(test_valid_urls),
         cmocka_unit_test(test_valid_references),

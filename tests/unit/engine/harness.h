@@ -239,6 +239,12 @@ UNUSED static void check_invariants(struct h *h, enum engine_input_kind kind,
     }
     for (size_t i = 0; i < fx->n_cancels; i++)
         assert_true(fx->cancels[i].step < h->st.n_steps);
+    for (size_t i = 0; i < fx->n_children; i++) {
+        assert_true(fx->children[i].step < h->st.n_steps);
+        assert_non_null(fx->children[i].id);
+        assert_true(strlen(fx->children[i].id) <= ENGINE_CHILD_ID_MAX);
+        assert_non_null(fx->children[i].input);
+    }
 
     if (fx->stale) {
         assert_int_equal(fx->n_events, 0);
@@ -250,6 +256,8 @@ UNUSED static void check_invariants(struct h *h, enum engine_input_kind kind,
         assert_null(fx->output);
         assert_null(fx->error);
         assert_int_equal(fx->n_cancels, 0);
+        assert_int_equal(fx->n_children, 0);
+        assert_int_equal(fx->n_child_stops, 0);
         assert_false(fx->clear_error);
         assert_true(fx->stale_ended == (h->st.status != ENGINE_EXEC_RUNNING));
         json_t *s = engine_state_to_json(&h->st);
