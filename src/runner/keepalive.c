@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How often the liveness thread looks for owners with no keelds row, and the longest between
- * two heartbeats. */
-#define ORPHANS_SWEEP_MS    30000
-#define MAX_HEARTBEAT_EVERY 1000
+/* The longest between two sweeps for orphans (owners with no keelds row, tasks queued for an
+ * execution under an owner it no longer has), and between two heartbeats. The orphan sweep
+ * runs every lease grace (an orphan is as dead as a keeld silent that long), within 1 s and
+ * this. */
+#define MAX_ORPHANS_SWEEP_MS 30000
+#define MAX_HEARTBEAT_EVERY  1000
 
 /* ---- keepalive ----------------------------------------------------------------------------- */
 
@@ -37,6 +39,11 @@ void *keepalive_main(void *arg)
         every = MAX_HEARTBEAT_EVERY;
     if (every < 50)
         every = 50;
+    long orphans_every = r->cfg.lease_grace_ms;
+    if (orphans_every > MAX_ORPHANS_SWEEP_MS)
+        orphans_every = MAX_ORPHANS_SWEEP_MS;
+    if (orphans_every < 1000)
+        orphans_every = 1000;
     int64_t last_sweep_ms = INT64_MIN / 2, last_orphans_ms = INT64_MIN / 2;
     bool was_live = atomic_load(&r->live);
     for (;;) {
@@ -50,7 +57,7 @@ void *keepalive_main(void *arg)
                     liveness_heartbeat(r->liveness, r->cfg.lease_grace_ms, &why) == 0;
         int64_t now = time_mono_ms();
         if (live && now - last_sweep_ms >= LIVENESS_SWEEP_MS) {
-            bool orphans = now - last_orphans_ms >= ORPHANS_SWEEP_MS;
+            bool orphans = now - last_orphans_ms >= orphans_every;
             long n = liveness_take_over_dead(r->liveness, orphans, taken_over, r, &why);
             live = n >= 0;
             last_sweep_ms = now;

@@ -133,6 +133,14 @@ long liveness_take_over_dead(struct liveness *l, bool orphans,
                      "taking them over",
                      "owner", PQgetvalue(r, 0, 0));
         PQclear(r);
+        if (!(r = run_own(l, STMT_TASKS_REALIGN, NULL, why)))
+            return -1;
+        if (PQntuples(r) > 0) {
+            char count[16];
+            snprintf(count, sizeof count, "%d", PQntuples(r));
+            log_info("moved tasks queued for another execution to its owner", "tasks", count);
+        }
+        PQclear(r);
     }
     if (!(r = run_own(l, STMT_LEASES_OF_DEAD, NULL, why)))
         return -1;

@@ -40,14 +40,16 @@ void attempt_dispatch_free_list(struct attempt_dispatch *list)
 
 /* What several engine_advance calls of one transition add up to. */
 struct pending {
-    json_t *events;     /* [{seq, type, step, attempt, data}] */
-    json_t *tasks;      /* [{kind, step, attempt, due_at, payload}]: work due later, or for the
-                           execution's owner when that is another keeld */
-    json_t *sends;      /* [{step, attempt, payload, token, compensation}]: attempts journaled as
-                           started here, to send after COMMIT; the tokens never go to SQL */
-    json_t *token_rows; /* [{token_hash, step, attempt, compensation}] of the sends */
-    json_t *drops;      /* [{kind, step}]: pending tasks to delete */
-    bool *changed;      /* per step instance */
+    json_t *events;      /* [{seq, type, step, attempt, data}] */
+    json_t *tasks;       /* [{kind, step, attempt, due_at, payload}]: work due later, or for the
+                            execution's owner when that is another keeld */
+    json_t *sends;       /* [{step, attempt, payload, token, compensation}]: attempts journaled as
+                            started here, to send after COMMIT; the tokens never go to SQL */
+    json_t *token_rows;  /* [{token_hash, step, attempt, compensation}] of the sends */
+    json_t *drops;       /* [{kind, step}]: pending tasks to delete */
+    json_t *children;    /* [{id, path, workflow, version, input}]: child executions to start */
+    json_t *child_stops; /* [{id, terminate}]: child executions to cancel or terminate */
+    bool *changed;       /* per step instance */
     size_t cap_changed;
     bool cancel_tasks;
     bool notify;          /* a task was inserted: wake its owner's claimer */
@@ -219,12 +221,44 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
     }
     for (size_t i = 0; i < fx->n_changed_steps; i++)
         mark_row(p, fx->changed_steps[i]);
-    if (fx->cancel_tasks)
+    /* Cancels apply to the tasks of the earlier calls of this transition too (engine.h), which
+     * are not in the table yet: the statement that deletes pending tasks cannot see them. */
+    if (fx->cancel_tasks) {
         p->cancel_tasks = true;
-    for (size_t i = 0; i < fx->n_cancels; i++)
-        json_array_append_new(p->drops, json_pack("{s:s, s:s}", "kind",
-                                                  engine_task_kind_name(fx->cancels[i].kind),
-                                                  "step", st->steps[fx->cancels[i].step].path));
+        json_array_clear(p->tasks);
+    }
+    for (size_t i = 0; i < fx->n_cancels; i++) {
+        const char *kind = engine_task_kind_name(fx->cancels[i].kind);
+        const char *path = st->steps[fx->cancels[i].step].path;
+        for (size_t k = json_array_size(p->tasks); k-- > 0;) {
+            const json_t *t = json_array_get(p->tasks, k);
+            if (!strcmp(json_string_value(json_object_get(t, "kind")), kind) &&
+                !strcmp(json_string_value(json_object_get(t, "step")), path))
+                json_array_remove(p->tasks, k);
+        }
+        json_array_append_new(p->drops, json_pack("{s:s, s:s}", "kind", kind, "step", path));
+    }
+    for (size_t i = 0; i < fx->n_children; i++) {
+        const struct engine_child *c = &fx->children[i];
+        json_array_append_new(p->children, json_pack("{s:s, s:s, s:s, s:i, s:O}", "id", c->id,
+                                                     "path", c->path, "workflow", c->workflow,
+                                                     "version", c->version, "input", c->input));
+    }
+    for (size_t i = 0; i < fx->n_child_stops; i++) {
+        /* A child asked for and stopped within one transition is neither. */
+        const char *id = fx->child_stops[i].id;
+        bool started_here = false;
+        for (size_t k = json_array_size(p->children); k-- > 0 && !started_here;) {
+            if (!strcmp(json_string_value(json_object_get(json_array_get(p->children, k), "id")),
+                        id)) {
+                json_array_remove(p->children, k);
+                started_here = true;
+            }
+        }
+        if (!started_here)
+            json_array_append_new(p->child_stops, json_pack("{s:s, s:b}", "id", id, "terminate",
+                                                            fx->child_stops[i].terminate));
+    }
     if (fx->ended) {
         p->ended = true;
         json_decref(p->output);
@@ -468,45 +502,45 @@ static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *
  * *queued set when a task was inserted (its owner's claimer must hear of it), false with *why
  * set when a statement failed. */
 static bool child_writes(const struct transition_env *env, PGconn *conn, const char *exec_id,
-                         const struct engine_effects *fx, const char *parent_id,
-                         const char *parent_path, const json_t *report, const char *now,
-                         bool *queued, char **why)
+                         const struct pending *p, const char *parent_id, const char *parent_path,
+                         const json_t *report, const char *now, bool *queued, char **why)
 {
     char depth[24];
     snprintf(depth, sizeof depth, "%ld", env->max_child_depth);
-    for (size_t k = 0; k < fx->n_children; k++) {
-        const struct engine_child *c = &fx->children[k];
-        bool stopped = false;
-        for (size_t s = 0; s < fx->n_child_stops && !stopped; s++)
-            stopped = !strcmp(fx->child_stops[s].id, c->id);
-        if (stopped)
-            continue;
+    size_t k;
+    json_t *c;
+    json_array_foreach(p->children, k, c)
+    {
         char version[16];
-        snprintf(version, sizeof version, "%d", c->version);
-        char *input = json_text(c->input);
-        const char *params[] = {c->id, c->workflow, c->version ? version : NULL,
-                                input, exec_id,     c->path,
-                                depth, env->owner,  now};
+        json_int_t v = json_integer_value(json_object_get(c, "version"));
+        snprintf(version, sizeof version, "%lld", (long long)v);
+        char *input = json_text(json_object_get(c, "input"));
+        const char *params[] = {json_string_value(json_object_get(c, "id")),
+                                json_string_value(json_object_get(c, "workflow")),
+                                v ? version : NULL,
+                                input,
+                                exec_id,
+                                json_string_value(json_object_get(c, "path")),
+                                depth,
+                                env->owner,
+                                now};
         bool ok = input && run_child_stmt(conn, STMT_CHILD_START, 9, params, why);
         if (!input)
-            *why =
-                xasprintf("execution %s: the input of child %s cannot be encoded", exec_id, c->id);
+            *why = xasprintf("execution %s: the input of child %s cannot be encoded", exec_id,
+                             params[0]);
         free(input);
         if (!ok)
             return false;
         *queued = true;
     }
-    for (size_t s = 0; s < fx->n_child_stops; s++) {
-        const struct engine_child_stop *c = &fx->child_stops[s];
-        bool started_now = false;
-        for (size_t k = 0; k < fx->n_children && !started_now; k++)
-            started_now = !strcmp(fx->children[k].id, c->id);
-        if (started_now)
-            continue;
+    json_array_foreach(p->child_stops, k, c)
+    {
+        bool terminate = json_is_true(json_object_get(c, "terminate"));
         char *payload = xasprintf("{\"reason\": \"its parent execution %s was %s\"}", exec_id,
-                                  c->terminate ? "terminated" : "cancelled");
-        const char *params[] = {c->id, c->terminate ? TASK_PARENT_TERMINATE : TASK_PARENT_CANCEL,
-                                payload, now, env->owner};
+                                  terminate ? "terminated" : "cancelled");
+        const char *params[] = {json_string_value(json_object_get(c, "id")),
+                                terminate ? TASK_PARENT_TERMINATE : TASK_PARENT_CANCEL, payload,
+                                now, env->owner};
         bool ok = run_child_stmt(conn, STMT_CHILD_STOP, 5, params, why);
         free(payload);
         if (!ok)
@@ -736,6 +770,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     p.sends = json_array();
     p.token_rows = json_array();
     p.drops = json_array();
+    p.children = json_array();
+    p.child_stops = json_array();
     a = (struct apply){.env = env,
                        .conn = conn,
                        .exec_id = exec_id,
@@ -858,8 +894,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         report = json_null();
     }
     bool queued = false;
-    if ((fx.n_children || fx.n_child_stops || report) &&
-        !child_writes(env, conn, exec_id, &fx, parent_id, parent_path, report, now, &queued, why))
+    if ((json_array_size(p.children) || json_array_size(p.child_stops) || report) &&
+        !child_writes(env, conn, exec_id, &p, parent_id, parent_path, report, now, &queued, why))
         goto done;
 
     json_t *consumed;
@@ -985,6 +1021,8 @@ done:
     json_decref(p.token_rows);
     json_decref(p.heartbeat);
     json_decref(p.drops);
+    json_decref(p.children);
+    json_decref(p.child_stops);
     json_decref(p.output);
     json_decref(p.error);
     json_decref(a.consumed_signals);

@@ -420,6 +420,18 @@ static const struct {
                         "moved AS (UPDATE tasks t SET owner = $1 WHERE t.execution_id = "
                         "ANY(ARRAY(SELECT id FROM taken))) "
                         "SELECT id, owner FROM taken"},
+    /* The tasks one execution queues for another take the other's owner as read when queued:
+     * one queued while a takeover of the other was under way keeps the dead owner. The orphan
+     * sweep moves such tasks (few: they are claimed at once) to the current owner. */
+    [STMT_TASKS_REALIGN] =
+        {"tasks_realign", "WITH " LIVE_KEELDS " UPDATE tasks t SET owner = CASE WHEN e.status = "
+                          "'running' AND e.owner IS NOT NULL THEN e.owner ELSE $1 END FROM "
+                          "executions e WHERE t.kind IN ('child_start', 'child_ended', "
+                          "'parent_cancel', 'parent_terminate') AND t.lease_until IS NULL AND "
+                          "e.id = t.execution_id AND ((e.status = 'running' AND e.owner IS NOT "
+                          "NULL AND t.owner IS DISTINCT FROM e.owner) OR (e.status <> 'running' "
+                          "AND t.owner <> $1 AND hashtext(t.owner)::oid NOT IN (SELECT objid FROM "
+                          "live))) RETURNING t.id"},
     [STMT_KEELDS_FORGET] = {"keelds_forget",
                             "WITH " LIVE_KEELDS ", " DEAD_KEELDS " DELETE FROM keelds k "
                             "WHERE k.owner IN (SELECT owner FROM dead) AND NOT EXISTS (SELECT 1 "

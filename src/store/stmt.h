@@ -57,6 +57,9 @@ enum store_stmt {
     STMT_STEPS_WAITING,         /* $1 execution -> paths of the waiting steps */
     STMT_EXEC_INPUT,            /* $1 execution -> its input, as text */
     STMT_WORKFLOWS_REGISTERED,  /* $1 names (text[]) -> those with a version */
+    STMT_TASKS_REALIGN,         /* $1 own owner: tasks queued between executions, unleased, move to
+                                   their execution's owner (this keeld for an execution not running
+                                   whose task's owner is gone) -> ids moved */
     STMT_CHILD_START,  /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
                           $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
                           finds it) and queues its child_start, or queues the parent's

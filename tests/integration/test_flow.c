@@ -585,6 +585,182 @@ static void test_child_workflows(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
+/* The issue's order workflow, run through kill -9 of keeld at regular points: it branches on
+ * whether the order is big (a review that waits for approve or reject, with a timeout), ships
+ * through a child workflow, and refunds when rejected. Every execution must end with the right
+ * output or error, every webhook key (the children's included) be applied once, and each step
+ * be journaled as completed once. */
+static const char *const SHIP_KIDS =
+    "{\"name\": \"shipkid\", \"defaults\": {\"timeout\": \"2s\", \"retry\": "
+    "{\"initial_interval\": \"50ms\"}}, \"steps\": ["
+    " {\"id\": \"label\", \"activity\": {\"url\": \"%R/slow/150\", \"input\": "
+    "\"${input.order}\"}},"
+    " {\"id\": \"pack\", \"activity\": {\"url\": \"%R/ok\"}}],"
+    " \"output\": {\"tracking\": \"${steps.label.output.key}\"}}";
+static const char *const ORDER_KIDS =
+    "{\"name\": \"orderkid\", \"defaults\": {\"timeout\": \"2s\", \"retry\": "
+    "{\"initial_interval\": \"50ms\"}}, \"steps\": ["
+    " {\"id\": \"charge\", \"activity\": {\"url\": \"%R/slow/100\", \"input\": "
+    "\"${input.order}\"}, \"compensate\": {\"url\": \"%R/slow/100\"}},"
+    " {\"id\": \"review\", \"if\": \"${input.big}\", \"then\": ["
+    "   {\"id\": \"decide\", \"wait\": {\"any\": [\"approve\", \"reject\"], \"timeout\": "
+    "\"5m\"}},"
+    "   {\"id\": \"verdict\", \"if\": \"${steps.decide.output.payload.rejected}\", \"then\": "
+    "[{\"id\": \"refuse\", \"fail\": {\"type\": \"Rejected\", \"message\": \"rejected by "
+    "${steps.decide.output.payload.by}\"}}]}]},"
+    " {\"id\": \"ship\", \"workflow\": {\"name\": \"shipkid\", \"input\": {\"order\": "
+    "\"${input.order}\"}}}],"
+    " \"output\": {\"tracking\": \"${steps.ship.output.tracking}\", \"approved\": "
+    "\"${steps.review.output}\"}}";
+
+/* Starts order i (and sends its verdict at once when it is big: a signal sent before the wait
+ * is kept for it); false when keeld did not answer. */
+static bool start_order(const struct proc *k, int i)
+{
+    char body[256], path[128];
+    snprintf(body, sizeof body,
+             "{\"id\": \"ord-%d\", \"input\": {\"order\": \"o%d\", "
+             "\"big\": %s}}",
+             i, i, i % 3 ? "true" : "false");
+    struct hreply r;
+    if (http_do(k->base_url, "POST", "/v1/workflows/orderkid/executions", "application/json", body,
+                strlen(body), NULL, 10000, &r) < 0)
+        return false;
+    bool ok = r.status == 201 || r.status == 200;
+    hreply_free(&r);
+    if (!ok || i % 3 == 0)
+        return ok;
+    snprintf(path, sizeof path, "/v1/executions/ord-%d/signals/%s", i,
+             i % 3 == 1 ? "approve" : "reject");
+    snprintf(body, sizeof body, "{\"rejected\": %s, \"by\": \"ann\"}",
+             i % 3 == 1 ? "false" : "true");
+    const char *headers[] = {"Idempotency-Key: verdict", NULL};
+    if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), headers, 10000,
+                &r) < 0)
+        return false;
+    ok = r.status == 202 || r.status == 200;
+    hreply_free(&r);
+    return ok;
+}
+
+static void test_kill9_order_with_children(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    char *db = harness_create_db("keel_it_flow_orders");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, SHIP_KIDS, receiver.base_url);
+    register_def(&k, ORDER_KIDS, receiver.base_url);
+    int started = 0;
+    for (int round = 0; round < 5; round++) {
+        while (started < N && start_order(&k, started))
+            started++;
+        usleep(300 * 1000);
+        proc_kill9(&k);
+        keeld_start(&k, db, env(), NULL);
+    }
+    while (started < N && start_order(&k, started))
+        started++;
+    assert_int_equal(started, N);
+    struct ended_check c = {db, "orderkid", N};
+    if (!wait_for(all_ended, &c, 120000)) {
+        char *running = harness_sqlf(
+            db, "SELECT string_agg(id || ' ' || owner || ' ' || state::text || ' steps: ' || "
+                "(SELECT string_agg(path || '=' || status, ',') FROM steps s WHERE "
+                "s.execution_id = e.id), E'\\n') FROM executions e WHERE status = 'running'");
+        char *tasks = harness_sqlf(db, "SELECT string_agg(execution_id || ' ' || kind || ' ' || "
+                                       "coalesce(step, '-') || ' ' || coalesce(owner, '-') || ' "
+                                       "' || coalesce(lease_owner, '-'), E'\\n') FROM tasks");
+        fail_msg("not every order ended after kill -9; running:\n%s\ntasks:\n%s", running,
+                 tasks);
+    }
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "ord-%d", i);
+        json_t *done = wait_result(k.base_url, id);
+        const char *status = json_string_value(json_object_get(done, "status"));
+        if (i % 3 == 2) {
+            /* Rejected: failed there, charge refunded, no child. */
+            assert_string_equal(status, "failed");
+            json_t *err = json_object_get(done, "error");
+            assert_string_equal(json_string_value(json_object_get(err, "type")), "Rejected");
+            assert_string_equal(json_string_value(json_object_get(err, "message")),
+                                "rejected by ann");
+            char *n =
+                harness_sqlf(db, "SELECT count(*) FROM executions WHERE parent_id = '%s'", id);
+            assert_string_equal(n, "0");
+            free(n);
+        } else {
+            assert_string_equal(status, "completed");
+            json_t *out = json_object_get(done, "output");
+            char want[64];
+            snprintf(want, sizeof want, "%s:ship/label", id);
+            assert_string_equal(json_string_value(json_object_get(out, "tracking")), want);
+            /* A big order's review output is its verdict's branch (null: nothing refused). */
+            assert_true(json_is_null(json_object_get(out, "approved")));
+        }
+        json_decref(done);
+    }
+    /* The children ended completed, one per shipped order, each linked to its step. */
+    assert_sql(db, "8",
+               "SELECT count(*) FROM executions WHERE workflow = 'shipkid' AND status = "
+               "'completed' AND parent_path = 'ship' AND id = parent_id || ':ship'");
+    assert_sql(db, "0", "SELECT count(*) FROM tasks");
+    assert_journal_clean(db, "orderkid");
+    assert_journal_clean(db, "shipkid");
+    /* ord-N/charge x 12, ord-N:ship/label and /pack x 8, ord-N/charge/compensate x 4. */
+    assert_int_equal(keys_applied_once(&receiver, "ord", NULL), N + 8 * 2 + 4);
+    stack_stop(&db, &k, &receiver);
+}
+
+/* A task one execution queues for another takes the other's owner as read then: queued while a
+ * takeover of the other was under way, it keeps a dead owner. The orphan sweep (every lease
+ * grace here) moves it to the execution's owner, which applies it. The child's own end, later,
+ * finds its parent ended and queues nothing. */
+static void test_task_for_a_gone_owner_is_moved(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_flow_realign");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, SHIPPING, receiver.base_url);
+    register_def(&k, PARENT, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows/parent/executions",
+                     "{\"id\": \"re-1\", \"input\": {\"order\": \"o\", \"fragile\": false, "
+                     "\"hold\": true}}",
+                     201, NULL);
+    for (int tries = 0; tries < 500; tries++) {
+        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
+                                   "'re-1:ship' AND path = 'hold/then/w' AND status = "
+                                   "'waiting'");
+        bool ok = atoi(v) == 1;
+        free(v);
+        if (ok)
+            break;
+        usleep(20000);
+    }
+    char *v = harness_sqlf(db, "INSERT INTO tasks (execution_id, kind, step, due_at, owner, "
+                               "payload) VALUES ('re-1', 'child_ended', 'ship', now(), "
+                               "'keel:gone-for-good', '{\"child\": \"re-1:ship\", \"status\": "
+                               "\"completed\", \"output\": {\"tracking\": \"T-9\"}, \"error\": "
+                               "null}') RETURNING 1");
+    free(v);
+    json_t *done = wait_result(k.base_url, "re-1");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(done, "output"), "tracking")), "T-9");
+    json_decref(done);
+    http_post_expect(k.base_url, "/v1/executions/re-1:ship/signals/go", "{}", 202, NULL);
+    done = wait_result(k.base_url, "re-1:ship");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_decref(done);
+    assert_sql(db, "0", "SELECT count(*) FROM tasks");
+    stack_stop(&db, &k, &receiver);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +769,8 @@ int main(void)
         cmocka_unit_test(test_set_and_fail),
         cmocka_unit_test(test_if_both_ways),
         cmocka_unit_test(test_child_workflows),
+        cmocka_unit_test(test_kill9_order_with_children),
+        cmocka_unit_test(test_task_for_a_gone_owner_is_moved),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -293,7 +293,15 @@ static json_t *sorted_dumps(json_t *a)
 static json_t *effects_by_path(const struct engine_state *st, const struct engine_effects *fx)
 {
     json_t *ev = json_array(), *tasks = json_array(), *cancels = json_array(),
-           *changed = json_array();
+           *changed = json_array(), *children = json_array(), *stops = json_array();
+    for (size_t i = 0; i < fx->n_children; i++)
+        json_array_append_new(
+            children, json_pack("[s, s, s, s, i, O]", path_at(st, (long)fx->children[i].step),
+                                fx->children[i].path, fx->children[i].id, fx->children[i].workflow,
+                                fx->children[i].version, fx->children[i].input));
+    for (size_t i = 0; i < fx->n_child_stops; i++)
+        json_array_append_new(
+            stops, json_pack("[s, b]", fx->child_stops[i].id, fx->child_stops[i].terminate));
     for (size_t i = 0; i < fx->n_events; i++)
         json_array_append_new(ev, json_pack("[s, s, i, O]", fx->events[i].type,
                                             path_at(st, fx->events[i].step), fx->events[i].attempt,
@@ -310,12 +318,12 @@ static json_t *effects_by_path(const struct engine_state *st, const struct engin
                                         path_at(st, (long)fx->cancels[i].step)));
     for (size_t i = 0; i < fx->n_changed_steps; i++)
         json_array_append_new(changed, json_string(path_at(st, (long)fx->changed_steps[i])));
-    return json_pack("{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:s?, s:O?, s:O?}", "stale",
-                     fx->stale, "stale_ended", fx->stale_ended, "events", ev, "tasks", tasks,
-                     "cancels", sorted_dumps(cancels), "changed", sorted_dumps(changed),
+    return json_pack("{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:s?, s:O?, s:O?, s:o, s:o}",
+                     "stale", fx->stale, "stale_ended", fx->stale_ended, "events", ev, "tasks",
+                     tasks, "cancels", sorted_dumps(cancels), "changed", sorted_dumps(changed),
                      "cancel_tasks", fx->cancel_tasks, "ended", fx->ended, "clear_error",
                      fx->clear_error, "wants_signal", fx->wants_signal, "output", fx->output,
-                     "error", fx->error);
+                     "error", fx->error, "children", children, "child_stops", stops);
 }
 
 /* The row the whole state implies for instance i: its own JSON, its results, its items. */
@@ -395,7 +403,9 @@ enum op_kind {
     OP_COMP_STARTED,
     OP_COMP_OK,
     OP_COMP_FAIL_NR,
-    OP_STALE_OK, /* a result with the attempt after the current one */
+    OP_STALE_OK,   /* a result with the attempt after the current one */
+    OP_CHILD_OK,   /* the workflow step's child completed; text: its output */
+    OP_CHILD_FAIL, /* ... failed; text: its error */
 };
 
 static const char *const OP_NAMES[] = {
@@ -419,6 +429,8 @@ static const char *const OP_NAMES[] = {
     "comp_ok",
     "comp_fail_nr",
     "stale_ok",
+    "child_ok",
+    "child_fail",
 };
 
 struct op {
@@ -494,6 +506,16 @@ static struct engine_input op_input(const struct op *o, size_t i, int attempt, i
         return in;
     case OP_STALE_OK:
         return in_succeeded(i, attempt + 1, now, v);
+    case OP_CHILD_OK:
+    case OP_CHILD_FAIL:
+        return (struct engine_input){.kind = ENGINE_IN_CHILD_ENDED,
+                                     .now_ms = now,
+                                     .step = i,
+                                     .child_status =
+                                         o->kind == OP_CHILD_OK ? "completed" : "failed",
+                                     .output = o->kind == OP_CHILD_OK ? v : NULL,
+                                     .error = o->kind == OP_CHILD_FAIL ? v : NULL,
+                                     .retry_after_ms = -1};
     }
     fail();
     return in;
@@ -1405,6 +1427,49 @@ static void if_from_stored_rows(void **state)
     RUN(ok, "{\"xs\": [false, false, false], \"wait\": false}", other_way, ENGINE_EXEC_COMPLETED);
 }
 
+/* ---- child workflows --------------------------------------------------------------------------
+ */
+
+/* Children in a loop and in an if, from stored rows: each iteration's child ends out of order,
+ * a step after the loop reads them; one fails, the loop stops and a retry asks for the same
+ * children again (the completed ones are kept); a cancel stops the one still waiting. */
+static const char *const KIDS =
+    "{\"name\": \"kids\", \"steps\": ["
+    " {\"id\": \"all\", \"for_each\": {\"items\": \"${input.xs}\", \"concurrency\": 2, "
+    "\"steps\": ["
+    "   {\"id\": \"ship\", \"workflow\": {\"name\": \"shipping\", \"input\": {\"x\": "
+    "\"${item}\", \"i\": \"${index}\"}}}]}},"
+    " {\"id\": \"gate\", \"if\": \"${input.more}\", \"then\": ["
+    "   {\"id\": \"audit\", \"workflow\": {\"name\": \"audit\", \"version\": 2, \"input\": "
+    "\"${steps.all.output}\"}}]}],"
+    " \"output\": [\"${steps.all.output}\", \"${steps.gate.output}\"]}";
+
+static void children_from_stored_rows(void **state)
+{
+    (void)state;
+    static const struct op ok[] = {
+        {OP_START, NULL, 0, NULL, 0},
+        {OP_CHILD_OK, "all/1/ship", 1, "\"B\"", 0},
+        {OP_CHILD_OK, "all/1/ship", 2, "\"B\"", 1},
+        {OP_CHILD_OK, "all/0/ship", 3, "\"A\"", 0},
+        {OP_CHILD_OK, "all/2/ship", 4, "\"C\"", 0},
+        {OP_CHILD_OK, "gate/then/audit", 5, "{\"ok\": true}", 0},
+    };
+    RUN(KIDS, "{\"xs\": [1, 2, 3], \"more\": true}", ok, ENGINE_EXEC_COMPLETED);
+
+    static const struct op retried[] = {
+        {OP_START, NULL, 0, NULL, 0},
+        {OP_CHILD_OK, "all/0/ship", 1, "\"A\"", 0},
+        {OP_CHILD_FAIL, "all/1/ship", 2, "{\"type\": \"NoStock\", \"message\": \"none\"}", 0},
+        {OP_RETRY, NULL, 3, NULL, 0},
+        {OP_CHILD_OK, "all/1/ship", 4, "\"B\"", 0},
+        {OP_CHILD_OK, "all/2/ship", 5, "\"C\"", 0},
+        {OP_CANCEL, NULL, 6, NULL, 0},
+        {OP_CHILD_OK, "gate/then/audit", 7, "1", 1},
+    };
+    RUN(KIDS, "{\"xs\": [1, 2, 3], \"more\": true}", retried, ENGINE_EXEC_CANCELLED);
+}
+
 /* ---- stale inputs, 202s and timeouts -------------------------------------------------------- */
 
 static const char *const STALE =
@@ -1579,6 +1644,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parallel_and_later_references_into_it),
         cmocka_unit_test(if_from_stored_rows),
+        cmocka_unit_test(children_from_stored_rows),
         cmocka_unit_test(sleep_until_reads_a_nested_step),
         cmocka_unit_test(for_each_out_of_order_with_items_loaded_lazily),
         cmocka_unit_test(for_each_one_at_a_time),
