@@ -272,7 +272,7 @@ void engine_effects_free(struct engine_effects *fx)
     }
     free(fx->children);
     for (size_t i = 0; i < fx->n_child_stops; i++)
-        free(fx->child_stops[i].id);
+        free(fx->child_stops[i].path);
     free(fx->child_stops);
     json_decref(fx->output);
     json_decref(fx->error);
@@ -817,8 +817,8 @@ static void skip_node(struct run *r, size_t i)
         struct engine_effects *fx = r->fx;
         fx->child_stops =
             xrealloc(fx->child_stops, (fx->n_child_stops + 1) * sizeof *fx->child_stops);
-        fx->child_stops[fx->n_child_stops++] = (struct engine_child_stop){
-            engine_child_id(execution_id_of(r), s->path), r->in->kind == ENGINE_IN_TERMINATE};
+        fx->child_stops[fx->n_child_stops++] =
+            (struct engine_child_stop){xstrdup(s->path), r->in->kind == ENGINE_IN_TERMINATE};
         s = S(r, i);
     }
     s->status = ENGINE_STEP_SKIPPED;
@@ -1536,9 +1536,8 @@ static void enter_step(struct run *r, size_t i)
     json_t *scheduled = json_pack("{s:s}", "kind", kinds[ds->kind]);
     char *child_id = NULL;
     if (ds->kind == DEFN_STEP_WORKFLOW) {
-        /* Which execution it starts, for a reader of the history (and the UI's link). */
+        /* Which workflow it starts; the runner journals which execution (child_started). */
         child_id = engine_child_id(execution_id_of(r), s->path);
-        json_object_set_new(scheduled, "child", json_string(child_id));
         json_object_set_new(scheduled, "workflow", json_string(ds->child_workflow));
         json_object_set_new(scheduled, "version",
                             ds->child_version ? json_integer(ds->child_version) : json_null());
@@ -2013,7 +2012,8 @@ static bool on_child_ended(struct run *r)
         err = step_error(r, i, ctype ? ctype : "child_not_started",
                          cmsg ? cmsg : "the child execution could not start");
     } else {
-        char *child = engine_child_id(execution_id_of(r), s->path);
+        char *child = r->in->child_id ? xstrdup(r->in->child_id)
+                                      : engine_child_id(execution_id_of(r), s->path);
         char *msg = cmsg ? xasprintf("child execution %s (workflow %s) ended %s: %s", child,
                                      N(r, i)->step->child_workflow, status, cmsg)
                          : xasprintf("child execution %s (workflow %s) ended %s", child,

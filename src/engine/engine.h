@@ -331,11 +331,16 @@ struct engine_input {
     const char *child_status; /* CHILD_ENDED: "completed", "failed", "cancelled", "terminated"
                                  or "not_started" (borrowed); .output is the child's output
                                  (completed), .error its error or the reason it never ran */
+    const char *child_id;     /* CHILD_ENDED: the child's id (borrowed; NULL: the step's first
+                                 child, engine_child_id) */
 };
 
-/* A child execution a workflow step starts: created (unless it exists already, as after a
- * retry of the parent: then it is run again if it failed, or its end reported again), in the
- * transaction that journals the step's start. */
+/* A child execution a workflow step starts, in the transaction that journals the step's
+ * start: created with id unless the step started one before (a retry of the parent reached the
+ * step again). That one runs again when it failed and can (no compensation ran), reports its
+ * end again when it completed or failed for good, and is replaced by a new child
+ * ("<id>:<n>") when it was cancelled or terminated or its saga ran (its effects were
+ * undone). */
 struct engine_child {
     size_t step;          /* the workflow step instance */
     char *path;           /* owned; its path (the child's parent_path) */
@@ -345,10 +350,11 @@ struct engine_child {
     json_t *input;        /* owned; the evaluated input */
 };
 
-/* A child execution to stop, because its workflow step stopped waiting for it (the parent was
- * cancelled or terminated, or a failure elsewhere stopped the step's branch). */
+/* The running child of a workflow step to stop, because the step stopped waiting for it (the
+ * parent was cancelled or terminated, or a failure elsewhere stopped the step's branch). Named
+ * by the step's path: the child is whichever the step started last. */
 struct engine_child_stop {
-    char *id;       /* owned */
+    char *path;     /* owned; the workflow step's path */
     bool terminate; /* terminate (the parent was terminated); else cancel */
 };
 

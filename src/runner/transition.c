@@ -48,7 +48,7 @@ struct pending {
     json_t *token_rows;  /* [{token_hash, step, attempt, compensation}] of the sends */
     json_t *drops;       /* [{kind, step}]: pending tasks to delete */
     json_t *children;    /* [{id, path, workflow, version, input}]: child executions to start */
-    json_t *child_stops; /* [{id, terminate}]: child executions to cancel or terminate */
+    json_t *child_stops; /* [{path, terminate}]: children of these steps to cancel or terminate */
     bool *changed;       /* per step instance */
     size_t cap_changed;
     bool cancel_tasks;
@@ -246,17 +246,17 @@ static void collect(struct apply *a, const struct engine_input *in, struct engin
     }
     for (size_t i = 0; i < fx->n_child_stops; i++) {
         /* A child asked for and stopped within one transition is neither. */
-        const char *id = fx->child_stops[i].id;
+        const char *path = fx->child_stops[i].path;
         bool started_here = false;
         for (size_t k = json_array_size(p->children); k-- > 0 && !started_here;) {
-            if (!strcmp(json_string_value(json_object_get(json_array_get(p->children, k), "id")),
-                        id)) {
+            if (!strcmp(json_string_value(json_object_get(json_array_get(p->children, k), "path")),
+                        path)) {
                 json_array_remove(p->children, k);
                 started_here = true;
             }
         }
         if (!started_here)
-            json_array_append_new(p->child_stops, json_pack("{s:s, s:b}", "id", id, "terminate",
+            json_array_append_new(p->child_stops, json_pack("{s:s, s:b}", "path", path, "terminate",
                                                             fx->child_stops[i].terminate));
     }
     if (fx->ended) {
@@ -501,10 +501,13 @@ static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *
  * it ended. A child started and stopped by the same input is neither. Returns true with
  * *queued set when a task was inserted (its owner's claimer must hear of it), false with *why
  * set when a statement failed. */
-static bool child_writes(const struct transition_env *env, PGconn *conn, const char *exec_id,
-                         const struct pending *p, const char *parent_id, const char *parent_path,
+static bool child_writes(struct apply *a, const char *parent_id, const char *parent_path,
                          const json_t *report, const char *now, bool *queued, char **why)
 {
+    const struct transition_env *env = a->env;
+    PGconn *conn = a->conn;
+    const char *exec_id = a->exec_id;
+    const struct pending *p = a->p;
     char depth[24];
     snprintf(depth, sizeof depth, "%ld", env->max_child_depth);
     size_t k;
@@ -524,13 +527,27 @@ static bool child_writes(const struct transition_env *env, PGconn *conn, const c
                                 depth,
                                 env->owner,
                                 now};
-        bool ok = input && run_child_stmt(conn, STMT_CHILD_START, 9, params, why);
-        if (!input)
+        if (!input) {
             *why = xasprintf("execution %s: the input of child %s cannot be encoded", exec_id,
                              params[0]);
-        free(input);
-        if (!ok)
             return false;
+        }
+        PGresult *res = store_run(conn, STMT_CHILD_START, 9, params);
+        free(input);
+        if (!store_ok(res)) {
+            *why = store_error(res, conn);
+            PQclear(res);
+            return false;
+        }
+        /* Which execution the step waits for, for a reader of the history (none when it cannot
+         * start: the step fails with why, from the child_ended queued for it). */
+        if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+            json_t *data = json_pack("{s:s, s:s, s:i, s:b}", "child", PQgetvalue(res, 0, 0),
+                                     "workflow", params[1], "version", atoi(PQgetvalue(res, 0, 1)),
+                                     "again", !strcmp(PQgetvalue(res, 0, 2), "t"));
+            append_event(a, "child_started", params[5], 0, data);
+        }
+        PQclear(res);
         *queued = true;
     }
     json_array_foreach(p->child_stops, k, c)
@@ -538,10 +555,13 @@ static bool child_writes(const struct transition_env *env, PGconn *conn, const c
         bool terminate = json_is_true(json_object_get(c, "terminate"));
         char *payload = xasprintf("{\"reason\": \"its parent execution %s was %s\"}", exec_id,
                                   terminate ? "terminated" : "cancelled");
-        const char *params[] = {json_string_value(json_object_get(c, "id")),
-                                terminate ? TASK_PARENT_TERMINATE : TASK_PARENT_CANCEL, payload,
-                                now, env->owner};
-        bool ok = run_child_stmt(conn, STMT_CHILD_STOP, 5, params, why);
+        const char *params[] = {exec_id,
+                                json_string_value(json_object_get(c, "path")),
+                                terminate ? TASK_PARENT_TERMINATE : TASK_PARENT_CANCEL,
+                                payload,
+                                now,
+                                env->owner};
+        bool ok = run_child_stmt(conn, STMT_CHILD_STOP, 6, params, why);
         free(payload);
         if (!ok)
             return false;
@@ -895,7 +915,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     }
     bool queued = false;
     if ((json_array_size(p.children) || json_array_size(p.child_stops) || report) &&
-        !child_writes(env, conn, exec_id, &p, parent_id, parent_path, report, now, &queued, why))
+        !child_writes(&a, parent_id, parent_path, report, now, &queued, why))
         goto done;
 
     json_t *consumed;

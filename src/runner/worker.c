@@ -53,6 +53,7 @@ static bool job_input(const struct job *j, struct engine_input *in)
     if (!strcmp(j->task_kind, TASK_CHILD_ENDED)) {
         in->kind = ENGINE_IN_CHILD_ENDED;
         in->child_status = json_string_value(json_object_get(j->payload, "status"));
+        in->child_id = json_string_value(json_object_get(j->payload, "child"));
         in->output = json_object_get(j->payload, "output");
         if (!in->output)
             in->output = json_null();

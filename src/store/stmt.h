@@ -62,9 +62,11 @@ enum store_stmt {
                                    whose task's owner is gone) -> ids moved */
     STMT_CHILD_START,  /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
                           $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
-                          finds it) and queues its child_start, or queues the parent's
-                          child_ended with why it cannot start */
-    STMT_CHILD_STOP,   /* $1 child id, $2 task kind, $3 payload, $4 now, $5 owner if none */
+                          finds the step's last one) and queues its child_start, or queues the
+                          parent's child_ended with why it cannot start -> id, version, whether
+                          it existed (no row when it cannot start) */
+    STMT_CHILD_STOP,   /* $1 parent, $2 step path, $3 task kind, $4 payload, $5 now, $6 owner
+                          if none: queued for the step's running child */
     STMT_CHILD_REPORT, /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
                           child's row), $5 now, $6 owner if none: queues the parent's
                           child_ended while the parent runs */

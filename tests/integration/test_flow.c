@@ -673,8 +673,7 @@ static void test_kill9_order_with_children(void **state)
         char *tasks = harness_sqlf(db, "SELECT string_agg(execution_id || ' ' || kind || ' ' || "
                                        "coalesce(step, '-') || ' ' || coalesce(owner, '-') || ' "
                                        "' || coalesce(lease_owner, '-'), E'\\n') FROM tasks");
-        fail_msg("not every order ended after kill -9; running:\n%s\ntasks:\n%s", running,
-                 tasks);
+        fail_msg("not every order ended after kill -9; running:\n%s\ntasks:\n%s", running, tasks);
     }
     for (int i = 0; i < N; i++) {
         char id[32];
@@ -712,6 +711,65 @@ static void test_kill9_order_with_children(void **state)
     assert_journal_clean(db, "shipkid");
     /* ord-N/charge x 12, ord-N:ship/label and /pack x 8, ord-N/charge/compensate x 4. */
     assert_int_equal(keys_applied_once(&receiver, "ord", NULL), N + 8 * 2 + 4);
+    stack_stop(&db, &k, &receiver);
+}
+
+/* A retry of a parent whose child was cancelled (a failure in another branch stopped it)
+ * starts a new child in its place, "<id>:2": the cancelled one ran its saga, and must not be
+ * revived; the history says which child the step waits for. */
+static const char *const REPLACE =
+    "{\"name\": \"replace\", \"steps\": [{\"id\": \"p\", \"parallel\": {\"branches\": {"
+    " \"a\": [{\"id\": \"kid\", \"workflow\": {\"name\": \"shipping\", \"input\": {\"order\": "
+    "\"r\", \"fragile\": false, \"hold\": true}}}],"
+    " \"b\": [{\"id\": \"pay\", \"activity\": {\"url\": \"%R/flaky/1\"}, \"retry\": "
+    "{\"max_attempts\": 1}}]}}}],"
+    " \"output\": \"${steps.p.output.a}\"}";
+
+static void test_retry_replaces_a_cancelled_child(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_flow_replace");
+    struct proc receiver, k;
+    receiver_start(&receiver, secret);
+    keeld_start(&k, db, env(), NULL);
+    register_def(&k, SHIPPING, receiver.base_url);
+    register_def(&k, REPLACE, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows/replace/executions", "{\"id\": \"rp\"}", 201, NULL);
+    json_t *done = wait_result(k.base_url, "rp");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_decref(done);
+    done = wait_result(k.base_url, "rp:p:a:kid");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    json_decref(done);
+    http_post_expect(k.base_url, "/v1/executions/rp/retry", "{}", 202, NULL);
+    for (int tries = 0; tries < 500; tries++) {
+        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
+                                   "'rp:p:a:kid:2' AND path = 'hold/then/w' AND status = "
+                                   "'waiting'");
+        bool ok = atoi(v) == 1;
+        free(v);
+        if (ok)
+            break;
+        usleep(20000);
+    }
+    http_post_expect(k.base_url, "/v1/executions/rp:p:a:kid:2/signals/go", "{}", 202, NULL);
+    done = wait_result(k.base_url, "rp");
+    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(done, "output"), "tracking")),
+        "rp:p:a:kid:2/label");
+    json_decref(done);
+    assert_sql(db, "rp:p:a:kid:false,rp:p:a:kid:2:false",
+               "SELECT string_agg((data->>'child') || ':' || (data->>'again'), ',' ORDER BY seq) "
+               "FROM events WHERE execution_id = 'rp' AND type = 'child_started'");
+    assert_sql(db, "cancelled", "SELECT status FROM executions WHERE id = 'rp:p:a:kid'");
+    json_t *parent = get_json(&k, "/v1/executions/rp");
+    assert_string_equal(json_string_value(json_object_get(step_at(parent, "p/a/kid"), "child")),
+                        "rp:p:a:kid:2");
+    json_decref(parent);
+    json_t *list = get_json(&k, "/v1/executions?parent=rp");
+    assert_int_equal(json_array_size(json_object_get(list, "executions")), 2);
+    json_decref(list);
     stack_stop(&db, &k, &receiver);
 }
 
@@ -771,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_child_workflows),
         cmocka_unit_test(test_kill9_order_with_children),
         cmocka_unit_test(test_task_for_a_gone_owner_is_moved),
+        cmocka_unit_test(test_retry_replaces_a_cancelled_child),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -301,7 +301,7 @@ static json_t *effects_by_path(const struct engine_state *st, const struct engin
                                 fx->children[i].version, fx->children[i].input));
     for (size_t i = 0; i < fx->n_child_stops; i++)
         json_array_append_new(
-            stops, json_pack("[s, b]", fx->child_stops[i].id, fx->child_stops[i].terminate));
+            stops, json_pack("[s, b]", fx->child_stops[i].path, fx->child_stops[i].terminate));
     for (size_t i = 0; i < fx->n_events; i++)
         json_array_append_new(ev, json_pack("[s, s, i, O]", fx->events[i].type,
                                             path_at(st, fx->events[i].step), fx->events[i].attempt,
