@@ -13,7 +13,9 @@
  *   - Escape: "$$" stands for one "$", so "$${input}" is the literal text "${input}" and
  *     "$$$${x}" is "$$" followed by the value of x. A "$" followed by anything else than "$" or
  *     "{" is an ordinary character ("costs $5" needs no escape).
- *   - Spaces, tabs and line breaks may appear between the parts of an expression: "${ input.a }".
+ *   - Spaces, tabs and line breaks may appear around the operators, parentheses and literals of
+ *     an expression and inside "${ }" ("${ input.a }"), not inside a path ("input .a" is
+ *     malformed).
  *
  * What an expression is made of:
  *
