@@ -8,6 +8,7 @@
 
 #include "defn/canon.h"
 #include "defn/defn.h"
+#include "defn/expr.h"
 
 #include <limits.h>
 #include <string.h>
@@ -116,6 +117,21 @@ static void check_step(const struct defn *d, const struct defn_step *st, int dep
         FUZZ_CHECK(st->concurrency >= 1 && st->concurrency <= DEFN_FOR_EACH_MAX_CONCURRENCY);
         check_steps(d, st->children, st->n_children, depth + 1);
         break;
+    case DEFN_STEP_SET:
+        FUZZ_CHECK(st->set != NULL && st->set_expr != NULL);
+        FUZZ_CHECK(!st->compensate);
+        break;
+    case DEFN_STEP_FAIL: {
+        FUZZ_CHECK(json_is_object(st->fail) && st->fail_expr != NULL);
+        const json_t *type = json_object_get(st->fail, "type");
+        FUZZ_CHECK(json_is_string(type) && json_string_length(type) >= 1 &&
+                   json_string_length(type) <= 128);
+        FUZZ_CHECK(!expr_has_expression(json_string_value(type), json_string_length(type)));
+        const json_t *message = json_object_get(st->fail, "message");
+        FUZZ_CHECK(!message || json_is_string(message));
+        FUZZ_CHECK(!st->compensate);
+        break;
+    }
     default:
         FUZZ_CHECK(!"a step kind of enum defn_step_kind");
     }

@@ -2,15 +2,24 @@
  * a template against a small fixed context. The input is a template as JSON (any value, as it
  * sits in a definition) or, when it is not JSON, the raw text of one string template.
  *
- * Differential: the compiled template must report the same step references and errors, in the
- * same order, as the interpreter that parsed each string at every evaluation (kept frozen in
- * expr_reference.c), and evaluate to the same value or fail with the same pointer and message,
- * under every size budget; evaluating it again gives the same outcome, and compiling and
- * evaluating never change the template. Besides, the contracts of expr.h: error pointers name a
- * string of the template, a template that fails the check fails evaluation too, a string without
- * an unescaped "${" always evaluates, evaluation never changes the context, a template without
- * any '$' evaluates to itself, and a size budget only turns results that are too large into
- * errors. */
+ * Differential, for the language the frozen reference speaks (paths only, in expr_reference.c):
+ * a template the reference accepts must compile with the same step and loop references and no
+ * error, and evaluate to the same value or fail with the same pointer and message, under every
+ * size budget; evaluating it again gives the same outcome, and compiling and evaluating never
+ * change the template. Operators made the language larger, never smaller: a template the
+ * reference refuses may compile now, but never has more malformed strings than the reference
+ * counts, and each of its strings that the reference accepts is compared on its own.
+ *
+ * For what only the new language can say (operators, literals, len(), exists()), properties
+ * that hold whatever the expression: for a string that is one expression X, "${(X)}" means the
+ * same as X, "${(X) == (X)}" is true whenever X evaluates, and "${!(X)}" negates X when it is a
+ * boolean and fails otherwise (each only if it compiles: wrapping adds a level of nesting, and
+ * the only way it may fail to compile is by nesting too deeply).
+ *
+ * Besides, the contracts of expr.h: error pointers name a string of the template, a template
+ * that fails the check fails evaluation too, a string without an unescaped "${" always
+ * evaluates, evaluation never changes the context, a template without any '$' evaluates to
+ * itself, and a size budget only turns results into errors, never into other results. */
 #include "fuzz.h"
 
 #include "defn/expr.h"
@@ -26,7 +35,9 @@ static const char CTX[] =
     "  \"big\": 1e300, \"neg\": -7, \"nul\": \"a\\u0000b\", \"text\": \"h\\u00e9\\ud83d\\ude00\","
     "  \"items\": [{\"sku\": \"x\"}, {\"sku\": \"y\"}], \"nested\": {\"a\": {\"b\": [10, [30]]}},"
     "  \"odd key\": 1, \"quote\\\"key\": 3, \"back\\\\slash\": 4, \"\": \"empty\","
-    "  \"dollar\": \"$5\", \"expr\": \"${input.qty}\", \"empty_obj\": {}, \"empty_arr\": []},"
+    "  \"dollar\": \"$5\", \"expr\": \"${input.qty}\", \"empty_obj\": {}, \"empty_arr\": [],"
+    "  \"max\": 9223372036854775807, \"min\": -9223372036854775808, \"zero\": 0,"
+    "  \"reals\": [1.0, 0.5], \"ints\": [1, 0], \"n-1\": 7},"
     " \"steps\": {\"charge\": {\"output\": {\"id\": \"ch_1\", \"amount\": 1999}},"
     "   \"approval\": {\"output\": null},"
     "   \"flaky\": {\"error\": {\"type\": \"timeout\", \"message\": \"took too long\"}},"
@@ -215,6 +226,33 @@ static void check_same_eval(const struct expr_template *t, const json_t *tmpl, s
     json_decref(want);
 }
 
+/* Calls fn on every string of v. */
+static void for_each_string(const json_t *v, void (*fn)(const json_t *))
+{
+    if (json_is_string(v)) {
+        fn(v);
+        return;
+    }
+    size_t i;
+    json_t *e;
+    const char *k;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e) for_each_string(e, fn);
+    } else if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, e) for_each_string(e, fn);
+    }
+}
+
+static void check_against_reference(const json_t *tmpl);
+
+/* A string of a template the reference refuses: compared on its own when the reference
+ * accepts it. */
+static void check_string_against_reference(const json_t *s)
+{
+    if (ref_check_template(s, NULL, NULL, NULL, NULL) == 0)
+        check_against_reference(s);
+}
+
 /* expr_compile and expr_template_eval against the reference interpreter. */
 static void check_against_reference(const json_t *tmpl)
 {
@@ -225,6 +263,21 @@ static void check_against_reference(const json_t *tmpl)
     struct expr_template *t = expr_compile_reporting(tmpl, &r, &got_bad);
     int want_bad = ref_check_template(tmpl, log_ref, log_loop_ref, log_error, &want);
     FUZZ_CHECK(t != NULL);
+    if (want_bad > 0) {
+        /* The reference refuses it: the new language may accept more, never less. */
+        if (got_bad > want_bad)
+            fprintf(stderr, "compiled reports (%d):\n%sreference reports (%d):\n%s", got_bad,
+                    log_text(&got), want_bad, log_text(&want));
+        FUZZ_CHECK(got_bad >= 0 && got_bad <= want_bad);
+        buf_free(&got);
+        buf_free(&want);
+        expr_template_free(t);
+        FUZZ_CHECK(json_equal(tmpl, before));
+        json_decref(before);
+        if (!json_is_string(tmpl))
+            for_each_string(tmpl, check_string_against_reference);
+        return;
+    }
     if (got_bad != want_bad || strcmp(log_text(&got), log_text(&want)) != 0)
         fprintf(stderr, "compiled reports (%d):\n%sreference reports (%d):\n%s", got_bad,
                 log_text(&got), want_bad, log_text(&want));
@@ -250,9 +303,104 @@ static void check_against_reference(const json_t *tmpl)
     json_decref(before);
 }
 
+/* ---- the new language: properties of any expression ------------------------------------ */
+
+/* What compiling a wrapped expression gave. */
+enum wrapped {
+    WRAPPED_EVALUATED, /* it compiled and was evaluated */
+    WRAPPED_TOO_DEEP,  /* refused for nesting more than 64 levels: wrapping adds levels */
+    WRAPPED_REFUSED,   /* refused for another reason */
+};
+
+/* Compiles "${<prefix>X<suffix>}", X being inner[0..len), and evaluates it when it compiles:
+ * *out is then its value, or NULL when evaluating failed. */
+static enum wrapped eval_wrapped(const char *prefix, const char *inner, size_t len,
+                                 const char *suffix, json_t **out)
+{
+    struct buf text = BUF_INIT;
+    buf_puts(&text, "${");
+    buf_puts(&text, prefix);
+    buf_append(&text, inner, len);
+    buf_puts(&text, suffix);
+    buf_putc(&text, '}');
+    json_t *tmpl = json_stringn(text.data, text.len);
+    buf_free(&text);
+    FUZZ_CHECK(tmpl != NULL);
+    struct buf errors = BUF_INIT;
+    enum wrapped how = WRAPPED_EVALUATED;
+    *out = NULL;
+    if (expr_check_template(tmpl, NULL, log_error, &errors) != 0)
+        how = strstr(log_text(&errors), "nests more than 64 levels deep") ? WRAPPED_TOO_DEEP
+                                                                          : WRAPPED_REFUSED;
+    else
+        *out = expr_eval_template(tmpl, ctx, NULL);
+    buf_free(&errors);
+    json_decref(tmpl);
+    return how;
+}
+
+/* For a string template that is one well-formed expression "${X}": (X) is X; (X) == (X) is
+ * true when X evaluates and fails when it fails; !(X) negates a boolean and refuses anything
+ * else (at registration when X is a constant). */
+static void check_wrapped(const json_t *tmpl)
+{
+    if (!json_is_string(tmpl))
+        return;
+    const char *s = json_string_value(tmpl);
+    size_t len = json_string_length(tmpl);
+    if (len < 3 || s[0] != '$' || s[1] != '{' || s[len - 1] != '}' ||
+        expr_check_template(tmpl, NULL, NULL, NULL) != 0)
+        return;
+    const char *inner = s + 2;
+    size_t inner_len = len - 3;
+    json_t *plain = expr_eval_template(tmpl, ctx, NULL);
+    json_t *paren = NULL, *same = NULL, *negated = NULL;
+    struct buf twice = BUF_INIT;
+    /* "${a} ${b}" starts and ends the same way but is two expressions: "${(a} ${b)}" cannot
+     * close its "(", so only one expression compiles in parentheses. Nesting too deeply is
+     * found before any "}", so it says nothing either way, and then every wrapping below, all
+     * at least as deep, is too deep as well. */
+    enum wrapped how = eval_wrapped("(", inner, inner_len, ")", &paren);
+    if (how == WRAPPED_REFUSED)
+        goto Exit;
+    if (how == WRAPPED_EVALUATED) {
+        if ((paren == NULL) != (plain == NULL))
+            fprintf(stderr, "(X) %s, X %s\n", paren ? "evaluates" : "fails",
+                    plain ? "evaluates" : "fails");
+        FUZZ_CHECK((paren == NULL) == (plain == NULL));
+        FUZZ_CHECK(!paren || json_equal(paren, plain));
+    }
+    buf_append(&twice, inner, inner_len);
+    buf_puts(&twice, ") == (");
+    buf_append(&twice, inner, inner_len);
+    how = eval_wrapped("(", twice.data, twice.len, ")", &same);
+    FUZZ_CHECK(how != WRAPPED_REFUSED);
+    if (how == WRAPPED_EVALUATED) {
+        FUZZ_CHECK((same == NULL) == (plain == NULL));
+        FUZZ_CHECK(!same || json_is_true(same));
+    }
+    how = eval_wrapped("!(", inner, inner_len, ")", &negated);
+    if (plain && json_is_boolean(plain)) {
+        FUZZ_CHECK(how != WRAPPED_REFUSED);
+        if (how == WRAPPED_EVALUATED) {
+            FUZZ_CHECK(negated != NULL && json_is_boolean(negated));
+            FUZZ_CHECK(json_is_true(negated) == json_is_false(plain));
+        }
+    } else {
+        FUZZ_CHECK(negated == NULL);
+    }
+Exit:
+    buf_free(&twice);
+    json_decref(plain);
+    json_decref(paren);
+    json_decref(same);
+    json_decref(negated);
+}
+
 static void check_template(const json_t *tmpl)
 {
     check_against_reference(tmpl);
+    check_wrapped(tmpl);
 
     struct check_state cs = {tmpl, 0};
     int bad = expr_check_template(tmpl, on_step_ref, on_error, &cs);

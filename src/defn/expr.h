@@ -1,20 +1,25 @@
-/* Expressions in definitions: "${path}" references into an execution's data, compiled once
- * when a definition is registered (or loaded) and evaluated, from the compiled form, when a step
- * runs.
+/* Expressions in definitions: "${...}" in template strings, compiled once when a definition is
+ * registered (or loaded) and evaluated, from the compiled form, when a step runs.
  *
  * The language, which the unit tests in tests/unit/defn/test_expr.c spell out case by case:
  *
- *   - A template is any JSON value. Only string values are expressions; object keys, numbers,
+ *   - A template is any JSON value. Only string values hold expressions; object keys, numbers,
  *     booleans and null are copied as they are.
- *   - A string that is exactly "${path}" evaluates to the JSON value at path, of any type.
- *   - "${path}" inside a longer string is interpolated as text: a string is inserted verbatim;
+ *   - A string that is exactly "${expr}" evaluates to the expression's JSON value, of any type
+ *     ("${input.total > 1000}" is true or false, "${input.items}" the array).
+ *   - "${expr}" inside a longer string is interpolated as text: a string is inserted verbatim;
  *     numbers, booleans and null as their JSON text (2.5, true, null); objects and arrays as
  *     compact JSON ({"a":1}).
  *   - Escape: "$$" stands for one "$", so "$${input}" is the literal text "${input}" and
  *     "$$$${x}" is "$$" followed by the value of x. A "$" followed by anything else than "$" or
  *     "{" is an ordinary character ("costs $5" needs no escape).
- *   - Spaces right after "${" and right before "}" are allowed: "${ input.a }".
- *   - A path starts with a root and continues with segments:
+ *   - Spaces, tabs and line breaks may appear around the operators, parentheses and literals of
+ *     an expression and inside "${ }" ("${ input.a }"), not inside a path ("input .a" is
+ *     malformed).
+ *
+ * What an expression is made of:
+ *
+ *   - Paths. A path starts with a root and continues with segments:
  *       input                      the execution's input
  *       steps.<id>.output          the output of an earlier step
  *       steps.<id>.error           the error of an earlier step ({"type", "message", ...})
@@ -28,10 +33,59 @@
  *     After steps.<id> only .output or .error may follow; after loops.<id> only .item or
  *     .index. Any segments may follow item and loops.<id>.item, as they may follow input;
  *     nothing may follow execution.id, execution.workflow, index or loops.<id>.index.
- *   - Where item, index and loops.<id> may be used (inside the loop) is the definition's
- *     business: compiling reports each use (expr_loop_ref_fn) so that the caller can check it.
- *   - A path to a value that is not there is an error, named precisely; it never becomes null.
+ *     Names are greedy and "-" is one of their characters (step ids have it), so "input.n-1"
+ *     is the field "n-1" and subtracting after a name needs spaces: "input.n - 1". An unknown
+ *     root with a "-" in it ("index-1") gets a hint saying so.
+ *   - Literals: numbers as in JSON (1000, -7, 2.5, 1e3; an integer must fit in 64 bits, and
+ *     one with a fraction or an exponent is a real), 'text' in single quotes (\' and \\ are the
+ *     only escapes), true, false and null.
+ *   - Operators, from the loosest to the tightest binding; binary ones associate to the left:
+ *       ||                 a boolean or
+ *       &&                 a boolean and
+ *       == !=              equality
+ *       < <= > >=          order
+ *       + -                addition (and joining strings), subtraction
+ *       * / %              multiplication, division, remainder
+ *       ! -                boolean not, negation (prefix)
+ *     and parentheses to group.
+ *   - Functions: len(x), the number of Unicode code points of a string, of items of an array or
+ *     of members of an object; exists(path), true when the path leads to a value (a JSON null
+ *     that is there counts) and false when any part of it is missing. The argument of exists()
+ *     must be a path.
+ *
+ * Types are strict, never converted:
+ *
+ *   - && || and ! take booleans. && and || evaluate their right operand only when it decides
+ *     the result, so "${exists(input.x) && input.x > 1}" is false when x is missing.
+ *   - + takes two numbers or two strings (joined); - * / take numbers; % takes integers (the
+ *     remainder has the sign of the dividend). Two integers give an integer, except / when the
+ *     division is not exact, which gives a real (7 / 2 is 3.5, 8 / 2 is 4); a real operand gives
+ *     a real (2.5 * 2 is 5.0). An integer result beyond 64 bits, a division or remainder by zero
+ *     and a real result that is not finite are errors.
+ *   - < <= > >= compare two numbers, or two strings (bytewise, i.e. by code point).
+ *   - == and != compare values of the same JSON type by value: numbers numerically (1 == 1.0,
+ *     also inside arrays and objects), arrays and objects deeply. Either side may be null (equal
+ *     only when both are). Any other mix of types is an error.
+ *   - Any other operand type is an error naming the types, e.g. "${input.total > 'a'}: cannot
+ *     compare number with string in \"input.total > 'a'\"".
+ *
+ * Errors:
+ *
+ *   - A malformed expression is reported when the template is compiled (expr_compile): syntax
+ *     errors ("${input.a +}: expected an operand after \"+\" at offset 9", the offset counted
+ *     from just after "${"), unknown roots and wrong shapes of paths, unknown functions, wrong
+ *     numbers of arguments, a non-path argument of exists(), nesting deeper than 64 levels (of
+ *     parentheses, operators and calls), and any part made only of literals that cannot be
+ *     evaluated ("${1 / 0}", "${1 + 'a'}"), even where && or || would not evaluate it.
+ *   - Everything else fails when the template is evaluated, as an error of the step, named
+ *     precisely: the expression, the reason and the part that failed ("${1 / input.n}: division
+ *     by zero in \"1 / input.n\""). A lone path keeps its own form ("${input.a}: \"input\" has
+ *     no field \"a\"").
+ *   - A path to a value that is not there is an error, outside exists(); it never becomes null.
  *     A JSON null that is there is a value like any other.
+ *   - Where item, index and loops.<id> may be used (inside the loop) is the definition's
+ *     business: compiling reports each use (expr_loop_ref_fn), wherever it is in an expression,
+ *     so that the caller can check it; the same for steps.<id> (expr_step_ref_fn).
  */
 #ifndef KEEL_DEFN_EXPR_H
 #define KEEL_DEFN_EXPR_H
@@ -51,12 +105,14 @@ struct expr_error {
 };
 
 /* Called once per well-formed reference to a step's result while a template is compiled or
- * checked. pointer: where the string is, relative to the template; expr: the path as text, for
- * messages (e.g. "steps.charge.output.id"); step_id: the id after "steps.". All borrowed for the
- * call. */
+ * checked, for each path of an expression that reads one (exists() included), in the order they
+ * are written. pointer: where the string is, relative to the template; expr: the path as text,
+ * for messages (e.g. "steps.charge.output.id"); step_id: the id after "steps.". All borrowed for
+ * the call. */
 typedef void (*expr_step_ref_fn)(void *arg, const char *pointer, const char *expr,
                                  const char *step_id);
-/* Called once per well-formed use of a loop's element or index while a template is compiled.
+/* Called once per well-formed use of a loop's element or index while a template is compiled,
+ * in the order they are written.
  * pointer and expr as for expr_step_ref_fn (e.g. "item.sku", "index", "loops.all.item");
  * loop_id: NULL for item and index (the innermost enclosing loop), the id after "loops." for
  * loops.<id>... All borrowed for the call. */
@@ -71,8 +127,9 @@ typedef void (*expr_error_fn)(void *arg, const char *pointer, const char *messag
 struct expr_template;
 
 /* Compiles tmpl (any JSON value; see the language above) as a definition is registered: each
- * "${...}" must parse and have a valid shape (root, steps.<id>.output|error,
- * execution.id|workflow, item, index, loops.<id>.item|index). Reports the first bad expression
+ * "${...}" must parse, its paths must have a valid shape (root, steps.<id>.output|error,
+ * execution.id|workflow, item, index, loops.<id>.item|index) and its constant parts must
+ * evaluate; those are folded into values once here. Reports the first bad expression
  * of each string to on_error (the rest of that string is skipped, as it cannot be split
  * reliably) and each step reference to on_step_ref, in template order; either may be NULL.
  * Loop references are not reported here (expr_compile_reporting does). Whether a referenced
@@ -114,9 +171,14 @@ struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct ex
  * budget is counted while evaluating, before anything is copied, so a template that would
  * expand a large value many times fails after building at most about max_bytes (never the whole
  * expansion); going over fails with err->message naming the limit and err->pointer at the value
- * where the budget ran out. A string's expressions were all checked
- * when it was compiled, so a malformed one is reported as such even when an earlier one would
- * fail for a missing value.
+ * where the budget ran out. Operators are bounded by it too, separately from the result: the
+ * strings that "+" builds, all of them together, may not be longer than max_bytes, and what
+ * comparisons and len() read (the bytes of strings and keys, and one per value compared) may
+ * not exceed 16 times max_bytes; going over fails the expression, naming the limit. So
+ * evaluating a template costs no more than its own size and a multiple of max_bytes, however
+ * often it repeats a large value. A string's expressions were all
+ * checked when it was compiled, so a malformed one is reported as such even when an earlier one
+ * would fail for a missing value.
  * Returns a new value that shares nothing with t or ctx (the caller owns it and decrefs it), or
  * NULL with *err filled in (err may be NULL when the caller needs no reason); t NULL fails with
  * "no template". Neither t nor ctx is changed. */

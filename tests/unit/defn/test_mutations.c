@@ -55,15 +55,18 @@ static const char *const seeds[] = {
     "\"${steps.e.output}\"]}}]}}]}}}]}}], \"output\": {\"o\": \"${steps.o.output}\"}}",
 };
 
-static void mutate(char *s, size_t len)
+/* The bytes mutations write into definitions, and into expressions (with their operators). */
+static const char defn_alphabet[] = "{}[]\":,${}.\\0123456789azAZ _-ms";
+static const char expr_alphabet[] = "{}[]\"'$.\\0123456789aeinstAZ _-+*/%<>=!&|(),";
+
+static void mutate(char *s, size_t len, const char *alphabet, size_t alphabet_len)
 {
-    static const char alphabet[] = "{}[]\":,${}.\\0123456789azAZ _-ms";
     int n = 1 + (int)(next_random() % 4);
     for (int k = 0; k < n; k++) {
         size_t at = (size_t)(next_random() % len);
         switch (next_random() % 3) {
         case 0: /* replace a byte */
-            s[at] = alphabet[next_random() % (sizeof alphabet - 1)];
+            s[at] = alphabet[next_random() % alphabet_len];
             break;
         case 1: /* duplicate a span over the next bytes */
             if (at + 8 < len)
@@ -99,7 +102,7 @@ static void test_definitions_survive_mutation(void **state)
         const char *seed = seeds[it % (sizeof seeds / sizeof seeds[0])];
         size_t len = strlen(seed);
         char *s = strdup(seed);
-        mutate(s, len);
+        mutate(s, len, defn_alphabet, sizeof defn_alphabet - 1);
         json_t *doc = json_loads(s, JSON_DECODE_ANY, NULL);
         if (doc) {
             struct defn *d = NULL;
@@ -135,11 +138,20 @@ static void test_definitions_survive_mutation(void **state)
     assert_true(rejected > 0);
 }
 
+/* The errors a check reports: how many, and the first message. */
+struct reported {
+    int count;
+    char first[1024];
+};
+
 static void count_error(void *arg, const char *pointer, const char *message)
 {
+    struct reported *r = arg;
     assert_non_null(pointer);
     assert_non_null(message);
-    (*(int *)arg)++;
+    assert_true(message[0] != '\0');
+    if (r->count++ == 0)
+        snprintf(r->first, sizeof r->first, "%s", message);
 }
 
 static void test_expressions_survive_mutation(void **state)
@@ -148,32 +160,71 @@ static void test_expressions_survive_mutation(void **state)
     json_t *ctx =
         json_loads("{\"input\": {\"a\": [1, {\"b\": \"x\"}], \"odd key\": null, \"n\": 2.5},"
                    " \"steps\": {\"s\": {\"output\": {\"id\": 7, \"list\": [1, 2]}}},"
-                   " \"execution\": {\"id\": \"e\", \"workflow\": \"w\"}}",
+                   " \"execution\": {\"id\": \"e\", \"workflow\": \"w\"},"
+                   " \"item\": {\"x\": 2}, \"index\": 1,"
+                   " \"loops\": {\"o\": {\"item\": [5], \"index\": 0}}}",
                    0, NULL);
     assert_non_null(ctx);
-    const char *exprs[] = {"${input.a[1].b}",           "id-${steps.s.output.id}-${input.n}",
-                           "${input[\"odd key\"]}",     "$${x} and ${ execution.id }",
-                           "${steps.s.output.list[1]}", "${loops.o.item[0]} ${index} ${item.x}"};
-    int evaluated = 0, failed = 0;
+    /* Paths first, then expressions with operators, literals and functions, so that the
+     * mutations reach every part of the grammar. */
+    const char *exprs[] = {
+        "${input.a[1].b}",
+        "id-${steps.s.output.id}-${input.n}",
+        "${input[\"odd key\"]}",
+        "$${x} and ${ execution.id }",
+        "${steps.s.output.list[1]}",
+        "${loops.o.item[0]} ${index} ${item.x}",
+        "${input.n * 2 + 1 > 3 && exists(steps.s.output.id)}",
+        "${len(input.a) == 2 || !(input.n <= 2.5)}",
+        "total ${input.n / 2 - -1} of ${len(steps.s.output.list) % 2}, ${'it\\'s' + 'x' != null}",
+        "${(input.a[1].b == 'x') && (1e3 >= 10) || false}",
+        "${index - 1} ${loops.o.index * (item.x + 1)}",
+        "${steps.s.output.id % 4 == 3 && len('\xc3\xa9t\xc3\xa9') < 4 || input[\"odd key\"] == "
+        "null}",
+        "${exists(input.zz) || input.n - 9223372036854775807 < -1.5e2}",
+    };
+    const int first_operator_seed = 6;
+    int evaluated = 0, failed = 0, op_evaluated = 0, op_failed = 0, op_malformed = 0;
     for (int it = 0; it < ITERATIONS; it++) {
-        const char *seed = exprs[it % (sizeof exprs / sizeof exprs[0])];
+        int which = it % (int)(sizeof exprs / sizeof exprs[0]);
+        const char *seed = exprs[which];
         size_t len = strlen(seed);
         char *s = strdup(seed);
-        mutate(s, len);
+        mutate(s, len, expr_alphabet, sizeof expr_alphabet - 1);
         json_t *tmpl = json_stringn(s, len);
         if (!tmpl) {
             free(s);
             continue; /* not valid UTF-8: such a string cannot reach the engine */
         }
-        int errors = 0;
+        struct reported errors = {0, ""};
         expr_check_template(tmpl, NULL, count_error, &errors);
         struct expr_error err;
         json_t *v = expr_eval_template(tmpl, ctx, &err);
+        /* Check and evaluation agree: a string with a malformed expression never evaluates, and
+         * fails with the message the check reported for it. */
+        assert_true(errors.count <= 1);
+        if (errors.count) {
+            assert_null(v);
+            assert_string_equal(err.message, errors.first);
+        }
+        /* A compiled template evaluates the same way twice. */
+        struct expr_template *t = expr_compile(tmpl, NULL, NULL, NULL, NULL);
+        json_t *once = expr_template_eval(t, ctx, SIZE_MAX, NULL);
+        json_t *twice = expr_template_eval(t, ctx, SIZE_MAX, NULL);
+        assert_true((once == NULL) == (v == NULL));
+        assert_true((twice == NULL) == (v == NULL));
+        assert_true(!v || (json_equal(v, once) && json_equal(v, twice)));
+        json_decref(once);
+        json_decref(twice);
+        expr_template_free(t);
         if (v) {
             evaluated++;
+            op_evaluated += which >= first_operator_seed;
             json_decref(v);
         } else {
             failed++;
+            op_failed += which >= first_operator_seed;
+            op_malformed += which >= first_operator_seed && errors.count;
             assert_true(err.message[0] != '\0');
         }
         json_t *dur = json_string(s);
@@ -187,6 +238,10 @@ static void test_expressions_survive_mutation(void **state)
     }
     assert_true(evaluated > 0);
     assert_true(failed > 0);
+    /* The operator seeds reach both sides too, and the checks of the grammar. */
+    assert_true(op_evaluated > 0);
+    assert_true(op_failed > op_malformed);
+    assert_true(op_malformed > 0);
     json_decref(ctx);
 }
 
