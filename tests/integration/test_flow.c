@@ -586,7 +586,7 @@ static void test_child_workflows(void **state)
 }
 
 /* The issue's order workflow, run through kill -9 of keeld at regular points: it branches on
- * whether the order is big (a review that waits for approve or reject, with a timeout), ships
+ * the total (over 1,000: a review that waits for approve or reject, with a timeout), ships
  * through a child workflow, and refunds when rejected. Every execution must end with the right
  * output or error, every webhook key (the children's included) be applied once, and each step
  * be journaled as completed once. */
@@ -602,10 +602,10 @@ static const char *const ORDER_KIDS =
     "{\"initial_interval\": \"50ms\"}}, \"steps\": ["
     " {\"id\": \"charge\", \"activity\": {\"url\": \"%R/slow/100\", \"input\": "
     "\"${input.order}\"}, \"compensate\": {\"url\": \"%R/slow/100\"}},"
-    " {\"id\": \"review\", \"if\": \"${input.big}\", \"then\": ["
+    " {\"id\": \"review\", \"if\": \"${input.total > 1000}\", \"then\": ["
     "   {\"id\": \"decide\", \"wait\": {\"any\": [\"approve\", \"reject\"], \"timeout\": "
     "\"5m\"}},"
-    "   {\"id\": \"verdict\", \"if\": \"${steps.decide.output.payload.rejected}\", \"then\": "
+    "   {\"id\": \"verdict\", \"if\": \"${steps.decide.output.signal == 'reject'}\", \"then\": "
     "[{\"id\": \"refuse\", \"fail\": {\"type\": \"Rejected\", \"message\": \"rejected by "
     "${steps.decide.output.payload.by}\"}}]}]},"
     " {\"id\": \"ship\", \"workflow\": {\"name\": \"shipkid\", \"input\": {\"order\": "
@@ -620,8 +620,8 @@ static bool start_order(const struct proc *k, int i)
     char body[256], path[128];
     snprintf(body, sizeof body,
              "{\"id\": \"ord-%d\", \"input\": {\"order\": \"o%d\", "
-             "\"big\": %s}}",
-             i, i, i % 3 ? "true" : "false");
+             "\"total\": %d}}",
+             i, i, i % 3 ? 1000 + 250 * i : 80 + i);
     struct hreply r;
     if (http_do(k->base_url, "POST", "/v1/workflows/orderkid/executions", "application/json", body,
                 strlen(body), NULL, 10000, &r) < 0)
@@ -632,8 +632,7 @@ static bool start_order(const struct proc *k, int i)
         return ok;
     snprintf(path, sizeof path, "/v1/executions/ord-%d/signals/%s", i,
              i % 3 == 1 ? "approve" : "reject");
-    snprintf(body, sizeof body, "{\"rejected\": %s, \"by\": \"ann\"}",
-             i % 3 == 1 ? "false" : "true");
+    snprintf(body, sizeof body, "{\"by\": \"ann\"}");
     const char *headers[] = {"Idempotency-Key: verdict", NULL};
     if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), headers, 10000,
                 &r) < 0)

@@ -294,6 +294,37 @@ static void nested_and_in_a_loop(void **state)
     h_free(&h);
 }
 
+/* Conditions with operators: a comparison chooses the branch; comparing a number with a string
+ * fails the step with an expression error naming the part, never a silent false. */
+static void conditions_with_operators(void **state)
+{
+    (void)state;
+    static const char *const DEF =
+        "{\"name\": \"ops\", \"steps\": ["
+        " {\"id\": \"big\", \"if\": \"${input.total > 1000 && input.country == 'DE'}\","
+        "  \"then\": [{\"id\": \"review\", \"set\": \"review\"}],"
+        "  \"else\": [{\"id\": \"auto\", \"set\": \"${len(input.items) + 1}\"}]}],"
+        " \"output\": \"${steps.big.output}\"}";
+    struct h h;
+    h_init(&h, DEF, "{\"total\": 1200, \"country\": \"DE\", \"items\": []}");
+    h_feed(&h, in_start(T0));
+    expect_json(h.fx.output, "\"review\"", "then");
+    h_free(&h);
+    h_init(&h, DEF, "{\"total\": 1200, \"country\": \"FR\", \"items\": [1, 2]}");
+    h_feed(&h, in_start(T0));
+    expect_json(h.fx.output, "3", "else");
+    h_free(&h);
+    h_init(&h, DEF, "{\"total\": \"1200\", \"country\": \"DE\", \"items\": []}");
+    h_feed(&h, in_start(T0));
+    assert_int_equal(h.st.status, ENGINE_EXEC_FAILED);
+    json_t *err = ctx_error_of(&h, "big");
+    assert_string_equal(json_string_value(json_object_get(err, "type")), "expression");
+    assert_string_equal(json_string_value(json_object_get(err, "pointer")), "/steps/0/if");
+    assert_non_null(strstr(json_string_value(json_object_get(err, "message")),
+                           "cannot compare string with number"));
+    h_free(&h);
+}
+
 /* The plan: an if's branches are sequences named then and else, paths resolve through them, and
  * the if reads what its condition reads. */
 static void plan_of_an_if(void **state)
@@ -335,6 +366,7 @@ int main(void)
         cmocka_unit_test(retry_after_the_condition_failed),
         cmocka_unit_test(cancel_and_terminate_inside_a_branch),
         cmocka_unit_test(nested_and_in_a_loop),
+        cmocka_unit_test(conditions_with_operators),
         cmocka_unit_test(plan_of_an_if),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
