@@ -72,8 +72,12 @@ static void check_step(const struct defn *d, const struct defn_step *st, int dep
     FUZZ_CHECK(depth <= DEFN_MAX_STEP_DEPTH);
     FUZZ_CHECK(st->id != NULL);
     FUZZ_CHECK(defn_find_step(d, st->id) == st); /* ids are unique at any depth */
-    if (st->kind != DEFN_STEP_PARALLEL)
+    if (st->kind != DEFN_STEP_PARALLEL && st->kind != DEFN_STEP_IF)
         FUZZ_CHECK(st->n_branches == 0 && st->branches == NULL);
+    if (st->kind != DEFN_STEP_IF)
+        FUZZ_CHECK(st->cond == NULL && st->cond_expr == NULL);
+    if (st->kind != DEFN_STEP_WORKFLOW)
+        FUZZ_CHECK(st->child_workflow == NULL && st->child_input == NULL);
     if (st->kind != DEFN_STEP_FOR_EACH)
         FUZZ_CHECK(st->n_children == 0 && st->children == NULL && st->items == NULL);
     switch (st->kind) {
@@ -91,7 +95,15 @@ static void check_step(const struct defn *d, const struct defn_step *st, int dep
         FUZZ_CHECK(!st->compensate);
         break;
     case DEFN_STEP_WAIT:
-        FUZZ_CHECK(st->signal != NULL && st->signal[0] != '\0');
+        /* One signal, or any of 1..DEFN_WAIT_MAX_ANY distinct ones. */
+        FUZZ_CHECK((st->signal != NULL) != (st->n_any > 0));
+        FUZZ_CHECK(!st->signal || st->signal[0] != '\0');
+        FUZZ_CHECK(st->n_any <= DEFN_WAIT_MAX_ANY && (st->n_any == 0) == (st->any == NULL));
+        for (size_t k = 0; k < st->n_any; k++) {
+            FUZZ_CHECK(st->any[k] && st->any[k][0] != '\0');
+            for (size_t m = 0; m < k; m++)
+                FUZZ_CHECK(strcmp(st->any[m], st->any[k]) != 0);
+        }
         FUZZ_CHECK(st->wait_timeout_ms >= 0);
         FUZZ_CHECK(!st->compensate);
         break;
@@ -130,6 +142,25 @@ static void check_step(const struct defn *d, const struct defn_step *st, int dep
         const json_t *message = json_object_get(st->fail, "message");
         FUZZ_CHECK(!message || json_is_string(message));
         FUZZ_CHECK(!st->compensate);
+        break;
+    }
+    case DEFN_STEP_IF:
+        /* then, and else when given; the condition one whole expression. */
+        FUZZ_CHECK(!st->compensate);
+        FUZZ_CHECK(json_is_string(st->cond) && expr_template_is_value(st->cond_expr));
+        FUZZ_CHECK(st->n_branches == 1 || st->n_branches == 2);
+        FUZZ_CHECK(!strcmp(st->branches[0].name, "then"));
+        FUZZ_CHECK(st->n_branches == 1 || !strcmp(st->branches[1].name, "else"));
+        for (size_t b = 0; b < st->n_branches; b++)
+            check_steps(d, st->branches[b].steps, st->branches[b].n_steps, depth + 1);
+        break;
+    case DEFN_STEP_WORKFLOW: {
+        FUZZ_CHECK(!st->compensate);
+        FUZZ_CHECK(st->child_workflow != NULL && st->child_input != NULL &&
+                   st->child_input_expr != NULL);
+        size_t len = strlen(st->child_workflow);
+        FUZZ_CHECK(len >= 1 && len <= 128);
+        FUZZ_CHECK(st->child_version >= 0);
         break;
     }
     default:
