@@ -882,7 +882,11 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         {id: 'regions', for_each: {items: '${input.regions}', concurrency: 2, steps: [
           {id: 'per-region', parallel: {branches: {
             stock: [act('count-stock'), {id: 'lines', for_each: {items: '${item.lines}', steps: [act('check-line')]}}],
-            audit: [{id: 'hold', sleep: '1s'}],
+            // An if in a branch of a parallel in a loop: an if without an else in its then, a
+            // child workflow in its else.
+            audit: [{id: 'check', if: '${item.audit}',
+              then: [{id: 'hold', sleep: '1s'}, {id: 'deep', if: '${item.deep}', then: [act('deeper')]}],
+              else: [{id: 'sub', workflow: {name: 'hello'}}]}],
             notify: [act('tell')],
           }}},
           act('report'),
@@ -900,15 +904,23 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         assert.deepEqual(await svg.locator('g.d-foreach[data-step="regions"] g.d-parallel[data-step="per-region"] g.d-branch[data-branch="stock"] g.d-foreach[data-step="lines"] g.d-step')
           .evaluateAll((g) => g.map((x) => x.dataset.step)), ['check-line'], ctxName);
         assert.deepEqual(await svg.locator('g.d-parallel[data-step="per-region"] g.d-branch').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['audit', 'notify', 'stock']);
-        assert.match(await svg.getAttribute('aria-label'), /Diagram of 10 steps/);
-        // No two step boxes overlap, and every one lies inside the drawing.
+        const check = svg.locator('g.d-branch[data-branch="audit"] g.d-if[data-step="check"]');
+        assert.deepEqual(await check.locator('g.d-lane[data-if="check"]').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else'], ctxName);
+        assert.deepEqual(await check.locator('g.d-lane[data-branch="then"] g.d-if[data-step="deep"] g.d-lane[data-branch="then"] g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['deeper']);
+        assert.equal(await check.locator('g.d-if[data-step="deep"] g.d-lane-none[data-branch="else"]').count(), 1, 'no else: an empty lane');
+        assert.equal(await check.locator('g.d-lane[data-branch="else"] a.d-link[data-workflow="hello"] g.d-step[data-kind="workflow"]').getAttribute('data-step'), 'sub');
+        assert.match(await svg.getAttribute('aria-label'), /Diagram of 14 steps/);
+        // No two step boxes or branch labels overlap, and every one lies inside the drawing.
         const boxes = await svg.evaluate((el) => {
           const vb = el.viewBox.baseVal;
-          return {vb: [vb.width, vb.height], boxes: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect, g.d-foreach > rect.d-frame')].map((r) => {
+          return {vb: [vb.width, vb.height], boxes: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect, g.d-foreach > rect.d-frame, g.d-branch-label > rect')].map((r) => {
             const b = r.getBBox();
-            return {id: r.parentElement.dataset.step || r.parentElement.parentElement.dataset.step, frame: r.classList.contains('d-frame'), x: b.x, y: b.y, w: b.width, h: b.height};
+            const label = r.parentElement.classList.contains('d-branch-label');
+            const id = label ? `${r.parentElement.parentElement.dataset.branch} label` : r.parentElement.dataset.step || r.parentElement.parentElement.dataset.step;
+            return {id, frame: r.classList.contains('d-frame'), x: b.x, y: b.y, w: b.width, h: b.height};
           })};
         });
+        assert.equal(boxes.boxes.length, 21, '9 steps, 3 headers, 2 frames and 7 branch labels');
         for (const b of boxes.boxes) assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= boxes.vb[0] + 0.5 && b.y + b.h <= boxes.vb[1] + 0.5, `${b.id} inside the drawing`);
         const solid = boxes.boxes.filter((b) => !b.frame);
         for (const a of solid)
@@ -1026,6 +1038,69 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.deepEqual(r.data.output, {signal: 'reject', payload: {by: 'ann'}});
     await page.goto(`${base}/ui/executions/review-ui-1`);
     await until(async () => /got "reject"/.test(await chip.innerText()), {what: 'the chip says which signal came'});
+  });
+
+  // ---- if steps and child workflows: an order workflow with two ifs and a workflow step that
+  // starts a shipping workflow, run three ways.
+  test('if and workflow steps in the diagram: both lanes, the condition, a link to the child workflow', async () => {
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/workflows', {
+      name: 'shipping',
+      description: 'Print a label; hold the parcel until "go" when asked to',
+      steps: [
+        {id: 'label', activity: {url: `${R}/ok`, input: '${input.order}'}},
+        {id: 'hold', if: '${input.hold}', then: [{id: 'wait-go', wait: {signal: 'go', timeout: '1h'}}]},
+      ],
+      output: {tracking: '${steps.label.output.key}'},
+    });
+    await api('POST', '/v1/workflows', {
+      name: 'order',
+      description: 'Review big orders, wrap gifts, ship through the shipping workflow, thank',
+      steps: [
+        {id: 'big', if: '${input.big}',
+          then: [{id: 'review', activity: {url: `${R}/ok`, input: {}}}, {id: 'reviewed', set: {by: 'review'}}],
+          else: [{id: 'auto', set: {by: 'policy'}}]},
+        {id: 'gift', if: '${input.gift}', then: [{id: 'wrap', activity: {url: `${R}/ok`, input: {}}}]},
+        {id: 'ship', workflow: {name: 'shipping', input: {order: '${input.order}', hold: '${input.hold}'}}},
+        {id: 'thanks', activity: {url: `${R}/ok`, input: {}}},
+      ],
+      output: {ship: '${steps.ship.output}'},
+    });
+
+    await page.goto(`${base}/ui/workflows/order`);
+    const svg = page.locator('svg.diagram');
+    await svg.waitFor();
+    assert.deepEqual(await svg.locator('g.d-flow, g.d-step').evaluateAll((g) => g.filter((x) => !x.parentElement.closest('g.d-flow')).map((x) => `${x.dataset.step}:${x.dataset.kind}`)),
+      ['big:if', 'gift:if', 'ship:workflow', 'thanks:activity'], 'top-level steps in order');
+    const big = svg.locator('g.d-if[data-step="big"]');
+    assert.equal(await big.getAttribute('data-condition'), '${input.big}');
+    assert.match(await big.locator('g.d-head.kind-if').textContent(), /IF[\s\S]*big[\s\S]*if \$\{input\.big\}/);
+    assert.deepEqual(await big.locator('g.d-lane').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else']);
+    assert.deepEqual(await big.locator('g.d-lane[data-branch="then"] g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.kind}`)), ['review:activity', 'reviewed:set']);
+    assert.deepEqual(await big.locator('g.d-lane[data-branch="else"] g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['auto']);
+    assert.equal(await big.locator('path.d-diamond').count(), 1, 'the decision is drawn');
+    assert.equal(await big.locator('rect.d-bar').count(), 0, 'no fork bars: those mean "all at once"');
+    // gift has no else: an empty lane says so.
+    const gift = svg.locator('g.d-if[data-step="gift"]');
+    assert.match(await gift.locator('g.d-head').textContent(), /no else/);
+    assert.deepEqual(await gift.locator('g.d-lane-none[data-branch="else"] text').allTextContents(), ['else', 'none']);
+    // The workflow step names its workflow and links to its page.
+    const ship = svg.locator('a.d-link[data-workflow="shipping"]');
+    assert.equal(await ship.getAttribute('href'), '/ui/workflows/shipping');
+    assert.match(await ship.locator('g.d-step[data-step="ship"][data-kind="workflow"]').textContent(), /WORKFLOW[\s\S]*workflow shipping · latest version/);
+    // The legend has both kinds, and the aria-label counts nested steps.
+    assert.equal(await page.locator('.card-head .legend .legend-item[data-kind="if"]').innerText(), 'if');
+    assert.equal(await page.locator('.card-head .legend .legend-item[data-kind="workflow"]').innerText(), 'child workflow');
+    assert.match(await svg.getAttribute('aria-label'), /^Diagram of 8 steps: big \(if \$\{input\.big\}: then: review \(activity\), reviewed \(set\); else: auto \(set\)\), gift \(if .*; no else\), ship \(starts workflow shipping\)/);
+    await shot(page, 'workflow-if-child.png');
+    // The link is followed inside the app (no reload), with the keyboard too.
+    await page.evaluate(() => { window.__noReload = true; });
+    await ship.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/ui\/workflows\/shipping$/);
+    await page.locator('h1', {hasText: 'shipping'}).waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'navigated without reloading the page');
+    assert.deepEqual(await page.locator('svg.diagram g.d-if[data-step="hold"] g.d-lane').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else']);
   });
 
   test('no console errors or page errors on any page', (t) => {
