@@ -179,7 +179,8 @@ export async function renderWorkflow(ctx, name, version) {
     }
     if (!ctx.alive) return;
     preserveFocus(recentBody, () => recentBody.replaceChildren(page.executions.length
-      ? executionsTable(page.executions, {showWorkflow: false, caption: `Recent executions of ${name}`})
+      ? executionsTable(page.executions, {showWorkflow: false, caption: `Recent executions of ${name}`,
+        stepsOf: (x) => (x.version === wf.version ? def.steps : x.version === latest.version ? (latest.definition || {}).steps : null)})
       : h('p', {class: 'muted pad'}, 'No executions yet. ', h('button', {type: 'button', class: 'link-btn', onclick: () => startBtn.click()}, 'Start one'), '.')));
     if (page.executions.some((x) => x.status === 'running')) ctx.later(() => loadRecent(), 3000);
   }
