@@ -586,6 +586,10 @@ test('an if inside a loop: each iteration decides on its own', () => {
   assert.deepEqual(shape(byPath, ['all/0/big/else/auto', 'all/1/big/then/review', 'all/1/big/else/auto']),
     ['all/0/big/else/auto:set:not_taken:placeholder', 'all/1/big/then/review:wait:not_taken:placeholder', 'all/1/big/else/auto:set:completed']);
   assert.deepEqual([byPath.get('all/0/big').taken, byPath.get('all/1/big').taken], ['then', 'else']);
+  // A loop in a branch not taken: no item counts as not started, since none will be.
+  const loopIn = [{id: 'big', if: '${input.big}', then: [{id: 'each', for_each: {items: '${input.orders}', steps: [{id: 'x', set: 1}]}}], else: [{id: 'auto', set: 1}]}];
+  const t = buildStepTree({id: 'e', status: 'completed', input: {big: false, orders: [1, 2, 3]}, steps: [row('big', 'if', 'completed', 0), row('big/else', 'branch', 'completed', 1), row('big/else/auto', 'set', 'completed', 0)]}, loopIn);
+  assert.deepEqual([t.byPath.get('big/then/each').status, t.byPath.get('big/then/each').total, t.byPath.get('big/then/each').notStarted], [NOT_TAKEN, null, 0]);
 });
 
 test('a workflow step: its child from the row or the history, the wait as a segment, and the pending work', () => {

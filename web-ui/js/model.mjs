@@ -361,7 +361,8 @@ export function buildStepTree(exec, defSteps, ifs = null) {
     n.children.sort(byPosition);
     for (const c of n.children) finish(c, depth + 1, n);
     if (isContainerKind(n.kind) || n.children.length) n.counts = statusCounts(n.children);
-    if (n.kind === 'for_each') {
+    // A loop in a branch not taken starts no iteration: nothing to count as not started.
+    if (n.kind === 'for_each' && n.status !== NOT_TAKEN) {
       const out = n.row && n.status === 'completed' ? n.row.output : undefined;
       const items = inputValue(n.def && n.def.for_each && n.def.for_each.items, exec && exec.input);
       if (Array.isArray(items)) n.items = items; // the item of each iteration, for its label

@@ -9,7 +9,7 @@
 import {badge, h, icon, paths} from './dom.mjs';
 import {absTime, fmtAbs, fmtDuration} from './format.mjs';
 import {jsonPanel, jsonPreview} from './json-view.mjs';
-import {buildStepTree, countsText, defaultExpanded, ifOutcomeText, isContainerKind, iterationWindow, niceTicks, statusLabel, stepChild, stepDetail, stepNow, stepPolicy} from './model.mjs';
+import {NOT_TAKEN, buildStepTree, countsText, defaultExpanded, ifOutcomeText, isContainerKind, iterationWindow, niceTicks, statusLabel, stepChild, stepDetail, stepNow, stepPolicy} from './model.mjs';
 
 const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', parallel: 'parallel', for_each: 'for each', if: 'if', workflow: 'child workflow', branch: 'branch', iteration: 'iteration', unknown: 'step'};
 
@@ -309,7 +309,8 @@ function countsEl(node) {
     if (parts.length) parts.push(' · ');
     parts.push(h('span', {class: 'count st-not-started', 'data-status': 'not started', 'data-n': node.notStarted}, `${node.notStarted} not started`));
   }
-  if (!parts.length) parts.push(h('span', {class: 'muted'}, node.kind === 'for_each' ? 'no iterations yet' : 'nothing started yet'));
+  if (!parts.length)
+    parts.push(h('span', {class: 'muted'}, node.status === NOT_TAKEN ? 'not taken' : node.kind === 'for_each' ? 'no iterations yet' : 'nothing started yet'));
   return h('span', {class: 'tree-counts', title: countsText(node.counts, node.notStarted)}, parts);
 }
 
