@@ -4,22 +4,31 @@ import assert from 'node:assert/strict';
 import {test} from 'node:test';
 
 import {
+  NOT_TAKEN,
   buildStepTree,
+  childWorkflowOf,
   countsText,
   defaultExpanded,
   deriveTimeline,
   eventSummary,
+  ifDecisions,
+  ifOutcomeText,
   indexDefinition,
   inputValue,
   iterationWindow,
+  nestedLists,
   niceTicks,
+  parentOf,
   statusCounts,
   stepCounts,
   parseStatusFilter,
   pendingWork,
   retryable,
   signalOffer,
+  startsChildren,
   statusFilterParam,
+  statusLabel,
+  stepChild,
   stepDetail,
   stepKind,
   stepNow,
@@ -456,4 +465,189 @@ test('Retry and Send signal with nested steps: any waiting instance counts, and 
   assert.deepEqual(retryable(failed, []), {ok: true, reason: ''});
   assert.equal(retryable({...failed, steps: failed.steps.map((s) => (s.parent == null && s.status === 'failed' ? {...s, status: 'completed'} : s))}, []).ok, false,
     'only a nested row failed: the execution failed outside a step');
+});
+
+// ---- if steps and child workflows ---------------------------------------------------------------
+
+// Shaped like the backend's: the if row has kind "if"; only the branch taken has rows (a
+// "branch" row with id then or else, then its steps at <if>/<branch>/<step>).
+const ifDef = [
+  {id: 'prep', activity: {url: 'http://h/ok'}},
+  {id: 'big', if: '${input.big}',
+    then: [{id: 'review', wait: {signal: 'approve'}}, {id: 'notify', parallel: {branches: {mail: [{id: 'mail-boss', activity: {url: 'http://h/m'}}]}}}],
+    else: [{id: 'auto', set: {by: 'policy'}}]},
+  {id: 'ship', workflow: {name: 'shipping', input: {order: '${input.order}'}}},
+];
+const ifExec = (status, steps, extra = {}) => ({id: 'o-1', workflow: 'order', version: 1, status, created_at: T(0), input: {big: true}, steps, ...extra});
+const shape = (byPath, paths) => paths.map((p) => {
+  const n = byPath.get(p);
+  return n ? `${p}:${n.kind}:${n.status}${n.placeholder ? ':placeholder' : ''}` : `${p}:missing`;
+});
+
+test('definitions: if and workflow kinds, details, and the steps of both branches by id', () => {
+  assert.equal(stepKind(ifDef[1]), 'if');
+  assert.equal(stepKind(ifDef[2]), 'workflow');
+  assert.equal(stepDetail(ifDef[1]), 'if ${input.big}');
+  assert.equal(stepDetail({id: 'x', if: '${input.a}', then: [{id: 'y', sleep: '1s'}]}), 'if ${input.a} · no else');
+  assert.equal(stepDetail(ifDef[2]), 'workflow shipping · latest version');
+  assert.equal(stepDetail({id: 's', workflow: {name: 'shipping', version: 3}}), 'workflow shipping · v3');
+  assert.deepEqual(childWorkflowOf(ifDef[2]), {name: 'shipping', version: null});
+  assert.equal(childWorkflowOf(ifDef[0]), null);
+  assert.deepEqual(nestedLists(ifDef[1]).map((b) => `${b.name}:${b.steps.length}`), ['then:2', 'else:1']);
+  assert.deepEqual(nestedLists({id: 'x', if: '${a}', then: []}).map((b) => b.name), ['then'], 'no else: one list');
+  const idx = indexDefinition(ifDef);
+  assert.deepEqual([...idx.keys()], ['prep', 'big', 'review', 'notify', 'mail-boss', 'auto', 'ship']);
+  assert.deepEqual([idx.get('auto').parent, idx.get('auto').branch, idx.get('auto').depth], ['big', 'else', 1]);
+  assert.deepEqual([idx.get('mail-boss').parent, idx.get('mail-boss').depth], ['notify', 2]);
+  assert.equal(statusLabel(NOT_TAKEN), 'not taken');
+  assert.equal(statusLabel('pending'), 'pending');
+});
+
+test('an if that took then: else and its steps are not taken, the rest of then is pending', () => {
+  seq = 0;
+  const events = [ev('execution_started', 0), {...ev('step_scheduled', 5, 'big', null, {kind: 'if', condition: true, branch: 'then'}), path: 'big'}];
+  const exec = ifExec('running', [row('prep', 'activity', 'completed', 0), row('big', 'if', 'running', 1), row('ship', 'workflow', 'pending', 2),
+    row('big/then', 'branch', 'running', 0), row('big/then/review', 'wait', 'waiting', 0)]);
+  const {byPath} = buildStepTree(exec, ifDef, ifDecisions(events));
+  const big = byPath.get('big');
+  assert.equal(big.taken, 'then');
+  assert.equal(big.condition, true);
+  assert.equal(ifOutcomeText(big), 'took then (condition true)');
+  assert.deepEqual(shape(byPath, ['big/then', 'big/else', 'big/then/review', 'big/then/notify', 'big/then/notify/mail', 'big/else/auto']),
+    ['big/then:branch:running', 'big/else:branch:not_taken:placeholder', 'big/then/review:wait:waiting', 'big/then/notify:parallel:pending:placeholder',
+      'big/then/notify/mail:branch:pending:placeholder', 'big/else/auto:set:not_taken:placeholder']);
+  assert.deepEqual(big.children.map((n) => n.id), ['then', 'else']);
+  assert.equal(countsText(big.counts), '1 running · 1 not taken');
+  assert.equal(byPath.get('big/else').body, ifDef[1].else);
+  // A wait in the branch taken is offered; a wait of the branch not taken would never come.
+  const defs = [{id: 'big', if: '${input.big}', then: [{id: 'review', wait: {signal: 'approve'}}], else: [{id: 'hold', wait: {signal: 'release'}}]}];
+  const x = ifExec('running', [row('big', 'if', 'running', 0), row('big/then', 'branch', 'running', 0), row('big/then/review', 'wait', 'pending', 0)]);
+  assert.deepEqual(signalOffer(x, defs, deriveTimeline(x, events, Date.parse(T(100)), defs)), {offer: true, waiting: [], ahead: ['approve']});
+  // Before the if decides, both branches' waits are ahead.
+  const before = ifExec('running', [row('big', 'if', 'pending', 0)]);
+  assert.deepEqual(signalOffer(before, defs, deriveTimeline(before, [], Date.parse(T(100)), defs)).ahead, ['approve', 'release']);
+  assert.deepEqual(shape(buildStepTree(before, defs).byPath, ['big/then', 'big/else', 'big/else/hold']),
+    ['big/then:branch:pending:placeholder', 'big/else:branch:pending:placeholder', 'big/else/hold:wait:pending:placeholder']);
+});
+
+test('an if that took else, known from its rows alone; a nested container of then is not taken to the bottom', () => {
+  const exec = ifExec('completed', [row('prep', 'activity', 'completed', 0), row('big', 'if', 'completed', 1), row('ship', 'workflow', 'completed', 2, {child: 'o-1:ship'}),
+    row('big/else', 'branch', 'completed', 1), row('big/else/auto', 'set', 'completed', 0)], {input: {big: false}});
+  const {byPath} = buildStepTree(exec, ifDef);
+  const big = byPath.get('big');
+  assert.deepEqual([big.taken, big.condition], ['else', false]);
+  assert.equal(ifOutcomeText(big), 'took else (condition false)');
+  assert.deepEqual(shape(byPath, ['big/then', 'big/then/review', 'big/then/notify', 'big/then/notify/mail', 'big/then/notify/mail/mail-boss', 'big/else', 'big/else/auto']),
+    ['big/then:branch:not_taken:placeholder', 'big/then/review:wait:not_taken:placeholder', 'big/then/notify:parallel:not_taken:placeholder',
+      'big/then/notify/mail:branch:not_taken:placeholder', 'big/then/notify/mail/mail-boss:activity:not_taken:placeholder',
+      'big/else:branch:completed', 'big/else/auto:set:completed']);
+  assert.deepEqual(big.children.map((n) => `${n.id}:${n.position}`), ['then:0', 'else:1'], 'then before else');
+  assert.equal(countsText(byPath.get('big/then').counts), '2 not taken');
+  // Not taken is not skipped: the execution completed, and nothing was stopped.
+  assert.equal(countsText(big.counts), '1 completed · 1 not taken');
+});
+
+test('an if whose condition was false without an else, one not decided yet, one whose condition failed', () => {
+  const noElse = [{id: 'big', if: '${input.big}', then: [{id: 'review', wait: {signal: 'approve'}}]}, {id: 'after', sleep: '1s'}];
+  // Completed without a branch row: its condition was false and it had nothing to run.
+  let exec = ifExec('running', [row('big', 'if', 'completed', 0), row('after', 'sleep', 'sleeping', 1)]);
+  let tree = buildStepTree(exec, noElse);
+  assert.equal(tree.byPath.get('big').taken, null);
+  assert.equal(ifOutcomeText(tree.byPath.get('big')), 'condition false, no else: nothing ran');
+  assert.deepEqual(shape(tree.byPath, ['big/then', 'big/then/review', 'big/else']), ['big/then:branch:not_taken:placeholder', 'big/then/review:wait:not_taken:placeholder', 'big/else:missing']);
+  // The same from the history, while the rows are older (the if still running).
+  seq = 0;
+  const said = ifDecisions([{...ev('step_scheduled', 1, 'big', null, {kind: 'if', condition: false, branch: null}), path: 'big'}]);
+  tree = buildStepTree(ifExec('running', [row('big', 'if', 'running', 0)]), noElse, said);
+  assert.deepEqual([tree.byPath.get('big').taken, tree.byPath.get('big/then').status], [null, NOT_TAKEN]);
+  // Pending: nothing decided, both branches are as any step not started.
+  tree = buildStepTree(ifExec('running', [row('big', 'if', 'pending', 0), row('after', 'sleep', 'pending', 1)]), noElse);
+  assert.deepEqual([tree.byPath.get('big').taken, ifOutcomeText(tree.byPath.get('big')), tree.byPath.get('big/then').status], [undefined, null, 'pending']);
+  // The condition failed (invalid_condition): no branch was taken, and none will run: skipped.
+  const failed = {...ifExec('failed', [row('big', 'if', 'failed', 0, {error: {type: 'invalid_condition'}}), row('after', 'sleep', 'skipped', 1)])};
+  tree = buildStepTree(failed, ifDef.slice(1, 2), ifDecisions([{...ev('step_scheduled', 1, 'big', null, {kind: 'if'}), path: 'big'}]));
+  assert.deepEqual([tree.byPath.get('big').taken, ifOutcomeText(tree.byPath.get('big'))], [undefined, null]);
+  assert.deepEqual(shape(tree.byPath, ['big/then', 'big/else', 'big/else/auto']), ['big/then:branch:skipped:placeholder', 'big/else:branch:skipped:placeholder', 'big/else/auto:set:skipped:placeholder']);
+  // A retry that resumed the branch taken says so without a condition; the first one's stays.
+  const again = ifDecisions([
+    {...ev('step_scheduled', 1, 'big', null, {kind: 'if', condition: true, branch: 'then'}), path: 'big'},
+    {...ev('step_scheduled', 9, 'big', null, {kind: 'if', resumed: true, branch: 'then'}), path: 'big'},
+  ]);
+  assert.deepEqual(again.get('big'), {branch: 'then', condition: true});
+});
+
+test('an if inside a loop: each iteration decides on its own', () => {
+  const defs = [{id: 'all', for_each: {items: '${input.orders}', steps: [{id: 'big', if: '${item.big}', then: [{id: 'review', wait: {signal: 'ok'}}], else: [{id: 'auto', set: 1}]}]}}];
+  const exec = {id: 'l', status: 'running', created_at: T(0), input: {orders: [{big: true}, {big: false}, {big: true}]}, steps: [
+    row('all', 'for_each', 'running', 0), row('all/0', 'iteration', 'running', 0), row('all/1', 'iteration', 'completed', 1),
+    row('all/0/big', 'if', 'running', 0), row('all/0/big/then', 'branch', 'running', 0), row('all/0/big/then/review', 'wait', 'waiting', 0),
+    row('all/1/big', 'if', 'completed', 0), row('all/1/big/else', 'branch', 'completed', 1), row('all/1/big/else/auto', 'set', 'completed', 0)]};
+  const {byPath} = buildStepTree(exec, defs);
+  assert.deepEqual(shape(byPath, ['all/0/big/else/auto', 'all/1/big/then/review', 'all/1/big/else/auto']),
+    ['all/0/big/else/auto:set:not_taken:placeholder', 'all/1/big/then/review:wait:not_taken:placeholder', 'all/1/big/else/auto:set:completed']);
+  assert.deepEqual([byPath.get('all/0/big').taken, byPath.get('all/1/big').taken], ['then', 'else']);
+  // A loop in a branch not taken: no item counts as not started, since none will be.
+  const loopIn = [{id: 'big', if: '${input.big}', then: [{id: 'each', for_each: {items: '${input.orders}', steps: [{id: 'x', set: 1}]}}], else: [{id: 'auto', set: 1}]}];
+  const t = buildStepTree({id: 'e', status: 'completed', input: {big: false, orders: [1, 2, 3]}, steps: [row('big', 'if', 'completed', 0), row('big/else', 'branch', 'completed', 1), row('big/else/auto', 'set', 'completed', 0)]}, loopIn);
+  assert.deepEqual([t.byPath.get('big/then/each').status, t.byPath.get('big/then/each').total, t.byPath.get('big/then/each').notStarted], [NOT_TAKEN, null, 0]);
+});
+
+test('a workflow step: its child from the row or the history, the wait as a segment, and the pending work', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    {...ev('step_scheduled', 10, 'ship', null, {kind: 'workflow', child: 'o-1:ship', workflow: 'shipping', version: null}), path: 'ship'},
+  ];
+  const running = ifExec('running', [row('ship', 'workflow', 'waiting', 0, {child: 'o-1:ship'})]);
+  let tl = deriveTimeline(running, events, Date.parse(T(500)), ifDef);
+  const r = tl.rows.find((x) => x.step === 'ship');
+  assert.equal(r.kind, 'workflow');
+  assert.deepEqual(r.segments.map((x) => [x.type, x.state, x.end, x.child]), [['child', 'running', null, 'o-1:ship']]);
+  assert.equal(stepChild(running.steps[0], r), 'o-1:ship');
+  assert.deepEqual(pendingWork(running, tl).map((p) => [p.kind, p.step, p.child, p.text]), [['child', 'ship', 'o-1:ship', 'Waiting for child execution']]);
+  // The row says whether the child exists: one that could not start (child_not_found) never
+  // does, although step_scheduled named its id. Without a row, the history's id.
+  const notYet = ifExec('running', [row('ship', 'workflow', 'waiting', 0, {child: null})]);
+  tl = deriveTimeline(notYet, events, Date.parse(T(500)), ifDef);
+  assert.equal(stepChild(notYet.steps[0], tl.rows[0]), null);
+  assert.deepEqual(pendingWork(notYet, tl).map((p) => [p.child, p.text]), [[null, 'Starting its child execution']]);
+  tl = deriveTimeline(ifExec('running', []), events, Date.parse(T(500)), ifDef);
+  assert.equal(stepChild(null, tl.rows.find((x) => x.step === 'ship')), 'o-1:ship');
+  assert.equal(stepChild(null, null), null);
+  assert.equal(stepNow({id: 'ship', kind: 'workflow', status: 'waiting', child: 'o-1:ship', due_at: null}).text, 'waiting for child o-1:ship');
+  // A list item's current_step has no kind: the definition's step tells a workflow step from a
+  // wait; without it, "waiting" claims nothing.
+  const current = {id: 'ship', status: 'waiting', attempts: 0, signal: null, due_at: null};
+  assert.equal(stepNow(current, ifDef[2]).text, 'waiting for its child execution');
+  assert.equal(stepNow(current).text, 'waiting, no timeout');
+  assert.equal(stepNow({...current, kind: 'wait'}).text, 'waiting for a signal, no timeout', 'a row of steps[] has its kind');
+  assert.equal(stepNow({...current, id: 'decide', due_at: T(9)}, {id: 'decide', wait: {any: ['approve', 'reject']}}).text, 'waiting for any signal of "approve" or "reject" until');
+  assert.equal(stepNow({...current, id: 'a', signal: 'go'}, {id: 'a', wait: {signal: 'go'}}).text, 'waiting for signal "go", no timeout');
+  // The child ended: the segment closes with the step; it failed: in red.
+  const done = [...events, {...ev('step_completed', 900, 'ship', null, {output: {tracking: 'T1'}}), path: 'ship'}];
+  tl = deriveTimeline({...running, steps: [row('ship', 'workflow', 'completed', 0, {child: 'o-1:ship'})]}, done, Date.parse(T(1000)), ifDef);
+  assert.deepEqual(tl.rows.find((x) => x.step === 'ship').segments.map((x) => [x.state, x.end - x.start]), [['done', 890]]);
+  assert.deepEqual(pendingWork({...running}, tl), []);
+  const failed = [...events, {...ev('step_failed', 700, 'ship', null, {error: {type: 'child_failed', child: {id: 'o-1:ship', status: 'failed'}}}), path: 'ship'}];
+  tl = deriveTimeline({...running, status: 'failed'}, failed, Date.parse(T(1000)), ifDef);
+  assert.deepEqual(tl.rows.find((x) => x.step === 'ship').segments.map((x) => [x.state, x.error.type]), [['failed', 'child_failed']]);
+  // Which executions start children, and which have a parent.
+  assert.equal(startsChildren({steps: []}, ifDef), true, 'a workflow step in the definition');
+  assert.equal(startsChildren({steps: [row('a', 'workflow', 'pending', 0)]}, null), true, 'or in the rows');
+  assert.equal(startsChildren({steps: [row('a', 'activity', 'completed', 0)]}, ifDef.slice(0, 2)), false);
+  assert.deepEqual(parentOf({parent: {id: 'o-1', step: 'ship'}}), {id: 'o-1', step: 'ship'});
+  assert.equal(parentOf({parent: null}), null);
+  assert.equal(parentOf({}), null, 'a keeld from before child workflows');
+});
+
+test('event summaries of ifs and workflow steps', () => {
+  const sched = (step, data) => eventSummary({seq: 1, type: 'step_scheduled', step, path: step, attempt: null, at: T(0), data});
+  assert.equal(sched('big', {kind: 'if', condition: true, branch: 'then'}), 'if big: took then (condition true)');
+  assert.equal(sched('big', {kind: 'if', condition: false, branch: 'else'}), 'if big: took else (condition false)');
+  assert.equal(sched('big', {kind: 'if', condition: false, branch: null}), 'if big: condition false, no else: nothing to run');
+  assert.equal(sched('big', {kind: 'if', resumed: true, branch: 'then'}), 'if big: resumed then (condition not evaluated again)');
+  assert.equal(sched('big', {kind: 'if'}), 'if big scheduled', 'its condition failed: the step_failed after it says why');
+  assert.equal(sched('ship', {kind: 'workflow', child: 'order-1:ship', workflow: 'shipping', version: null}), 'started child order-1:ship (shipping)');
+  assert.equal(sched('ship', {kind: 'workflow', child: 'order-1:ship', workflow: 'shipping', version: 2}), 'started child order-1:ship (shipping v2)');
+  assert.equal(sched('a', {kind: 'activity'}), 'activity step scheduled');
 });

@@ -882,7 +882,11 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         {id: 'regions', for_each: {items: '${input.regions}', concurrency: 2, steps: [
           {id: 'per-region', parallel: {branches: {
             stock: [act('count-stock'), {id: 'lines', for_each: {items: '${item.lines}', steps: [act('check-line')]}}],
-            audit: [{id: 'hold', sleep: '1s'}],
+            // An if in a branch of a parallel in a loop: an if without an else in its then, a
+            // child workflow in its else.
+            audit: [{id: 'check', if: '${item.audit}',
+              then: [{id: 'hold', sleep: '1s'}, {id: 'deep', if: '${item.deep}', then: [act('deeper')]}],
+              else: [{id: 'sub', workflow: {name: 'hello'}}]}],
             notify: [act('tell')],
           }}},
           act('report'),
@@ -900,15 +904,23 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         assert.deepEqual(await svg.locator('g.d-foreach[data-step="regions"] g.d-parallel[data-step="per-region"] g.d-branch[data-branch="stock"] g.d-foreach[data-step="lines"] g.d-step')
           .evaluateAll((g) => g.map((x) => x.dataset.step)), ['check-line'], ctxName);
         assert.deepEqual(await svg.locator('g.d-parallel[data-step="per-region"] g.d-branch').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['audit', 'notify', 'stock']);
-        assert.match(await svg.getAttribute('aria-label'), /Diagram of 10 steps/);
-        // No two step boxes overlap, and every one lies inside the drawing.
+        const check = svg.locator('g.d-branch[data-branch="audit"] g.d-if[data-step="check"]');
+        assert.deepEqual(await check.locator('g.d-lane[data-if="check"]').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else'], ctxName);
+        assert.deepEqual(await check.locator('g.d-lane[data-branch="then"] g.d-if[data-step="deep"] g.d-lane[data-branch="then"] g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['deeper']);
+        assert.equal(await check.locator('g.d-if[data-step="deep"] g.d-lane-none[data-branch="else"]').count(), 1, 'no else: an empty lane');
+        assert.equal(await check.locator('g.d-lane[data-branch="else"] a.d-link[data-workflow="hello"] g.d-step[data-kind="workflow"]').getAttribute('data-step'), 'sub');
+        assert.match(await svg.getAttribute('aria-label'), /Diagram of 14 steps/);
+        // No two step boxes or branch labels overlap, and every one lies inside the drawing.
         const boxes = await svg.evaluate((el) => {
           const vb = el.viewBox.baseVal;
-          return {vb: [vb.width, vb.height], boxes: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect, g.d-foreach > rect.d-frame')].map((r) => {
+          return {vb: [vb.width, vb.height], boxes: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect, g.d-foreach > rect.d-frame, g.d-branch-label > rect')].map((r) => {
             const b = r.getBBox();
-            return {id: r.parentElement.dataset.step || r.parentElement.parentElement.dataset.step, frame: r.classList.contains('d-frame'), x: b.x, y: b.y, w: b.width, h: b.height};
+            const label = r.parentElement.classList.contains('d-branch-label');
+            const id = label ? `${r.parentElement.parentElement.dataset.branch} label` : r.parentElement.dataset.step || r.parentElement.parentElement.dataset.step;
+            return {id, frame: r.classList.contains('d-frame'), x: b.x, y: b.y, w: b.width, h: b.height};
           })};
         });
+        assert.equal(boxes.boxes.length, 21, '9 steps, 3 headers, 2 frames and 7 branch labels');
         for (const b of boxes.boxes) assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= boxes.vb[0] + 0.5 && b.y + b.h <= boxes.vb[1] + 0.5, `${b.id} inside the drawing`);
         const solid = boxes.boxes.filter((b) => !b.frame);
         for (const a of solid)
@@ -1026,6 +1038,250 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.deepEqual(r.data.output, {signal: 'reject', payload: {by: 'ann'}});
     await page.goto(`${base}/ui/executions/review-ui-1`);
     await until(async () => /got "reject"/.test(await chip.innerText()), {what: 'the chip says which signal came'});
+  });
+
+  // ---- if steps and child workflows: an order workflow with two ifs and a workflow step that
+  // starts a shipping workflow, run three ways.
+  test('if and workflow steps in the diagram: both lanes, the condition, a link to the child workflow', async () => {
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/workflows', {
+      name: 'shipping',
+      description: 'Print a label; hold the parcel until "go" when asked to',
+      steps: [
+        {id: 'label', activity: {url: `${R}/ok`, input: '${input.order}'}},
+        {id: 'hold', if: '${input.hold}', then: [{id: 'wait-go', wait: {signal: 'go', timeout: '1h'}}]},
+      ],
+      output: {tracking: '${steps.label.output.key}'},
+    });
+    await api('POST', '/v1/workflows', {
+      name: 'order',
+      description: 'Review big orders, wrap gifts, ship through the shipping workflow, thank',
+      steps: [
+        {id: 'big', if: '${input.big}',
+          then: [{id: 'review', activity: {url: `${R}/ok`, input: {}}}, {id: 'reviewed', set: {by: 'review'}}],
+          else: [{id: 'auto', set: {by: 'policy'}}]},
+        {id: 'gift', if: '${input.gift}', then: [{id: 'wrap', activity: {url: `${R}/ok`, input: {}}}]},
+        {id: 'ship', workflow: {name: 'shipping', input: {order: '${input.order}', hold: '${input.hold}'}}},
+        {id: 'thanks', activity: {url: `${R}/ok`, input: {}}},
+      ],
+      output: {ship: '${steps.ship.output}'},
+    });
+
+    await page.goto(`${base}/ui/workflows/order`);
+    const svg = page.locator('svg.diagram');
+    await svg.waitFor();
+    assert.deepEqual(await svg.locator('g.d-flow, g.d-step').evaluateAll((g) => g.filter((x) => !x.parentElement.closest('g.d-flow')).map((x) => `${x.dataset.step}:${x.dataset.kind}`)),
+      ['big:if', 'gift:if', 'ship:workflow', 'thanks:activity'], 'top-level steps in order');
+    const big = svg.locator('g.d-if[data-step="big"]');
+    assert.equal(await big.getAttribute('data-condition'), '${input.big}');
+    assert.match(await big.locator('g.d-head.kind-if').textContent(), /IF[\s\S]*big[\s\S]*if \$\{input\.big\}/);
+    assert.deepEqual(await big.locator('g.d-lane').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else']);
+    assert.deepEqual(await big.locator('g.d-lane[data-branch="then"] g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.kind}`)), ['review:activity', 'reviewed:set']);
+    assert.deepEqual(await big.locator('g.d-lane[data-branch="else"] g.d-step').evaluateAll((g) => g.map((x) => x.dataset.step)), ['auto']);
+    assert.equal(await big.locator('path.d-diamond').count(), 1, 'the decision is drawn');
+    assert.equal(await big.locator('rect.d-bar').count(), 0, 'no fork bars: those mean "all at once"');
+    // gift has no else: an empty lane says so.
+    const gift = svg.locator('g.d-if[data-step="gift"]');
+    assert.match(await gift.locator('g.d-head').textContent(), /no else/);
+    assert.deepEqual(await gift.locator('g.d-lane-none[data-branch="else"] text').allTextContents(), ['else', 'none']);
+    // The workflow step names its workflow and links to its page.
+    const ship = svg.locator('a.d-link[data-workflow="shipping"]');
+    assert.equal(await ship.getAttribute('href'), '/ui/workflows/shipping');
+    assert.match(await ship.locator('g.d-step[data-step="ship"][data-kind="workflow"]').textContent(), /WORKFLOW[\s\S]*workflow shipping · latest version/);
+    // The legend has both kinds, and the aria-label counts nested steps.
+    assert.equal(await page.locator('.card-head .legend .legend-item[data-kind="if"]').innerText(), 'if');
+    assert.equal(await page.locator('.card-head .legend .legend-item[data-kind="workflow"]').innerText(), 'child workflow');
+    assert.match(await svg.getAttribute('aria-label'), /^Diagram of 8 steps: big \(if \$\{input\.big\}: then: review \(activity\), reviewed \(set\); else: auto \(set\)\), gift \(if .*; no else\), ship \(starts workflow shipping\)/);
+    await shot(page, 'workflow-if-child.png');
+    // The link is followed inside the app (no reload), with the keyboard too.
+    await page.evaluate(() => { window.__noReload = true; });
+    await ship.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/ui\/workflows\/shipping$/);
+    await page.locator('h1', {hasText: 'shipping'}).waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'navigated without reloading the page');
+    assert.deepEqual(await page.locator('svg.diagram g.d-if[data-step="hold"] g.d-lane').evaluateAll((g) => g.map((x) => x.dataset.branch)), ['then', 'else']);
+  });
+
+  test('if and workflow steps on the execution: branches taken and not taken, child links both ways, the list by parent', async () => {
+    const start = (id, input) => api('POST', '/v1/workflows/order/executions', {id, input});
+    await start('order-ui-big', {big: true, gift: true, hold: false, order: 'A'});
+    await start('order-ui-small', {big: false, gift: false, hold: false, order: 'B'});
+    await start('order-ui-hold', {big: false, gift: true, hold: true, order: 'C'});
+    for (const id of ['order-ui-big', 'order-ui-small']) {
+      const r = await api('GET', `/v1/executions/${id}/result?wait=30`);
+      assert.equal(r.data.status, 'completed', `${id}: ${JSON.stringify(r.data.error)}`);
+    }
+    await until(async () => {
+      const x = await fetch(`${base}/v1/executions/order-ui-hold:ship`).then((r) => (r.ok ? r.json() : null));
+      return x && x.steps.some((st) => st.path === 'hold/then/wait-go' && st.status === 'waiting');
+    }, {what: 'the child of order-ui-hold waiting for "go"', timeout: 20_000});
+
+    const row = (p, pth) => p.locator(`.tl-row[data-path="${pth}"]`);
+    const own = (p, pth, sel) => p.locator(`.tl-row[data-path="${pth}"] > ${sel}`);
+    const statusOf = (p, pth) => row(p, pth).getAttribute('data-status');
+
+    // ---- the list while the child runs: the parent's current step waits for its child (a
+    // link to its children), and the child says whose it is.
+    await page.goto(`${base}/ui/executions`);
+    const holdNow = page.locator('tr[data-id="order-ui-hold"] .c-now .cs-what');
+    await holdNow.waitFor();
+    assert.equal(await holdNow.innerText(), 'waiting for its child execution');
+    assert.equal(await holdNow.locator('a.cs-child').getAttribute('href'), '/ui/executions?parent=order-ui-hold');
+    assert.equal(await page.locator('tr[data-id="order-ui-hold:ship"] .row-parent').getAttribute('data-parent'), 'order-ui-hold');
+
+    // ---- a parent whose child still runs: the step waits, linked to its running child; the
+    // branch not taken is marked, and looks unlike a pending step.
+    await page.goto(`${base}/ui/executions/order-ui-hold`);
+    await own(page, 'ship', '.tl-main .child-ref .badge').waitFor();
+    assert.equal(await statusOf(page, 'ship'), 'waiting');
+    assert.equal(await own(page, 'ship', '.tl-main a.child-link').innerText(), 'order-ui-hold:ship');
+    assert.equal(await own(page, 'ship', '.tl-main a.child-link').getAttribute('href'), '/ui/executions/order-ui-hold%3Aship');
+    assert.equal(await own(page, 'ship', '.tl-main .child-ref .badge').innerText(), 'running');
+    assert.match(await own(page, 'ship', '.tl-main .child-chip').innerText(), /waiting for the child/);
+    const pendingChild = page.locator('.pending-item[data-kind="child"][data-step="ship"]');
+    assert.match(await pendingChild.innerText(), /ship · Waiting for child execution order-ui-hold:ship\s+running/);
+    assert.equal(await own(page, 'big', '.tl-main .if-outcome').innerText(), 'took else (condition false)');
+    assert.equal(await statusOf(page, 'big/then'), 'not_taken');
+    assert.equal(await statusOf(page, 'big/then/review'), 'not_taken');
+    assert.equal(await statusOf(page, 'thanks'), 'pending');
+    const notTaken = own(page, 'big/then/review', '.tl-label .badge');
+    const pendingBadge = own(page, 'thanks', '.tl-label .badge');
+    assert.equal(await notTaken.innerText(), 'not taken');
+    assert.equal(await pendingBadge.innerText(), 'pending');
+    assert.equal(await own(page, 'big/then/review', '.tl-main .tl-empty').innerText(), 'not taken');
+    assert.equal(await own(page, 'thanks', '.tl-main .tl-empty').innerText(), 'not started');
+    const looks = (loc) => loc.evaluate((el) => {
+      const cs = getComputedStyle(el);
+      return `${cs.outlineStyle} ${cs.fontStyle} ${cs.boxShadow !== 'none'}`;
+    });
+    assert.equal(await looks(notTaken), 'dashed italic false');
+    assert.equal(await looks(pendingBadge), 'none normal true');
+    assert.match(await page.locator('#children-link').getAttribute('href'), /^\/ui\/executions\?parent=order-ui-hold$/);
+    assert.equal(await page.locator('#parent-line').count(), 0, 'a top-level execution has no parent');
+    await shot(page, 'execution-child-running.png');
+
+    // ---- the child's page links back to its parent and the step that started it.
+    await own(page, 'ship', '.tl-main a.child-link').click();
+    await page.waitForURL(/\/ui\/executions\/order-ui-hold%3Aship$/);
+    await page.locator('#parent-line').waitFor();
+    assert.equal(await page.locator('h1.exec-id').innerText(), 'order-ui-hold:ship');
+    assert.equal((await page.locator('#parent-line').innerText()).trim(), 'Started by order-ui-hold (step ship)');
+    assert.equal(await statusOf(page, 'hold/then/wait-go'), 'waiting');
+    assert.equal(await own(page, 'hold', '.tl-main .if-outcome').innerText(), 'took then (condition true)');
+    assert.equal(await page.locator('#children-link').count(), 0, 'shipping starts no children');
+    await api('POST', '/v1/executions/order-ui-hold:ship/signals/go', {by: 'test'});
+    const held = await api('GET', '/v1/executions/order-ui-hold/result?wait=30');
+    assert.equal(held.data.status, 'completed', JSON.stringify(held.data.error));
+    await page.locator('#parent-link').click();
+    await page.waitForURL(/\/ui\/executions\/order-ui-hold$/);
+    await until(async () => (await statusOf(page, 'ship')) === 'completed' && (await own(page, 'ship', '.tl-main .child-ref .badge').innerText()) === 'completed',
+      {what: 'the parent shows its child completed'});
+    assert.equal(await page.locator('.pending-item[data-kind="child"]').count(), 0);
+
+    // ---- both branches taken the other way round, and a false condition without an else.
+    await page.goto(`${base}/ui/executions/order-ui-big`);
+    await own(page, 'big', '.tl-main .if-outcome').waitFor();
+    assert.equal(await own(page, 'big', '.tl-main .if-outcome').innerText(), 'took then (condition true)');
+    assert.equal(await own(page, 'big', '.tl-main .if-outcome').getAttribute('data-taken'), 'then');
+    assert.deepEqual(await own(page, 'big', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.step}:${x.dataset.kind}:${x.dataset.status}`)),
+      ['then:branch:completed', 'else:branch:not_taken']);
+    assert.deepEqual(await own(page, 'big/then', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.status}`)),
+      ['big/then/review:completed', 'big/then/reviewed:completed']);
+    assert.deepEqual(await own(page, 'big/else', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.status}`)),
+      ['big/else/auto:not_taken']);
+    assert.equal(await own(page, 'big', '.tl-main .tree-counts').innerText(), '1 completed · 1 not taken');
+    assert.equal(await own(page, 'big/else', '.tl-label .badge').innerText(), 'not taken');
+    assert.match(await own(page, 'big/else', '.tl-label .tl-sub').innerText(), /when \$\{input\.big\} is false/);
+    assert.equal(await row(page, 'big/then/review').locator('.attempt-chip.st-ok').count(), 1);
+    assert.equal(await own(page, 'gift', '.tl-main .if-outcome').innerText(), 'took then (condition true)');
+    // The history reads as what happened.
+    const summary = (step, type = 'step_scheduled') => page.locator(`.history-table tr.ev-row[data-type="${type}"][data-path="${step}"] .ev-summary`);
+    assert.equal(await summary('big').innerText(), 'if big: took then (condition true)');
+    assert.equal(await summary('ship').innerText(), 'started child order-ui-big:ship (shipping)');
+    assert.equal(await summary('big/then/review').innerText(), 'activity step scheduled');
+
+    await page.goto(`${base}/ui/executions/order-ui-small`);
+    await own(page, 'gift', '.tl-main .if-outcome').waitFor();
+    assert.equal(await own(page, 'big', '.tl-main .if-outcome').innerText(), 'took else (condition false)');
+    assert.deepEqual(await own(page, 'big/then', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.status}`)),
+      ['big/then/review:not_taken', 'big/then/reviewed:not_taken']);
+    assert.equal(await statusOf(page, 'big/else/auto'), 'completed');
+    const giftOutcome = own(page, 'gift', '.tl-main .if-outcome');
+    assert.equal(await giftOutcome.innerText(), 'condition false, no else: nothing ran');
+    assert.equal(await giftOutcome.getAttribute('data-taken'), '');
+    assert.equal(await statusOf(page, 'gift'), 'completed');
+    assert.deepEqual(await own(page, 'gift', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.status}`)), ['gift/then:not_taken']);
+    assert.equal(await statusOf(page, 'gift/then/wrap'), 'not_taken');
+    assert.equal(await summary('gift').innerText(), 'if gift: condition false, no else: nothing to run');
+    await shot(page, 'execution-if.png');
+
+    // ---- the list: children say whose they are; ?parent= lists one execution's children.
+    await page.locator('#children-link').click();
+    await page.waitForURL(/\/ui\/executions\?parent=order-ui-small$/);
+    await until(async () => (await page.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id))).join() === 'order-ui-small:ship',
+      {what: 'only the child of order-ui-small'});
+    assert.match(await page.locator('#filter-parent').innerText(), /Children of order-ui-small/);
+    const marker = page.locator('tr[data-id="order-ui-small:ship"] .row-parent');
+    assert.equal(await marker.innerText(), '↳ child of order-ui-small');
+    assert.equal(await marker.locator('a').getAttribute('href'), '/ui/executions/order-ui-small');
+    // A reload keeps the filter; removing it lists everything again, parents without a marker.
+    await page.reload();
+    await page.locator('tr[data-id="order-ui-small:ship"]').waitFor();
+    assert.equal(await page.locator('table.exec-table tbody tr').count(), 1);
+    await page.locator('#filter-parent-remove').click();
+    await page.waitForURL((u) => u.pathname === '/ui/executions' && !u.search.includes('parent'));
+    await page.locator('tr[data-id="order-ui-big"]').waitFor();
+    assert.equal(await page.locator('#filter-parent').isHidden(), true);
+    assert.equal(await page.locator('tr[data-id="order-ui-big"] .row-parent').count(), 0);
+    assert.equal(await page.locator('tr[data-id="order-ui-big:ship"] .row-parent').getAttribute('data-parent'), 'order-ui-big');
+    await page.locator('tr[data-id="order-ui-big:ship"] .row-parent a').click();
+    await page.waitForURL(/\/ui\/executions\/order-ui-big$/);
+    await page.locator('h1.exec-id', {hasText: 'order-ui-big'}).waitFor();
+
+    // ---- dark mode at phone width: readable, no sideways scrolling.
+    const dark = await stack.browser.newContext({viewport: {width: 375, height: 812}, deviceScaleFactor: 2, hasTouch: true, colorScheme: 'dark'});
+    try {
+      const p = watch(await dark.newPage());
+      await p.goto(`${base}/ui/executions/order-ui-small`);
+      await own(p, 'gift', '.tl-main .if-outcome').waitFor();
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `the execution scrolls sideways by ${overflow}px`);
+      // The text's colour against what is behind it: the backgrounds from the element up to the
+      // first opaque one, translucent ones laid over it.
+      const contrast = (loc) => loc.evaluate((el) => {
+        const rgba = (c) => {
+          const v = c.match(/[\d.]+/g).map(Number);
+          return [v[0], v[1], v[2], v[3] ?? 1];
+        };
+        const lum = ([r, g, b]) => {
+          const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const layers = [];
+        for (let n = el; n; n = n.parentElement) {
+          const c = rgba(getComputedStyle(n).backgroundColor);
+          if (c[3] > 0) layers.push(c);
+          if (c[3] >= 1) break;
+        }
+        let bg = [0, 0, 0];
+        for (const [r, g, b, a] of layers.reverse()) bg = [r * a + bg[0] * (1 - a), g * a + bg[1] * (1 - a), b * a + bg[2] * (1 - a)];
+        const [x, y] = [lum(rgba(getComputedStyle(el).color)), lum(bg)].sort((p, q) => q - p);
+        return (x + 0.05) / (y + 0.05);
+      });
+      for (const [what, loc] of [['not taken badge', own(p, 'big/then/review', '.tl-label .badge')], ['if outcome', own(p, 'gift', '.tl-main .if-outcome')], ['not taken step name', own(p, 'big/then/review', '.tl-label .tl-name')]]) {
+        const ratio = await contrast(loc);
+        assert.ok(ratio >= 4.5, `${what}: contrast ${ratio.toFixed(2)} in dark mode`);
+      }
+      await p.screenshot({path: path.join(ARTIFACTS, 'execution-if-phone-dark.png'), fullPage: true});
+      await p.goto(`${base}/ui/executions/order-ui-small:ship`);
+      await p.locator('#parent-line').waitFor();
+      const overflow2 = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow2 <= 0, `the child's page scrolls sideways by ${overflow2}px`);
+      assert.ok(await contrast(p.locator('#parent-link')) >= 4.5, 'the parent link is readable in dark mode');
+    } finally {
+      await dark.close();
+    }
   });
 
   test('no console errors or page errors on any page', (t) => {

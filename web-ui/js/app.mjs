@@ -139,9 +139,10 @@ export function navigate(href, {replace = false} = {}) {
 // Same-origin links to /ui/ are handled here (unless opened in a new tab or window).
 document.addEventListener('click', (ev) => {
   if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  // Attributes rather than a.href and a.target: an SVG link (the diagram's) has objects there.
   const a = ev.target.closest && ev.target.closest('a[href]');
-  if (!a || a.target || a.hasAttribute('download')) return;
-  const url = new URL(a.href, location.href);
+  if (!a || a.getAttribute('target') || a.hasAttribute('download')) return;
+  const url = new URL(a.getAttribute('href'), location.href);
   if (url.origin !== location.origin || !url.pathname.startsWith('/ui')) return;
   if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
   ev.preventDefault();

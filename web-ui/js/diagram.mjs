@@ -1,12 +1,14 @@
 // A workflow definition as an SVG flow: start, one box per step (kind icon, id, what it does,
 // its own retry/timeout), end; compensations as dashed boxes beside the step they undo.
 // A parallel forks into its branches side by side (each headed by its name) and joins again;
-// a for_each is a dashed frame around its body, labelled with its items and concurrency. Both
-// nest to any depth: each part is laid out as a box of its own size, then placed.
-import {iconParts, s} from './dom.mjs';
-import {branchesOf, bodyOf, stepDetail, stepKind, stepPolicy, urlLabel} from './model.mjs';
+// a for_each is a dashed frame around its body, labelled with its items and concurrency; an if
+// splits at its condition into a "then" and an "else" lane (an empty one without an else) that
+// meet again. They nest to any depth: each part is laid out as a box of its own size, then
+// placed. A workflow step's box links to the page of the workflow it starts.
+import {iconParts, paths, s} from './dom.mjs';
+import {branchesOf, bodyOf, childWorkflowOf, ifBranchesOf, nestedLists, stepDetail, stepKind, stepPolicy, urlLabel} from './model.mjs';
 
-const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', parallel: 'PARALLEL', for_each: 'FOR EACH', set: 'SET', fail: 'FAIL', unknown: 'STEP'};
+const KIND_NAME = {activity: 'ACTIVITY', sleep: 'SLEEP', sleep_until: 'SLEEP UNTIL', wait: 'WAIT', parallel: 'PARALLEL', for_each: 'FOR EACH', set: 'SET', fail: 'FAIL', if: 'IF', workflow: 'WORKFLOW', unknown: 'STEP'};
 
 function fit(text, px, charPx) {
   const max = Math.max(4, Math.floor(px / charPx));
@@ -37,8 +39,7 @@ function countSteps(steps) {
   let n = 0;
   for (const d of Array.isArray(steps) ? steps : []) {
     n++;
-    for (const b of branchesOf(d)) n += countSteps(b.steps);
-    n += countSteps(bodyOf(d));
+    for (const b of nestedLists(d)) n += countSteps(b.steps);
   }
   return n;
 }
@@ -52,7 +53,13 @@ function layoutStep(d, W, opt) {
   const kind = stepKind(d);
   if (kind === 'parallel') return layoutParallel(d, W, opt);
   if (kind === 'for_each') return layoutForEach(d, W, opt);
-  return layoutLeaf(d, W, opt);
+  if (kind === 'if') return layoutIf(d, W, opt);
+  const leaf = layoutLeaf(d, W, opt);
+  const child = childWorkflowOf(d);
+  if (!child) return leaf;
+  // The box of a workflow step is a link to the workflow it starts.
+  return {...leaf, draw: (x, y) => s('a', {class: 'd-link', href: paths.workflow(child.name), 'data-workflow': child.name,
+    'aria-label': `${d.id}: starts workflow ${child.name}${child.version != null ? ` version ${child.version}` : ''} (open its page)`}, leaf.draw(x, y))};
 }
 
 function layoutSeq(steps, W, opt) {
@@ -227,10 +234,78 @@ function layoutForEach(d, W, opt) {
   };
 }
 
+/**
+ * An if: a header with its condition, then a split into its lanes side by side, "then" and
+ * "else" (an empty lane saying "none" when it has no else), which meet again below. A small
+ * diamond marks the decision; there are no bars, which mean "all at once" for a parallel.
+ */
+function layoutIf(d, W, opt) {
+  const inner = {...opt, sideComp: false};
+  const bw = Math.max(MIN_W, Math.min(W, 250));
+  const lanes = ifBranchesOf(d).map((b) => ({name: b.name, seq: layoutSeq(b.steps, bw, inner), none: false}));
+  if (lanes.length < 2) {
+    const NW = 90;
+    lanes.push({name: 'else', none: true, seq: {w: NW, h: 24, draw: (x, y) => s('g', {class: 'd-empty'},
+      line(`M${x + NW / 2} ${y} V${y + 24}`), s('text', {class: 'd-policy', x: x + NW / 2 + 6, y: y + 16}, 'none'))}});
+  }
+  const headW = Math.max(MIN_W, Math.min(W, 300));
+  const head = headBox(d, 'if', headW);
+  const LABEL_H = 22;
+  const SPLIT = 16; // the split's distance below the header, and of the meeting line below the lanes
+  const bodyW = lanes.reduce((n, l) => n + l.seq.w, 0) + BRANCH_GAP * (lanes.length - 1);
+  const w = Math.max(headW, bodyW);
+  const bodyH = Math.max(...lanes.map((l) => l.seq.h));
+  const h = head.h + SPLIT + GAP_Y + LABEL_H + 6 + bodyH + GAP_Y + SPLIT;
+  const cond = typeof d.if === 'string' ? d.if : JSON.stringify(d.if);
+  return {
+    w,
+    h,
+    draw: (x, y) => {
+      const cx = x + w / 2;
+      const g = s('g', {class: 'd-flow d-if', 'data-step': d.id, 'data-kind': 'if', 'data-condition': cond},
+        s('title', null, `${d.id} (if): runs "then" when ${cond} is true, ${lanes[1].none ? 'nothing' : '"else"'} when it is false`));
+      g.append(head.draw(cx - headW / 2, y));
+      const splitY = y + head.h + SPLIT;
+      g.append(line(`M${cx} ${y + head.h} V${splitY}`));
+      let lx = x + (w - bodyW) / 2;
+      const placed = lanes.map((l) => {
+        const p = {l, x: lx, cx: lx + l.seq.w / 2};
+        lx += l.seq.w + BRANCH_GAP;
+        return p;
+      });
+      const left = placed[0].cx;
+      const right = placed[placed.length - 1].cx;
+      g.append(line(`M${left} ${splitY} H${right}`));
+      const labelY = splitY + GAP_Y;
+      const topY = labelY + LABEL_H + 6;
+      const joinY = topY + bodyH + GAP_Y;
+      for (const p of placed) {
+        const lg = s('g', {class: ['d-lane', p.l.none && 'd-lane-none'], 'data-branch': p.l.name, 'data-if': d.id});
+        lg.append(arrow(p.cx, splitY, labelY));
+        const lw = Math.min(p.l.seq.w, 60);
+        lg.append(s('g', {class: 'd-branch-label d-lane-label'},
+          s('title', null, `${p.l.name}: ${p.l.name === 'then' ? 'when the condition is true' : 'when it is false'}${p.l.none ? ' (no else: nothing runs)' : ''}`),
+          s('rect', {x: p.cx - lw / 2, y: labelY, width: lw, height: LABEL_H, rx: 11}),
+          s('text', {x: p.cx, y: labelY + 15, 'text-anchor': 'middle'}, p.l.name)));
+        lg.append(arrow(p.cx, labelY + LABEL_H, topY + 6));
+        lg.append(p.l.seq.draw(p.x, topY));
+        lg.append(line(`M${p.cx} ${topY + p.l.seq.h} V${joinY}`));
+        g.append(lg);
+      }
+      g.append(line(`M${left} ${joinY} H${right}`));
+      // The decision: a diamond where the lanes split.
+      const r = 7;
+      g.append(s('path', {class: 'd-diamond', d: `M${cx} ${splitY - r} L${cx + r} ${splitY} L${cx} ${splitY + r} L${cx - r} ${splitY} Z`}));
+      g.append(line(`M${cx} ${joinY} V${y + h}`));
+      return g;
+    },
+  };
+}
+
 /** renderDiagram(definition, {width}) -> <svg>; width is the room the container has. */
 export function renderDiagram(definition, {width = 720} = {}) {
   const steps = (definition && definition.steps) || [];
-  const anyComp = steps.some((d) => d && d.compensate && stepKind(d) !== 'parallel' && stepKind(d) !== 'for_each');
+  const anyComp = steps.some((d) => d && d.compensate && !['parallel', 'for_each', 'if'].includes(stepKind(d)));
   const narrow = width < 560;
   const PAD = 12;
   const W = narrow ? Math.max(260, Math.min(width - 2 * PAD, 420)) : 350;
@@ -268,6 +343,8 @@ export function renderDiagram(definition, {width = 720} = {}) {
     const kind = stepKind(d);
     if (kind === 'parallel') return `${d.id} (parallel: ${branchesOf(d).map((b) => `${b.name}: ${b.steps.map(describe).join(', ') || 'no steps'}`).join('; ')})`;
     if (kind === 'for_each') return `${d.id} (for each: ${bodyOf(d).map(describe).join(', ')})`;
+    if (kind === 'if') return `${d.id} (if ${d.if}: ${ifBranchesOf(d).map((b) => `${b.name}: ${b.steps.map(describe).join(', ') || 'no steps'}`).join('; ')}${Array.isArray(d.else) ? '' : '; no else'})`;
+    if (kind === 'workflow') return `${d.id} (starts workflow ${childWorkflowOf(d) ? childWorkflowOf(d).name : '?'})`;
     return `${d.id} (${kind})`;
   };
   const n = countSteps(steps);

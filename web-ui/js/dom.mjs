@@ -1,5 +1,6 @@
 // Tiny DOM helpers: element builders, SVG icons, copy to clipboard, toasts.
 // The page runs under a strict CSP: never set a style attribute (element.style.x is fine).
+import {statusLabel} from './model.mjs';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -67,6 +68,8 @@ const ICONS = {
   for_each: [['path', {d: 'm17 2 4 4-4 4'}], ['path', {d: 'M3 11V9a3 3 0 0 1 3-3h15'}], ['path', {d: 'm7 22-4-4 4-4'}], ['path', {d: 'M21 13v2a3 3 0 0 1-3 3H3'}]],
   branch: [['path', {d: 'm15 10 5 5-5 5'}], ['path', {d: 'M4 4v7a4 4 0 0 0 4 4h12'}]],
   iteration: [['path', {d: 'M4 9h16M4 15h16M10 3 8 21M16 3l-2 18'}]],
+  if: [['path', {d: 'M12 2 20 10 12 18 4 10z'}], ['path', {d: 'M12 18v4'}]],
+  workflow: [['rect', {x: 3, y: 3, width: 18, height: 18, rx: 3}], ['rect', {x: 8, y: 8, width: 8, height: 8, rx: 1.5}]],
   unknown: [['circle', {cx: 12, cy: 12, r: 9}], ['path', {d: 'M9.5 9.5a2.5 2.5 0 1 1 3.5 2.3c-.6.3-1 .9-1 1.6V14M12 17.5v.01'}]],
   copy: [['rect', {x: 9, y: 9, width: 12, height: 12, rx: 2}], ['path', {d: 'M5 15H4a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1h10a1 1 0 0 1 1 1v1'}]],
   check: [['path', {d: 'M20 6 9 17l-5-5'}]],
@@ -163,7 +166,7 @@ export function toast(message, tone = 'ok') {
 
 export function badge(status, extraClass) {
   return h('span', {class: ['badge', `st-${status || 'unknown'}`, extraClass], 'data-status': status},
-    h('span', {class: 'dot', 'aria-hidden': 'true'}), status || 'unknown');
+    h('span', {class: 'dot', 'aria-hidden': 'true'}), status ? statusLabel(status) : 'unknown');
 }
 
 export function spinner(label = 'Loading…') {

@@ -16,10 +16,10 @@ function ms(iso) {
 
 // ---- definitions -------------------------------------------------------------------------
 
-/** The kinds a definition's step can have; parallel and for_each hold steps. */
-export const STEP_KINDS = ['activity', 'sleep', 'sleep_until', 'wait', 'parallel', 'for_each', 'set', 'fail'];
+/** The kinds a definition's step can have; parallel, for_each and if hold steps. */
+export const STEP_KINDS = ['activity', 'sleep', 'sleep_until', 'wait', 'parallel', 'for_each', 'set', 'fail', 'if', 'workflow'];
 /** Kinds of GET /v1/executions/{id} steps[] rows that hold other rows. */
-export const CONTAINER_KINDS = ['parallel', 'for_each', 'branch', 'iteration'];
+export const CONTAINER_KINDS = ['parallel', 'for_each', 'if', 'branch', 'iteration'];
 
 export function stepKind(def) {
   if (!def || typeof def !== 'object') return 'unknown';
@@ -46,10 +46,42 @@ export function bodyOf(def) {
   return f && Array.isArray(f.steps) ? f.steps : [];
 }
 
+/** An if's branches as [{name: 'then'|'else', steps}]; 'else' only when it has one. */
+export function ifBranchesOf(def) {
+  if (stepKind(def) !== 'if') return [];
+  const out = [{name: 'then', steps: Array.isArray(def.then) ? def.then : []}];
+  if (Array.isArray(def.else)) out.push({name: 'else', steps: def.else});
+  return out;
+}
+
+/**
+ * Every list of steps a step holds, as [{name, steps}]: a parallel's branches (by name), an
+ * if's then and else, a for_each's body (name null). [] for a step that holds none.
+ */
+export function nestedLists(def) {
+  switch (stepKind(def)) {
+    case 'parallel':
+      return branchesOf(def);
+    case 'if':
+      return ifBranchesOf(def);
+    case 'for_each':
+      return [{name: null, steps: bodyOf(def)}];
+    default:
+      return [];
+  }
+}
+
+/** The workflow a workflow step starts: {name, version (null: the latest)}, or null. */
+export function childWorkflowOf(def) {
+  const w = stepKind(def) === 'workflow' ? def.workflow : null;
+  if (!w || typeof w !== 'object' || typeof w.name !== 'string') return null;
+  return {name: w.name, version: Number.isInteger(w.version) ? w.version : null};
+}
+
 /**
  * Every step of a definition, nested ones included, by id (ids are unique across a definition):
- * Map id -> {def, kind, parent (the enclosing parallel or for_each's id, or null), branch (the
- * branch name inside a parallel, else null), depth}.
+ * Map id -> {def, kind, parent (the enclosing parallel, for_each or if's id, or null), branch
+ * (the branch name inside a parallel, 'then' or 'else' inside an if, else null), depth}.
  */
 export function indexDefinition(defSteps) {
   const out = new Map();
@@ -58,8 +90,7 @@ export function indexDefinition(defSteps) {
       if (!d || typeof d !== 'object' || typeof d.id !== 'string') continue;
       const kind = stepKind(d);
       if (!out.has(d.id)) out.set(d.id, {def: d, kind, parent, branch, depth});
-      if (kind === 'parallel') for (const b of branchesOf(d)) walk(b.steps, d.id, b.name, depth + 1);
-      else if (kind === 'for_each') walk(bodyOf(d), d.id, null, depth + 1);
+      for (const b of nestedLists(d)) walk(b.steps, d.id, b.name, depth + 1);
     }
   };
   walk(defSteps, null, null, 0);
@@ -133,6 +164,12 @@ export function stepDetail(def) {
       const f = def.fail || {};
       return `fail ${f.type}${f.message ? `: ${f.message}` : ''}`;
     }
+    case 'if':
+      return `if ${typeof def.if === 'string' ? def.if : JSON.stringify(def.if)}${Array.isArray(def.else) ? '' : ' · no else'}`;
+    case 'workflow': {
+      const w = childWorkflowOf(def);
+      return w ? `workflow ${w.name} · ${w.version != null ? `v${w.version}` : 'latest version'}` : 'workflow ?';
+    }
     default:
       return '';
   }
@@ -169,7 +206,20 @@ export function retrySummary(retry) {
 export const ACTIVE_STATUSES = ['running', 'retrying', 'sleeping', 'waiting', 'scheduled', 'pending'];
 const ENDED_STEP_STATUSES = ['completed', 'failed', 'skipped', 'compensated', 'cancelled', 'terminated'];
 /** The order of per-status counts ("3 completed · 1 running · 1 failed"). */
-export const COUNT_ORDER = ['completed', 'running', 'retrying', 'sleeping', 'waiting', 'scheduled', 'pending', 'failed', 'skipped', 'compensated', 'cancelled'];
+export const COUNT_ORDER = ['completed', 'running', 'retrying', 'sleeping', 'waiting', 'scheduled', 'pending', 'failed', 'skipped', 'compensated', 'cancelled', 'not_taken'];
+
+/**
+ * A status of the step tree that no API row has: the branch of an if that its condition did
+ * not choose, and every step in it (they never run, unlike `pending` ones, and were not
+ * stopped, unlike `skipped` ones).
+ */
+export const NOT_TAKEN = 'not_taken';
+const STATUS_LABEL = {[NOT_TAKEN]: 'not taken'};
+
+/** A status as words: "not taken" for not_taken, others as they are. */
+export function statusLabel(status) {
+  return STATUS_LABEL[status] || status;
+}
 
 /** A steps[] row's path: `path`, or its id for rows of a keeld from before paths. */
 export function stepPath(s) {
@@ -208,7 +258,7 @@ export function statusCounts(nodes) {
 
 /** "3 completed · 1 running · 1 failed" (and "· 25 not started" when that is known). */
 export function countsText(counts, notStarted = 0) {
-  const parts = (counts || []).map((c) => `${c.n} ${c.status}`);
+  const parts = (counts || []).map((c) => `${c.n} ${statusLabel(c.status)}`);
   if (notStarted > 0) parts.push(`${notStarted} not started`);
   return parts.join(' · ');
 }
@@ -216,19 +266,43 @@ export function countsText(counts, notStarted = 0) {
 const byPosition = (a, b) => (a.position ?? Infinity) - (b.position ?? Infinity) || a.order - b.order;
 
 /**
+ * What the history says each if decided: Map path -> {branch ('then', 'else', or null for a
+ * false condition without an else), condition (true, false, or undefined when the event does
+ * not say, as on a retry that resumed the branch taken)}, from the step_scheduled events of
+ * kind "if". Ifs whose condition could not be evaluated have no branch: they are left out.
+ */
+export function ifDecisions(events) {
+  const out = new Map();
+  for (const e of events || []) {
+    const d = e && e.type === 'step_scheduled' && e.data;
+    if (!d || d.kind !== 'if' || !('branch' in d)) continue;
+    const path = e.path || e.step;
+    if (path == null) continue;
+    const before = out.get(path);
+    const condition = typeof d.condition === 'boolean' ? d.condition : before && before.branch === d.branch ? before.condition : undefined;
+    out.set(path, {branch: d.branch ?? null, condition});
+  }
+  return out;
+}
+
+/**
  * The steps of an execution as a tree, from the flat steps[] of GET /v1/executions/{id}:
- * parallel -> branches -> steps, for_each -> iterations -> steps, nested to any depth.
+ * parallel -> branches -> steps, for_each -> iterations -> steps, if -> then/else -> steps,
+ * nested to any depth. `ifs` (ifDecisions of the history, optional) tells which branch an if
+ * took when its rows do not say it yet.
  * Returns {roots, byPath}. A node: {path, id, kind, status, position, parent, depth, row (the
  * API's row, null for a placeholder), def (the definition's step; for a branch or an iteration,
  * null), body (the steps a branch or an iteration runs, from the definition), children (by
  * position), placeholder (true: a step of the definition that has not started, so the API has
- * no row for it yet: 'pending' while its parent runs, 'skipped' once the parent ended),
- * counts (statusCounts of the children, for containers), items (a for_each's items when the
- * input holds them), total and notStarted (a for_each's
- * item count and how many iterations have not started, when known)}.
+ * no row for it yet: 'pending' while its parent runs, 'skipped' once the parent ended, and
+ * 'not_taken' in the branch of an if that its condition did not choose), counts (statusCounts
+ * of the children, for containers), items (a for_each's items when the input holds them),
+ * total and notStarted (a for_each's item count and how many iterations have not started, when
+ * known)}. An if's node also has taken ('then', 'else', null when its condition was false and
+ * it has no else, undefined while that is not known) and condition (true, false or undefined).
  * Rows of an old keeld (no path, parent or kind) are top-level steps of the definition's kind.
  */
-export function buildStepTree(exec, defSteps) {
+export function buildStepTree(exec, defSteps, ifs = null) {
   const idx = indexDefinition(defSteps);
   const rows = exec && Array.isArray(exec.steps) ? exec.steps : [];
   const byPath = new Map();
@@ -262,28 +336,33 @@ export function buildStepTree(exec, defSteps) {
       list.push(p);
     });
   };
-  const childStatus = (n) => (ENDED_STEP_STATUSES.includes(n.status) ? 'skipped' : 'pending');
+  // What a step of the definition without a row is, from its parent: not taken inside a branch
+  // not taken, pending while the parent may still run it, skipped once the parent ended.
+  const childStatus = (n) => (n.status === NOT_TAKEN ? NOT_TAKEN : ENDED_STEP_STATUSES.includes(n.status) ? 'skipped' : 'pending');
+  const addBranches = (n, branches, statusOf) => {
+    const have = new Set(n.children.map((c) => c.id));
+    branches.forEach((b, i) => {
+      if (have.has(b.name)) return;
+      const p = placeholder(`${n.path}/${b.name}`, b.name, 'branch', null, n.path, statusOf(b.name), i);
+      byPath.set(p.path, p);
+      n.children.push(p);
+    });
+  };
   if (Array.isArray(defSteps)) fill(roots, null, defSteps, '', execEnded ? 'skipped' : 'pending');
   const finish = (n, depth, parent) => {
     n.depth = depth;
     if (n.kind === 'branch' && parent && parent.def) {
-      const b = branchesOf(parent.def).find((x) => x.name === n.id);
+      const b = nestedLists(parent.def).find((x) => x.name === n.id);
       n.body = b ? b.steps : null;
     } else if (n.kind === 'iteration' && parent && parent.def) n.body = bodyOf(parent.def);
-    if (n.kind === 'parallel' && n.def) {
-      const have = new Set(n.children.map((c) => c.id));
-      branchesOf(n.def).forEach((b, i) => {
-        if (have.has(b.name)) return;
-        const p = placeholder(`${n.path}/${b.name}`, b.name, 'branch', null, n.path, childStatus(n), i);
-        byPath.set(p.path, p);
-        n.children.push(p);
-      });
-    }
+    if (n.kind === 'parallel' && n.def) addBranches(n, branchesOf(n.def), () => childStatus(n));
+    if (n.kind === 'if') decideIf(n, ifs, addBranches, childStatus);
     if (n.body) fill(n.children, n, n.body, n.path, childStatus(n));
     n.children.sort(byPosition);
     for (const c of n.children) finish(c, depth + 1, n);
     if (isContainerKind(n.kind) || n.children.length) n.counts = statusCounts(n.children);
-    if (n.kind === 'for_each') {
+    // A loop in a branch not taken starts no iteration: nothing to count as not started.
+    if (n.kind === 'for_each' && n.status !== NOT_TAKEN) {
       const out = n.row && n.status === 'completed' ? n.row.output : undefined;
       const items = inputValue(n.def && n.def.for_each && n.def.for_each.items, exec && exec.input);
       if (Array.isArray(items)) n.items = items; // the item of each iteration, for its label
@@ -299,11 +378,66 @@ export function buildStepTree(exec, defSteps) {
   return {roots, byPath};
 }
 
+/**
+ * Which branch if node n took, and its branches without rows as placeholders. Only the branch
+ * taken has rows (a branch row, then its steps): a branch row says which one; else the
+ * history's step_scheduled does; else an if that completed without a branch row had a false
+ * condition and no else. The other branch is not taken, with every step in it. While nothing
+ * says (not reached yet, or the condition failed), both branches are as any step not started.
+ */
+function decideIf(n, ifs, addBranches, childStatus) {
+  const row = n.children.find((c) => c.kind === 'branch' && !c.placeholder);
+  const said = ifs && n.row ? ifs.get(n.path) : undefined;
+  let taken;
+  if (row) taken = row.id;
+  else if (said) taken = said.branch;
+  else if (n.row && n.status === 'completed') taken = null;
+  n.taken = taken;
+  n.condition = said && typeof said.condition === 'boolean' && said.branch === taken ? said.condition
+    : taken === 'then' ? true : taken === 'else' || taken === null ? false : undefined;
+  if (!n.def) return;
+  addBranches(n, ifBranchesOf(n.def), (name) => (taken === undefined || name === taken ? childStatus(n) : NOT_TAKEN));
+}
+
+/**
+ * One line on what an if decided, for its row: "took then (condition true)", "condition false,
+ * no else: nothing ran", or null while it has not decided (or its condition failed).
+ */
+export function ifOutcomeText(node) {
+  if (!node || node.kind !== 'if' || node.taken === undefined) return null;
+  if (node.taken === null) return 'condition false, no else: nothing ran';
+  return `took ${node.taken}${typeof node.condition === 'boolean' ? ` (condition ${node.condition})` : ''}`;
+}
+
+// ---- child workflows ---------------------------------------------------------------------------
+
+/** The execution whose workflow step started this one, {id, step (that step's path)}, or null. */
+export function parentOf(exec) {
+  const p = exec && exec.parent;
+  return p && typeof p === 'object' && typeof p.id === 'string' && p.id ? {id: p.id, step: typeof p.step === 'string' ? p.step : null} : null;
+}
+
+/**
+ * The child execution of a workflow step, or null: its row's `child`, set once the child exists
+ * (a child that could not start, as for child_not_found, never does, although step_scheduled
+ * named its id); without a row, the id of tlRow (a row of deriveTimeline).
+ */
+export function stepChild(row, tlRow) {
+  if (row) return typeof row.child === 'string' && row.child ? row.child : null;
+  return tlRow && typeof tlRow.child === 'string' && tlRow.child ? tlRow.child : null;
+}
+
+/** Whether an execution starts children: a workflow step in its definition, or in its rows. */
+export function startsChildren(exec, defSteps) {
+  for (const info of indexDefinition(defSteps).values()) if (info.kind === 'workflow') return true;
+  return ((exec && exec.steps) || []).some((s) => s && (s.kind === 'workflow' || (typeof s.child === 'string' && s.child)));
+}
+
 /** Whether a tree node starts expanded: containers and branches yes, iterations when they failed or still run. */
 export function defaultExpanded(node) {
   if (!node) return false;
   if (node.kind === 'iteration') return node.status === 'failed' || ACTIVE_STATUSES.includes(node.status);
-  return node.kind === 'parallel' || node.kind === 'for_each' || node.kind === 'branch';
+  return node.kind === 'parallel' || node.kind === 'for_each' || node.kind === 'if' || node.kind === 'branch';
 }
 
 /**
@@ -323,9 +457,12 @@ export function iterationWindow(children, limit = 20) {
 
 /**
  * Rebuilds, from the history, what each step did and when:
- *   segments: {type: 'attempt'|'backoff'|'timer'|'wait'|'comp'|'compbackoff', start, end,
- *              state, n (attempt), run (0, then +1 after each execution_retried), error, ...}
- * `end` is null while a segment is still open (running execution).
+ *   segments: {type: 'attempt'|'backoff'|'timer'|'wait'|'child'|'comp'|'compbackoff', start,
+ *              end, state, n (attempt), run (0, then +1 after each execution_retried), error,
+ *              child (of a 'child' segment: the child execution's id), ...}
+ * `end` is null while a segment is still open (running execution). Each row also has `child`
+ * (a workflow step's child execution id: its row's, or without a row the one its
+ * step_scheduled event named), and the result has `ifs` (ifDecisions of the history).
  */
 export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) {
   // One row per step instance, keyed by its path ("charge-all/3/charge"; the id at the top).
@@ -388,6 +525,12 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
     switch (e.type) {
       case 'step_scheduled':
         if (r && d.kind) r.kind = r.kind && r.kind !== 'unknown' ? r.kind : d.kind;
+        // A workflow step waits for its child from here until the step ends.
+        if (r && d.kind === 'workflow') {
+          close(r, 'child', at, 'abandoned');
+          open(r, 'child', at, {child: d.child ?? null, workflow: d.workflow ?? null, version: d.version ?? null});
+          if (d.child) r.child = d.child;
+        }
         break;
       case 'attempt_started':
         if (!r) break;
@@ -412,6 +555,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
         close(r, 'backoff', at, 'done');
         close(r, 'timer', at, 'done');
         close(r, 'wait', at, 'done');
+        close(r, 'child', at, 'done');
         r.completedAt = at;
         break;
       case 'step_failed':
@@ -420,6 +564,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
         close(r, 'backoff', at, 'done');
         close(r, 'timer', at, 'failed');
         close(r, 'wait', at, 'failed');
+        close(r, 'child', at, 'failed', {error: d.error || null});
         r.error = d.error || null;
         break;
       case 'timer_started':
@@ -468,7 +613,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
         cancelRequested = at;
         if (d.reason) reason = d.reason;
         markers.push({at, kind: 'cancel', label: 'cancel requested'});
-        closeAll(at, {wait: 'cancelled', timer: 'cancelled', backoff: 'cancelled'});
+        closeAll(at, {wait: 'cancelled', timer: 'cancelled', backoff: 'cancelled', child: 'cancelled'});
         break;
       case 'execution_retried':
         run++;
@@ -486,7 +631,7 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
           span = null;
         }
         markers.push({at, kind: 'end', label: e.type.slice('execution_'.length)});
-        closeAll(at, {attempt: 'abandoned', comp: 'abandoned', backoff: 'cancelled', compbackoff: 'cancelled', timer: 'cancelled', wait: 'cancelled'});
+        closeAll(at, {attempt: 'abandoned', comp: 'abandoned', backoff: 'cancelled', compbackoff: 'cancelled', timer: 'cancelled', wait: 'cancelled', child: 'cancelled'});
         break;
       default:
         break;
@@ -524,13 +669,16 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
       duration: first != null ? last - first : null,
       open: {...r.open},
       error: r.error || (st && st.error) || null,
+      // The row says whether the child exists (it may never: child_not_found); without a row,
+      // the id the history named.
+      child: st ? st.child || null : r.child || null,
     });
   }
   if (t0 == null) t0 = now;
   if (!spans.length) spans.push({start: t0, end: ended ? tEnd : null, status: exec ? exec.status : 'running'});
   const attemptsTotal = out.reduce((n, r) => n + r.attempts.length, 0);
   const retries = out.reduce((n, r) => n + Math.max(0, r.attempts.length - r.runs), 0);
-  return {t0, t1: Math.max(t1, t0 + 1), tEnd, ended: !!ended, rows: out, markers, signals, cancelRequested, reason, run, spans, attemptsTotal, retries};
+  return {t0, t1: Math.max(t1, t0 + 1), tEnd, ended: !!ended, rows: out, markers, signals, cancelRequested, reason, run, spans, attemptsTotal, retries, ifs: ifDecisions(sorted)};
 }
 
 /** What the execution waits for now: [{kind, step, text, due?, since?, signal?}]. */
@@ -546,6 +694,8 @@ export function pendingWork(exec, tl) {
     if (o.timer) items.push({kind: 'timer', step: r.step, text: 'Sleeping until', due: o.timer.due, since: o.timer.start});
     if (o.wait)
       items.push({kind: 'wait', step: r.step, text: `Waiting for signal ${o.wait.names}`, signal: o.wait.signal, due: o.wait.timeoutAt, since: o.wait.start});
+    if (o.child)
+      items.push({kind: 'child', step: r.step, text: r.child ? 'Waiting for child execution' : 'Starting its child execution', child: r.child, since: o.child.start});
     if (o.comp) items.push({kind: 'compensation', step: r.step, text: `Compensation attempt ${o.comp.n ?? ''} in flight`.trim(), since: o.comp.start});
     if (o.compbackoff) items.push({kind: 'retry', step: r.step, text: `Compensation attempt ${o.compbackoff.n} due`, due: o.compbackoff.due, since: o.compbackoff.start});
     if (!Object.keys(o).length && r.status === 'scheduled')
@@ -616,6 +766,13 @@ function after(iso, fromIso, fmt) {
   return a != null && b != null ? fmt(a - b) : '';
 }
 
+function ifEventSummary(id, d) {
+  if (!('branch' in d)) return `if ${id} scheduled`; // its condition failed: step_failed says why
+  if (d.resumed) return `if ${id}: resumed ${d.branch} (condition not evaluated again)`;
+  if (d.branch == null) return `if ${id}: condition false, no else: nothing to run`;
+  return `if ${id}: took ${d.branch}${typeof d.condition === 'boolean' ? ` (condition ${d.condition})` : ''}`;
+}
+
 /** One line about an event, for the history table. fmt formats a duration in ms. */
 export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
   const d = e.data || {};
@@ -623,6 +780,9 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
     case 'execution_started':
       return 'Execution started';
     case 'step_scheduled':
+      if (d.kind === 'if') return ifEventSummary(e.step || 'step', d);
+      if (d.kind === 'workflow')
+        return d.child ? `started child ${d.child} (${d.workflow ?? '?'}${d.version != null ? ` v${d.version}` : ''})` : 'workflow step scheduled';
       return d.kind ? `${d.kind} step scheduled` : 'scheduled';
     case 'attempt_started':
       return `Attempt ${e.attempt ?? ''} sent`.replace('  ', ' ');
@@ -698,9 +858,12 @@ export function statusFilterParam(statuses) {
  * What a step does now, from the step fields of the API (a list item's current_step or an
  * entry of steps[]): {step, status, text, due, signal, error, heartbeat}. `due` (ms or null) is
  * when the step moves on by itself: the next attempt of a retrying step, the end of a sleep, a
- * wait's timeout. Null for no step.
+ * wait's timeout. Null for no step. `def`, the step's definition when the caller has it, tells
+ * what a waiting step waits for when the fields do not: a list item's current_step has no
+ * kind, and a workflow step (waiting for its child) or a wait for any of several signals has
+ * no `signal` there.
  */
-export function stepNow(step) {
+export function stepNow(step, def = null) {
   if (!step || typeof step !== 'object') return null;
   const status = step.status || 'unknown';
   let due = null;
@@ -717,11 +880,21 @@ export function stepNow(step) {
       due = ms(step.due_at);
       text = due != null ? 'sleeping until' : 'sleeping';
       break;
-    case 'waiting':
+    case 'waiting': {
       due = ms(step.due_at);
-      text = step.signal ? `waiting for signal "${step.signal}"` : 'waiting for a signal';
+      const kind = step.kind || (def ? stepKind(def) : null);
+      if (kind === 'workflow' || step.child) {
+        // A workflow step waits for its child execution to end (no timeout of its own).
+        text = step.child ? `waiting for child ${step.child}` : 'waiting for its child execution';
+        break;
+      }
+      if (step.signal) text = `waiting for signal "${step.signal}"`;
+      else if (kind === 'wait' && def && def.wait) text = `waiting for ${def.wait.any ? 'any signal of' : 'signal'} ${waitNamesText(def.wait)}`;
+      // Neither the fields nor a definition say what it waits for.
+      else text = kind === 'wait' ? 'waiting for a signal' : 'waiting';
       text += due == null ? ', no timeout' : ' until';
       break;
+    }
     case 'scheduled':
       text = 'scheduled, due now';
       break;
@@ -785,14 +958,13 @@ export function signalOffer(exec, defSteps, tl) {
   const waiting = [];
   const ahead = [];
   if (tl) for (const r of tl.rows) if (r.open && r.open.wait) waiting.push(...(r.open.wait.signals || []));
-  const tree = buildStepTree(exec, defSteps);
+  const tree = buildStepTree(exec, defSteps, tl ? tl.ifs : null);
   const hasWait = (steps) => (Array.isArray(steps) ? steps : []).some((d) => waitSignals(d).length ||
-    branchesOf(d).some((b) => hasWait(b.steps)) || hasWait(bodyOf(d)));
+    nestedLists(d).some((b) => hasWait(b.steps)));
   const waitsIn = (steps, out = []) => {
     for (const d of Array.isArray(steps) ? steps : []) {
       out.push(...waitSignals(d));
-      for (const b of branchesOf(d)) waitsIn(b.steps, out);
-      waitsIn(bodyOf(d), out);
+      for (const b of nestedLists(d)) waitsIn(b.steps, out);
     }
     return out;
   };

@@ -1,18 +1,20 @@
 // One execution: header and actions, what it waits for, the waterfall, input/output/error,
-// and the full event history. Polls while it runs.
+// and the full event history. Polls while it runs. A child execution links to its parent, and
+// an execution with workflow steps to its children (each with its status in the timeline).
 import {ApiError, Keel, isAbort} from './api.mjs';
 import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
-import {countsText, deriveTimeline, eventSummary, eventTone, isFinal, pendingWork, retryable, signalOffer, stepCounts} from './model.mjs';
+import {countsText, deriveTimeline, eventSummary, eventTone, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
 const PENDING_MAX = 10; // pending work items listed; the others are counted
 
 /** [{status, n}] for countsText: "12 waiting for a signal · 3 attempts in flight". */
-const KIND_WORDS = {attempt: 'attempts in flight', retry: 'retries due', timer: 'sleeping', wait: 'waiting for a signal', compensation: 'compensations in flight', scheduled: 'scheduled', buffered: 'signals kept'};
+const KIND_WORDS = {attempt: 'attempts in flight', retry: 'retries due', timer: 'sleeping', wait: 'waiting for a signal', child: 'waiting for a child execution', compensation: 'compensations in flight', scheduled: 'scheduled', buffered: 'signals kept'};
+const CHILDREN_MAX = 500; // child executions whose status the timeline shows (one request)
 function kindCounts(items) {
   const m = new Map();
   for (const p of items) m.set(KIND_WORDS[p.kind] || p.kind, (m.get(KIND_WORDS[p.kind] || p.kind) || 0) + 1);
@@ -50,7 +52,8 @@ export async function renderExecution(ctx, id) {
   if (!ctx.alive) return;
   const defSteps = (def && def.definition && def.definition.steps) || null;
 
-  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0};
+  // children: the executions its workflow steps started, by id (GET /v1/executions?parent=).
+  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0, children: new Map()};
   const expandedSteps = new Set(); // step paths whose detail is open
   const treeState = {open: new Map(), limits: new Map()}; // containers opened or closed, for_each windows
   const expandedEvents = new Set();
@@ -194,7 +197,9 @@ export async function renderExecution(ctx, id) {
     // Retry only for a failure it can resume (see retryable and signalOffer in model.mjs).
     const offer = signalOffer(x, defSteps, tl);
     const retry = retryable(x, state.events);
-    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version, offer.offer, retry.ok]);
+    const parent = parentOf(x);
+    const withChildren = startsChildren(x, defSteps);
+    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version, offer.offer, retry.ok, parent, withChildren]);
     if (key === headKey) return;
     headKey = key;
     const buttons = [];
@@ -214,7 +219,13 @@ export async function renderExecution(ctx, id) {
         h('div', {class: 'title-row'}, h('h1', {class: 'mono exec-id'}, x.id), copyButton(() => x.id, 'Copy execution id', 'copy-id'), badge(x.status, 'badge-lg')),
         h('p', {class: 'subtitle'}, 'Workflow ', h('a', {href: paths.workflow(x.workflow), 'data-fk': 'wf'}, x.workflow), ' ',
           h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Definition version ${x.version}`, 'data-fk': 'ver'}, `v${x.version}`),
-          ' · started ', h('span', {class: 'rel-time', 'data-t': ms(x.created_at)}, fmtRelative(ms(x.created_at))))),
+          ' · started ', h('span', {class: 'rel-time', 'data-t': ms(x.created_at)}, fmtRelative(ms(x.created_at))),
+          withChildren ? [' · ', h('a', {href: paths.executions({parent: x.id}), id: 'children-link', title: `The executions started by the workflow steps of ${x.id}`}, 'child executions')] : null),
+        parent
+          ? h('p', {class: 'subtitle parent-line', id: 'parent-line'}, icon('workflow'), 'Started by ',
+            h('a', {href: paths.execution(parent.id), class: 'mono', id: 'parent-link', 'data-parent': parent.id}, parent.id),
+            parent.step ? [' (step ', h('code', {class: 'parent-step'}, parent.step), ')'] : null)
+          : null),
       h('div', {class: 'head-actions'}, live, buttons)));
   }
 
@@ -263,7 +274,7 @@ export async function renderExecution(ctx, id) {
     pending.hidden = !items.length;
     if (!items.length) return pending.replaceChildren();
     const now = Date.now();
-    const ICON = {attempt: 'activity', retry: 'retry', timer: 'sleep', wait: 'wait', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
+    const ICON = {attempt: 'activity', retry: 'retry', timer: 'sleep', wait: 'wait', child: 'workflow', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
     preserveFocus(pending, () => pending.replaceChildren(
       h('div', {class: 'card-head'}, h('h2', {id: 'pending-h'}, 'Pending work'), h('span', {class: 'muted small'}, 'what the execution waits for now')),
       h('ul', {class: 'pending-list'}, items.slice(0, PENDING_MAX).map((p) =>
@@ -271,6 +282,8 @@ export async function renderExecution(ctx, id) {
           h('span', {class: 'pending-icon'}, icon(ICON[p.kind] || 'clockSmall')),
           h('div', {class: 'pending-text'},
             h('div', null, p.step ? h('span', {class: 'mono step-ref'}, p.step) : null, p.step ? ' · ' : null, p.text,
+              p.child ? [' ', h('a', {href: paths.execution(p.child), class: 'mono child-link', 'data-fk': `pchild:${p.step}`}, p.child),
+                state.children.get(p.child) ? [' ', badge(state.children.get(p.child).status, 'badge-sm')] : null] : null,
               p.due ? h('span', null, ' ', h('strong', null, p.kind === 'wait' ? `until ${fmtAbs(p.due)}` : fmtAbs(p.due)), h('span', {class: 'muted'}, ` (${fmtRelative(p.due, now)})`)) : null,
               p.kind === 'wait' && !p.due ? h('span', {class: 'muted'}, ' · no timeout') : null),
             p.since ? h('div', {class: 'muted small'}, `since ${fmtClock(p.since)} · ${fmtDuration(now - p.since)}`) : null,
@@ -285,12 +298,15 @@ export async function renderExecution(ctx, id) {
   }
 
   let timelineEvents = -1;
+  let timelineChildren = '';
   function renderTimelineCard(tl) {
     // Someone working inside a step's detail keeps it until new events arrive.
     const a = document.activeElement;
-    if (a && a.closest && a.closest('.tl-detail') && timelineBody.contains(a) && timelineEvents === state.events.length) return;
+    const kids = JSON.stringify([...state.children.values()].map((c) => [c.id, c.status]));
+    if (a && a.closest && a.closest('.tl-detail') && timelineBody.contains(a) && timelineEvents === state.events.length && timelineChildren === kids) return;
     timelineEvents = state.events.length;
-    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps, tree: treeState})));
+    timelineChildren = kids;
+    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps, tree: treeState, children: state.children})));
   }
 
   let ioKey = '';
@@ -409,6 +425,19 @@ export async function renderExecution(ctx, id) {
     renderHistory();
   }
 
+  // The statuses of its children, for the links of its workflow steps: one request for all of
+  // them, again at each refresh while it runs (a child may end before its parent notices).
+  async function loadChildren() {
+    if (!startsChildren(state.exec, defSteps)) return;
+    try {
+      const page = await Keel.listExecutions({parent: state.exec.id, limit: CHILDREN_MAX}, ctx.signal);
+      state.children = new Map(page.executions.map((c) => [c.id, c]));
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      // Keep the statuses we have: the links work without them.
+    }
+  }
+
   // ---- live updates
   let timer = null;
   let polling = false;
@@ -428,6 +457,8 @@ export async function renderExecution(ctx, id) {
       const more = await Keel.historyAll(id, state.lastSeq, ctx.signal);
       if (!ctx.alive) return;
       state.exec = x;
+      await loadChildren();
+      if (!ctx.alive) return;
       if (more.length) {
         state.events.push(...more.filter((e) => e.seq > state.lastSeq));
         state.lastSeq = state.events[state.events.length - 1].seq;
@@ -448,6 +479,12 @@ export async function renderExecution(ctx, id) {
     timer = ctx.later(() => (document.hidden ? schedule() : poll()), POLL_MS * Math.min(5, 1 + failures));
   }
 
+  try {
+    await loadChildren();
+  } catch (err) {
+    if (isAbort(err) || !ctx.alive) return;
+  }
+  if (!ctx.alive) return;
   renderAll();
   schedule();
 }

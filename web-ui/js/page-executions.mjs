@@ -1,9 +1,10 @@
-// The executions list: filters in the URL, keyset pages, live while anything shown runs.
+// The executions list: filters in the URL, keyset pages, live while anything shown runs. A child
+// execution says which execution started it; ?parent= lists one execution's children.
 import {Keel, isAbort} from './api.mjs';
 import {problemView} from './dialogs.mjs';
 import {badge, h, icon, paths, preserveFocus, spinner} from './dom.mjs';
 import {dueTime, fmtAbs, fmtDuration, fromLocalInput, ms, timeCell, toLocalInput} from './format.mjs';
-import {EXECUTION_STATUSES, parseStatusFilter, statusFilterParam, stepNow} from './model.mjs';
+import {EXECUTION_STATUSES, parseStatusFilter, stepKind, statusFilterParam, stepNow} from './model.mjs';
 
 const RANGES = [
   ['', 'Any time'],
@@ -30,19 +31,28 @@ function errLine(err) {
 
 /**
  * What a running execution does now, from the list item's current_step: the step, its status
- * badge, what it waits on (with the time, absolute and relative) and its last error.
+ * badge, what it waits on (with the time, absolute and relative) and its last error. steps:
+ * the top-level steps of the execution's definition version, when the caller has them (they
+ * tell a workflow step waiting for its child, which then links to the children, from a wait).
  */
-export function currentStepCell(x) {
-  const now = x.status === 'running' ? stepNow(x.current_step) : null;
+export function currentStepCell(x, steps = null) {
+  const id = x.current_step && x.current_step.id;
+  const def = Array.isArray(steps) ? steps.find((d) => d && d.id === id) || null : null;
+  const now = x.status === 'running' ? stepNow(x.current_step, def) : null;
   if (!now) return h('span', {class: 'muted'}, x.status === 'running' ? 'starting' : '—');
+  const child = now.status === 'waiting' && stepKind(def) === 'workflow';
   return h('div', {class: 'current-step', 'data-step': now.step || '', 'data-step-status': now.status},
     h('div', {class: 'cs-line'}, h('span', {class: 'mono cs-step'}, now.step), ' ', badge(now.status, 'badge-sm')),
-    h('div', {class: 'cs-what small'}, now.text, now.due != null ? [' ', dueTime(new Date(now.due).toISOString())] : null),
+    h('div', {class: 'cs-what small'}, child ? ['waiting for ', h('a', {href: paths.executions({parent: x.id}), class: 'cs-child', 'data-fk': `c:${x.id}`}, 'its child execution')] : now.text,
+      now.due != null ? [' ', dueTime(new Date(now.due).toISOString())] : null),
     now.error ? h('div', {class: 'row-error cs-error', title: errLine(now.error)}, `last error: ${errLine(now.error)}`) : null);
 }
 
-/** The table of executions (also used on the workflow page). */
-export function executionsTable(list, {showWorkflow = true, caption} = {}) {
+/**
+ * The table of executions (also used on the workflow page). stepsOf(x), optional: the
+ * top-level steps of x's definition version when at hand, else null (see currentStepCell).
+ */
+export function executionsTable(list, {showWorkflow = true, caption, stepsOf = () => null} = {}) {
   const now = Date.now();
   const rows = list.map((x) => {
     const d = durationOf(x, now);
@@ -51,13 +61,17 @@ export function executionsTable(list, {showWorkflow = true, caption} = {}) {
       h('td', {class: 'c-status', 'data-label': 'Status'}, badge(x.status)),
       h('td', {class: 'c-id', 'data-label': 'Execution'},
         h('a', {href: paths.execution(x.id), class: 'mono id-link', 'data-fk': `x:${x.id}`}, x.id),
+        x.parent && x.parent.id
+          ? h('div', {class: 'row-parent small', 'data-parent': x.parent.id}, h('span', {class: 'muted'}, '↳ child of '),
+            h('a', {href: paths.execution(x.parent.id), class: 'mono', 'data-fk': `p:${x.id}`, title: x.parent.step ? `Started by step ${x.parent.step} of ${x.parent.id}` : null}, x.parent.id))
+          : null,
         x.error ? h('div', {class: 'row-error', title: x.error.message || ''}, x.error.step ? h('span', {class: 'mono'}, `${x.error.step}: `) : null, x.error.message || x.error.type) : null),
       showWorkflow
         ? h('td', {class: 'c-wf', 'data-label': 'Workflow'},
             h('a', {href: paths.workflow(x.workflow), 'data-fk': `w:${x.id}`}, x.workflow), ' ',
             h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Version ${x.version}`, 'data-fk': `v:${x.id}`}, `v${x.version}`))
         : h('td', {class: 'c-wf', 'data-label': 'Version'}, h('a', {href: paths.version(x.workflow, x.version), class: 'ver', 'data-fk': `v:${x.id}`}, `v${x.version}`)),
-      h('td', {class: 'c-now', 'data-label': 'Current step'}, currentStepCell(x)),
+      h('td', {class: 'c-now', 'data-label': 'Current step'}, currentStepCell(x, stepsOf(x))),
       h('td', {class: 'c-time', 'data-label': 'Started'}, timeCell(x.created_at)),
       h('td', {class: ['c-dur', 'num', running && 'is-running'], 'data-label': 'Duration', title: running ? 'running so far' : null}, fmtDuration(d)),
       h('td', {class: 'c-time c-ended', 'data-label': 'Ended'}, x.completed_at ? timeCell(x.completed_at) : h('span', {class: 'muted'}, running ? 'running' : '—')));
@@ -76,6 +90,7 @@ export async function renderExecutions(ctx) {
   const q = ctx.query;
   const f = {
     workflow: q.get('workflow') || '',
+    parent: q.get('parent') || '',
     statuses: parseStatusFilter(q.get('status')),
     range: q.get('range') || (q.get('since') || q.get('until') ? 'custom' : ''),
     since: q.get('since') || '',
@@ -124,6 +139,20 @@ export async function renderExecutions(ctx) {
     h('label', {class: 'inline-field'}, h('span', null, 'From'), sinceInput),
     h('label', {class: 'inline-field'}, h('span', null, 'to'), untilInput));
   const clearBtn = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'clear-filters'}, icon('x'), h('span', null, 'Clear filters'));
+  // ?parent=: only the children of one execution (a link from its page); shown as a chip.
+  const parentChip = h('span', {class: 'filter-chip', id: 'filter-parent', hidden: !f.parent});
+  const syncParentChip = () => {
+    parentChip.hidden = !f.parent;
+    parentChip.replaceChildren(...(f.parent ? [
+      h('span', null, 'Children of ', h('a', {href: paths.execution(f.parent), class: 'mono'}, f.parent)),
+      h('button', {type: 'button', class: 'btn btn-ghost btn-xs', id: 'filter-parent-remove', 'aria-label': `Show all executions, not only the children of ${f.parent}`, title: 'Remove this filter',
+        onclick: () => {
+          f.parent = '';
+          syncParentChip();
+          apply();
+        }}, icon('x'))] : []));
+  };
+  syncParentChip();
 
   const results = h('div', {class: 'results', 'aria-live': 'polite', 'aria-busy': 'true'}, spinner());
   const pager = h('nav', {class: 'pager', 'aria-label': 'Pages'});
@@ -136,21 +165,29 @@ export async function renderExecutions(ctx) {
       h('div', {class: 'toolbar-row'}, findForm, h('div', {class: 'toolbar-sep', 'aria-hidden': 'true'}),
         h('label', {class: 'inline-field'}, h('span', null, 'Workflow'), wfSelect),
         h('label', {class: 'inline-field'}, h('span', null, 'Created'), rangeSelect), custom),
-      h('div', {class: 'toolbar-row'}, statusGroup, clearBtn)),
+      h('div', {class: 'toolbar-row'}, statusGroup, parentChip, clearBtn)),
     results,
     pager);
 
-  // Workflow names for the select (in the background).
-  Keel.allWorkflows(ctx.signal)
+  // Workflow names for the select, and their latest definitions: a running execution of the
+  // latest version shows what its current step waits for from them (loaded with the first page).
+  const latest = new Map(); // name -> {version, steps}
+  const workflowsLoaded = Keel.allWorkflows(ctx.signal)
     .then((wfs) => {
-      for (const w of wfs)
+      for (const w of wfs) {
+        latest.set(w.name, {version: w.version, steps: (w.definition && w.definition.steps) || []});
         if (w.name !== f.workflow) wfSelect.append(h('option', {value: w.name}, w.name));
+      }
       wfSelect.value = f.workflow;
     })
     .catch(() => {});
+  const stepsOf = (x) => {
+    const w = latest.get(x.workflow);
+    return w && w.version === x.version ? w.steps : null;
+  };
 
   function href() {
-    const p = {workflow: f.workflow, status: statusFilterParam(f.statuses)};
+    const p = {workflow: f.workflow, parent: f.parent, status: statusFilterParam(f.statuses)};
     if (f.range === 'custom') Object.assign(p, {since: f.since, until: f.until});
     else if (f.range) p.range = f.range;
     if (f.limit !== PAGE_SIZE) p.limit = String(f.limit);
@@ -200,7 +237,8 @@ export async function renderExecutions(ctx) {
       apply();
     });
   clearBtn.addEventListener('click', () => {
-    Object.assign(f, {workflow: '', statuses: [], range: '', since: '', until: '', cursor: ''});
+    Object.assign(f, {workflow: '', parent: '', statuses: [], range: '', since: '', until: '', cursor: ''});
+    syncParentChip();
     wfSelect.value = '';
     rangeSelect.value = '';
     custom.hidden = true;
@@ -224,12 +262,12 @@ export async function renderExecutions(ctx) {
     const onLeave = () => ac.abort();
     ctx.signal.addEventListener('abort', onLeave, {once: true});
     results.setAttribute('aria-busy', 'true');
-    const params = {limit: f.limit, workflow: f.workflow, status: statusFilterParam(f.statuses), cursor: f.cursor};
+    const params = {limit: f.limit, workflow: f.workflow, parent: f.parent, status: statusFilterParam(f.statuses), cursor: f.cursor};
     if (f.range === 'custom') Object.assign(params, {since: f.since, until: f.until});
     else if (RANGE_MS[f.range]) params.since = new Date(Date.now() - RANGE_MS[f.range]).toISOString();
     let page;
     try {
-      page = await Keel.listExecutions(params, ac.signal);
+      [page] = await Promise.all([Keel.listExecutions(params, ac.signal), workflowsLoaded]);
     } catch (err) {
       if (isAbort(err) || my !== seq || !ctx.alive) return;
       results.setAttribute('aria-busy', 'false');
@@ -245,14 +283,14 @@ export async function renderExecutions(ctx) {
     results.setAttribute('aria-busy', 'false');
     const list = page.executions;
     if (!list.length) {
-      const filtered = f.workflow || f.statuses.length || f.range || f.cursor;
+      const filtered = f.workflow || f.parent || f.statuses.length || f.range || f.cursor;
       results.replaceChildren(h('div', {class: 'empty-state card'},
         h('h2', null, filtered ? 'No executions match these filters' : 'No executions yet'),
         filtered
           ? h('p', null, 'Try another status or time range, or ', h('button', {type: 'button', class: 'link-btn', onclick: () => clearBtn.click()}, 'clear the filters'), '.')
           : h('p', null, 'Start one with ', h('code', null, 'POST /v1/workflows/{name}/executions'), ' or from a ', h('a', {href: '/ui/workflows'}, 'workflow page'), '.')));
     } else {
-      preserveFocus(results, () => results.replaceChildren(executionsTable(list, {caption: 'Executions'})));
+      preserveFocus(results, () => results.replaceChildren(executionsTable(list, {caption: 'Executions', stepsOf})));
     }
     renderPager(list.length, page.next_cursor);
     const running = list.some((x) => x.status === 'running');

@@ -123,7 +123,7 @@ export async function renderWorkflow(ctx, name, version) {
 
   // ---- facts
   const defaults = def.defaults || {};
-  const allSteps = indexDefinition(def.steps); // nested steps (parallel branches, for_each bodies) too
+  const allSteps = indexDefinition(def.steps); // nested steps (parallel branches, for_each bodies, if branches) too
   const kinds = new Set([...allSteps.values()].map((x) => x.kind));
   const facts = h('section', {class: 'card summary'}, h('dl', {class: 'facts'},
     h('div', null, h('dt', null, 'Registered'), h('dd', null, timeFact(wf.created_at))),
@@ -144,6 +144,8 @@ export async function renderWorkflow(ctx, name, version) {
       kinds.has('for_each') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-for_each'}), 'for each') : null,
       kinds.has('set') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-set'}), 'set') : null,
       kinds.has('fail') ? h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch kind-fail'}), 'fail') : null,
+      kinds.has('if') ? h('span', {class: 'legend-item', 'data-kind': 'if'}, h('span', {class: 'legend-swatch kind-if'}), 'if') : null,
+      kinds.has('workflow') ? h('span', {class: 'legend-item', 'data-kind': 'workflow'}, h('span', {class: 'legend-swatch kind-workflow'}), 'child workflow') : null,
       h('span', {class: 'legend-item'}, h('span', {class: 'legend-swatch comp'}), 'compensation'))), diagramHost);
   const jsonCard = jsonPanel('Definition', def, {id: 'panel-definition', depth: 4});
   const recent = h('section', {class: 'card', 'aria-labelledby': 'recent-h'});
@@ -177,7 +179,8 @@ export async function renderWorkflow(ctx, name, version) {
     }
     if (!ctx.alive) return;
     preserveFocus(recentBody, () => recentBody.replaceChildren(page.executions.length
-      ? executionsTable(page.executions, {showWorkflow: false, caption: `Recent executions of ${name}`})
+      ? executionsTable(page.executions, {showWorkflow: false, caption: `Recent executions of ${name}`,
+        stepsOf: (x) => (x.version === wf.version ? def.steps : x.version === latest.version ? (latest.definition || {}).steps : null)})
       : h('p', {class: 'muted pad'}, 'No executions yet. ', h('button', {type: 'button', class: 'link-btn', onclick: () => startBtn.click()}, 'Start one'), '.')));
     if (page.executions.some((x) => x.status === 'running')) ctx.later(() => loadRecent(), 3000);
   }

@@ -1,15 +1,17 @@
 // The waterfall: one row per step, one bar per attempt (red when it failed), hatched gaps for
 // retry backoff, and bars for sleeps, signal waits and compensations, on one time axis.
 // Steps that hold steps make it a tree: a parallel holds its branches, a for_each its
-// iterations, each a sequence of steps; every container is collapsible and shows a count per
-// status of what it holds. A for_each draws only a window of its iterations (failed first, then
-// running, then the first ones; "Show more" adds to it), so a loop of thousands stays small.
-import {badge, h, icon} from './dom.mjs';
+// iterations, an if its two branches (the one its condition did not choose drawn from the
+// definition, marked "not taken"), each a sequence of steps; every container is collapsible and
+// shows a count per status of what it holds. A for_each draws only a window of its iterations
+// (failed first, then running, then the first ones; "Show more" adds to it), so a loop of
+// thousands stays small. A workflow step links to its child execution, with its status.
+import {badge, h, icon, paths} from './dom.mjs';
 import {absTime, fmtAbs, fmtDuration} from './format.mjs';
 import {jsonPanel, jsonPreview} from './json-view.mjs';
-import {buildStepTree, countsText, defaultExpanded, isContainerKind, iterationWindow, niceTicks, stepDetail, stepNow, stepPolicy} from './model.mjs';
+import {NOT_TAKEN, buildStepTree, countsText, defaultExpanded, ifOutcomeText, isContainerKind, iterationWindow, niceTicks, statusLabel, stepChild, stepDetail, stepNow, stepPolicy} from './model.mjs';
 
-const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', parallel: 'parallel', for_each: 'for each', branch: 'branch', iteration: 'iteration', unknown: 'step'};
+const KIND_LABEL = {activity: 'activity', sleep: 'sleep', sleep_until: 'sleep until', wait: 'signal wait', parallel: 'parallel', for_each: 'for each', if: 'if', workflow: 'child workflow', branch: 'branch', iteration: 'iteration', unknown: 'step'};
 
 /** How many iterations a for_each shows at first, and how many more each "Show more" adds. */
 export const ITERATION_WINDOW = 20;
@@ -23,6 +25,7 @@ const SEG_LABEL = {
   backoff: 'retry backoff',
   timer: 'sleep',
   wait: 'signal wait',
+  child: 'child execution',
   comp: 'compensation',
   compbackoff: 'compensation backoff',
 };
@@ -67,6 +70,7 @@ function segTitle(seg, tl) {
   lines.push(`${fmtAbs(seg.start)} → ${seg.end == null ? 'now' : fmtAbs(seg.end)}`);
   if (seg.error) lines.push(errLine(seg.error));
   if (seg.signal) lines.push(`signal "${seg.signal}"`);
+  if (seg.child) lines.push(`child ${seg.child}${seg.workflow ? ` (workflow ${seg.workflow})` : ''}`);
   if (seg.due) lines.push(`due ${fmtAbs(seg.due)}`);
   return lines.join('\n');
 }
@@ -97,6 +101,9 @@ function chip(seg, tl) {
             : seg.state === 'timedout'
               ? `no ${seg.names ?? `"${seg.signal}"`} in ${d}: timed out`
               : `stopped after ${d} without ${seg.names ?? `"${seg.signal}"`}`);
+    case 'child':
+      return h('span', {class: ['chip', 'child-chip', `st-${seg.state}`], title}, icon('workflow'),
+        seg.end == null ? `waiting for the child · ${d}` : seg.state === 'done' ? `child completed in ${d}` : seg.state === 'failed' ? `child failed after ${d}` : `stopped after ${d}`);
     case 'comp':
       return h('span', {class: ['chip', 'comp-chip', `st-${seg.state}`], title}, icon('compensate'), `compensate #${seg.n ?? '?'} ${d}`);
     default:
@@ -148,11 +155,12 @@ function attemptTable(r, tl) {
 
 /**
  * renderTimeline(tl, exec, defSteps, {expanded: Set of step paths, tree: {open: Map path ->
- * bool, limits: Map path -> number}})
+ * bool, limits: Map path -> number}, children: Map child execution id -> its list item (for
+ * its status), optional})
  * Returns the element; toggling a row updates `expanded`, a container `tree.open`, and "Show
  * more" `tree.limits`, so the page keeps them across live updates.
  */
-export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = {open: new Map(), limits: new Map()}}) {
+export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = {open: new Map(), limits: new Map()}, children = new Map()}) {
   const span = tl.t1 - tl.t0;
   const ticks = niceTicks(span);
 
@@ -188,7 +196,7 @@ export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = 
       h('div', {class: 'tl-chips'}, h('span', {class: 'tl-sum'}, `${tl.ended ? '' : 'running for '}${fmtDuration(tl.tEnd - tl.t0)}`),
         tl.markers.filter((m) => m.kind === 'retry' || m.kind === 'cancel').map((m) => h('span', {class: ['chip', `mk-chip-${m.kind}`]}, m.kind === 'retry' ? icon('retry') : icon('cancel'), `${m.label} at +${fmtDuration(m.at - tl.t0)}`)))));
 
-  const tree = buildStepTree(exec, defSteps);
+  const tree = buildStepTree(exec, defSteps, tl.ifs);
   const tlRows = new Map(tl.rows.map((r) => [r.step, r]));
   // A top-level step the history knows but steps[] does not (a step of an old row): its own row.
   // A nested one appears with the next refresh (the history can be a little newer than steps[]).
@@ -196,11 +204,11 @@ export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = 
     if (!tree.byPath.has(r.step) && !r.step.includes('/'))
       tree.roots.push({path: r.step, id: r.id ?? r.step, kind: r.kind, status: r.status, children: [], counts: null, depth: 0, row: null, def: null});
 
-  const c = {tl, ticks, exec, expanded, treeState, tlRows};
+  const c = {tl, ticks, exec, expanded, treeState, tlRows, children};
   const rows = tree.roots.map((n) => nodeRow(n, c, null));
 
   const legend = h('div', {class: 'legend', 'aria-hidden': 'true'},
-    [['seg-attempt st-ok', 'attempt'], ['seg-attempt st-failed', 'failed attempt'], ['seg-backoff', 'retry backoff'], ['seg-timer', 'sleep'], ['seg-wait', 'signal wait'], ['seg-comp', 'compensation'], ['seg-attempt st-running open', 'running']]
+    [['seg-attempt st-ok', 'attempt'], ['seg-attempt st-failed', 'failed attempt'], ['seg-backoff', 'retry backoff'], ['seg-timer', 'sleep'], ['seg-wait', 'signal wait'], ['seg-child', 'child execution'], ['seg-comp', 'compensation'], ['seg-attempt st-running open', 'running']]
       .map(([cls, label]) => h('span', {class: 'legend-item'}, h('span', {class: `legend-swatch tl-seg ${cls}`}), label)));
 
   return h('div', {class: 'timeline'}, legend, h('div', {class: 'tl', role: 'list', 'aria-label': 'Steps on a time axis'}, axis, execRow, rows));
@@ -211,7 +219,21 @@ function nodeRow(node, c, parent) {
 }
 
 function emptyRow(node) {
-  return {step: node.path, id: node.id, kind: node.kind, status: node.status, segments: [], attempts: [], compensations: [], failedAttempts: 0, runs: 0, start: null, end: null, duration: null, open: {}, error: null};
+  return {step: node.path, id: node.id, kind: node.kind, status: node.status, segments: [], attempts: [], compensations: [], failedAttempts: 0, runs: 0, start: null, end: null, duration: null, open: {}, error: null, child: null};
+}
+
+/** What a row's empty track says: why nothing is drawn there. */
+function emptyText(status) {
+  return status === 'skipped' ? 'skipped' : status === 'pending' ? 'not started' : statusLabel(status);
+}
+
+/** A workflow step's child execution: a link to its page, with its status when known. */
+function childRef(childId, node, c) {
+  const item = c.children.get(childId);
+  return h('span', {class: 'child-ref', 'data-child': childId},
+    h('span', {class: 'muted'}, 'child '),
+    h('a', {href: paths.execution(childId), class: 'child-link mono', 'data-fk': `child:${node.path}`, title: `Open the child execution ${childId}`}, childId),
+    item && item.status ? badge(item.status, 'badge-sm child-status') : null);
 }
 
 function nodeName(node) {
@@ -251,7 +273,8 @@ function stepRow(node, c) {
   if (r.failedAttempts) summary.push(`${r.failedAttempts} failed`);
   if (r.duration != null) summary.push(fmtDuration(r.duration));
   const track = h('div', {class: 'tl-track'}, gridLines(tl, ticks), r.segments.map((seg) => bar(seg, tl)));
-  if (!r.segments.length) track.append(h('span', {class: 'tl-empty'}, status === 'skipped' ? 'skipped' : status === 'pending' ? 'not started' : status));
+  if (!r.segments.length) track.append(h('span', {class: 'tl-empty'}, emptyText(status)));
+  const childId = kind === 'workflow' && !node.placeholder ? stepChild(node.row, r) : null;
 
   const info = node.row;
   const detail = h('div', {class: 'tl-detail', id: detailId, hidden: !isOpen});
@@ -270,7 +293,7 @@ function stepRow(node, c) {
     indent(h('div', {class: 'tl-label'}, toggle,
       h('div', {class: 'tl-sub'}, badge(status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))), node.depth),
     h('div', {class: 'tl-main'}, track,
-      h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, withRuns),
+      h('div', {class: 'tl-chips'}, summary.length ? h('span', {class: 'tl-sum'}, summary.join(' · ')) : null, childId ? childRef(childId, node, c) : null, withRuns),
       stepState(info)),
     detail);
 }
@@ -280,13 +303,14 @@ function countsEl(node) {
   const parts = [];
   for (const x of node.counts || []) {
     if (parts.length) parts.push(' · ');
-    parts.push(h('span', {class: ['count', `st-${x.status}`], 'data-status': x.status, 'data-n': x.n}, `${x.n} ${x.status}`));
+    parts.push(h('span', {class: ['count', `st-${x.status}`], 'data-status': x.status, 'data-n': x.n}, `${x.n} ${statusLabel(x.status)}`));
   }
   if (node.notStarted > 0) {
     if (parts.length) parts.push(' · ');
     parts.push(h('span', {class: 'count st-not-started', 'data-status': 'not started', 'data-n': node.notStarted}, `${node.notStarted} not started`));
   }
-  if (!parts.length) parts.push(h('span', {class: 'muted'}, node.kind === 'for_each' ? 'no iterations yet' : 'nothing started yet'));
+  if (!parts.length)
+    parts.push(h('span', {class: 'muted'}, node.status === NOT_TAKEN ? 'not taken' : node.kind === 'for_each' ? 'no iterations yet' : 'nothing started yet'));
   return h('span', {class: 'tree-counts', title: countsText(node.counts, node.notStarted)}, parts);
 }
 
@@ -296,6 +320,10 @@ function containerSub(node, parent) {
     const items = parent && parent.items;
     const n = Number(node.id);
     return Array.isArray(items) && n >= 0 && n < items.length ? `item ${jsonPreview(items[n], 60)}` : `item ${node.id}`;
+  }
+  if (node.kind === 'branch' && parent && parent.kind === 'if') {
+    const cond = parent.def && typeof parent.def.if === 'string' ? parent.def.if : 'the condition';
+    return `when ${cond} is ${node.id === 'then' ? 'true' : 'false'}`;
   }
   if (node.kind === 'branch') return `branch of ${parent ? parent.id : 'a parallel'}`;
   return KIND_LABEL[node.kind] || node.kind;
@@ -313,11 +341,11 @@ function containerRow(node, c, parent) {
   const childrenId = pathId('tl-children', node.path);
   const open = treeState.open.has(node.path) ? treeState.open.get(node.path) : defaultExpanded(node);
   const name = nodeName(node);
-  const what = {parallel: 'branches', for_each: 'iterations', branch: 'steps', iteration: 'steps'}[kind] || 'steps';
+  const what = {parallel: 'branches', for_each: 'iterations', if: 'branches', branch: 'steps', iteration: 'steps'}[kind] || 'steps';
   const toggle = h('button', {type: 'button', class: 'tl-toggle tree-toggle', 'aria-expanded': String(open), 'aria-controls': childrenId,
     title: `${open ? 'Hide' : 'Show'} the ${what} of ${node.path}`, 'data-fk': `tree:${node.path}`},
     icon('chevron', 'chev'), h('span', {class: ['kind-icon', `kind-${kind}`]}, icon(kind)), h('span', {class: ['tl-name', kind !== 'iteration' && 'mono']}, name),
-    h('span', {class: 'sr-only'}, ` (${KIND_LABEL[kind] || kind}, ${status})`));
+    h('span', {class: 'sr-only'}, ` (${KIND_LABEL[kind] || kind}, ${statusLabel(status)})`));
   const sub = containerSub(node, parent);
 
   // Its span: from when it started to when it ended (or now).
@@ -332,13 +360,16 @@ function containerRow(node, c, parent) {
     el.style.left = pct(((start - tl.t0) / (tl.t1 - tl.t0)) * 100);
     el.style.width = pct(((endAt - start) / (tl.t1 - tl.t0)) * 100);
     track.append(el);
-  } else track.append(h('span', {class: 'tl-empty'}, status === 'skipped' ? 'skipped' : status === 'pending' ? 'not started' : status));
+  } else track.append(h('span', {class: 'tl-empty'}, emptyText(status)));
 
   const facts = [];
   if (kind === 'for_each') facts.push(node.total != null ? `${node.total} item${node.total === 1 ? '' : 's'}` : `${node.children.length} started`);
   if (kind === 'parallel') facts.push(`${node.children.length} branch${node.children.length === 1 ? '' : 'es'}`);
   if (start != null && info && info.completed_at) facts.push(fmtDuration(Date.parse(info.completed_at) - start));
   const err = info && info.error;
+  // What an if decided: which branch it took, or that it had nothing to run.
+  const outcome = kind === 'if' ? ifOutcomeText(node) : null;
+  const outcomeEl = outcome ? h('span', {class: ['if-outcome', node.taken === null && 'if-none'], 'data-taken': node.taken ?? ''}, outcome) : null;
 
   const children = h('div', {class: 'tl-children', id: childrenId, role: 'list', 'aria-label': `${what} of ${node.path}`, hidden: !open});
   const fill = () => children.replaceChildren(...childRows(node, c, () => fill()));
@@ -357,7 +388,7 @@ function containerRow(node, c, parent) {
     indent(h('div', {class: 'tl-label'}, toggle,
       h('div', {class: 'tl-sub'}, badge(status, 'badge-sm'), h('span', {class: 'muted small ellipsis', title: sub}, sub))), node.depth),
     h('div', {class: 'tl-main'}, track,
-      h('div', {class: 'tl-chips'}, facts.length ? h('span', {class: 'tl-sum'}, facts.join(' · ')) : null, countsEl(node)),
+      h('div', {class: 'tl-chips'}, facts.length ? h('span', {class: 'tl-sum'}, facts.join(' · ')) : null, outcomeEl, countsEl(node)),
       err ? h('div', {class: 'step-state'}, h('div', {class: 'step-error small err-text', title: errLine(err)}, `error: ${errLine(err)}${err.path && err.path !== node.path ? ` (at ${err.path})` : ''}`)) : null),
     children);
 }
@@ -390,6 +421,7 @@ function fillDetail(detail, r, info, def, tl, status = r.status) {
   const now = stepNow(info);
   const facts = h('dl', {class: 'facts facts-inline'},
     info && info.path && info.path !== info.id ? h('div', null, h('dt', null, 'Path'), h('dd', {class: 'mono small'}, info.path)) : null,
+    info && typeof info.child === 'string' && info.child ? h('div', null, h('dt', null, 'Child execution'), h('dd', null, h('a', {href: paths.execution(info.child), class: 'mono small'}, info.child))) : null,
     h('div', null, h('dt', null, 'Status'), h('dd', null, badge(status, 'badge-sm'))),
     h('div', null, h('dt', null, 'Attempts'), h('dd', null, String(info ? info.attempts : r.attempts.length))),
     h('div', null, h('dt', null, 'Started'), h('dd', null, info && info.started_at ? fmtAbs(Date.parse(info.started_at)) : '—')),
