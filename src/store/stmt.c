@@ -347,28 +347,29 @@ static const struct {
      * "current"), with the signal it waits for from its definition.
      * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
      * id, $7 limit, $8 parent */
-    [STMT_EXEC_LIST] = {"exec_list",
-                        "SELECT json_build_object('id', e.id, 'workflow', e.workflow, "
-                        "'version', e.version, 'status', e.status, 'created_at', "
-                        "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
-                        "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
-                        "'parent', " PARENT_JSON
-                        ", 'current_step', (SELECT json_build_object('id', s.step_id, 'status', "
-                        "s.status, 'attempts', s.attempts, 'last_error', s.last_error, "
-                        "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-                        "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "
-                        "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
-                        "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
-                        "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
-                        "s.parent_path IS NULL AND "
-                        "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
-                        "e.id FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
-                        "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
-                        "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
-                        "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
-                        "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
-                        "AND ($8::text IS NULL OR e.parent_id = $8) "
-                        "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
+    [STMT_EXEC_LIST] =
+        {"exec_list",
+         "SELECT json_build_object('id', e.id, 'workflow', e.workflow, "
+         "'version', e.version, 'status', e.status, 'created_at', "
+         "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
+         "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
+         "'parent', " PARENT_JSON
+         ", 'current_step', (SELECT json_build_object('id', s.step_id, 'kind', "
+         "s.kind, 'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, "
+         "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
+         "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "
+         "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
+         "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
+         "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
+         "s.parent_path IS NULL AND "
+         "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
+         "e.id FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
+         "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
+         "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
+         "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
+         "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
+         "AND ($8::text IS NULL OR e.parent_id = $8) "
+         "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the

@@ -547,6 +547,14 @@ static void test_child_workflows(void **state)
             break;
         usleep(20000);
     }
+    /* The list says what a running parent is at: its workflow step. */
+    json_t *running = get_json(&k, "/v1/executions?workflow=parent&status=running");
+    json_t *cur =
+        json_object_get(json_array_get(json_object_get(running, "executions"), 0), "current_step");
+    assert_string_equal(json_string_value(json_object_get(cur, "id")), "ship");
+    assert_string_equal(json_string_value(json_object_get(cur, "kind")), "workflow");
+    assert_string_equal(json_string_value(json_object_get(cur, "status")), "waiting");
+    json_decref(running);
     http_post_expect(k.base_url, "/v1/executions/p-hold/cancel", "{}", 202, NULL);
     done = wait_result(k.base_url, "p-hold");
     assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");

@@ -596,7 +596,8 @@ test('a workflow step: its child from the row or the history, the wait as a segm
   seq = 0;
   const events = [
     ev('execution_started', 0),
-    {...ev('step_scheduled', 10, 'ship', null, {kind: 'workflow', child: 'o-1:ship', workflow: 'shipping', version: null}), path: 'ship'},
+    {...ev('step_scheduled', 10, 'ship', null, {kind: 'workflow', workflow: 'shipping', version: null}), path: 'ship'},
+    {...ev('child_started', 10, 'ship', null, {child: 'o-1:ship', workflow: 'shipping', version: 1, again: false}), path: 'ship'},
   ];
   const running = ifExec('running', [row('ship', 'workflow', 'waiting', 0, {child: 'o-1:ship'})]);
   let tl = deriveTimeline(running, events, Date.parse(T(500)), ifDef);
@@ -638,6 +639,17 @@ test('a workflow step: its child from the row or the history, the wait as a segm
   assert.deepEqual(parentOf({parent: {id: 'o-1', step: 'ship'}}), {id: 'o-1', step: 'ship'});
   assert.equal(parentOf({parent: null}), null);
   assert.equal(parentOf({}), null, 'a keeld from before child workflows');
+  // A retry of the parent that replaced a cancelled child: the step now waits for the new one.
+  const again = [...events, {...ev('step_failed', 300, 'ship', null, {error: {type: 'child_failed'}}), path: 'ship'},
+    {...ev('step_scheduled', 400, 'ship', null, {kind: 'workflow', workflow: 'shipping', version: null}), path: 'ship'},
+    {...ev('child_started', 400, 'ship', null, {child: 'o-1:ship:2', workflow: 'shipping', version: 1, again: false}), path: 'ship'}];
+  tl = deriveTimeline(ifExec('running', []), again, Date.parse(T(500)), ifDef);
+  const rs = tl.rows.find((x) => x.step === 'ship');
+  assert.equal(rs.child, 'o-1:ship:2');
+  assert.deepEqual(rs.segments.map((x) => [x.state, x.child]), [['failed', 'o-1:ship'], ['running', 'o-1:ship:2']]);
+  assert.equal(eventSummary(again[4]), 'workflow step scheduled (shipping)');
+  assert.equal(eventSummary(again[5]), 'started child o-1:ship:2 (shipping v1)');
+  assert.equal(eventSummary({type: 'child_started', data: {child: 'o-1:ship', workflow: 'shipping', version: 2, again: true}}), 'asked child o-1:ship (shipping v2) again');
 });
 
 test('event summaries of ifs and workflow steps', () => {

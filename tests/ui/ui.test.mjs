@@ -1198,7 +1198,8 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     // The history reads as what happened.
     const summary = (step, type = 'step_scheduled') => page.locator(`.history-table tr.ev-row[data-type="${type}"][data-path="${step}"] .ev-summary`);
     assert.equal(await summary('big').innerText(), 'if big: took then (condition true)');
-    assert.equal(await summary('ship').innerText(), 'started child order-ui-big:ship (shipping)');
+    assert.equal(await summary('ship').innerText(), 'workflow step scheduled (shipping)');
+    assert.equal(await summary('ship', 'child_started').innerText(), 'started child order-ui-big:ship (shipping v1)');
     assert.equal(await summary('big/then/review').innerText(), 'activity step scheduled');
 
     await page.goto(`${base}/ui/executions/order-ui-small`);

@@ -532,6 +532,18 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
           if (d.child) r.child = d.child;
         }
         break;
+      case 'child_started': {
+        // Which execution the step waits for: its first child, one run again, or a new one
+        // replacing a child that was cancelled (a retry of the parent).
+        if (!r || !d.child) break;
+        r.child = d.child;
+        const seg = [...r.segments].reverse().find((x) => x.type === 'child' && x.end == null);
+        if (seg) {
+          seg.child = d.child;
+          if (d.version != null) seg.version = d.version;
+        }
+        break;
+      }
       case 'attempt_started':
         if (!r) break;
         close(r, 'backoff', at, 'done');
@@ -782,8 +794,12 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
     case 'step_scheduled':
       if (d.kind === 'if') return ifEventSummary(e.step || 'step', d);
       if (d.kind === 'workflow')
-        return d.child ? `started child ${d.child} (${d.workflow ?? '?'}${d.version != null ? ` v${d.version}` : ''})` : 'workflow step scheduled';
+        return d.child
+          ? `started child ${d.child} (${d.workflow ?? '?'}${d.version != null ? ` v${d.version}` : ''})`
+          : `workflow step scheduled${d.workflow ? ` (${d.workflow}${d.version != null ? ` v${d.version}` : ''})` : ''}`;
       return d.kind ? `${d.kind} step scheduled` : 'scheduled';
+    case 'child_started':
+      return `${d.again ? 'asked child' : 'started child'} ${d.child ?? '?'} (${d.workflow ?? '?'}${d.version != null ? ` v${d.version}` : ''})${d.again ? ' again' : ''}`;
     case 'attempt_started':
       return `Attempt ${e.attempt ?? ''} sent`.replace('  ', ' ');
     case 'attempt_failed':
@@ -859,9 +875,9 @@ export function statusFilterParam(statuses) {
  * entry of steps[]): {step, status, text, due, signal, error, heartbeat}. `due` (ms or null) is
  * when the step moves on by itself: the next attempt of a retrying step, the end of a sleep, a
  * wait's timeout. Null for no step. `def`, the step's definition when the caller has it, tells
- * what a waiting step waits for when the fields do not: a list item's current_step has no
- * kind, and a workflow step (waiting for its child) or a wait for any of several signals has
- * no `signal` there.
+ * what a waiting step waits for when the fields do not: a list item's current_step from a
+ * keeld before its `kind` has none, and a workflow step (waiting for its child) or a wait for
+ * any of several signals has no `signal` there.
  */
 export function stepNow(step, def = null) {
   if (!step || typeof step !== 'object') return null;
