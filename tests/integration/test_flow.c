@@ -133,6 +133,48 @@ static void assert_journal_clean(const char *db, const char *workflow)
     free(sql);
 }
 
+/* The result of execution id once it has ended, which must be in status. New reference. */
+static json_t *ended_as(const struct proc *k, const char *id, const char *status)
+{
+    json_t *done = wait_result(k->base_url, id);
+    assert_string_equal(json_string_value(json_object_get(done, "status")), status);
+    return done;
+}
+
+struct sql_value {
+    const char *db, *want, *sql;
+};
+
+static bool sql_is(void *arg)
+{
+    const struct sql_value *w = arg;
+    char *v = harness_sql_value(w->db, w->sql);
+    bool ok = v && !strcmp(v, w->want);
+    free(v);
+    return ok;
+}
+
+/* Waits until sql's value is want, failing the test after 10 s. */
+static void wait_sql(const char *db, const char *want, const char *sql)
+{
+    struct sql_value w = {db, want, sql};
+    if (!wait_for(sql_is, &w, 10000))
+        fail_msg("%s never gave %s", sql, want);
+}
+
+/* Waits until the step at path of execution is in status (a child waiting for its signal, say),
+ * failing the test after 10 s. */
+static void wait_step(const char *db, const char *execution, const char *path, const char *status)
+{
+    char *sql = NULL;
+    assert_true(asprintf(&sql,
+                         "SELECT count(*) FROM steps WHERE execution_id = '%s' AND path = '%s' "
+                         "AND status = '%s'",
+                         execution, path, status) > 0);
+    wait_sql(db, "1", sql);
+    free(sql);
+}
+
 static const char *const FAN =
     "{\"name\": \"fan\", \"defaults\": {\"timeout\": \"2s\", \"retry\": {\"initial_interval\": "
     "\"50ms\"}}, \"steps\": ["
@@ -290,8 +332,7 @@ static void test_set_and_fail(void **state)
     http_post_expect(k.base_url, "/v1/workflows/refuse/executions",
                      "{\"id\": \"refuse-1\", \"input\": {\"total\": 1200}}", 201, NULL);
 
-    json_t *done = wait_result(k.base_url, "quote-1");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_t *done = ended_as(&k, "quote-1", "completed");
     char *out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(out, "{\"total\":120,\"vat\":0.25}");
     free(out);
@@ -305,8 +346,7 @@ static void test_set_and_fail(void **state)
                "AND kind = 'set' AND status = 'completed' AND output = '{\"total\": 120, \"vat\": "
                "0.25}'::jsonb");
 
-    done = wait_result(k.base_url, "refuse-1");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    done = ended_as(&k, "refuse-1", "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "Rejected");
     assert_string_equal(json_string_value(json_object_get(err, "message")),
@@ -354,8 +394,7 @@ static void test_if_both_ways(void **state)
     http_post_expect(k.base_url, "/v1/workflows/branch/executions",
                      "{\"id\": \"if-bad\", \"input\": {\"big\": \"yes\"}}", 201, NULL);
 
-    json_t *done = wait_result(k.base_url, "if-big");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_t *done = ended_as(&k, "if-big", "completed");
     char *out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(out, "{\"by\":\"review\",\"total\":1200}");
     free(out);
@@ -371,8 +410,7 @@ static void test_if_both_ways(void **state)
                "SELECT data::text FROM events WHERE execution_id = 'if-big' AND path = 'big' AND "
                "type = 'step_scheduled'");
 
-    done = wait_result(k.base_url, "if-small");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    done = ended_as(&k, "if-small", "completed");
     out = json_dumps(json_object_get(done, "output"), JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(out, "{\"by\":\"auto\"}");
     free(out);
@@ -387,8 +425,7 @@ static void test_if_both_ways(void **state)
                "SELECT count(*) FROM events WHERE execution_id = 'if-small' AND path LIKE "
                "'big/then%'");
 
-    done = wait_result(k.base_url, "if-bad");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    done = ended_as(&k, "if-bad", "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "invalid_condition");
     assert_string_equal(json_string_value(json_object_get(err, "message")),
@@ -486,8 +523,7 @@ static void test_child_workflows(void **state)
                      "{\"id\": \"p-bad\", \"input\": {\"order\": \"o2\", \"fragile\": true, "
                      "\"hold\": false}}",
                      201, NULL);
-    json_t *done = wait_result(k.base_url, "p-ok");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_t *done = ended_as(&k, "p-ok", "completed");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(done, "output"), "tracking")),
         "p-ok:ship/label");
@@ -517,8 +553,7 @@ static void test_child_workflows(void **state)
     hreply_free(&r);
 
     /* The child failed: the parent's step fails with child_failed, and its saga refunds. */
-    done = wait_result(k.base_url, "p-bad");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    done = ended_as(&k, "p-bad", "failed");
     json_t *err = json_object_get(done, "error");
     assert_string_equal(json_string_value(json_object_get(err, "type")), "child_failed");
     assert_string_equal(json_string_value(json_object_get(
@@ -526,8 +561,7 @@ static void test_child_workflows(void **state)
                         "Fragile");
     json_decref(done);
     assert_key_counts(&receiver, "p-bad/charge/compensate", 1, 1);
-    done = wait_result(k.base_url, "p-bad:ship");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    done = ended_as(&k, "p-bad:ship", "failed");
     json_decref(done);
 
     /* Cancel of the parent reaches its child, which waits for a signal. */
@@ -535,18 +569,7 @@ static void test_child_workflows(void **state)
                      "{\"id\": \"p-hold\", \"input\": {\"order\": \"o3\", \"fragile\": "
                      "false, \"hold\": true}}",
                      201, NULL);
-    struct ended_check waiting = {db, "shipping", 0};
-    (void)waiting;
-    for (int tries = 0; tries < 500; tries++) {
-        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
-                                   "'p-hold:ship' AND path = 'hold/then/w' AND status = "
-                                   "'waiting'");
-        bool ok = atoi(v) == 1;
-        free(v);
-        if (ok)
-            break;
-        usleep(20000);
-    }
+    wait_step(db, "p-hold:ship", "hold/then/w", "waiting");
     /* The list says what a running parent is at: its workflow step. */
     json_t *running = get_json(&k, "/v1/executions?workflow=parent&status=running");
     json_t *cur =
@@ -556,11 +579,9 @@ static void test_child_workflows(void **state)
     assert_string_equal(json_string_value(json_object_get(cur, "status")), "waiting");
     json_decref(running);
     http_post_expect(k.base_url, "/v1/executions/p-hold/cancel", "{}", 202, NULL);
-    done = wait_result(k.base_url, "p-hold");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    done = ended_as(&k, "p-hold", "cancelled");
     json_decref(done);
-    done = wait_result(k.base_url, "p-hold:ship");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    done = ended_as(&k, "p-hold:ship", "cancelled");
     json_decref(done);
     assert_sql(db, "its parent execution p-hold was cancelled",
                "SELECT data->>'reason' FROM events WHERE execution_id = 'p-hold:ship' AND type = "
@@ -570,8 +591,7 @@ static void test_child_workflows(void **state)
     http_post_expect(k.base_url, "/v1/workflows/nested/executions",
                      "{\"id\": \"n-2\", \"input\": {\"more\": true, \"next\": {\"more\": false}}}",
                      201, NULL);
-    done = wait_result(k.base_url, "n-2");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    done = ended_as(&k, "n-2", "completed");
     assert_string_equal(json_string_value(json_object_get(done, "output")), "bottom");
     json_decref(done);
     http_post_expect(k.base_url, "/v1/workflows/nested/executions",
@@ -579,8 +599,7 @@ static void test_child_workflows(void **state)
                      "\"next\": {\"more\": true, \"next\": {\"more\": true, \"next\": {\"more\": "
                      "false}}}}}}",
                      201, NULL);
-    done = wait_result(k.base_url, "n-9");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    done = ended_as(&k, "n-9", "failed");
     json_decref(done);
     assert_sql(db, "child_depth_exceeded",
                "SELECT error->>'type' FROM executions WHERE id = "
@@ -742,26 +761,14 @@ static void test_retry_replaces_a_cancelled_child(void **state)
     register_def(&k, SHIPPING, receiver.base_url);
     register_def(&k, REPLACE, receiver.base_url);
     http_post_expect(k.base_url, "/v1/workflows/replace/executions", "{\"id\": \"rp\"}", 201, NULL);
-    json_t *done = wait_result(k.base_url, "rp");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "failed");
+    json_t *done = ended_as(&k, "rp", "failed");
     json_decref(done);
-    done = wait_result(k.base_url, "rp:p:a:kid");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "cancelled");
+    done = ended_as(&k, "rp:p:a:kid", "cancelled");
     json_decref(done);
     http_post_expect(k.base_url, "/v1/executions/rp/retry", "{}", 202, NULL);
-    for (int tries = 0; tries < 500; tries++) {
-        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
-                                   "'rp:p:a:kid:2' AND path = 'hold/then/w' AND status = "
-                                   "'waiting'");
-        bool ok = atoi(v) == 1;
-        free(v);
-        if (ok)
-            break;
-        usleep(20000);
-    }
+    wait_step(db, "rp:p:a:kid:2", "hold/then/w", "waiting");
     http_post_expect(k.base_url, "/v1/executions/rp:p:a:kid:2/signals/go", "{}", 202, NULL);
-    done = wait_result(k.base_url, "rp");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    done = ended_as(&k, "rp", "completed");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(done, "output"), "tracking")),
         "rp:p:a:kid:2/label");
@@ -777,6 +784,30 @@ static void test_retry_replaces_a_cancelled_child(void **state)
     json_t *list = get_json(&k, "/v1/executions?parent=rp");
     assert_int_equal(json_array_size(json_object_get(list, "executions")), 2);
     json_decref(list);
+
+    /* A failed child that can be retried (no saga ran) runs again instead: its completed
+     * label is kept (applied once), and it fails again at the same step. */
+    static const char *const REDO = "{\"name\": \"redo\", \"steps\": [{\"id\": \"ship\", "
+                                    "\"workflow\": {\"name\": \"shipping\", \"input\": "
+                                    "\"${input}\"}}]}";
+    register_def(&k, REDO, receiver.base_url);
+    http_post_expect(k.base_url, "/v1/workflows/redo/executions",
+                     "{\"id\": \"rd\", \"input\": {\"order\": \"x\", \"fragile\": true, "
+                     "\"hold\": false}}",
+                     201, NULL);
+    json_decref(ended_as(&k, "rd", "failed"));
+    http_post_expect(k.base_url, "/v1/executions/rd/retry", "{}", 202, NULL);
+    wait_sql(db, "2",
+             "SELECT count(*) FROM events WHERE execution_id = 'rd' AND type = "
+             "'execution_failed'");
+    assert_sql(db, "rd:ship:false,rd:ship:true",
+               "SELECT string_agg((data->>'child') || ':' || (data->>'again'), ',' ORDER BY seq) "
+               "FROM events WHERE execution_id = 'rd' AND type = 'child_started'");
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'rd:ship' AND type = "
+               "'execution_retried'");
+    assert_key_counts(&receiver, "rd:ship/label", 1, 1);
+    assert_sql(db, "child_failed", "SELECT error->>'type' FROM executions WHERE id = 'rd'");
     stack_stop(&db, &k, &receiver);
 }
 
@@ -797,30 +828,19 @@ static void test_task_for_a_gone_owner_is_moved(void **state)
                      "{\"id\": \"re-1\", \"input\": {\"order\": \"o\", \"fragile\": false, "
                      "\"hold\": true}}",
                      201, NULL);
-    for (int tries = 0; tries < 500; tries++) {
-        char *v = harness_sqlf(db, "SELECT count(*) FROM steps WHERE execution_id = "
-                                   "'re-1:ship' AND path = 'hold/then/w' AND status = "
-                                   "'waiting'");
-        bool ok = atoi(v) == 1;
-        free(v);
-        if (ok)
-            break;
-        usleep(20000);
-    }
+    wait_step(db, "re-1:ship", "hold/then/w", "waiting");
     char *v = harness_sqlf(db, "INSERT INTO tasks (execution_id, kind, step, due_at, owner, "
                                "payload) VALUES ('re-1', 'child_ended', 'ship', now(), "
                                "'keel:gone-for-good', '{\"child\": \"re-1:ship\", \"status\": "
                                "\"completed\", \"output\": {\"tracking\": \"T-9\"}, \"error\": "
                                "null}') RETURNING 1");
     free(v);
-    json_t *done = wait_result(k.base_url, "re-1");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    json_t *done = ended_as(&k, "re-1", "completed");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(done, "output"), "tracking")), "T-9");
     json_decref(done);
     http_post_expect(k.base_url, "/v1/executions/re-1:ship/signals/go", "{}", 202, NULL);
-    done = wait_result(k.base_url, "re-1:ship");
-    assert_string_equal(json_string_value(json_object_get(done, "status")), "completed");
+    done = ended_as(&k, "re-1:ship", "completed");
     json_decref(done);
     assert_sql(db, "0", "SELECT count(*) FROM tasks");
     stack_stop(&db, &k, &receiver);
