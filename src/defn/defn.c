@@ -946,6 +946,13 @@ static void each_child_in(const struct defn_step *steps, size_t n, const char *p
     }
 }
 
+const struct defn *defn_code(void)
+{
+    static struct defn_step root = {.id = "", .kind = DEFN_STEP_CODE};
+    static const struct defn code = {.name = "", .steps = &root, .n_steps = 1};
+    return &code;
+}
+
 void defn_each_child_workflow(const struct defn *d,
                               void (*fn)(void *arg, const char *pointer, const char *name),
                               void *arg)
@@ -1316,6 +1323,8 @@ static void parse_step(struct parser *p, const struct step_rec *rec, const struc
         case DEFN_STEP_WORKFLOW:
             parse_child(p, rec, body, at, st);
             break;
+        case DEFN_STEP_CODE:
+            break; /* not in KIND_NAMES: never parsed */
         }
         free(at);
     }
@@ -1600,6 +1609,8 @@ int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
 
 void defn_free(struct defn *d)
 {
+    if (d == defn_code())
+        return; /* shared and static */
     if (!d)
         return;
     free(d->name);

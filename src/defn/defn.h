@@ -81,6 +81,8 @@ enum defn_step_kind {
     DEFN_STEP_FAIL,        /* fails the execution there with {type, message} */
     DEFN_STEP_IF,          /* a condition and one or two step lists (then, else) */
     DEFN_STEP_WORKFLOW,    /* a child execution of another workflow, waited for */
+    DEFN_STEP_CODE,        /* never parsed: the one step of defn_code(), the root of a code
+                              execution, which its program's step calls run under */
 };
 
 /* Defaults and bounds of for_each (contract, "Flow steps"). The item cap is a server setting
@@ -218,7 +220,7 @@ int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
  * *errors a new array of {"pointer", "message"} (caller decrefs). */
 int defn_check_destinations(struct defn **d, json_t **errors) __attribute__((warn_unused_result));
 
-/* Frees d and everything it owns. NULL is fine. */
+/* Frees d and everything it owns. NULL and defn_code() are fine (nothing is freed). */
 void defn_free(struct defn *d);
 
 /* The index in d->steps (the top level only) of the step with this id, or -1. */
@@ -233,6 +235,11 @@ const struct defn_step *defn_find_step(const struct defn *d, const char *id);
  * milliseconds (rounded down), computed in doubles so huge exponents saturate at max_interval
  * rather than overflow. An attempt below 1 is taken as 1. */
 int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt);
+
+/* The definition every code execution (one without a definition, driven by its program's step
+ * calls; contract, "Step calls") runs: a single step of kind DEFN_STEP_CODE whose id is "" (so
+ * that the paths of the steps under it are their keys). Static, shared, never freed. */
+const struct defn *defn_code(void);
 
 /* Calls fn(arg, pointer, name) for every workflow step of d, at any depth, in definition order:
  * pointer is the JSON Pointer of the step's workflow.name ("/steps/2/workflow/name"), name the

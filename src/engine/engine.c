@@ -168,11 +168,13 @@ const char *engine_task_kind_name(enum engine_task_kind k)
         return "compensation_timeout";
     case ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT:
         return "compensation_heartbeat_timeout";
+    case ENGINE_TASK_CANCEL_DEADLINE:
+        return "cancel_deadline";
     }
     return "unknown";
 }
 
-#define LAST_TASK_KIND ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT
+#define LAST_TASK_KIND ENGINE_TASK_CANCEL_DEADLINE
 
 int engine_task_kind_from_name(const char *name, enum engine_task_kind *out)
 {
@@ -222,6 +224,9 @@ int engine_input_for_task(enum engine_task_kind k, struct engine_input *in)
         /* fall through */
     case ENGINE_TASK_HEARTBEAT_TIMEOUT:
         kind = ENGINE_IN_HEARTBEAT_TIMED_OUT;
+        break;
+    case ENGINE_TASK_CANCEL_DEADLINE:
+        kind = ENGINE_IN_CANCEL_DEADLINE;
         break;
     default:
         return -1;
@@ -743,7 +748,11 @@ static void complete_execution(struct run *r)
     st->current = st->n_top;
     r->fx->ended = true;
     r->fx->cancel_tasks = true;
-    if (r->d->output_expr) {
+    if (r->p->code) {
+        /* What the program completed it with. */
+        const json_t *o = json_object_get(ctx_step(r, 0), "output");
+        output = o ? json_deep_copy(o) : json_null();
+    } else if (r->d->output_expr) {
         struct expr_error e;
         output =
             expr_template_eval(r->d->output_expr, scope_ctx(r, -1), ENGINE_MAX_PAYLOAD_BYTES, &e);
@@ -1042,6 +1051,10 @@ static void enter_node(struct run *r, size_t i)
     case ENGINE_NODE_IF:
         enter_if(r, i);
         return;
+    case ENGINE_NODE_CODE:
+        /* Runs until its program completes or fails it; its steps come from step calls. */
+        reset_container(r, i);
+        return;
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
@@ -1327,6 +1340,10 @@ static void node_ended(struct run *r, size_t i, enum engine_outcome outcome)
     case ENGINE_NODE_IF:
         if_child_ended(r, parent, i, outcome);
         return;
+    case ENGINE_NODE_CODE:
+        /* A step call's step ended: the program goes on through its own calls; the root ends
+         * only by complete, fail, a cancel's deadline or terminate. */
+        return;
     case ENGINE_NODE_ACTIVITY:
     case ENGINE_NODE_SLEEP:
     case ENGINE_NODE_SLEEP_UNTIL:
@@ -1411,6 +1428,15 @@ static void resume_node(struct run *r, size_t i)
         container_check(r, i);
         return;
     }
+    case ENGINE_NODE_CODE:
+        /* A retry: the program runs again (its completed steps are replayed, its failed ones
+         * run again when it calls them). */
+        set_active(r, i);
+        s->status = ENGINE_STEP_RUNNING;
+        s->completed_at_ms = 0;
+        json_object_del(ctx_step(r, i), "error");
+        mark_changed(r, i);
+        return;
     case ENGINE_NODE_IF: {
         /* The branch it took, when it took one (a condition that failed took none): that
          * branch resumes; the condition is not evaluated again, so a redrive never switches
@@ -1516,8 +1542,9 @@ static json_t *wait_names(const struct defn_step *ds)
 /* Step i becomes current (enter_node made it its sequence's active child). */
 static void enter_step(struct run *r, size_t i)
 {
-    static const char *const kinds[] = {"activity", "sleep", "sleep_until", "wait", "parallel",
-                                        "for_each", "set",   "fail",        "if",   "workflow"};
+    static const char *const kinds[] = {"activity", "sleep",    "sleep_until", "wait",
+                                        "parallel", "for_each", "set",         "fail",
+                                        "if",       "workflow", "code"};
     const struct defn_step *ds = N(r, i)->step;
     struct engine_step *s = S(r, i);
     json_t *error = NULL;
@@ -1625,6 +1652,7 @@ static void enter_step(struct run *r, size_t i)
     case DEFN_STEP_PARALLEL:
     case DEFN_STEP_FOR_EACH:
     case DEFN_STEP_IF:
+    case DEFN_STEP_CODE:
         break; /* containers are entered by enter_node, never here */
     }
     free(child_id);
@@ -1862,7 +1890,7 @@ static bool on_start(struct run *r)
         (st->n_steps > 0 && st->steps[0].status != ENGINE_STEP_PENDING))
         return false;
     emit(r, "execution_started", -1, 0, NULL);
-    if (st->n_top > 0)
+    if (st->n_top > 0 || r->p->code)
         enter_node(r, 0);
     else
         root_ended(r, ENGINE_OUTCOME_COMPLETED);
@@ -2067,6 +2095,70 @@ static json_t *reason_data(const struct run *r)
     return reason ? json_pack("{s:o}", "reason", reason) : NULL;
 }
 
+/* The root of a running code execution that its program may still end, or NULL. */
+static struct engine_step *code_root(struct run *r)
+{
+    struct engine_state *st = r->st;
+    if (!r->p->code || st->status != ENGINE_EXEC_RUNNING || st->compensating || st->current != 0 ||
+        S(r, 0)->status != ENGINE_STEP_RUNNING)
+        return NULL;
+    return S(r, 0);
+}
+
+/* The program completed its execution: it ends completed with the output given, or cancelled
+ * after a cancel (the saga undoes what completed). No event of the root's own: the
+ * execution's says it. */
+static bool on_complete(struct run *r)
+{
+    struct engine_step *s = code_root(r);
+    if (!s)
+        return false;
+    if (r->st->cancel_requested) {
+        skip_node(r, 0);
+        root_ended(r, ENGINE_OUTCOME_CANCELLED);
+        return true;
+    }
+    s->status = ENGINE_STEP_COMPLETED;
+    s->completed_at_ms = r->now;
+    s->completion_order = ++r->st->completions;
+    json_object_set_new(ctx_step(r, 0), "output",
+                        json_deep_copy(r->in->output ? r->in->output : json_null()));
+    mark_changed(r, 0);
+    root_ended(r, ENGINE_OUTCOME_COMPLETED);
+    return true;
+}
+
+/* The program failed its execution with its error: the saga undoes what completed, then it
+ * ends failed with that error (cancelled after a cancel). */
+static bool on_fail(struct run *r)
+{
+    struct engine_step *s = code_root(r);
+    if (!s)
+        return false;
+    if (r->st->cancel_requested) {
+        skip_node(r, 0);
+        root_ended(r, ENGINE_OUTCOME_CANCELLED);
+        return true;
+    }
+    s->status = ENGINE_STEP_FAILED;
+    s->completed_at_ms = r->now;
+    json_object_set_new(ctx_step(r, 0), "error",
+                        json_deep_copy(r->in->error ? r->in->error : json_null()));
+    mark_changed(r, 0);
+    root_ended(r, ENGINE_OUTCOME_FAILED);
+    return true;
+}
+
+/* A cancel's deadline passed and the program never ended its execution: Keel does, cancelled. */
+static bool on_cancel_deadline(struct run *r)
+{
+    if (!code_root(r) || !r->st->cancel_requested)
+        return false;
+    skip_node(r, 0);
+    root_ended(r, ENGINE_OUTCOME_CANCELLED);
+    return true;
+}
+
 static bool on_cancel(struct run *r)
 {
     struct engine_state *st = r->st;
@@ -2074,6 +2166,14 @@ static bool on_cancel(struct run *r)
         return false;
     st->cancel_requested = true;
     emit(r, "cancel_requested", -1, 0, reason_data(r));
+    if (r->p->code && st->current == 0 && S(r, 0)->status == ENGINE_STEP_RUNNING) {
+        /* The program is told by its next step call (409 cancel-requested) and ends it with
+         * complete or fail; if it never comes back, the deadline does. */
+        stop_below(r, 0);
+        add_task(r, ENGINE_TASK_CANCEL_DEADLINE, 0, 0, r->now + ENGINE_CODE_CANCEL_DEADLINE_MS,
+                 NULL);
+        return true;
+    }
     /* Walks down from the root to the running leaves. */
     if (st->current < st->n_top) {
         size_t i = st->current;
@@ -2264,7 +2364,8 @@ static bool bind_from(const struct engine_plan *p, struct engine_state *st, size
 static bool execution_wide(enum engine_input_kind k)
 {
     return k == ENGINE_IN_START || k == ENGINE_IN_CANCEL || k == ENGINE_IN_TERMINATE ||
-           k == ENGINE_IN_RETRY;
+           k == ENGINE_IN_RETRY || k == ENGINE_IN_COMPLETE || k == ENGINE_IN_FAIL ||
+           k == ENGINE_IN_CANCEL_DEADLINE;
 }
 
 static bool bind(const struct engine_plan *p, struct engine_state *st)
@@ -2301,7 +2402,7 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
     if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_top != p->d->n_steps ||
         st->n_steps < st->n_top)
         return -1;
-    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_CHILD_ENDED)
+    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_CANCEL_DEADLINE)
         return -1;
     if (!bind(p, st))
         return -1;
@@ -2343,6 +2444,15 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
             break;
         case ENGINE_IN_CHILD_ENDED:
             applied = on_child_ended(&r);
+            break;
+        case ENGINE_IN_COMPLETE:
+            applied = on_complete(&r);
+            break;
+        case ENGINE_IN_FAIL:
+            applied = on_fail(&r);
+            break;
+        case ENGINE_IN_CANCEL_DEADLINE:
+            applied = on_cancel_deadline(&r);
             break;
         case ENGINE_IN_RETRY:
             applied = on_retry(&r);

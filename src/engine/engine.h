@@ -300,7 +300,18 @@ enum engine_input_kind {
     ENGINE_IN_CHILD_ENDED, /* the child of workflow step `step` ended (child_status, output or
                               error), or could not start (child_status "not_started", error the
                               reason: child_not_found, child_depth_exceeded, child_id_taken) */
+    /* Added for code executions (step calls). They name no step: a code execution's root is
+     * its one top-level instance. Stale for an execution with a definition. */
+    ENGINE_IN_COMPLETE,        /* its program completes it with .output (POST .../complete) */
+    ENGINE_IN_FAIL,            /* its program fails it with .error (POST .../fail): the saga
+                                  runs, then it ends failed with that error */
+    ENGINE_IN_CANCEL_DEADLINE, /* its CANCEL_DEADLINE task is due: a cancel its program never
+                                  answered with complete or fail ends it cancelled */
 };
+
+/* How long a code execution's program has, after a cancel, to come back with complete or fail
+ * (which then end it cancelled) before Keel ends it cancelled by itself. */
+#define ENGINE_CODE_CANCEL_DEADLINE_MS (5 * 60 * 1000)
 
 struct engine_input {
     enum engine_input_kind kind;
@@ -379,10 +390,12 @@ enum engine_task_kind {
     ENGINE_TASK_HEARTBEAT_TIMEOUT, /* an accepted attempt of the step sent no heartbeat in time */
     ENGINE_TASK_COMPENSATION_TIMEOUT,           /* ATTEMPT_TIMEOUT of a compensation attempt */
     ENGINE_TASK_COMPENSATION_HEARTBEAT_TIMEOUT, /* HEARTBEAT_TIMEOUT of a compensation attempt */
+    ENGINE_TASK_CANCEL_DEADLINE, /* a cancelled code execution's program did not come back in
+                                    time (on its root) */
 };
 
 /* "activity", "timer", "wait_timeout", "compensation", "attempt_timeout", "heartbeat_timeout",
- * "compensation_timeout", "compensation_heartbeat_timeout" (tasks.kind). */
+ * "compensation_timeout", "compensation_heartbeat_timeout", "cancel_deadline" (tasks.kind). */
 const char *engine_task_kind_name(enum engine_task_kind k);
 /* The kind named name (as engine_task_kind_name writes it). Returns 0, or -1 when unknown. */
 int engine_task_kind_from_name(const char *name, enum engine_task_kind *out)

@@ -34,6 +34,8 @@ const char *engine_node_kind_name(enum engine_node_kind k)
         return "if";
     case ENGINE_NODE_WORKFLOW:
         return "workflow";
+    case ENGINE_NODE_CODE:
+        return "code";
     }
     return "unknown";
 }
@@ -41,7 +43,7 @@ const char *engine_node_kind_name(enum engine_node_kind k)
 bool engine_node_is_container(enum engine_node_kind k)
 {
     return k == ENGINE_NODE_SEQUENCE || k == ENGINE_NODE_PARALLEL || k == ENGINE_NODE_FOR_EACH ||
-           k == ENGINE_NODE_IF;
+           k == ENGINE_NODE_IF || k == ENGINE_NODE_CODE;
 }
 
 /* The node kind of a step kind; false for a kind the plan does not know. */
@@ -77,6 +79,9 @@ static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
         return true;
     case DEFN_STEP_WORKFLOW:
         *out = ENGINE_NODE_WORKFLOW;
+        return true;
+    case DEFN_STEP_CODE:
+        *out = ENGINE_NODE_CODE;
         return true;
     }
     return false;
@@ -320,6 +325,7 @@ struct engine_plan *engine_plan_build(const struct defn *d)
     }
     for (size_t i = 0; i < d->n_steps; i++)
         p->by_step[i] = &root->children[i];
+    p->code = d->n_steps == 1 && d->steps[0].kind == DEFN_STEP_CODE;
     collect_refs(p);
     return p;
 }
@@ -346,7 +352,8 @@ const struct engine_plan_node *engine_plan_step_node(const struct engine_plan *p
  * for the root and for a loop body (whose segment is its item index). */
 static const char *segment(const struct engine_plan_node *n)
 {
-    return n->id ? n->id : n->branch;
+    /* A code execution's root has the id "": the paths below it are the program's keys. */
+    return n->id && n->id[0] ? n->id : n->branch;
 }
 
 static bool is_body(const struct engine_plan_node *n)

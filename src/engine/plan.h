@@ -57,6 +57,8 @@ enum engine_node_kind {
     ENGINE_NODE_IF,          /* container: a sequence for then and one for else, of which its
                                 condition enters one (or none: false without an else) */
     ENGINE_NODE_WORKFLOW,    /* leaf: starts a child execution and waits for it to end */
+    ENGINE_NODE_CODE,        /* container: the root of a code execution (defn_code), running
+                                until its program completes or fails it */
 };
 
 /* How a node ended, as its parent is told (child_ended). */
@@ -99,6 +101,7 @@ struct engine_plan {
     json_t *by_id; /* owned; step id -> index in nodes, for every node with an id */
     bool nested;   /* some step holds steps: paths differ from ids and the engine evaluates
                       templates in a scope (engine.c); false keeps the flat fast path */
+    bool code;     /* the plan of defn_code(): a code execution's */
     const struct engine_plan_node **output_refs; /* the steps the definition's output reads */
     size_t n_output_refs;
     bool output_reads_input;                   /* the definition's output may read ${input...} */
@@ -111,7 +114,7 @@ struct engine_plan {
 #define ENGINE_PLAN_DEFAULT_MAX_ITEMS 10000
 
 /* "sequence", "activity", "sleep", "sleep_until", "wait", "parallel", "for_each", "set",
- * "fail", "if", "workflow". Returns a static string. */
+ * "fail", "if", "workflow", "code". Returns a static string. */
 const char *engine_node_kind_name(enum engine_node_kind k);
 
 /* True for the kinds that hold other nodes (sequence, parallel, for_each, if). */

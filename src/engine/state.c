@@ -366,7 +366,7 @@ static bool step_consistent(const struct engine_step *s, const struct defn_step 
                    : s->completion_order == 0;
     }
     bool container = ds->kind == DEFN_STEP_PARALLEL || ds->kind == DEFN_STEP_FOR_EACH ||
-                     ds->kind == DEFN_STEP_IF;
+                     ds->kind == DEFN_STEP_IF || ds->kind == DEFN_STEP_CODE;
     if (container) {
         if (s->attempt != 0 || s->accepted || s->attempt_started_at_ms != 0 ||
             s->comp.status != ENGINE_COMP_NONE)

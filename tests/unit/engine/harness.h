@@ -94,6 +94,16 @@ UNUSED static void h_init(struct h *h, const char *defn_text, const char *input_
                        "execution", "id", "exec-1", "workflow", h->d->name);
 }
 
+/* A code execution (defn_code): no definition, driven by its program's calls. */
+UNUSED static void h_init_code(struct h *h, const char *input_text)
+{
+    memset(h, 0, sizeof *h);
+    h->d = (struct defn *)defn_code(); /* defn_free leaves it alone */
+    engine_state_init(&h->st, h->d);
+    h->ctx = json_pack("{s:o, s:{}, s:{s:s, s:s}}", "input", parse_json(input_text), "steps",
+                       "execution", "id", "exec-1", "workflow", "order");
+}
+
 UNUSED static void h_free(struct h *h)
 {
     engine_effects_free(&h->fx);
