@@ -1,4 +1,5 @@
-/* Cancel, terminate and redrive: each one input to the interpreter, in one transition. */
+/* Cancel, terminate and redrive, and a code execution's complete and fail: each one input to
+ * the interpreter, in one transition. */
 #include "api/control.h"
 
 #include "api/common.h"
@@ -84,10 +85,15 @@ static void control_finish(struct runner_input *in, PGconn *conn, PGresult *cons
     PGresult *r = reads ? reads[0] : NULL;
     bool have = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
     const char *status = have ? PQgetvalue(r, 0, 1) : "";
+    bool code = have && !strcmp(PQgetvalue(r, 0, 2), "code");
+    bool ends = c->kind == ENGINE_IN_COMPLETE || c->kind == ENGINE_IN_FAIL;
     switch (in->rc) {
     case TRANSITION_APPLIED:
+        /* complete and fail end the execution at once (200), unless compensations run first
+         * (202, as for the others: the result long-poll says when it has ended). */
         if (have)
-            http_reply_json(req, 202, json_loads(PQgetvalue(r, 0, 0), 0, NULL));
+            http_reply_json(req, ends && strcmp(status, "running") ? 200 : 202,
+                            json_loads(PQgetvalue(r, 0, 0), 0, NULL));
         else
             api_transition_fail(req, conn, r, NULL);
         break;
@@ -97,6 +103,17 @@ static void control_finish(struct runner_input *in, PGconn *conn, PGresult *cons
     case TRANSITION_STALE:
         if (!have)
             api_transition_fail(req, conn, r, NULL);
+        else if (ends && !code)
+            http_reply_problem(req, 409, "not-a-code-execution", "Not a code execution",
+                               "execution \"%s\" runs a workflow definition, which completes "
+                               "or fails by itself; only an execution started with POST "
+                               "/v1/executions is %s by its program",
+                               id, c->verb);
+        else if (ends && !strcmp(status, "running"))
+            http_reply_problem(req, 409, "compensating", "Execution is being compensated",
+                               "execution \"%s\" failed and runs its compensations; it ends by "
+                               "itself",
+                               id);
         else if (c->kind == ENGINE_IN_RETRY && !strcmp(status, "failed"))
             http_reply_problem(req, 409, "not-retryable", "Execution cannot be retried",
                                "execution \"%s\" ran compensations after it failed (or failed "
@@ -157,6 +174,118 @@ static void control(struct http_request *req, enum engine_input_kind kind, const
     };
     http_suspend(req);
     runner_submit(app->runner, &c->base);
+}
+
+/* The body of complete, {"output"?: any}, or of fail, {"error": {"type", "message"?}}; each
+ * value is copied into in (borrowed from *body). False when it replied with an error. */
+static bool read_end(struct http_request *req, bool fail, json_t **body, struct engine_input *in)
+{
+    *body = http_body_json(req, true);
+    if (!*body && http_replied(req))
+        return false;
+    json_t *errors = json_array();
+    if (*body && !json_is_object(*body)) {
+        api_add_field_error(errors, "",
+                            fail ? "the body must be a JSON object {\"error\": {\"type\", "
+                                   "\"message\"?}}"
+                                 : "the body must be a JSON object {\"output\"?}");
+    } else if (*body) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(*body, key, v)
+        {
+            char *ptr = xasprintf("/%s", key);
+            if (!fail && !strcmp(key, "output")) {
+                if (api_check_storable(errors, ptr, v))
+                    in->output = v;
+            } else if (fail && !strcmp(key, "error")) {
+                const json_t *type = json_object_get(v, "type");
+                const json_t *message = json_object_get(v, "message");
+                const char *k2;
+                json_t *v2;
+                bool ok = json_is_object(v);
+                if (!ok)
+                    api_add_field_error(errors, ptr, "must be an object {\"type\", \"message\"?}");
+                if (ok && (!json_is_string(type) || json_string_length(type) < 1 ||
+                           json_string_length(type) > 128)) {
+                    api_add_field_error(errors, "/error/type",
+                                        "must be a string of 1 to 128 "
+                                        "characters");
+                    ok = false;
+                }
+                if (ok && message && !json_is_string(message)) {
+                    api_add_field_error(errors, "/error/message", "must be a string");
+                    ok = false;
+                }
+                if (json_is_object(v))
+                    json_object_foreach(v, k2, v2)
+                    {
+                        if (strcmp(k2, "type") != 0 && strcmp(k2, "message") != 0) {
+                            char *p2 = xasprintf("/error/%s", k2);
+                            api_add_field_error(errors, p2,
+                                                "unknown field (allowed: type, "
+                                                "message)");
+                            free(p2);
+                            ok = false;
+                        }
+                    }
+                if (ok && api_check_storable(errors, ptr, v))
+                    in->error = v;
+            } else {
+                api_add_field_error(errors, ptr,
+                                    fail ? "unknown field (allowed: error)"
+                                         : "unknown field (allowed: output)");
+            }
+            free(ptr);
+        }
+    }
+    if (fail && !in->error && json_array_size(errors) == 0)
+        api_add_field_error(errors, "", "missing required field \"error\"");
+    if (json_array_size(errors) > 0) {
+        http_reply_problem_ext(req, 422, "validation", "Invalid request",
+                               "the request body has errors", errors, NULL);
+        return false;
+    }
+    json_decref(errors);
+    return true;
+}
+
+/* complete or fail of a code execution, by its program. */
+static void end_by_program(struct http_request *req, bool fail)
+{
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
+    struct app *app = http_app(req);
+    json_t *body = NULL;
+    struct engine_input in = {.kind = fail ? ENGINE_IN_FAIL : ENGINE_IN_COMPLETE,
+                              .now_ms = time_now_ms(),
+                              .retry_after_ms = -1};
+    if (!read_end(req, fail, &body, &in)) {
+        json_decref(body);
+        return;
+    }
+    if (!fail && !in.output)
+        in.output = json_null();
+    struct control_input *c = xcalloc(1, sizeof *c);
+    c->http = req;
+    c->kind = in.kind;
+    c->verb = fail ? "failed" : "completed";
+    c->id = xstrdup(http_param(req, "id"));
+    c->body = body;
+    c->base.ops = &control_ops;
+    c->base.req = (struct transition_request){.execution_id = c->id, .in = in};
+    http_suspend(req);
+    runner_submit(app->runner, &c->base);
+}
+
+void api_executions_complete(struct http_request *req)
+{
+    end_by_program(req, false);
+}
+
+void api_executions_fail(struct http_request *req)
+{
+    end_by_program(req, true);
 }
 
 void api_executions_cancel(struct http_request *req)

@@ -7,5 +7,9 @@
 void api_executions_cancel(struct http_request *req);
 void api_executions_terminate(struct http_request *req);
 void api_executions_retry(struct http_request *req);
+/* POST /v1/executions/{id}/complete {"output"?} and /fail {"error": {"type", "message"?}}: a
+ * code execution's program ends it (after a cancel: cancelled). */
+void api_executions_complete(struct http_request *req);
+void api_executions_fail(struct http_request *req);
 
 #endif

@@ -237,12 +237,178 @@ void api_executions_start(struct http_request *req)
     runner_submit(app->runner, &s->base);
 }
 
+/* A code execution's start (contract, "Step calls"): no definition to look up, so the insert
+ * either happens or the id exists, with the same name and input (200) or not (409). */
+struct code_start_input {
+    struct runner_input base; /* first: the runner hands this back */
+    struct http_request *http;
+    char id[EXECUTION_ID_MAX + 1];
+    char *name, *input_text;
+    char now_text[32];
+    const char *insert_params[5];
+    const char *same_params[3];
+    const char *json_params[1];
+};
+
+static int code_start_before_lock(struct runner_input *in, struct store_call *calls)
+{
+    struct code_start_input *s = (struct code_start_input *)in;
+    calls[0] = (struct store_call){
+        .stmt = STMT_EXEC_INSERT_CODE, .n_params = 5, .params = s->insert_params};
+    return 1;
+}
+
+static int code_start_reads(struct runner_input *in, struct store_call *calls)
+{
+    struct code_start_input *s = (struct code_start_input *)in;
+    int n = 0;
+    if (in->skipped)
+        calls[n++] = (struct store_call){
+            .stmt = STMT_EXEC_SAME_CODE_START, .n_params = 3, .params = s->same_params};
+    calls[n++] =
+        (struct store_call){.stmt = STMT_EXEC_JSON, .n_params = 1, .params = s->json_params};
+    return n;
+}
+
+static void code_start_finish(struct runner_input *in, PGconn *conn, PGresult *const *reads,
+                              const char *why)
+{
+    struct code_start_input *s = (struct code_start_input *)in;
+    struct http_request *req = s->http;
+    if (in->rc == TRANSITION_ERROR || in->rc == TRANSITION_LEASE_LOST) {
+        api_transition_fail(req, conn, NULL, why);
+        http_resume(req);
+        return;
+    }
+    PGresult *same = in->skipped && reads ? reads[0] : NULL;
+    PGresult *json = reads ? reads[in->skipped ? 1 : 0] : NULL;
+    if (!reads || (in->skipped && !store_ok(same))) {
+        api_transition_fail(req, conn, !reads ? NULL : same, NULL);
+    } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
+        http_reply_problem_ext(req, 409, "execution-exists", "Execution id already used",
+                               "an execution with this id exists with another kind, name or input",
+                               json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
+                                         "already used by a different execution"),
+                               NULL);
+    } else if (!store_ok(json) || PQntuples(json) != 1) {
+        api_transition_fail(req, conn, json, NULL);
+    } else {
+        if (!in->skipped) {
+            metrics_execution_started();
+            char *location = xasprintf("/v1/executions/%s", s->id);
+            http_add_header(req, "Location", location);
+            free(location);
+        }
+        http_reply_json(req, in->skipped ? 200 : 201, json_loads(PQgetvalue(json, 0, 0), 0, NULL));
+    }
+    http_resume(req);
+}
+
+static void code_start_free(struct runner_input *in)
+{
+    struct code_start_input *s = (struct code_start_input *)in;
+    free(s->name);
+    free(s->input_text);
+    free(s);
+}
+
+static const struct runner_input_ops code_start_ops = {
+    .before_lock = code_start_before_lock,
+    .prepare = start_prepare,
+    .reply_reads = code_start_reads,
+    .finish = code_start_finish,
+    .free = code_start_free,
+};
+
+void api_executions_start_code(struct http_request *req)
+{
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
+    struct app *app = http_app(req);
+    json_t *body = http_body_json(req, true);
+    if (!body && http_replied(req))
+        return;
+    json_t *errors = json_array();
+    const char *given_id = NULL, *name = "code";
+    json_t *input = NULL;
+    if (body && !json_is_object(body)) {
+        api_add_field_error(errors, "",
+                            "the body must be a JSON object {\"id\"?, \"name\"?, \"input\"?}");
+    } else if (body) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(body, key, v)
+        {
+            if (!strcmp(key, "id")) {
+                if (!json_is_string(v) || !valid_execution_id(json_string_value(v)))
+                    api_add_field_error(errors, "/id",
+                                        "must be 1-128 characters of A-Z a-z 0-9 _ - : @");
+                else
+                    given_id = json_string_value(v);
+            } else if (!strcmp(key, "name")) {
+                const char *n = json_string_value(v);
+                if (!n || !api_valid_name(n, 128, "_.-") || !strcmp(n, ".") || !strcmp(n, ".."))
+                    api_add_field_error(errors, "/name",
+                                        "must be 1-128 characters of A-Z a-z 0-9 _ . - (not . "
+                                        "or ..)");
+                else
+                    name = n;
+            } else if (!strcmp(key, "input")) {
+                if (api_check_storable(errors, "/input", v))
+                    input = v;
+            } else if (!strcmp(key, "handler")) {
+                /* Refused rather than ignored: a program waiting for calls that never come
+                 * would be a silent failure. */
+                api_add_field_error(errors, "/handler",
+                                    "the resume handler is not supported by this keeld yet");
+            } else {
+                char *ptr = xasprintf("/%s", key);
+                api_add_field_error(errors, ptr, "unknown field (allowed: id, name, input)");
+                free(ptr);
+            }
+        }
+    }
+    if (json_array_size(errors) > 0) {
+        http_reply_problem_ext(req, 422, "validation", "Invalid request",
+                               "the request body has errors", errors, NULL);
+        json_decref(body);
+        return;
+    }
+    json_decref(errors);
+
+    int64_t now = time_now_ms();
+    struct code_start_input *s = xcalloc(1, sizeof *s);
+    s->http = req;
+    if (given_id)
+        snprintf(s->id, sizeof s->id, "%s", given_id);
+    else
+        ids_uuid7(now, s->id);
+    s->name = xstrdup(name);
+    s->input_text = json_text(input ? input : json_null());
+    json_decref(body);
+    time_format_rfc3339(now, s->now_text);
+    const char *ip[] = {s->id, s->name, s->input_text, s->now_text, runner_env(app->runner)->owner};
+    memcpy(s->insert_params, ip, sizeof ip);
+    s->same_params[0] = s->id;
+    s->same_params[1] = s->name;
+    s->same_params[2] = s->input_text;
+    s->json_params[0] = s->id;
+    s->base.ops = &code_start_ops;
+    s->base.only_applied = true;
+    s->base.req = (struct transition_request){
+        .execution_id = s->id,
+        .in = {.kind = ENGINE_IN_START, .now_ms = now, .retry_after_ms = -1},
+    };
+    http_suspend(req);
+    runner_submit(app->runner, &s->base);
+}
+
 static const char *const statuses[] = {"running", "completed", "failed", "cancelled", "terminated"};
 
 void api_executions_list(struct http_request *req)
 {
-    static const char *const allowed[] = {"workflow", "status", "since",  "until",
-                                          "limit",    "cursor", "parent", NULL};
+    static const char *const allowed[] = {"workflow", "status", "since", "until", "limit",
+                                          "cursor",   "parent", "name",  NULL};
     if (api_reject_unknown_query(req, allowed))
         return;
     int limit;
@@ -254,6 +420,11 @@ void api_executions_list(struct http_request *req)
     const char *until = http_query(req, "until");
     const char *cursor = http_query(req, "cursor");
     const char *parent = http_query(req, "parent");
+    const char *name = http_query(req, "name");
+    if (name && !api_valid_name(name, 128, "_.-")) {
+        api_bad_parameter(req, "name", "must be a name: 1-128 characters of A-Z a-z 0-9 _ . -");
+        return;
+    }
     if (parent && !valid_execution_id(parent)) {
         api_bad_parameter(req, "parent",
                           "must be an execution id: 1-128 characters of A-Z a-z "
@@ -326,8 +497,8 @@ void api_executions_list(struct http_request *req)
     }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim, parent};
-    PGresult *r = store_run(conn, STMT_EXEC_LIST, 8, params);
+    const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim, parent, name};
+    PGresult *r = store_run(conn, STMT_EXEC_LIST, 9, params);
     static const int cursor_cols[] = {1, 2}; /* created_at, id */
     if (!store_ok(r))
         api_db_fail(req, conn, r);

@@ -632,7 +632,8 @@ Fail:
 
 long engine_state_put(struct engine_state *st, const char *path, const json_t *step)
 {
-    if (!st || !st->by_path || !path || !*path || engine_state_find(st, path) >= 0)
+    /* "" is a path: a code execution's root (defn_code) has it. */
+    if (!st || !st->by_path || !path || engine_state_find(st, path) >= 0)
         return -1;
     long parent = -1;
     if (strchr(path, '/')) {

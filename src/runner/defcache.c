@@ -21,6 +21,7 @@ struct entry {
 };
 
 struct defcache {
+    struct engine_plan *code; /* the plan of defn_code(), version 0 of any name */
     pthread_mutex_t lock;
     struct entry *buckets[DEFCACHE_BUCKETS];
     size_t max_items; /* set on every plan built here */
@@ -39,6 +40,7 @@ struct defcache *defcache_new(long max_items)
 {
     struct defcache *c = xcalloc(1, sizeof *c);
     c->max_items = max_items > 0 ? (size_t)max_items : ENGINE_PLAN_DEFAULT_MAX_ITEMS;
+    c->code = engine_plan_build(defn_code());
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -58,6 +60,7 @@ void defcache_free(struct defcache *c)
             e = next;
         }
     }
+    engine_plan_free(c->code);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -81,6 +84,9 @@ const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *na
 const struct engine_plan *defcache_get_plan(struct defcache *c, PGconn *conn, const char *name,
                                             int version, char **why)
 {
+    /* A code execution (its name in place of a workflow's, version 0) has no definition. */
+    if (version == 0)
+        return c->code;
     unsigned b = bucket_of(name, version);
     pthread_mutex_lock(&c->lock);
     const struct engine_plan *found = lookup(c, b, name, version);

@@ -20,7 +20,8 @@ const struct defn *defcache_get(struct defcache *c, PGconn *conn, const char *na
                                 char **why);
 /* The same definition's plan (engine/plan.h), built once when the definition is loaded, for
  * engine_advance_plan; its ->d is what defcache_get returns. Owned by the cache like the
- * definition. NULL with *why set (caller frees) as for defcache_get. */
+ * definition. NULL with *why set (caller frees) as for defcache_get. Version 0, of any name, is
+ * a code execution's: the plan of defn_code(). */
 const struct engine_plan *defcache_get_plan(struct defcache *c, PGconn *conn, const char *name,
                                             int version, char **why);
 

@@ -14,8 +14,14 @@
     "CASE WHEN e.parent_id IS NULL THEN NULL ELSE json_build_object('id', e.parent_id, 'step', "   \
     "e.parent_path) END"
 
+/* A code execution keeps its name in `workflow` and has version 0: it shows a name and no
+ * workflow. */
+#define EXEC_KIND_JSON                                                                             \
+    "'kind', e.kind, 'name', e.workflow, 'workflow', CASE WHEN e.kind = 'code' THEN NULL ELSE "    \
+    "e.workflow END, 'version', CASE WHEN e.kind = 'code' THEN NULL ELSE e.version END"
+
 #define EXEC_JSON_COLUMNS                                                                          \
-    "json_build_object('id', e.id, 'workflow', e.workflow, 'version', e.version, "                 \
+    "json_build_object('id', e.id, " EXEC_KIND_JSON ", "                                           \
     "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
     "'completed_at', keel_ts(e.completed_at), 'parent', " PARENT_JSON
@@ -75,9 +81,17 @@ static const struct {
                           "version FROM workflows WHERE name = $2 AND ($3::int IS NULL OR "
                           "version = $3::int) ORDER BY version DESC LIMIT 1) w "
                           "ON CONFLICT (id) DO NOTHING RETURNING id, version"},
+    [STMT_EXEC_INSERT_CODE] = {"exec_insert_code",
+                               "INSERT INTO executions (id, workflow, version, kind, status, "
+                               "input, state, created_at, updated_at, owner) VALUES ($1, $2, 0, "
+                               "'code', 'running', $3::jsonb, '{}', $4::timestamptz, "
+                               "$4::timestamptz, $5) ON CONFLICT (id) DO NOTHING RETURNING id"},
+    [STMT_EXEC_SAME_CODE_START] = {"exec_same_code_start",
+                                   "SELECT kind = 'code' AND workflow = $2 AND input = $3::jsonb "
+                                   "FROM executions WHERE id = $1"},
     [STMT_EXEC_SAME_START] = {"exec_same_start",
-                              "SELECT workflow = $2 AND input = $3::jsonb FROM executions "
-                              "WHERE id = $1"},
+                              "SELECT kind = 'workflow' AND workflow = $2 AND input = "
+                              "$3::jsonb FROM executions WHERE id = $1"},
     /* The execution row, locked, with what a transition needs: the steps' results for the
      * expression context and the current owner of the task being consumed. The execution is
      * locked first (the materialized CTE runs before the outer query's subqueries), then the
@@ -341,16 +355,17 @@ static const struct {
          "s.path ORDER BY c.created_at DESC, c.id DESC LIMIT 1) END) ORDER BY s.parent_path IS NOT "
          "NULL, "
          "s.parent_path, s.position), "
-         "'[]') FROM steps s WHERE s.execution_id = e.id))::text, e.status "
+         "'[]') FROM steps s WHERE s.execution_id = e.id AND s.kind IS DISTINCT FROM 'code'))::text, "
+         "e.status, e.kind "
          "FROM executions e WHERE e.id = $1"},
     /* Summaries without input and output: the step a running execution is at (the state's
      * "current"), with the signal it waits for from its definition.
      * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
-     * id, $7 limit, $8 parent */
+     * id, $7 limit, $8 parent, $9 name (a workflow's or a code execution's) */
     [STMT_EXEC_LIST] =
         {"exec_list",
-         "SELECT json_build_object('id', e.id, 'workflow', e.workflow, "
-         "'version', e.version, 'status', e.status, 'created_at', "
+         "SELECT json_build_object('id', e.id, " EXEC_KIND_JSON
+         ", 'status', e.status, 'created_at', "
          "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
          "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
          "'parent', " PARENT_JSON
@@ -361,9 +376,10 @@ static const struct {
          "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
          "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
          "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
-         "s.parent_path IS NULL AND "
+         "s.parent_path IS NULL AND s.kind IS DISTINCT FROM 'code' AND "
          "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
-         "e.id FROM executions e WHERE ($1::text IS NULL OR e.workflow = $1) "
+         "e.id FROM executions e WHERE ($1::text IS NULL OR (e.workflow = $1 AND e.kind = "
+         "'workflow')) AND ($9::text IS NULL OR e.workflow = $9) "
          "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
          "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
          "AND ($4::timestamptz IS NULL OR e.created_at < $4) "

@@ -8,48 +8,50 @@
 #include <libpq-fe.h>
 
 enum store_stmt {
-    STMT_WORKFLOW_LOCK,    /* $1 name: serialise registrations of one name */
-    STMT_WORKFLOW_LATEST,  /* $1 name -> version, digest, json */
-    STMT_WORKFLOW_VERSION, /* $1 name, $2 version -> version, digest, json */
-    STMT_WORKFLOW_INSERT,  /* $1 name, $2 version, $3 definition, $4 digest */
-    STMT_WORKFLOW_LIST,    /* $1 after name ('' = first), $2 limit -> json */
-    STMT_WORKFLOW_DEFN,    /* $1 name, $2 version -> definition text */
-    STMT_EXEC_INSERT,      /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
-                              $5 now, $6 owner -> id, version; none when the workflow (version)
-                              does not exist or the id does */
-    STMT_EXEC_SAME_START,  /* $1 id, $2 workflow, $3 input -> same (bool) */
-    STMT_EXEC_LOCK,        /* $1 id, $2 task id: locks the execution, then the task */
-    STMT_EXEC_LOCKED_READ, /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
-                              read after the lock, with the step rows it starts from */
-    STMT_EXEC_APPLY,       /* the writes of one transition (runner/batch_writes.c) */
-    STMT_BATCH_APPLY,      /* the writes of a batch of transitions (runner/batch_writes.c) */
-    STMT_EXEC_JSON,        /* $1 id -> the execution as API JSON with steps */
-    STMT_EXEC_LIST,        /* filters and keyset -> json rows */
-    STMT_EXEC_STATUS,      /* $1 id -> status */
-    STMT_HISTORY,          /* $1 id, $2 after seq, $3 limit -> json rows */
-    STMT_TASKS_CLAIM,      /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
-    STMT_TASKS_NEXT_WAKE,  /* $1 owner -> ms until its next task is due or a lease of its
-                              expires (or NULL) */
-    STMT_TASK_RELEASE,     /* $1 task id, $2 owner: give back a lease (the task's execution
-                              has another owner now) */
-    STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
-    STMT_SIGNAL_CONSUME,   /* $1 signal id, $2 seq of its signal_consumed event */
-    STMT_SIGNAL_INSERT,    /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
-    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key, $3 name, $4 payload -> id, name, payload,
-                              consumed, same name, same payload */
-    STMT_EXEC_LOCK_STATUS, /* $1 id -> status (FOR UPDATE) */
-    STMT_TOKEN_INSERT,     /* $1 token hash, $2 execution, $3 step, $4 attempt, $5 compensation */
-    STMT_TOKEN_FIND,       /* $1 token hash -> execution (no lock: lock the execution first) */
-    STMT_TOKEN_LOCK,       /* $1 token hash -> execution, step, attempt, compensation, used */
-    STMT_TOKEN_USE,        /* $1 token hash: mark it used */
-    STMT_LIVENESS_LOCK,    /* $1 owner -> whether this session now holds its liveness lock */
-    STMT_LEASES_OF_DEAD,   /* $1 own owner: expire the task leases of dead keelds */
-    STMT_KEELD_HEARTBEAT,  /* $1 owner, $2 ms: this keeld is alive for that long */
-    STMT_TAKE_OVER,        /* $1 own owner, $2 limit: own running executions of dead keelds ->
-                              ids taken, their dead owner */
-    STMT_KEELDS_FORGET,    /* $1 own owner: drop dead keelds that own nothing running */
-    STMT_KEELDS_ORPHANS,   /* $1 own owner: register owners of running executions that have no
-                              keelds row and no liveness lock, as dead -> owners */
+    STMT_WORKFLOW_LOCK,        /* $1 name: serialise registrations of one name */
+    STMT_WORKFLOW_LATEST,      /* $1 name -> version, digest, json */
+    STMT_WORKFLOW_VERSION,     /* $1 name, $2 version -> version, digest, json */
+    STMT_WORKFLOW_INSERT,      /* $1 name, $2 version, $3 definition, $4 digest */
+    STMT_WORKFLOW_LIST,        /* $1 after name ('' = first), $2 limit -> json */
+    STMT_WORKFLOW_DEFN,        /* $1 name, $2 version -> definition text */
+    STMT_EXEC_INSERT,          /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
+                                  $5 now, $6 owner -> id, version; none when the workflow (version)
+                                  does not exist or the id does */
+    STMT_EXEC_SAME_START,      /* $1 id, $2 workflow, $3 input -> same (bool) */
+    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner -> id (none: exists) */
+    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input -> a code execution with both */
+    STMT_EXEC_LOCK,            /* $1 id, $2 task id: locks the execution, then the task */
+    STMT_EXEC_LOCKED_READ,     /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
+                                  read after the lock, with the step rows it starts from */
+    STMT_EXEC_APPLY,           /* the writes of one transition (runner/batch_writes.c) */
+    STMT_BATCH_APPLY,          /* the writes of a batch of transitions (runner/batch_writes.c) */
+    STMT_EXEC_JSON,            /* $1 id -> the execution as API JSON with steps */
+    STMT_EXEC_LIST,            /* filters and keyset -> json rows */
+    STMT_EXEC_STATUS,          /* $1 id -> status */
+    STMT_HISTORY,              /* $1 id, $2 after seq, $3 limit -> json rows */
+    STMT_TASKS_CLAIM,          /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
+    STMT_TASKS_NEXT_WAKE,      /* $1 owner -> ms until its next task is due or a lease of its
+                                  expires (or NULL) */
+    STMT_TASK_RELEASE,         /* $1 task id, $2 owner: give back a lease (the task's execution
+                                  has another owner now) */
+    STMT_SIGNAL_NEXT,          /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
+    STMT_SIGNAL_CONSUME,       /* $1 signal id, $2 seq of its signal_consumed event */
+    STMT_SIGNAL_INSERT,        /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
+    STMT_SIGNAL_BY_KEY,        /* $1 execution, $2 key, $3 name, $4 payload -> id, name, payload,
+                                  consumed, same name, same payload */
+    STMT_EXEC_LOCK_STATUS,     /* $1 id -> status (FOR UPDATE) */
+    STMT_TOKEN_INSERT,    /* $1 token hash, $2 execution, $3 step, $4 attempt, $5 compensation */
+    STMT_TOKEN_FIND,      /* $1 token hash -> execution (no lock: lock the execution first) */
+    STMT_TOKEN_LOCK,      /* $1 token hash -> execution, step, attempt, compensation, used */
+    STMT_TOKEN_USE,       /* $1 token hash: mark it used */
+    STMT_LIVENESS_LOCK,   /* $1 owner -> whether this session now holds its liveness lock */
+    STMT_LEASES_OF_DEAD,  /* $1 own owner: expire the task leases of dead keelds */
+    STMT_KEELD_HEARTBEAT, /* $1 owner, $2 ms: this keeld is alive for that long */
+    STMT_TAKE_OVER,       /* $1 own owner, $2 limit: own running executions of dead keelds ->
+                             ids taken, their dead owner */
+    STMT_KEELDS_FORGET,   /* $1 own owner: drop dead keelds that own nothing running */
+    STMT_KEELDS_ORPHANS,  /* $1 own owner: register owners of running executions that have no
+                             keelds row and no liveness lock, as dead -> owners */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */

@@ -7,6 +7,7 @@ import {
   NOT_TAKEN,
   buildStepTree,
   childWorkflowOf,
+  isCodeExecution,
   countsText,
   defaultExpanded,
   deriveTimeline,
@@ -639,6 +640,10 @@ test('a workflow step: its child from the row or the history, the wait as a segm
   assert.deepEqual(parentOf({parent: {id: 'o-1', step: 'ship'}}), {id: 'o-1', step: 'ship'});
   assert.equal(parentOf({parent: null}), null);
   assert.equal(parentOf({}), null, 'a keeld from before child workflows');
+  assert.equal(isCodeExecution({kind: 'code', name: 'checkout', workflow: null}), true);
+  assert.equal(isCodeExecution({kind: 'workflow', workflow: 'order'}), false);
+  assert.equal(isCodeExecution({workflow: 'order'}), false, 'a keeld from before code executions');
+  assert.equal(isCodeExecution(null), false);
   // A retry of the parent that replaced a cancelled child: the step now waits for the new one.
   const again = [...events, {...ev('step_failed', 300, 'ship', null, {error: {type: 'child_failed'}}), path: 'ship'},
     {...ev('step_scheduled', 400, 'ship', null, {kind: 'workflow', workflow: 'shipping', version: null}), path: 'ship'},

@@ -1285,6 +1285,27 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  test('a code execution (no definition): its name and kind, on its page and in the list', async () => {
+    await api('POST', '/v1/executions', {id: 'code-ui-1', name: 'checkout-ui', input: {cart: 2}});
+    await api('POST', '/v1/executions/code-ui-1/complete', {output: {paid: true}});
+    await api('POST', '/v1/executions', {id: 'code-ui-2', name: 'checkout-ui'});
+    await page.goto(`${base}/ui/executions/code-ui-1`);
+    await page.locator('#code-kind').waitFor();
+    assert.equal(await page.locator('#code-kind').innerText(), 'code');
+    assert.equal(await page.locator('#exec-name').innerText(), 'checkout-ui');
+    assert.equal(await page.locator('.subtitle a[data-fk="wf"]').count(), 0, 'no workflow to link to');
+    await page.locator('.badge', {hasText: 'completed'}).first().waitFor();
+    await page.goto(`${base}/ui/executions/code-ui-2`);
+    await page.locator('#code-kind').waitFor();
+    await page.goto(`${base}/ui/executions`);
+    const row = page.locator('tr[data-id="code-ui-2"]');
+    await row.waitFor();
+    assert.match(await row.locator('.c-wf').innerText(), /code/);
+    assert.match(await row.locator('.c-wf').innerText(), /checkout-ui/);
+    assert.equal(await row.locator('.c-wf a').count(), 0);
+    await shot(page, 'executions-code.png');
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage

@@ -411,6 +411,14 @@ export function ifOutcomeText(node) {
 
 // ---- child workflows ---------------------------------------------------------------------------
 
+/**
+ * Whether an execution (or a list item) is a code execution: started with POST /v1/executions,
+ * driven by its program's step calls, with a `name` and no workflow or definition.
+ */
+export function isCodeExecution(exec) {
+  return !!exec && exec.kind === 'code';
+}
+
 /** The execution whose workflow step started this one, {id, step (that step's path)}, or null. */
 export function parentOf(exec) {
   const p = exec && exec.parent;

@@ -6,7 +6,7 @@ import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
-import {countsText, deriveTimeline, eventSummary, eventTone, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {countsText, deriveTimeline, eventSummary, eventTone, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
@@ -43,11 +43,14 @@ export async function renderExecution(ctx, id) {
     return;
   }
   let def = null;
-  try {
-    def = await Keel.version(exec.workflow, exec.version, ctx.signal);
-  } catch (err) {
-    if (isAbort(err) || !ctx.alive) return;
-    def = null; // the timeline still works from the history alone
+  // A code execution has no definition: its program's calls are its steps.
+  if (!isCodeExecution(exec)) {
+    try {
+      def = await Keel.version(exec.workflow, exec.version, ctx.signal);
+    } catch (err) {
+      if (isAbort(err) || !ctx.alive) return;
+      def = null; // the timeline still works from the history alone
+    }
   }
   if (!ctx.alive) return;
   const defSteps = (def && def.definition && def.definition.steps) || null;
@@ -217,8 +220,12 @@ export async function renderExecution(ctx, id) {
     preserveFocus(head, () => head.replaceChildren(
       h('div', {class: 'head-main'},
         h('div', {class: 'title-row'}, h('h1', {class: 'mono exec-id'}, x.id), copyButton(() => x.id, 'Copy execution id', 'copy-id'), badge(x.status, 'badge-lg')),
-        h('p', {class: 'subtitle'}, 'Workflow ', h('a', {href: paths.workflow(x.workflow), 'data-fk': 'wf'}, x.workflow), ' ',
-          h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Definition version ${x.version}`, 'data-fk': 'ver'}, `v${x.version}`),
+        h('p', {class: 'subtitle'},
+          isCodeExecution(x)
+            ? [h('span', {class: 'tag tag-code', id: 'code-kind', title: 'Driven by its program\'s step calls, without a definition'}, 'code'), ' ',
+              h('span', {class: 'code-name', id: 'exec-name'}, x.name)]
+            : ['Workflow ', h('a', {href: paths.workflow(x.workflow), 'data-fk': 'wf'}, x.workflow), ' ',
+              h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Definition version ${x.version}`, 'data-fk': 'ver'}, `v${x.version}`)],
           ' · started ', h('span', {class: 'rel-time', 'data-t': ms(x.created_at)}, fmtRelative(ms(x.created_at))),
           withChildren ? [' · ', h('a', {href: paths.executions({parent: x.id}), id: 'children-link', title: `The executions started by the workflow steps of ${x.id}`}, 'child executions')] : null),
         parent

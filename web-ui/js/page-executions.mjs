@@ -4,7 +4,7 @@ import {Keel, isAbort} from './api.mjs';
 import {problemView} from './dialogs.mjs';
 import {badge, h, icon, paths, preserveFocus, spinner} from './dom.mjs';
 import {dueTime, fmtAbs, fmtDuration, fromLocalInput, ms, timeCell, toLocalInput} from './format.mjs';
-import {EXECUTION_STATUSES, parseStatusFilter, stepKind, statusFilterParam, stepNow} from './model.mjs';
+import {EXECUTION_STATUSES, isCodeExecution, parseStatusFilter, stepKind, statusFilterParam, stepNow} from './model.mjs';
 
 const RANGES = [
   ['', 'Any time'],
@@ -66,7 +66,11 @@ export function executionsTable(list, {showWorkflow = true, caption, stepsOf = (
             h('a', {href: paths.execution(x.parent.id), class: 'mono', 'data-fk': `p:${x.id}`, title: x.parent.step ? `Started by step ${x.parent.step} of ${x.parent.id}` : null}, x.parent.id))
           : null,
         x.error ? h('div', {class: 'row-error', title: x.error.message || ''}, x.error.step ? h('span', {class: 'mono'}, `${x.error.step}: `) : null, x.error.message || x.error.type) : null),
-      showWorkflow
+      isCodeExecution(x)
+        ? h('td', {class: 'c-wf', 'data-label': showWorkflow ? 'Workflow' : 'Version'},
+            h('span', {class: 'tag tag-code', title: 'A code execution: driven by its program\'s step calls'}, 'code'), ' ',
+            showWorkflow ? h('span', {class: 'code-name', 'data-name': x.name}, x.name) : null)
+        : showWorkflow
         ? h('td', {class: 'c-wf', 'data-label': 'Workflow'},
             h('a', {href: paths.workflow(x.workflow), 'data-fk': `w:${x.id}`}, x.workflow), ' ',
             h('a', {href: paths.version(x.workflow, x.version), class: 'ver', title: `Version ${x.version}`, 'data-fk': `v:${x.id}`}, `v${x.version}`))
