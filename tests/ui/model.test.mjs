@@ -11,14 +11,17 @@ import {
   countsText,
   defaultExpanded,
   deriveTimeline,
+  diagramOverlay,
   eventSummary,
   ifDecisions,
   ifOutcomeText,
   indexDefinition,
   inputValue,
   iterationWindow,
+  laneText,
   nestedLists,
   niceTicks,
+  overlayParts,
   parentOf,
   statusCounts,
   stepCounts,
@@ -667,4 +670,171 @@ test('event summaries of ifs and workflow steps', () => {
   assert.equal(sched('ship', {kind: 'workflow', child: 'order-1:ship', workflow: 'shipping', version: null}), 'started child order-1:ship (shipping)');
   assert.equal(sched('ship', {kind: 'workflow', child: 'order-1:ship', workflow: 'shipping', version: 2}), 'started child order-1:ship (shipping v2)');
   assert.equal(sched('a', {kind: 'activity'}), 'activity step scheduled');
+});
+
+// ---- the diagram's overlay: the step tree mapped onto the boxes of the definition -------------
+
+const lineOf = (st) => overlayParts(st).map((p) => p.sep + p.text).join('');
+const overlayOf = (exec, defs, events = []) => {
+  const tl = deriveTimeline(exec, events, Date.parse(T(1000)), defs);
+  return diagramOverlay(buildStepTree(exec, defs, tl.ifs), defs, {tl});
+};
+
+test('the diagram\'s overlay: one state per box, the if\'s lane taken and not taken, a pending if neither', () => {
+  seq = 0;
+  const events = [ev('execution_started', 0), {...ev('step_scheduled', 5, 'big', null, {kind: 'if', condition: true, branch: 'then'}), path: 'big'}];
+  const exec = ifExec('running', [row('prep', 'activity', 'completed', 0), row('big', 'if', 'running', 1), row('ship', 'workflow', 'pending', 2),
+    row('big/then', 'branch', 'running', 0), row('big/then/review', 'wait', 'waiting', 0)]);
+  const ov = overlayOf(exec, ifDef, events);
+  // Every step of the definition, nested ones too, in definition order; no box for branches.
+  assert.deepEqual([...ov.keys()], ['prep', 'big', 'review', 'notify', 'mail-boss', 'auto', 'ship']);
+  assert.deepEqual([...ov.values()].map((st) => `${st.id}:${st.status}`),
+    ['prep:completed', 'big:running', 'review:waiting', 'notify:pending', 'mail-boss:pending', 'auto:not_taken', 'ship:pending']);
+  const big = ov.get('big');
+  assert.deepEqual(big.lanes, {then: {state: 'taken', n: 1}, else: {state: 'not_taken', n: 0}});
+  assert.deepEqual([laneText(big.lanes.then), laneText(big.lanes.else)], ['taken', 'not taken']);
+  assert.equal(lineOf(big), 'running · took then (condition true)');
+  assert.equal(lineOf(ov.get('auto')), 'not taken', 'in words, not only a colour');
+  assert.equal(lineOf(ov.get('notify')), 'pending');
+  assert.equal(ov.get('review').inLoop, false);
+  assert.equal(ov.get('review').counts, undefined, 'one status outside a loop, no counts');
+  // Each part carries its status for its colour; the first has no separator.
+  assert.deepEqual(overlayParts(big), [{text: 'running', status: 'running', sep: ''}, {text: 'took then (condition true)', status: null, sep: ' · '}]);
+
+  // Not reached yet: neither lane is taken, and the line says nothing about a branch.
+  const before = overlayOf(ifExec('running', [row('prep', 'activity', 'running', 0), row('big', 'if', 'pending', 1), row('ship', 'workflow', 'pending', 2)]), ifDef);
+  assert.deepEqual(before.get('big').lanes, {then: {state: null, n: 0}, else: {state: null, n: 0}});
+  assert.deepEqual([laneText(before.get('big').lanes.then), laneText(before.get('big').lanes.else)], ['', '']);
+  assert.equal(lineOf(before.get('big')), 'pending');
+  assert.deepEqual(['review', 'auto'].map((id) => before.get(id).status), ['pending', 'pending'], 'both branches as any step not started');
+  // Its condition failed: nothing decided either.
+  const failed = overlayOf(ifExec('failed', [row('prep', 'activity', 'completed', 0), row('big', 'if', 'failed', 1, {error: {type: 'invalid_condition'}}), row('ship', 'workflow', 'skipped', 2)]), ifDef);
+  assert.deepEqual([failed.get('big').lanes.then.state, failed.get('big').lanes.else.state, failed.get('auto').status], [null, null, 'skipped']);
+
+  // Else taken, from the rows alone; and false without an else: the empty lane is the one taken.
+  const elseTaken = overlayOf(ifExec('completed', [row('prep', 'activity', 'completed', 0), row('big', 'if', 'completed', 1), row('ship', 'workflow', 'completed', 2, {child: 'o-1:ship'}),
+    row('big/else', 'branch', 'completed', 1), row('big/else/auto', 'set', 'completed', 0)]), ifDef);
+  assert.deepEqual(elseTaken.get('big').lanes, {then: {state: 'not_taken', n: 0}, else: {state: 'taken', n: 1}});
+  assert.deepEqual(['review', 'notify', 'mail-boss', 'auto'].map((id) => elseTaken.get(id).status), ['not_taken', 'not_taken', 'not_taken', 'completed']);
+  const noElse = [{id: 'gift', if: '${input.gift}', then: [{id: 'wrap', sleep: '1s'}]}];
+  const none = overlayOf(ifExec('completed', [row('gift', 'if', 'completed', 0)]), noElse).get('gift');
+  assert.deepEqual(none.lanes, {then: {state: 'not_taken', n: 0}, else: {state: 'taken', n: 1}});
+  assert.equal(lineOf(none), 'completed · condition false, no else: nothing ran');
+});
+
+test('the diagram\'s overlay: a workflow step\'s child execution, a wait for any signal and which one ended it', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    {...ev('step_scheduled', 10, 'ship', null, {kind: 'workflow', workflow: 'shipping', version: null}), path: 'ship'},
+    {...ev('child_started', 10, 'ship', null, {child: 'o-1:ship', workflow: 'shipping', version: 1, again: false}), path: 'ship'},
+  ];
+  const defs = [{id: 'ship', workflow: {name: 'shipping'}}, {id: 'decide', wait: {any: ['approve', 'reject']}}];
+  const exec = ifExec('running', [row('ship', 'workflow', 'waiting', 0, {child: 'o-1:ship'}), row('decide', 'wait', 'pending', 1)]);
+  const tl = deriveTimeline(exec, events, Date.parse(T(100)), defs);
+  const children = new Map([['o-1:ship', {id: 'o-1:ship', status: 'running'}]]);
+  let ov = diagramOverlay(buildStepTree(exec, defs, tl.ifs), defs, {tl, children});
+  assert.deepEqual([ov.get('ship').child, ov.get('ship').childStatus], ['o-1:ship', 'running']);
+  assert.equal(lineOf(ov.get('ship')), 'waiting · child o-1:ship (running)');
+  assert.equal(ov.get('decide').signal, null, 'not ended yet');
+  assert.equal(lineOf(ov.get('decide')), 'pending');
+  // The row says whether the child exists: none yet, although the history named its id.
+  ov = diagramOverlay(buildStepTree({...exec, steps: [row('ship', 'workflow', 'waiting', 0, {child: null})]}, defs), defs, {tl});
+  assert.equal(ov.get('ship').child, null);
+  assert.equal(lineOf(ov.get('ship')), 'waiting');
+  // Without the statuses of the children, the id alone.
+  ov = overlayOf(ifExec('completed', [row('ship', 'workflow', 'completed', 0, {child: 'o-1:ship'}), row('decide', 'wait', 'completed', 1, {output: {signal: 'reject', payload: {by: 'ann'}}})]), defs);
+  assert.equal(lineOf(ov.get('ship')), 'completed · child o-1:ship');
+  // The wait's output names the signal that ended it...
+  assert.equal(ov.get('decide').signal, 'reject');
+  assert.equal(lineOf(ov.get('decide')), 'completed · got "reject"');
+  // ...and without an output at hand, the history's signal_consumed does.
+  const waitEvents = [ev('execution_started', 0), {...ev('wait_started', 1, 'decide', null, {any: ['approve', 'reject']}), path: 'decide'},
+    {...ev('signal_consumed', 5, 'decide', null, {signal: 'approve', payload: 1}), path: 'decide'}];
+  ov = overlayOf(ifExec('completed', [row('ship', 'workflow', 'completed', 0), row('decide', 'wait', 'completed', 1)]), defs, waitEvents);
+  assert.equal(ov.get('decide').signal, 'approve');
+  // A wait for one signal needs no name: it is the one.
+  const one = overlayOf(ifExec('completed', [row('w', 'wait', 'completed', 0, {output: {x: 1}})]), [{id: 'w', wait: {signal: 'go'}}]).get('w');
+  assert.equal(lineOf(one), 'completed');
+});
+
+test('the diagram\'s overlay: steps in a loop show counts per status, never one status per iteration', () => {
+  const ov = overlayOf(runningFlow(), flowDef);
+  assert.deepEqual([...ov.keys()], ['prep', 'notify', 'send-email', 'send-sms', 'nap', 'charge-all', 'charge', 'lines', 'approve-line', 'done']);
+  // The loop itself is one instance: its status and its iterations.
+  const loop = ov.get('charge-all');
+  assert.equal(loop.inLoop, false);
+  assert.deepEqual(loop.iterations, {counts: [{status: 'completed', n: 1}, {status: 'running', n: 1}, {status: 'failed', n: 1}], notStarted: 1, total: 4});
+  assert.equal(lineOf(loop), 'running · 4 iterations: 1 completed, 1 running, 1 failed, 1 not started');
+  // A step of its body: counts over its instances, and the iteration not started yet; the box's
+  // colour is the failure's.
+  const charge = ov.get('charge');
+  assert.deepEqual([charge.inLoop, charge.instances, charge.status, charge.notStarted], [true, 3, 'failed', 1]);
+  assert.equal(lineOf(charge), '1 completed · 1 running · 1 failed · 1 not started');
+  assert.deepEqual(overlayParts(charge).map((p) => p.status), ['completed', 'running', 'failed', 'pending']);
+  // A loop inside the loop (completed, skipped, pending in the three iterations), and a step of
+  // it that no iteration has reached.
+  assert.equal(lineOf(ov.get('lines')), '1 completed · 1 pending · 1 skipped · 1 not started');
+  assert.deepEqual([ov.get('approve-line').instances, ov.get('approve-line').status, lineOf(ov.get('approve-line'))], [0, 'pending', 'not started']);
+  assert.deepEqual(['prep', 'notify', 'send-sms', 'done'].map((id) => ov.get(id).status), ['completed', 'completed', 'completed', 'pending']);
+
+  // All done: completed; while iterations are still ahead, not yet (pending ranks before completed).
+  const done = {...runningFlow(2), status: 'completed', steps: [row('charge-all', 'for_each', 'completed', 0, {output: [1, 2]}),
+    row('charge-all/0', 'iteration', 'completed', 0), row('charge-all/1', 'iteration', 'completed', 1),
+    row('charge-all/0/charge', 'activity', 'completed', 0), row('charge-all/1/charge', 'activity', 'completed', 0),
+    row('charge-all/0/lines', 'for_each', 'completed', 1, {output: []}), row('charge-all/1/lines', 'for_each', 'completed', 1, {output: []})]};
+  const d = overlayOf(done, flowDef);
+  assert.deepEqual([d.get('charge').status, lineOf(d.get('charge'))], ['completed', '2 completed']);
+  assert.deepEqual([d.get('approve-line').status, lineOf(d.get('approve-line'))], ['skipped', 'none ran'], 'loops of no items: it never ran');
+  const ahead = overlayOf({...done, status: 'running', input: {orders: [{}, {}, {}]}, steps: done.steps.map((r) => (r.path === 'charge-all' ? {...r, status: 'running', output: null} : r))}, flowDef);
+  assert.deepEqual([ahead.get('charge').status, lineOf(ahead.get('charge'))], ['pending', '2 completed · 1 not started']);
+});
+
+test('the diagram\'s overlay: an if, a wait for any signal and a workflow step inside a loop', () => {
+  const defs = [{id: 'all', for_each: {items: '${input.orders}', steps: [
+    {id: 'big', if: '${item.big}', then: [{id: 'review', wait: {any: ['approve', 'reject']}}], else: [{id: 'auto', set: 1}]},
+    {id: 'ship', workflow: {name: 'shipping'}}]}}];
+  const exec = {id: 'l', status: 'running', created_at: T(0), input: {orders: [{big: true}, {big: false}, {big: true}, {big: true}, {}]}, steps: [
+    row('all', 'for_each', 'running', 0),
+    ...[0, 1, 2, 3].map((i) => row(`all/${i}`, 'iteration', i === 3 ? 'running' : 'completed', i)),
+    row('all/0/big', 'if', 'completed', 0), row('all/0/big/then', 'branch', 'completed', 0), row('all/0/big/then/review', 'wait', 'completed', 0, {output: {signal: 'approve', payload: null}}),
+    row('all/1/big', 'if', 'completed', 0), row('all/1/big/else', 'branch', 'completed', 1), row('all/1/big/else/auto', 'set', 'completed', 0),
+    row('all/2/big', 'if', 'completed', 0), row('all/2/big/then', 'branch', 'completed', 0), row('all/2/big/then/review', 'wait', 'completed', 0, {output: {signal: 'approve', payload: null}}),
+    row('all/3/big', 'if', 'pending', 0),
+    ...[0, 1, 2].map((i) => row(`all/${i}/ship`, 'workflow', 'completed', 1, {child: `l:all:${i}:ship`})),
+  ]};
+  const ov = overlayOf(exec, defs);
+  const big = ov.get('big');
+  // Two iterations took then, one else, one has not decided: both lanes were taken somewhere.
+  assert.deepEqual(big.lanes, {then: {state: 'taken', n: 2}, else: {state: 'taken', n: 1}});
+  assert.deepEqual([laneText(big.lanes.then, true), laneText(big.lanes.else, true)], ['taken ×2', 'taken ×1']);
+  assert.equal(lineOf(big), '3 completed · 1 pending · 1 not started');
+  assert.equal(big.outcome, undefined, 'no single outcome for many iterations');
+  // The wait: how many times each signal ended it.
+  assert.deepEqual(ov.get('review').signals, [{signal: 'approve', n: 2}]);
+  assert.equal(lineOf(ov.get('review')), '2 completed · 1 pending · 1 not taken · 1 not started · got "approve" ×2');
+  assert.equal(lineOf(ov.get('auto')), '1 completed · 1 pending · 2 not taken · 1 not started');
+  // The workflow step: how many children; the page links to their list.
+  assert.deepEqual([ov.get('ship').children, ov.get('ship').child], [3, undefined]);
+  assert.equal(lineOf(ov.get('ship')), '3 completed · 1 pending · 1 not started · 3 child executions');
+  // A loop in a branch not taken: its steps are not taken, not "not started".
+  const loopIn = [{id: 'big', if: '${input.big}', then: [{id: 'each', for_each: {items: '${input.orders}', steps: [{id: 'x', set: 1}]}}], else: [{id: 'auto', set: 1}]}];
+  const nt = overlayOf({id: 'e', status: 'completed', input: {big: false, orders: [1, 2, 3]}, steps: [row('big', 'if', 'completed', 0), row('big/else', 'branch', 'completed', 1), row('big/else/auto', 'set', 'completed', 0)]}, loopIn);
+  assert.deepEqual([nt.get('each').status, nt.get('x').status, lineOf(nt.get('x'))], ['not_taken', 'not_taken', 'not taken']);
+});
+
+test('the diagram\'s overlay of a loop of 10,000 iterations: one entry per box, its counts from the tree', () => {
+  const defs = [{id: 'all', for_each: {items: '${input.orders}', steps: [{id: 'charge', activity: {url: 'http://h/c'}}]}}, {id: 'after', sleep: '1s'}];
+  const steps = [row('all', 'for_each', 'failed', 0), row('after', 'sleep', 'skipped', 1)];
+  for (let i = 0; i < 10_000; i++) {
+    const st = i === 4_321 ? 'failed' : i >= 9_990 ? 'skipped' : 'completed';
+    steps.push(row(`all/${i}`, 'iteration', st, i), row(`all/${i}/charge`, 'activity', st, 0));
+  }
+  const exec = {id: 'big', status: 'failed', created_at: T(0), input: {orders: Array.from({length: 10_000}, (_, i) => i)}, steps};
+  const ov = diagramOverlay(buildStepTree(exec, defs), defs);
+  assert.equal(ov.size, 3, 'the drawing does not grow with the iterations');
+  assert.equal(lineOf(ov.get('charge')), '9989 completed · 1 failed · 10 skipped');
+  assert.equal(ov.get('charge').status, 'failed');
+  assert.equal(lineOf(ov.get('all')), 'failed · 10000 iterations: 9989 completed, 1 failed, 10 skipped');
+  assert.equal(lineOf(ov.get('after')), 'skipped');
 });

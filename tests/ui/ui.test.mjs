@@ -35,6 +35,36 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     await p.evaluate(() => window.scrollTo(0, 0));
     await p.screenshot({path: path.join(ARTIFACTS, name), fullPage: true});
   };
+  // The execution page's diagram: its boxes, labels and state texts in the drawing's units
+  // (getBBox), and the scale it is shown at.
+  const diagramLayout = (svg) => svg.evaluate((el) => {
+    const bb = (n) => {
+      const b = n.getBBox();
+      return {x: b.x, y: b.y, w: b.width, h: b.height};
+    };
+    const name = (n) => {
+      const g = n.closest('[data-step], [data-branch]');
+      return `${n.getAttribute('class') || n.tagName} of ${g ? g.dataset.step || g.dataset.branch : '?'}`;
+    };
+    const vb = el.viewBox.baseVal;
+    return {
+      vb: {w: vb.width, h: vb.height},
+      scale: el.getBoundingClientRect().width / vb.width,
+      solid: [...el.querySelectorAll('g.d-step > rect.d-box, g.d-head > rect.d-box, g.d-branch-label > rect, text.d-lane-state, g.d-empty > text')].map((n) => ({id: name(n), ...bb(n)})),
+      states: [...el.querySelectorAll('g.d-state')].map((n) => ({id: name(n.parentElement), box: bb(n.parentElement.querySelector(':scope > rect.d-box, :scope > rect.d-frame')), ...bb(n)})),
+    };
+  });
+  // No two boxes, labels or lane texts overlap; each state line lies inside its own box; all
+  // of it inside the drawing.
+  const assertDiagramLayout = (d, what) => {
+    assert.ok(d.solid.length > 0 && d.states.length > 0, `${what}: a diagram with states`);
+    for (const b of d.solid) assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.w <= d.vb.w + 0.5 && b.y + b.h <= d.vb.h + 0.5, `${what}: ${b.id} inside the drawing`);
+    for (const a of d.solid)
+      for (const b of d.solid)
+        if (a !== b) assert.ok(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y, `${what}: ${a.id} and ${b.id} overlap`);
+    for (const t of d.states)
+      assert.ok(t.x >= t.box.x && t.y >= t.box.y && t.x + t.w <= t.box.x + t.box.w + 0.5 && t.y + t.h <= t.box.y + t.box.h + 0.5, `${what}: the state line of ${t.id} inside its box`);
+  };
 
   before(async () => {
     pgStarted = pgStartTime();
@@ -847,6 +877,17 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.equal(await own('charge-all/4', '.tl-label .tree-toggle').getAttribute('aria-expanded'), 'true', 'an opened iteration stays open');
     assert.ok((await page.locator('.tl-row').count()) < 100, 'a bounded number of rows');
 
+    // The execution's diagram: one box per step of the definition (not per iteration), the
+    // loop's step with its count per status, the loop with its iterations.
+    const dia = page.locator('#diagram svg.diagram');
+    assert.deepEqual(await dia.locator('g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.status}`)),
+      ['prep:completed', 'send-email:completed', 'send-sms:completed', 'nap:completed', 'charge:completed', 'done:completed']);
+    const chargeBox = dia.locator('g.d-foreach[data-step="charge-all"] g.d-step[data-step="charge"]');
+    assert.equal(await chargeBox.locator('.d-state-text').textContent(), '30 completed');
+    assert.equal(await dia.locator('g.d-foreach[data-step="charge-all"] > .d-state').textContent(), 'completed · 30 iterations: 30 completed');
+    assert.equal(await dia.locator('g.d-parallel[data-step="notify"]').getAttribute('data-status'), 'completed');
+    await dia.screenshot({path: path.join(ARTIFACTS, 'execution-diagram-loop.png')});
+
     // History: the path beside the step id where they differ; the filter finds paths.
     const send = page.locator('.history-table tr.ev-row[data-type="attempt_started"][data-path="charge-all/7/charge"]');
     assert.equal(await send.count(), 1);
@@ -972,6 +1013,13 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
       assert.equal(await p.locator('.tl-row[data-path="charge-all/23/charge"] .attempt-chip.st-failed').count(), 1);
       assert.match(await p.locator('.callout-bad').innerText(), /Failed at step charge \(charge-all\/23\/charge\)/);
       assert.equal(await p.locator('.tl-row[data-path="after"]').getAttribute('data-status'), 'skipped');
+      // The diagram: the loop's step is failed, with its counts (the failed one among them).
+      const chargeBox = p.locator('#diagram svg.diagram g.d-step[data-step="charge"]');
+      assert.equal(await chargeBox.getAttribute('data-status'), 'failed');
+      assert.match(await chargeBox.locator('.d-state-text').textContent(), new RegExp(`^${started - 1} completed · 1 failed`));
+      assert.equal((await chargeBox.locator('.d-state-text tspan.st-failed').textContent()).replace(/^[ ·]+/, ''), '1 failed', 'in the colour of failed');
+      assert.equal(await p.locator('#diagram svg.diagram g.d-step[data-step="after"]').getAttribute('data-status'), 'skipped');
+      await p.locator('#diagram svg.diagram').screenshot({path: path.join(ARTIFACTS, 'execution-diagram-loop-failed-dark.png')});
       // Readable in dark mode: the counts against the page.
       const ratio = await failedCount.evaluate((el) => {
         const rgb = (c) => c.match(/[\d.]+/g).map(Number);
@@ -1025,7 +1073,10 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
   test('a wait for any of several signals shows the names, then which one ended it', async () => {
     await api('POST', '/v1/workflows', {
       name: 'review-ui',
-      steps: [{id: 'decide', wait: {any: ['approve', 'reject'], timeout: '1h'}}],
+      steps: [
+        {id: 'decide', wait: {any: ['approve', 'reject'], timeout: '1h'}},
+        {id: 'route', if: "${steps.decide.output.signal == 'approve'}", then: [{id: 'go-on', set: {ok: true}}], else: [{id: 'stop', set: {ok: false}}]},
+      ],
       output: '${steps.decide.output}',
     });
     await api('POST', '/v1/workflows/review-ui/executions', {id: 'review-ui-1'});
@@ -1033,11 +1084,30 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     const chip = page.locator('.tl-row[data-path="decide"] .wait-chip');
     await until(async () => (await chip.count()) === 1 && /waiting for "approve" or "reject"/.test(await chip.innerText()),
       {what: 'the wait chip names both signals'});
+    // The diagram while it waits: the if after it is not reached, so neither lane is taken.
+    const dia = page.locator('#diagram svg.diagram');
+    const decide = dia.locator('g.d-step[data-step="decide"]');
+    const route = dia.locator('g.d-if[data-step="route"]');
+    assert.equal(await decide.getAttribute('data-status'), 'waiting');
+    assert.equal(await decide.locator('.d-state-text').textContent(), 'waiting');
+    assert.equal(await route.getAttribute('data-status'), 'pending');
+    assert.equal(await route.getAttribute('data-taken'), null);
+    assert.deepEqual(await route.locator('g.d-lane').evaluateAll((g) => g.map((x) => `${x.dataset.branch}:${x.dataset.state ?? ''}`)), ['then:', 'else:']);
+    assert.equal(await route.locator('text.d-lane-state').count(), 0, 'no lane says taken or not taken');
+    assert.deepEqual(await route.locator('g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.status}`)), ['go-on:pending', 'stop:pending']);
     await api('POST', '/v1/executions/review-ui-1/signals/reject', {by: 'ann'});
     const r = await api('GET', '/v1/executions/review-ui-1/result?wait=30');
     assert.deepEqual(r.data.output, {signal: 'reject', payload: {by: 'ann'}});
     await page.goto(`${base}/ui/executions/review-ui-1`);
     await until(async () => /got "reject"/.test(await chip.innerText()), {what: 'the chip says which signal came'});
+    // The diagram names the signal that ended the wait, and the lane it chose.
+    await until(async () => (await decide.getAttribute('data-status')) === 'completed', {what: 'the diagram shows the wait completed'});
+    assert.equal(await decide.getAttribute('data-signal'), 'reject');
+    assert.equal(await decide.locator('.d-state-text').textContent(), 'completed · got "reject"');
+    assert.equal(await route.getAttribute('data-taken'), 'else');
+    assert.deepEqual(await route.locator('g.d-lane').evaluateAll((g) => g.map((x) => `${x.dataset.branch}:${x.dataset.state}:${x.querySelector('text.d-lane-state').textContent}`)),
+      ['then:not_taken:not taken', 'else:taken:taken']);
+    assert.deepEqual(await route.locator('g.d-step').evaluateAll((g) => g.map((x) => `${x.dataset.step}:${x.dataset.status}`)), ['go-on:not_taken', 'stop:completed']);
   });
 
   // ---- if steps and child workflows: an order workflow with two ifs and a workflow step that
@@ -1159,6 +1229,22 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.equal(await looks(pendingBadge), 'none normal true');
     assert.match(await page.locator('#children-link').getAttribute('href'), /^\/ui\/executions\?parent=order-ui-hold$/);
     assert.equal(await page.locator('#parent-line').count(), 0, 'a top-level execution has no parent');
+    // The diagram: the workflow step's box links to its child execution (not only to the
+    // workflow), the lane taken and the lane not taken say so in words, steps have their status.
+    const dia = page.locator('#diagram svg.diagram');
+    const shipLink = dia.locator('a.d-link[data-workflow="shipping"]');
+    await until(async () => /\(running\)$/.test(await shipLink.locator('.d-state-text').textContent()), {what: 'the diagram names the running child'});
+    assert.equal(await shipLink.getAttribute('data-child'), 'order-ui-hold:ship');
+    assert.equal(await shipLink.getAttribute('href'), '/ui/executions/order-ui-hold%3Aship');
+    assert.equal(await shipLink.locator('g.d-step[data-step="ship"]').getAttribute('data-status'), 'waiting');
+    assert.equal(await shipLink.locator('.d-state-text').textContent(), 'waiting · child order-ui-hold:ship (running)');
+    const bigD = dia.locator('g.d-if[data-step="big"]');
+    assert.equal(await bigD.getAttribute('data-taken'), 'else');
+    assert.deepEqual(await bigD.locator('g.d-lane').evaluateAll((g) => g.map((x) => `${x.dataset.branch}:${x.dataset.state}:${x.querySelector('text.d-lane-state').textContent}`)),
+      ['then:not_taken:not taken', 'else:taken:taken']);
+    assert.equal(await bigD.locator('g.d-lane.d-lane-not-taken[data-branch="then"] g.d-step[data-step="review"]').getAttribute('data-status'), 'not_taken');
+    assert.equal(await dia.locator('g.d-step[data-step="review"] .d-state-text').textContent(), 'not taken');
+    assert.equal(await dia.locator('g.d-step[data-step="thanks"]').getAttribute('data-status'), 'pending');
     await shot(page, 'execution-child-running.png');
 
     // ---- the child's page links back to its parent and the step that started it.
@@ -1178,6 +1264,8 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     await until(async () => (await statusOf(page, 'ship')) === 'completed' && (await own(page, 'ship', '.tl-main .child-ref .badge').innerText()) === 'completed',
       {what: 'the parent shows its child completed'});
     assert.equal(await page.locator('.pending-item[data-kind="child"]').count(), 0);
+    await until(async () => (await page.locator('#diagram g.d-step[data-step="ship"] .d-state-text').textContent()) === 'completed · child order-ui-hold:ship (completed)',
+      {what: 'the diagram shows the step and its child completed'});
 
     // ---- both branches taken the other way round, and a false condition without an else.
     await page.goto(`${base}/ui/executions/order-ui-big`);
@@ -1195,12 +1283,44 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.match(await own(page, 'big/else', '.tl-label .tl-sub').innerText(), /when \$\{input\.big\} is false/);
     assert.equal(await row(page, 'big/then/review').locator('.attempt-chip.st-ok').count(), 1);
     assert.equal(await own(page, 'gift', '.tl-main .if-outcome').innerText(), 'took then (condition true)');
+    // The diagram the other way round: then taken, else muted and not taken; a completed step's
+    // box marked completed (attribute, class, text); the boxes apart at desktop width.
+    const diaBig = page.locator('#diagram svg.diagram');
+    const bigIf = diaBig.locator('g.d-if[data-step="big"]');
+    assert.equal(await bigIf.getAttribute('data-taken'), 'then');
+    assert.equal(await bigIf.locator('g.d-head .d-state-text').textContent(), 'completed · took then (condition true)');
+    assert.deepEqual(await bigIf.locator('g.d-lane').evaluateAll((g) => g.map((x) => `${x.dataset.branch}:${x.dataset.state}:${x.querySelector('text.d-lane-state').textContent}`)),
+      ['then:taken:taken', 'else:not_taken:not taken']);
+    const reviewBox = bigIf.locator('g.d-lane-taken[data-branch="then"] g.d-step[data-step="review"]');
+    assert.equal(await reviewBox.getAttribute('data-status'), 'completed');
+    assert.match(await reviewBox.getAttribute('class'), /\bst-completed\b/);
+    assert.equal(await reviewBox.locator('.d-state-text').textContent(), 'completed');
+    assert.equal(await bigIf.locator('g.d-step[data-step="auto"]').getAttribute('data-status'), 'not_taken');
+    assert.equal(await diaBig.locator('g.d-if[data-step="gift"]').getAttribute('data-taken'), 'then');
+    assert.match(await diaBig.getAttribute('aria-label'), /^Diagram of this execution's 8 steps: big \(if .*review \(activity; completed\).*auto \(set; not taken\).*; completed · took then \(condition true\)\)/);
+    assertDiagramLayout(await diagramLayout(diaBig), 'order-ui-big at 1280 px');
+    await diaBig.screenshot({path: path.join(ARTIFACTS, 'execution-diagram.png')});
     // The history reads as what happened.
     const summary = (step, type = 'step_scheduled') => page.locator(`.history-table tr.ev-row[data-type="${type}"][data-path="${step}"] .ev-summary`);
     assert.equal(await summary('big').innerText(), 'if big: took then (condition true)');
     assert.equal(await summary('ship').innerText(), 'workflow step scheduled (shipping)');
     assert.equal(await summary('ship', 'child_started').innerText(), 'started child order-ui-big:ship (shipping v1)');
     assert.equal(await summary('big/then/review').innerText(), 'activity step scheduled');
+    // The diagram's box of the workflow step opens the child execution, with the keyboard too,
+    // inside the app; the child's diagram shows its own if.
+    await page.evaluate(() => { window.__noReload = true; });
+    const toChild = diaBig.locator('a.d-link[data-child="order-ui-big:ship"]');
+    assert.equal(await toChild.getAttribute('href'), '/ui/executions/order-ui-big%3Aship');
+    await toChild.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/ui\/executions\/order-ui-big%3Aship$/);
+    await page.locator('#parent-line').waitFor();
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'followed without reloading the page');
+    const hold = page.locator('#diagram svg.diagram g.d-if[data-step="hold"]');
+    await hold.waitFor();
+    assert.equal(await hold.getAttribute('data-taken'), 'else', 'false without an else: the empty lane is the one taken');
+    assert.equal(await hold.locator('g.d-lane-none[data-branch="else"] text.d-lane-state').textContent(), 'taken');
+    assert.equal(await page.locator('#diagram svg.diagram g.d-step[data-step="label"]').getAttribute('data-status'), 'completed');
 
     await page.goto(`${base}/ui/executions/order-ui-small`);
     await own(page, 'gift', '.tl-main .if-outcome').waitFor();
@@ -1215,7 +1335,26 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.deepEqual(await own(page, 'gift', '.tl-children > .tl-row').evaluateAll((rs) => rs.map((x) => `${x.dataset.path}:${x.dataset.status}`)), ['gift/then:not_taken']);
     assert.equal(await statusOf(page, 'gift/then/wrap'), 'not_taken');
     assert.equal(await summary('gift').innerText(), 'if gift: condition false, no else: nothing to run');
+    const giftIf = page.locator('#diagram svg.diagram g.d-if[data-step="gift"]');
+    assert.equal(await giftIf.getAttribute('data-taken'), 'else');
+    assert.deepEqual(await giftIf.locator('g.d-lane').evaluateAll((g) => g.map((x) => `${x.dataset.branch}:${x.dataset.state}:${x.querySelector('text.d-lane-state').textContent}`)),
+      ['then:not_taken:not taken', 'else:taken:taken']);
+    assert.equal(await giftIf.locator('g.d-step[data-step="wrap"]').getAttribute('data-status'), 'not_taken');
+    assert.equal(await giftIf.locator('g.d-head .d-state-text').textContent(), 'completed · condition false, no else: nothing ran');
     await shot(page, 'execution-if.png');
+    // The diagram card folds away, and stays folded on the next page (a reload here), until opened.
+    const fold = page.locator('#diagram-toggle');
+    assert.equal(await fold.getAttribute('aria-expanded'), 'true');
+    await fold.click();
+    assert.equal(await fold.getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.locator('#exec-diagram-body').isHidden(), true);
+    await page.reload();
+    await own(page, 'gift', '.tl-main .if-outcome').waitFor();
+    assert.equal(await page.locator('#diagram-toggle').getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.locator('#exec-diagram-body').isHidden(), true);
+    await page.locator('#diagram-toggle').press('Enter');
+    await page.locator('#diagram svg.diagram g.d-if[data-step="gift"][data-taken="else"]').waitFor();
+    assert.equal(await page.locator('#diagram-toggle').innerText(), 'Hide');
 
     // ---- the list: children say whose they are; ?parent= lists one execution's children.
     await page.locator('#children-link').click();
@@ -1274,6 +1413,47 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         const ratio = await contrast(loc);
         assert.ok(ratio >= 4.5, `${what}: contrast ${ratio.toFixed(2)} in dark mode`);
       }
+      // The diagram at 375 px in dark mode: no box over another, at a readable scale (wider than
+      // the card, it scrolls inside it, and takes the keyboard's focus for that), and the "not
+      // taken" texts readable: an SVG text's fill against the box it sits on, or the card.
+      const dia = p.locator('#diagram svg.diagram');
+      await dia.locator('g.d-if[data-step="gift"][data-taken="else"]').waitFor();
+      const layout = await diagramLayout(dia);
+      assertDiagramLayout(layout, 'order-ui-small at 375 px');
+      assert.ok(layout.scale >= 0.79, `drawn at ${layout.scale.toFixed(2)} of its size`);
+      const host = p.locator('#exec-diagram-body');
+      const [scrollW, clientW] = await host.evaluate((el) => [el.scrollWidth, el.clientWidth]);
+      if (scrollW > clientW + 1) assert.equal(await host.getAttribute('tabindex'), '0', 'a region that scrolls sideways is focusable');
+      const svgContrast = (loc) => loc.evaluate((el) => {
+        const rgba = (c) => {
+          const v = (c.match(/[\d.]+/g) || [0, 0, 0, 0]).map(Number);
+          return [v[0], v[1], v[2], v[3] ?? 1];
+        };
+        const lum = ([r, g, b]) => {
+          const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const boxOf = el.closest('g.d-step, g.d-head');
+        const fill = boxOf ? rgba(getComputedStyle(boxOf.querySelector(':scope > rect.d-box')).fill) : [0, 0, 0, 0];
+        let bg = null;
+        for (let n = el.closest('svg').parentElement; n && !bg; n = n.parentElement) {
+          const c = rgba(getComputedStyle(n).backgroundColor);
+          if (c[3] >= 1) bg = c;
+        }
+        const [r, g, b, a] = fill;
+        const under = [r * a + bg[0] * (1 - a), g * a + bg[1] * (1 - a), b * a + bg[2] * (1 - a)];
+        const [x, y] = [lum(rgba(getComputedStyle(el).fill)), lum(under)].sort((m, n) => n - m);
+        return (x + 0.05) / (y + 0.05);
+      });
+      for (const [what, loc] of [['the lane not taken', dia.locator('g.d-if[data-step="big"] g.d-lane-not-taken text.d-lane-state')],
+        ['the lane taken', dia.locator('g.d-if[data-step="big"] g.d-lane-taken text.d-lane-state')],
+        ['a step not taken', dia.locator('g.d-step[data-step="wrap"] .d-state-text tspan')],
+        ['a step not taken (its id)', dia.locator('g.d-step[data-step="wrap"] text.d-id')],
+        ['a completed step', dia.locator('g.d-step[data-step="thanks"] .d-state-text tspan')]]) {
+        const ratio = await svgContrast(loc);
+        assert.ok(ratio >= 4.5, `diagram, ${what}: contrast ${ratio.toFixed(2)} in dark mode`);
+      }
+      await p.locator('#diagram').screenshot({path: path.join(ARTIFACTS, 'execution-diagram-phone-dark.png')});
       await p.screenshot({path: path.join(ARTIFACTS, 'execution-if-phone-dark.png'), fullPage: true});
       await p.goto(`${base}/ui/executions/order-ui-small:ship`);
       await p.locator('#parent-line').waitFor();

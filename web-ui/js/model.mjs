@@ -461,6 +461,172 @@ export function iterationWindow(children, limit = 20) {
   return {shown: sorted.slice(0, n), hidden: rest.length, hiddenCounts: statusCounts(rest)};
 }
 
+// ---- the diagram's overlay -------------------------------------------------------------------
+
+/**
+ * The status a box of the diagram shows when the step has several instances (inside a
+ * for_each): a failure first, then work in progress, then work still ahead (pending, or
+ * iterations not started), and only when nothing is left, completed.
+ */
+const OVERLAY_RANK = ['failed', 'running', 'retrying', 'waiting', 'sleeping', 'scheduled', 'pending', 'compensated', 'cancelled', 'terminated', 'completed', 'skipped', NOT_TAKEN];
+
+function overlayStatus(counts, notStarted) {
+  const have = new Set(counts.map((c) => c.status));
+  if (notStarted > 0) have.add('pending');
+  return OVERLAY_RANK.find((st) => have.has(st)) || (counts[0] ? counts[0].status : 'pending');
+}
+
+/** [{signal, n}] by count, then by name. */
+function signalCounts(names) {
+  const m = new Map();
+  for (const s of names) m.set(s, (m.get(s) || 0) + 1);
+  return [...m].map(([signal, n]) => ({signal, n})).sort((a, b) => b.n - a.n || (a.signal < b.signal ? -1 : a.signal > b.signal ? 1 : 0));
+}
+
+/** The signal that ended an instance of a wait for any of several: its output, else the history's. */
+function waitGot(node, tlRow) {
+  if (node.status !== 'completed') return null;
+  const out = node.row && node.row.output;
+  if (out && typeof out === 'object' && typeof out.signal === 'string') return out.signal;
+  const seg = tlRow ? [...tlRow.segments].reverse().find((x) => x.type === 'wait' && x.state === 'done' && x.got) : null;
+  return seg ? seg.got : null;
+}
+
+/**
+ * What the diagram draws over each box of a definition for one execution, from its step tree
+ * (buildStepTree) and timeline (deriveTimeline, optional): Map step id -> state, in definition
+ * order (a container before its steps). Every step of the definition has one, reached or not.
+ * A state: {id, kind, status (a step status, or not_taken), instances (how many instances the
+ * tree has), inLoop (inside a for_each: counts per status rather than one status), counts
+ * ([{status, n}] of the instances; inLoop only), notStarted (iterations of the loop around it
+ * not started, each of which will run it once; inLoop only)}, plus by kind:
+ *   if:       lanes {then, else: {state ('taken', 'not_taken' or null while no instance has
+ *             decided), n (instances that took it)}}; "else" is the empty lane of an if
+ *             without an else, taken when its condition was false; outcome (ifOutcomeText,
+ *             one instance only);
+ *   workflow: child (the child execution's id, one instance only, once it exists) and
+ *             childStatus (from `children`, a Map id -> list item, when known), or children
+ *             (how many instances have a child, inLoop);
+ *   wait with `any`: signal (the one that ended it), or signals ([{signal, n}], inLoop);
+ *   for_each: iterations {counts, notStarted, total} (one instance only).
+ * Cost: one pass over the tree's nodes, so a loop of 10,000 iterations stays cheap, and the
+ * result has one entry per step of the definition whatever the number of iterations.
+ */
+export function diagramOverlay(tree, defSteps, {tl = null, children = null} = {}) {
+  const out = new Map();
+  // Each step of the definition, with the for_each nearest around it.
+  const steps = new Map();
+  const walk = (list, loop) => {
+    for (const d of Array.isArray(list) ? list : []) {
+      if (!d || typeof d !== 'object' || typeof d.id !== 'string' || steps.has(d.id)) continue;
+      const kind = stepKind(d);
+      steps.set(d.id, {def: d, kind, loop});
+      for (const b of nestedLists(d)) walk(b.steps, kind === 'for_each' ? d.id : loop);
+    }
+  };
+  walk(defSteps, null);
+  const inst = new Map();
+  for (const n of tree ? tree.byPath.values() : []) {
+    // Branches and iterations group steps; the diagram has no box for them.
+    if (n.kind === 'branch' || n.kind === 'iteration' || !steps.has(n.id)) continue;
+    if (!inst.has(n.id)) inst.set(n.id, []);
+    inst.get(n.id).push(n);
+  }
+  const tlRows = new Map(tl ? tl.rows.map((r) => [r.step, r]) : []);
+  const loopNodes = new Map(); // a for_each's id -> its instances
+  for (const [id, info] of steps) {
+    const nodes = inst.get(id) || [];
+    const inLoop = info.loop != null;
+    const one = !inLoop && nodes.length === 1 ? nodes[0] : null;
+    const st = {id, kind: info.kind, status: 'pending', instances: nodes.length, inLoop};
+    if (inLoop) {
+      st.counts = statusCounts(nodes);
+      // Each iteration not started yet will run this step once (none in a loop not taken).
+      st.notStarted = (loopNodes.get(info.loop) || []).reduce((n, l) => n + (l.notStarted || 0), 0);
+      if (nodes.length) st.status = overlayStatus(st.counts, st.notStarted);
+      else {
+        // No iteration has started: as its loop says.
+        const loop = out.get(info.loop);
+        st.status = loop.status === NOT_TAKEN ? NOT_TAKEN : ENDED_STEP_STATUSES.includes(loop.status) && !st.notStarted ? 'skipped' : 'pending';
+      }
+    } else if (one) st.status = one.status;
+    else if (nodes.length) st.status = overlayStatus(statusCounts(nodes), 0);
+    if (info.kind === 'for_each') loopNodes.set(id, nodes);
+
+    if (info.kind === 'if') {
+      const count = (name) => nodes.filter((n) => (name === 'then' ? n.taken === 'then' : n.taken === 'else' || n.taken === null)).length;
+      const decided = nodes.some((n) => n.taken !== undefined);
+      const lane = (name) => {
+        const n = count(name);
+        return {state: decided ? (n ? 'taken' : NOT_TAKEN) : null, n};
+      };
+      st.lanes = {then: lane('then'), else: lane('else')};
+      if (one) st.outcome = ifOutcomeText(one);
+    } else if (info.kind === 'workflow') {
+      const kids = nodes.map((n) => stepChild(n.row, tlRows.get(n.path))).filter(Boolean);
+      if (inLoop) st.children = kids.length;
+      else if (one) {
+        st.child = kids[0] || null;
+        const item = st.child && children ? children.get(st.child) : null;
+        st.childStatus = item && item.status ? item.status : null;
+      }
+    } else if (info.kind === 'wait' && info.def.wait && Array.isArray(info.def.wait.any)) {
+      const got = nodes.map((n) => waitGot(n, tlRows.get(n.path))).filter(Boolean);
+      if (inLoop) st.signals = signalCounts(got);
+      else if (one) st.signal = got[0] || null;
+    } else if (info.kind === 'for_each' && one) {
+      st.iterations = {counts: one.counts || [], notStarted: one.notStarted || 0, total: one.total};
+    }
+    out.set(id, st);
+  }
+  return out;
+}
+
+/**
+ * The line a box of the diagram shows for its state, as parts [{text, status (for its colour,
+ * optional), sep (the text before it)}]:
+ *   "completed", "not taken", "waiting · child order-1:ship (running)", "completed · got "reject"",
+ *   "completed · took then (condition true)", "failed · 30 iterations: 28 completed, 1 failed,
+ *   1 skipped"; inside a loop its counts, "28 completed · 1 failed · 1 skipped · 3 not started"
+ *   (with "got "approve" ×3, "reject" ×2" for a wait for any, "5 child executions" for a
+ *   workflow step), or, while no iteration has started, "not started" ("not taken", "none ran").
+ */
+export function overlayParts(st) {
+  if (!st) return [];
+  const parts = [];
+  const add = (text, status = null, sep = ' · ') => parts.push({text, status, sep: parts.length ? sep : ''});
+  if (st.inLoop) {
+    if (!st.instances) {
+      add(st.status === NOT_TAKEN ? 'not taken' : st.status === 'skipped' ? 'none ran' : 'not started', st.status);
+      return parts;
+    }
+    for (const c of st.counts) add(`${c.n} ${statusLabel(c.status)}`, c.status);
+    if (st.notStarted > 0) add(`${st.notStarted} not started`, 'pending');
+    if (st.signals && st.signals.length) add(`got ${st.signals.map((s) => `"${s.signal}" ×${s.n}`).join(', ')}`);
+    if (st.children) add(`${st.children} child execution${st.children === 1 ? '' : 's'}`);
+    return parts;
+  }
+  add(statusLabel(st.status), st.status);
+  if (st.outcome) add(st.outcome);
+  if (st.child) add(`child ${st.child}${st.childStatus ? ` (${st.childStatus})` : ''}`);
+  if (st.signal) add(`got "${st.signal}"`);
+  const it = st.iterations;
+  if (it && (it.counts.length || it.notStarted > 0)) {
+    const n = it.total != null ? it.total : it.counts.reduce((s, c) => s + c.n, 0) + it.notStarted;
+    add(`${n} iteration${n === 1 ? '' : 's'}:`);
+    it.counts.forEach((c, i) => add(`${c.n} ${statusLabel(c.status)}`, c.status, i ? ', ' : ' '));
+    if (it.notStarted > 0) add(`${it.notStarted} not started`, 'pending', it.counts.length ? ', ' : ' ');
+  }
+  return parts;
+}
+
+/** What the label of an if's lane says: "taken" (×n inside a loop), "not taken", or ''. */
+export function laneText(lane, inLoop = false) {
+  if (!lane || !lane.state) return '';
+  if (lane.state === NOT_TAKEN) return 'not taken';
+  return inLoop ? `taken ×${lane.n}` : 'taken';
+}
+
 // ---- timeline ------------------------------------------------------------------------------
 
 /**

@@ -1,12 +1,14 @@
-// One execution: header and actions, what it waits for, the waterfall, input/output/error,
-// and the full event history. Polls while it runs. A child execution links to its parent, and
-// an execution with workflow steps to its children (each with its status in the timeline).
+// One execution: header and actions, what it waits for, the diagram of its definition with its
+// state, the waterfall, input/output/error, and the full event history. Polls while it runs. A
+// child execution links to its parent, and an execution with workflow steps to its children
+// (each with its status in the timeline, and from the diagram's box).
 import {ApiError, Keel, isAbort} from './api.mjs';
 import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
-import {countsText, deriveTimeline, eventSummary, eventTone, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {renderDiagram} from './diagram.mjs';
+import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
@@ -21,6 +23,19 @@ function kindCounts(items) {
   return [...m].map(([status, n]) => ({status, n}));
 }
 const SIGNAL_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+// Whether the diagram card is open, kept for the next execution page (as the token is kept).
+const DIAGRAM_OPEN_KEY = 'keel.executionDiagram';
+// A diagram wider than its card is shown at no less than this scale, and scrolls inside the
+// card instead (at phone width), so that its text stays readable.
+const DIAGRAM_MIN_SCALE = 0.8;
+
+function diagramOpenPref() {
+  try {
+    return localStorage.getItem(DIAGRAM_OPEN_KEY) !== 'closed';
+  } catch {
+    return true;
+  }
+}
 
 export async function renderExecution(ctx, id) {
   ctx.title(id);
@@ -66,12 +81,20 @@ export async function renderExecution(ctx, id) {
   const alertBox = h('div');
   const summary = h('section', {class: 'card summary', 'aria-label': 'Summary'});
   const pending = h('section', {class: 'card pending', 'aria-labelledby': 'pending-h', hidden: true});
+  // The diagram: the definition's boxes with this execution's state (only with a definition).
+  const diagramOpen = diagramOpenPref();
+  const diagramHost = h('div', {class: 'diagram-host diagram-scroll', id: 'exec-diagram-body', hidden: !diagramOpen, role: 'group', 'aria-label': 'Diagram of the steps with their state'});
+  const diagramToggle = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'diagram-toggle', 'aria-expanded': String(diagramOpen), 'aria-controls': 'exec-diagram-body'},
+    h('span', null, diagramOpen ? 'Hide' : 'Show'));
+  const diagramCard = h('section', {class: 'card diagram-card', id: 'diagram', 'aria-labelledby': 'diagram-h', hidden: !defSteps},
+    h('div', {class: 'card-head'}, h('h2', {id: 'diagram-h'}, 'Diagram'), h('span', {class: 'muted small'}, 'the definition, with the state of each step'), diagramToggle),
+    diagramHost);
   const timelineBody = h('div');
   const timelineCard = h('section', {class: 'card', id: 'timeline', 'aria-labelledby': 'timeline-h'},
     h('div', {class: 'card-head'}, h('h2', {id: 'timeline-h'}, 'Timeline')), timelineBody);
   const io = h('section', {class: 'io-grid io-main', 'aria-label': 'Input, output and error'});
   const historyCard = h('section', {class: 'card', id: 'history', 'aria-labelledby': 'history-h'});
-  root.replaceChildren(crumbs, head, alertBox, summary, pending, timelineCard, io, historyCard);
+  root.replaceChildren(crumbs, head, alertBox, summary, pending, diagramCard, timelineCard, io, historyCard);
 
   // ---- actions
   function refreshSoon() {
@@ -304,16 +327,63 @@ export async function renderExecution(ctx, id) {
           : null)));
   }
 
+  // The overlay is one small entry per step of the definition (counts for a loop, however many
+  // iterations): the SVG is drawn again only when it or the card's width changes.
+  let overlay = null;
+  let diagramKey = '';
+  let diagramWidth = 0; // of the last drawing
+  function drawDiagram() {
+    if (!overlay || !defSteps || diagramHost.hidden) return;
+    const width = Math.round(diagramHost.clientWidth || 720);
+    const key = JSON.stringify([width, [...overlay.values()]]);
+    if (key === diagramKey) return;
+    diagramKey = key;
+    const svg = renderDiagram(def.definition, {width, overlay: {steps: overlay, execution: state.exec.id}});
+    const svgWidth = Number(svg.getAttribute('width'));
+    svg.style.minWidth = `${Math.ceil(svgWidth * DIAGRAM_MIN_SCALE)}px`;
+    const scrolled = diagramHost.scrollLeft;
+    preserveFocus(diagramHost, () => diagramHost.replaceChildren(svg));
+    // Wider than the card (a phone): it scrolls sideways, so the keyboard must reach it too. It
+    // starts centred on the main line of steps; a live update keeps where the reader scrolled.
+    if (diagramHost.scrollWidth > diagramHost.clientWidth + 1) {
+      diagramHost.setAttribute('tabindex', '0');
+      diagramHost.scrollLeft = svgWidth === diagramWidth ? scrolled : (diagramHost.scrollWidth - diagramHost.clientWidth) / 2;
+    } else diagramHost.removeAttribute('tabindex');
+    diagramWidth = svgWidth;
+  }
+  function renderDiagramCard(tree, tl) {
+    if (!defSteps) return;
+    overlay = diagramOverlay(tree, defSteps, {tl, children: state.children});
+    drawDiagram();
+  }
+  diagramToggle.addEventListener('click', () => {
+    const open = diagramToggle.getAttribute('aria-expanded') !== 'true';
+    diagramToggle.setAttribute('aria-expanded', String(open));
+    diagramToggle.firstChild.textContent = open ? 'Hide' : 'Show';
+    diagramHost.hidden = !open;
+    try {
+      localStorage.setItem(DIAGRAM_OPEN_KEY, open ? 'open' : 'closed');
+    } catch {
+      // Storage refused (a private window): it stays as chosen on this page.
+    }
+    drawDiagram();
+  });
+  if (defSteps && typeof ResizeObserver === 'function') {
+    const ro = new ResizeObserver(() => drawDiagram());
+    ro.observe(diagramHost);
+    ctx.onDispose(() => ro.disconnect());
+  }
+
   let timelineEvents = -1;
   let timelineChildren = '';
-  function renderTimelineCard(tl) {
+  function renderTimelineCard(tl, tree) {
     // Someone working inside a step's detail keeps it until new events arrive.
     const a = document.activeElement;
     const kids = JSON.stringify([...state.children.values()].map((c) => [c.id, c.status]));
     if (a && a.closest && a.closest('.tl-detail') && timelineBody.contains(a) && timelineEvents === state.events.length && timelineChildren === kids) return;
     timelineEvents = state.events.length;
     timelineChildren = kids;
-    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps, tree: treeState, children: state.children})));
+    preserveFocus(timelineBody, () => timelineBody.replaceChildren(renderTimeline(tl, state.exec, defSteps, {expanded: expandedSteps, tree: treeState, children: state.children, stepTree: tree})));
   }
 
   let ioKey = '';
@@ -427,7 +497,10 @@ export async function renderExecution(ctx, id) {
     renderAlert(tl);
     renderSummary(tl);
     renderPending(tl);
-    renderTimelineCard(tl);
+    // One step tree for the diagram and the timeline (a loop may have thousands of iterations).
+    const tree = buildStepTree(state.exec, defSteps, tl.ifs);
+    renderDiagramCard(tree, tl);
+    renderTimelineCard(tl, tree);
     renderIO();
     renderHistory();
   }

@@ -156,11 +156,12 @@ function attemptTable(r, tl) {
 /**
  * renderTimeline(tl, exec, defSteps, {expanded: Set of step paths, tree: {open: Map path ->
  * bool, limits: Map path -> number}, children: Map child execution id -> its list item (for
- * its status), optional})
+ * its status), optional, stepTree: buildStepTree(exec, defSteps, tl.ifs) when the caller has
+ * it already, optional})
  * Returns the element; toggling a row updates `expanded`, a container `tree.open`, and "Show
  * more" `tree.limits`, so the page keeps them across live updates.
  */
-export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = {open: new Map(), limits: new Map()}, children = new Map()}) {
+export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = {open: new Map(), limits: new Map()}, children = new Map(), stepTree = null}) {
   const span = tl.t1 - tl.t0;
   const ticks = niceTicks(span);
 
@@ -196,7 +197,7 @@ export function renderTimeline(tl, exec, defSteps, {expanded, tree: treeState = 
       h('div', {class: 'tl-chips'}, h('span', {class: 'tl-sum'}, `${tl.ended ? '' : 'running for '}${fmtDuration(tl.tEnd - tl.t0)}`),
         tl.markers.filter((m) => m.kind === 'retry' || m.kind === 'cancel').map((m) => h('span', {class: ['chip', `mk-chip-${m.kind}`]}, m.kind === 'retry' ? icon('retry') : icon('cancel'), `${m.label} at +${fmtDuration(m.at - tl.t0)}`)))));
 
-  const tree = buildStepTree(exec, defSteps, tl.ifs);
+  const tree = stepTree || buildStepTree(exec, defSteps, tl.ifs);
   const tlRows = new Map(tl.rows.map((r) => [r.step, r]));
   // A top-level step the history knows but steps[] does not (a step of an old row): its own row.
   // A nested one appears with the next refresh (the history can be a little newer than steps[]).
