@@ -72,6 +72,30 @@ void api_transition_fail(struct http_request *req, PGconn *conn, PGresult *r, co
         store_command(conn, "ROLLBACK");
 }
 
+bool api_check_error_object(json_t *errors, const char *pointer, const json_t *v)
+{
+    if (!json_is_object(v)) {
+        api_add_field_error(errors, pointer, "must be an object {\"type\", \"message\"?}");
+        return false;
+    }
+    const json_t *type = json_object_get(v, "type");
+    const json_t *message = json_object_get(v, "message");
+    bool ok = true;
+    if (!json_is_string(type) || json_string_length(type) < 1 || json_string_length(type) > 128) {
+        char *at = xasprintf("%s/type", pointer);
+        api_add_field_error(errors, at, "must be a string of 1 to 128 characters");
+        free(at);
+        ok = false;
+    }
+    if (message && !json_is_string(message)) {
+        char *at = xasprintf("%s/message", pointer);
+        api_add_field_error(errors, at, "must be a string");
+        free(at);
+        ok = false;
+    }
+    return ok;
+}
+
 bool api_valid_name(const char *s, size_t max, const char *extra)
 {
     size_t n = strlen(s);

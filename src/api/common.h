@@ -45,6 +45,11 @@ void api_add_field_error(json_t *errors, const char *pointer, const char *messag
  * most JSON_LIMIT_MAX_DEPTH levels and holds no NUL character (PostgreSQL's jsonb refuses it).
  * Returns true when it can; otherwise adds the error to errors (naming the exact place of a NUL)
  * and returns false. */
+/* Checks v, found at pointer, as an error a caller reports: an object whose "type" is a string
+ * of 1 to 128 bytes and whose "message", when present, is a string (other members are the
+ * caller's business). Returns true when it is; otherwise adds each error to errors (at
+ * pointer, or pointer/type and pointer/message). */
+bool api_check_error_object(json_t *errors, const char *pointer, const json_t *v);
 bool api_check_storable(json_t *errors, const char *pointer, const json_t *v);
 /* Replies 422 with a single error at pointer. */
 void api_invalid_field(struct http_request *req, const char *pointer, const char *message);

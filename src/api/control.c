@@ -199,24 +199,9 @@ static bool read_end(struct http_request *req, bool fail, json_t **body, struct 
                 if (api_check_storable(errors, ptr, v))
                     in->output = v;
             } else if (fail && !strcmp(key, "error")) {
-                const json_t *type = json_object_get(v, "type");
-                const json_t *message = json_object_get(v, "message");
                 const char *k2;
                 json_t *v2;
-                bool ok = json_is_object(v);
-                if (!ok)
-                    api_add_field_error(errors, ptr, "must be an object {\"type\", \"message\"?}");
-                if (ok && (!json_is_string(type) || json_string_length(type) < 1 ||
-                           json_string_length(type) > 128)) {
-                    api_add_field_error(errors, "/error/type",
-                                        "must be a string of 1 to 128 "
-                                        "characters");
-                    ok = false;
-                }
-                if (ok && message && !json_is_string(message)) {
-                    api_add_field_error(errors, "/error/message", "must be a string");
-                    ok = false;
-                }
+                bool ok = api_check_error_object(errors, ptr, v);
                 if (json_is_object(v))
                     json_object_foreach(v, k2, v2)
                     {

@@ -91,6 +91,33 @@ static int start_reads(struct runner_input *in, struct store_call *calls)
     return n;
 }
 
+/* 409: the id is taken by another execution (what differs is said by detail). */
+static void reply_id_taken(struct http_request *req, const char *detail)
+{
+    http_reply_problem_ext(req, 409, "execution-exists", "Execution id already used", detail,
+                           json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
+                                     "already used by a different execution"),
+                           NULL);
+}
+
+/* The answer to a start once its id is known to be this start's: 201 with Location for a new
+ * execution, 200 for the same start again (skipped), with the execution as json has it. */
+static void reply_started(struct http_request *req, PGconn *conn, const struct runner_input *in,
+                          const char *id, PGresult *json)
+{
+    if (!store_ok(json) || PQntuples(json) != 1) {
+        api_transition_fail(req, conn, json, NULL);
+        return;
+    }
+    if (!in->skipped) {
+        metrics_execution_started();
+        char *location = xasprintf("/v1/executions/%s", id);
+        http_add_header(req, "Location", location);
+        free(location);
+    }
+    http_reply_json(req, in->skipped ? 200 : 201, json_loads(PQgetvalue(json, 0, 0), 0, NULL));
+}
+
 static void start_finish(struct runner_input *in, PGconn *conn, PGresult *const *reads,
                          const char *why)
 {
@@ -115,21 +142,9 @@ static void start_finish(struct runner_input *in, PGconn *conn, PGresult *const 
                                s->workflow);
     } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
         /* The id exists: the same start again is answered with it; anything else conflicts. */
-        http_reply_problem_ext(req, 409, "execution-exists", "Execution id already used",
-                               "an execution with this id exists with another workflow or input",
-                               json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
-                                         "already used by a different execution"),
-                               NULL);
-    } else if (!store_ok(json) || PQntuples(json) != 1) {
-        api_transition_fail(req, conn, json, NULL);
+        reply_id_taken(req, "an execution with this id exists with another workflow or input");
     } else {
-        if (!in->skipped) {
-            metrics_execution_started();
-            char *location = xasprintf("/v1/executions/%s", s->id);
-            http_add_header(req, "Location", location);
-            free(location);
-        }
-        http_reply_json(req, in->skipped ? 200 : 201, json_loads(PQgetvalue(json, 0, 0), 0, NULL));
+        reply_started(req, conn, in, s->id, json);
     }
     http_resume(req);
 }
@@ -285,21 +300,9 @@ static void code_start_finish(struct runner_input *in, PGconn *conn, PGresult *c
     if (!reads || (in->skipped && !store_ok(same))) {
         api_transition_fail(req, conn, !reads ? NULL : same, NULL);
     } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
-        http_reply_problem_ext(req, 409, "execution-exists", "Execution id already used",
-                               "an execution with this id exists with another kind, name or input",
-                               json_pack("[{s:s, s:s}]", "pointer", "/id", "message",
-                                         "already used by a different execution"),
-                               NULL);
-    } else if (!store_ok(json) || PQntuples(json) != 1) {
-        api_transition_fail(req, conn, json, NULL);
+        reply_id_taken(req, "an execution with this id exists with another kind, name or input");
     } else {
-        if (!in->skipped) {
-            metrics_execution_started();
-            char *location = xasprintf("/v1/executions/%s", s->id);
-            http_add_header(req, "Location", location);
-            free(location);
-        }
-        http_reply_json(req, in->skipped ? 200 : 201, json_loads(PQgetvalue(json, 0, 0), 0, NULL));
+        reply_started(req, conn, in, s->id, json);
     }
     http_resume(req);
 }

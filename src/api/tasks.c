@@ -42,15 +42,7 @@ static bool validate(struct http_request *req, enum task_call call, json_t *body
             if (call == TASK_COMPLETE && !strcmp(key, "output")) {
                 in->output = v;
             } else if (call == TASK_FAIL && !strcmp(key, "error")) {
-                json_t *type = json_object_get(v, "type");
-                json_t *message = json_object_get(v, "message");
-                if (!json_is_object(v))
-                    api_add_field_error(errors, ptr, "must be an object {\"type\", \"message\"}");
-                else if (!json_is_string(type) || !*json_string_value(type))
-                    api_add_field_error(errors, "/error/type", "must be a non-empty string");
-                else if (message && !json_is_string(message))
-                    api_add_field_error(errors, "/error/message", "must be a string");
-                else
+                if (api_check_error_object(errors, ptr, v))
                     in->error = v;
             } else if (call == TASK_FAIL && !strcmp(key, "non_retryable")) {
                 if (!json_is_boolean(v))

@@ -2105,10 +2105,10 @@ static struct engine_step *code_root(struct run *r)
     return S(r, 0);
 }
 
-/* The program completed its execution: it ends completed with the output given, or cancelled
- * after a cancel (the saga undoes what completed). No event of the root's own: the
- * execution's says it. */
-static bool on_complete(struct run *r)
+/* The program ended its execution (COMPLETE or FAIL): completed with the output given, or,
+ * after the saga has undone what completed, failed with its error; cancelled instead after a
+ * cancel. No event of the root's own: the execution's says it. */
+static bool on_program_end(struct run *r)
 {
     struct engine_step *s = code_root(r);
     if (!s)
@@ -2118,34 +2118,16 @@ static bool on_complete(struct run *r)
         root_ended(r, ENGINE_OUTCOME_CANCELLED);
         return true;
     }
-    s->status = ENGINE_STEP_COMPLETED;
+    bool completed = r->in->kind == ENGINE_IN_COMPLETE;
+    const json_t *v = completed ? r->in->output : r->in->error;
+    s->status = completed ? ENGINE_STEP_COMPLETED : ENGINE_STEP_FAILED;
     s->completed_at_ms = r->now;
-    s->completion_order = ++r->st->completions;
-    json_object_set_new(ctx_step(r, 0), "output",
-                        json_deep_copy(r->in->output ? r->in->output : json_null()));
+    if (completed)
+        s->completion_order = ++r->st->completions;
+    json_object_set_new(ctx_step(r, 0), completed ? "output" : "error",
+                        json_deep_copy(v ? v : json_null()));
     mark_changed(r, 0);
-    root_ended(r, ENGINE_OUTCOME_COMPLETED);
-    return true;
-}
-
-/* The program failed its execution with its error: the saga undoes what completed, then it
- * ends failed with that error (cancelled after a cancel). */
-static bool on_fail(struct run *r)
-{
-    struct engine_step *s = code_root(r);
-    if (!s)
-        return false;
-    if (r->st->cancel_requested) {
-        skip_node(r, 0);
-        root_ended(r, ENGINE_OUTCOME_CANCELLED);
-        return true;
-    }
-    s->status = ENGINE_STEP_FAILED;
-    s->completed_at_ms = r->now;
-    json_object_set_new(ctx_step(r, 0), "error",
-                        json_deep_copy(r->in->error ? r->in->error : json_null()));
-    mark_changed(r, 0);
-    root_ended(r, ENGINE_OUTCOME_FAILED);
+    root_ended(r, completed ? ENGINE_OUTCOME_COMPLETED : ENGINE_OUTCOME_FAILED);
     return true;
 }
 
@@ -2446,10 +2428,8 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
             applied = on_child_ended(&r);
             break;
         case ENGINE_IN_COMPLETE:
-            applied = on_complete(&r);
-            break;
         case ENGINE_IN_FAIL:
-            applied = on_fail(&r);
+            applied = on_program_end(&r);
             break;
         case ENGINE_IN_CANCEL_DEADLINE:
             applied = on_cancel_deadline(&r);
