@@ -141,12 +141,16 @@ static const struct {
     [STMT_CHILD_START] =
         {"child_start",
          "WITH p AS (SELECT depth FROM executions WHERE id = $5), "
-         /* The step's last child, and whether its effects were undone (cancelled, terminated,
-          * or failed after its saga ran): then a new child replaces it. */
+         /* The step's last child, and whether its effects were or are being undone (cancelled,
+          * terminated, failed after its saga ran, or still being stopped by its parent's
+          * earlier cancel): then a new child replaces it. */
          "last AS (SELECT c.id, c.status, c.version, c.owner, (c.status IN ('cancelled', "
          "'terminated') OR (c.status = 'failed' AND EXISTS (SELECT 1 FROM events ev WHERE "
          "ev.execution_id = c.id AND ev.type IN ('compensation_started', "
-         "'compensation_completed', 'compensation_failed')))) AS undone, (SELECT count(*) FROM "
+         "'compensation_completed', 'compensation_failed'))) OR (c.status = 'running' AND "
+         "(c.state->>'cancel_requested' = 'true' OR EXISTS (SELECT 1 FROM tasks k WHERE "
+         "k.execution_id = c.id AND k.kind IN ('parent_cancel', 'parent_terminate'))))) AS "
+         "undone, (SELECT count(*) FROM "
          "executions k WHERE k.parent_id = $5 AND k.parent_path = $6) AS n FROM executions c "
          "WHERE c.parent_id = $5 AND c.parent_path = $6 ORDER BY c.created_at DESC, c.id DESC "
          "LIMIT 1), "
