@@ -96,6 +96,11 @@ bool api_check_error_object(json_t *errors, const char *pointer, const json_t *v
     return ok;
 }
 
+bool api_valid_execution_id(const char *s)
+{
+    return api_valid_name(s, API_EXECUTION_ID_MAX, "_-:@");
+}
+
 bool api_valid_name(const char *s, size_t max, const char *extra)
 {
     size_t n = strlen(s);

@@ -30,6 +30,9 @@ void api_reply_page(struct http_request *req, PGresult *r, int limit, const char
 bool api_parse_limit(struct http_request *req, int *limit);
 /* True when s has 1 to max characters, each a letter, a digit or one of extra. */
 bool api_valid_name(const char *s, size_t max, const char *extra);
+/* The longest execution id, and whether s is one: 1 to 128 characters of A-Z a-z 0-9 _ - : @. */
+#define API_EXECUTION_ID_MAX 128
+bool api_valid_execution_id(const char *s);
 /* Replies 400 (invalid-parameter, naming the parameter and listing the allowed ones) and
  * returns true when the query string has a parameter not in allowed (NULL-terminated; may be
  * empty); returns false and replies nothing otherwise. Every handler calls it first, so a

@@ -1,12 +1,9 @@
-/* Executions: start, read, list, history, and the result long poll. */
+/* Executions: read, list, history, and the result long poll (starts: api/starts.h). */
 #ifndef KEEL_API_EXECUTIONS_H
 #define KEEL_API_EXECUTIONS_H
 
 #include "http/server.h"
 
-void api_executions_start(struct http_request *req);
-/* POST /v1/executions: starts a code execution (no definition; contract, "Step calls"). */
-void api_executions_start_code(struct http_request *req);
 void api_executions_list(struct http_request *req);
 void api_executions_get(struct http_request *req);
 void api_executions_history(struct http_request *req);

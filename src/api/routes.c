@@ -5,6 +5,7 @@
 #include "api/executions.h"
 #include "api/health.h"
 #include "api/signals.h"
+#include "api/starts.h"
 #include "api/tasks.h"
 #include "api/ui.h"
 #include "api/workflows.h"

@@ -442,12 +442,19 @@ static void on_loop_ref(void *arg, const char *pointer, const char *expr, const 
 /* Compiles tmpl (a template the definition owns, so that the compiled form may keep references
  * into it), adding an error for each malformed expression and each step or loop it may not
  * use. Returns the compiled template, which the definition owns too. */
-static struct expr_template *compile_template(struct parser *p, const json_t *tmpl, const char *ptr,
-                                              const struct step_rec *step, enum ref_rule rule)
+static struct expr_template *compile_template_counting(struct parser *p, const json_t *tmpl,
+                                                       const char *ptr, const struct step_rec *step,
+                                                       enum ref_rule rule, int *n_malformed)
 {
     struct ref_ctx rc = {p, ptr, step, rule};
     struct expr_reporter r = {on_step_ref, on_loop_ref, on_expr_error, &rc};
-    return expr_compile_reporting(tmpl, &r, NULL);
+    return expr_compile_reporting(tmpl, &r, n_malformed);
+}
+
+static struct expr_template *compile_template(struct parser *p, const json_t *tmpl, const char *ptr,
+                                              const struct step_rec *step, enum ref_rule rule)
+{
+    return compile_template_counting(p, tmpl, ptr, step, rule, NULL);
 }
 
 /* Checks the url member of an activity or compensate object at ptr. */
@@ -513,47 +520,50 @@ static void check_destination(json_t *errors, const json_t *url, const char *ste
     free(why);
 }
 
-static void check_list_destinations(json_t *found, const struct defn_step *steps, size_t n,
-                                    const char *ptr);
+typedef void (*step_visit_fn)(void *arg, const struct defn_step *st, const char *ptr);
 
-/* Checks st (at ptr) and every step it holds. Definitions nest at most DEFN_MAX_STEP_DEPTH
+/* Calls visit(arg, step, its JSON Pointer) for every step of the list at ptr and every step
+ * they hold, each before the steps it holds, in definition order (a parallel's branches in
+ * name order; an if's then before its else). Definitions nest at most DEFN_MAX_STEP_DEPTH
  * levels, which bounds the recursion. */
-static void check_step_destinations(json_t *found, const struct defn_step *st, const char *ptr)
+static void each_step(const struct defn_step *steps, size_t n, const char *ptr, step_visit_fn visit,
+                      void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct defn_step *st = &steps[i];
+        char *at = ptr_index(ptr, i);
+        visit(arg, st, at);
+        for (size_t b = 0; b < st->n_branches; b++) {
+            /* An if's lists are fields of the step itself: /then, /else. */
+            char *list =
+                st->kind == DEFN_STEP_IF ? xstrdup(at) : xasprintf("%s/parallel/branches", at);
+            char *bat = ptr_key(list, st->branches[b].name);
+            each_step(st->branches[b].steps, st->branches[b].n_steps, bat, visit, arg);
+            free(bat);
+            free(list);
+        }
+        if (st->n_children) {
+            char *body = xasprintf("%s/for_each/steps", at);
+            each_step(st->children, st->n_children, body, visit, arg);
+            free(body);
+        }
+        free(at);
+    }
+}
+
+static void check_step_destinations(void *found, const struct defn_step *st, const char *ptr)
 {
     if (st->kind == DEFN_STEP_ACTIVITY) {
         check_destination(found, st->activity.url, ptr, "activity");
         if (st->compensate)
             check_destination(found, st->compensate->url, ptr, "compensate");
     }
-    for (size_t b = 0; b < st->n_branches; b++) {
-        /* An if's lists are fields of the step itself: /then, /else. */
-        char *at = st->kind == DEFN_STEP_IF ? xstrdup(ptr) : xasprintf("%s/parallel/branches", ptr);
-        char *branch = ptr_key(at, st->branches[b].name);
-        check_list_destinations(found, st->branches[b].steps, st->branches[b].n_steps, branch);
-        free(branch);
-        free(at);
-    }
-    if (st->n_children) {
-        char *at = xasprintf("%s/for_each/steps", ptr);
-        check_list_destinations(found, st->children, st->n_children, at);
-        free(at);
-    }
-}
-
-static void check_list_destinations(json_t *found, const struct defn_step *steps, size_t n,
-                                    const char *ptr)
-{
-    for (size_t i = 0; i < n; i++) {
-        char *at = ptr_index(ptr, i);
-        check_step_destinations(found, &steps[i], at);
-        free(at);
-    }
 }
 
 int defn_check_destinations(struct defn **d, json_t **errors)
 {
     json_t *found = json_array();
-    check_list_destinations(found, (*d)->steps, (*d)->n_steps, "/steps");
+    each_step((*d)->steps, (*d)->n_steps, "/steps", check_step_destinations, found);
     if (json_array_size(found) == 0) {
         json_decref(found);
         return 0;
@@ -918,32 +928,19 @@ static void parse_wait(struct parser *p, const json_t *v, const char *ptr, struc
     (void)get_duration(p, v, "timeout", ptr, true, &st->wait_timeout_ms);
 }
 
-static void each_child_in(const struct defn_step *steps, size_t n, const char *ptr,
-                          void (*fn)(void *, const char *, const char *), void *arg)
+struct child_visit {
+    void (*fn)(void *arg, const char *pointer, const char *name);
+    void *arg;
+};
+
+static void visit_child(void *arg, const struct defn_step *st, const char *ptr)
 {
-    for (size_t i = 0; i < n; i++) {
-        const struct defn_step *st = &steps[i];
-        char *at = ptr_index(ptr, i);
-        if (st->kind == DEFN_STEP_WORKFLOW && st->child_workflow) {
-            char *name_at = xasprintf("%s/workflow/name", at);
-            fn(arg, name_at, st->child_workflow);
-            free(name_at);
-        }
-        for (size_t b = 0; b < st->n_branches; b++) {
-            char *list =
-                st->kind == DEFN_STEP_IF ? xstrdup(at) : xasprintf("%s/parallel/branches", at);
-            char *bat = ptr_key(list, st->branches[b].name);
-            each_child_in(st->branches[b].steps, st->branches[b].n_steps, bat, fn, arg);
-            free(bat);
-            free(list);
-        }
-        if (st->n_children) {
-            char *body = xasprintf("%s/for_each/steps", at);
-            each_child_in(st->children, st->n_children, body, fn, arg);
-            free(body);
-        }
-        free(at);
-    }
+    const struct child_visit *v = arg;
+    if (st->kind != DEFN_STEP_WORKFLOW || !st->child_workflow)
+        return;
+    char *name_at = xasprintf("%s/workflow/name", ptr);
+    v->fn(v->arg, name_at, st->child_workflow);
+    free(name_at);
 }
 
 const struct defn *defn_code(void)
@@ -957,8 +954,9 @@ void defn_each_child_workflow(const struct defn *d,
                               void (*fn)(void *arg, const char *pointer, const char *name),
                               void *arg)
 {
+    struct child_visit v = {fn, arg};
     if (d && fn)
-        each_child_in(d->steps, d->n_steps, "/steps", fn, arg);
+        each_step(d->steps, d->n_steps, "/steps", visit_child, &v);
 }
 
 bool defn_wait_accepts(const struct defn_step *st, const char *name)
@@ -1180,9 +1178,8 @@ static void parse_if(struct parser *p, const struct step_rec *rec, const json_t 
     } else {
         st->cond = json_deep_copy(cond);
         int malformed = 0;
-        struct ref_ctx rc = {p, at, rec, REF_BEFORE};
-        struct expr_reporter r = {on_step_ref, on_loop_ref, on_expr_error, &rc};
-        st->cond_expr = expr_compile_reporting(st->cond, &r, &malformed);
+        st->cond_expr = compile_template_counting(p, st->cond, at, rec, REF_BEFORE, &malformed);
+        /* A malformed condition has its own error; "one expression" would only repeat it. */
         if (!malformed && !expr_template_is_value(st->cond_expr))
             add_error(p, at,
                       "must be exactly one ${...} expression, with no text around it (text "
