@@ -62,6 +62,7 @@ struct parser {
     const struct step_rec **order; /* the first step with each valid id, borrowed */
     size_t n_order, cap_order;
     struct rec_list top; /* the definition's steps */
+    bool literal;        /* a step call's body: its strings are data, never templates */
 };
 
 /* The first step with this id, or NULL. */
@@ -446,6 +447,11 @@ static struct expr_template *compile_template_counting(struct parser *p, const j
                                                        const char *ptr, const struct step_rec *step,
                                                        enum ref_rule rule, int *n_malformed)
 {
+    if (p->literal) {
+        if (n_malformed)
+            *n_malformed = 0;
+        return expr_template_literal(tmpl);
+    }
     struct ref_ctx rc = {p, ptr, step, rule};
     struct expr_reporter r = {on_step_ref, on_loop_ref, on_expr_error, &rc};
     return expr_compile_reporting(tmpl, &r, n_malformed);
@@ -455,6 +461,19 @@ static struct expr_template *compile_template(struct parser *p, const json_t *tm
                                               const struct step_rec *step, enum ref_rule rule)
 {
     return compile_template_counting(p, tmpl, ptr, step, rule, NULL);
+}
+
+/* True when s (len bytes) is a template that evaluates something: never in a literal body. */
+static bool has_expression(const struct parser *p, const char *s, size_t len)
+{
+    return !p->literal && expr_has_expression(s, len);
+}
+
+/* A template without expressions, compiled once ("$$" read as "$" unless the body is
+ * literal). */
+static struct expr_template *compile_plain(const struct parser *p, const json_t *tmpl)
+{
+    return p->literal ? expr_template_literal(tmpl) : expr_compile(tmpl, NULL, NULL, NULL, NULL);
 }
 
 /* Checks the url member of an activity or compensate object at ptr. */
@@ -473,7 +492,7 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr,
         add_error(p, at, "must be a string");
     } else if (len == 0) {
         add_error(p, at, "must not be empty");
-    } else if (expr_has_expression(s, len)) {
+    } else if (has_expression(p, s, len)) {
         a->url = json_deep_copy(url);
         a->url_expr = compile_template(p, a->url, at, step, rule);
     } else {
@@ -484,18 +503,18 @@ static void check_url(struct parser *p, const json_t *obj, const char *ptr,
             if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
                 ok = false;
         char *why = NULL;
+        const char *or_expr = p->literal ? "" : " (or contain a ${...} expression)";
         if (!ok)
-            add_error(p, at,
-                      "must be an http:// or https:// URL with a host and no spaces (or contain "
-                      "a ${...} expression)");
+            add_error(p, at, "must be an http:// or https:// URL with a host and no spaces%s",
+                      or_expr);
         else if (wh_dest_check_url(NULL, s, NULL, &why) == WH_DEST_INVALID)
             add_error(p, at,
                       "must be an http:// or https:// URL with a host, a port from 1 to 65535 "
-                      "if any, and no spaces (or contain a ${...} expression); this one %s",
-                      why);
+                      "if any, and no spaces%s; this one %s",
+                      or_expr, why);
         else {
             a->url = json_deep_copy(url);
-            a->url_expr = expr_compile(a->url, NULL, NULL, NULL, NULL);
+            a->url_expr = compile_plain(p, a->url);
         }
         free(why);
     }
@@ -819,7 +838,7 @@ static void parse_call(struct parser *p, const json_t *v, const char *ptr,
         free(at);
     } else {
         a->input = json_null();
-        a->input_expr = expr_compile(a->input, NULL, NULL, NULL, NULL);
+        a->input_expr = compile_plain(p, a->input);
     }
 }
 
@@ -976,12 +995,14 @@ static void parse_sleep_until(struct parser *p, const json_t *v, const char *ptr
 {
     const char *s = json_string_value(v);
     int64_t ms;
-    if (s && expr_has_expression(s, json_string_length(v))) {
+    if (s && has_expression(p, s, json_string_length(v))) {
         st->sleep_until = json_deep_copy(v);
         st->sleep_until_expr = compile_template(p, st->sleep_until, ptr, step, REF_BEFORE);
     } else if (s && strlen(s) == json_string_length(v) && time_parse_rfc3339(s, &ms)) {
         st->sleep_until = json_deep_copy(v);
-        st->sleep_until_expr = expr_compile(st->sleep_until, NULL, NULL, NULL, NULL);
+        st->sleep_until_expr = compile_plain(p, st->sleep_until);
+    } else if (p->literal) {
+        add_error(p, ptr, "must be an RFC 3339 time such as \"2030-01-31T09:00:00Z\"");
     } else {
         add_error(p, ptr,
                   "must be an RFC 3339 time such as \"2030-01-31T09:00:00Z\" or an expression "
@@ -1586,7 +1607,7 @@ int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
 {
     if (!out || !errors)
         return -1;
-    struct parser p = {json_array(), json_object(), NULL, 0, 0, {0}};
+    struct parser p = {json_array(), json_object(), NULL, 0, 0, {0}, false};
     struct defn *d = xcalloc(1, sizeof *d);
     parse_doc(&p, doc, d);
     json_decref(p.ids);
@@ -1602,6 +1623,164 @@ int defn_parse(const json_t *doc, struct defn **out, json_t **errors)
     *out = d;
     *errors = NULL;
     return 0;
+}
+
+/* ---- step calls -------------------------------------------------------------------------- */
+
+/* The kinds a step call may have, as the body names them. */
+static const char *const CALL_KINDS[] = {"activity", "output", "sleep", "sleep_until", "wait"};
+#define N_CALL_KINDS (sizeof CALL_KINDS / sizeof CALL_KINDS[0])
+
+/* Members of a step call's "activity" that a definition writes on the step itself. */
+static const char *const CALL_ACTIVITY_SETTINGS[] = {"timeout", "schedule_to_close",
+                                                     "heartbeat_timeout", "retry"};
+#define N_CALL_ACTIVITY_SETTINGS (sizeof CALL_ACTIVITY_SETTINGS / sizeof CALL_ACTIVITY_SETTINGS[0])
+
+const char *defn_step_call_kind(const json_t *body)
+{
+    const char *kind = NULL;
+    for (size_t k = 0; k < N_CALL_KINDS; k++) {
+        if (json_object_get(body, CALL_KINDS[k])) {
+            if (kind)
+                return NULL;
+            kind = CALL_KINDS[k];
+        }
+    }
+    return kind;
+}
+
+/* The pointer of a step call's body that the definition-shaped step's pointer ptr stands for
+ * (the step's "set" is the call's "output"; its activity settings sit in "activity"). New
+ * string. */
+static char *call_pointer(const char *ptr)
+{
+    static const char *const moved[][2] = {
+        {"/set", "/output"},
+        {"/timeout", "/activity/timeout"},
+        {"/schedule_to_close", "/activity/schedule_to_close"},
+        {"/heartbeat_timeout", "/activity/heartbeat_timeout"},
+        {"/retry", "/activity/retry"},
+    };
+    for (size_t k = 0; k < sizeof moved / sizeof moved[0]; k++) {
+        size_t n = strlen(moved[k][0]);
+        if (!strncmp(ptr, moved[k][0], n) && (ptr[n] == '\0' || ptr[n] == '/'))
+            return xasprintf("%s%s", moved[k][1], ptr + n);
+    }
+    return xstrdup(ptr);
+}
+
+/* The step a definition would write for a step call's body, or NULL after adding errors for
+ * what no definition step can say (the body's own shape). */
+static json_t *call_as_step(struct parser *p, const json_t *body)
+{
+    static const char *const fields[] = {"activity", "output",     "sleep",      "sleep_until",
+                                         "wait",     "compensate", "on_timeout", NULL};
+    if (!json_is_object(body)) {
+        add_error(p, "",
+                  "the body must be a JSON object with one of activity, output, sleep, "
+                  "sleep_until or wait, such as {\"output\": 42}");
+        return NULL;
+    }
+    check_fields(p, body, "", fields);
+    const char *kind = NULL;
+    for (size_t k = 0; k < N_CALL_KINDS; k++) {
+        if (!json_object_get(body, CALL_KINDS[k]))
+            continue;
+        if (kind)
+            add_error(p, "", "a step call has exactly one kind, but this one has both %s and %s",
+                      kind, CALL_KINDS[k]);
+        else
+            kind = CALL_KINDS[k];
+    }
+    if (!kind)
+        add_error(p, "", "a step call needs one of activity, output, sleep, sleep_until or wait");
+    const json_t *activity = json_object_get(body, "activity");
+    if (json_object_get(body, "compensate") && kind && strcmp(kind, "activity") != 0)
+        add_error(p, "/compensate", "applies only to activity step calls");
+    if (json_object_get(body, "on_timeout") && kind && strcmp(kind, "wait") != 0)
+        add_error(p, "/on_timeout", "applies only to wait step calls");
+    if (activity && !json_is_object(activity))
+        add_error(p, "/activity",
+                  "must be an object such as {\"url\": \"https://...\", \"input\": {...}}");
+    else if (activity) {
+        static const char *const afields[] = {
+            "url", "input", "timeout", "schedule_to_close", "heartbeat_timeout", "retry", NULL};
+        check_fields(p, activity, "/activity", afields);
+    }
+    if (json_array_size(p->errors) > 0)
+        return NULL;
+
+    json_t *step = json_pack("{s:s}", "id", "call");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        if (!strcmp(key, "output")) {
+            json_object_set(step, "set", v);
+        } else if (!strcmp(key, "activity")) {
+            json_t *call = json_object();
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(v, k2, v2)
+            {
+                bool setting = false;
+                for (size_t k = 0; k < N_CALL_ACTIVITY_SETTINGS; k++)
+                    setting = setting || !strcmp(k2, CALL_ACTIVITY_SETTINGS[k]);
+                json_object_set(setting ? step : call, k2, v2);
+            }
+            json_object_set_new(step, "activity", call);
+        } else {
+            json_object_set(step, key, v);
+        }
+    }
+    return step;
+}
+
+int defn_parse_step_call(const json_t *body, const char *key, struct defn_step **out,
+                         json_t **errors)
+{
+    if (!out || !errors)
+        return -1;
+    *out = NULL;
+    *errors = NULL;
+    struct parser p = {json_array(), json_object(), NULL, 0, 0, {0}, true};
+    json_t *step = call_as_step(&p, body);
+    struct defn_step *st = NULL;
+    if (step) {
+        struct step_rec rec = {.ptr = "", .json = step, .id = "call", .depth = 1};
+        struct defaults dflt = {0};
+        st = xcalloc(1, sizeof *st);
+        parse_step(&p, &rec, &dflt, st);
+        json_decref(step);
+    }
+    json_decref(p.ids);
+    free(p.order);
+    if (json_array_size(p.errors) > 0) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(p.errors, i, e)
+        {
+            char *ptr = call_pointer(json_string_value(json_object_get(e, "pointer")));
+            json_object_set_new(e, "pointer", json_string(ptr));
+            free(ptr);
+        }
+        defn_step_free(st);
+        *errors = p.errors;
+        return -1;
+    }
+    json_decref(p.errors);
+    free(st->id);
+    st->id = xstrdup(key ? key : "");
+    *out = st;
+    return 0;
+}
+
+void defn_step_free(struct defn_step *st)
+{
+    if (!st)
+        return;
+    step_free(st);
+    free(st);
 }
 
 void defn_free(struct defn *d)

@@ -241,6 +241,24 @@ int64_t defn_retry_interval_ms(const struct defn_retry *r, int attempt);
  * that the paths of the steps under it are their keys). Static, shared, never freed. */
 const struct defn *defn_code(void);
 
+/* Parses the body of a step call (contract, "Step calls"): exactly one of {"activity": {"url",
+ * "input"?, "timeout"?, "schedule_to_close"?, "heartbeat_timeout"?, "retry"?}, "compensate"?:
+ * {...}}, {"output": any}, {"sleep": duration}, {"sleep_until": RFC 3339 time} or {"wait":
+ * {"signal" or "any", "timeout"?}, "on_timeout"?}, into the step a definition would hold for it
+ * (an output is a "set" step), with id key. Its strings are data: "${" and "$$" mean nothing,
+ * every template evaluates to the value as sent. The rules and messages are the definition's
+ * (durations, retry, URLs, signal names), the pointers the body's. Returns 0 and sets *out (free
+ * with defn_step_free), or -1 with *errors a new array of {"pointer", "message"}. */
+int defn_parse_step_call(const json_t *body, const char *key, struct defn_step **out,
+                         json_t **errors) __attribute__((warn_unused_result));
+
+/* The kind of a step call's body ("activity", "output", "sleep", "sleep_until" or "wait"), or
+ * NULL when it has none or several. Borrowed static string. */
+const char *defn_step_call_kind(const json_t *body);
+
+/* Frees a step made by defn_parse_step_call. NULL is fine. */
+void defn_step_free(struct defn_step *st);
+
 /* Calls fn(arg, pointer, name) for every workflow step of d, at any depth, in definition order:
  * pointer is the JSON Pointer of the step's workflow.name ("/steps/2/workflow/name"), name the
  * workflow it starts. Both borrowed for the call. */

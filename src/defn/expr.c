@@ -2386,6 +2386,15 @@ struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct ex
     return t;
 }
 
+struct expr_template *expr_template_literal(const json_t *value)
+{
+    if (!value)
+        return NULL;
+    struct expr_template *t = xcalloc(1, sizeof *t);
+    make_literal(&t->root, json_incref((json_t *)value), true);
+    return t;
+}
+
 json_t *expr_template_eval(const struct expr_template *t, const json_t *ctx, size_t max_bytes,
                            struct expr_error *err)
 {

@@ -158,6 +158,12 @@ struct expr_reporter {
 struct expr_template *expr_compile_reporting(const json_t *tmpl, const struct expr_reporter *r,
                                              int *n_malformed) __attribute__((warn_unused_result));
 
+/* A template that evaluates to value as it is, whatever its strings hold ("${" and "$$"
+ * included): data that a program sends is never a template (step calls). Keeps a reference to
+ * value, which must not be changed while the template lives. NULL when value is NULL. */
+struct expr_template *expr_template_literal(const json_t *value)
+    __attribute__((warn_unused_result));
+
 /* Evaluates the compiled template t against ctx, the object
  *   {"input": ..., "steps": {"<id>": {"output": ..., "error": ...}},
  *    "execution": {"id": ..., "workflow": ...},

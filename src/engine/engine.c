@@ -1430,12 +1430,29 @@ static void resume_node(struct run *r, size_t i)
     }
     case ENGINE_NODE_CODE:
         /* A retry: the program runs again (its completed steps are replayed, its failed ones
-         * run again when it calls them). */
+         * run again when it calls them: they are new again, keeping their request). */
         set_active(r, i);
         s->status = ENGINE_STEP_RUNNING;
         s->completed_at_ms = 0;
         json_object_del(ctx_step(r, i), "error");
         mark_changed(r, i);
+        need_all(r);
+        for (size_t k = 0; k < r->st->n_steps; k++) {
+            struct engine_step *c = S(r, k);
+            if (c->parent != i ||
+                (c->status != ENGINE_STEP_FAILED && c->status != ENGINE_STEP_SKIPPED))
+                continue;
+            *c = (struct engine_step){.status = ENGINE_STEP_PENDING,
+                                      .path = c->path,
+                                      .node = c->node,
+                                      .parent = c->parent,
+                                      .position = c->position,
+                                      .call = c->call};
+            json_t *entry = ctx_step(r, k);
+            json_object_del(entry, "output");
+            json_object_del(entry, "error");
+            mark_changed(r, k);
+        }
         return;
     case ENGINE_NODE_IF: {
         /* The branch it took, when it took one (a condition that failed took none): that
@@ -1554,13 +1571,19 @@ static void enter_step(struct run *r, size_t i)
                               .path = s->path,
                               .node = s->node,
                               .parent = s->parent,
-                              .position = s->position};
+                              .position = s->position,
+                              .call = s->call};
     /* A step entered again (a redrive) starts without its old result. */
     json_t *entry = ctx_step(r, i);
     json_object_del(entry, "output");
     json_object_del(entry, "error");
     mark_changed(r, i);
     json_t *scheduled = json_pack("{s:s}", "kind", kinds[ds->kind]);
+    if (s->call) {
+        /* A step call says what its program asked for, in the program's words. */
+        json_object_set_new(scheduled, "kind", json_string(defn_step_call_kind(s->call->request)));
+        json_object_set_new(scheduled, "request", json_deep_copy(s->call->request));
+    }
     char *child_id = NULL;
     if (ds->kind == DEFN_STEP_WORKFLOW) {
         /* Which workflow it starts; the runner journals which execution (child_started). */
@@ -2113,6 +2136,18 @@ static bool on_program_end(struct run *r)
     struct engine_step *s = code_root(r);
     if (!s)
         return false;
+    /* Steps it called and no longer waits for stop where they are (an attempt in flight too:
+     * its result will be ignored), as a definition's steps do when their execution ends. */
+    need_all(r);
+    for (size_t k = 0; k < r->st->n_steps; k++) {
+        enum engine_step_status cs = S(r, k)->status;
+        if (S(r, k)->parent == 0 && (cs == ENGINE_STEP_SCHEDULED || cs == ENGINE_STEP_RUNNING ||
+                                     cs == ENGINE_STEP_WAITING)) {
+            skip_node(r, k);
+            r->fx->cancel_tasks = true;
+        }
+    }
+    s = S(r, 0);
     if (r->st->cancel_requested) {
         skip_node(r, 0);
         root_ended(r, ENGINE_OUTCOME_CANCELLED);
@@ -2128,6 +2163,56 @@ static bool on_program_end(struct run *r)
                         json_deep_copy(v ? v : json_null()));
     mark_changed(r, 0);
     root_ended(r, completed ? ENGINE_OUTCOME_COMPLETED : ENGINE_OUTCOME_FAILED);
+    return true;
+}
+
+/* A step call of a key not journaled yet (or made new again by a retry): its instance is
+ * created at the next position under the root and entered as a definition's step of its kind.
+ * A key that exists is a replay, which the API answers from its row: stale. */
+static bool on_step_call(struct run *r)
+{
+    struct engine_state *st = r->st;
+    const char *key = r->in->key;
+    if (!code_root(r) || st->cancel_requested || !key || !*key || strchr(key, '/') ||
+        !r->in->request)
+        return false;
+    long found = find_instance(r, key);
+    size_t i;
+    if (found >= 0) {
+        i = (size_t)found;
+        if (S(r, i)->status != ENGINE_STEP_PENDING || !S(r, i)->call || S(r, i)->parent != 0)
+            return false;
+    } else {
+        struct engine_call *c = engine_call_new(key, r->in->request);
+        if (!c)
+            return false;
+        i = engine_state_add(st, key, 0);
+        struct engine_step *s = S(r, i);
+        s->call = c;
+        s->position = st->next_position++;
+        c->node->parent = N(r, 0);
+        c->node->index = s->position;
+        s->node = c->node;
+        s->fresh = true;
+    }
+    enter_node(r, i);
+    return true;
+}
+
+/* A later call of a journaled key came with another request: the history says so, once. */
+static bool on_request_differs(struct run *r)
+{
+    const char *key = r->in->key;
+    if (r->st->status != ENGINE_EXEC_RUNNING || !r->p->code || !key || !*key || strchr(key, '/'))
+        return false;
+    long i = find_instance(r, key);
+    if (i < 0 || !S(r, (size_t)i)->call || S(r, (size_t)i)->call->differs)
+        return false;
+    S(r, (size_t)i)->call->differs = true;
+    mark_changed(r, (size_t)i);
+    emit(r, "request_differs", i, 0,
+         json_pack("{s:o}", "request",
+                   json_deep_copy(r->in->request ? r->in->request : json_null())));
     return true;
 }
 
@@ -2240,7 +2325,8 @@ static bool on_retry(struct run *r)
                                       .path = s->path,
                                       .node = s->node,
                                       .parent = s->parent,
-                                      .position = s->position};
+                                      .position = s->position,
+                                      .call = s->call};
             mark_changed(r, i);
         }
     }
@@ -2329,6 +2415,16 @@ static bool bind_from(const struct engine_plan *p, struct engine_state *st, size
                 return false;
             continue;
         }
+        if (s->call) {
+            /* A step call's node is the instance's own, under the code root. */
+            struct engine_plan_node *cn = s->call->node;
+            if (!p->code || s->parent != 0 || st->steps[0].node != p->by_step[0])
+                return false;
+            cn->parent = p->by_step[0];
+            cn->index = s->position;
+            s->node = cn;
+            continue;
+        }
         size_t idx[MAX_LOOPS], n_loops;
         const struct engine_plan_node *n =
             engine_plan_resolve(p, s->path, idx, MAX_LOOPS, &n_loops);
@@ -2347,7 +2443,8 @@ static bool execution_wide(enum engine_input_kind k)
 {
     return k == ENGINE_IN_START || k == ENGINE_IN_CANCEL || k == ENGINE_IN_TERMINATE ||
            k == ENGINE_IN_RETRY || k == ENGINE_IN_COMPLETE || k == ENGINE_IN_FAIL ||
-           k == ENGINE_IN_CANCEL_DEADLINE;
+           k == ENGINE_IN_CANCEL_DEADLINE || k == ENGINE_IN_STEP_CALL ||
+           k == ENGINE_IN_REQUEST_DIFFERS;
 }
 
 static bool bind(const struct engine_plan *p, struct engine_state *st)
@@ -2384,7 +2481,7 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
     if (!p || !p->d || !st || !json_is_object(ctx) || !in || !fx || st->n_top != p->d->n_steps ||
         st->n_steps < st->n_top)
         return -1;
-    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_CANCEL_DEADLINE)
+    if (in->kind < ENGINE_IN_START || in->kind > ENGINE_IN_REQUEST_DIFFERS)
         return -1;
     if (!bind(p, st))
         return -1;
@@ -2433,6 +2530,12 @@ int engine_advance_plan(const struct engine_plan *p, struct engine_state *st, js
             break;
         case ENGINE_IN_CANCEL_DEADLINE:
             applied = on_cancel_deadline(&r);
+            break;
+        case ENGINE_IN_STEP_CALL:
+            applied = on_step_call(&r);
+            break;
+        case ENGINE_IN_REQUEST_DIFFERS:
+            applied = on_request_differs(&r);
             break;
         case ENGINE_IN_RETRY:
             applied = on_retry(&r);

@@ -172,7 +172,29 @@ struct engine_step {
                          is not in the state (not serialized) */
     bool items_set;   /* for_each: items evaluated during this call, to be stored (not
                          serialized) */
+    /* Added for step calls. */
+    struct engine_call *call; /* owned; a step call's instance (a code execution's key): the
+                                 request it was created with; NULL for every other instance */
 };
+
+/* What a step call's instance runs: the body of the call that created it, and the step and
+ * plan node parsed from it (defn_parse_step_call), which belong to the instance rather than to
+ * a plan (the plan of a code execution has no node for its keys). Its position among the
+ * root's children is the order of the first calls of the keys. */
+struct engine_call {
+    json_t *request;               /* owned; the body as the first call sent it */
+    struct defn_step *step;        /* owned; parsed from request, with the key as id */
+    struct engine_plan_node *node; /* owned; a leaf under the code root (bound to a plan's root
+                                     by engine_state_bind) */
+    bool differs;                  /* a later call of the key came with another request: the
+                                      history says so once */
+};
+
+/* The call of key made with request (a valid step call's body: the API checked it with
+ * defn_parse_step_call), or NULL when it does not parse. Free with engine_call_free. */
+struct engine_call *engine_call_new(const char *key, const json_t *request)
+    __attribute__((warn_unused_result));
+void engine_call_free(struct engine_call *c);
 
 #define ENGINE_NO_PARENT ((size_t)-1)
 
@@ -215,6 +237,9 @@ struct engine_state {
     json_t *by_path;           /* owned; path -> instance index */
     const struct engine_loader *loader; /* borrowed; NULL: every instance is in steps */
     bool all_loaded;                    /* with a loader: load_all has run */
+    /* Added for step calls. */
+    bool code;            /* a code execution's (defn_code()): its keys are the root's children */
+    size_t next_position; /* code: the position the next new key gets (first-call order) */
 };
 
 /* The index of the instance with this path, or -1 when there is none (not entered yet, or no
@@ -231,8 +256,11 @@ json_t *engine_state_header_to_json(const struct engine_state *st);
 int engine_state_begin(struct engine_state *st, const json_t *header, const struct defn *d)
     __attribute__((warn_unused_result));
 /* Adds the instance at path with its own JSON (engine_step_to_json); its parent (path minus
- * the last segment) must be in st already. Returns its index, or -1 when the JSON does not
- * read, the path is already there or its parent is missing. */
+ * the last segment; for a code execution's key, a path without '/', the root "") must be in st
+ * already. A key's JSON also holds "request", the body of the call that created it (stored
+ * apart, as a for_each's items are). Returns its index, or -1 when the JSON does not read (a
+ * key without a request that parses included), the path is already there or its parent is
+ * missing. */
 long engine_state_put(struct engine_state *st, const char *path, const json_t *step)
     __attribute__((warn_unused_result));
 /* Checks a state built with engine_state_begin/put: every top-level step is there. */
@@ -307,6 +335,14 @@ enum engine_input_kind {
                                   runs, then it ends failed with that error */
     ENGINE_IN_CANCEL_DEADLINE, /* its CANCEL_DEADLINE task is due: a cancel its program never
                                   answered with complete or fail ends it cancelled */
+    ENGINE_IN_STEP_CALL,       /* its program calls .key with .request (a valid step call's
+                                  body): a new key gets its instance under the root, at the
+                                  next position, and is entered; a key that exists is stale
+                                  (the caller answers from its row), except one a retry made new
+                                  again, which runs again. Stale after a cancel request */
+    ENGINE_IN_REQUEST_DIFFERS, /* a call of the journaled .key came with another .request: its
+                                  instance is marked and request_differs journaled, once (stale
+                                  after that, and when the execution is not running) */
 };
 
 /* How long a code execution's program has, after a cancel, to come back with complete or fail
@@ -344,6 +380,8 @@ struct engine_input {
                                  (completed), .error its error or the reason it never ran */
     const char *child_id;     /* CHILD_ENDED: the child's id (borrowed; NULL: the step's first
                                  child, engine_child_id) */
+    const char *key;          /* STEP_CALL, REQUEST_DIFFERS: the key (borrowed) */
+    const json_t *request;    /* STEP_CALL, REQUEST_DIFFERS: the call's body (borrowed) */
 };
 
 /* A child execution a workflow step starts, in the transaction that journals the step's

@@ -87,6 +87,16 @@ static bool node_kind(enum defn_step_kind k, enum engine_node_kind *out)
     return false;
 }
 
+bool engine_plan_call_node(const struct defn_step *st, struct engine_plan_node *out)
+{
+    enum engine_node_kind k;
+    if (!st || !out || !node_kind(st->kind, &k) || engine_node_is_container(k) ||
+        k == ENGINE_NODE_FAIL || k == ENGINE_NODE_WORKFLOW)
+        return false;
+    *out = (struct engine_plan_node){.kind = k, .id = st->id, .step = st, .call = true};
+    return true;
+}
+
 /* How many nodes the steps take, sub-steps and their sequences included. */
 static size_t count_nodes(const struct defn_step *steps, size_t n)
 {

@@ -89,6 +89,7 @@ struct engine_plan_node {
     const struct engine_plan_node **refs; /* points into the plan's refs pool */
     size_t n_refs;
     bool reads_input; /* one of those templates may read ${input...} */
+    bool call;        /* a step call's leaf: owned by its instance (engine_call), not a plan */
 };
 
 struct engine_plan {
@@ -124,6 +125,11 @@ bool engine_node_is_container(enum engine_node_kind k);
  * with engine_plan_free), or NULL when d is NULL, holds a step kind the plan does not know, or
  * a compound step without steps. */
 struct engine_plan *engine_plan_build(const struct defn *d) __attribute__((warn_unused_result));
+
+/* Fills *out with the leaf node of a step call's step st (activity, sleep, sleep_until, wait or
+ * set), with no parent yet: engine_state_bind hangs it under a code plan's root. False for
+ * another kind. */
+bool engine_plan_call_node(const struct defn_step *st, struct engine_plan_node *out);
 
 /* Frees p and everything it owns (not the definition). NULL is fine. */
 void engine_plan_free(struct engine_plan *p);

@@ -25,8 +25,14 @@
  * its "path" (a top-level step's path is its id, so it is not written). Container members,
  * each left out when zero: "cursor", "running", "failed", "cancelled", "stopping", "next",
  * "n_items", "redo", "items", and an iteration's "item". A state without nested instances is
- * written exactly as before. */
+ * written exactly as before.
+ *
+ * Step calls added a code execution's keys (instances under the root "" whose paths have no
+ * '/') with "pos" (their first-call position), "differs": true, and "request" (the body that
+ * created them, which the rows store apart); and "next_position" at the top level. */
 #include "engine/engine.h"
+
+#include "engine/plan.h"
 
 #include "util/alloc.h"
 
@@ -91,6 +97,49 @@ static void reserve_steps(struct engine_state *st, size_t n)
     st->steps = p;
 }
 
+/* A code execution's definition (defn_code): its keys are the root's children. */
+static bool is_code(const struct defn *d)
+{
+    return d && d->n_steps == 1 && d->steps[0].kind == DEFN_STEP_CODE;
+}
+
+void engine_call_free(struct engine_call *c)
+{
+    if (!c)
+        return;
+    json_decref(c->request);
+    defn_step_free(c->step);
+    free(c->node);
+    free(c);
+}
+
+struct engine_call *engine_call_new(const char *key, const json_t *request)
+{
+    struct defn_step *step = NULL;
+    json_t *errors = NULL;
+    if (!key || !request || defn_parse_step_call(request, key, &step, &errors) != 0) {
+        json_decref(errors);
+        return NULL;
+    }
+    struct engine_plan_node *node = xcalloc(1, sizeof *node);
+    if (!engine_plan_call_node(step, node)) {
+        defn_step_free(step);
+        free(node);
+        return NULL;
+    }
+    struct engine_call *c = xcalloc(1, sizeof *c);
+    c->request = json_deep_copy(request);
+    c->step = step;
+    c->node = node;
+    return c;
+}
+
+/* A code execution's key: a path of one segment under the root "". */
+static bool is_key(const struct engine_state *st, const char *path)
+{
+    return st->code && *path && !strchr(path, '/');
+}
+
 /* Appends an instance with this path (copied) and no progress; returns its index. */
 static size_t add_instance(struct engine_state *st, const char *path, size_t parent)
 {
@@ -123,6 +172,7 @@ void engine_state_init(struct engine_state *st, const struct defn *d)
         st->steps[k].position = i;
     }
     st->n_top = n;
+    st->code = is_code(d);
 }
 
 void engine_state_free(struct engine_state *st)
@@ -133,6 +183,7 @@ void engine_state_free(struct engine_state *st)
         free(st->steps[i].path);
         json_decref(st->steps[i].items);
         json_decref(st->steps[i].item);
+        engine_call_free(st->steps[i].call);
     }
     free(st->steps);
     json_decref(st->by_path);
@@ -188,6 +239,13 @@ static json_t *step_json(const struct engine_state *st, size_t i, bool with_item
         json_object_set(o, "items", s->items);
     if (s->item)
         json_object_set(o, "item", s->item);
+    if (s->call) {
+        json_object_set_new(o, "pos", json_integer((json_int_t)s->position));
+        if (s->call->differs)
+            json_object_set_new(o, "differs", json_true());
+        if (with_items)
+            json_object_set(o, "request", s->call->request);
+    }
     return o;
 }
 
@@ -209,6 +267,8 @@ json_t *engine_state_header_to_json(const struct engine_state *st)
         json_object_set_new(j, "cancel_requested", json_true());
     if (st->compensating)
         json_object_set_new(j, "compensating", json_true());
+    if (st->next_position > 0)
+        json_object_set_new(j, "next_position", json_integer((json_int_t)st->next_position));
     return j;
 }
 
@@ -296,7 +356,9 @@ static bool read_comp(const json_t *o, struct engine_compensation *c)
     return true;
 }
 
-static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
+/* Reads instance JSON into s; key is the instance's path when it is a code execution's key
+ * (which must carry its request), else NULL (which must not). */
+static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s, const char *key)
 {
     static const char *const keys[] = {
         "path",       "status",       "attempt",  "scheduled_at",
@@ -304,7 +366,7 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
         "accepted",   "comp",         "cursor",   "running",
         "failed",     "cancelled",    "stopping", "next",
         "n_items",    "redo",         "items",    "item",
-        NULL};
+        "pos",        "differs",      "request",  NULL};
     int64_t attempt, order, cursor, running, failed, cancelled, next, n_items, redo;
     if (!json_is_object(o) || !only_keys(o, keys))
         return false;
@@ -348,6 +410,18 @@ static bool read_step(const json_t *o, size_t n_steps, struct engine_step *s)
     s->status = (enum engine_step_status)status;
     s->attempt = (int)attempt;
     s->completion_order = (int)order;
+    const json_t *request = json_object_get(o, "request");
+    int64_t pos;
+    bool differs;
+    if (!get_int(o, "pos", true, 0, INT_MAX, &pos) || !get_bool(o, "differs", &differs))
+        return false;
+    if (!key)
+        return !request && !json_object_get(o, "pos") && !differs;
+    s->call = engine_call_new(key, request);
+    if (!s->call)
+        return false;
+    s->call->differs = differs;
+    s->position = (size_t)pos;
     return true;
 }
 
@@ -530,9 +604,23 @@ static bool state_consistent(const struct engine_state *st, const struct defn *d
     return true;
 }
 
-/* The index of the instance whose path is path minus its last segment, or -1. */
+/* next_position of a header (code executions only), and the code flag. */
+static bool read_next_position(const json_t *j, const struct defn *d, struct engine_state *st)
+{
+    int64_t next;
+    st->code = is_code(d);
+    if (!get_int(j, "next_position", true, 0, INT_MAX, &next) || (next > 0 && !st->code))
+        return false;
+    st->next_position = (size_t)next;
+    return true;
+}
+
+/* The index of the instance whose path is path minus its last segment (a code execution's key:
+ * the root ""), or -1. */
 static long parent_of(const struct engine_state *st, const char *path)
 {
+    if (is_key(st, path))
+        return engine_state_find(st, "");
     const char *slash = strrchr(path, '/');
     if (!slash)
         return -1;
@@ -544,8 +632,15 @@ static long parent_of(const struct engine_state *st, const char *path)
 
 int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_state *st)
 {
-    static const char *const keys[] = {
-        "v", "status", "current", "completions", "cancel_requested", "compensating", "steps", NULL};
+    static const char *const keys[] = {"v",
+                                       "status",
+                                       "current",
+                                       "completions",
+                                       "cancel_requested",
+                                       "compensating",
+                                       "next_position",
+                                       "steps",
+                                       NULL};
     int64_t v, current, completions;
     if (!st)
         return -1;
@@ -559,7 +654,7 @@ int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_
         !get_int(j, "current", false, 0, (int64_t)d->n_steps, &current) ||
         !get_int(j, "completions", false, 0, (int64_t)n, &completions) || !json_is_array(steps) ||
         n < d->n_steps || !get_bool(j, "cancel_requested", &st->cancel_requested) ||
-        !get_bool(j, "compensating", &st->compensating))
+        !get_bool(j, "compensating", &st->compensating) || !read_next_position(j, d, st))
         goto Fail;
 
     st->status = (enum engine_exec_status)status;
@@ -585,7 +680,7 @@ int engine_state_from_json(const json_t *j, const struct defn *d, struct engine_
         if (i < d->n_steps)
             st->steps[k].position = i;
         char *kept = st->steps[k].path;
-        if (!read_step(o, n, &st->steps[k]))
+        if (!read_step(o, n, &st->steps[k], is_key(st, path) ? path : NULL))
             goto Fail;
         st->steps[k].path = kept;
     }
@@ -603,8 +698,14 @@ Fail:
 
 int engine_state_begin(struct engine_state *st, const json_t *header, const struct defn *d)
 {
-    static const char *const keys[] = {
-        "v", "status", "current", "completions", "cancel_requested", "compensating", NULL};
+    static const char *const keys[] = {"v",
+                                       "status",
+                                       "current",
+                                       "completions",
+                                       "cancel_requested",
+                                       "compensating",
+                                       "next_position",
+                                       NULL};
     int64_t v, current, completions;
     if (!st)
         return -1;
@@ -616,7 +717,7 @@ int engine_state_begin(struct engine_state *st, const json_t *header, const stru
         !get_int(header, "current", false, 0, (int64_t)d->n_steps, &current) ||
         !get_int(header, "completions", false, 0, INT_MAX, &completions) ||
         !get_bool(header, "cancel_requested", &st->cancel_requested) ||
-        !get_bool(header, "compensating", &st->compensating))
+        !get_bool(header, "compensating", &st->compensating) || !read_next_position(header, d, st))
         goto Fail;
     st->status = (enum engine_exec_status)status;
     st->current = (size_t)current;
@@ -636,7 +737,8 @@ long engine_state_put(struct engine_state *st, const char *path, const json_t *s
     if (!st || !st->by_path || !path || engine_state_find(st, path) >= 0)
         return -1;
     long parent = -1;
-    if (strchr(path, '/')) {
+    bool key = is_key(st, path);
+    if (strchr(path, '/') || key) {
         parent = parent_of(st, path);
         if (parent < 0)
             return -1;
@@ -644,9 +746,11 @@ long engine_state_put(struct engine_state *st, const char *path, const json_t *s
         return -1; /* the top-level steps come first, all of them */
     }
     struct engine_step s = {0};
-    if (!read_step(step, (size_t)INT_MAX, &s) || s.completion_order > st->completions) {
+    if (!read_step(step, (size_t)INT_MAX, &s, key ? path : NULL) ||
+        s.completion_order > st->completions) {
         json_decref(s.items);
         json_decref(s.item);
+        engine_call_free(s.call);
         return -1;
     }
     size_t k = add_instance(st, path, parent < 0 ? ENGINE_NO_PARENT : (size_t)parent);
