@@ -6,6 +6,7 @@
 #include "api/health.h"
 #include "api/signals.h"
 #include "api/starts.h"
+#include "api/steps.h"
 #include "api/tasks.h"
 #include "api/ui.h"
 #include "api/workflows.h"
@@ -33,6 +34,8 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/executions/{id}/retry", api_executions_retry},
     {"POST", "/v1/executions/{id}/complete", api_executions_complete},
     {"POST", "/v1/executions/{id}/fail", api_executions_fail},
+    {"POST", "/v1/executions/{id}/steps/{key}", api_steps_call},
+    {"GET", "/v1/executions/{id}/steps/{key}", api_steps_get},
     {"POST", "/v1/tasks/{token}/complete", api_tasks_complete},
     {"POST", "/v1/tasks/{token}/fail", api_tasks_fail},
     {"POST", "/v1/tasks/{token}/heartbeat", api_tasks_heartbeat},

@@ -1746,6 +1746,7 @@ int defn_parse_step_call(const json_t *body, const char *key, struct defn_step *
     struct parser p = {json_array(), json_object(), NULL, 0, 0, {0}, true};
     json_t *step = call_as_step(&p, body);
     struct defn_step *st = NULL;
+    size_t own_errors = json_array_size(p.errors);
     if (step) {
         struct step_rec rec = {.ptr = "", .json = step, .id = "call", .depth = 1};
         struct defaults dflt = {0};
@@ -1756,10 +1757,9 @@ int defn_parse_step_call(const json_t *body, const char *key, struct defn_step *
     json_decref(p.ids);
     free(p.order);
     if (json_array_size(p.errors) > 0) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(p.errors, i, e)
-        {
+        /* The step parser's pointers are those of the definition-shaped step. */
+        for (size_t i = own_errors; i < json_array_size(p.errors); i++) {
+            json_t *e = json_array_get(p.errors, i);
             char *ptr = call_pointer(json_string_value(json_object_get(e, "pointer")));
             json_object_set_new(e, "pointer", json_string(ptr));
             free(ptr);

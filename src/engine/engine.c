@@ -1572,7 +1572,8 @@ static void enter_step(struct run *r, size_t i)
                               .node = s->node,
                               .parent = s->parent,
                               .position = s->position,
-                              .call = s->call};
+                              .call = s->call,
+                              .fresh = s->fresh};
     /* A step entered again (a redrive) starts without its old result. */
     json_t *entry = ctx_step(r, i);
     json_object_del(entry, "output");

@@ -111,6 +111,7 @@ static const struct column_spec step_cols[] = {
     {"engine", COL_JSON},
     {"items", COL_JSON},
     {"items_set", COL_SCALAR},
+    {"request", COL_JSON},
 };
 static const struct column_spec task_cols[] = {
     {"execution_id", COL_SCALAR}, {"kind", COL_SCALAR},   {"step", COL_SCALAR},
@@ -135,7 +136,7 @@ static const struct column_spec exec_cols[] = {
 static const struct column_spec value_col[] = {{NULL, COL_SCALAR}};
 
 #define N_OF(a)      ((int)(sizeof(a) / sizeof *(a)))
-#define APPLY_PARAMS 57
+#define APPLY_PARAMS 58
 
 /* A batch of one transition: its writes as STMT_EXEC_APPLY's parameters (the records as JSON,
  * whose extra members jsonb_to_recordset ignores). That statement costs less than the

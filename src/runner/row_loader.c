@@ -24,11 +24,11 @@ static void ctx_add_row(json_t *steps, const json_t *row)
     json_object_set_new(steps, path, s);
 }
 
-/* Adds the rows (JSON text of [[path, status, output, error, engine], ...], parents before
- * children) that st does not hold yet to st and their results to ctx, and records each one's
- * interpreter state as read in loaded ({path: engine}; NULL: not recorded), so that the
- * transition writes back exactly the rows whose state changed. Returns false when one does not
- * read or fit. */
+/* Adds the rows (JSON text of [[path, status, output, error, engine, request], ...], parents
+ * before children; request is a step call's body, null for other rows) that st does not hold yet to
+ * st and their results to ctx, and records each one's interpreter state as read in loaded ({path:
+ * engine}; NULL: not recorded), so that the transition writes back exactly the rows whose state
+ * changed. Returns false when one does not read or fit. */
 bool row_put(struct engine_state *st, json_t *ctx, const char *rows_text, json_t *loaded)
 {
     json_t *rows = json_loads(rows_text, JSON_ALLOW_NUL, NULL);
@@ -49,7 +49,20 @@ bool row_put(struct engine_state *st, json_t *ctx, const char *rows_text, json_t
         }
         if (engine_state_find(st, path) >= 0)
             continue;
-        if (engine_state_put(st, path, json_array_get(row, 4)) < 0) {
+        json_t *engine = json_array_get(row, 4);
+        const json_t *request = json_array_get(row, 5);
+        long put;
+        if (request && !json_is_null(request) && json_is_object(engine)) {
+            /* The interpreter reads a key's request with its own JSON; the row keeps it
+             * apart, written once. */
+            json_t *with = json_copy(engine);
+            json_object_set(with, "request", (json_t *)request);
+            put = engine_state_put(st, path, with);
+            json_decref(with);
+        } else {
+            put = engine_state_put(st, path, engine);
+        }
+        if (put < 0) {
             ok = false;
             break;
         }

@@ -368,10 +368,14 @@ static void row_details(const struct pending *p, const char *id, json_t *row)
     json_object_set_new(row, "heartbeat_set", json_boolean(beat || fresh));
 }
 
-/* The kind a step row shows: the step's kind, or "branch" / "iteration" for the sequences of a
- * parallel's branch and a for_each's item. */
-static const char *row_kind(const struct engine_plan_node *n)
+/* The kind a step row shows: the step's kind, a step call's kind as its program named it
+ * ("output" for what a definition calls "set"), or "branch" / "iteration" for the sequences of
+ * a parallel's branch and a for_each's item. */
+static const char *row_kind(const struct engine_step *s)
 {
+    const struct engine_plan_node *n = s->node;
+    if (s->call)
+        return defn_step_call_kind(s->call->request);
     if (n->kind != ENGINE_NODE_SEQUENCE)
         return engine_node_kind_name(n->kind);
     return n->branch ? "branch" : "iteration";
@@ -398,7 +402,10 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
         json_object_set_new(row, "parent",
                             s->parent == ENGINE_NO_PARENT ? json_null()
                                                           : json_string(st->steps[s->parent].path));
-        json_object_set_new(row, "kind", node ? json_string(row_kind(node)) : json_null());
+        json_object_set_new(row, "kind", node ? json_string(row_kind(s)) : json_null());
+        /* A key's request, with the row that creates it (never rewritten). */
+        if (s->call && s->fresh)
+            json_object_set(row, "request", s->call->request);
         json_object_set_new(row, "position", json_integer((json_int_t)s->position));
         json_object_set_new(row, "status", json_string(status));
         /* Attempts made: a step waiting to send its next attempt (scheduled, retrying) has
@@ -608,6 +615,10 @@ void transition_lock_prepare(const struct transition_request *req, struct transi
     json_t *list = json_array(), *seen = json_object();
     if (req->step_id)
         row_paths_with_ancestors(list, seen, req->step_id);
+    /* A step call's key, when it is journaled already (then the call is a replay). */
+    if ((req->in.kind == ENGINE_IN_STEP_CALL || req->in.kind == ENGINE_IN_REQUEST_DIFFERS) &&
+        req->in.key)
+        row_paths_with_ancestors(list, seen, req->in.key);
     size_t n = json_array_size(list);
     const char **items = xcalloc(n ? n : 1, sizeof *items);
     for (size_t k = 0; k < n; k++)

@@ -30,7 +30,9 @@
  * error, engine], the top-level ones first in definition order, then the others by depth, so
  * that a row's parent always comes before it. */
 #define STEP_ROWS_JSON                                                                             \
-    "coalesce(json_agg(json_build_array(s.path, s.status, s.output, s.error, s.engine) ORDER BY "  \
+    "coalesce(json_agg(json_build_array(s.path, s.status, s.output, s.error, s.engine, "           \
+    "s.request) "                                                                                  \
+    "ORDER BY "                                                                                    \
     "s.parent_path IS NOT NULL, array_length(string_to_array(s.path, '/'), 1), s.position, "       \
     "s.path), '[]')::text"
 
@@ -128,6 +130,25 @@ static const struct {
                          "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
                          "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
                          "s.path = p.path OFFSET 0) s"},
+    /* A step call's key as its program sees it, read without a lock: a replay is answered
+     * from it and writes nothing. The key's row is under the root "" (parent_path ''). */
+    [STMT_STEP_CALL_READ] =
+        {"step_call_read",
+         "SELECT e.kind, e.status, coalesce(e.state->>'cancel_requested', 'false'), s.kind, "
+         "s.status, (s.request = $3::jsonb)::text, s.request->'activity'->>'url', "
+         "coalesce(s.engine->>'differs', 'false'), greatest(1, least(60, ceil(extract(epoch FROM "
+         "coalesce(s.next_attempt_at, s.due_at) - now())))::int), CASE WHEN s.path IS NOT NULL "
+         "THEN json_build_object('execution_id', e.id, 'key', s.path, 'kind', s.kind, "
+         "'position', s.position, 'status', s.status, 'attempts', s.attempts, 'output', s.output, "
+         "'error', s.error, 'last_error', s.last_error, 'next_attempt_at', "
+         "keel_ts(s.next_attempt_at), 'due_at', keel_ts(s.due_at), 'started_at', "
+         "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at))::text END "
+         "FROM executions e LEFT JOIN steps s ON s.execution_id = e.id AND s.path = $2 AND "
+         "s.parent_path = '' WHERE e.id = $1"},
+    [STMT_STEP_CALL_DONE] = {"step_call_done",
+                             "SELECT coalesce(json_agg(s.path ORDER BY (s.engine->>'order')::int "
+                             "DESC), '[]')::text FROM steps s WHERE s.execution_id = $1 AND "
+                             "s.parent_path = '' AND s.status = 'completed'"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
                              "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
     [STMT_EXEC_INPUT] = {"exec_input", "SELECT input::text FROM executions WHERE id = $1"},
@@ -236,18 +257,19 @@ static const struct {
          "st AS (INSERT INTO steps (execution_id, path, step_id, parent_path, kind, position, "
          "status, attempts, output, "
          "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat, "
-         "engine, items) "
+         "engine, items, request) "
          "SELECT $1, s.path, s.id, s.parent, s.kind, s.position, s.status, s.attempts, s.output, "
          "s.error, s.started_at, "
          "s.completed_at, CASE WHEN s.last_error_set THEN s.last_error ELSE o.last_error END, "
          "s.next_attempt_at, s.due_at, CASE WHEN s.heartbeat_set THEN s.heartbeat "
-         "ELSE o.heartbeat END, s.engine, CASE WHEN s.items_set THEN s.items ELSE o.items END "
+         "ELSE o.heartbeat END, s.engine, CASE WHEN s.items_set THEN s.items ELSE o.items END, "
+         "s.request "
          "FROM jsonb_to_recordset($5::jsonb) "
          "AS s(path text, id text, parent text, kind text, position int, status text, "
          "attempts int, output jsonb, error jsonb, "
          "started_at timestamptz, completed_at timestamptz, last_error jsonb, "
          "last_error_set bool, next_attempt_at timestamptz, due_at timestamptz, heartbeat jsonb, "
-         "heartbeat_set bool, engine jsonb, items jsonb, items_set bool) "
+         "heartbeat_set bool, engine jsonb, items jsonb, items_set bool, request jsonb) "
          /* One index lookup per row written (a hash join would read every row of the
           * execution, thousands in a large for_each). */
          "LEFT JOIN LATERAL (SELECT o.last_error, o.heartbeat, o.items FROM steps o WHERE "
@@ -311,17 +333,21 @@ static const struct {
          "$14::jsonb[]) AS e(x, seq, type, step, path, attempt, at, data)), st AS (INSERT INTO "
          "steps (execution_id, path, step_id, parent_path, kind, position, status, attempts, "
          "output, error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat, "
-         "engine, items) SELECT s.x, s.path, s.id, s.parent, s.kind, s.position, s.status, "
+         "engine, items, request) SELECT s.x, s.path, s.id, s.parent, s.kind, s.position, "
+         "s.status, "
          "s.attempts, s.output, s.error, s.started_at, s.completed_at, CASE WHEN s.last_error_set "
          "THEN s.last_error ELSE o.last_error END, s.next_attempt_at, s.due_at, CASE WHEN "
          "s.heartbeat_set THEN s.heartbeat ELSE o.heartbeat END, s.engine, CASE WHEN s.items_set "
-         "THEN s.items ELSE o.items END FROM unnest($15::text[], $16::text[], $17::text[], "
+         "THEN s.items ELSE o.items END, s.request FROM unnest($15::text[], $16::text[], "
+         "$17::text[], "
          "$18::text[], $19::text[], $20::int[], $21::text[], $22::int[], $23::jsonb[], "
          "$24::jsonb[], $25::timestamptz[], $26::timestamptz[], $27::jsonb[], $28::bool[], "
          "$29::timestamptz[], $30::timestamptz[], $31::jsonb[], $32::bool[], $33::jsonb[], "
-         "$34::jsonb[], $35::bool[]) AS s(x, path, id, parent, kind, position, status, attempts, "
+         "$34::jsonb[], $35::bool[], $36::jsonb[]) AS s(x, path, id, parent, kind, position, "
+         "status, attempts, "
          "output, error, started_at, completed_at, last_error, last_error_set, next_attempt_at, "
-         "due_at, heartbeat, heartbeat_set, engine, items, items_set) LEFT JOIN LATERAL (SELECT "
+         "due_at, heartbeat, heartbeat_set, engine, items, items_set, request) LEFT JOIN LATERAL "
+         "(SELECT "
          "o.last_error, o.heartbeat, o.items FROM steps o WHERE o.execution_id = s.x AND o.path = "
          "s.path OFFSET 0) o ON true ON CONFLICT (execution_id, path) DO UPDATE SET status = "
          "EXCLUDED.status, attempts = EXCLUDED.attempts, output = EXCLUDED.output, error = "
@@ -329,20 +355,20 @@ static const struct {
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, due_at = "
          "EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, items = "
          "EXCLUDED.items), tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, "
-         "payload, owner) SELECT * FROM unnest($36::text[], $37::text[], $38::text[], $39::int[], "
-         "$40::timestamptz[], $41::jsonb[], $42::text[])), tok AS (INSERT INTO attempt_tokens "
+         "payload, owner) SELECT * FROM unnest($37::text[], $38::text[], $39::text[], $40::int[], "
+         "$41::timestamptz[], $42::jsonb[], $43::text[])), tok AS (INSERT INTO attempt_tokens "
          "(token_hash, execution_id, step, attempt, compensation) SELECT * FROM "
-         "unnest($43::text[], $44::text[], $45::text[], $46::int[], $47::bool[])), ex AS (UPDATE "
+         "unnest($44::text[], $45::text[], $46::text[], $47::int[], $48::bool[])), ex AS (UPDATE "
          "executions e SET status = u.status, state = u.state, last_seq = u.last_seq, owner = "
          "coalesce(u.take, e.owner), output = CASE WHEN u.ended THEN u.output WHEN u.status = "
          "'running' THEN NULL ELSE e.output END, error = CASE WHEN u.ended THEN u.error WHEN "
          "u.status = 'running' THEN NULL ELSE e.error END, updated_at = u.at, completed_at = CASE "
          "WHEN u.ended THEN u.at WHEN u.status = 'running' THEN NULL ELSE e.completed_at END FROM "
-         "(SELECT u.*, x.tid FROM unnest($48::text[], $49::text[], $50::jsonb[], $51::bigint[], "
-         "$52::jsonb[], $53::jsonb[], $54::timestamptz[], $55::bool[], $56::text[]) AS u(id, "
+         "(SELECT u.*, x.tid FROM unnest($49::text[], $50::text[], $51::jsonb[], $52::bigint[], "
+         "$53::jsonb[], $54::jsonb[], $55::timestamptz[], $56::bool[], $57::text[]) AS u(id, "
          "status, state, last_seq, output, error, at, ended, take) CROSS JOIN LATERAL (SELECT ctid "
          "AS tid FROM executions WHERE id = u.id OFFSET 0) x) u WHERE e.ctid = u.tid RETURNING "
-         "e.id, u.ended) SELECT (SELECT count(*) FROM consumed), CASE WHEN $57::bool THEN "
+         "e.id, u.ended) SELECT (SELECT count(*) FROM consumed), CASE WHEN $58::bool THEN "
          "pg_notify('keel_tasks', '') END, (SELECT count(pg_notify('keel_done', ex.id)) FROM ex "
          "WHERE ex.ended)"},
     [STMT_EXEC_JSON] =
@@ -359,7 +385,8 @@ static const struct {
          "s.path ORDER BY c.created_at DESC, c.id DESC LIMIT 1) END) ORDER BY s.parent_path IS NOT "
          "NULL, "
          "s.parent_path, s.position), "
-         "'[]') FROM steps s WHERE s.execution_id = e.id AND s.kind IS DISTINCT FROM 'code'))::text, "
+         "'[]') FROM steps s WHERE s.execution_id = e.id AND s.kind IS DISTINCT FROM "
+         "'code'))::text, "
          "e.status, e.kind "
          "FROM executions e WHERE e.id = $1"},
     /* Summaries without input and output: the step a running execution is at (the state's

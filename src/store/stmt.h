@@ -72,6 +72,11 @@ enum store_stmt {
     STMT_CHILD_REPORT, /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
                           child's row), $5 now, $6 owner if none: queues the parent's
                           child_ended while the parent runs */
+    STMT_STEP_CALL_READ, /* $1 execution, $2 key, $3 request or NULL -> kind, status,
+                            cancel_requested, and the key's row (when there is one): kind,
+                            status, request equal to $3, activity url, differs flag, seconds
+                            until it is due, the step as API JSON */
+    STMT_STEP_CALL_DONE, /* $1 execution -> the keys completed, last completed first (JSON) */
     STMT__COUNT
 };
 

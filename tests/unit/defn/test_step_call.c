@@ -116,6 +116,7 @@ static void mistakes_name_their_pointer(void **state)
         {"{}", "", "needs one of activity, output, sleep, sleep_until or wait"},
         {"{'output': 1, 'sleep': '1s'}", "", "has both output and sleep"},
         {"{'output': 1, 'extra': 2}", "/extra", "unknown field"},
+        {"{'output': 1, 'retry': 2}", "/retry", "unknown field"},
         {"{'outptu': 1}", "/outptu", "did you mean \"output\""},
         {"{'output': 1, 'compensate': {'url': 'http://a'}}", "/compensate",
          "only to activity step calls"},

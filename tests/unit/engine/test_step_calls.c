@@ -285,6 +285,39 @@ static void what_does_not_fit_is_stale(void **state)
     h_free(&h);
 }
 
+/* The state rebuilt as the runner rebuilds it from rows (the header, then each instance's own
+ * JSON with a key's request put back beside it) is the same state. */
+static void rows_rebuild_the_state(void **state)
+{
+    (void)state;
+    struct h h;
+    started(&h);
+    call(&h, T0 + 1, "one", "{\"output\": 1}", false);
+    call(&h, T0 + 2, "nap", "{\"sleep\": \"1h\"}", false);
+    json_t *header = engine_state_header_to_json(&h.st);
+    struct engine_state back;
+    assert_int_equal(engine_state_begin(&back, header, h.d), 0);
+    for (size_t i = 0; i < h.st.n_steps; i++) {
+        json_t *own = engine_step_to_json(&h.st, i);
+        if (h.st.steps[i].call)
+            json_object_set(own, "request", h.st.steps[i].call->request);
+        if (engine_state_put(&back, h.st.steps[i].path, own) < 0)
+            fail_msg("%s does not put back: %s", h.st.steps[i].path, json_dumps(own, 0));
+        json_decref(own);
+    }
+    assert_int_equal(engine_state_ready(&back), 0);
+    struct engine_plan *p = engine_plan_build(h.d);
+    assert_true(engine_state_bind(p, &back));
+    json_t *a = engine_state_to_json(&h.st), *b = engine_state_to_json(&back);
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    json_decref(header);
+    engine_state_free(&back);
+    engine_plan_free(p);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +331,7 @@ int main(void)
         cmocka_unit_test(retry_runs_failed_keys_again),
         cmocka_unit_test(a_differing_request_is_journaled_once),
         cmocka_unit_test(what_does_not_fit_is_stale),
+        cmocka_unit_test(rows_rebuild_the_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,416 @@
+/* Step calls (issue 10) against a real keeld and PostgreSQL: output, sleep, sleep_until and wait
+ * steps by key; a replay answered from the row with no write (the rows' xmin and the event
+ * count do not move); another request for a journaled key marked once; conflicts, bad input
+ * and unknown executions refused with nothing journaled; cancel, retry and the end of the
+ * execution as the contract says; concurrent first calls of the same keys sharing one step; a
+ * sleep that outlives a kill -9 of keeld. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const *env(void)
+{
+    static const char *e[] = {"KEEL_LEASE_GRACE_MS=300", NULL};
+    return e;
+}
+
+static void assert_sql(const char *db, const char *want, const char *sql)
+{
+    char *v = harness_sql_value(db, sql);
+    if (!v || strcmp(v, want) != 0)
+        fail_msg("%s: got %s, want %s", sql, v ? v : "(null)", want);
+    free(v);
+}
+
+static struct hreply post(const struct proc *k, const char *path, const char *body, long want)
+{
+    struct hreply r;
+    http_post_json(k->base_url, path, body, &r);
+    if (r.status != want)
+        fail_msg("POST %s %s: got %ld, want %ld: %s", path, body, r.status, want,
+                 r.body ? r.body : "");
+    return r;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static bool has_header(const struct hreply *r, const char *name, const char *value)
+{
+    char v[64];
+    return hreply_header(r, name, v, sizeof v) && !strcmp(v, value);
+}
+
+/* The count of events and the row versions of the execution and its steps: what a write
+ * would change. */
+static char *footprint(const char *db, const char *id)
+{
+    return harness_sqlf(db,
+                        "SELECT (SELECT count(*) FROM events WHERE execution_id = '%s') || ':' || "
+                        "(SELECT xmin FROM executions WHERE id = '%s') || ':' || (SELECT "
+                        "string_agg(xmin::text, ',' ORDER BY path) FROM steps WHERE "
+                        "execution_id = '%s')",
+                        id, id, id);
+}
+
+static void expect(const struct proc *k, const char *path, const char *body, long want)
+{
+    struct hreply r = post(k, path, body, want);
+    hreply_free(&r);
+}
+
+struct poll {
+    const struct proc *k;
+    const char *path, *body;
+    long want;
+};
+
+static bool answered(void *arg)
+{
+    struct poll *p = arg;
+    struct hreply r;
+    http_post_json(p->k->base_url, p->path, p->body, &r);
+    bool ok = r.status == p->want;
+    hreply_free(&r);
+    return ok;
+}
+
+/* Calls until the answer is want (a pending step ends), within timeout_ms. */
+static void call_until(const struct proc *k, const char *path, const char *body, long want,
+                       int timeout_ms)
+{
+    struct poll p = {k, path, body, want};
+    if (!wait_for(answered, &p, timeout_ms))
+        fail_msg("POST %s %s never answered %ld", path, body, want);
+}
+
+static void test_kinds_and_replays(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_kinds");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r =
+        post(&k, "/v1/executions", "{\"id\": \"o-1\", \"name\": \"order\", \"input\": 1}", 201);
+    hreply_free(&r);
+
+    /* An output is journaled at once, as sent: "${...}" is data. */
+    const char *charge = "{\"output\": {\"id\": \"ch_1\", \"note\": \"${input}\"}}";
+    r = post(&k, "/v1/executions/o-1/steps/charge", charge, 200);
+    assert_false(has_header(&r, "Keel-Replayed", "true"));
+    assert_string_equal(str(json_object_get(r.json, "output"), "note"), "${input}");
+    assert_string_equal(str(r.json, "kind"), "output");
+    assert_string_equal(str(r.json, "status"), "completed");
+    assert_string_equal(str(r.json, "key"), "charge");
+    hreply_free(&r);
+    /* A replay is answered from the row and writes nothing. */
+    char *before = footprint(db, "o-1");
+    r = post(&k, "/v1/executions/o-1/steps/charge", charge, 200);
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    assert_false(has_header(&r, "Keel-Request-Differs", "true"));
+    hreply_free(&r);
+    char *after = footprint(db, "o-1");
+    assert_string_equal(before, after);
+    free(after);
+    /* Another value: the journaled one comes back, marked; the history says so once. */
+    r = post(&k, "/v1/executions/o-1/steps/charge", "{\"output\": 2}", 200);
+    assert_true(has_header(&r, "Keel-Request-Differs", "true"));
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    assert_string_equal(str(json_object_get(r.json, "output"), "id"), "ch_1");
+    hreply_free(&r);
+    free(before);
+    before = footprint(db, "o-1");
+    r = post(&k, "/v1/executions/o-1/steps/charge", "{\"output\": 3}", 200);
+    assert_true(has_header(&r, "Keel-Request-Differs", "true"));
+    hreply_free(&r);
+    after = footprint(db, "o-1");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'o-1' AND type = "
+               "'request_differs'");
+    /* Another kind for the key is a program bug. */
+    r = post(&k, "/v1/executions/o-1/steps/charge", "{\"sleep\": \"1s\"}", 409);
+    assert_problem(&r, 409, "key-conflict");
+    hreply_free(&r);
+
+    /* A sleep is pending (202, or 503 for curl --retry), then completes. */
+    r = post(&k, "/v1/executions/o-1/steps/nap", "{\"sleep\": \"1s\"}", 202);
+    assert_string_equal(str(r.json, "status"), "sleeping");
+    assert_non_null(str(r.json, "due_at"));
+    char retry_after[16];
+    assert_true(hreply_header(&r, "Retry-After", retry_after, sizeof retry_after));
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/o-1/steps/nap?pending=503", "{\"sleep\": \"1s\"}", 503);
+    assert_problem(&r, 503, "step-pending");
+    hreply_free(&r);
+    call_until(&k, "/v1/executions/o-1/steps/nap", "{\"sleep\": \"1s\"}", 200, 20000);
+
+    /* sleep_until a time already past completes at its timer. */
+    call_until(&k, "/v1/executions/o-1/steps/past", "{\"sleep_until\": \"2020-01-01T00:00:00Z\"}",
+               200, 20000);
+
+    /* A signal sent before its wait is kept for it; one sent during the wait ends it. */
+    http_post_expect(k.base_url, "/v1/executions/o-1/signals/early", "{\"n\": 1}", 202, NULL);
+    call_until(&k, "/v1/executions/o-1/steps/w-early", "{\"wait\": {\"signal\": \"early\"}}", 200,
+               20000);
+    r = post(&k, "/v1/executions/o-1/steps/approval", "{\"wait\": {\"signal\": \"approve\"}}", 202);
+    assert_string_equal(str(r.json, "status"), "waiting");
+    hreply_free(&r);
+    http_post_expect(k.base_url, "/v1/executions/o-1/signals/approve", "{\"by\": \"ann\"}", 202,
+                     NULL);
+    r = post(&k, "/v1/executions/o-1/steps/approval", "{\"wait\": {\"signal\": \"approve\"}}", 200);
+    assert_string_equal(str(json_object_get(r.json, "output"), "by"), "ann");
+    hreply_free(&r);
+
+    /* A wait that times out fails for good: 424 with its error. */
+    const char *short_wait = "{\"wait\": {\"signal\": \"never\", \"timeout\": \"1s\"}}";
+    call_until(&k, "/v1/executions/o-1/steps/deadline", short_wait, 424, 20000);
+    r = post(&k, "/v1/executions/o-1/steps/deadline", short_wait, 424);
+    assert_problem(&r, 424, "step-failed");
+    assert_string_equal(str(json_object_get(r.json, "error"), "type"), "timeout");
+    hreply_free(&r);
+
+    /* GET of one key; the execution lists its keys in first-call order. */
+    struct hreply g;
+    http_get(k.base_url, "/v1/executions/o-1/steps/nap", &g);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(str(g.json, "status"), "completed");
+    assert_int_equal(json_integer_value(json_object_get(g.json, "position")), 1);
+    hreply_free(&g);
+    http_get(k.base_url, "/v1/executions/o-1/steps/none", &g);
+    assert_problem(&g, 404, "not-found");
+    hreply_free(&g);
+    http_get(k.base_url, "/v1/executions/o-1", &g);
+    json_t *steps = json_object_get(g.json, "steps");
+    assert_int_equal(json_array_size(steps), 6);
+    assert_string_equal(str(json_array_get(steps, 0), "id"), "charge");
+    assert_string_equal(str(json_array_get(steps, 5), "id"), "deadline");
+    hreply_free(&g);
+    assert_sql(db, "charge,nap,past,w-early,approval,deadline",
+               "SELECT string_agg(path, ',' ORDER BY position) FROM steps WHERE execution_id = "
+               "'o-1' AND parent_path = ''");
+
+    /* The program completes it; later calls are refused. */
+    r = post(&k, "/v1/executions/o-1/complete", "{\"output\": \"shipped\"}", 200);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/o-1/steps/more", "{\"output\": 1}", 409);
+    assert_problem(&r, 409, "execution-ended");
+    hreply_free(&r);
+    /* A journaled key still answers after the end. */
+    r = post(&k, "/v1/executions/o-1/steps/charge", charge, 200);
+    hreply_free(&r);
+    keeld_stop(&k);
+    free(db);
+}
+
+static void test_bad_calls(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_bad");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"b-1\"}", 201);
+    hreply_free(&r);
+    http_post_expect(k.base_url, "/v1/workflows",
+                     "{\"name\": \"w\", \"steps\": [{\"id\": \"s\", \"sleep\": \"1h\"}]}", 201,
+                     NULL);
+    http_post_expect(k.base_url, "/v1/workflows/w/executions", "{\"id\": \"w-1\"}", 201, NULL);
+    char *before = footprint(db, "b-1");
+    static const struct {
+        const char *path, *body;
+        long status;
+        const char *slug, *pointer;
+    } cases[] = {
+        {"/v1/executions/b-1/steps/a", "{}", 422, "validation", ""},
+        {"/v1/executions/b-1/steps/a", "[1]", 422, "validation", ""},
+        {"/v1/executions/b-1/steps/a", "{\"output\": 1, \"sleep\": \"1s\"}", 422, "validation", ""},
+        {"/v1/executions/b-1/steps/a", "{\"sleep\": \"soon\"}", 422, "validation", "/sleep"},
+        {"/v1/executions/b-1/steps/a", "{\"wait\": {\"signal\": \"a b\"}}", 422, "validation",
+         "/wait/signal"},
+        {"/v1/executions/b-1/steps/a", "{\"activity\": {\"url\": \"ftp://x\"}}", 422, "validation",
+         "/activity/url"},
+        {"/v1/executions/b-1/steps/a", "{\"output\": 1, \"retry\": 2}", 422, "validation",
+         "/retry"},
+        {"/v1/executions/b-1/steps/a*b", "{\"output\": 1}", 400, "invalid-parameter", NULL},
+        {"/v1/executions/b-1/steps/a?pending=502", "{\"output\": 1}", 400, "invalid-parameter",
+         NULL},
+        {"/v1/executions/b-1/steps/a?wiat=5", "{\"output\": 1}", 400, "invalid-parameter", NULL},
+        {"/v1/executions/nope/steps/a", "{\"output\": 1}", 404, "not-found", NULL},
+        {"/v1/executions/w-1/steps/a", "{\"output\": 1}", 409, "not-a-code-execution", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hreply x;
+        http_post_json(k.base_url, cases[i].path, cases[i].body, &x);
+        if (x.status != cases[i].status)
+            fail_msg("%s %s: got %ld: %s", cases[i].path, cases[i].body, x.status, x.body);
+        assert_problem(&x, cases[i].status, cases[i].slug);
+        if (cases[i].pointer) {
+            json_t *errors = json_object_get(x.json, "errors");
+            bool found = false;
+            size_t n;
+            json_t *e;
+            json_array_foreach(errors, n, e)
+            {
+                found = found || !strcmp(str(e, "pointer"), cases[i].pointer);
+            }
+            if (!found)
+                fail_msg("%s %s: no error at \"%s\": %s", cases[i].path, cases[i].body,
+                         cases[i].pointer, x.body);
+        }
+        hreply_free(&x);
+    }
+    char *after = footprint(db, "b-1");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_sql(db, "0", "SELECT count(*) FROM steps WHERE execution_id = 'b-1' AND path <> ''");
+    keeld_stop(&k);
+    free(db);
+}
+
+static void test_cancel_and_retry(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_cancel");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"c-1\"}", 201);
+    hreply_free(&r);
+    expect(&k, "/v1/executions/c-1/steps/one", "{\"output\": 1}", 200);
+    expect(&k, "/v1/executions/c-1/steps/two", "{\"output\": 2}", 200);
+    r = post(&k, "/v1/executions/c-1/steps/w", "{\"wait\": {\"signal\": \"go\"}}", 202);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-1/cancel", "{}", 202);
+    hreply_free(&r);
+    /* The wait stopped; a new key is refused with the keys to undo, last completed first. */
+    r = post(&k, "/v1/executions/c-1/steps/w", "{\"wait\": {\"signal\": \"go\"}}", 409);
+    assert_problem(&r, 409, "step-stopped");
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-1/steps/three", "{\"output\": 3}", 409);
+    assert_problem(&r, 409, "cancel-requested");
+    json_t *done = json_object_get(r.json, "completed_keys");
+    assert_int_equal(json_array_size(done), 2);
+    assert_string_equal(json_string_value(json_array_get(done, 0)), "two");
+    assert_string_equal(json_string_value(json_array_get(done, 1)), "one");
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-1/fail", "{\"error\": {\"type\": \"Cancelled\"}}", 200);
+    assert_string_equal(str(r.json, "status"), "cancelled");
+    hreply_free(&r);
+
+    /* A failed key runs again after a retry; completed keys replay. */
+    r = post(&k, "/v1/executions", "{\"id\": \"c-2\"}", 201);
+    hreply_free(&r);
+    expect(&k, "/v1/executions/c-2/steps/paid", "{\"output\": 1}", 200);
+    const char *ok_wait = "{\"wait\": {\"signal\": \"ok\", \"timeout\": \"1s\"}}";
+    call_until(&k, "/v1/executions/c-2/steps/ok", ok_wait, 424, 20000);
+    r = post(&k, "/v1/executions/c-2/fail", "{\"error\": {\"type\": \"NotOk\"}}", 200);
+    assert_string_equal(str(r.json, "status"), "failed");
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-2/retry", "{}", 202);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-2/steps/paid", "{\"output\": 1}", 200);
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/c-2/steps/ok", ok_wait, 202);
+    assert_string_equal(str(r.json, "status"), "waiting");
+    hreply_free(&r);
+    http_post_expect(k.base_url, "/v1/executions/c-2/signals/ok", "true", 202, NULL);
+    r = post(&k, "/v1/executions/c-2/steps/ok", ok_wait, 200);
+    hreply_free(&r);
+    assert_sql(db, "2",
+               "SELECT count(*) FROM events WHERE execution_id = 'c-2' AND type = "
+               "'step_scheduled' AND path = 'ok'");
+    keeld_stop(&k);
+    free(db);
+}
+
+struct racer {
+    const struct proc *k;
+    int failures;
+};
+
+/* Calls keys r0..r19 of execution race-1 once each, in order; another thread does the same. */
+static void *race(void *arg)
+{
+    struct racer *x = arg;
+    for (int i = 0; i < 20; i++) {
+        char path[64], body[64];
+        snprintf(path, sizeof path, "/v1/executions/race-1/steps/r%d", i);
+        snprintf(body, sizeof body, "{\"output\": %d}", i);
+        struct hreply r;
+        http_post_json(x->k->base_url, path, body, &r);
+        if (r.status != 200)
+            x->failures++;
+        hreply_free(&r);
+    }
+    return NULL;
+}
+
+/* Two copies of a program racing on one execution share each step. */
+static void test_concurrent_first_calls(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_race");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"race-1\"}", 201);
+    hreply_free(&r);
+    struct racer a = {&k, 0}, b = {&k, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.failures + b.failures, 0);
+    assert_sql(db, "20",
+               "SELECT count(*) FROM events WHERE execution_id = 'race-1' AND type = "
+               "'step_scheduled'");
+    assert_sql(db, "20", "SELECT count(*) FROM steps WHERE execution_id = 'race-1' AND path <> ''");
+    keeld_stop(&k);
+    free(db);
+}
+
+/* A sleep journaled before a kill -9 of keeld ends on time after the restart, once. */
+static void test_sleep_outlives_kill(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_kill");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"s-1\"}", 201);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/s-1/steps/nap", "{\"sleep\": \"2s\"}", 202);
+    hreply_free(&r);
+    proc_kill9(&k);
+    keeld_start(&k, db, env(), NULL);
+    r = post(&k, "/v1/executions/s-1/steps/nap", "{\"sleep\": \"2s\"}", 202);
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    hreply_free(&r);
+    call_until(&k, "/v1/executions/s-1/steps/nap", "{\"sleep\": \"2s\"}", 200, 30000);
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 's-1' AND type = 'timer_fired'");
+    keeld_stop(&k);
+    free(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kinds_and_replays),   cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_cancel_and_retry),    cmocka_unit_test(test_concurrent_first_calls),
+        cmocka_unit_test(test_sleep_outlives_kill),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
