@@ -136,6 +136,13 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
                              json_object_get(payload, "input"), "task_token", token ? token : "");
     if (slash)
         json_object_set_new(body, "path", json_string(step_id));
+    if (version == 0) {
+        /* A code execution's step call (no definition, so no version): its name and key. */
+        json_object_set_new(body, "workflow", json_null());
+        json_object_set_new(body, "version", json_null());
+        json_object_set_new(body, "name", json_string(workflow));
+        json_object_set_new(body, "key", json_string(step_id));
+    }
     struct wh_request *req = wh_request_new(url ? url : "", key, attempt);
     if (compensation)
         json_object_set_new(body, "compensation", json_true());

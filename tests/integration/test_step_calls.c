@@ -405,12 +405,104 @@ static void test_sleep_outlives_kill(void **state)
     free(db);
 }
 
+/* Activity steps: the webhook is called with retries, once per attempt, keyed
+ * <execution>/<key>; a step failing for good is 424; the program's fail runs the compensations
+ * of the completed steps, last completed first. */
+static void test_activities(void **state)
+{
+    (void)state;
+    char *db;
+    struct proc k, rcv;
+    stack_start("keel_it_steps_activity", env(), &db, &k, &rcv);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"a-1\", \"name\": \"shop\"}", 201);
+    hreply_free(&r);
+    char charge[512], flaky[512], broken[512], other[512];
+    snprintf(charge, sizeof charge,
+             "{\"activity\": {\"url\": \"%s/ok\", \"input\": {\"amount\": \"${5}\"}}, "
+             "\"compensate\": {\"url\": \"%s/ok\", \"input\": \"refund\"}}",
+             rcv.base_url, rcv.base_url);
+    snprintf(flaky, sizeof flaky,
+             "{\"activity\": {\"url\": \"%s/flaky/2\", \"retry\": {\"initial_interval\": "
+             "\"100ms\"}}, \"compensate\": {\"url\": \"%s/ok\"}}",
+             rcv.base_url, rcv.base_url);
+    snprintf(broken, sizeof broken,
+             "{\"activity\": {\"url\": \"%s/fail/500\", \"retry\": {\"max_attempts\": 2, "
+             "\"initial_interval\": \"100ms\"}}}",
+             rcv.base_url);
+    snprintf(other, sizeof other, "{\"activity\": {\"url\": \"%s/flaky/1\"}}", rcv.base_url);
+
+    r = post(&k, "/v1/executions/a-1/steps/charge", charge, 202);
+    hreply_free(&r);
+    call_until(&k, "/v1/executions/a-1/steps/charge", charge, 200, 20000);
+    r = post(&k, "/v1/executions/a-1/steps/charge", charge, 200);
+    json_t *out = json_object_get(r.json, "output");
+    assert_string_equal(str(json_object_get(out, "echo"), "amount"), "${5}");
+    assert_string_equal(str(out, "key"), "a-1/charge");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "attempts")), 1);
+    hreply_free(&r);
+    /* The same key with another URL is a program bug. */
+    r = post(&k, "/v1/executions/a-1/steps/charge", other, 409);
+    assert_problem(&r, 409, "key-conflict");
+    hreply_free(&r);
+
+    call_until(&k, "/v1/executions/a-1/steps/reserve", flaky, 200, 20000);
+    r = post(&k, "/v1/executions/a-1/steps/reserve", flaky, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "attempts")), 3);
+    hreply_free(&r);
+    call_until(&k, "/v1/executions/a-1/steps/ship", broken, 424, 20000);
+    r = post(&k, "/v1/executions/a-1/steps/ship", broken, 424);
+    assert_problem(&r, 424, "step-failed");
+    assert_string_equal(str(json_object_get(r.json, "error"), "type"), "test_error");
+    hreply_free(&r);
+
+    /* An asynchronous receiver (202) completes through its task token; a slow one times out. */
+    char async[256], slow[256];
+    snprintf(async, sizeof async, "{\"activity\": {\"url\": \"%s/async\"}}", rcv.base_url);
+    snprintf(slow, sizeof slow,
+             "{\"activity\": {\"url\": \"%s/slow/3000\", \"timeout\": \"300ms\", "
+             "\"retry\": {\"max_attempts\": 1}}}",
+             rcv.base_url);
+    r = post(&k, "/v1/executions/a-1/steps/confirm", async, 202);
+    hreply_free(&r);
+    char *token = receiver_task_token(&rcv, "a-1/confirm", 0);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", token);
+    http_post_expect(k.base_url, path, "{\"output\": {\"confirmed\": true}}", 202, NULL);
+    free(token);
+    r = post(&k, "/v1/executions/a-1/steps/confirm", async, 200);
+    assert_true(json_is_true(json_object_get(json_object_get(r.json, "output"), "confirmed")));
+    hreply_free(&r);
+    call_until(&k, "/v1/executions/a-1/steps/slow", slow, 424, 20000);
+    r = post(&k, "/v1/executions/a-1/steps/slow", slow, 424);
+    assert_string_equal(str(json_object_get(r.json, "error"), "type"), "timeout");
+    hreply_free(&r);
+
+    /* The program gives up: reserve is undone, then charge; the execution ends failed. */
+    r = post(&k, "/v1/executions/a-1/fail", "{\"error\": {\"type\": \"ShipFailed\"}}", 202);
+    hreply_free(&r);
+    json_t *done = wait_result(k.base_url, "a-1");
+    assert_string_equal(str(done, "status"), "failed");
+    assert_string_equal(str(json_object_get(done, "error"), "type"), "ShipFailed");
+    json_decref(done);
+    assert_sql(db, "reserve,charge",
+               "SELECT string_agg(path, ',' ORDER BY seq) FROM events WHERE execution_id = 'a-1' "
+               "AND type = 'compensation_completed'");
+    assert_key_counts(&rcv, "a-1/charge", 1, 1);
+    assert_key_counts(&rcv, "a-1/charge/compensate", 1, 1);
+    assert_key_counts(&rcv, "a-1/reserve/compensate", 1, 1);
+    assert_key_counts(&rcv, "a-1/ship", 0, 2);
+    assert_sql(db, "compensated,compensated,failed,completed,failed",
+               "SELECT string_agg(status, ',' ORDER BY position) FROM steps WHERE execution_id = "
+               "'a-1' AND parent_path = ''");
+    stack_stop(&db, &k, &rcv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_and_replays),   cmocka_unit_test(test_bad_calls),
         cmocka_unit_test(test_cancel_and_retry),    cmocka_unit_test(test_concurrent_first_calls),
-        cmocka_unit_test(test_sleep_outlives_kill),
+        cmocka_unit_test(test_sleep_outlives_kill), cmocka_unit_test(test_activities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
