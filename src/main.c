@@ -79,6 +79,12 @@ static void on_execution_ended(void *arg, const char *execution_id)
     longpoll_ended(app->longpoll, execution_id);
 }
 
+static void on_step_ended(void *arg, const char *topic)
+{
+    struct app *app = arg;
+    longpoll_ended(app->longpoll, topic);
+}
+
 static void on_missed_notifications(void *arg)
 {
     struct app *app = arg;
@@ -180,6 +186,7 @@ static int serve(const struct config *cfg)
         .max_child_depth = cfg->max_child_depth,
         .webhook_secret = cfg->webhook_secret,
         .on_execution_ended = on_execution_ended,
+        .on_step_ended = on_step_ended,
         .on_missed_notifications = on_missed_notifications,
         .hook_arg = &app,
     };

@@ -14,7 +14,10 @@
 
 struct waiter {
     struct http_request *req;
-    char *execution_id;
+    char *topic; /* an execution id, or "<execution id>/<key>" */
+    longpoll_answer_fn answer;
+    void *arg;
+    void (*free_arg)(void *arg);
     int64_t deadline_ms;
     bool check; /* look at the execution now: it may have ended */
     bool busy;  /* being answered by the thread, outside the lock */
@@ -31,37 +34,61 @@ struct longpoll {
     pthread_t thread;
 };
 
-/* Answers w (200 if the execution ended, 202 if not and must_answer); returns false, without
- * answering, when it is still running and not due. Called without the lock. */
+/* A result long poll's answer: 200 if the execution ended, 202 if not and must_answer. */
+static bool result_answer(void *arg, struct http_request *req, PGconn *conn, const char *why,
+                          bool must_answer)
+{
+    const char *execution_id = arg;
+    char status[16] = "";
+    char *json = NULL, *read_why = NULL;
+    if (conn)
+        json = store_execution_json(conn, execution_id, status, &read_why);
+    bool ended = json && store_status_is_final(status);
+    if (!ended && !must_answer) {
+        free(json);
+        free(read_why);
+        return false;
+    }
+    if (json)
+        http_reply_json(req, ended ? 200 : 202, json_loads(json, 0, NULL));
+    else if (why || read_why)
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable", "%s",
+                           read_why ? read_why : why);
+    else
+        http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", execution_id);
+    free(json);
+    free(read_why);
+    return true;
+}
+
+/* Asks w's answer with a connection of the pool; resumes its request once answered. Returns
+ * false, without answering, when what it waits for is not there yet and it is not due. Called
+ * without the lock. */
 static bool answer(struct longpoll *lp, struct waiter *w, bool must_answer, bool stopping)
 {
     char *why = NULL;
     /* While stopping, waiters are answered one after the other: a database that is down must
      * not hold the shutdown for seconds per waiter. */
     PGconn *conn = store_acquire(lp->pool, stopping ? 100 : 2000, &why);
-    char status[16] = "";
-    char *json = NULL;
-    if (conn) {
-        json = store_execution_json(conn, w->execution_id, status, &why);
-        store_release(lp->pool, conn);
-    }
-    bool ended = json && store_status_is_final(status);
-    if (!ended && !must_answer) {
-        free(json);
+    if (!conn && !must_answer) {
         free(why);
         return false;
     }
-    if (json)
-        http_reply_json(w->req, ended ? 200 : 202, json_loads(json, 0, NULL));
-    else if (why)
-        http_reply_problem(w->req, 503, "database-unavailable", "Database unavailable", "%s", why);
-    else
-        http_reply_problem(w->req, 404, "not-found", "Not found", "no execution \"%s\"",
-                           w->execution_id);
-    http_resume(w->req);
-    free(json);
+    bool done = w->answer(w->arg, w->req, conn, why ? why : "no database connection", must_answer);
+    if (conn)
+        store_release(lp->pool, conn);
     free(why);
-    return true;
+    if (done)
+        http_resume(w->req);
+    return done;
+}
+
+static void waiter_free(struct waiter *w)
+{
+    if (w->free_arg)
+        w->free_arg(w->arg);
+    free(w->topic);
+    free(w);
 }
 
 static void *longpoll_main(void *arg)
@@ -103,8 +130,7 @@ static void *longpoll_main(void *arg)
                 while (*pp != w)
                     pp = &(*pp)->next;
                 *pp = w->next;
-                free(w->execution_id);
-                free(w);
+                waiter_free(w);
             }
             pthread_mutex_unlock(&lp->lock);
         }
@@ -164,12 +190,16 @@ void longpoll_free(struct longpoll *lp)
     free(lp);
 }
 
-void longpoll_wait(struct longpoll *lp, struct http_request *req, const char *execution_id,
-                   int64_t deadline_ms)
+void longpoll_wait_for(struct longpoll *lp, struct http_request *req, const char *topic,
+                       int64_t deadline_ms, longpoll_answer_fn answer_fn, void *arg,
+                       void (*free_arg)(void *arg))
 {
     struct waiter *w = xcalloc(1, sizeof *w);
     w->req = req;
-    w->execution_id = xstrdup(execution_id);
+    w->topic = xstrdup(topic);
+    w->answer = answer_fn;
+    w->arg = arg;
+    w->free_arg = free_arg;
     w->deadline_ms = deadline_ms;
     /* Looked at once after registering, so an end between the caller's read and now is not
      * missed. */
@@ -182,12 +212,21 @@ void longpoll_wait(struct longpoll *lp, struct http_request *req, const char *ex
     pthread_mutex_unlock(&lp->lock);
 }
 
-void longpoll_ended(struct longpoll *lp, const char *execution_id)
+void longpoll_wait(struct longpoll *lp, struct http_request *req, const char *execution_id,
+                   int64_t deadline_ms)
 {
+    longpoll_wait_for(lp, req, execution_id, deadline_ms, result_answer, xstrdup(execution_id),
+                      free);
+}
+
+void longpoll_ended(struct longpoll *lp, const char *topic)
+{
+    size_t n = strlen(topic);
     pthread_mutex_lock(&lp->lock);
     bool any = false;
     for (struct waiter *w = lp->waiters; w; w = w->next) {
-        if (!strcmp(w->execution_id, execution_id)) {
+        /* An execution's end concerns the waiters of its steps too. */
+        if (!strncmp(w->topic, topic, n) && (w->topic[n] == '\0' || w->topic[n] == '/')) {
             w->check = true;
             any = true;
         }

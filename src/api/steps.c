@@ -3,6 +3,7 @@
 #include "api/steps.h"
 
 #include "api/common.h"
+#include "api/longpoll.h"
 #include "app.h"
 #include "defn/defn.h"
 #include "runner/input.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static bool valid_key(const char *s)
 {
@@ -31,6 +33,8 @@ struct call {
     bool replayed;      /* the key was journaled before this call */
     bool any_status;    /* GET: 200 with the step, whatever its status */
     char *request_text; /* the body as JSON text (STMT_STEP_CALL_READ's $3); NULL for a GET */
+    int wait_s;         /* Prefer: wait= (GET: ?wait=): hold a pending step this long */
+    bool hold;          /* a pending step is not answered yet: the caller waits for its end */
 };
 
 /* The columns of STMT_STEP_CALL_READ. */
@@ -49,6 +53,7 @@ enum {
 
 enum next_step {
     NEXT_DONE,           /* replied */
+    NEXT_HOLD,           /* not replied: the step is pending and the call waits (c->hold) */
     NEXT_CALL,           /* journal the key: a STEP_CALL input */
     NEXT_MARK_DIFFERENT, /* journal that this call's request differs, then reply */
 };
@@ -79,16 +84,34 @@ static void reply_cancel_requested(struct http_request *req, PGconn *conn, const
     free(detail);
 }
 
-/* The answer for a key whose row says it has started: by its status. */
-static void reply_from_row(struct http_request *req, PGresult *r, const struct call *c,
+/* A step status that is not final (the step may still complete or fail). */
+static bool status_pending(const char *status)
+{
+    static const char *const final[] = {"completed", "compensated", "failed", "skipped"};
+    for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
+        if (!strcmp(status, final[i]))
+            return false;
+    return true;
+}
+
+/* The answer for a key whose row says it has started: by its status. False, without a reply,
+ * for a pending step that the call holds for (c->hold). */
+static bool reply_from_row(struct http_request *req, PGresult *r, const struct call *c,
                            bool differs)
 {
     const char *status = col(r, COL_STATUS);
+    if (c->hold && status_pending(status))
+        return false;
+    if (c->wait_s > 0 && c->request_text) {
+        char applied[24];
+        snprintf(applied, sizeof applied, "wait=%d", c->wait_s);
+        http_add_header(req, "Preference-Applied", applied);
+    }
     json_t *step = json_loads(col(r, COL_JSON), 0, NULL);
     if (!step) {
         http_reply_problem(req, 500, "internal", "Internal error",
                            "the step of key \"%s\" could not be read", c->key);
-        return;
+        return true;
     }
     if (c->replayed)
         http_add_header(req, "Keel-Replayed", "true");
@@ -123,6 +146,7 @@ static void reply_from_row(struct http_request *req, PGresult *r, const struct c
             http_reply_json(req, 202, step);
         }
     }
+    return true;
 }
 
 /* Answers from row 0 of r (STMT_STEP_CALL_READ), or says what must be journaled first (only
@@ -145,7 +169,7 @@ static enum next_step answer(struct http_request *req, PGconn *conn, PGresult *r
     bool running = !strcmp(col(r, COL_EXEC_STATUS), "running");
     if (c->any_status) {
         if (kind)
-            reply_from_row(req, r, c, false);
+            return reply_from_row(req, r, c, false) ? NEXT_DONE : NEXT_HOLD;
         else
             http_reply_problem(req, 404, "not-found", "Not found",
                                "execution \"%s\" has no step \"%s\"", c->id, c->key);
@@ -170,8 +194,7 @@ static enum next_step answer(struct http_request *req, PGconn *conn, PGresult *r
         bool differs = c->request_text && col(r, COL_SAME) && !strcmp(col(r, COL_SAME), "false");
         if (differs && may_journal && running && !strcmp(col(r, COL_DIFFERS), "false"))
             return NEXT_MARK_DIFFERENT;
-        reply_from_row(req, r, c, differs);
-        return NEXT_DONE;
+        return reply_from_row(req, r, c, differs) ? NEXT_DONE : NEXT_HOLD;
     }
     /* Not journaled yet (or made new again by a retry). */
     if (!running) {
@@ -192,6 +215,65 @@ static enum next_step answer(struct http_request *req, PGconn *conn, PGresult *r
                        "the step of key \"%s\" could not be journaled just now; call again",
                        c->key);
     return NEXT_DONE;
+}
+
+/* A call held until its step ends (Prefer: wait=, GET ?wait=), on the long polls' thread. */
+struct held {
+    struct call call; /* its strings are the held call's own */
+    char *id, *key, *url;
+};
+
+static void held_free(void *arg)
+{
+    struct held *h = arg;
+    free(h->id);
+    free(h->key);
+    free(h->url);
+    free(h->call.request_text);
+    free(h);
+}
+
+static bool held_answer(void *arg, struct http_request *req, PGconn *conn, const char *why,
+                        bool must_answer)
+{
+    struct held *h = arg;
+    if (!conn) {
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable", "%s", why);
+        return true;
+    }
+    h->call.hold = !must_answer;
+    const char *p[] = {h->id, h->key, h->call.request_text};
+    PGresult *r = store_run(conn, STMT_STEP_CALL_READ, 3, p);
+    if (!store_ok(r)) {
+        PQclear(r);
+        if (!must_answer)
+            return false;
+        http_reply_problem(req, 503, "database-unavailable", "Database unavailable",
+                           "the step could not be read");
+        return true;
+    }
+    bool done = answer(req, conn, r, &h->call, false) != NEXT_HOLD;
+    PQclear(r);
+    return done;
+}
+
+/* Holds the call c (pending, not answered) until its step ends or its wait runs out. */
+static void hold(struct http_request *req, const struct call *c)
+{
+    struct app *app = http_app(req);
+    struct held *h = xcalloc(1, sizeof *h);
+    h->id = xstrdup(c->id);
+    h->key = xstrdup(c->key);
+    h->url = c->url ? xstrdup(c->url) : NULL;
+    h->call = *c;
+    h->call.id = h->id;
+    h->call.key = h->key;
+    h->call.url = h->url;
+    h->call.request_text = c->request_text ? xstrdup(c->request_text) : NULL;
+    char *topic = xasprintf("%s/%s", c->id, c->key);
+    longpoll_wait_for(app->longpoll, req, topic, time_mono_ms() + (int64_t)c->wait_s * 1000,
+                      held_answer, h, held_free);
+    free(topic);
 }
 
 /* A key to journal (STEP_CALL), or a differing request to mark (REQUEST_DIFFERS). */
@@ -227,7 +309,11 @@ static void step_finish(struct runner_input *in, PGconn *conn, PGresult *const *
         /* Journaled here, unless a concurrent call of the key came first: the row says. */
         s->call.replayed =
             !(in->rc == TRANSITION_APPLIED && in->req.in.kind == ENGINE_IN_STEP_CALL);
-        (void)answer(req, conn, r, &s->call, false);
+        if (answer(req, conn, r, &s->call, false) == NEXT_HOLD) {
+            /* Still suspended: the long polls answer it. */
+            hold(req, &s->call);
+            return;
+        }
     }
     http_resume(req);
 }
@@ -284,6 +370,54 @@ static bool check_body(struct http_request *req, const json_t *body)
     return true;
 }
 
+#define MAX_WAIT_S 60
+
+/* Seconds from text: a decimal integer 0..MAX_WAIT_S and nothing else. */
+static bool wait_seconds(const char *text, size_t len, int *out)
+{
+    int v = 0;
+    if (len == 0 || len > 2)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (v > MAX_WAIT_S)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The wait preference of Prefer (RFC 7240: "Prefer: wait=30", among others separated by
+ * commas; unknown preferences are ignored). False when it replied 400 for a bad wait. */
+static bool prefer_wait(struct http_request *req, int *wait_s)
+{
+    *wait_s = 0;
+    const char *h = http_header(req, "Prefer");
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t end = n;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end >= 4 && !strncasecmp(p, "wait", 4) && (end == 4 || p[4] == '=' || p[4] == ' ')) {
+            const char *v = p + 4;
+            while (*v == ' ')
+                v++;
+            if (*v != '=' || !wait_seconds(v + 1, (size_t)(p + end - v - 1), wait_s)) {
+                http_reply_problem(req, 400, "invalid-header", "Invalid header",
+                                   "Prefer: wait= must be a whole number of seconds from 0 to %d",
+                                   MAX_WAIT_S);
+                return false;
+            }
+        }
+        p += n;
+    }
+    return true;
+}
+
 /* The path's id and key; false when it replied. */
 static bool read_path(struct http_request *req, const char **id, const char **key)
 {
@@ -327,7 +461,8 @@ void api_steps_call(struct http_request *req)
         return;
     }
     const char *id, *key;
-    if (!read_path(req, &id, &key))
+    int wait_s;
+    if (!read_path(req, &id, &key) || !prefer_wait(req, &wait_s))
         return;
     json_t *body = http_body_json(req, false);
     if (!body)
@@ -348,7 +483,9 @@ void api_steps_call(struct http_request *req)
                             .url = json_string_value(json_object_get(activity, "url")),
                             .pending_503 = pending != NULL,
                             .replayed = true,
-                            .request_text = json_text(body)};
+                            .request_text = json_text(body),
+                            .wait_s = wait_s,
+                            .hold = wait_s > 0};
     PGconn *conn = api_db_acquire(req);
     if (!conn) {
         step_free(&s->base);
@@ -358,7 +495,9 @@ void api_steps_call(struct http_request *req)
     enum next_step next = r ? answer(req, conn, r, &s->call, true) : NEXT_DONE;
     PQclear(r);
     api_db_release(req, conn);
-    if (next == NEXT_DONE) {
+    if (next == NEXT_HOLD)
+        hold(req, &s->call);
+    if (next == NEXT_DONE || next == NEXT_HOLD) {
         step_free(&s->base);
         return;
     }
@@ -381,18 +520,27 @@ void api_steps_call(struct http_request *req)
 
 void api_steps_get(struct http_request *req)
 {
-    if (api_reject_unknown_query(req, api_no_query))
+    static const char *const allowed[] = {"wait", NULL};
+    if (api_reject_unknown_query(req, allowed))
         return;
     const char *id, *key;
     if (!read_path(req, &id, &key))
         return;
-    struct call c = {.id = id, .key = key, .any_status = true};
+    const char *w = http_query(req, "wait");
+    int wait_s = 0;
+    if (w && !wait_seconds(w, strlen(w), &wait_s)) {
+        api_bad_parameter(req, "wait", "must be a whole number of seconds from 0 to 60");
+        return;
+    }
+    struct call c = {
+        .id = id, .key = key, .any_status = true, .wait_s = wait_s, .hold = wait_s > 0};
     PGconn *conn = api_db_acquire(req);
     if (!conn)
         return;
     PGresult *r = read_key(req, conn, &c);
-    if (r)
-        (void)answer(req, conn, r, &c, false);
+    enum next_step next = r ? answer(req, conn, r, &c, false) : NEXT_DONE;
     PQclear(r);
     api_db_release(req, conn);
+    if (next == NEXT_HOLD)
+        hold(req, &c);
 }

@@ -144,7 +144,8 @@ static PGconn *listen_connect(struct runner *r)
         free(why);
         return NULL;
     }
-    if (store_command(c, "LISTEN keel_tasks") < 0 || store_command(c, "LISTEN keel_done") < 0) {
+    if (store_command(c, "LISTEN keel_tasks") < 0 || store_command(c, "LISTEN keel_done") < 0 ||
+        store_command(c, "LISTEN keel_steps") < 0) {
         PQfinish(c);
         return NULL;
     }
@@ -194,6 +195,8 @@ void *listener_main(void *arg)
                 wake_claimer(r);
             else if (!strcmp(n->relname, "keel_done"))
                 runner_ended(r, n->extra);
+            else if (!strcmp(n->relname, "keel_steps") && r->cfg.on_step_ended)
+                r->cfg.on_step_ended(r->cfg.hook_arg, n->extra);
             PQfreemem(n);
         }
         if (PQstatus(c) != CONNECTION_OK) {

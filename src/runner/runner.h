@@ -20,6 +20,9 @@ struct runner_config {
     const char *webhook_secret;  /* whsec_... list, or NULL for unsigned webhooks */
     /* Called (on a runner thread) when an execution ends, here or on another keeld. */
     void (*on_execution_ended)(void *arg, const char *execution_id);
+    /* Called (on a runner thread) when a step of a code execution ended (completed, failed or
+     * stopped), here or on another keeld: topic is "<execution id>/<key>". */
+    void (*on_step_ended)(void *arg, const char *topic);
     /* Called after the listener reconnects: any end may have been missed. */
     void (*on_missed_notifications)(void *arg);
     void *hook_arg;

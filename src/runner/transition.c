@@ -441,6 +441,49 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
     return rows;
 }
 
+static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params,
+                           char **why);
+
+/* A code execution's keys whose step ended in this transition (rows written as completed,
+ * failed, skipped or compensated) are announced at COMMIT on keel_steps, for the step calls
+ * held waiting for them (Prefer: wait) on any keeld. False with *why set when it failed. */
+static bool notify_ended_keys(PGconn *conn, const char *exec_id, const json_t *rows, char **why)
+{
+    static const char *const final[] = {"completed", "failed", "skipped", "compensated"};
+    json_t *topics = json_array();
+    size_t k;
+    json_t *row;
+    json_array_foreach(rows, k, row)
+    {
+        const char *parent = json_string_value(json_object_get(row, "parent"));
+        const char *status = json_string_value(json_object_get(row, "status"));
+        if (!parent || *parent || !status)
+            continue;
+        for (size_t f = 0; f < sizeof final / sizeof final[0]; f++)
+            if (!strcmp(status, final[f])) {
+                char *t =
+                    xasprintf("%s/%s", exec_id, json_string_value(json_object_get(row, "path")));
+                json_array_append_new(topics, json_string(t));
+                free(t);
+            }
+    }
+    bool ok = true;
+    size_t n = json_array_size(topics);
+    if (n > 0) {
+        const char **items = xcalloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++)
+            items[i] = json_string_value(json_array_get(topics, i));
+        struct buf arr = BUF_INIT;
+        store_text_array(&arr, items, n);
+        const char *params[] = {arr.data};
+        ok = run_child_stmt(conn, STMT_STEPS_NOTIFY, 1, params, why);
+        buf_free(&arr);
+        free(items);
+    }
+    json_decref(topics);
+    return ok;
+}
+
 /* Events do not repeat outputs that the same transaction stores elsewhere: a step_completed's
  * output is its step row's, an execution_completed's is the execution's. The history puts them
  * back (STMT_HISTORY), so readers see the events as the engine wrote them; an output that is
@@ -974,6 +1017,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         json_decref(after);
     }
     json_t *rows = step_rows(d, &st, ctx, &p);
+    if (plan->code && !notify_ended_keys(conn, exec_id, rows, why))
+        goto done;
     json_t *sj = engine_state_header_to_json(&st);
     compact_events(
         p.events, rows,

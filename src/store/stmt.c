@@ -149,6 +149,8 @@ static const struct {
                              "SELECT coalesce(json_agg(s.path ORDER BY (s.engine->>'order')::int "
                              "DESC), '[]')::text FROM steps s WHERE s.execution_id = $1 AND "
                              "s.parent_path = '' AND s.status = 'completed'"},
+    [STMT_STEPS_NOTIFY] = {"steps_notify",
+                           "SELECT count(pg_notify('keel_steps', t)) FROM unnest($1::text[]) t"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
                              "SELECT " STEP_ROWS_JSON " FROM steps s WHERE s.execution_id = $1"},
     [STMT_EXEC_INPUT] = {"exec_input", "SELECT input::text FROM executions WHERE id = $1"},

@@ -77,6 +77,8 @@ enum store_stmt {
                             status, request equal to $3, activity url, differs flag, seconds
                             until it is due, the step as API JSON */
     STMT_STEP_CALL_DONE, /* $1 execution -> the keys completed, last completed first (JSON) */
+    STMT_STEPS_NOTIFY,   /* $1 topics (text[]): NOTIFY keel_steps of each "<execution>/<key>"
+                            whose step ended (delivered at COMMIT) */
     STMT__COUNT
 };
 

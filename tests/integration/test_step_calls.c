@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const *env(void)
 {
@@ -28,6 +29,26 @@ static void assert_sql(const char *db, const char *want, const char *sql)
     if (!v || strcmp(v, want) != 0)
         fail_msg("%s: got %s, want %s", sql, v ? v : "(null)", want);
     free(v);
+}
+
+struct sql_check {
+    const char *db, *want, *sql;
+};
+
+static bool sql_is(void *arg)
+{
+    struct sql_check *c = arg;
+    char *v = harness_sql_value(c->db, c->sql);
+    bool ok = v && !strcmp(v, c->want);
+    free(v);
+    return ok;
+}
+
+static void assert_sql_eventually(const char *db, const char *want, const char *sql)
+{
+    struct sql_check c = {db, want, sql};
+    if (!wait_for(sql_is, &c, 20000))
+        fail_msg("%s never became %s", sql, want);
 }
 
 static struct hreply post(const struct proc *k, const char *path, const char *body, long want)
@@ -497,12 +518,143 @@ static void test_activities(void **state)
     stack_stop(&db, &k, &rcv);
 }
 
+/* POSTs body with a Prefer header; returns the reply (caller frees). */
+static struct hreply post_prefer(const struct proc *k, const char *path, const char *body,
+                                 const char *prefer)
+{
+    struct hreply r;
+    const char *headers[] = {prefer, NULL};
+    if (http_do(k->base_url, "POST", path, "application/json", body, strlen(body), headers, 90000,
+                &r) != 0)
+        r.status = 0;
+    return r;
+}
+
+struct held_call {
+    const struct proc *k;
+    const char *path, *body, *prefer;
+    struct hreply reply;
+    int64_t took_ms;
+};
+
+static void *held_call_run(void *arg)
+{
+    struct held_call *h = arg;
+    int64_t t0 = now_ms();
+    h->reply = post_prefer(h->k, h->path, h->body, h->prefer);
+    h->took_ms = now_ms() - t0;
+    return NULL;
+}
+
+/* Prefer: wait= holds a pending step until it ends (or the wait runs out), with no thread of
+ * keeld; GET ?wait= likewise. */
+static void test_held_calls(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_held");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"h-1\"}", 201);
+    hreply_free(&r);
+    /* A first call held until its sleep ends. */
+    r = post_prefer(&k, "/v1/executions/h-1/steps/nap", "{\"sleep\": \"1s\"}", "Prefer: wait=30");
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Preference-Applied", "wait=30"));
+    assert_string_equal(str(r.json, "status"), "completed");
+    hreply_free(&r);
+    /* A wait with nothing to end it: 202 once the wait runs out. */
+    r = post_prefer(&k, "/v1/executions/h-1/steps/approval", "{\"wait\": {\"signal\": \"ok\"}}",
+                    "Prefer: respond-async, wait=1");
+    assert_int_equal(r.status, 202);
+    assert_string_equal(str(r.json, "status"), "waiting");
+    hreply_free(&r);
+    /* Held replays wake when a signal ends the wait: several at once. */
+    struct held_call calls[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        calls[i] = (struct held_call){.k = &k,
+                                      .path = "/v1/executions/h-1/steps/approval",
+                                      .body = "{\"wait\": {\"signal\": \"ok\"}}",
+                                      .prefer = "Prefer: wait=60"};
+        assert_int_equal(pthread_create(&t[i], NULL, held_call_run, &calls[i]), 0);
+    }
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    http_post_expect(k.base_url, "/v1/executions/h-1/signals/ok", "\"yes\"", 202, NULL);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(calls[i].reply.status, 200);
+        assert_string_equal(json_string_value(json_object_get(calls[i].reply.json, "output")),
+                            "yes");
+        assert_true(calls[i].took_ms < 50000);
+        hreply_free(&calls[i].reply);
+    }
+    /* GET ?wait= of a sleeping key. */
+    r = post(&k, "/v1/executions/h-1/steps/nap2", "{\"sleep\": \"1s\"}", 202);
+    hreply_free(&r);
+    struct hreply g;
+    http_get(k.base_url, "/v1/executions/h-1/steps/nap2?wait=30", &g);
+    assert_int_equal(g.status, 200);
+    assert_string_equal(str(g.json, "status"), "completed");
+    hreply_free(&g);
+    /* Bad waits. */
+    r = post_prefer(&k, "/v1/executions/h-1/steps/x", "{\"output\": 1}", "Prefer: wait=61");
+    assert_problem(&r, 400, "invalid-header");
+    hreply_free(&r);
+    r = post_prefer(&k, "/v1/executions/h-1/steps/x", "{\"output\": 1}", "Prefer: wait=soon");
+    assert_problem(&r, 400, "invalid-header");
+    hreply_free(&r);
+    http_get(k.base_url, "/v1/executions/h-1/steps/nap2?wait=-1", &g);
+    assert_problem(&g, 400, "invalid-parameter");
+    hreply_free(&g);
+    assert_sql(db, "0", "SELECT count(*) FROM steps WHERE execution_id = 'h-1' AND path = 'x'");
+    keeld_stop(&k);
+    free(db);
+}
+
+/* keeld killed while step calls are held: the program's calls fail, it calls again, and the
+ * step ends once (no timer fired twice, no step doubled). */
+static void test_kill_while_held(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_held_kill");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"hk-1\"}", 201);
+    hreply_free(&r);
+    struct held_call c = {.k = &k,
+                          .path = "/v1/executions/hk-1/steps/nap",
+                          .body = "{\"sleep\": \"2s\"}",
+                          .prefer = "Prefer: wait=60"};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, held_call_run, &c), 0);
+    assert_sql_eventually(
+        db, "1", "SELECT count(*) FROM steps WHERE execution_id = 'hk-1' AND path = 'nap'");
+    proc_kill9(&k);
+    pthread_join(t, NULL);
+    assert_true(c.reply.status == 0 || c.reply.status >= 500);
+    hreply_free(&c.reply);
+    keeld_start(&k, db, env(), NULL);
+    r = post_prefer(&k, "/v1/executions/hk-1/steps/nap", "{\"sleep\": \"2s\"}", "Prefer: wait=60");
+    assert_int_equal(r.status, 200);
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    hreply_free(&r);
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'hk-1' AND type = 'timer_fired'");
+    assert_sql(db, "1",
+               "SELECT count(*) FROM events WHERE execution_id = 'hk-1' AND type = "
+               "'step_scheduled'");
+    keeld_stop(&k);
+    free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_and_replays),   cmocka_unit_test(test_bad_calls),
         cmocka_unit_test(test_cancel_and_retry),    cmocka_unit_test(test_concurrent_first_calls),
         cmocka_unit_test(test_sleep_outlives_kill), cmocka_unit_test(test_activities),
+        cmocka_unit_test(test_held_calls),          cmocka_unit_test(test_kill_while_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
