@@ -9,13 +9,15 @@
 
 struct runner;
 struct longpoll;
+struct call_tracker;
 struct http_server;
 
 struct app {
     const struct config *cfg;
     struct store_pool *pool;    /* connections for API requests */
     struct runner *runner;      /* the engine's shell: dispatches attempts, claims tasks */
-    struct longpoll *longpoll;  /* suspended result?wait= requests */
+    struct longpoll *longpoll;  /* suspended long polls (results, held step calls) */
+    struct call_tracker *calls; /* step call replays and last call times, written in batches */
     struct http_server *server; /* set once listening, for metrics */
 };
 

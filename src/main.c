@@ -1,5 +1,6 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
+#include "api/call_tracker.h"
 #include "api/longpoll.h"
 #include "api/routes.h"
 #include "app.h"
@@ -176,6 +177,7 @@ static int serve(const struct config *cfg)
     struct app app = {.cfg = cfg,
                       .pool = store_pool_new(cfg->database_url, (int)cfg->db_pool_size)};
     app.longpoll = longpoll_start(app.pool);
+    app.calls = call_tracker_start(app.pool, 1000);
     struct runner_config rcfg = {
         .database_url = cfg->database_url,
         .workers = cfg->workers,
@@ -245,10 +247,13 @@ static int serve(const struct config *cfg)
     }
     runner_stop(app.runner, cfg->shutdown_grace_ms);
     app.runner = NULL;
+    call_tracker_stop(app.calls);
+    app.calls = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
     runner_stop(app.runner, 0);
+    call_tracker_stop(app.calls);
     longpoll_free(app.longpoll);
     store_pool_free(app.pool);
     wh_dest_set_global(NULL);

@@ -2,6 +2,7 @@
  * the interpreter, in one transition. */
 #include "api/control.h"
 
+#include "api/call_tracker.h"
 #include "api/common.h"
 #include "app.h"
 #include "runner/input.h"
@@ -259,6 +260,7 @@ static void end_by_program(struct http_request *req, bool fail)
     c->body = body;
     c->base.ops = &control_ops;
     c->base.req = (struct transition_request){.execution_id = c->id, .in = in};
+    call_tracker_note(app->calls, c->id, NULL, false, in.now_ms);
     http_suspend(req);
     runner_submit(app->runner, &c->base);
 }

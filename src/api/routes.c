@@ -35,6 +35,7 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/executions/{id}/complete", api_executions_complete},
     {"POST", "/v1/executions/{id}/fail", api_executions_fail},
     {"POST", "/v1/executions/{id}/steps/{key}", api_steps_call},
+    {"GET", "/v1/executions/{id}/steps", api_steps_list},
     {"GET", "/v1/executions/{id}/steps/{key}", api_steps_get},
     {"POST", "/v1/tasks/{token}/complete", api_tasks_complete},
     {"POST", "/v1/tasks/{token}/fail", api_tasks_fail},

@@ -2,6 +2,7 @@
  * input the execution's worker journals, answered from the same read after its commit. */
 #include "api/steps.h"
 
+#include "api/call_tracker.h"
 #include "api/common.h"
 #include "api/longpoll.h"
 #include "app.h"
@@ -10,6 +11,7 @@
 #include "runner/runner.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
+#include "util/b64.h"
 #include "util/jsontext.h"
 #include "util/timeutil.h"
 #include "webhook/destination.h"
@@ -102,6 +104,11 @@ static bool reply_from_row(struct http_request *req, PGresult *r, const struct c
     const char *status = col(r, COL_STATUS);
     if (c->hold && status_pending(status))
         return false;
+    if (!c->any_status) {
+        /* A program's call: counted (replays, its idle time) without a write of its own. */
+        struct app *app = http_app(req);
+        call_tracker_note(app->calls, c->id, c->key, c->replayed, time_now_ms());
+    }
     if (c->wait_s > 0 && c->request_text) {
         char applied[24];
         snprintf(applied, sizeof applied, "wait=%d", c->wait_s);
@@ -543,4 +550,64 @@ void api_steps_get(struct http_request *req)
     api_db_release(req, conn);
     if (next == NEXT_HOLD)
         hold(req, &c);
+}
+
+void api_steps_list(struct http_request *req)
+{
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
+    const char *id = http_param(req, "id");
+    int limit;
+    if (!api_parse_limit(req, &limit))
+        return;
+    /* The cursor is the last position shown (base64url, as every cursor of this API). */
+    char after[24] = "-1";
+    const char *cursor = http_query(req, "cursor");
+    if (cursor) {
+        size_t len;
+        char *raw = b64url_decode(cursor, &len);
+        char *end = NULL;
+        long v = raw && len > 0 && len < 12 && strlen(raw) == len ? strtol(raw, &end, 10) : -1;
+        bool ok = raw && end && !*end && v >= 0;
+        free(raw);
+        if (!ok) {
+            api_bad_parameter(req, "cursor", "not a cursor this API returned");
+            return;
+        }
+        snprintf(after, sizeof after, "%ld", v);
+    }
+    if (!api_valid_execution_id(id)) {
+        http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%.128s\"", id);
+        return;
+    }
+    PGconn *conn = api_db_acquire(req);
+    if (!conn)
+        return;
+    const char *sp[] = {id};
+    PGresult *r = store_run(conn, STMT_EXEC_STATUS, 1, sp);
+    if (!store_ok(r)) {
+        api_db_fail(req, conn, r);
+    } else if (PQntuples(r) == 0) {
+        http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", id);
+    } else if (strcmp(PQgetvalue(r, 0, 1), "code") != 0) {
+        http_reply_problem(req, 409, "not-a-code-execution", "Not a code execution",
+                           "execution \"%s\" runs a workflow definition: its steps are in GET "
+                           "/v1/executions/%s",
+                           id, id);
+    } else {
+        PQclear(r);
+        char lim[16];
+        snprintf(lim, sizeof lim, "%d", limit + 1);
+        const char *lp[] = {id, after, lim};
+        r = store_run(conn, STMT_STEP_CALL_LIST, 3, lp);
+        if (!store_ok(r)) {
+            api_db_fail(req, conn, r);
+        } else {
+            static const int cursor_cols[] = {1};
+            api_reply_page(req, r, limit, "steps", 0, cursor_cols, 1);
+        }
+    }
+    PQclear(r);
+    api_db_release(req, conn);
 }

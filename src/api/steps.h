@@ -15,7 +15,11 @@
  * another kind or activity URL than the key's first call, for an ended execution, or after a
  * cancel request. */
 void api_steps_call(struct http_request *req);
-/* GET /v1/executions/{id}/steps/{key}: the key's step, whatever its status. */
+/* GET /v1/executions/{id}/steps?limit=&cursor=: a code execution's steps in first-call order,
+ * a page at a time. */
+void api_steps_list(struct http_request *req);
+/* GET /v1/executions/{id}/steps/{key}: the key's step, whatever its status (?wait=N holds a
+ * pending one until it ends or N seconds pass). */
 void api_steps_get(struct http_request *req);
 
 #endif

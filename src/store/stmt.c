@@ -24,7 +24,17 @@
     "json_build_object('id', e.id, " EXEC_KIND_JSON ", "                                           \
     "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
-    "'completed_at', keel_ts(e.completed_at), 'parent', " PARENT_JSON
+    "'completed_at', keel_ts(e.completed_at), 'last_call_at', keel_ts(e.last_call_at), "           \
+    "'parent', " PARENT_JSON
+
+/* One step of a code execution as the step call API shows it (s: its row). */
+#define STEP_CALL_JSON                                                                             \
+    "json_build_object('execution_id', s.execution_id, 'key', s.path, 'kind', s.kind, "            \
+    "'position', s.position, 'status', s.status, 'attempts', s.attempts, 'replays', s.replays, "   \
+    "'request_differs', coalesce(s.engine->>'differs', 'false')::bool, 'output', s.output, "       \
+    "'error', s.error, 'last_error', s.last_error, 'next_attempt_at', "                            \
+    "keel_ts(s.next_attempt_at), 'due_at', keel_ts(s.due_at), 'started_at', "                      \
+    "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at))"
 
 /* Step rows as the runner rebuilds a partial engine state from them: [path, status, output,
  * error, engine], the top-level ones first in definition order, then the others by depth, so
@@ -138,17 +148,26 @@ static const struct {
          "s.status, (s.request = $3::jsonb)::text, s.request->'activity'->>'url', "
          "coalesce(s.engine->>'differs', 'false'), greatest(1, least(60, ceil(extract(epoch FROM "
          "coalesce(s.next_attempt_at, s.due_at) - now())))::int), CASE WHEN s.path IS NOT NULL "
-         "THEN json_build_object('execution_id', e.id, 'key', s.path, 'kind', s.kind, "
-         "'position', s.position, 'status', s.status, 'attempts', s.attempts, 'output', s.output, "
-         "'error', s.error, 'last_error', s.last_error, 'next_attempt_at', "
-         "keel_ts(s.next_attempt_at), 'due_at', keel_ts(s.due_at), 'started_at', "
-         "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at))::text END "
+         "THEN " STEP_CALL_JSON "::text END "
          "FROM executions e LEFT JOIN steps s ON s.execution_id = e.id AND s.path = $2 AND "
          "s.parent_path = '' WHERE e.id = $1"},
     [STMT_STEP_CALL_DONE] = {"step_call_done",
                              "SELECT coalesce(json_agg(s.path ORDER BY (s.engine->>'order')::int "
                              "DESC), '[]')::text FROM steps s WHERE s.execution_id = $1 AND "
                              "s.parent_path = '' AND s.status = 'completed'"},
+    /* Each row once, in id (then key) order, as transitions lock them (executions first). */
+    [STMT_CALLS_RECORD] =
+        {"calls_record",
+         "WITH e AS (UPDATE executions e SET last_call_at = greatest(e.last_call_at, x.at) FROM "
+         "(SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS x(id, at) ORDER BY id) x WHERE "
+         "e.id = x.id RETURNING 1), s AS (UPDATE steps s SET replays = s.replays + x.n FROM "
+         "(SELECT * FROM unnest($3::text[], $4::text[], $5::int[]) AS x(e, k, n) ORDER BY e, k) "
+         "x WHERE s.execution_id = x.e AND s.path = x.k AND s.parent_path = '' RETURNING 1) "
+         "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM s)"},
+    [STMT_STEP_CALL_LIST] =
+        {"step_call_list",
+         "SELECT " STEP_CALL_JSON "::text, s.position FROM steps s WHERE s.execution_id = $1 AND "
+         "s.parent_path = '' AND s.position > $2::int ORDER BY s.position LIMIT $3::int"},
     [STMT_STEPS_NOTIFY] = {"steps_notify",
                            "SELECT count(pg_notify('keel_steps', t)) FROM unnest($1::text[]) t"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",
@@ -382,7 +401,8 @@ static const struct {
          "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
          "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
          "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-         "keel_ts(s.due_at), 'heartbeat', s.heartbeat, 'child', CASE WHEN s.kind = 'workflow' "
+         "keel_ts(s.due_at), 'heartbeat', s.heartbeat, 'replays', s.replays, 'request_differs', "
+         "coalesce(s.engine->>'differs', 'false')::bool, 'child', CASE WHEN s.kind = 'workflow' "
          "THEN (SELECT c.id FROM executions c WHERE c.parent_id = e.id AND c.parent_path = "
          "s.path ORDER BY c.created_at DESC, c.id DESC LIMIT 1) END) ORDER BY s.parent_path IS NOT "
          "NULL, "
@@ -419,7 +439,7 @@ static const struct {
          "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
          "AND ($8::text IS NULL OR e.parent_id = $8) "
          "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
-    [STMT_EXEC_STATUS] = {"exec_status", "SELECT status FROM executions WHERE id = $1"},
+    [STMT_EXEC_STATUS] = {"exec_status", "SELECT status, kind FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the
      * execution. */

@@ -27,7 +27,7 @@ enum store_stmt {
     STMT_BATCH_APPLY,          /* the writes of a batch of transitions (runner/batch_writes.c) */
     STMT_EXEC_JSON,            /* $1 id -> the execution as API JSON with steps */
     STMT_EXEC_LIST,            /* filters and keyset -> json rows */
-    STMT_EXEC_STATUS,          /* $1 id -> status */
+    STMT_EXEC_STATUS,          /* $1 id -> status, kind */
     STMT_HISTORY,              /* $1 id, $2 after seq, $3 limit -> json rows */
     STMT_TASKS_CLAIM,          /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
     STMT_TASKS_NEXT_WAKE,      /* $1 owner -> ms until its next task is due or a lease of its
@@ -77,6 +77,11 @@ enum store_stmt {
                             status, request equal to $3, activity url, differs flag, seconds
                             until it is due, the step as API JSON */
     STMT_STEP_CALL_DONE, /* $1 execution -> the keys completed, last completed first (JSON) */
+    STMT_CALLS_RECORD,   /* $1 executions (text[]), $2 their last call times, $3 executions of
+                            replayed keys, $4 those keys, $5 replays: adds the counts of
+                            api/call_tracker.c */
+    STMT_STEP_CALL_LIST, /* $1 execution, $2 after position (-1: first), $3 limit -> the keys'
+                            steps as API JSON in first-call order, position */
     STMT_STEPS_NOTIFY,   /* $1 topics (text[]): NOTIFY keel_steps of each "<execution>/<key>"
                             whose step ended (delivered at COMMIT) */
     STMT__COUNT

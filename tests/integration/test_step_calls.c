@@ -648,6 +648,179 @@ static void test_kill_while_held(void **state)
     free(db);
 }
 
+/* Replays are counted and the last call is timed, off the calls' path (written about once a
+ * second); GET .../steps pages through the keys in first-call order. */
+static void test_counts_and_list(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_list");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"l-1\"}", 201);
+    hreply_free(&r);
+    for (int i = 0; i < 5; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/executions/l-1/steps/k%d", i);
+        expect(&k, path, "{\"output\": 1}", 200);
+    }
+    expect(&k, "/v1/executions/l-1/steps/k1", "{\"output\": 1}", 200);
+    expect(&k, "/v1/executions/l-1/steps/k1", "{\"output\": 1}", 200);
+    expect(&k, "/v1/executions/l-1/steps/k3", "{\"output\": 1}", 200);
+    assert_sql_eventually(db, "k1:2,k3:1",
+                          "SELECT string_agg(path || ':' || replays, ',' ORDER BY path) FROM steps "
+                          "WHERE execution_id = 'l-1' AND replays > 0");
+    assert_sql_eventually(
+        db, "true", "SELECT (last_call_at IS NOT NULL)::text FROM executions WHERE id = 'l-1'");
+    struct hreply g;
+    http_get(k.base_url, "/v1/executions/l-1/steps/k1", &g);
+    assert_int_equal(json_integer_value(json_object_get(g.json, "replays")), 2);
+    assert_false(json_is_true(json_object_get(g.json, "request_differs")));
+    hreply_free(&g);
+    http_get(k.base_url, "/v1/executions/l-1", &g);
+    assert_non_null(str(g.json, "last_call_at"));
+    hreply_free(&g);
+
+    /* Pages of two, in first-call order, to the end. */
+    char path[256] = "/v1/executions/l-1/steps?limit=2";
+    int seen = 0;
+    for (;;) {
+        http_get(k.base_url, path, &g);
+        assert_int_equal(g.status, 200);
+        json_t *steps = json_object_get(g.json, "steps");
+        size_t i;
+        json_t *st;
+        json_array_foreach(steps, i, st)
+        {
+            char want[16];
+            snprintf(want, sizeof want, "k%d", seen++);
+            assert_string_equal(str(st, "key"), want);
+        }
+        const char *next = str(g.json, "next_cursor");
+        if (!next) {
+            hreply_free(&g);
+            break;
+        }
+        snprintf(path, sizeof path, "/v1/executions/l-1/steps?limit=2&cursor=%s", next);
+        hreply_free(&g);
+    }
+    assert_int_equal(seen, 5);
+    http_get(k.base_url, "/v1/executions/l-1/steps?cursor=bm9wZQ", &g);
+    assert_problem(&g, 400, "invalid-parameter");
+    hreply_free(&g);
+    http_get(k.base_url, "/v1/executions/l-1/steps?limit=0", &g);
+    assert_problem(&g, 400, "invalid-parameter");
+    hreply_free(&g);
+    http_get(k.base_url, "/v1/executions/nope/steps", &g);
+    assert_problem(&g, 404, "not-found");
+    hreply_free(&g);
+    http_post_expect(k.base_url, "/v1/workflows",
+                     "{\"name\": \"w\", \"steps\": [{\"id\": \"s\", \"sleep\": \"1h\"}]}", 201,
+                     NULL);
+    http_post_expect(k.base_url, "/v1/workflows/w/executions", "{\"id\": \"w-1\"}", 201, NULL);
+    http_get(k.base_url, "/v1/executions/w-1/steps", &g);
+    assert_problem(&g, 409, "not-a-code-execution");
+    hreply_free(&g);
+    keeld_stop(&k);
+    free(db);
+}
+
+struct filler {
+    const struct proc *k;
+    int from, to, failures;
+};
+
+static void *fill(void *arg)
+{
+    struct filler *f = arg;
+    for (int i = f->from; i < f->to; i++) {
+        char path[64], body[64];
+        snprintf(path, sizeof path, "/v1/executions/big-1/steps/s%05d", i);
+        snprintf(body, sizeof body, "{\"output\": %d}", i);
+        struct hreply r;
+        http_post_json(f->k->base_url, path, body, &r);
+        if (r.status != 200)
+            f->failures++;
+        hreply_free(&r);
+    }
+    return NULL;
+}
+
+/* 10,000 steps in one execution: every key journaled once, the list and the history page
+ * through all of it, and a key at the end still answers (and replays) as the first did. */
+static void test_ten_thousand_steps(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_big");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"big-1\"}", 201);
+    hreply_free(&r);
+    enum { N = 10000, THREADS = 4 };
+    struct filler f[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        f[i] = (struct filler){&k, i * (N / THREADS), (i + 1) * (N / THREADS), 0};
+        assert_int_equal(pthread_create(&t[i], NULL, fill, &f[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(f[i].failures, 0);
+    }
+    assert_sql(db, "10000",
+               "SELECT count(*) FROM steps WHERE execution_id = 'big-1' AND parent_path = ''");
+    assert_sql(db, "10000",
+               "SELECT count(DISTINCT position) FROM steps WHERE execution_id = 'big-1' AND "
+               "parent_path = ''");
+    r = post(&k, "/v1/executions/big-1/steps/s09999", "{\"output\": 9999}", 200);
+    assert_true(has_header(&r, "Keel-Replayed", "true"));
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/big-1/steps/last", "{\"sleep\": \"0s\"}", 202);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "position")), 10000);
+    hreply_free(&r);
+    /* The list pages through every key, in position order. */
+    char path[256] = "/v1/executions/big-1/steps?limit=500";
+    long seen = 0, last = -1;
+    for (;;) {
+        struct hreply g;
+        http_get(k.base_url, path, &g);
+        assert_int_equal(g.status, 200);
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(g.json, "steps"), i, st)
+        {
+            long pos = (long)json_integer_value(json_object_get(st, "position"));
+            assert_true(pos > last);
+            last = pos;
+            seen++;
+        }
+        const char *next = str(g.json, "next_cursor");
+        if (next)
+            snprintf(path, sizeof path, "/v1/executions/big-1/steps?limit=500&cursor=%s", next);
+        hreply_free(&g);
+        if (!next)
+            break;
+    }
+    assert_int_equal(seen, N + 1);
+    /* The history pages too (two events per key). */
+    char hpath[256] = "/v1/executions/big-1/history?limit=500";
+    long events = 0;
+    for (;;) {
+        struct hreply g;
+        http_get(k.base_url, hpath, &g);
+        assert_int_equal(g.status, 200);
+        events += (long)json_array_size(json_object_get(g.json, "events"));
+        const char *next = str(g.json, "next_cursor");
+        if (next)
+            snprintf(hpath, sizeof hpath, "/v1/executions/big-1/history?limit=500&cursor=%s", next);
+        hreply_free(&g);
+        if (!next)
+            break;
+    }
+    assert_true(events >= 2 * N + 1);
+    keeld_stop(&k);
+    free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_retry),    cmocka_unit_test(test_concurrent_first_calls),
         cmocka_unit_test(test_sleep_outlives_kill), cmocka_unit_test(test_activities),
         cmocka_unit_test(test_held_calls),          cmocka_unit_test(test_kill_while_held),
+        cmocka_unit_test(test_counts_and_list),     cmocka_unit_test(test_ten_thousand_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
