@@ -86,6 +86,12 @@ static void on_step_ended(void *arg, const char *topic)
     longpoll_ended(app->longpoll, topic);
 }
 
+static bool step_awaited(void *arg, const char *topic)
+{
+    struct app *app = arg;
+    return longpoll_has_waiter(app->longpoll, topic);
+}
+
 static void on_missed_notifications(void *arg)
 {
     struct app *app = arg;
@@ -189,6 +195,7 @@ static int serve(const struct config *cfg)
         .webhook_secret = cfg->webhook_secret,
         .on_execution_ended = on_execution_ended,
         .on_step_ended = on_step_ended,
+        .step_awaited = step_awaited,
         .on_missed_notifications = on_missed_notifications,
         .hook_arg = &app,
     };

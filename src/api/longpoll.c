@@ -236,6 +236,16 @@ void longpoll_ended(struct longpoll *lp, const char *topic)
     pthread_mutex_unlock(&lp->lock);
 }
 
+bool longpoll_has_waiter(struct longpoll *lp, const char *topic)
+{
+    bool found = false;
+    pthread_mutex_lock(&lp->lock);
+    for (struct waiter *w = lp->waiters; w && !found; w = w->next)
+        found = !strcmp(w->topic, topic);
+    pthread_mutex_unlock(&lp->lock);
+    return found;
+}
+
 void longpoll_recheck_all(struct longpoll *lp)
 {
     pthread_mutex_lock(&lp->lock);

@@ -39,6 +39,8 @@ void longpoll_wait_for(struct longpoll *lp, struct http_request *req, const char
                        void (*free_arg)(void *arg));
 /* Wakes the waiters of a topic, and for an execution id those of its steps too (any thread). */
 void longpoll_ended(struct longpoll *lp, const char *topic);
+/* Whether a request waits on exactly this topic now (any thread). */
+bool longpoll_has_waiter(struct longpoll *lp, const char *topic);
 /* Wakes every waiter to look again (after notifications may have been missed). */
 void longpoll_recheck_all(struct longpoll *lp);
 

@@ -5,6 +5,7 @@
 
 #include "api/common.h"
 #include "app.h"
+#include "defn/duration.h"
 #include "metrics.h"
 #include "runner/input.h"
 #include "runner/runner.h"
@@ -13,6 +14,7 @@
 #include "util/ids.h"
 #include "util/jsontext.h"
 #include "util/timeutil.h"
+#include "webhook/destination.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,10 +248,10 @@ struct code_start_input {
     struct runner_input base; /* first: the runner hands this back */
     struct http_request *http;
     char id[API_EXECUTION_ID_MAX + 1];
-    char *name, *input_text;
+    char *name, *input_text, *handler_text;
     char now_text[32];
-    const char *insert_params[5];
-    const char *same_params[3];
+    const char *insert_params[6];
+    const char *same_params[4];
     const char *json_params[1];
 };
 
@@ -257,7 +259,7 @@ static int code_start_before_lock(struct runner_input *in, struct store_call *ca
 {
     struct code_start_input *s = (struct code_start_input *)in;
     calls[0] = (struct store_call){
-        .stmt = STMT_EXEC_INSERT_CODE, .n_params = 5, .params = s->insert_params};
+        .stmt = STMT_EXEC_INSERT_CODE, .n_params = 6, .params = s->insert_params};
     return 1;
 }
 
@@ -267,7 +269,7 @@ static int code_start_reads(struct runner_input *in, struct store_call *calls)
     int n = 0;
     if (in->skipped)
         calls[n++] = (struct store_call){
-            .stmt = STMT_EXEC_SAME_CODE_START, .n_params = 3, .params = s->same_params};
+            .stmt = STMT_EXEC_SAME_CODE_START, .n_params = 4, .params = s->same_params};
     calls[n++] =
         (struct store_call){.stmt = STMT_EXEC_JSON, .n_params = 1, .params = s->json_params};
     return n;
@@ -288,7 +290,8 @@ static void code_start_finish(struct runner_input *in, PGconn *conn, PGresult *c
     if (!reads || (in->skipped && !store_ok(same))) {
         api_transition_fail(req, conn, !reads ? NULL : same, NULL);
     } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
-        reply_id_taken(req, "an execution with this id exists with another kind, name or input");
+        reply_id_taken(req, "an execution with this id exists with another kind, name, input or "
+                            "handler");
     } else {
         reply_started(req, conn, in, s->id, json);
     }
@@ -300,7 +303,62 @@ static void code_start_free(struct runner_input *in)
     struct code_start_input *s = (struct code_start_input *)in;
     free(s->name);
     free(s->input_text);
+    free(s->handler_text);
     free(s);
+}
+
+#define HANDLER_DEFAULT_INACTIVITY "5m"
+
+/* The handler of a code execution: {"url", "inactivity_timeout"?}, stored as that plus
+ * "inactivity_timeout_ms". Adds errors; returns the stored form (new reference) or NULL. */
+static json_t *read_handler(json_t *errors, const json_t *v)
+{
+    if (!json_is_object(v)) {
+        api_add_field_error(errors, "/handler",
+                            "must be an object {\"url\", \"inactivity_timeout\"?}");
+        return NULL;
+    }
+    size_t before = json_array_size(errors);
+    const char *key;
+    json_t *m;
+    json_object_foreach((json_t *)v, key, m)
+    {
+        if (strcmp(key, "url") != 0 && strcmp(key, "inactivity_timeout") != 0) {
+            char *ptr = xasprintf("/handler/%s", key);
+            api_add_field_error(errors, ptr, "unknown field (allowed: url, inactivity_timeout)");
+            free(ptr);
+        }
+    }
+    const char *url = json_string_value(json_object_get(v, "url"));
+    char *why = NULL;
+    if (!url) {
+        api_add_field_error(errors, "/handler/url",
+                            json_object_get(v, "url") ? "must be a string"
+                                                      : "missing required field \"url\"");
+    } else if (wh_dest_check_url(NULL, url, NULL, &why) == WH_DEST_INVALID) {
+        char *msg = xasprintf("must be an http:// or https:// URL with a host; this one %s",
+                              why ? why : "is not");
+        api_add_field_error(errors, "/handler/url", msg);
+        free(msg);
+    } else if (wh_dest_check_url(wh_dest_global(), url, NULL, &why) == WH_DEST_REFUSED) {
+        char *msg = xasprintf("destination refused: %s", why ? why : "");
+        api_add_field_error(errors, "/handler/url", msg);
+        free(msg);
+    }
+    free(why);
+    json_t *timeout = json_object_get(v, "inactivity_timeout");
+    json_t *given = timeout ? json_incref(timeout) : json_string(HANDLER_DEFAULT_INACTIVITY);
+    int64_t ms = 0;
+    const char *dwhy = NULL;
+    if (!defn_parse_duration(given, &ms, &dwhy) || ms <= 0)
+        api_add_field_error(errors, "/handler/inactivity_timeout",
+                            dwhy ? dwhy : "must be a duration greater than zero");
+    json_t *stored = NULL;
+    if (json_array_size(errors) == before)
+        stored = json_pack("{s:s, s:O, s:I}", "url", url, "inactivity_timeout", given,
+                           "inactivity_timeout_ms", (json_int_t)ms);
+    json_decref(given);
+    return stored;
 }
 
 static const struct runner_input_ops code_start_ops = {
@@ -321,7 +379,7 @@ void api_executions_start_code(struct http_request *req)
         return;
     json_t *errors = json_array();
     const char *given_id = NULL, *name = "code";
-    json_t *input = NULL;
+    json_t *input = NULL, *handler = NULL;
     if (body && !json_is_object(body)) {
         api_add_field_error(errors, "",
                             "the body must be a JSON object {\"id\"?, \"name\"?, \"input\"?}");
@@ -341,13 +399,12 @@ void api_executions_start_code(struct http_request *req)
                 else
                     name = n;
             } else if (!strcmp(key, "handler")) {
-                /* Refused rather than ignored: a program waiting for calls that never come
-                 * would be a silent failure. */
-                api_add_field_error(errors, "/handler",
-                                    "the resume handler is not supported by this keeld yet");
+                json_decref(handler);
+                handler = read_handler(errors, v);
             } else {
                 char *ptr = xasprintf("/%s", key);
-                api_add_field_error(errors, ptr, "unknown field (allowed: id, name, input)");
+                api_add_field_error(errors, ptr,
+                                    "unknown field (allowed: id, name, input, handler)");
                 free(ptr);
             }
         }
@@ -356,6 +413,7 @@ void api_executions_start_code(struct http_request *req)
         http_reply_problem_ext(req, 422, "validation", "Invalid request",
                                "the request body has errors", errors, NULL);
         json_decref(body);
+        json_decref(handler);
         return;
     }
     json_decref(errors);
@@ -369,13 +427,18 @@ void api_executions_start_code(struct http_request *req)
         ids_uuid7(now, s->id);
     s->name = xstrdup(name);
     s->input_text = json_text(input ? input : json_null());
+    s->handler_text = handler ? json_text(handler) : NULL;
+    json_decref(handler);
     json_decref(body);
     time_format_rfc3339(now, s->now_text);
-    const char *ip[] = {s->id, s->name, s->input_text, s->now_text, runner_env(app->runner)->owner};
+    const char *ip[] = {
+        s->id,          s->name, s->input_text, s->now_text, runner_env(app->runner)->owner,
+        s->handler_text};
     memcpy(s->insert_params, ip, sizeof ip);
     s->same_params[0] = s->id;
     s->same_params[1] = s->name;
     s->same_params[2] = s->input_text;
+    s->same_params[3] = s->handler_text;
     s->json_params[0] = s->id;
     s->base.ops = &code_start_ops;
     s->base.only_applied = true;

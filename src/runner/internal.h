@@ -25,6 +25,8 @@ enum job_kind {
     JOB_CLAIMED,  /* a task leased by the claimer */
     JOB_TAKEOVER, /* an execution taken over from a dead keeld: send its attempts again */
     JOB_INPUT,    /* an input from the API (runner/input.h); execution_id NULL until resolved */
+    JOB_HANDLER_RESULT, /* a code execution's handler call finished: payload {"events",
+                           "tasks"} to journal, task_id the handler_call task to consume */
 };
 
 struct job {
@@ -107,6 +109,9 @@ void wake_claimer(struct runner *r);
 void send_attempt(struct runner *r, const char *execution_id, const char *workflow, int version,
                   const char *step_id, int attempt, bool compensation, const json_t *payload,
                   const char *token);
+/* Sends the handler call of a claimed handler_call task (runner/handler.c); its result comes
+ * back as a JOB_HANDLER_RESULT. Takes j. */
+void handler_send(struct runner *r, struct job *j);
 /* Waits on cond (lock held) for at most ms. */
 void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
 

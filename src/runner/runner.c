@@ -258,6 +258,8 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     r->env.defs = r->defs;
     r->env.owner = r->owner;
     r->env.max_child_depth = cfg->max_child_depth > 0 ? cfg->max_child_depth : 32;
+    r->env.step_awaited = cfg->step_awaited;
+    r->env.hook_arg = cfg->hook_arg;
     r->pool = store_pool_new(cfg->database_url, (int)cfg->workers + 1);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);

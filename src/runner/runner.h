@@ -23,6 +23,9 @@ struct runner_config {
     /* Called (on a runner thread) when a step of a code execution ended (completed, failed or
      * stopped), here or on another keeld: topic is "<execution id>/<key>". */
     void (*on_step_ended)(void *arg, const char *topic);
+    /* Whether a step call of this keeld is held waiting for topic (a handler call is then not
+     * needed); NULL: never. Called on a runner thread, inside a transaction: must be quick. */
+    bool (*step_awaited)(void *arg, const char *topic);
     /* Called after the listener reconnects: any end may have been missed. */
     void (*on_missed_notifications)(void *arg);
     void *hook_arg;

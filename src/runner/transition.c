@@ -444,10 +444,9 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
 static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params,
                            char **why);
 
-/* A code execution's keys whose step ended in this transition (rows written as completed,
- * failed, skipped or compensated) are announced at COMMIT on keel_steps, for the step calls
- * held waiting for them (Prefer: wait) on any keeld. False with *why set when it failed. */
-static bool notify_ended_keys(PGconn *conn, const char *exec_id, const json_t *rows, char **why)
+/* The keys of a code execution whose step ended in this transition (rows written as
+ * completed, failed, skipped or compensated), as topics "<execution>/<key>". New array. */
+static json_t *ended_keys(const char *exec_id, const json_t *rows)
 {
     static const char *const final[] = {"completed", "failed", "skipped", "compensated"};
     json_t *topics = json_array();
@@ -467,6 +466,13 @@ static bool notify_ended_keys(PGconn *conn, const char *exec_id, const json_t *r
                 free(t);
             }
     }
+    return topics;
+}
+
+/* Announces the ended keys' topics at COMMIT on keel_steps, for the step calls held waiting
+ * for them (Prefer: wait) on any keeld. False with *why set when it failed. */
+static bool notify_ended_keys(PGconn *conn, const json_t *topics, char **why)
+{
     bool ok = true;
     size_t n = json_array_size(topics);
     if (n > 0) {
@@ -480,8 +486,78 @@ static bool notify_ended_keys(PGconn *conn, const char *exec_id, const json_t *r
         buf_free(&arr);
         free(items);
     }
-    json_decref(topics);
     return ok;
+}
+
+/* A code execution's handler (contract, "Step calls"): after this transition, which may call
+ * it (at start, after a retry or a cancel, when a key ended that no step call of this keeld
+ * waits for, after its program has been idle with steps pending), and which arms the next
+ * inactivity check. *queued is set when a task was inserted. False with *why set when a
+ * statement failed. */
+static bool handler_writes(struct apply *a, const struct transition_request *req, bool stale,
+                           const json_t *topics, const char *task_owner, const char *now,
+                           bool *queued, char **why)
+{
+    const struct engine_input *in = &req->in;
+    const char *reason = NULL, *key = NULL;
+    char arm_at[32] = "";
+    if (!stale && in->kind == ENGINE_IN_START) {
+        reason = "start";
+        snprintf(arm_at, sizeof arm_at, "%s", now);
+    } else if (!stale && in->kind == ENGINE_IN_RETRY) {
+        reason = "retry";
+    } else if (!stale && in->kind == ENGINE_IN_CANCEL) {
+        reason = "cancel";
+    } else if (in->kind != ENGINE_IN_STEP_CALL && !req->journal_only) {
+        /* A key that ended by itself (a timer, a signal, a webhook's answer): the program is
+         * told, unless one of its calls here waits for that key already. */
+        size_t k;
+        json_t *t;
+        json_array_foreach(topics, k, t)
+        {
+            const char *topic = json_string_value(t);
+            if (a->env->step_awaited && a->env->step_awaited(a->env->hook_arg, topic))
+                continue;
+            reason = "step_ended";
+            key = strchr(topic, '/') + 1;
+            break;
+        }
+    }
+    if (req->inactivity_check) {
+        const char *ip[] = {a->exec_id};
+        PGresult *ir = store_run(a->conn, STMT_HANDLER_IDLE, 1, ip);
+        if (!store_ok(ir)) {
+            *why = store_error(ir, a->conn);
+            PQclear(ir);
+            return false;
+        }
+        if (PQntuples(ir) == 1) {
+            int64_t idle_since = strtoll(PQgetvalue(ir, 0, 0), NULL, 10);
+            int64_t timeout = strtoll(PQgetvalue(ir, 0, 1), NULL, 10);
+            bool pending = !strcmp(PQgetvalue(ir, 0, 2), "t");
+            bool idle = a->now_ms - idle_since >= timeout;
+            if (idle && pending && !reason)
+                reason = "inactivity";
+            /* The next check: a timeout after the last call, or after now once it is past. */
+            time_format_rfc3339(idle ? a->now_ms : idle_since, arm_at);
+        }
+        PQclear(ir);
+    }
+    if (arm_at[0]) {
+        const char *ap[] = {a->exec_id, arm_at, task_owner};
+        if (!run_child_stmt(a->conn, STMT_HANDLER_ARM, 3, ap, why))
+            return false;
+        *queued = true;
+    }
+    if (reason) {
+        char timeout[24];
+        snprintf(timeout, sizeof timeout, "%d", HANDLER_CALL_TIMEOUT_MS);
+        const char *qp[] = {a->exec_id, now, reason, key, task_owner, timeout};
+        if (!run_child_stmt(a->conn, STMT_HANDLER_QUEUE, 6, qp, why))
+            return false;
+        *queued = true;
+    }
+    return true;
 }
 
 /* Events do not repeat outputs that the same transaction stores elsewhere: a step_completed's
@@ -748,6 +824,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         parent_id = xstrdup(PQgetvalue(r, 0, 9));
         parent_path = xstrdup(PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
     }
+    bool has_handler = !strcmp(PQgetvalue(r, 0, 11), "t");
     bool owned = !PQgetisnull(r, 0, 8) && !strcmp(PQgetvalue(r, 0, 8), env->owner);
     if (req->fenced && !owned) {
         rc = TRANSITION_LEASE_LOST;
@@ -895,6 +972,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                 stale = false;
         }
         free(refs);
+    } else if (req->journal_only) {
+        stale = true;
     } else if (engine_advance_plan(plan, &st, ctx, in, &fx) != 0) {
         *why = rl.why
                    ? rl.why
@@ -906,6 +985,17 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     }
     if (!stale && in->kind == ENGINE_IN_SIGNAL)
         a.delivering_signal = req->signal_id;
+    if (req->extra_tasks && st.status == ENGINE_EXEC_RUNNING) {
+        json_t *t;
+        json_array_foreach(req->extra_tasks, i, t)
+        {
+            json_array_append(p.tasks, t);
+            int64_t due = json_integer_value(json_object_get(t, "due_ms"));
+            p.notify = true;
+            if (p.first_due_ms == 0 || due < p.first_due_ms)
+                p.first_due_ms = due > 0 ? due : 1;
+        }
+    }
     if (!stale && in->kind == ENGINE_IN_HEARTBEAT && !in->compensation && in->step < st.n_steps) {
         /* The interpreter keeps no heartbeat; the step row shows the last one. Details that
          * could not be stored or read back are left out rather than failing the heartbeat. */
@@ -1017,8 +1107,17 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         json_decref(after);
     }
     json_t *rows = step_rows(d, &st, ctx, &p);
-    if (plan->code && !notify_ended_keys(conn, exec_id, rows, why))
-        goto done;
+    if (plan->code) {
+        json_t *topics = ended_keys(exec_id, rows);
+        bool ok = notify_ended_keys(conn, topics, why) &&
+                  (!has_handler || st.status != ENGINE_EXEC_RUNNING ||
+                   handler_writes(&a, req, stale, topics, task_owner, now, &queued, why));
+        json_decref(topics);
+        if (!ok) {
+            json_decref(rows);
+            goto done;
+        }
+    }
     json_t *sj = engine_state_header_to_json(&st);
     compact_events(
         p.events, rows,

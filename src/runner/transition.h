@@ -35,13 +35,23 @@ struct transition_env {
     struct defcache *defs;
     const char *owner;    /* this keeld's owner id (executions.owner, tasks.lease_owner) */
     long max_child_depth; /* how deep child workflows may nest */
+    /* Whether a step call of this keeld is held waiting for topic ("<execution>/<key>"): its
+     * step's end then needs no handler call. NULL: none is. */
+    bool (*step_awaited)(void *arg, const char *topic);
+    void *hook_arg;
 };
+
+/* How long one call of a code execution's handler may take. */
+#define HANDLER_CALL_TIMEOUT_MS 10000
 
 /* Task kinds of child workflows, beside the engine's (engine_task_kind_name). */
 #define TASK_CHILD_START      "child_start"      /* the child: start, or run again / report */
 #define TASK_CHILD_ENDED      "child_ended"      /* the parent: payload {child, status, output, error} */
 #define TASK_PARENT_CANCEL    "parent_cancel"    /* the child: cancel; payload {reason} */
 #define TASK_PARENT_TERMINATE "parent_terminate" /* the child: terminate; payload {reason} */
+/* Task kinds of a code execution's handler. */
+#define TASK_HANDLER_CALL       "handler_call"       /* call it; payload {url, run, reason, key?} */
+#define TASK_HANDLER_INACTIVITY "handler_inactivity" /* its program may have gone idle */
 
 enum transition_outcome {
     TRANSITION_APPLIED,    /* written */
@@ -96,6 +106,13 @@ struct transition_request {
     bool child_start;      /* a child_start task: the execution (a child) starts when it never
                               ran (in is taken as START), runs again when it failed (RETRY),
                               and otherwise has its end reported to its parent again */
+    bool journal_only;          /* no input for the interpreter: only extra_events, extra_tasks and
+                                   the consumed task are written (a handler call's result) */
+    bool inactivity_check;      /* a code execution's handler_inactivity task is due: call its
+                                   handler when its program has been idle too long with steps
+                                   pending, and arm the next check */
+    const json_t *extra_tasks;  /* tasks the runner itself queues, as [{kind, step, attempt,
+                                   due_at, payload}], while the execution runs */
     PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
                               the caller (transition_lock_prepare); the transition takes it */
     struct batch_writes *writes; /* where the writes go: sent, with those of the other

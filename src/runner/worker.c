@@ -29,7 +29,7 @@ static bool job_input(const struct job *j, struct engine_input *in)
     in->attempt = j->attempt;
     in->retry_after_ms = -1;
     in->compensation = j->compensation;
-    if (j->kind == JOB_TAKEOVER)
+    if (j->kind == JOB_TAKEOVER || j->kind == JOB_HANDLER_RESULT)
         return true;
     if (j->kind == JOB_RESULT) {
         if (j->outcome == WH_OK) {
@@ -45,6 +45,9 @@ static bool job_input(const struct job *j, struct engine_input *in)
         }
         return true;
     }
+    /* A handler's inactivity check journals no input of the interpreter. */
+    if (!strcmp(j->task_kind, TASK_HANDLER_INACTIVITY))
+        return true;
     /* The tasks of child workflows (transition.h). */
     if (!strcmp(j->task_kind, TASK_CHILD_START)) {
         in->kind = ENGINE_IN_START; /* or RETRY: the transition decides from the row */
@@ -119,6 +122,18 @@ static bool job_request(struct job *j, struct transition_request *req, bool *is_
     /* A claimed task goes with the transition that applies it (an attempt's too: once started,
      * the attempt is held by the execution's owner, not by a task). */
     req->consume_task_id = j->kind == JOB_CLAIMED ? j->task_id : 0;
+    if (j->kind == JOB_HANDLER_RESULT) {
+        /* The handler call's task goes with the journal of its result. */
+        req->journal_only = true;
+        req->step_id = NULL;
+        req->consume_task_id = j->task_id;
+        req->extra_events = json_object_get(j->payload, "events");
+        req->extra_tasks = json_object_get(j->payload, "tasks");
+    } else if (j->kind == JOB_CLAIMED && !strcmp(j->task_kind, TASK_HANDLER_INACTIVITY)) {
+        req->journal_only = true;
+        req->inactivity_check = true;
+        req->step_id = NULL;
+    }
     return true;
 }
 
@@ -187,7 +202,7 @@ static void retry_later(struct runner *r, struct job *j, bool pause)
         return;
     }
     if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS && j->kind != JOB_TAKEOVER) {
-        if (j->kind == JOB_CLAIMED) {
+        if (j->kind == JOB_CLAIMED || j->kind == JOB_HANDLER_RESULT) {
             log_warn("giving up on a claimed task; it is claimed again after its lease",
                      "execution", j->execution_id, "step", j->step_id);
             job_free(j);
@@ -513,6 +528,17 @@ void *worker_main(void *arg)
         if (!*link)
             q->tail = last;
         pthread_mutex_unlock(&r->lock);
+        /* A handler call goes out at once; only its result is journaled (a later job). */
+        size_t kept = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (batch[k]->kind == JOB_CLAIMED && !strcmp(batch[k]->task_kind, TASK_HANDLER_CALL))
+                handler_send(r, batch[k]);
+            else
+                batch[kept++] = batch[k];
+        }
+        if (n > 0 && kept == 0 && n_unresolved == 0)
+            continue;
+        n = kept;
         if (n == 0 && n_unresolved == 0)
             return NULL;
         for (size_t k = 0; k < n_unresolved; k++)

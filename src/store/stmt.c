@@ -25,6 +25,7 @@
     "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
     "'completed_at', keel_ts(e.completed_at), 'last_call_at', keel_ts(e.last_call_at), "           \
+    "'handler', e.handler - 'inactivity_timeout_ms', 'run', e.run, "                               \
     "'parent', " PARENT_JSON
 
 /* One step of a code execution as the step call API shows it (s: its row). */
@@ -95,12 +96,14 @@ static const struct {
                           "ON CONFLICT (id) DO NOTHING RETURNING id, version"},
     [STMT_EXEC_INSERT_CODE] = {"exec_insert_code",
                                "INSERT INTO executions (id, workflow, version, kind, status, "
-                               "input, state, created_at, updated_at, owner) VALUES ($1, $2, 0, "
-                               "'code', 'running', $3::jsonb, '{}', $4::timestamptz, "
-                               "$4::timestamptz, $5) ON CONFLICT (id) DO NOTHING RETURNING id"},
+                               "input, state, created_at, updated_at, owner, handler) VALUES ($1, "
+                               "$2, 0, 'code', 'running', $3::jsonb, '{}', $4::timestamptz, "
+                               "$4::timestamptz, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING "
+                               "RETURNING id"},
     [STMT_EXEC_SAME_CODE_START] = {"exec_same_code_start",
                                    "SELECT kind = 'code' AND workflow = $2 AND input = $3::jsonb "
-                                   "FROM executions WHERE id = $1"},
+                                   "AND handler IS NOT DISTINCT FROM $4::jsonb FROM executions "
+                                   "WHERE id = $1"},
     [STMT_EXEC_SAME_START] = {"exec_same_start",
                               "SELECT kind = 'workflow' AND workflow = $2 AND input = "
                               "$3::jsonb FROM executions WHERE id = $1"},
@@ -135,7 +138,7 @@ static const struct {
          "s.execution_id = e.id AND s.parent_path = p.path AND s.kind <> 'iteration' AND s.path "
          "<> ALL($3::text[]) OFFSET 0) s) s), "
          "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint), e.owner, e.parent_id, "
-         "e.parent_path FROM executions e WHERE e.id = $1"},
+         "e.parent_path, e.handler IS NOT NULL FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
                          "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
                          "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
@@ -168,6 +171,30 @@ static const struct {
         {"step_call_list",
          "SELECT " STEP_CALL_JSON "::text, s.position FROM steps s WHERE s.execution_id = $1 AND "
          "s.parent_path = '' AND s.position > $2::int ORDER BY s.position LIMIT $3::int"},
+    /* A code execution's handler (api: POST /v1/executions with "handler"): a call queued with
+     * the next run number, and the inactivity check armed (one per execution). */
+    [STMT_HANDLER_QUEUE] =
+        {"handler_queue",
+         "WITH e AS (UPDATE executions SET run = run + 1 WHERE id = $1 AND handler IS NOT NULL "
+         "RETURNING run, handler) INSERT INTO tasks (execution_id, kind, step, attempt, due_at, "
+         "payload, owner) SELECT $1, 'handler_call', '', 1, $2::timestamptz, "
+         "jsonb_strip_nulls(jsonb_build_object('url', e.handler->>'url', 'run', e.run, 'reason', "
+         "$3::text, 'key', $4::text, 'timeout_ms', $6::bigint)), $5 FROM e RETURNING id"},
+    [STMT_HANDLER_ARM] =
+        {"handler_arm",
+         "WITH e AS (SELECT handler FROM executions WHERE id = $1 AND handler IS NOT NULL), d AS "
+         "(DELETE FROM tasks WHERE execution_id = $1 AND kind = 'handler_inactivity' AND "
+         "lease_until IS NULL) INSERT INTO tasks (execution_id, kind, step, attempt, due_at, "
+         "payload, owner) SELECT $1, 'handler_inactivity', '', NULL, $2::timestamptz + "
+         "(e.handler->>'inactivity_timeout_ms')::bigint * interval '1 millisecond', NULL, $3 "
+         "FROM e RETURNING id"},
+    [STMT_HANDLER_IDLE] =
+        {"handler_idle",
+         "SELECT (extract(epoch FROM coalesce(e.last_call_at, e.created_at)) * 1000)::bigint, "
+         "(e.handler->>'inactivity_timeout_ms')::bigint, EXISTS (SELECT 1 FROM steps s WHERE "
+         "s.execution_id = e.id AND s.parent_path = '' AND s.status NOT IN ('completed', "
+         "'failed', 'skipped', 'compensated')) FROM executions e WHERE e.id = $1 AND e.handler "
+         "IS NOT NULL"},
     [STMT_STEPS_NOTIFY] = {"steps_notify",
                            "SELECT count(pg_notify('keel_steps', t)) FROM unnest($1::text[]) t"},
     [STMT_STEPS_LOAD_ALL] = {"steps_load_all",

@@ -18,8 +18,10 @@ enum store_stmt {
                                   $5 now, $6 owner -> id, version; none when the workflow (version)
                                   does not exist or the id does */
     STMT_EXEC_SAME_START,      /* $1 id, $2 workflow, $3 input -> same (bool) */
-    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner -> id (none: exists) */
-    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input -> a code execution with both */
+    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner, $6 handler or NULL
+                                  -> id (none: exists) */
+    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input, $4 handler -> a code execution with
+                                  all of them */
     STMT_EXEC_LOCK,            /* $1 id, $2 task id: locks the execution, then the task */
     STMT_EXEC_LOCKED_READ,     /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
                                   read after the lock, with the step rows it starts from */
@@ -82,6 +84,12 @@ enum store_stmt {
                             api/call_tracker.c */
     STMT_STEP_CALL_LIST, /* $1 execution, $2 after position (-1: first), $3 limit -> the keys'
                             steps as API JSON in first-call order, position */
+    STMT_HANDLER_QUEUE,  /* $1 execution, $2 due, $3 reason, $4 key or NULL, $5 owner, $6 timeout
+                            ms: a handler_call task with the next run (none without a handler) */
+    STMT_HANDLER_ARM,    /* $1 execution, $2 base time, $3 owner: the handler_inactivity task,
+                            due the inactivity timeout after $2 (replacing one not leased) */
+    STMT_HANDLER_IDLE,   /* $1 execution -> last call (or creation) in epoch ms, the inactivity
+                            timeout in ms, whether a key's step is pending */
     STMT_STEPS_NOTIFY,   /* $1 topics (text[]): NOTIFY keel_steps of each "<execution>/<key>"
                             whose step ended (delivered at COMMIT) */
     STMT__COUNT

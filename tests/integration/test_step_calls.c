@@ -821,14 +821,138 @@ static void test_ten_thousand_steps(void **state)
     free(db);
 }
 
+/* The events of type of execution id, as [data, ...] (new reference). */
+static json_t *events_of(const char *db, const char *id, const char *type)
+{
+    char *v = harness_sqlf(db,
+                           "SELECT coalesce(json_agg(data ORDER BY seq), '[]')::text FROM events "
+                           "WHERE execution_id = '%s' AND type = '%s'",
+                           id, type);
+    json_t *j = json_loads(v ? v : "[]", 0, NULL);
+    free(v);
+    return j;
+}
+
+/* The handler: called at start, when a key ends that no held call waits for, after the
+ * program has been idle with steps pending, on cancel and after retry, with a run counter;
+ * retried with backoff while it fails. */
+static void test_handler(void **state)
+{
+    (void)state;
+    char *db;
+    struct proc k, rcv;
+    stack_start("keel_it_steps_handler", env(), &db, &k, &rcv);
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"id\": \"h-1\", \"name\": \"shop\", \"handler\": {\"url\": \"%s/ok\", "
+             "\"inactivity_timeout\": \"1s\"}}",
+             rcv.base_url);
+    struct hreply r = post(&k, "/v1/executions", body, 201);
+    assert_string_equal(str(json_object_get(r.json, "handler"), "inactivity_timeout"), "1s");
+    hreply_free(&r);
+    /* Called at start. */
+    struct delivery_check first = {&rcv, "h-1/run/1", 1};
+    assert_true(wait_for(receiver_delivered, &first, 20000));
+    assert_sql_eventually(db, "start",
+                          "SELECT string_agg(data->>'reason', ',' ORDER BY seq) FROM events WHERE "
+                          "execution_id = 'h-1' AND type = 'handler_called'");
+    /* A key that ends by itself (its timer) while nobody waits: the handler is told. */
+    r = post(&k, "/v1/executions/h-1/steps/nap", "{\"sleep\": \"1s\"}", 202);
+    hreply_free(&r);
+    assert_sql_eventually(db, "nap",
+                          "SELECT string_agg(data->>'key', ',') FROM events WHERE execution_id = "
+                          "'h-1' AND type = 'handler_called' AND data->>'reason' = 'step_ended'");
+    /* A key a held call waits for: no call for it. */
+    r = post_prefer(&k, "/v1/executions/h-1/steps/nap2", "{\"sleep\": \"1s\"}", "Prefer: wait=30");
+    assert_int_equal(r.status, 200);
+    hreply_free(&r);
+    /* Idle with a step pending: called for inactivity (the program's last call is at most a
+     * second late in the table, so this comes a few seconds on). */
+    r = post(&k, "/v1/executions/h-1/steps/approval", "{\"wait\": {\"signal\": \"ok\"}}", 202);
+    hreply_free(&r);
+    assert_sql_eventually(db, "true",
+                          "SELECT (count(*) > 0)::text FROM events WHERE execution_id = 'h-1' AND "
+                          "type = 'handler_called' AND data->>'reason' = 'inactivity'");
+    /* Cancel and retry call it too; each call has the next run. */
+    r = post(&k, "/v1/executions/h-1/cancel", "{}", 202);
+    hreply_free(&r);
+    assert_sql_eventually(db, "1",
+                          "SELECT count(*) FROM events WHERE execution_id = 'h-1' AND type = "
+                          "'handler_called' AND data->>'reason' = 'cancel'");
+    r = post(&k, "/v1/executions/h-1/fail", "{\"error\": {\"type\": \"Stopped\"}}", 200);
+    hreply_free(&r);
+    json_t *calls = events_of(db, "h-1", "handler_called");
+    size_t i;
+    json_t *c;
+    json_int_t last_run = 0;
+    bool saw_nap2 = false;
+    json_array_foreach(calls, i, c)
+    {
+        json_int_t run = json_integer_value(json_object_get(c, "run"));
+        assert_true(run > last_run);
+        last_run = run;
+        const char *key = json_string_value(json_object_get(c, "key"));
+        saw_nap2 = saw_nap2 || (key && !strcmp(key, "nap2"));
+    }
+    assert_false(saw_nap2);
+    json_decref(calls);
+    assert_sql(db, "0", "SELECT count(*) FROM tasks WHERE execution_id = 'h-1'");
+
+    /* A handler that fails is called again after a backoff, and its failures are journaled. */
+    snprintf(body, sizeof body, "{\"id\": \"h-2\", \"handler\": {\"url\": \"%s/flaky/2\"}}",
+             rcv.base_url);
+    r = post(&k, "/v1/executions", body, 201);
+    hreply_free(&r);
+    assert_sql_eventually(db, "1",
+                          "SELECT count(*) FROM events WHERE execution_id = 'h-2' AND type = "
+                          "'handler_called'");
+    json_t *failed = events_of(db, "h-2", "handler_failed");
+    assert_int_equal(json_array_size(failed), 2);
+    assert_non_null(
+        json_string_value(json_object_get(json_array_get(failed, 0), "next_attempt_at")));
+    json_decref(failed);
+    assert_key_counts(&rcv, "h-2/run/1", 1, 3);
+    r = post(&k, "/v1/executions/h-2/complete", "{}", 200);
+    hreply_free(&r);
+    /* A retry calls it, so that the program runs again. */
+    snprintf(body, sizeof body, "{\"id\": \"h-3\", \"handler\": {\"url\": \"%s/ok\"}}",
+             rcv.base_url);
+    r = post(&k, "/v1/executions", body, 201);
+    hreply_free(&r);
+    assert_sql_eventually(db, "start",
+                          "SELECT string_agg(data->>'reason', ',' ORDER BY seq) FROM events WHERE "
+                          "execution_id = 'h-3' AND type = 'handler_called'");
+    r = post(&k, "/v1/executions/h-3/fail", "{\"error\": {\"type\": \"Oops\"}}", 200);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/h-3/retry", "{}", 202);
+    hreply_free(&r);
+    assert_sql_eventually(db, "start,retry",
+                          "SELECT string_agg(data->>'reason', ',' ORDER BY seq) FROM events WHERE "
+                          "execution_id = 'h-3' AND type = 'handler_called'");
+    /* The execution shows its handler and how many times it was called. */
+    struct hreply g;
+    http_get(k.base_url, "/v1/executions/h-2", &g);
+    assert_int_equal(json_integer_value(json_object_get(g.json, "run")), 1);
+    assert_non_null(json_object_get(g.json, "handler"));
+    assert_null(json_object_get(json_object_get(g.json, "handler"), "inactivity_timeout_ms"));
+    hreply_free(&g);
+    stack_stop(&db, &k, &rcv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kinds_and_replays),   cmocka_unit_test(test_bad_calls),
-        cmocka_unit_test(test_cancel_and_retry),    cmocka_unit_test(test_concurrent_first_calls),
-        cmocka_unit_test(test_sleep_outlives_kill), cmocka_unit_test(test_activities),
-        cmocka_unit_test(test_held_calls),          cmocka_unit_test(test_kill_while_held),
-        cmocka_unit_test(test_counts_and_list),     cmocka_unit_test(test_ten_thousand_steps),
+        cmocka_unit_test(test_kinds_and_replays),
+        cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_cancel_and_retry),
+        cmocka_unit_test(test_concurrent_first_calls),
+        cmocka_unit_test(test_sleep_outlives_kill),
+        cmocka_unit_test(test_activities),
+        cmocka_unit_test(test_held_calls),
+        cmocka_unit_test(test_kill_while_held),
+        cmocka_unit_test(test_counts_and_list),
+        cmocka_unit_test(test_ten_thousand_steps),
+        cmocka_unit_test(test_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
