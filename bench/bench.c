@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "step_calls.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -104,6 +105,10 @@ static void usage(FILE *out)
           "                        processes over --idle-window S seconds (default 10) before\n"
           "                        the starts and after them, and keeld's memory (the --cpu\n"
           "                        process named keeld)\n"
+          "  --mode step-calls     N code executions, C at once, each driven by a program of\n"
+          "                        step calls (3 output and 3 activity steps), then the same\n"
+          "                        programs again (all replays): calls/s and latency per call\n"
+          "                        of both, WAL and commits of the replays (needs --receiver)\n"
           "  --mode for-each       ONE execution of one for_each over N items, C iterations at\n"
           "                        once, each one activity step calling the receiver's /ok;\n"
           "                        waits up to --timeout S for its end, checks its output and\n"
@@ -1699,7 +1704,7 @@ int main(int argc, char **argv)
         case OPT_MODE:
             o.mode = optarg;
             bad |= strcmp(optarg, "timers") != 0 && strcmp(optarg, "idle") != 0 &&
-                   strcmp(optarg, "for-each") != 0;
+                   strcmp(optarg, "for-each") != 0 && strcmp(optarg, "step-calls") != 0;
             break;
         case OPT_SLEEP:
             o.sleep = optarg;
@@ -1720,11 +1725,12 @@ int main(int argc, char **argv)
     if (summary && !bad && optind == argc)
         return print_summary(summary, floor_tps);
     bool for_each = o.mode && strcmp(o.mode, "for-each") == 0;
+    bool step_calls = o.mode && strcmp(o.mode, "step-calls") == 0;
     if (o.mode && strcmp(o.workflow, "keel-bench") == 0)
         o.workflow = for_each                        ? "keel-bench-for-each"
                      : strcmp(o.mode, "timers") == 0 ? "keel-bench-timers"
                                                      : "keel-bench-idle";
-    if (bad || optind != argc || (!o.receiver && (!o.mode || for_each))) {
+    if (bad || optind != argc || (!o.receiver && (!o.mode || for_each || step_calls))) {
         if (!o.receiver && !bad)
             fprintf(stderr, "keel-bench: --receiver is required\n");
         usage(stderr);
@@ -1757,6 +1763,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "keel-bench: %s: %s", o.pg_url, PQerrorMessage(pg));
             goto Exit;
         }
+    }
+    if (step_calls) {
+        /* No definition: the programs are keel-bench's threads. */
+        struct step_calls_options so = {o.url,        o.receiver,    o.token,
+                                        o.executions, o.concurrency, o.warmup};
+        json_t *res = NULL;
+        exit_code = step_calls_mode(&so, pg, &res);
+        if (res)
+            emit_json(&o, res);
+        json_decref(res);
+        goto Exit;
     }
     if (register_workflow(&o, headers) < 0)
         goto Exit;
