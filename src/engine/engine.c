@@ -836,6 +836,28 @@ static void skip_node(struct run *r, size_t i)
     mark_changed(r, i);
 }
 
+/* Instance s starts afresh with status: no progress, its identity kept (path, plan node,
+ * parent, position, a step call's request, and whether it was entered in this call). */
+static void reset_instance(struct engine_step *s, enum engine_step_status status)
+{
+    *s = (struct engine_step){.status = status,
+                              .path = s->path,
+                              .node = s->node,
+                              .parent = s->parent,
+                              .position = s->position,
+                              .call = s->call,
+                              .fresh = s->fresh};
+}
+
+/* Instance i's result (output, error) is forgotten, and its row written. */
+static void clear_result(struct run *r, size_t i)
+{
+    json_t *entry = ctx_step(r, i);
+    json_object_del(entry, "output");
+    json_object_del(entry, "error");
+    mark_changed(r, i);
+}
+
 /* ---- control flow through the plan ------------------------------------------------------- */
 
 /* The instance of plan node child under instance parent (ENGINE_NO_PARENT: the root) at
@@ -892,10 +914,7 @@ static void reset_container(struct run *r, size_t i)
     s->status = ENGINE_STEP_RUNNING;
     s->scheduled_at_ms = r->now;
     s->started_at_ms = r->now;
-    json_t *entry = ctx_step(r, i);
-    json_object_del(entry, "output");
-    json_object_del(entry, "error");
-    mark_changed(r, i);
+    clear_result(r, i);
 }
 
 /* Records that instance i runs now in its parent (the root's or a sequence's cursor). */
@@ -1442,16 +1461,8 @@ static void resume_node(struct run *r, size_t i)
             if (c->parent != i ||
                 (c->status != ENGINE_STEP_FAILED && c->status != ENGINE_STEP_SKIPPED))
                 continue;
-            *c = (struct engine_step){.status = ENGINE_STEP_PENDING,
-                                      .path = c->path,
-                                      .node = c->node,
-                                      .parent = c->parent,
-                                      .position = c->position,
-                                      .call = c->call};
-            json_t *entry = ctx_step(r, k);
-            json_object_del(entry, "output");
-            json_object_del(entry, "error");
-            mark_changed(r, k);
+            reset_instance(c, ENGINE_STEP_PENDING);
+            clear_result(r, k);
         }
         return;
     case ENGINE_NODE_IF: {
@@ -1566,19 +1577,10 @@ static void enter_step(struct run *r, size_t i)
     struct engine_step *s = S(r, i);
     json_t *error = NULL;
 
-    *s = (struct engine_step){.status = ENGINE_STEP_SCHEDULED,
-                              .scheduled_at_ms = r->now,
-                              .path = s->path,
-                              .node = s->node,
-                              .parent = s->parent,
-                              .position = s->position,
-                              .call = s->call,
-                              .fresh = s->fresh};
+    reset_instance(s, ENGINE_STEP_SCHEDULED);
+    s->scheduled_at_ms = r->now;
     /* A step entered again (a redrive) starts without its old result. */
-    json_t *entry = ctx_step(r, i);
-    json_object_del(entry, "output");
-    json_object_del(entry, "error");
-    mark_changed(r, i);
+    clear_result(r, i);
     json_t *scheduled = json_pack("{s:s}", "kind", kinds[ds->kind]);
     if (s->call) {
         /* A step call says what its program asked for, in the program's words. */
@@ -2321,13 +2323,7 @@ static bool on_retry(struct run *r)
     r->fx->clear_error = true;
     for (size_t i = f + 1; i < st->n_top; i++) {
         if (st->steps[i].status == ENGINE_STEP_SKIPPED) {
-            struct engine_step *s = S(r, i);
-            *s = (struct engine_step){.status = ENGINE_STEP_PENDING,
-                                      .path = s->path,
-                                      .node = s->node,
-                                      .parent = s->parent,
-                                      .position = s->position,
-                                      .call = s->call};
+            reset_instance(S(r, i), ENGINE_STEP_PENDING);
             mark_changed(r, i);
         }
     }

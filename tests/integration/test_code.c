@@ -21,28 +21,14 @@ static const char *const *env(void)
     return e;
 }
 
-static void assert_sql(const char *db, const char *want, const char *sql)
-{
-    char *v = harness_sql_value(db, sql);
-    if (!v || strcmp(v, want) != 0)
-        fail_msg("%s: got %s, want %s", sql, v ? v : "(null)", want);
-    free(v);
-}
-
-/* POSTs body to path and checks the status; returns the reply (caller frees). */
 static struct hreply post(const struct proc *k, const char *path, const char *body, long want)
 {
-    struct hreply r;
-    http_post_json(k->base_url, path, body, &r);
-    if (r.status != want)
-        fail_msg("POST %s %s: got %ld, want %ld: %s", path, body, r.status, want,
-                 r.body ? r.body : "");
-    return r;
+    return http_post_want(k->base_url, path, body, want);
 }
 
 static const char *str(const json_t *o, const char *key)
 {
-    return json_string_value(json_object_get(o, key));
+    return json_str(o, key);
 }
 
 static void test_start_complete_fail(void **state)

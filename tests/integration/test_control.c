@@ -74,7 +74,7 @@ static void start(const char *workflow, const char *id)
     post_body(path, body, 201, NULL);
 }
 
-static void assert_sql(const char *want, const char *got)
+static void assert_value(const char *want, const char *got)
 {
     if (!got || strcmp(want, got) != 0)
         fail_msg("want \"%s\", got \"%s\"", want, got ? got : "(null)");
@@ -136,7 +136,7 @@ static void test_saga_compensates_in_reverse_once(void **state)
         harness_sqlf(db, "SELECT string_agg(type || ':' || step || ':' || attempt, ',' ORDER BY "
                          "seq) FROM events WHERE execution_id = 'saga-1' AND type LIKE "
                          "'compensation_%%'");
-    assert_sql("compensation_started:charge:1,compensation_started:charge:2,"
+    assert_value("compensation_started:charge:1,compensation_started:charge:2,"
                "compensation_completed:charge:2,compensation_started:reserve:1,"
                "compensation_completed:reserve:1",
                order);
@@ -144,7 +144,7 @@ static void test_saga_compensates_in_reverse_once(void **state)
     char *statuses =
         harness_sqlf(db, "SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) "
                          "FROM steps WHERE execution_id = 'saga-1'");
-    assert_sql("reserve=compensated,charge=compensated,ship=failed,notify=skipped", statuses);
+    assert_value("reserve=compensated,charge=compensated,ship=failed,notify=skipped", statuses);
     free(statuses);
     /* The refund failed once (flaky) and was retried; each compensation applied exactly once. */
     assert_int_equal(key_field("saga-1/charge/compensate", "deliveries"), 2);
@@ -153,7 +153,7 @@ static void test_saga_compensates_in_reverse_once(void **state)
     char *retried =
         harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'saga-1' AND type = "
                          "'attempt_failed' AND step = 'charge' AND data->>'compensation' = 'true'");
-    assert_sql("1", retried);
+    assert_value("1", retried);
     free(retried);
 }
 
@@ -179,7 +179,7 @@ static void test_saga_survives_kill9_during_compensation(void **state)
     char *n =
         harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'saga-2' AND type = "
                          "'compensation_completed'");
-    assert_sql("2", n);
+    assert_value("2", n);
     free(n);
     assert_int_equal(key_field("saga-2/reserve/compensate", "applied"), 1);
     assert_int_equal(key_field("saga-2/charge/compensate", "applied"), 1);
@@ -210,12 +210,12 @@ static void test_compensation_failing_for_good(void **state)
         harness_sqlf(db, "SELECT string_agg(type || ':' || step, ',' ORDER BY seq) FROM events "
                          "WHERE execution_id = 'broken-1' AND type IN ('compensation_failed', "
                          "'compensation_completed')");
-    assert_sql("compensation_failed:b,compensation_completed:a", order);
+    assert_value("compensation_failed:b,compensation_completed:a", order);
     free(order);
     char *st = harness_sqlf(
         db, "SELECT string_agg(step_id || '=' || status, ',' ORDER BY position) FROM steps "
             "WHERE execution_id = 'broken-1'");
-    assert_sql("a=compensated,b=completed,c=failed", st);
+    assert_value("a=compensated,b=completed,c=failed", st);
     free(st);
 }
 
@@ -257,10 +257,10 @@ static void test_cancel_during_activity_and_sleep(void **state)
     char *st =
         harness_sqlf(db, "SELECT status FROM steps WHERE execution_id = 'cancel-2' AND step_id = "
                          "'nap'");
-    assert_sql("skipped", st);
+    assert_value("skipped", st);
     free(st);
     char *left = harness_sqlf(db, "SELECT count(*) FROM tasks WHERE execution_id = 'cancel-2'");
-    assert_sql("0", left);
+    assert_value("0", left);
     free(left);
     post(409, &r, "/v1/executions/%s/cancel", "cancel-2");
     assert_problem(&r, 409, "execution-ended");
@@ -289,12 +289,12 @@ static void test_terminate_ignores_late_results(void **state)
         if (!ignored)
             usleep(20000);
     }
-    assert_sql("result_ignored", ignored);
+    assert_value("result_ignored", ignored);
     free(ignored);
     char *n =
         harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'term-1' AND type IN "
                          "('step_completed', 'compensation_started')");
-    assert_sql("0", n);
+    assert_value("0", n);
     free(n);
     post(409, NULL, "/v1/executions/%s/terminate", "term-1");
 }
@@ -323,7 +323,7 @@ static void test_retry_resumes_at_failed_step(void **state)
     char *n =
         harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'redrive-1' AND type = "
                          "'execution_retried'");
-    assert_sql("1", n);
+    assert_value("1", n);
     free(n);
     struct hreply r;
     post(409, &r, "/v1/executions/%s/retry", "redrive-1");
@@ -407,7 +407,7 @@ static void test_async_completed_before_accept(void **state)
     char *n =
         harness_sqlf(db, "SELECT count(*) FROM events WHERE execution_id = 'eager-1' AND type = "
                          "'step_completed' AND step = 'job'");
-    assert_sql("1", n);
+    assert_value("1", n);
     free(n);
 }
 
@@ -428,7 +428,7 @@ static void test_async_heartbeat_timeout_retries(void **state)
     char *t = harness_sqlf(
         db, "SELECT data->'error'->>'type' FROM events WHERE execution_id = 'hb-1' AND "
             "type = 'attempt_failed' AND attempt = 1");
-    assert_sql("heartbeat_timeout", t);
+    assert_value("heartbeat_timeout", t);
     free(t);
     /* The stale token of attempt 1 no longer completes anything. (Tokens are stored hashed:
      * take them from the receiver, in the order it got them.) */

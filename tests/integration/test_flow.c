@@ -104,14 +104,6 @@ static int redeliveries(const char *db, const char *workflow)
     return n;
 }
 
-static void assert_sql(const char *db, const char *want, const char *sql)
-{
-    char *v = harness_sqlf(db, "%s", sql);
-    if (strcmp(v, want) != 0)
-        fail_msg("%s\n  gave %s, wanted %s", sql, v, want);
-    free(v);
-}
-
 /* No instance completed twice, and sequence numbers have no gaps. */
 static void assert_journal_clean(const char *db, const char *workflow)
 {
@@ -139,27 +131,6 @@ static json_t *ended_as(const struct proc *k, const char *id, const char *status
     json_t *done = wait_result(k->base_url, id);
     assert_string_equal(json_string_value(json_object_get(done, "status")), status);
     return done;
-}
-
-struct sql_value {
-    const char *db, *want, *sql;
-};
-
-static bool sql_is(void *arg)
-{
-    const struct sql_value *w = arg;
-    char *v = harness_sql_value(w->db, w->sql);
-    bool ok = v && !strcmp(v, w->want);
-    free(v);
-    return ok;
-}
-
-/* Waits until sql's value is want, failing the test after 10 s. */
-static void wait_sql(const char *db, const char *want, const char *sql)
-{
-    struct sql_value w = {db, want, sql};
-    if (!wait_for(sql_is, &w, 10000))
-        fail_msg("%s never gave %s", sql, want);
 }
 
 /* Waits until the step at path of execution is in status (a child waiting for its signal, say),

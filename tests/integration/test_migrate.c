@@ -49,14 +49,6 @@ static void run_sql(const char *db, const char *sql)
     free(q);
 }
 
-static void assert_sql(const char *db, const char *want, const char *sql)
-{
-    char *v = harness_sql_value(db, sql);
-    if (!v || strcmp(v, want) != 0)
-        fail_msg("%s\n  gave %s, wanted %s", sql, v ? v : "NULL", want);
-    free(v);
-}
-
 static void test_old_schema_migrates_and_runs_on(void **state)
 {
     (void)state;

@@ -615,6 +615,49 @@ void assert_problem(const struct hreply *r, long status, const char *slug)
     assert_non_null(json_string_value(json_object_get(r->json, "title")));
 }
 
+void assert_sql(const char *conninfo, const char *want, const char *sql)
+{
+    char *v = harness_sql_value(conninfo, sql);
+    if (!v || strcmp(v, want) != 0)
+        fail_msg("%s\n  gave %s, wanted %s", sql, v ? v : "NULL", want);
+    free(v);
+}
+
+struct sql_wait {
+    const char *conninfo, *want, *sql;
+};
+
+static bool sql_is(void *arg)
+{
+    const struct sql_wait *w = arg;
+    char *v = harness_sql_value(w->conninfo, w->sql);
+    bool ok = v && !strcmp(v, w->want);
+    free(v);
+    return ok;
+}
+
+void wait_sql(const char *conninfo, const char *want, const char *sql)
+{
+    struct sql_wait w = {conninfo, want, sql};
+    if (!wait_for(sql_is, &w, 20000))
+        fail_msg("%s never gave %s", sql, want);
+}
+
+struct hreply http_post_want(const char *base_url, const char *path, const char *json, long want)
+{
+    struct hreply r;
+    http_post_json(base_url, path, json, &r);
+    if (r.status != want)
+        fail_msg("POST %s %s: got %ld, want %ld: %s", path, json, r.status, want,
+                 r.body ? r.body : "");
+    return r;
+}
+
+const char *json_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
 bool wait_for(bool (*fn)(void *), void *arg, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;

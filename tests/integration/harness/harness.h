@@ -21,6 +21,10 @@ char *harness_sql_value(const char *conninfo, const char *sql);
 /* harness_sql_value with a printf-style query. */
 char *harness_sqlf(const char *conninfo, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Fails the test unless sql's first value is want (a missing row reads as NULL). */
+void assert_sql(const char *conninfo, const char *want, const char *sql);
+/* Waits until sql's first value is want, failing the test after 20 s. */
+void wait_sql(const char *conninfo, const char *want, const char *sql);
 /* Runs the scripts/test-provided pg_ctl wrapper: "stop", "start" or "restart". */
 void harness_pg(const char *action);
 
@@ -116,6 +120,12 @@ void hreply_free(struct hreply *r);
 void assert_problem(const struct hreply *r, long status, const char *slug);
 /* A header's value in r (case-insensitive name), copied into out; false when absent. */
 bool hreply_header(const struct hreply *r, const char *name, char *out, size_t out_size);
+
+/* POSTs json and fails the test unless the status is want; returns the reply (caller frees it
+ * with hreply_free). */
+struct hreply http_post_want(const char *base_url, const char *path, const char *json, long want);
+/* The string member key of o, or NULL. */
+const char *json_str(const json_t *o, const char *key);
 
 /* Polls fn every 20 ms until it returns true or timeout_ms passes; returns the last result. */
 bool wait_for(bool (*fn)(void *), void *arg, int timeout_ms);
