@@ -198,6 +198,48 @@ static bool pg_marks(PGconn *pg, double *wal, double *commits)
     return ok;
 }
 
+#define LONG_KEYS  10000
+#define LONG_SLICE 1000
+
+/* One execution of LONG_KEYS output step calls, one after the other: the milliseconds of the
+ * first LONG_SLICE calls and of the last (a call must not cost more as its execution grows).
+ * Returns 0, or 1 when a call failed. */
+static int long_program(const struct step_calls_options *o, const char *prefix, double *first_ms,
+                        double *last_ms)
+{
+    CURL *easy = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    char auth[512];
+    if (o->token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->token);
+        headers = curl_slist_append(headers, auth);
+    }
+    char url[512], body[256];
+    bool replayed;
+    int rc = 0;
+    snprintf(url, sizeof url, "%s/v1/executions", o->url);
+    snprintf(body, sizeof body, "{\"id\": \"%s-long\", \"name\": \"keel-bench-long\"}", prefix);
+    if (post(easy, headers, url, body, &replayed) != 201)
+        rc = 1;
+    int64_t slice_start = mono_us();
+    for (int i = 0; i < LONG_KEYS && rc == 0; i++) {
+        if (i == LONG_KEYS - LONG_SLICE)
+            slice_start = mono_us();
+        snprintf(url, sizeof url, "%s/v1/executions/%s-long/steps/k%05d", o->url, prefix, i);
+        snprintf(body, sizeof body, "{\"output\": %d}", i);
+        if (post(easy, headers, url, body, &replayed) != 200)
+            rc = 1;
+        if (i == LONG_SLICE - 1)
+            *first_ms = (double)(mono_us() - slice_start) / 1000.0;
+    }
+    *last_ms = (double)(mono_us() - slice_start) / 1000.0;
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(easy);
+    if (rc)
+        fprintf(stderr, "keel-bench: a call of the long program failed\n");
+    return rc;
+}
+
 static json_t *pass_json(const struct pass_result *r)
 {
     return json_pack("{s:I, s:f, s:f, s:f, s:f, s:I}", "calls", (json_int_t)r->calls, "seconds",
@@ -224,6 +266,8 @@ int step_calls_mode(const struct step_calls_options *o, PGconn *pg, json_t **out
     /* The same programs again, as after a crash of each: every step call is a replay. */
     rc |= run_pass(o, prefix, o->executions, true, &again);
     have_pg = have_pg && pg_marks(pg, &wal2, &c2);
+    double long_first = 0, long_last = 0;
+    rc |= long_program(o, prefix, &long_first, &long_last);
     long step_calls = o->executions * 6;
     printf("step calls: N=%ld programs x (start, 3 output + 3 activity steps, complete), %ld at "
            "once\n",
@@ -240,9 +284,14 @@ int step_calls_mode(const struct step_calls_options *o, PGconn *pg, json_t **out
                "transactions in all (the replay counts, written about once a second)\n",
                wal2 - wal1, (wal2 - wal1) / (double)step_calls, c2 - c1);
     }
-    *out = json_pack("{s:s, s:I, s:I, s:o, s:o}", "mode", "step-calls", "n",
+    printf("  one execution of %d output keys, one call at a time: the first %d calls %.0f ms, "
+           "the last %d %.0f ms (%.2fx)\n",
+           LONG_KEYS, LONG_SLICE, long_first, LONG_SLICE, long_last,
+           long_first > 0 ? long_last / long_first : 0);
+    *out = json_pack("{s:s, s:I, s:I, s:o, s:o, s:{s:i, s:f, s:f}}", "mode", "step-calls", "n",
                      (json_int_t)o->executions, "concurrency", (json_int_t)o->concurrency, "first",
-                     pass_json(&first), "replay", pass_json(&again));
+                     pass_json(&first), "replay", pass_json(&again), "long", "keys", LONG_KEYS,
+                     "first_1000_ms", long_first, "last_1000_ms", long_last);
     if (have_pg) {
         json_object_set_new(json_object_get(*out, "first"), "wal_bytes_per_step_call",
                             json_real((wal1 - wal0) / (double)step_calls));
