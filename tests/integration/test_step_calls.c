@@ -297,6 +297,51 @@ static void test_cancel_and_retry(void **state)
     assert_string_equal(str(r.json, "status"), "cancelled");
     hreply_free(&r);
 
+    keeld_stop(&k);
+    free(db);
+}
+
+/* A cancel runs the compensations of the completed steps, last completed first, once the
+ * program ends the execution (complete here; fail alike; the 5-minute deadline when it never
+ * comes back is tested in the engine's unit tests), which ends cancelled. */
+static void test_cancel_compensates(void **state)
+{
+    (void)state;
+    char *db;
+    struct proc k, rcv;
+    stack_start("keel_it_steps_cancel_comp", env(), &db, &k, &rcv);
+    struct hreply r = post(&k, "/v1/executions", "{\"id\": \"cc-1\"}", 201);
+    hreply_free(&r);
+    for (int i = 1; i <= 2; i++) {
+        char path[64], body[256];
+        snprintf(path, sizeof path, "/v1/executions/cc-1/steps/a%d", i);
+        snprintf(body, sizeof body,
+                 "{\"activity\": {\"url\": \"%s/ok\"}, \"compensate\": {\"url\": \"%s/ok\"}}",
+                 rcv.base_url, rcv.base_url);
+        call_until(&k, path, body, 200, 20000);
+    }
+    r = post(&k, "/v1/executions/cc-1/cancel", "{}", 202);
+    hreply_free(&r);
+    r = post(&k, "/v1/executions/cc-1/complete", "{}", 202);
+    hreply_free(&r);
+    json_t *done = wait_result(k.base_url, "cc-1");
+    assert_string_equal(str(done, "status"), "cancelled");
+    json_decref(done);
+    assert_sql(db, "a2,a1",
+               "SELECT string_agg(path, ',' ORDER BY seq) FROM events WHERE execution_id = "
+               "'cc-1' AND type = 'compensation_completed'");
+    assert_key_counts(&rcv, "cc-1/a1/compensate", 1, 1);
+    assert_key_counts(&rcv, "cc-1/a2/compensate", 1, 1);
+    stack_stop(&db, &k, &rcv);
+}
+
+static void test_retry_runs_failed_keys(void **state)
+{
+    (void)state;
+    char *db = harness_create_db("keel_it_steps_retry");
+    struct proc k;
+    keeld_start(&k, db, env(), NULL);
+    struct hreply r;
     /* A failed key runs again after a retry; completed keys replay. */
     r = post(&k, "/v1/executions", "{\"id\": \"c-2\"}", 201);
     hreply_free(&r);
@@ -326,20 +371,28 @@ static void test_cancel_and_retry(void **state)
 
 struct racer {
     const struct proc *k;
+    const char *receiver;
     int failures;
 };
 
-/* Calls keys r0..r19 of execution race-1 once each, in order; another thread does the same. */
+/* Calls keys r0..r19 of execution race-1 once each, in order, every third an activity (held
+ * until it answered); another thread does the same. */
 static void *race(void *arg)
 {
     struct racer *x = arg;
     for (int i = 0; i < 20; i++) {
-        char path[64], body[64];
+        char path[64], body[256];
         snprintf(path, sizeof path, "/v1/executions/race-1/steps/r%d", i);
-        snprintf(body, sizeof body, "{\"output\": %d}", i);
+        if (i % 3 == 0)
+            snprintf(body, sizeof body, "{\"activity\": {\"url\": \"%s/ok\", \"input\": %d}}",
+                     x->receiver, i);
+        else
+            snprintf(body, sizeof body, "{\"output\": %d}", i);
         struct hreply r;
-        http_post_json(x->k->base_url, path, body, &r);
-        if (r.status != 200)
+        const char *headers[] = {"Prefer: wait=30", NULL};
+        if (http_do(x->k->base_url, "POST", path, "application/json", body, strlen(body), headers,
+                    60000, &r) != 0 ||
+            r.status != 200)
             x->failures++;
         hreply_free(&r);
     }
@@ -350,12 +403,12 @@ static void *race(void *arg)
 static void test_concurrent_first_calls(void **state)
 {
     (void)state;
-    char *db = harness_create_db("keel_it_steps_race");
-    struct proc k;
-    keeld_start(&k, db, env(), NULL);
+    char *db;
+    struct proc k, rcv;
+    stack_start("keel_it_steps_race", env(), &db, &k, &rcv);
     struct hreply r = post(&k, "/v1/executions", "{\"id\": \"race-1\"}", 201);
     hreply_free(&r);
-    struct racer a = {&k, 0}, b = {&k, 0};
+    struct racer a = {&k, rcv.base_url, 0}, b = {&k, rcv.base_url, 0};
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
     assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
@@ -366,8 +419,13 @@ static void test_concurrent_first_calls(void **state)
                "SELECT count(*) FROM events WHERE execution_id = 'race-1' AND type = "
                "'step_scheduled'");
     assert_sql(db, "20", "SELECT count(*) FROM steps WHERE execution_id = 'race-1' AND path <> ''");
-    keeld_stop(&k);
-    free(db);
+    /* One delivery per activity step, whichever copy asked first. */
+    for (int i = 0; i < 20; i += 3) {
+        char key[64];
+        snprintf(key, sizeof key, "race-1/r%d", i);
+        assert_key_counts(&rcv, key, 1, 1);
+    }
+    stack_stop(&db, &k, &rcv);
 }
 
 /* A sleep journaled before a kill -9 of keeld ends on time after the restart, once. */
@@ -903,6 +961,8 @@ int main(void)
         cmocka_unit_test(test_kinds_and_replays),
         cmocka_unit_test(test_bad_calls),
         cmocka_unit_test(test_cancel_and_retry),
+        cmocka_unit_test(test_cancel_compensates),
+        cmocka_unit_test(test_retry_runs_failed_keys),
         cmocka_unit_test(test_concurrent_first_calls),
         cmocka_unit_test(test_sleep_outlives_kill),
         cmocka_unit_test(test_activities),
