@@ -2151,12 +2151,15 @@ static bool on_program_end(struct run *r)
         }
     }
     s = S(r, 0);
+    bool completed = r->in->kind == ENGINE_IN_COMPLETE;
+    /* The program's own act, journaled: compensations may run before the execution's end. */
+    emit(r, completed ? "complete_requested" : "fail_requested", -1, 0,
+         completed ? NULL : wrap("error", r->in->error ? r->in->error : json_null()));
     if (r->st->cancel_requested) {
         skip_node(r, 0);
         root_ended(r, ENGINE_OUTCOME_CANCELLED);
         return true;
     }
-    bool completed = r->in->kind == ENGINE_IN_COMPLETE;
     const json_t *v = completed ? r->in->output : r->in->error;
     s->status = completed ? ENGINE_STEP_COMPLETED : ENGINE_STEP_FAILED;
     s->completed_at_ms = r->now;
@@ -2224,6 +2227,7 @@ static bool on_cancel_deadline(struct run *r)
 {
     if (!code_root(r) || !r->st->cancel_requested)
         return false;
+    emit(r, "cancel_deadline_passed", -1, 0, NULL);
     skip_node(r, 0);
     root_ended(r, ENGINE_OUTCOME_CANCELLED);
     return true;

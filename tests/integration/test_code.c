@@ -69,7 +69,7 @@ static void test_start_complete_fail(void **state)
     assert_true(json_is_real(json_object_get(json_object_get(done, "output"), "paid")));
     json_decref(done);
     assert_sql(db, "{\"paid\": 0.1}", "SELECT output::text FROM executions WHERE id = 'c-1'");
-    assert_sql(db, "execution_started,execution_completed",
+    assert_sql(db, "execution_started,complete_requested,execution_completed",
                "SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE execution_id = "
                "'c-1'");
     /* Ended: complete and fail again are 409. */

@@ -44,7 +44,7 @@ static void complete_with_the_programs_output(void **state)
     json_t *out = parse_json("{\"shipped\": true}");
     h_feed_reloaded(&h, in_complete(T0 + 5, out));
     json_decref(out);
-    expect_pevents(&h, "[[\"execution_completed\", \"-\", 0]]");
+    expect_pevents(&h, "[[\"complete_requested\", \"-\", 0], [\"execution_completed\", \"-\", 0]]");
     assert_true(h.fx.ended);
     assert_int_equal(h.st.status, ENGINE_EXEC_COMPLETED);
     expect_json(h.fx.output, "{\"shipped\": true}", "the execution's output");
@@ -67,7 +67,7 @@ static void fail_with_the_programs_error(void **state)
     json_t *err = parse_json("{\"type\": \"OutOfStock\", \"message\": \"no more\"}");
     h_feed_reloaded(&h, in_fail(T0 + 5, err));
     json_decref(err);
-    expect_pevents(&h, "[[\"execution_failed\", \"-\", 0]]");
+    expect_pevents(&h, "[[\"fail_requested\", \"-\", 0], [\"execution_failed\", \"-\", 0]]");
     assert_int_equal(h.st.status, ENGINE_EXEC_FAILED);
     expect_json(h.fx.error, "{\"type\": \"OutOfStock\", \"message\": \"no more\"}",
                 "the execution's error");
@@ -101,7 +101,7 @@ static void cancel_waits_for_the_program(void **state)
     json_t *out = parse_json("\"done anyway\"");
     h_feed_reloaded(&h, in_complete(T0 + 3, out));
     json_decref(out);
-    expect_pevents(&h, "[[\"execution_cancelled\", \"-\", 0]]");
+    expect_pevents(&h, "[[\"complete_requested\", \"-\", 0], [\"execution_cancelled\", \"-\", 0]]");
     assert_int_equal(h.st.status, ENGINE_EXEC_CANCELLED);
     assert_true(h.fx.cancel_tasks);
     assert_null(h.fx.output);
@@ -130,7 +130,8 @@ static void the_deadline_ends_it(void **state)
     assert_true(h.fx.stale);
     h_feed(&h, in_cancel(T0 + 2));
     h_feed_reloaded(&h, in_deadline(T0 + 2 + ENGINE_CODE_CANCEL_DEADLINE_MS));
-    expect_pevents(&h, "[[\"execution_cancelled\", \"-\", 0]]");
+    expect_pevents(&h,
+                   "[[\"cancel_deadline_passed\", \"-\", 0], [\"execution_cancelled\", \"-\", 0]]");
     assert_int_equal(h.st.status, ENGINE_EXEC_CANCELLED);
     assert_string_equal(status_of(&h, ""), "skipped");
     h_free(&h);

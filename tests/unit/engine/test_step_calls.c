@@ -285,6 +285,55 @@ static void what_does_not_fit_is_stale(void **state)
     h_free(&h);
 }
 
+/* An activity key whose webhook answered, then a cancel its program never answers: the
+ * deadline starts the saga, which compensates the key (its compensate call's task, keyed by
+ * the key's path), and the execution ends cancelled once it completed. */
+static void the_deadline_compensates_keys(void **state)
+{
+    (void)state;
+    struct h h;
+    started(&h);
+    call(&h, T0 + 1, "charge",
+         "{\"activity\": {\"url\": \"http://pay/charge\"}, \"compensate\": {\"url\": "
+         "\"http://pay/refund\", \"input\": {\"why\": \"${cancel}\"}}}",
+         true);
+    expect_ptasks(&h, "[[\"activity\", \"charge\", 1, 1]]");
+    h_feed_reloaded(&h, in_started(at(&h, "charge"), 1, T0 + 2));
+    json_t *out = parse_json("{\"id\": \"ch_1\"}");
+    h_feed_reloaded(&h, in_succeeded(at(&h, "charge"), 1, T0 + 3, out));
+    json_decref(out);
+    assert_string_equal(status_of(&h, "charge"), "completed");
+    h_feed_reloaded(&h, in_cancel(T0 + 4));
+    h_feed_reloaded(&h, (struct engine_input){.kind = ENGINE_IN_CANCEL_DEADLINE,
+                                              .now_ms = T0 + 4 + ENGINE_CODE_CANCEL_DEADLINE_MS,
+                                              .retry_after_ms = -1});
+    assert_int_equal(h.st.status, ENGINE_EXEC_RUNNING);
+    assert_true(h.st.compensating);
+    assert_int_equal(h.fx.n_tasks, 1);
+    assert_int_equal(h.fx.tasks[0].kind, ENGINE_TASK_COMPENSATION);
+    /* The compensation's input is the body's, as sent. */
+    expect_json(json_object_get(h.fx.tasks[0].payload, "input"), "{\"why\": \"${cancel}\"}",
+                "compensation input");
+    size_t i = at(&h, "charge");
+    int64_t now = T0 + 5 + ENGINE_CODE_CANCEL_DEADLINE_MS;
+    h_feed_reloaded(&h, (struct engine_input){.kind = ENGINE_IN_ATTEMPT_STARTED,
+                                              .now_ms = now,
+                                              .step = i,
+                                              .attempt = 1,
+                                              .compensation = true,
+                                              .retry_after_ms = -1});
+    h_feed_reloaded(&h, (struct engine_input){.kind = ENGINE_IN_ATTEMPT_SUCCEEDED,
+                                              .now_ms = now + 1,
+                                              .step = i,
+                                              .attempt = 1,
+                                              .compensation = true,
+                                              .output = json_null(),
+                                              .retry_after_ms = -1});
+    assert_int_equal(h.st.status, ENGINE_EXEC_CANCELLED);
+    assert_string_equal(status_of(&h, "charge"), "compensated");
+    h_free(&h);
+}
+
 /* The state rebuilt as the runner rebuilds it from rows (the header, then each instance's own
  * JSON with a key's request put back beside it) is the same state. */
 static void rows_rebuild_the_state(void **state)
@@ -332,6 +381,7 @@ int main(void)
         cmocka_unit_test(a_differing_request_is_journaled_once),
         cmocka_unit_test(what_does_not_fit_is_stale),
         cmocka_unit_test(rows_rebuild_the_state),
+        cmocka_unit_test(the_deadline_compensates_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
