@@ -39,30 +39,31 @@ unreachable() {
 }
 
 # step KEY BODY: calls the step until it has ended and leaves its JSON in $reply, and in
-# $replayed "true" when an earlier run had already called it. Returns 1 when Keel refuses
-# it: 424, the step failed for good, or 409, the order is being cancelled.
+# $replayed "true" when an earlier run had already called it (Keel-Replayed on this run's
+# first call). Returns 1 when Keel refuses it: 424, the step failed for good, or 409, the order
+# is being cancelled.
 #
 # "Prefer: wait=30" makes Keel hold the call until the step ends, for up to 30 s; a 202 means
 # it is still pending, and the next call is held again: no polling. (curl --retry with
 # ?pending=503 also blocks, but it sleeps for Retry-After between calls, which for a wait is
 # up to a minute, so the approval would be seen late.)
 step() {
-  local rc out
+  local rc out calls=0
   while :; do
     rc=0
     out=$(call -H 'Prefer: wait=30' -w '\n%{http_code} %header{keel-replayed}' \
       -d "$2" "$exe/steps/$1") || rc=$?
     ((rc != 22)) || return 1
     ((rc == 0)) || unreachable "$rc"
+    ((calls++)) || replayed=${out##*' '}
     [[ ${out##*$'\n'} == 202* ]] || break
   done
   reply=${out%$'\n'*}
-  replayed=${out##*' '}
 }
 
 # said KEY: a line saying what the step gave, and whether this run only read it back.
 said() {
-  echo "$1: $(jq -r 'if .output == null then "done" else (.output | tojson) end' <<<"$reply")${replayed:+ (replayed from the journal)}"
+  echo "$1: $(jq -r 'if .output == null then "done" else (.output | tojson) end' <<<"$reply")${replayed:+ (journaled by an earlier run)}"
 }
 
 # The error of a step that failed for good, as Keel journaled it.

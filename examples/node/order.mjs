@@ -61,12 +61,14 @@ async function call(method, path, body, prefer) {
 // "Prefer: wait=30" makes Keel hold the call until the step ends, for up to 30 s; a 202 means
 // it is still pending, and the next call is held again: no polling.
 async function step(exe, key, body, failsAs) {
+  let earlier; // an earlier run called it: Keel-Replayed on this run's first call
   for (;;) {
     const r = await call('POST', `${exe}/steps/${key}`, body, 'wait=30');
+    earlier ??= r.headers.get('Keel-Replayed') === 'true';
     if (r.status === 200) {
       const output = r.body.output;
-      const replayed = r.headers.get('Keel-Replayed') ? ' (replayed from the journal)' : '';
-      console.log(`${key}: ${output === null ? 'done' : JSON.stringify(output)}${replayed}`);
+      const note = earlier ? ' (journaled by an earlier run)' : '';
+      console.log(`${key}: ${output === null ? 'done' : JSON.stringify(output)}${note}`);
       return output;
     }
     if (r.status === 409 || r.status === 424)

@@ -60,12 +60,15 @@ def step(exe, key, body, fails_as):
 
     "Prefer: wait=30" makes Keel hold the call until the step ends, for up to 30 s; a 202 means
     it is still pending, and the next call is held again: no polling."""
+    earlier = None  # an earlier run called it: Keel-Replayed on this run's first call
     while True:
         status, headers, reply = call("POST", f"{exe}/steps/{key}", body, prefer="wait=30")
+        if earlier is None:
+            earlier = headers.get("Keel-Replayed") == "true"
         if status == 200:
             output = reply["output"]
-            replayed = " (replayed from the journal)" if headers.get("Keel-Replayed") else ""
-            print(f"{key}: {'done' if output is None else json.dumps(output)}{replayed}")
+            note = " (journaled by an earlier run)" if earlier else ""
+            print(f"{key}: {'done' if output is None else json.dumps(output)}{note}")
             return output
         if status in (409, 424):
             error = reply.get("error") or {}
@@ -147,4 +150,7 @@ if __name__ == "__main__":
         print("usage: order.py ORDER_ID (or ORDER_ID=... order.py)", file=sys.stderr)
         sys.exit(2)
     sys.stdout.reconfigure(line_buffering=True)  # lines appear as the steps end
-    sys.exit(run(order))
+    try:
+        sys.exit(run(order))
+    except KeyboardInterrupt:  # Ctrl-C: nothing to clean up, Keel has the journal
+        sys.exit(130)

@@ -429,7 +429,7 @@ static void order_flows(const struct lang *l)
     run_kill(&r);
     run_order(&r, &s, ok, "approve", NULL, 0);
     char *log = read_file(r.log);
-    if (!strstr(log, "charge: ") || !strstr(log, "(replayed from the journal)"))
+    if (!strstr(log, "charge: ") || !strstr(log, "(journaled by an earlier run)"))
         fail_msg("the run again did not replay the charge:\n%s", log);
     free(log);
     json_t *e = execution(&s, ok);
