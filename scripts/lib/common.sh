@@ -30,6 +30,11 @@ KEEL_BUILD_PACKAGES=(
   postgresql-15
   ca-certificates curl
 )
+# What the examples' integration test needs besides (tests/integration/test_examples.c runs
+# the programs of examples/): the bash receiver's socat, openssl and jq (flock, base64 and od
+# are in Debian's essential packages), and python3; node comes through keel_ensure_node_runtime.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+KEEL_EXAMPLE_PACKAGES=(jq socat openssl python3)
 # What the fuzz drivers need besides (fuzz/run, the "fuzz" stage of scripts/test): clang and
 # its libFuzzer and sanitizer runtimes (Debian 12 ships clang 14).
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -74,20 +79,26 @@ keel_install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# keel_ensure_node: a node >= 18 and npm on PATH. A node that is already there (say, from
-# NodeSource) wins: installing Debian's nodejs/npm over it would fight with it.
-keel_ensure_node() {
+# keel_ensure_node_runtime: a node >= 18 on PATH (Debian 12's nodejs is 18). A node that is
+# already there (say, from NodeSource) wins: installing Debian's nodejs over it would fight
+# with it.
+keel_ensure_node_runtime() {
   local major
   if command -v node >/dev/null 2>&1; then
     major=$(node -p 'process.versions.node.split(".")[0]')
     if ((major < 18)); then
       keel_die "node $(node --version) on PATH is older than 18; put node >= 18 first on PATH"
     fi
-    # Debian's nodejs comes without npm; NodeSource's bundles it.
-    command -v npm >/dev/null 2>&1 || keel_install_packages npm
   else
-    keel_install_packages nodejs npm
+    keel_install_packages nodejs
   fi
+}
+
+# keel_ensure_node: keel_ensure_node_runtime, and npm on PATH.
+keel_ensure_node() {
+  keel_ensure_node_runtime
+  # Debian's nodejs comes without npm; NodeSource's bundles it.
+  command -v npm >/dev/null 2>&1 || keel_install_packages npm
 }
 
 # keel_build DIR [CMAKE ARGS...]: configure (RelWithDebInfo unless the args say otherwise)

@@ -213,6 +213,13 @@ static pid_t spawn(const char *const *argv, const char *const *extra_env, const 
     return pid;
 }
 
+void proc_start(struct proc *p, const char *const *argv, const char *const *env,
+                const char *out_path)
+{
+    memset(p, 0, sizeof *p);
+    p->pid = spawn(argv, env, out_path);
+}
+
 int run_command(const char *const *argv, const char *const *env, const char *out_path)
 {
     struct proc p = {.pid = spawn(argv, env, out_path)};

@@ -87,6 +87,11 @@ void proc_signal(struct proc *p, int sig);
 /* kill -9 and reap. */
 void proc_kill9(struct proc *p);
 bool proc_alive(struct proc *p);
+/* Starts a command (argv[0] a path) in its own process group, with the extra "NAME=value"
+ * environment entries (NULL-terminated, may be NULL) and its output appended to out_path;
+ * proc_wait reaps it. Only p->pid is set. */
+void proc_start(struct proc *p, const char *const *argv, const char *const *env,
+                const char *out_path);
 /* Runs a command to completion and returns its exit status; its output goes to out_path. */
 int run_command(const char *const *argv, const char *const *env, const char *out_path);
 /* The whole content of a file (caller frees), or NULL. */
