@@ -144,13 +144,17 @@ static const struct {
                          "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
                          "s.path = p.path OFFSET 0) s"},
     /* A step call's key as its program sees it, read without a lock: a replay is answered
-     * from it and writes nothing. The key's row is under the root "" (parent_path ''). */
+     * from it and writes nothing. The key's row is under the root "" (parent_path ''). Its
+     * Retry-After: a timer's or a backoff's time left (1 to 60 s); 1 s for the rest, which may
+     * end at any moment (a wait's signal, an attempt's answer). */
     [STMT_STEP_CALL_READ] =
         {"step_call_read",
          "SELECT e.kind, e.status, coalesce(e.state->>'cancel_requested', 'false'), s.kind, "
          "s.status, (s.request = $3::jsonb)::text, s.request->'activity'->>'url', "
-         "coalesce(s.engine->>'differs', 'false'), greatest(1, least(60, ceil(extract(epoch FROM "
-         "coalesce(s.next_attempt_at, s.due_at) - now())))::int), CASE WHEN s.path IS NOT NULL "
+         "coalesce(s.engine->>'differs', 'false'), CASE WHEN s.status IN ('sleeping', "
+         "'retrying') THEN greatest(1, least(60, ceil(extract(epoch FROM "
+         "coalesce(s.next_attempt_at, s.due_at) - now())))::int) ELSE 1 END, CASE WHEN s.path IS "
+         "NOT NULL "
          "THEN " STEP_CALL_JSON "::text END "
          "FROM executions e LEFT JOIN steps s ON s.execution_id = e.id AND s.path = $2 AND "
          "s.parent_path = '' WHERE e.id = $1"},

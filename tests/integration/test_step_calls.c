@@ -153,12 +153,16 @@ static void test_kinds_and_replays(void **state)
     http_post_expect(k.base_url, "/v1/executions/o-1/signals/early", "{\"n\": 1}", 202, NULL);
     call_until(&k, "/v1/executions/o-1/steps/w-early", "{\"wait\": {\"signal\": \"early\"}}", 200,
                20000);
-    r = post(&k, "/v1/executions/o-1/steps/approval", "{\"wait\": {\"signal\": \"approve\"}}", 202);
+    r = post(&k, "/v1/executions/o-1/steps/approval",
+             "{\"wait\": {\"signal\": \"approve\", \"timeout\": \"1h\"}}", 202);
     assert_string_equal(str(r.json, "status"), "waiting");
+    /* A signal may come at any moment: call again in a second. */
+    assert_true(has_header(&r, "Retry-After", "1"));
     hreply_free(&r);
     http_post_expect(k.base_url, "/v1/executions/o-1/signals/approve", "{\"by\": \"ann\"}", 202,
                      NULL);
-    r = post(&k, "/v1/executions/o-1/steps/approval", "{\"wait\": {\"signal\": \"approve\"}}", 200);
+    r = post(&k, "/v1/executions/o-1/steps/approval",
+             "{\"wait\": {\"signal\": \"approve\", \"timeout\": \"1h\"}}", 200);
     assert_string_equal(str(json_object_get(r.json, "output"), "by"), "ann");
     hreply_free(&r);
 
