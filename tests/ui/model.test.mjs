@@ -13,11 +13,13 @@ import {
   defaultExpanded,
   deriveTimeline,
   diagramOverlay,
+  eventMatches,
   eventSummary,
   eventTone,
   handlerCalls,
   handlerOf,
   handlerReasonText,
+  historyWindow,
   idleText,
   ifDecisions,
   indexStepCalls,
@@ -1122,4 +1124,32 @@ test('10,000 keys: the pages held stay within maxPages however far one goes', ()
   assert.equal(kp.steps().length, 500);
   assert.equal(kp.steps()[499].position, 9999);
   assert.equal(kp.cursors.length, 200, 'a cursor per page, to go back');
+});
+
+test('the history table draws the newest events that match its filter, 20,000 events as cheaply as 500', () => {
+  seq = 0;
+  const events = [ev('execution_started', 0)];
+  for (let i = 0; i < 10_000; i++) {
+    const key = `k${i}`;
+    events.push(kev('step_scheduled', i, key, {kind: 'output', request: {output: i}}), kev('step_completed', i, key, {output: i}));
+  }
+  events.push(ev('execution_completed', 20_000, null, null, {output: null}));
+  const win = historyWindow(events, '', 500);
+  assert.equal(win.shown.length, 500);
+  assert.equal(win.matching, 20_002);
+  assert.equal(win.hidden, 19_502);
+  assert.equal(win.shown[499].type, 'execution_completed', 'the newest last');
+  assert.deepEqual(win.shown.map((e) => e.seq), events.slice(-500).map((e) => e.seq), 'in order');
+  // The filter: by type, step or path (the caller lower-cases it).
+  const k7 = historyWindow(events, 'k7', 500);
+  assert.equal(k7.matching, 2 * 1111, 'k7, k70-k79, k700-k799, k7000-k7999');
+  assert.equal(k7.shown.length, 500);
+  assert.ok(k7.shown.every((e) => e.path.startsWith('k7')));
+  assert.equal(historyWindow(events, 'execution_', 500).matching, 2);
+  assert.equal(historyWindow(events, 'k9999', 10).shown.length, 2);
+  assert.equal(historyWindow(events.slice(0, 30), '', 500).hidden, 0);
+  assert.equal(eventMatches({type: 'attempt_started', step: 'charge', path: 'charge-all/7/charge'}, 'all/7/'), true);
+  assert.equal(eventMatches({type: 'attempt_started', step: 'Charge', path: null}, 'charge'), true, 'any case');
+  assert.equal(eventMatches({type: 'signal_received', step: null, path: null}, 'charge'), false);
+  assert.equal(eventMatches({type: 'x'}, ''), true);
 });

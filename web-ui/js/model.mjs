@@ -1027,6 +1027,26 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
   }
 }
 
+/** Whether an event matches the history's filter (q, lower case): its type, step or path. */
+export function eventMatches(e, q) {
+  if (!q) return true;
+  const has = (v) => typeof v === 'string' && v.toLowerCase().includes(q);
+  return has(e.type) || has(e.step) || has(e.path);
+}
+
+/**
+ * Which events the history table draws: the newest `limit` of those matching the filter q, in
+ * order: {shown, matching (how many match), hidden (matching ones left out, the oldest)}. A
+ * code execution with 10,000 keys has 20,000 events and more; a table of them all would take
+ * seconds to draw.
+ */
+export function historyWindow(events, q, limit) {
+  const all = events || [];
+  const matching = q ? all.filter((e) => eventMatches(e, q)) : all;
+  const from = Math.max(0, matching.length - Math.max(0, limit));
+  return {shown: matching.slice(from), matching: matching.length, hidden: from};
+}
+
 /** Counts over the steps of an execution, for the summary. */
 export function stepCounts(exec) {
   // Branches and iterations group steps; they are not steps themselves.

@@ -8,11 +8,15 @@ import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from '
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
 import {renderDiagram} from './diagram.mjs';
-import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, historyWindow, eventMatches, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
 const PENDING_MAX = 10; // pending work items listed; the others are counted
+// Of a long history the newest events are drawn (those matching the filter), and "Show earlier
+// events" adds more: a code execution with 10,000 keys has 20,000 events and more.
+const HISTORY_SHOWN = 500;
+const HISTORY_STEP = 1000;
 
 /** [{status, n}] for countsText: "12 waiting for a signal · 3 attempts in flight". */
 const KIND_WORDS = {attempt: 'attempts in flight', retry: 'retries due', timer: 'sleeping', wait: 'waiting for a signal', child: 'waiting for a child execution', compensation: 'compensations in flight', scheduled: 'scheduled', buffered: 'signals kept'};
@@ -406,8 +410,11 @@ export async function renderExecution(ctx, id) {
   const filterInput = h('input', {type: 'search', class: 'input input-sm', id: 'history-filter', placeholder: 'Filter by type, step or path', 'aria-label': 'Filter events by type, step or path', autocomplete: 'off'});
   const expandAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-expand-all'}, 'Expand all');
   const collapseAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-collapse-all'}, 'Collapse all');
+  const earlierBtn = h('button', {type: 'button', class: 'btn btn-secondary btn-sm', id: 'history-earlier'});
+  const earlierRow = h('div', {class: 'history-earlier', hidden: true}, earlierBtn);
   historyCard.append(
     h('div', {class: 'card-head'}, h('h2', {id: 'history-h'}, 'Event history'), countEl, h('span', {class: 'grow'}), filterInput, expandAll, collapseAll),
+    earlierRow,
     h('div', {class: 'table-wrap'},
       h('table', {class: 'table history-table'},
         h('thead', null, h('tr', null,
@@ -424,7 +431,7 @@ export async function renderExecution(ctx, id) {
     if (open) {
       expandedEvents.add(seq);
       if (!detail) {
-        const e = state.events.find((x) => x.seq === seq);
+        const e = eventBySeq.get(seq);
         detail = h('tr', {class: 'ev-detail', id: `ev-${seq}-data`, 'data-seq': seq},
           h('td', {colspan: '7'}, h('div', {class: 'ev-detail-inner'},
             h('div', {class: 'ev-detail-head'}, h('span', {class: 'muted small'}, `data of event ${seq} · ${e.at}`), copyButton(() => JSON.stringify(e, null, 2), 'Copy event JSON')),
@@ -460,35 +467,74 @@ export async function renderExecution(ctx, id) {
     return tr;
   }
 
-  function applyFilter() {
-    const q = filterInput.value.trim().toLowerCase();
-    let shown = 0;
-    for (const tr of tbody.querySelectorAll('tr.ev-row')) {
-      const hit = !q || tr.dataset.type.includes(q) || tr.dataset.step.toLowerCase().includes(q) || tr.dataset.path.toLowerCase().includes(q);
-      tr.hidden = !hit;
-      if (hit) shown++;
-      const d = tr.nextElementSibling;
-      if (d && d.classList.contains('ev-detail')) d.hidden = !hit || tr.querySelector('.ev-toggle').getAttribute('aria-expanded') !== 'true';
-    }
-    countEl.textContent = q ? `${shown} of ${state.events.length} events` : `${state.events.length} event${state.events.length === 1 ? '' : 's'}`;
+  // The rows drawn are the newest `historyLimit` events matching the filter (historyWindow);
+  // new events are added at the end and the oldest rows drop off the top.
+  const eventBySeq = new Map();
+  let historyLimit = HISTORY_SHOWN;
+  let looked = 0; // state.events looked at
+  let matching = 0; // of them, those that match the filter
+  let rowsShown = 0;
+  const query = () => filterInput.value.trim().toLowerCase();
+  const historyT0 = () => ms(state.exec.created_at) ?? (state.events[0] ? ms(state.events[0].at) : 0);
+
+  function historyCounts() {
+    const n = state.events.length;
+    countEl.textContent = query() ? `${matching} of ${n} events` : `${n} event${n === 1 ? '' : 's'}`;
+    const hidden = matching - rowsShown;
+    earlierRow.hidden = hidden <= 0;
+    earlierBtn.textContent = `Show ${Math.min(HISTORY_STEP, hidden)} earlier events (${hidden} not shown)`;
   }
-  filterInput.addEventListener('input', applyFilter);
+
+  function rebuildHistory() {
+    for (const e of state.events.slice(looked)) eventBySeq.set(e.seq, e);
+    const win = historyWindow(state.events, query(), historyLimit);
+    const t0 = historyT0();
+    const frag = document.createDocumentFragment();
+    for (const e of win.shown) frag.append(eventRow(e, t0));
+    tbody.replaceChildren(frag);
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) if (expandedEvents.has(Number(tr.dataset.seq))) setEventOpen(tr, true);
+    looked = state.events.length;
+    matching = win.matching;
+    rowsShown = win.shown.length;
+    historyCounts();
+  }
+
+  function renderHistory() {
+    if (!looked) return rebuildHistory();
+    const q = query();
+    const t0 = historyT0();
+    const frag = document.createDocumentFragment();
+    for (const e of state.events.slice(looked)) {
+      eventBySeq.set(e.seq, e);
+      if (!eventMatches(e, q)) continue;
+      frag.append(eventRow(e, t0));
+      matching++;
+      rowsShown++;
+    }
+    looked = state.events.length;
+    tbody.append(frag);
+    // Keep to the window: the oldest rows (and their open data) go.
+    while (rowsShown > historyLimit && tbody.firstElementChild) {
+      const first = tbody.firstElementChild;
+      const next = first.nextElementSibling;
+      if (next && next.classList.contains('ev-detail')) next.remove();
+      first.remove();
+      rowsShown--;
+    }
+    historyCounts();
+  }
+
+  filterInput.addEventListener('input', rebuildHistory);
+  earlierBtn.addEventListener('click', () => {
+    historyLimit = rowsShown + HISTORY_STEP;
+    rebuildHistory();
+  });
   expandAll.addEventListener('click', () => {
-    for (const tr of tbody.querySelectorAll('tr.ev-row')) if (!tr.hidden) setEventOpen(tr, true);
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) setEventOpen(tr, true);
   });
   collapseAll.addEventListener('click', () => {
     for (const tr of tbody.querySelectorAll('tr.ev-row')) setEventOpen(tr, false);
   });
-
-  let rendered = 0;
-  function renderHistory() {
-    const t0 = ms(state.exec.created_at) ?? (state.events[0] ? ms(state.events[0].at) : 0);
-    const frag = document.createDocumentFragment();
-    for (const e of state.events.slice(rendered)) frag.append(eventRow(e, t0));
-    rendered = state.events.length;
-    tbody.append(frag);
-    applyFilter();
-  }
 
   function renderAll() {
     const tl = deriveTimeline(state.exec, state.events, Date.now(), defSteps);
