@@ -34,6 +34,7 @@ import {
   parentOf,
   pollInterval,
   programIdle,
+  programLastCall,
   statusCounts,
   stepCounts,
   parseStatusFilter,
@@ -973,6 +974,22 @@ test('the program\'s idle time: live while it runs, its last call once ended, "n
   assert.deepEqual(ended, {state: 'ended', last: Date.parse(T(850)), idle: null, text: 'Program last called'});
   assert.equal(programIdle(codeExec('terminated', []), now).text, 'The program never called');
   assert.equal(programIdle(execOf('running', [])), null, 'a workflow\'s execution has no program');
+
+  // last_call_at is written about once a second: the history may know of a later call (a key's
+  // first call, a differing body, complete or fail); the later of the two counts.
+  const h = codeHistory(); // calls at 10, 40 (differs), 50, 60 and 70 ms; attempt_started last
+  assert.equal(programLastCall(h), Date.parse(T(70)));
+  assert.equal(programLastCall(h.slice(0, 5)), Date.parse(T(50)), 'request_differs and step_scheduled of a call');
+  assert.equal(programLastCall(h.slice(0, 1)), null, 'execution_started is not the program');
+  assert.equal(programLastCall([...h, ev('timer_fired', 900, 'nap'), ev('signal_received', 950, null, null, {signal: 'ok'})]), Date.parse(T(70)), 'keeld\'s and others\' events are not calls');
+  assert.equal(programLastCall([...h, ev('execution_completed', 990, null, null, {output: null})]), Date.parse(T(990)), 'complete is a call');
+  assert.equal(programLastCall([...h, ev('execution_terminated', 990, null, null, {})]), Date.parse(T(70)), 'terminate is not');
+  const lagging = codeExec('running', [], {last_call_at: null});
+  assert.deepEqual(programIdle(lagging, Date.parse(T(5070)), h), {state: 'idle', last: Date.parse(T(70)), idle: 5000, text: 'Program idle for 5 s'});
+  const written = codeExec('running', [], {last_call_at: T(3000)}); // a replay, not in the history
+  assert.equal(programIdle(written, Date.parse(T(5000)), h).idle, 2000);
+  const endedEarly = programIdle(codeExec('completed', [], {last_call_at: null}), now, [...h, ev('execution_completed', 990, null, null, {output: null})]);
+  assert.deepEqual(endedEarly, {state: 'ended', last: Date.parse(T(990)), idle: null, text: 'Program last called'}, 'ended before last_call_at was written');
 });
 
 test('the execution page reads a code execution with thousands of keys less often', () => {

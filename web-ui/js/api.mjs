@@ -169,6 +169,11 @@ export const Keel = {
     }
     return events;
   },
+  /** A page of a code execution's keys in first-call order: {steps, next_cursor}. */
+  steps: (id, {limit = 50, cursor = null} = {}, signal) =>
+    api(`/v1/executions/${e(id)}/steps?limit=${limit}${cursor ? '&cursor=' + e(cursor) : ''}`, {signal}).then((r) => r.data),
+  /** One key of a code execution (404 when the program never called it). */
+  step: (id, key, signal) => api(`/v1/executions/${e(id)}/steps/${e(key)}`, {signal}).then((r) => r.data),
   result: (id, wait, signal) => api(`/v1/executions/${e(id)}/result?wait=${wait}`, {signal}),
   signal: (id, name, rawPayload, idempotencyKey) =>
     api(`/v1/executions/${e(id)}/signals/${e(name)}`, {

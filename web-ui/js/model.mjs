@@ -1281,14 +1281,35 @@ export function idleText(d) {
 }
 
 /**
- * The program of a code execution and its last call (`last_call_at`, written about once a
- * second): {state, last (ms or null), idle (ms, while it runs), text}. state: 'none' (no call
- * yet), 'idle' (it runs; idle for `idle`), 'ended' (it ended; `last` is when the program last
- * called, null if it never did). Null for a workflow's execution.
+ * When the history last shows the program calling (ms, or null): a key's first call
+ * (step_scheduled with its request), a later call with another body (request_differs), or its
+ * complete or fail (execution_completed, execution_failed: a code execution ends so only by its
+ * program). Replays are not journaled: last_call_at counts them, but is written about once a
+ * second, so the two together say the most.
  */
-export function programIdle(exec, now = Date.now()) {
+export function programLastCall(events) {
+  for (let i = (events || []).length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (!e) continue;
+    const call = (e.type === 'step_scheduled' && e.data && e.data.request !== undefined) || e.type === 'request_differs' ||
+      e.type === 'execution_completed' || e.type === 'execution_failed';
+    if (call) return ms(e.at);
+  }
+  return null;
+}
+
+/**
+ * The program of a code execution and its last call: {state, last (ms or null), idle (ms, while
+ * it runs), text}. state: 'none' (no call yet), 'idle' (it runs; idle for `idle`), 'ended' (it
+ * ended; `last` is when the program last called, null if it never did). The last call is the
+ * later of `last_call_at` and what `events` (the history, optional) show (programLastCall).
+ * Null for a workflow's execution.
+ */
+export function programIdle(exec, now = Date.now(), events = null) {
   if (!isCodeExecution(exec)) return null;
-  const last = ms(exec.last_call_at);
+  const written = ms(exec.last_call_at);
+  const seen = events ? programLastCall(events) : null;
+  const last = written == null ? seen : seen == null ? written : Math.max(written, seen);
   if (isFinal(exec.status)) {
     return {state: 'ended', last, idle: null, text: last == null ? 'The program never called' : 'Program last called'};
   }

@@ -1,14 +1,17 @@
 // One execution: header and actions, what it waits for, the diagram of its definition with its
 // state, the waterfall, input/output/error, and the full event history. Polls while it runs. A
 // child execution links to its parent, and an execution with workflow steps to its children
-// (each with its status in the timeline, and from the diagram's box).
+// (each with its status in the timeline, and from the diagram's box). A code execution has no
+// definition: its keys in first-call order take the place of the diagram and the timeline, with
+// how long its program has been idle and its handler (code-view.mjs).
 import {ApiError, Keel, isAbort} from './api.mjs';
 import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
 import {renderDiagram} from './diagram.mjs';
-import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, historyWindow, eventMatches, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {KEY_PAGE, handlerCard, keysCard, renderIdleLine} from './code-view.mjs';
+import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, historyWindow, eventMatches, indexStepCalls, isCodeExecution, isFinal, parentOf, pendingWork, pollInterval, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
@@ -63,7 +66,8 @@ export async function renderExecution(ctx, id) {
   }
   let def = null;
   // A code execution has no definition: its program's calls are its steps.
-  if (!isCodeExecution(exec)) {
+  const code = isCodeExecution(exec);
+  if (!code) {
     try {
       def = await Keel.version(exec.workflow, exec.version, ctx.signal);
     } catch (err) {
@@ -75,7 +79,8 @@ export async function renderExecution(ctx, id) {
   const defSteps = (def && def.definition && def.definition.steps) || null;
 
   // children: the executions its workflow steps started, by id (GET /v1/executions?parent=).
-  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0, children: new Map()};
+  // calls: what the history says of each key of a code execution (indexStepCalls).
+  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0, children: new Map(), calls: code ? indexStepCalls(events) : null};
   const expandedSteps = new Set(); // step paths whose detail is open
   const treeState = {open: new Map(), limits: new Map()}; // containers opened or closed, for_each windows
   const expandedEvents = new Set();
@@ -98,7 +103,14 @@ export async function renderExecution(ctx, id) {
     h('div', {class: 'card-head'}, h('h2', {id: 'timeline-h'}, 'Timeline')), timelineBody);
   const io = h('section', {class: 'io-grid io-main', 'aria-label': 'Input, output and error'});
   const historyCard = h('section', {class: 'card', id: 'history', 'aria-labelledby': 'history-h'});
-  root.replaceChildren(crumbs, head, alertBox, summary, pending, diagramCard, timelineCard, io, historyCard);
+  // A code execution's: how long its program has been idle (in the head), its handler, and its
+  // keys a page at a time (?steps_page=N keys per request, 1 to 500) instead of the timeline.
+  const idleLine = h('p', {class: 'subtitle idle-line', id: 'idle-line', hidden: true});
+  const handler = code ? handlerCard() : null;
+  const pageSize = Number(ctx.query.get('steps_page'));
+  const keys = code ? keysCard({id, pageSize: Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 500 ? pageSize : KEY_PAGE, signal: ctx.signal}) : null;
+  if (keys) ctx.onDispose(keys.dispose);
+  root.replaceChildren(crumbs, head, alertBox, summary, pending, ...(code ? [handler.el, keys.el] : [diagramCard, timelineCard]), io, historyCard);
 
   // ---- actions
   function refreshSoon() {
@@ -235,7 +247,7 @@ export async function renderExecution(ctx, id) {
     const buttons = [];
     if (x.status === 'running') {
       if (offer.offer)
-        buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', title: offer.waiting.length ? `Waiting for ${offer.waiting.map((n) => `"${n}"`).join(', ')}` : `Kept until the wait for ${offer.ahead.map((n) => `"${n}"`).join(', ')} starts`, onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
+        buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', title: offer.waiting.length ? `Waiting for ${offer.waiting.map((n) => `"${n}"`).join(', ')}` : offer.anytime ? 'Kept until a wait of the program takes it' : `Kept until the wait for ${offer.ahead.map((n) => `"${n}"`).join(', ')} starts`, onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
       if (tl.cancelRequested == null) buttons.push(h('button', {type: 'button', class: 'btn btn-secondary', id: 'action-cancel', onclick: () => runAction('cancel')}, icon('cancel'), h('span', null, 'Cancel')));
       buttons.push(h('button', {type: 'button', class: 'btn btn-danger-outline', id: 'action-terminate', onclick: () => runAction('terminate')}, icon('terminate'), h('span', null, 'Terminate')));
     }
@@ -259,7 +271,8 @@ export async function renderExecution(ctx, id) {
           ? h('p', {class: 'subtitle parent-line', id: 'parent-line'}, icon('workflow'), 'Started by ',
             h('a', {href: paths.execution(parent.id), class: 'mono', id: 'parent-link', 'data-parent': parent.id}, parent.id),
             parent.step ? [' (step ', h('code', {class: 'parent-step'}, parent.step), ')'] : null)
-          : null),
+          : null,
+        code ? idleLine : null),
       h('div', {class: 'head-actions'}, live, buttons)));
   }
 
@@ -327,7 +340,7 @@ export async function renderExecution(ctx, id) {
             : null)),
         // A loop with many iterations at once would list them all: the timeline has the rest.
         items.length > PENDING_MAX
-          ? h('li', {class: 'pending-item pending-more muted small', 'data-kind': 'more'}, `and ${items.length - PENDING_MAX} more (${countsText(kindCounts(items.slice(PENDING_MAX)))}); see the timeline`)
+          ? h('li', {class: 'pending-item pending-more muted small', 'data-kind': 'more'}, `and ${items.length - PENDING_MAX} more (${countsText(kindCounts(items.slice(PENDING_MAX)))}); see the ${code ? 'steps' : 'timeline'}`)
           : null)));
   }
 
@@ -543,10 +556,16 @@ export async function renderExecution(ctx, id) {
     renderAlert(tl);
     renderSummary(tl);
     renderPending(tl);
-    // One step tree for the diagram and the timeline (a loop may have thousands of iterations).
-    const tree = buildStepTree(state.exec, defSteps, tl.ifs);
-    renderDiagramCard(tree, tl);
-    renderTimelineCard(tl, tree);
+    if (code) {
+      renderIdleLine(idleLine, state.exec, state.events);
+      handler.render(state.exec, state.events);
+      keys.render(state.exec, state.calls);
+    } else {
+      // One step tree for the diagram and the timeline (a loop may have thousands of iterations).
+      const tree = buildStepTree(state.exec, defSteps, tl.ifs);
+      renderDiagramCard(tree, tl);
+      renderTimelineCard(tl, tree);
+    }
     renderIO();
     renderHistory();
   }
@@ -581,13 +600,16 @@ export async function renderExecution(ctx, id) {
       // The execution first, then the history: the history is then at least as new.
       const x = await Keel.execution(id, ctx.signal);
       const more = await Keel.historyAll(id, state.lastSeq, ctx.signal);
+      if (keys) await keys.load();
       if (!ctx.alive) return;
       state.exec = x;
       await loadChildren();
       if (!ctx.alive) return;
       if (more.length) {
-        state.events.push(...more.filter((e) => e.seq > state.lastSeq));
+        const fresh = more.filter((e) => e.seq > state.lastSeq);
+        state.events.push(...fresh);
         state.lastSeq = state.events[state.events.length - 1].seq;
+        if (code) indexStepCalls(fresh, state.calls);
       }
       failures = 0;
       renderAll();
@@ -600,17 +622,38 @@ export async function renderExecution(ctx, id) {
     }
     schedule();
   }
+  let settled = false;
   function schedule() {
-    if (!ctx.alive || isFinal(state.exec.status)) return;
-    timer = ctx.later(() => (document.hidden ? schedule() : poll()), POLL_MS * Math.min(5, 1 + failures));
+    if (!ctx.alive) return;
+    if (isFinal(state.exec.status)) {
+      // A code execution's replays and last call are written about once a second: read it once
+      // more shortly after it ended, for the counts of its last second.
+      const ended = ms(state.exec.completed_at);
+      if (code && !settled && ended != null && Date.now() - ended < 5000) {
+        settled = true;
+        timer = ctx.later(() => poll(), 2000);
+      }
+      return;
+    }
+    // A code execution with thousands of keys is read less often (its JSON lists them all).
+    timer = ctx.later(() => (document.hidden ? schedule() : poll()), pollInterval(state.exec, POLL_MS) * Math.min(5, 1 + failures));
   }
 
   try {
     await loadChildren();
+    if (keys) await keys.load();
   } catch (err) {
     if (isAbort(err) || !ctx.alive) return;
+    // The keys are read again with the next refresh.
   }
   if (!ctx.alive) return;
   renderAll();
   schedule();
+  // The program's idle time counts up every second between two reads of the execution.
+  if (code) {
+    const tick = setInterval(() => {
+      if (ctx.alive) renderIdleLine(idleLine, state.exec, state.events);
+    }, 1000);
+    ctx.onDispose(() => clearInterval(tick));
+  }
 }
