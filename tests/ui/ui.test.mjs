@@ -1703,6 +1703,51 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  test('a code execution with 10,000 keys: one page of keys and the newest 500 events drawn, the rest on demand', async () => {
+    await api('POST', '/v1/executions', {id: 'code-10k', name: 'bulk-ui'});
+    const n = 10_000;
+    let next = 0;
+    // Four programs' worth of calls at once (the first-call order is whatever keeld saw).
+    await Promise.all(Array.from({length: 4}, async () => {
+      while (next < n) {
+        const i = next++;
+        await callStep('code-10k', `key-${i}`, {output: i});
+      }
+    }));
+    const reads = [];
+    const p = watch(await ctx.newPage());
+    p.on('request', (r) => {
+      if (/\/v1\/executions\/code-10k\/steps/.test(r.url())) reads.push(new URL(r.url()));
+    });
+    try {
+      await p.goto(`${base}/ui/executions/code-10k`);
+      await until(async () => (await keyRows(p).count()) === 50, {what: 'the first page of keys', timeout: 30_000});
+      await p.locator('.history-table tr.ev-row').first().waitFor();
+      assert.equal(await p.locator('#steps-range').innerText(), 'in first-call order · keys 1–50 of 10,000');
+      assert.equal(await p.locator('#steps-more').innerText(), 'Show 50 more keys (9,950 not shown)');
+      // 20,001 events: the newest 500 are drawn.
+      assert.equal(await p.locator('.history-table tr.ev-row').count(), 500);
+      assert.equal(await p.locator('#history-earlier').innerText(), 'Show 1000 earlier events (19501 not shown)');
+      assert.match(await p.locator('#history .card-head').innerText(), /20001 events/);
+      await p.locator('#history-earlier').click();
+      await until(async () => (await p.locator('.history-table tr.ev-row').count()) === 1500, {what: '1,500 events'});
+      // The filter looks at every event, not only those drawn.
+      await p.locator('#history-filter').fill('key-7');
+      await until(async () => /^2222 of 20001 events$/.test(await p.locator('#history .card-head > .muted').innerText()), {what: 'the filter over all events'});
+      assert.ok((await p.locator('.history-table tr.ev-row').evaluateAll((rs) => rs.every((r) => r.dataset.path.startsWith('key-7')))));
+      await p.locator('#history-filter').fill('');
+      // A few seconds of live refreshes read the keys a page at a time, never all of them.
+      await p.waitForTimeout(3000);
+      assert.ok(reads.every((u) => u.searchParams.get('limit') === '50'), reads.map(String).join(' '));
+      assert.ok(reads.length <= 10, `${reads.length} reads of the keys`);
+      assert.equal(await keyRows(p).count(), 50);
+      await p.screenshot({path: path.join(ARTIFACTS, 'execution-code-10k.png')});
+    } finally {
+      await p.close();
+    }
+    await api('POST', '/v1/executions/code-10k/complete', {output: null});
+  });
+
   test('a code execution\'s handler: its URL, timeout, runs and calls (a response with the handler fields)', async () => {
     // keeld does not take a handler yet (422): the page is given one by rewriting the answers
     // of GET /v1/executions/code-handler and its history, as keeld will send them.
