@@ -1767,7 +1767,8 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
         const at = body.events[0].at;
         const later = (s) => new Date(Date.parse(at) + s * 1000).toISOString();
         const ev = (seq, type, data, s) => ({seq, type, step: null, path: null, attempt: null, at: later(s), data});
-        if (!body.next_cursor && !new URL(route.request().url()).searchParams.has('cursor'))
+        // Once, at the start of the history (not again with a later read's after_seq).
+        if (new URL(route.request().url()).searchParams.get('after_seq') === '0')
           body.events.push(
             ev(1001, 'handler_called', {run: 1, reason: 'start', attempt: 1}, 1),
             ev(1002, 'handler_failed', {run: 2, reason: 'step_ended', key: 'nap', attempt: 1, error: {type: 'http_5xx', message: 'HTTP 503'}, next_attempt_at: later(3)}, 2),
