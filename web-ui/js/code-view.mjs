@@ -140,7 +140,9 @@ export function keysCard({id, pageSize = KEY_PAGE, maxPages = KEY_PAGES_HELD, si
   const drawn = new Map(); // page -> {key, el}
   let exec = null;
   let index = new Map();
-  let found = null; // {key, step} or {key, missing: true}
+  let found = null; // {key, step} or {key, missing: true}, or {key, invalid: true}
+  const foundOpen = new Set(); // the key found starts open: that is what it was looked for
+  let foundSig = '';
   let loaded = false;
   let queue = Promise.resolve();
   // One request at a time: a refresh and a click on "Show more" must not interleave.
@@ -231,12 +233,18 @@ export function keysCard({id, pageSize = KEY_PAGE, maxPages = KEY_PAGES_HELD, si
       return;
     }
     found = {key};
+    foundOpen.clear();
+    foundOpen.add(key);
     serial(fetchFound).then(drawFound, (err) => {
       if (!isAbort(err)) toast(`Could not read the key: ${err.problem ? err.problem.title : err.message}`, 'error');
     });
   });
 
   function drawFound() {
+    // Drawn again only when it changed: it is a live region, read out when it does.
+    const sig = JSON.stringify([found, found && found.step ? index.get(found.step.key) || null : null]);
+    if (sig === foundSig) return;
+    foundSig = sig;
     if (!found) {
       foundBox.hidden = true;
       foundBox.replaceChildren();
@@ -255,9 +263,7 @@ export function keysCard({id, pageSize = KEY_PAGE, maxPages = KEY_PAGES_HELD, si
     else if (found.missing) content = h('p', {class: 'small muted'}, `The program never called a key "${found.key}".`);
     else if (!found.step) content = h('p', {class: 'small muted'}, 'Reading…');
     else {
-      // The key found starts open: that is what it was looked for.
-      const opened = new Set([String(found.step.key)]);
-      content = h('div', {class: 'cs-list', role: 'list', 'aria-label': 'The key found'}, keyRow(found.step, index.get(found.step.key), {expanded: opened, prefix: 'csf'}));
+      content = h('div', {class: 'cs-list', role: 'list', 'aria-label': 'The key found'}, keyRow(found.step, index.get(found.step.key), {expanded: foundOpen, prefix: 'csf'}));
     }
     preserveFocus(foundBox, () => foundBox.replaceChildren(h('div', {class: 'cs-found-head'}, h('span', {class: 'small strong'}, 'Key found'), close), content));
   }
