@@ -647,6 +647,8 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     assert.match(await svg.locator('g.d-step[data-step="approval"]').textContent(), /signal "approve"/);
     assert.match(await svg.locator('g.d-step[data-step="charge"]').textContent(), new RegExp(`127\\.0\\.0\\.1:${stack.receiverPort}/ok`));
     assert.match(await page.locator('#panel-definition').innerText(), /"signal": "approve"/);
+    // The recent executions come with a request of their own, after the diagram.
+    await until(async () => (await page.locator('.exec-table tbody tr').count()) === 3, {what: 'the recent executions'});
     const recent = await page.locator('.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id).sort());
     assert.deepEqual(recent, ['approval-cancel', 'approval-refuse', 'approval-signal']);
     await shot(page, 'workflow.png');
