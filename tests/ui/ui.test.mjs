@@ -1750,6 +1750,28 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     await api('POST', '/v1/executions/code-10k/complete', {output: null});
   });
 
+  test('a code execution its program failed: Retry is offered, and the program carries on from its journal', async () => {
+    await api('POST', '/v1/executions', {id: 'code-fail', name: 'checkout-ui'});
+    await callStep('code-fail', 'total', {output: 1});
+    await api('POST', '/v1/executions/code-fail/fail', {error: {type: 'out_of_stock', message: 'no stock left'}});
+    await page.goto(`${base}/ui/executions/code-fail`);
+    await page.locator('#action-retry').waitFor();
+    assert.match(await page.locator('.callout-bad').innerText(), /out_of_stock\s+no stock left/);
+    assert.equal(await page.locator('.callout-bad .no-retry').count(), 0);
+    await page.locator('#action-retry').click();
+    const dlg = page.locator('dialog.dialog-confirm');
+    await dlg.waitFor();
+    await dlg.locator('[data-action="confirm"]').click();
+    await dlg.waitFor({state: 'detached'});
+    await until(async () => (await badgeOf(page).innerText()) === 'running', {what: 'running again', timeout: 15_000});
+    assert.equal(await page.locator('.history-table tr.ev-row[data-type="execution_retried"]').count(), 1);
+    // Its program runs again from the top: the key it called is answered from the journal.
+    assert.equal((await callStep('code-fail', 'total', {output: 1})).replayed, true);
+    await until(async () => (await page.locator('#steps .cs-row[data-key="total"]').getAttribute('data-replays')) === '1', {what: 'the replay', timeout: 15_000});
+    await api('POST', '/v1/executions/code-fail/complete', {output: {ok: true}});
+    await until(async () => (await badgeOf(page).innerText()) === 'completed', {what: 'completed', timeout: 15_000});
+  });
+
   test('a code execution\'s handler: its URL, timeout, runs and calls (a response with the handler fields)', async () => {
     // keeld does not take a handler yet (422): the page is given one by rewriting the answers
     // of GET /v1/executions/code-handler and its history, as keeld will send them.
