@@ -1590,8 +1590,11 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     // The program's idle time counts up, live, from last_call_at.
     // (its parts are flex items: innerText puts each on a line of its own)
     const idleLine = async (p = page) => (await p.locator('#idle-line').innerText()).replace(/\s+/g, ' ').trim();
-    await until(async () => /^Program idle for \d+ s · last call \d{2}:\d{2}:\d{2}\.\d{3}$/.test(await idleLine()), {what: 'the idle line', timeout: 15_000});
-    const idleSeconds = async () => Number((await page.locator('#idle-line .idle-text').innerText()).match(/(\d+) s$/)[1]);
+    await until(async () => /^Program idle for (\d+ s|\d+m \d{2}s) · last call \d{2}:\d{2}:\d{2}\.\d{3}$/.test(await idleLine()), {what: 'the idle line', timeout: 15_000});
+    const idleSeconds = async () => {
+      const [, m, sec] = (await page.locator('#idle-line .idle-text').innerText()).match(/for (?:(\d+)m )?(\d+) ?s$/);
+      return Number(m || 0) * 60 + Number(sec);
+    };
     const before = await idleSeconds();
     await page.waitForTimeout(2200);
     assert.ok((await idleSeconds()) >= before + 2, 'it counts up without a reload');
