@@ -1,5 +1,6 @@
 // One execution: header and actions, what it waits for, the diagram of its definition with its
-// state, the waterfall, input/output/error, and the full event history. Polls while it runs. A
+// state, the waterfall, input/output/error, and the event history (its newest 500 events that
+// match the filter drawn, earlier ones on demand). Polls while it runs. A
 // child execution links to its parent, and an execution with workflow steps to its children
 // (each with its status in the timeline, and from the diagram's box). A code execution has no
 // definition: its keys in first-call order take the place of the diagram and the timeline, with
