@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import {test} from 'node:test';
 
 import {
+  KeyPages,
   NOT_TAKEN,
   buildStepTree,
   childWorkflowOf,
@@ -12,8 +13,16 @@ import {
   defaultExpanded,
   deriveTimeline,
   diagramOverlay,
+  eventMatches,
   eventSummary,
+  eventTone,
+  handlerCalls,
+  handlerOf,
+  handlerReasonText,
+  historyWindow,
+  idleText,
   ifDecisions,
+  indexStepCalls,
   ifOutcomeText,
   indexDefinition,
   inputValue,
@@ -23,6 +32,9 @@ import {
   niceTicks,
   overlayParts,
   parentOf,
+  pollInterval,
+  programIdle,
+  programLastCall,
   statusCounts,
   stepCounts,
   parseStatusFilter,
@@ -32,6 +44,7 @@ import {
   startsChildren,
   statusFilterParam,
   statusLabel,
+  stepCallText,
   stepChild,
   stepDetail,
   stepKind,
@@ -837,4 +850,323 @@ test('the diagram\'s overlay of a loop of 10,000 iterations: one entry per box, 
   assert.equal(ov.get('charge').status, 'failed');
   assert.equal(lineOf(ov.get('all')), 'failed · 10000 iterations: 9989 completed, 1 failed, 10 skipped');
   assert.equal(lineOf(ov.get('after')), 'skipped');
+});
+
+// ---- code executions (no definition: the program calls steps by key) ---------------------------
+
+// A code execution as GET /v1/executions/{id} shows it: its keys in steps[] (parent "").
+const codeExec = (status, keys = [], extra = {}) => ({
+  id: 'c-1',
+  kind: 'code',
+  name: 'checkout',
+  workflow: null,
+  version: null,
+  status,
+  input: null,
+  output: null,
+  error: null,
+  created_at: T(0),
+  updated_at: T(0),
+  completed_at: isFinalStatus(status) ? T(900) : null,
+  last_call_at: null,
+  parent: null,
+  steps: keys.map(([key, kind, st], i) => ({id: key, path: key, parent: '', kind, position: i, status: st, attempts: 0, replays: 0, request_differs: false, output: null, error: null})),
+  ...extra,
+});
+const isFinalStatus = (st) => ['completed', 'failed', 'cancelled', 'terminated'].includes(st);
+// A history event of a key: step and path are the key.
+const kev = (type, at, key, data = {}, attempt = null) => ({...ev(type, at, key, attempt, data), path: key});
+
+function codeHistory() {
+  seq = 0;
+  return [
+    ev('execution_started', 0),
+    kev('step_scheduled', 10, 'total', {kind: 'output', request: {output: {sum: 3}}}),
+    kev('step_completed', 10, 'total', {output: {sum: 3}}),
+    kev('request_differs', 40, 'total', {request: {output: {sum: 4}}}),
+    kev('step_scheduled', 50, 'nap', {kind: 'sleep', request: {sleep: '10s'}}),
+    kev('timer_started', 50, 'nap', {due_at: T(10_050)}),
+    kev('step_scheduled', 60, 'approve', {kind: 'wait', request: {wait: {signal: 'ok', timeout: '1h'}}}),
+    kev('wait_started', 60, 'approve', {signal: 'ok', timeout_at: T(3_600_060)}),
+    kev('step_scheduled', 70, 'charge', {kind: 'activity', request: {activity: {url: 'http://pay.internal/charge', input: {cents: 500}}, compensate: {url: 'http://pay.internal/refund'}}}),
+    kev('attempt_started', 70, 'charge', {}, 1),
+  ];
+}
+
+test('step calls: one line per call kind, and the history\'s summaries of a code execution', () => {
+  assert.equal(stepCallText('activity', {activity: {url: 'http://pay.internal/charge', input: {}}}), 'activity http://pay.internal/charge');
+  assert.equal(stepCallText('activity', {activity: {url: 'http://h/x'}, compensate: {url: 'http://h/undo'}}), 'activity http://h/x · compensated');
+  assert.equal(stepCallText('sleep', {sleep: '10s'}), 'sleep 10s');
+  assert.equal(stepCallText('sleep_until', {sleep_until: '2026-11-22T10:00:00Z'}), 'sleep until 2026-11-22T10:00:00Z');
+  assert.equal(stepCallText('wait', {wait: {signal: 'approve', timeout: '1h'}, on_timeout: 'fail'}), 'wait signal "approve" · 1h timeout');
+  assert.equal(stepCallText('wait', {wait: {any: ['a', 'b']}}), 'wait any signal of "a" or "b"');
+  assert.equal(stepCallText('output', {output: {sum: 3}}), 'output {"sum":3}');
+  assert.equal(stepCallText(null, {sleep: '5m'}), 'sleep 5m', 'the kind from the body');
+  assert.equal(stepCallText('sleep_until', undefined), 'sleep until', 'no body at hand: the kind');
+  assert.match(stepCallText('output', {output: 'x'.repeat(200)}), /…$/, 'a long value is cut');
+
+  const h = codeHistory();
+  const summaries = h.map((e) => eventSummary(e));
+  assert.equal(summaries[1], 'called total: output {"sum":3}');
+  assert.equal(summaries[3], 'total called again with another body (the first call\'s result stands): {"output":{"sum":4}}');
+  assert.equal(summaries[4], 'called nap: sleep 10s');
+  assert.equal(summaries[6], 'called approve: wait signal "ok" · 1h timeout');
+  assert.equal(summaries[8], 'called charge: activity http://pay.internal/charge · compensated');
+  assert.equal(eventTone('request_differs'), 'warn');
+  // A definition's step_scheduled is as before.
+  assert.equal(eventSummary({type: 'step_scheduled', step: 'a', data: {kind: 'activity'}}), 'activity step scheduled');
+});
+
+test('step calls: what the history says per key (first request, the body that differed), folded batch by batch', () => {
+  const h = codeHistory();
+  // Two batches, as a page reads them (the first load, then a poll).
+  const index = indexStepCalls(h.slice(0, 3));
+  assert.deepEqual(index.get('total'), {kind: 'output', request: {output: {sum: 3}}, at: Date.parse(T(10))});
+  indexStepCalls(h.slice(3), index);
+  assert.deepEqual(index.get('total').differs, {output: {sum: 4}});
+  assert.equal(index.get('total').differsAt, Date.parse(T(40)));
+  assert.deepEqual(index.get('nap').request, {sleep: '10s'});
+  assert.equal(index.get('charge').kind, 'activity');
+  assert.equal(index.size, 4);
+  // A retry schedules a failed key again with its first request: the first call's time stays.
+  indexStepCalls([kev('step_scheduled', 800, 'charge', {kind: 'activity', request: {activity: {url: 'http://pay.internal/charge', input: {cents: 500}}}})], index);
+  assert.equal(index.get('charge').at, Date.parse(T(70)));
+});
+
+test('step calls: the timeline, pending work, Send signal and Retry of a code execution', () => {
+  const h = codeHistory();
+  const exec = codeExec('running', [['total', 'output', 'completed'], ['nap', 'sleep', 'sleeping'], ['approve', 'wait', 'waiting'], ['charge', 'activity', 'running']]);
+  const tl = deriveTimeline(exec, h, Date.parse(T(1000)));
+  assert.deepEqual(tl.rows.map((r) => [r.step, r.kind]), [['total', 'output'], ['nap', 'sleep'], ['approve', 'wait'], ['charge', 'activity']]);
+  assert.deepEqual(pendingWork(exec, tl).map((p) => [p.kind, p.step]), [['timer', 'nap'], ['wait', 'approve'], ['attempt', 'charge']]);
+  // The program may call a wait at any time: the signal is offered while it runs, whatever waits.
+  assert.deepEqual(signalOffer(exec, null, tl), {offer: true, waiting: ['ok'], ahead: [], anytime: true});
+  const idle = codeExec('running', [['total', 'output', 'completed']]);
+  assert.deepEqual(signalOffer(idle, null, deriveTimeline(idle, h.slice(0, 3))), {offer: true, waiting: [], ahead: [], anytime: true});
+  assert.equal(signalOffer(codeExec('completed', []), null, null).offer, false);
+  seq = 100;
+  const cancelling = deriveTimeline(idle, [...h.slice(0, 3), ev('cancel_requested', 500)]);
+  assert.equal(signalOffer(idle, null, cancelling).offer, false, 'no new wait starts after a cancel');
+  // Failed by its program's fail (the root is not in steps[]): the API resumes it...
+  seq = 200;
+  const failed = codeExec('failed', [['total', 'output', 'completed']], {error: {type: 'out_of_stock', message: 'no stock'}});
+  assert.deepEqual(retryable(failed, [...h.slice(0, 3), ev('execution_failed', 900, null, null, {error: failed.error})]), {ok: true, reason: ''});
+  // ...unless the fail ran compensations of completed keys.
+  const saga = codeExec('failed', [['charge', 'activity', 'compensated']], {error: {type: 'x', message: 'y'}});
+  assert.equal(retryable(saga, [kev('compensation_started', 900, 'charge', {}, 1)]).ok, false);
+});
+
+test('the program\'s idle time: live while it runs, its last call once ended, "no call yet" before the first', () => {
+  assert.equal(idleText(0), '0 s');
+  assert.equal(idleText(12_900), '12 s');
+  assert.equal(idleText(192_000), '3m 12s');
+  assert.equal(idleText(2 * 3_600_000 + 5 * 60_000), '2h 05m');
+  assert.equal(idleText(3 * 86_400_000 + 4 * 3_600_000), '3d 4h');
+  const now = Date.parse(T(200_000));
+  assert.deepEqual(programIdle(codeExec('running', []), now), {state: 'none', last: null, idle: null, text: 'Program: no call yet'});
+  const running = codeExec('running', [], {last_call_at: T(8000)});
+  assert.deepEqual(programIdle(running, now), {state: 'idle', last: Date.parse(T(8000)), idle: 192_000, text: 'Program idle for 3m 12s'});
+  // Live: a second later, a second more.
+  assert.equal(programIdle(running, now + 1000).text, 'Program idle for 3m 13s');
+  // A clock a little behind keeld's: never negative.
+  assert.equal(programIdle(running, Date.parse(T(7000))).idle, 0);
+  const ended = programIdle(codeExec('completed', [], {last_call_at: T(850)}), now);
+  assert.deepEqual(ended, {state: 'ended', last: Date.parse(T(850)), idle: null, text: 'Program last called'});
+  assert.equal(programIdle(codeExec('terminated', []), now).text, 'The program never called');
+  assert.equal(programIdle(execOf('running', [])), null, 'a workflow\'s execution has no program');
+
+  // last_call_at is written about once a second: the history may know of a later call (a key's
+  // first call, a differing body, complete or fail); the later of the two counts.
+  const h = codeHistory(); // calls at 10, 40 (differs), 50, 60 and 70 ms; attempt_started last
+  assert.equal(programLastCall(h), Date.parse(T(70)));
+  assert.equal(programLastCall(h.slice(0, 5)), Date.parse(T(50)), 'request_differs and step_scheduled of a call');
+  assert.equal(programLastCall(h.slice(0, 1)), null, 'execution_started is not the program');
+  assert.equal(programLastCall([...h, ev('timer_fired', 900, 'nap'), ev('signal_received', 950, null, null, {signal: 'ok'})]), Date.parse(T(70)), 'keeld\'s and others\' events are not calls');
+  assert.equal(programLastCall([...h, ev('execution_completed', 990, null, null, {output: null})]), Date.parse(T(990)), 'complete is a call');
+  assert.equal(programLastCall([...h, ev('execution_terminated', 990, null, null, {})]), Date.parse(T(70)), 'terminate is not');
+  const lagging = codeExec('running', [], {last_call_at: null});
+  assert.deepEqual(programIdle(lagging, Date.parse(T(5070)), h), {state: 'idle', last: Date.parse(T(70)), idle: 5000, text: 'Program idle for 5 s'});
+  const written = codeExec('running', [], {last_call_at: T(3000)}); // a replay, not in the history
+  assert.equal(programIdle(written, Date.parse(T(5000)), h).idle, 2000);
+  const endedEarly = programIdle(codeExec('completed', [], {last_call_at: null}), now, [...h, ev('execution_completed', 990, null, null, {output: null})]);
+  assert.deepEqual(endedEarly, {state: 'ended', last: Date.parse(T(990)), idle: null, text: 'Program last called'}, 'ended before last_call_at was written');
+});
+
+test('the execution page reads a code execution with thousands of keys less often', () => {
+  const many = (n) => codeExec('running', Array.from({length: n}, (_, i) => [`k${i}`, 'output', 'completed']));
+  assert.equal(pollInterval(many(3), 1000), 1000);
+  assert.equal(pollInterval(many(2000), 1000), 1000);
+  assert.equal(pollInterval(many(2001), 1000), 2000);
+  assert.equal(pollInterval(many(10_000), 1000), 5000);
+  assert.equal(pollInterval(many(50_000), 1000), 5000, 'at most 5 times');
+  assert.equal(pollInterval({...execOf('running', []), steps: new Array(10_000).fill({status: 'completed'})}, 1000), 1000, 'a workflow\'s steps are drawn anyway');
+});
+
+test('the handler: its settings and its calls from the history (handler_called, handler_failed)', () => {
+  assert.equal(handlerOf(codeExec('running', [])), null, 'no handler');
+  assert.equal(handlerOf(codeExec('running', [], {handler: null, run: 0})), null);
+  assert.deepEqual(handlerOf(codeExec('running', [], {handler: {url: 'http://app.internal/resume', inactivity_timeout: '5m'}, run: 3})),
+    {url: 'http://app.internal/resume', inactivityTimeout: '5m', run: 3});
+  assert.deepEqual(handlerOf(codeExec('running', [], {handler: {url: 'http://a/r', inactivity_timeout: null}})), {url: 'http://a/r', inactivityTimeout: null, run: null});
+
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    ev('handler_called', 5, null, null, {run: 1, reason: 'start', attempt: 1}),
+    kev('step_scheduled', 10, 'nap', {kind: 'sleep', request: {sleep: '10s'}}),
+    kev('step_completed', 10_010, 'nap', {output: null}),
+    ev('handler_failed', 10_020, null, null, {run: 2, reason: 'step_ended', key: 'nap', attempt: 1, error: {type: 'http_5xx', message: 'HTTP 503'}, next_attempt_at: T(11_020)}),
+    ev('handler_called', 11_030, null, null, {run: 2, reason: 'step_ended', key: 'nap', attempt: 2}),
+    ev('handler_called', 400_000, null, null, {run: 3, reason: 'inactivity', attempt: 1}),
+    ev('handler_failed', 500_000, null, null, {run: 4, reason: 'cancel', attempt: 5, error: {type: 'connection_refused', message: 'refused'}, next_attempt_at: null}),
+  ];
+  const calls = handlerCalls(events);
+  assert.deepEqual(calls.map((c) => [c.ok, c.run, c.reason, c.key, c.attempt]), [
+    [true, 1, 'start', null, 1],
+    [false, 2, 'step_ended', 'nap', 1],
+    [true, 2, 'step_ended', 'nap', 2],
+    [true, 3, 'inactivity', null, 1],
+    [false, 4, 'cancel', null, 5],
+  ]);
+  assert.deepEqual(calls[1].error, {type: 'http_5xx', message: 'HTTP 503'});
+  assert.equal(calls[1].nextAttemptAt, Date.parse(T(11_020)));
+  assert.equal(calls[1].at, Date.parse(T(10_020)));
+  assert.equal(calls[4].nextAttemptAt, null);
+  assert.equal(handlerReasonText('step_ended', 'nap'), 'step nap ended');
+  assert.equal(handlerReasonText('inactivity'), 'no call within the inactivity timeout');
+  assert.equal(handlerReasonText('retry'), 'the execution was retried');
+  assert.equal(handlerReasonText('something_new'), 'something_new');
+  // The history's summaries.
+  assert.equal(eventSummary(events[1]), 'called the handler, run 1: the execution started');
+  assert.equal(eventSummary(events[4], (d) => `${d} ms`), 'handler call failed, run 2 attempt 1 (step nap ended): http_5xx: HTTP 503 · next attempt in 1000 ms');
+  assert.equal(eventSummary(events[5]), 'called the handler, run 2: step nap ended (attempt 2)');
+  assert.equal(eventSummary(events[6]), 'called the handler, run 3: no call within the inactivity timeout');
+  assert.equal(eventSummary(events[7]), 'handler call failed, run 4 attempt 5 (a cancel was requested): connection_refused: refused · no next attempt');
+  assert.equal(eventTone('handler_failed'), 'bad');
+  // The timeline ignores them (no step).
+  assert.equal(deriveTimeline(codeExec('running', [['nap', 'sleep', 'completed']]), events).rows.length, 1);
+});
+
+// A stand-in for GET /v1/executions/{id}/steps over n keys: pages in first-call order, the
+// cursor being opaque to the UI (here: the last position, base64url as keeld makes it).
+function fakeSteps(n) {
+  const all = Array.from({length: n}, (_, i) => ({execution_id: 'c-1', key: `k${String(i).padStart(3, '0')}`, kind: 'output', position: i, status: 'completed', attempts: 0, replays: 0, request_differs: false}));
+  const calls = [];
+  const get = ({cursor}, limit) => {
+    calls.push(cursor);
+    const after = cursor == null ? -1 : Number(Buffer.from(cursor, 'base64url').toString());
+    const rest = all.filter((s) => s.position > after);
+    const steps = rest.slice(0, limit);
+    return {steps, next_cursor: rest.length > limit ? Buffer.from(String(steps[steps.length - 1].position)).toString('base64url') : null};
+  };
+  return {all, calls, get};
+}
+
+test('a code execution\'s keys page by page: "more", at most maxPages held, "earlier" reads dropped pages again', () => {
+  const api = fakeSteps(120);
+  const kp = new KeyPages(10, 5);
+  assert.deepEqual(kp.refreshPages(), [0], 'the first page before anything');
+  assert.deepEqual(kp.request(0), {page: 0, cursor: null});
+  assert.equal(kp.request(1), null, 'no cursor for page 1 yet');
+  assert.equal(kp.apply(0, api.get(kp.request(0), kp.limit)), true);
+  assert.deepEqual(kp.steps().map((s) => s.position), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(kp.hasMore(), true);
+  assert.equal(kp.hasEarlier(), false);
+  // "More" four times: 50 keys in 5 pages.
+  for (let i = 0; i < 4; i++) kp.apply(kp.nextPage(), api.get(kp.request(kp.nextPage()), kp.limit));
+  assert.equal(kp.steps().length, 50);
+  assert.deepEqual(kp.held().map((p) => p.page), [0, 1, 2, 3, 4]);
+  // Once more: page 5 in, page 0 out (at most 5 pages = 50 rows drawn).
+  kp.apply(5, api.get(kp.request(5), kp.limit));
+  assert.deepEqual(kp.held().map((p) => p.page), [1, 2, 3, 4, 5]);
+  assert.equal(kp.offset(), 10);
+  assert.equal(kp.steps()[0].key, 'k010');
+  assert.equal(kp.hasEarlier(), true);
+  assert.equal(kp.prevPage(), 0);
+  // To the end: 12 pages, the last with none after it.
+  while (kp.hasMore()) kp.apply(kp.nextPage(), api.get(kp.request(kp.nextPage()), kp.limit));
+  assert.equal(kp.last, 11);
+  assert.deepEqual(kp.steps().map((s) => s.position), Array.from({length: 50}, (_, i) => 70 + i), 'the last 50 keys, in order');
+  assert.equal(kp.nextPage(), null);
+  // Earlier: page 6 again from its kept cursor, page 11 dropped at the other end.
+  const before = api.calls.length;
+  kp.apply(kp.prevPage(), api.get(kp.request(kp.prevPage()), kp.limit));
+  assert.equal(api.calls.length, before + 1, 'one request');
+  assert.deepEqual(kp.held().map((p) => p.page), [6, 7, 8, 9, 10]);
+  assert.equal(kp.steps()[0].key, 'k060');
+  assert.equal(kp.hasMore(), true, 'page 11 can be read again');
+  // Every page was read once, each from the cursor the previous one gave, plus the one again.
+  assert.equal(api.calls.length, 13);
+  // A page neither held nor next to them is not taken.
+  assert.equal(kp.apply(2, api.get(kp.request(2), kp.limit)), false);
+  assert.deepEqual(kp.held().map((p) => p.page), [6, 7, 8, 9, 10]);
+});
+
+test('a code execution\'s keys: a refresh reads the pages on screen and the last one, and learns of new keys', () => {
+  const api = fakeSteps(25);
+  const kp = new KeyPages(10, 10);
+  kp.apply(0, api.get(kp.request(0), 10));
+  kp.apply(1, api.get(kp.request(1), 10));
+  kp.apply(2, api.get(kp.request(2), 10));
+  assert.equal(kp.hasMore(), false, '25 keys: the third page is the last');
+  assert.deepEqual(kp.refreshPages(new Set([0])), [0, 2], 'on screen, and the last');
+  assert.deepEqual(kp.refreshPages(new Set([1, 2, 7])), [1, 2], 'pages not held are left out');
+  // The program calls 10 more keys; the key k003 completes a replay meanwhile.
+  for (let i = 25; i < 35; i++) api.all.push({...api.all[0], key: `k${i}`, position: i});
+  api.all[3] = {...api.all[3], replays: 2, request_differs: true};
+  for (const k of kp.refreshPages(new Set([0]))) kp.apply(k, api.get(kp.request(k), 10));
+  assert.equal(kp.steps()[3].replays, 2);
+  assert.equal(kp.steps()[3].request_differs, true);
+  assert.equal(kp.steps().length, 30, 'page 2 filled up');
+  assert.equal(kp.hasMore(), true, 'and the next page is known');
+  kp.apply(kp.nextPage(), api.get(kp.request(kp.nextPage()), 10));
+  assert.deepEqual(kp.steps().slice(-5).map((s) => s.position), [30, 31, 32, 33, 34]);
+  // Limits are the API's: 1 to 500.
+  assert.equal(new KeyPages(0).limit, 50);
+  assert.equal(new KeyPages(5000).limit, 500);
+  assert.equal(new KeyPages(7).limit, 7);
+});
+
+test('10,000 keys: the pages held stay within maxPages however far one goes', () => {
+  const api = fakeSteps(10_000);
+  const kp = new KeyPages(50, 10);
+  kp.apply(0, api.get(kp.request(0), 50));
+  let reads = 1;
+  while (kp.hasMore()) {
+    kp.apply(kp.nextPage(), api.get(kp.request(kp.nextPage()), 50));
+    reads++;
+    assert.ok(kp.steps().length <= 500);
+  }
+  assert.equal(reads, 200, 'each page read once');
+  assert.equal(kp.steps().length, 500);
+  assert.equal(kp.steps()[499].position, 9999);
+  assert.equal(kp.cursors.length, 200, 'a cursor per page, to go back');
+});
+
+test('the history table draws the newest events that match its filter, 20,000 events as cheaply as 500', () => {
+  seq = 0;
+  const events = [ev('execution_started', 0)];
+  for (let i = 0; i < 10_000; i++) {
+    const key = `k${i}`;
+    events.push(kev('step_scheduled', i, key, {kind: 'output', request: {output: i}}), kev('step_completed', i, key, {output: i}));
+  }
+  events.push(ev('execution_completed', 20_000, null, null, {output: null}));
+  const win = historyWindow(events, '', 500);
+  assert.equal(win.shown.length, 500);
+  assert.equal(win.matching, 20_002);
+  assert.equal(win.hidden, 19_502);
+  assert.equal(win.shown[499].type, 'execution_completed', 'the newest last');
+  assert.deepEqual(win.shown.map((e) => e.seq), events.slice(-500).map((e) => e.seq), 'in order');
+  // The filter: by type, step or path (the caller lower-cases it).
+  const k7 = historyWindow(events, 'k7', 500);
+  assert.equal(k7.matching, 2 * 1111, 'k7, k70-k79, k700-k799, k7000-k7999');
+  assert.equal(k7.shown.length, 500);
+  assert.ok(k7.shown.every((e) => e.path.startsWith('k7')));
+  assert.equal(historyWindow(events, 'execution_', 500).matching, 2);
+  assert.equal(historyWindow(events, 'k9999', 10).shown.length, 2);
+  assert.equal(historyWindow(events.slice(0, 30), '', 500).hidden, 0);
+  assert.equal(eventMatches({type: 'attempt_started', step: 'charge', path: 'charge-all/7/charge'}, 'all/7/'), true);
+  assert.equal(eventMatches({type: 'attempt_started', step: 'Charge', path: null}, 'charge'), true, 'any case');
+  assert.equal(eventMatches({type: 'signal_received', step: null, path: null}, 'charge'), false);
+  assert.equal(eventMatches({type: 'x'}, ''), true);
 });

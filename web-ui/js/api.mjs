@@ -130,6 +130,7 @@ export async function api(path, opts = {}) {
 
 const e = encodeURIComponent;
 const HISTORY_PAGE = 200; // events per request; longer histories follow next_cursor
+const HISTORY_NEXT_PAGE = 500; // the pages after the first: the API's largest, fewer requests
 
 export const Keel = {
   listWorkflows: (cursor, signal) =>
@@ -163,11 +164,16 @@ export const Keel = {
     let page = await Keel.history(id, afterSeq, signal, limit);
     events.push(...page.events);
     for (let i = 0; page.next_cursor && i < 1000; i++) {
-      page = await api(`/v1/executions/${e(id)}/history?limit=${limit}&cursor=${e(page.next_cursor)}`, {signal}).then((r) => r.data);
+      page = await api(`/v1/executions/${e(id)}/history?limit=${Math.max(limit, HISTORY_NEXT_PAGE)}&cursor=${e(page.next_cursor)}`, {signal}).then((r) => r.data);
       events.push(...page.events);
     }
     return events;
   },
+  /** A page of a code execution's keys in first-call order: {steps, next_cursor}. */
+  steps: (id, {limit = 50, cursor = null} = {}, signal) =>
+    api(`/v1/executions/${e(id)}/steps?limit=${limit}${cursor ? '&cursor=' + e(cursor) : ''}`, {signal}).then((r) => r.data),
+  /** One key of a code execution (404 when the program never called it). */
+  step: (id, key, signal) => api(`/v1/executions/${e(id)}/steps/${e(key)}`, {signal}).then((r) => r.data),
   result: (id, wait, signal) => api(`/v1/executions/${e(id)}/result?wait=${wait}`, {signal}),
   signal: (id, name, rawPayload, idempotencyKey) =>
     api(`/v1/executions/${e(id)}/signals/${e(name)}`, {

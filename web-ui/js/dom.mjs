@@ -62,6 +62,7 @@ const ICONS = {
   sleep_until: [['rect', {x: 3, y: 5, width: 18, height: 16, rx: 2}], ['path', {d: 'M16 3v4M8 3v4M3 10h18M12 14v3h3'}]],
   wait: [['path', {d: 'M4 5h16v11H9l-5 4z'}], ['path', {d: 'M8 9h8M8 12h5'}]],
   set: [['path', {d: 'M5 9h14M5 15h14'}], ['path', {d: 'M4 4h4M16 20h4'}]],
+  output: [['path', {d: 'M12 3v12'}], ['path', {d: 'm7 10 5 5 5-5'}], ['path', {d: 'M5 20h14'}]],
   fail: [['circle', {cx: 12, cy: 12, r: 9}], ['path', {d: 'm9 9 6 6M15 9l-6 6'}]],
   compensate: [['path', {d: 'M3 4v6h6'}], ['path', {d: 'M3.5 10A9 9 0 1 1 6 17.5'}]],
   parallel: [['path', {d: 'M12 3v6'}], ['path', {d: 'M12 9 5 15v6M12 9l7 6v6'}]],

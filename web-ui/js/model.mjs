@@ -921,6 +921,7 @@ export function niceTicks(span, max = 6) {
 
 export function eventTone(type) {
   if (/failed|timed_out/.test(type)) return 'bad';
+  if (type === 'request_differs') return 'warn';
   if (type === 'execution_completed' || type === 'step_completed' || type === 'compensation_completed') return 'good';
   if (/^signal_/.test(type)) return 'signal';
   if (/^timer_|^wait_/.test(type)) return 'wait';
@@ -966,6 +967,8 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
     case 'execution_started':
       return 'Execution started';
     case 'step_scheduled':
+      // A code execution's step call: its key and what the call asked for.
+      if (d.request !== undefined) return `called ${e.path || e.step || '?'}: ${stepCallText(d.kind, d.request)}`;
       if (d.kind === 'if') return ifEventSummary(e.step || 'step', d);
       if (d.kind === 'workflow')
         return d.child
@@ -1013,9 +1016,35 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
       return d.step ? `resumed at step ${d.step}` : 'Retried';
     case 'result_ignored':
       return `late result ignored ${preview(d, 70)}`;
+    case 'request_differs':
+      return `${e.path || e.step || '?'} called again with another body (the first call's result stands): ${preview(d.request, 70)}`;
+    case 'handler_called':
+      return `called the handler, run ${d.run ?? '?'}: ${handlerReasonText(d.reason, d.key)}${d.attempt > 1 ? ` (attempt ${d.attempt})` : ''}`;
+    case 'handler_failed':
+      return `handler call failed, run ${d.run ?? '?'}${d.attempt != null ? ` attempt ${d.attempt}` : ''} (${handlerReasonText(d.reason, d.key)}): ${errText(d.error)}${d.next_attempt_at ? ` · next attempt in ${after(d.next_attempt_at, e.at, fmt)}` : ' · no next attempt'}`;
     default:
       return Object.keys(d).length ? preview(d) : '';
   }
+}
+
+/** Whether an event matches the history's filter (q, lower case): its type, step or path. */
+export function eventMatches(e, q) {
+  if (!q) return true;
+  const has = (v) => typeof v === 'string' && v.toLowerCase().includes(q);
+  return has(e.type) || has(e.step) || has(e.path);
+}
+
+/**
+ * Which events the history table draws: the newest `limit` of those matching the filter q, in
+ * order: {shown, matching (how many match), hidden (matching ones left out, the oldest)}. A
+ * code execution with 10,000 keys has 20,000 events and more; a table of them all would take
+ * seconds to draw.
+ */
+export function historyWindow(events, q, limit) {
+  const all = events || [];
+  const matching = q ? all.filter((e) => eventMatches(e, q)) : all;
+  const from = Math.max(0, matching.length - Math.max(0, limit));
+  return {shown: matching.slice(from), matching: matching.length, hidden: from};
 }
 
 /** Counts over the steps of an execution, for the summary. */
@@ -1112,9 +1141,12 @@ export function retryable(exec, events = []) {
   if (!exec) return {ok: false, reason: 'no execution'};
   if (exec.status !== 'failed') return {ok: false, reason: `the execution is ${exec.status}; only a failed execution can be retried`};
   const steps = Array.isArray(exec.steps) ? exec.steps : [];
+  // A code execution fails by its program's fail (its root, which steps[] does not list):
+  // a retry resumes it unless compensations ran.
+  const code = isCodeExecution(exec);
   // The engine resumes at the top-level step that failed (a parallel or for_each when a step
   // inside it failed); rows of an old keeld have no parent and are all top-level.
-  if (!steps.some((s) => s.status === 'failed' && s.parent == null))
+  if (!code && !steps.some((s) => s.status === 'failed' && s.parent == null))
     return {ok: false, reason: 'it failed outside a step (in its output), so there is no step to resume at'};
   const compensated =
     steps.some((s) => s.status === 'compensated') ||
@@ -1148,6 +1180,9 @@ export function signalOffer(exec, defSteps, tl) {
   const waiting = [];
   const ahead = [];
   if (tl) for (const r of tl.rows) if (r.open && r.open.wait) waiting.push(...(r.open.wait.signals || []));
+  // A code execution's program may call a wait at any time: a signal is kept until one takes
+  // it, so it is always offered while the execution runs (`anytime`).
+  if (isCodeExecution(exec)) return {offer: true, waiting: [...new Set(waiting)], ahead: [], anytime: true};
   const tree = buildStepTree(exec, defSteps, tl ? tl.ifs : null);
   const hasWait = (steps) => (Array.isArray(steps) ? steps : []).some((d) => waitSignals(d).length ||
     nestedLists(d).some((b) => hasWait(b.steps)));
@@ -1174,4 +1209,266 @@ export function signalOffer(exec, defSteps, tl) {
   const w = [...new Set(waiting)];
   const a = [...new Set(ahead)].filter((n) => !w.includes(n));
   return {offer: w.length + a.length > 0, waiting: w, ahead: a};
+}
+
+// ---- code executions: step calls, the program's last call, the handler ------------------------
+
+/** The kinds of a code execution's step call (its body's one key). */
+export const STEP_CALL_KINDS = ['output', 'activity', 'sleep', 'sleep_until', 'wait'];
+
+/**
+ * One line about what a step call asked for, from its kind and body (the `request` of its
+ * step_scheduled event): "activity http://pay.internal/charge", "sleep 10s", "sleep until
+ * 2026-11-22T10:00:00Z", "wait signal "approve" · 1h timeout", "output {"sum":3}". With only the
+ * kind (no body at hand), the kind alone.
+ */
+export function stepCallText(kind, request) {
+  const r = request && typeof request === 'object' ? request : null;
+  const k = kind || (r ? STEP_CALL_KINDS.find((x) => x in r) : null) || 'step';
+  if (!r) return k === 'sleep_until' ? 'sleep until' : k;
+  switch (k) {
+    case 'activity': {
+      const a = r.activity && typeof r.activity === 'object' ? r.activity : {};
+      return `activity ${typeof a.url === 'string' ? a.url : '?'}${r.compensate ? ' · compensated' : ''}`;
+    }
+    case 'sleep':
+      return `sleep ${durationText(r.sleep)}`;
+    case 'sleep_until':
+      return `sleep until ${typeof r.sleep_until === 'string' ? r.sleep_until : preview(r.sleep_until, 40)}`;
+    case 'wait': {
+      const w = r.wait && typeof r.wait === 'object' ? r.wait : {};
+      return `wait ${w.any ? 'any signal of' : 'signal'} ${waitNamesText(w)}${w.timeout ? ` · ${durationText(w.timeout)} timeout` : ''}`;
+    }
+    case 'output':
+      return `output ${preview(r.output, 70)}`;
+    default:
+      return k;
+  }
+}
+
+/**
+ * What the history says about each key of a code execution, folded into `index` (a Map key ->
+ * {kind, request (the first call's body), at (ms of that call), differs (the body of the later
+ * call that differed, or undefined), differsAt}) and returned. Pass the events in seq order; a
+ * page keeps its index and folds each batch of new events into it.
+ */
+export function indexStepCalls(events, index = new Map()) {
+  for (const e of events || []) {
+    const key = e && (e.path || e.step);
+    if (!key) continue;
+    const d = e.data || {};
+    if (e.type === 'step_scheduled' && d.request !== undefined) {
+      const had = index.get(key);
+      // A retry schedules a failed key again with its first request: keep the first call's time.
+      index.set(key, {...had, kind: d.kind || (had && had.kind) || null, request: had && had.request !== undefined ? had.request : d.request, at: had && had.at != null ? had.at : ms(e.at)});
+    } else if (e.type === 'request_differs') {
+      const had = index.get(key) || {kind: null, request: undefined, at: null};
+      index.set(key, {...had, differs: d.request, differsAt: ms(e.at)});
+    }
+  }
+  return index;
+}
+
+/** "12 s", "3m 12s", "2h 05m", "3d 4h": how long the program has been idle, to the second. */
+export function idleText(d) {
+  if (d == null || !Number.isFinite(d)) return '';
+  const s = Math.max(0, Math.floor(d / 1000));
+  const pad = (n) => String(n).padStart(2, '0');
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+/**
+ * When the history last shows the program calling (ms, or null): a key's first call
+ * (step_scheduled with its request), a later call with another body (request_differs), or its
+ * complete or fail (execution_completed, execution_failed: a code execution ends so only by its
+ * program). Replays are not journaled: last_call_at counts them, but is written about once a
+ * second, so the two together say the most.
+ */
+export function programLastCall(events) {
+  for (let i = (events || []).length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (!e) continue;
+    const call = (e.type === 'step_scheduled' && e.data && e.data.request !== undefined) || e.type === 'request_differs' ||
+      e.type === 'execution_completed' || e.type === 'execution_failed';
+    if (call) return ms(e.at);
+  }
+  return null;
+}
+
+/**
+ * The program of a code execution and its last call: {state, last (ms or null), idle (ms, while
+ * it runs), text}. state: 'none' (no call yet), 'idle' (it runs; idle for `idle`), 'ended' (it
+ * ended; `last` is when the program last called, null if it never did). The last call is the
+ * later of `last_call_at` and what `events` (the history, optional) show (programLastCall).
+ * Null for a workflow's execution.
+ */
+export function programIdle(exec, now = Date.now(), events = null) {
+  if (!isCodeExecution(exec)) return null;
+  const written = ms(exec.last_call_at);
+  const seen = events ? programLastCall(events) : null;
+  const last = written == null ? seen : seen == null ? written : Math.max(written, seen);
+  if (isFinal(exec.status)) {
+    return {state: 'ended', last, idle: null, text: last == null ? 'The program never called' : 'Program last called'};
+  }
+  if (last == null) return {state: 'none', last: null, idle: null, text: 'Program: no call yet'};
+  const idle = Math.max(0, now - last);
+  return {state: 'idle', last, idle, text: `Program idle for ${idleText(idle)}`};
+}
+
+/**
+ * How often the execution page reads the execution again: `base` ms, longer for a code
+ * execution with thousands of keys, whose JSON lists every key (3.5 MB for 10,000): one second
+ * more per 2,000 keys, at most 5 times `base`.
+ */
+export function pollInterval(exec, base = 1000) {
+  const n = exec && Array.isArray(exec.steps) ? exec.steps.length : 0;
+  if (!isCodeExecution(exec) || n <= 2000) return base;
+  return Math.min(5 * base, base * Math.ceil(n / 2000));
+}
+
+const HANDLER_REASONS = {
+  start: 'the execution started',
+  step_ended: 'a step ended',
+  inactivity: 'no call within the inactivity timeout',
+  cancel: 'a cancel was requested',
+  retry: 'the execution was retried',
+};
+
+/** Why Keel called the handler, in words: "step charge ended", "the execution started". */
+export function handlerReasonText(reason, key) {
+  if (reason === 'step_ended' && key) return `step ${key} ended`;
+  return HANDLER_REASONS[reason] || String(reason || 'unknown');
+}
+
+/**
+ * A code execution's handler, or null: {url, inactivityTimeout (as sent, or null: the default
+ * 5m), run (the handler calls so far)}.
+ */
+export function handlerOf(exec) {
+  const hd = exec && exec.handler;
+  if (!hd || typeof hd !== 'object' || typeof hd.url !== 'string') return null;
+  return {url: hd.url, inactivityTimeout: hd.inactivity_timeout ?? null, run: Number.isInteger(exec.run) ? exec.run : null};
+}
+
+/**
+ * The handler's calls from the history, in order: [{seq, at (ms), ok (true: handler_called,
+ * false: handler_failed), run, reason, key, attempt, error, nextAttemptAt (ms or null)}].
+ */
+export function handlerCalls(events) {
+  const out = [];
+  for (const e of events || []) {
+    if (!e || (e.type !== 'handler_called' && e.type !== 'handler_failed')) continue;
+    const d = e.data || {};
+    out.push({
+      seq: e.seq,
+      at: ms(e.at),
+      ok: e.type === 'handler_called',
+      run: Number.isInteger(d.run) ? d.run : null,
+      reason: d.reason ?? null,
+      key: typeof d.key === 'string' ? d.key : null,
+      attempt: Number.isInteger(d.attempt) ? d.attempt : e.attempt ?? null,
+      error: d.error && typeof d.error === 'object' ? d.error : null,
+      nextAttemptAt: ms(d.next_attempt_at),
+    });
+  }
+  return out;
+}
+
+/**
+ * A code execution's keys, a page at a time from GET /v1/executions/{id}/steps (first-call
+ * order), of which at most `maxPages` pages are held (and drawn) at once: loading further
+ * pages past that drops the first ones held, which "earlier" loads again. The pages' cursors
+ * are kept (a key's position never changes, so page k always starts at the same cursor).
+ *
+ * Nothing here fetches: request() names what to fetch ({page, cursor}) and apply() takes the
+ * answer. Pages are numbered from 0.
+ */
+export class KeyPages {
+  constructor(limit = 50, maxPages = 10) {
+    this.limit = Math.max(1, Math.min(500, Math.floor(limit) || 50));
+    this.maxPages = Math.max(1, maxPages);
+    this.cursors = [null]; // cursors[k]: the cursor of page k (null for page 0)
+    this.pages = new Map(); // k -> {steps, next}
+    this.first = 0; // the first page held
+    this.last = -1; // the last page held; -1 before the first answer
+  }
+
+  /** What GET .../steps page k needs: {page, cursor}, or null while its cursor is unknown. */
+  request(k) {
+    if (k < 0 || k >= this.cursors.length) return null;
+    return {page: k, cursor: this.cursors[k]};
+  }
+
+  /**
+   * Stores the answer ({steps, next_cursor}) of page k. It becomes held when it is the page
+   * after the last held or before the first (dropping pages at the other end beyond maxPages);
+   * a page already held is replaced (a refresh). Returns whether page k is held.
+   */
+  apply(k, answer) {
+    const steps = Array.isArray(answer && answer.steps) ? answer.steps : [];
+    const next = (answer && answer.next_cursor) || null;
+    if (next) this.cursors[k + 1] = next;
+    if (this.last < 0) {
+      this.first = this.last = k;
+    } else if (k === this.last + 1) {
+      this.last = k;
+      while (this.last - this.first + 1 > this.maxPages) this.pages.delete(this.first++);
+    } else if (k === this.first - 1) {
+      this.first = k;
+      while (this.last - this.first + 1 > this.maxPages) this.pages.delete(this.last--);
+    } else if (k < this.first || k > this.last) return false;
+    this.pages.set(k, {steps, next});
+    return true;
+  }
+
+  /** Whether a page after the last held is known to exist, and its number. */
+  hasMore() {
+    const p = this.pages.get(this.last);
+    return !!(p && p.next);
+  }
+
+  nextPage() {
+    return this.hasMore() ? this.last + 1 : null;
+  }
+
+  /** Whether pages before the first held exist (dropped to stay within maxPages). */
+  hasEarlier() {
+    return this.last >= 0 && this.first > 0;
+  }
+
+  prevPage() {
+    return this.hasEarlier() ? this.first - 1 : null;
+  }
+
+  /** The pages held, in order: [{page, steps}]. */
+  held() {
+    const out = [];
+    for (let k = this.first; k <= this.last; k++) if (this.pages.has(k)) out.push({page: k, steps: this.pages.get(k).steps});
+    return out;
+  }
+
+  /** The keys held, in first-call order. */
+  steps() {
+    return this.held().flatMap((p) => p.steps);
+  }
+
+  /** The index (0-based, in first-call order) of the first key held. */
+  offset() {
+    return this.first * this.limit;
+  }
+
+  /**
+   * The pages to read again on a refresh: those `visible` (a Set of page numbers, e.g. those
+   * on the screen) among the held ones, and always the last held (new keys come after it, and
+   * its next_cursor says when they do). In page order.
+   */
+  refreshPages(visible = new Set()) {
+    if (this.last < 0) return [0];
+    const out = new Set([...visible].filter((k) => k >= this.first && k <= this.last));
+    out.add(this.last);
+    return [...out].sort((a, b) => a - b);
+  }
 }

@@ -1,18 +1,26 @@
 // One execution: header and actions, what it waits for, the diagram of its definition with its
-// state, the waterfall, input/output/error, and the full event history. Polls while it runs. A
+// state, the waterfall, input/output/error, and the event history (its newest 500 events that
+// match the filter drawn, earlier ones on demand). Polls while it runs. A
 // child execution links to its parent, and an execution with workflow steps to its children
-// (each with its status in the timeline, and from the diagram's box).
+// (each with its status in the timeline, and from the diagram's box). A code execution has no
+// definition: its keys in first-call order take the place of the diagram and the timeline, with
+// how long its program has been idle and its handler (code-view.mjs).
 import {ApiError, Keel, isAbort} from './api.mjs';
 import {confirmAction, openDialog, problemView} from './dialogs.mjs';
 import {badge, copyButton, h, icon, paths, preserveFocus, spinner, toast} from './dom.mjs';
 import {fmtAbs, fmtClock, fmtDuration, fmtRelative, ms, timeFact} from './format.mjs';
 import {jsonPanel, jsonView} from './json-view.mjs';
 import {renderDiagram} from './diagram.mjs';
-import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, isCodeExecution, isFinal, parentOf, pendingWork, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {KEY_PAGE, handlerCard, keysCard, renderIdleLine} from './code-view.mjs';
+import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, historyWindow, eventMatches, indexStepCalls, isCodeExecution, isFinal, parentOf, pendingWork, pollInterval, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
 const PENDING_MAX = 10; // pending work items listed; the others are counted
+// Of a long history the newest events are drawn (those matching the filter), and "Show earlier
+// events" adds more: a code execution with 10,000 keys has 20,000 events and more.
+const HISTORY_SHOWN = 500;
+const HISTORY_STEP = 1000;
 
 /** [{status, n}] for countsText: "12 waiting for a signal · 3 attempts in flight". */
 const KIND_WORDS = {attempt: 'attempts in flight', retry: 'retries due', timer: 'sleeping', wait: 'waiting for a signal', child: 'waiting for a child execution', compensation: 'compensations in flight', scheduled: 'scheduled', buffered: 'signals kept'};
@@ -59,7 +67,8 @@ export async function renderExecution(ctx, id) {
   }
   let def = null;
   // A code execution has no definition: its program's calls are its steps.
-  if (!isCodeExecution(exec)) {
+  const code = isCodeExecution(exec);
+  if (!code) {
     try {
       def = await Keel.version(exec.workflow, exec.version, ctx.signal);
     } catch (err) {
@@ -71,7 +80,8 @@ export async function renderExecution(ctx, id) {
   const defSteps = (def && def.definition && def.definition.steps) || null;
 
   // children: the executions its workflow steps started, by id (GET /v1/executions?parent=).
-  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0, children: new Map()};
+  // calls: what the history says of each key of a code execution (indexStepCalls).
+  const state = {exec, events, lastSeq: events.length ? events[events.length - 1].seq : 0, children: new Map(), calls: code ? indexStepCalls(events) : null};
   const expandedSteps = new Set(); // step paths whose detail is open
   const treeState = {open: new Map(), limits: new Map()}; // containers opened or closed, for_each windows
   const expandedEvents = new Set();
@@ -94,7 +104,14 @@ export async function renderExecution(ctx, id) {
     h('div', {class: 'card-head'}, h('h2', {id: 'timeline-h'}, 'Timeline')), timelineBody);
   const io = h('section', {class: 'io-grid io-main', 'aria-label': 'Input, output and error'});
   const historyCard = h('section', {class: 'card', id: 'history', 'aria-labelledby': 'history-h'});
-  root.replaceChildren(crumbs, head, alertBox, summary, pending, diagramCard, timelineCard, io, historyCard);
+  // A code execution's: how long its program has been idle (in the head), its handler, and its
+  // keys a page at a time (?steps_page=N keys per request, 1 to 500) instead of the timeline.
+  const idleLine = h('p', {class: 'subtitle idle-line', id: 'idle-line', hidden: true});
+  const handler = code ? handlerCard() : null;
+  const pageSize = Number(ctx.query.get('steps_page'));
+  const keys = code ? keysCard({id, pageSize: Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 500 ? pageSize : KEY_PAGE, signal: ctx.signal}) : null;
+  if (keys) ctx.onDispose(keys.dispose);
+  root.replaceChildren(crumbs, head, alertBox, summary, pending, ...(code ? [handler.el, keys.el] : [diagramCard, timelineCard]), io, historyCard);
 
   // ---- actions
   function refreshSoon() {
@@ -231,7 +248,7 @@ export async function renderExecution(ctx, id) {
     const buttons = [];
     if (x.status === 'running') {
       if (offer.offer)
-        buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', title: offer.waiting.length ? `Waiting for ${offer.waiting.map((n) => `"${n}"`).join(', ')}` : `Kept until the wait for ${offer.ahead.map((n) => `"${n}"`).join(', ')} starts`, onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
+        buttons.push(h('button', {type: 'button', class: 'btn btn-primary', id: 'action-signal', title: offer.waiting.length ? `Waiting for ${offer.waiting.map((n) => `"${n}"`).join(', ')}` : offer.anytime ? 'Kept until a wait of the program takes it' : `Kept until the wait for ${offer.ahead.map((n) => `"${n}"`).join(', ')} starts`, onclick: () => signalDialog()}, icon('send'), h('span', null, 'Send signal')));
       if (tl.cancelRequested == null) buttons.push(h('button', {type: 'button', class: 'btn btn-secondary', id: 'action-cancel', onclick: () => runAction('cancel')}, icon('cancel'), h('span', null, 'Cancel')));
       buttons.push(h('button', {type: 'button', class: 'btn btn-danger-outline', id: 'action-terminate', onclick: () => runAction('terminate')}, icon('terminate'), h('span', null, 'Terminate')));
     }
@@ -255,7 +272,8 @@ export async function renderExecution(ctx, id) {
           ? h('p', {class: 'subtitle parent-line', id: 'parent-line'}, icon('workflow'), 'Started by ',
             h('a', {href: paths.execution(parent.id), class: 'mono', id: 'parent-link', 'data-parent': parent.id}, parent.id),
             parent.step ? [' (step ', h('code', {class: 'parent-step'}, parent.step), ')'] : null)
-          : null),
+          : null,
+        code ? idleLine : null),
       h('div', {class: 'head-actions'}, live, buttons)));
   }
 
@@ -323,7 +341,7 @@ export async function renderExecution(ctx, id) {
             : null)),
         // A loop with many iterations at once would list them all: the timeline has the rest.
         items.length > PENDING_MAX
-          ? h('li', {class: 'pending-item pending-more muted small', 'data-kind': 'more'}, `and ${items.length - PENDING_MAX} more (${countsText(kindCounts(items.slice(PENDING_MAX)))}); see the timeline`)
+          ? h('li', {class: 'pending-item pending-more muted small', 'data-kind': 'more'}, `and ${items.length - PENDING_MAX} more (${countsText(kindCounts(items.slice(PENDING_MAX)))}); see the ${code ? 'steps' : 'timeline'}`)
           : null)));
   }
 
@@ -406,8 +424,11 @@ export async function renderExecution(ctx, id) {
   const filterInput = h('input', {type: 'search', class: 'input input-sm', id: 'history-filter', placeholder: 'Filter by type, step or path', 'aria-label': 'Filter events by type, step or path', autocomplete: 'off'});
   const expandAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-expand-all'}, 'Expand all');
   const collapseAll = h('button', {type: 'button', class: 'btn btn-ghost btn-sm', id: 'history-collapse-all'}, 'Collapse all');
+  const earlierBtn = h('button', {type: 'button', class: 'btn btn-secondary btn-sm', id: 'history-earlier'});
+  const earlierRow = h('div', {class: 'history-earlier', hidden: true}, earlierBtn);
   historyCard.append(
     h('div', {class: 'card-head'}, h('h2', {id: 'history-h'}, 'Event history'), countEl, h('span', {class: 'grow'}), filterInput, expandAll, collapseAll),
+    earlierRow,
     h('div', {class: 'table-wrap'},
       h('table', {class: 'table history-table'},
         h('thead', null, h('tr', null,
@@ -424,7 +445,7 @@ export async function renderExecution(ctx, id) {
     if (open) {
       expandedEvents.add(seq);
       if (!detail) {
-        const e = state.events.find((x) => x.seq === seq);
+        const e = eventBySeq.get(seq);
         detail = h('tr', {class: 'ev-detail', id: `ev-${seq}-data`, 'data-seq': seq},
           h('td', {colspan: '7'}, h('div', {class: 'ev-detail-inner'},
             h('div', {class: 'ev-detail-head'}, h('span', {class: 'muted small'}, `data of event ${seq} · ${e.at}`), copyButton(() => JSON.stringify(e, null, 2), 'Copy event JSON')),
@@ -460,35 +481,74 @@ export async function renderExecution(ctx, id) {
     return tr;
   }
 
-  function applyFilter() {
-    const q = filterInput.value.trim().toLowerCase();
-    let shown = 0;
-    for (const tr of tbody.querySelectorAll('tr.ev-row')) {
-      const hit = !q || tr.dataset.type.includes(q) || tr.dataset.step.toLowerCase().includes(q) || tr.dataset.path.toLowerCase().includes(q);
-      tr.hidden = !hit;
-      if (hit) shown++;
-      const d = tr.nextElementSibling;
-      if (d && d.classList.contains('ev-detail')) d.hidden = !hit || tr.querySelector('.ev-toggle').getAttribute('aria-expanded') !== 'true';
-    }
-    countEl.textContent = q ? `${shown} of ${state.events.length} events` : `${state.events.length} event${state.events.length === 1 ? '' : 's'}`;
+  // The rows drawn are the newest `historyLimit` events matching the filter (historyWindow);
+  // new events are added at the end and the oldest rows drop off the top.
+  const eventBySeq = new Map();
+  let historyLimit = HISTORY_SHOWN;
+  let looked = 0; // state.events looked at
+  let matching = 0; // of them, those that match the filter
+  let rowsShown = 0;
+  const query = () => filterInput.value.trim().toLowerCase();
+  const historyT0 = () => ms(state.exec.created_at) ?? (state.events[0] ? ms(state.events[0].at) : 0);
+
+  function historyCounts() {
+    const n = state.events.length;
+    countEl.textContent = query() ? `${matching} of ${n} events` : `${n} event${n === 1 ? '' : 's'}`;
+    const hidden = matching - rowsShown;
+    earlierRow.hidden = hidden <= 0;
+    earlierBtn.textContent = `Show ${Math.min(HISTORY_STEP, hidden)} earlier events (${hidden} not shown)`;
   }
-  filterInput.addEventListener('input', applyFilter);
+
+  function rebuildHistory() {
+    for (const e of state.events.slice(looked)) eventBySeq.set(e.seq, e);
+    const win = historyWindow(state.events, query(), historyLimit);
+    const t0 = historyT0();
+    const frag = document.createDocumentFragment();
+    for (const e of win.shown) frag.append(eventRow(e, t0));
+    tbody.replaceChildren(frag);
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) if (expandedEvents.has(Number(tr.dataset.seq))) setEventOpen(tr, true);
+    looked = state.events.length;
+    matching = win.matching;
+    rowsShown = win.shown.length;
+    historyCounts();
+  }
+
+  function renderHistory() {
+    if (!looked) return rebuildHistory();
+    const q = query();
+    const t0 = historyT0();
+    const frag = document.createDocumentFragment();
+    for (const e of state.events.slice(looked)) {
+      eventBySeq.set(e.seq, e);
+      if (!eventMatches(e, q)) continue;
+      frag.append(eventRow(e, t0));
+      matching++;
+      rowsShown++;
+    }
+    looked = state.events.length;
+    tbody.append(frag);
+    // Keep to the window: the oldest rows (and their open data) go.
+    while (rowsShown > historyLimit && tbody.firstElementChild) {
+      const first = tbody.firstElementChild;
+      const next = first.nextElementSibling;
+      if (next && next.classList.contains('ev-detail')) next.remove();
+      first.remove();
+      rowsShown--;
+    }
+    historyCounts();
+  }
+
+  filterInput.addEventListener('input', rebuildHistory);
+  earlierBtn.addEventListener('click', () => {
+    historyLimit = rowsShown + HISTORY_STEP;
+    rebuildHistory();
+  });
   expandAll.addEventListener('click', () => {
-    for (const tr of tbody.querySelectorAll('tr.ev-row')) if (!tr.hidden) setEventOpen(tr, true);
+    for (const tr of tbody.querySelectorAll('tr.ev-row')) setEventOpen(tr, true);
   });
   collapseAll.addEventListener('click', () => {
     for (const tr of tbody.querySelectorAll('tr.ev-row')) setEventOpen(tr, false);
   });
-
-  let rendered = 0;
-  function renderHistory() {
-    const t0 = ms(state.exec.created_at) ?? (state.events[0] ? ms(state.events[0].at) : 0);
-    const frag = document.createDocumentFragment();
-    for (const e of state.events.slice(rendered)) frag.append(eventRow(e, t0));
-    rendered = state.events.length;
-    tbody.append(frag);
-    applyFilter();
-  }
 
   function renderAll() {
     const tl = deriveTimeline(state.exec, state.events, Date.now(), defSteps);
@@ -497,10 +557,16 @@ export async function renderExecution(ctx, id) {
     renderAlert(tl);
     renderSummary(tl);
     renderPending(tl);
-    // One step tree for the diagram and the timeline (a loop may have thousands of iterations).
-    const tree = buildStepTree(state.exec, defSteps, tl.ifs);
-    renderDiagramCard(tree, tl);
-    renderTimelineCard(tl, tree);
+    if (code) {
+      renderIdleLine(idleLine, state.exec, state.events);
+      handler.render(state.exec, state.events);
+      keys.render(state.exec, state.calls);
+    } else {
+      // One step tree for the diagram and the timeline (a loop may have thousands of iterations).
+      const tree = buildStepTree(state.exec, defSteps, tl.ifs);
+      renderDiagramCard(tree, tl);
+      renderTimelineCard(tl, tree);
+    }
     renderIO();
     renderHistory();
   }
@@ -535,13 +601,16 @@ export async function renderExecution(ctx, id) {
       // The execution first, then the history: the history is then at least as new.
       const x = await Keel.execution(id, ctx.signal);
       const more = await Keel.historyAll(id, state.lastSeq, ctx.signal);
+      if (keys) await keys.load();
       if (!ctx.alive) return;
       state.exec = x;
       await loadChildren();
       if (!ctx.alive) return;
       if (more.length) {
-        state.events.push(...more.filter((e) => e.seq > state.lastSeq));
+        const fresh = more.filter((e) => e.seq > state.lastSeq);
+        state.events.push(...fresh);
         state.lastSeq = state.events[state.events.length - 1].seq;
+        if (code) indexStepCalls(fresh, state.calls);
       }
       failures = 0;
       renderAll();
@@ -554,17 +623,38 @@ export async function renderExecution(ctx, id) {
     }
     schedule();
   }
+  let settled = false;
   function schedule() {
-    if (!ctx.alive || isFinal(state.exec.status)) return;
-    timer = ctx.later(() => (document.hidden ? schedule() : poll()), POLL_MS * Math.min(5, 1 + failures));
+    if (!ctx.alive) return;
+    if (isFinal(state.exec.status)) {
+      // A code execution's replays and last call are written about once a second: read it once
+      // more shortly after it ended, for the counts of its last second.
+      const ended = ms(state.exec.completed_at);
+      if (code && !settled && ended != null && Date.now() - ended < 5000) {
+        settled = true;
+        timer = ctx.later(() => poll(), 2000);
+      }
+      return;
+    }
+    // A code execution with thousands of keys is read less often (its JSON lists them all).
+    timer = ctx.later(() => (document.hidden ? schedule() : poll()), pollInterval(state.exec, POLL_MS) * Math.min(5, 1 + failures));
   }
 
   try {
     await loadChildren();
+    if (keys) await keys.load();
   } catch (err) {
     if (isAbort(err) || !ctx.alive) return;
+    // The keys are read again with the next refresh.
   }
   if (!ctx.alive) return;
   renderAll();
   schedule();
+  // The program's idle time counts up every second between two reads of the execution.
+  if (code) {
+    const tick = setInterval(() => {
+      if (ctx.alive) renderIdleLine(idleLine, state.exec, state.events);
+    }, 1000);
+    ctx.onDispose(() => clearInterval(tick));
+  }
 }
