@@ -1170,3 +1170,11 @@ test('the history table draws the newest events that match its filter, 20,000 ev
   assert.equal(eventMatches({type: 'signal_received', step: null, path: null}, 'charge'), false);
   assert.equal(eventMatches({type: 'x'}, ''), true);
 });
+
+test('a code execution\'s own end and the cancel deadline have their summaries', () => {
+  assert.equal(eventSummary({type: 'complete_requested', data: {}}), 'The program completed it');
+  assert.equal(eventSummary({type: 'fail_requested', data: {error: {type: 'OutOfStock', message: 'none left'}}}),
+    'The program failed it: OutOfStock: none left');
+  assert.equal(eventSummary({type: 'cancel_deadline_passed', data: {}}),
+    'The program did not end it within 5 minutes of the cancel');
+});

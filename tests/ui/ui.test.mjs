@@ -1775,9 +1775,35 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     await until(async () => (await badgeOf(page).innerText()) === 'completed', {what: 'completed', timeout: 15_000});
   });
 
-  test('a code execution\'s handler: its URL, timeout, runs and calls (a response with the handler fields)', async () => {
-    // keeld does not take a handler yet (422): the page is given one by rewriting the answers
-    // of GET /v1/executions/code-handler and its history, as keeld will send them.
+  test('a code execution\'s handler, from keeld: called at start and when a step ended by itself', async () => {
+    // The receiver takes the handler's calls (any 2xx does); keeld journals them.
+    const R = stack.receiverUrl;
+    await api('POST', '/v1/executions', {id: 'code-handler-real', name: 'checkout-ui', handler: {url: `${R}/ok`, inactivity_timeout: '1h'}});
+    await callStep('code-handler-real', 'nap', {sleep: '10ms'});
+    const p = watch(await ctx.newPage());
+    try {
+      await p.goto(`${base}/ui/executions/code-handler-real`);
+      const card = p.locator('#handler');
+      await card.locator('table.handler-calls').waitFor();
+      assert.equal(await card.locator('#handler-url').innerText(), `${R}/ok`);
+      assert.equal(await card.locator('#handler-timeout').innerText(), '1h');
+      // Both calls show once journaled (the page reads the execution again while it runs).
+      await p.waitForFunction(() => document.querySelectorAll('#handler tr.hc-row').length >= 2, null, {timeout: 30000});
+      assert.equal(await card.locator('#handler-run').innerText(), '2');
+      const rows = await card.locator('tr.hc-row').evaluateAll((rs) => rs.map((r) => [...r.cells].slice(0, 5).map((c) => c.innerText.trim())));
+      assert.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[4]]).sort(), [
+        ['1', 'the execution started', '—', 'called'],
+        ['2', 'a step ended', 'nap', 'called'],
+      ]);
+    } finally {
+      await p.close();
+      await api('POST', '/v1/executions/code-handler-real/complete', {output: null});
+    }
+  });
+
+  test('a code execution\'s handler: its URL, timeout, runs and calls (a failed call, from rewritten answers)', async () => {
+    // A handler that fails and is called again is hard to time against keeld: the page is given
+    // one by rewriting the answers of GET /v1/executions/code-handler and its history.
     await api('POST', '/v1/executions', {id: 'code-handler', name: 'checkout-ui'});
     await callStep('code-handler', 'nap', {sleep: '10ms'});
     await api('POST', '/v1/executions/code-handler/complete', {output: null});

@@ -1006,6 +1006,12 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
       return errText(d.error) + (d.next_attempt_at ? ` · next attempt in ${after(d.next_attempt_at, e.at, fmt)}` : '');
     case 'cancel_requested':
       return d.reason ? `reason: ${d.reason}` : 'Cancel requested';
+    case 'complete_requested':
+      return 'The program completed it';
+    case 'fail_requested':
+      return `The program failed it: ${errText(d.error)}`;
+    case 'cancel_deadline_passed':
+      return 'The program did not end it within 5 minutes of the cancel';
     case 'execution_completed':
       return `output ${preview(d.output)}`;
     case 'execution_cancelled':
