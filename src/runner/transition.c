@@ -943,8 +943,9 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                      (int)json_integer_value(json_object_get(extra, "attempt")),
                      json_incref(json_object_get(extra, "data")));
     }
-    /* A new execution gets a row for every step, so readers see the whole plan from the start. */
-    if (in->kind == ENGINE_IN_START)
+    /* A new execution gets a row for every step, so readers see the whole plan from the start.
+     * (A journal-only request carries no input: its kind is left zero, which reads as START.) */
+    if (in->kind == ENGINE_IN_START && !req->journal_only)
         for (size_t k = 0; k < st.n_steps; k++)
             mark_row(&p, k);
     bool stale;
