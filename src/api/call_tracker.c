@@ -108,9 +108,17 @@ static bool write_counts(struct call_tracker *t, const json_t *noted)
     bool ok = false;
     PGconn *conn = store_acquire(t->pool, 2000, &why);
     if (conn) {
-        const char *params[] = {ids.data, ats.data, kids.data, keys.data, ns.data};
-        PGresult *r = store_run(conn, STMT_CALLS_RECORD, 5, params);
+        /* The last calls first: kept and written again when the replays fail, they change
+         * nothing the second time (greatest). */
+        const char *lp[] = {ids.data, ats.data};
+        const char *rp[] = {kids.data, keys.data, ns.data};
+        PGresult *r = store_run(conn, STMT_CALLS_LAST, 2, lp);
         ok = store_ok(r);
+        if (ok) {
+            PQclear(r);
+            r = store_run(conn, STMT_CALLS_REPLAYS, 3, rp);
+            ok = store_ok(r);
+        }
         if (!ok) {
             free(why);
             why = store_error(r, conn);

@@ -1,9 +1,11 @@
 /* What step calls leave behind without writing in their own path: how often each key was
  * replayed, and when each code execution's program last called. A replay is answered from its
  * row and writes nothing (the contract's promise, and what makes re-running a program cheap);
- * these counts are kept in memory and added to the tables in one statement about once a
+ * these counts are kept in memory and added to the tables in two statements about once a
  * second, off every request's path. What a kill -9 of keeld loses is at most the last second's
- * counts: they are for people reading the UI, and nothing decides on them. */
+ * counts: they are for people reading the UI and for the handler's inactivity check (which a
+ * last call older by a second only makes come a second early), and nothing else decides on
+ * them. */
 #ifndef KEEL_API_CALL_TRACKER_H
 #define KEEL_API_CALL_TRACKER_H
 

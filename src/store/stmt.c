@@ -162,15 +162,18 @@ static const struct {
                              "SELECT coalesce(json_agg(s.path ORDER BY (s.engine->>'order')::int "
                              "DESC), '[]')::text FROM steps s WHERE s.execution_id = $1 AND "
                              "s.parent_path = '' AND s.status = 'completed'"},
-    /* Each row once, in id (then key) order, as transitions lock them (executions first). */
-    [STMT_CALLS_RECORD] =
-        {"calls_record",
-         "WITH e AS (UPDATE executions e SET last_call_at = greatest(e.last_call_at, x.at) FROM "
-         "(SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS x(id, at) ORDER BY id) x WHERE "
-         "e.id = x.id RETURNING 1), s AS (UPDATE steps s SET replays = s.replays + x.n FROM "
-         "(SELECT * FROM unnest($3::text[], $4::text[], $5::int[]) AS x(e, k, n) ORDER BY e, k) "
-         "x WHERE s.execution_id = x.e AND s.path = x.k AND s.parent_path = '' RETURNING 1) "
-         "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM s)"},
+    /* Two statements, each its own transaction, so that the counts never hold a row of one
+     * table while they wait for a row of the other (a transition locks its execution, then
+     * writes its steps); each row once, in id (then key) order. */
+    [STMT_CALLS_LAST] = {"calls_last",
+                         "UPDATE executions e SET last_call_at = greatest(e.last_call_at, x.at) "
+                         "FROM (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS x(id, at) "
+                         "ORDER BY id) x WHERE e.id = x.id"},
+    [STMT_CALLS_REPLAYS] = {"calls_replays",
+                            "UPDATE steps s SET replays = s.replays + x.n FROM (SELECT * FROM "
+                            "unnest($1::text[], $2::text[], $3::int[]) AS x(e, k, n) ORDER BY e, "
+                            "k) x WHERE s.execution_id = x.e AND s.path = x.k AND s.parent_path "
+                            "= ''"},
     [STMT_STEP_CALL_LIST] =
         {"step_call_list",
          "SELECT " STEP_CALL_JSON "::text, s.position FROM steps s WHERE s.execution_id = $1 AND "

@@ -79,9 +79,10 @@ enum store_stmt {
                             status, request equal to $3, activity url, differs flag, seconds
                             until it is due, the step as API JSON */
     STMT_STEP_CALL_DONE, /* $1 execution -> the keys completed, last completed first (JSON) */
-    STMT_CALLS_RECORD,   /* $1 executions (text[]), $2 their last call times, $3 executions of
-                            replayed keys, $4 those keys, $5 replays: adds the counts of
-                            api/call_tracker.c */
+    STMT_CALLS_LAST,     /* $1 executions (text[]), $2 their last call times: the programs'
+                            last calls noted by api/call_tracker.c */
+    STMT_CALLS_REPLAYS,  /* $1 executions of replayed keys (text[]), $2 those keys, $3 replays:
+                            added to the keys' rows */
     STMT_STEP_CALL_LIST, /* $1 execution, $2 after position (-1: first), $3 limit -> the keys'
                             steps as API JSON in first-call order, position */
     STMT_HANDLER_QUEUE,  /* $1 execution, $2 due, $3 reason, $4 key or NULL, $5 owner, $6 timeout
