@@ -258,3 +258,28 @@ export async function until(fn, {timeout = 10_000, interval = 50, what = 'condit
   }
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
+
+/** The contrast ratio (WCAG) of an element's text against what is behind it: the backgrounds
+ * from the element up to the first opaque one, translucent ones laid over it. */
+export function contrastOf(loc) {
+  return loc.evaluate((el) => {
+    const rgba = (c) => {
+      const v = c.match(/[\d.]+/g).map(Number);
+      return [v[0], v[1], v[2], v[3] ?? 1];
+    };
+    const lum = ([r, g, b]) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const layers = [];
+    for (let n = el; n; n = n.parentElement) {
+      const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let bg = [0, 0, 0];
+    for (const [r, g, b, a] of layers.reverse()) bg = [r * a + bg[0] * (1 - a), g * a + bg[1] * (1 - a), b * a + bg[2] * (1 - a)];
+    const [x, y] = [lum(rgba(getComputedStyle(el).color)), lum(bg)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  });
+}

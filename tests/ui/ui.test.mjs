@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
-import {ARTIFACTS, Stack, client, missingPrerequisites, pgStartTime, until} from './harness.mjs';
+import {ARTIFACTS, Stack, client, contrastOf, missingPrerequisites, pgStartTime, until} from './harness.mjs';
 
 const skip = missingPrerequisites();
 
@@ -1389,30 +1389,8 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
       await own(p, 'gift', '.tl-main .if-outcome').waitFor();
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `the execution scrolls sideways by ${overflow}px`);
-      // The text's colour against what is behind it: the backgrounds from the element up to the
-      // first opaque one, translucent ones laid over it.
-      const contrast = (loc) => loc.evaluate((el) => {
-        const rgba = (c) => {
-          const v = c.match(/[\d.]+/g).map(Number);
-          return [v[0], v[1], v[2], v[3] ?? 1];
-        };
-        const lum = ([r, g, b]) => {
-          const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
-          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-        };
-        const layers = [];
-        for (let n = el; n; n = n.parentElement) {
-          const c = rgba(getComputedStyle(n).backgroundColor);
-          if (c[3] > 0) layers.push(c);
-          if (c[3] >= 1) break;
-        }
-        let bg = [0, 0, 0];
-        for (const [r, g, b, a] of layers.reverse()) bg = [r * a + bg[0] * (1 - a), g * a + bg[1] * (1 - a), b * a + bg[2] * (1 - a)];
-        const [x, y] = [lum(rgba(getComputedStyle(el).color)), lum(bg)].sort((p, q) => q - p);
-        return (x + 0.05) / (y + 0.05);
-      });
       for (const [what, loc] of [['not taken badge', own(p, 'big/then/review', '.tl-label .badge')], ['if outcome', own(p, 'gift', '.tl-main .if-outcome')], ['not taken step name', own(p, 'big/then/review', '.tl-label .tl-name')]]) {
-        const ratio = await contrast(loc);
+        const ratio = await contrastOf(loc);
         assert.ok(ratio >= 4.5, `${what}: contrast ${ratio.toFixed(2)} in dark mode`);
       }
       // The diagram at 375 px in dark mode: no box over another, at a readable scale (wider than
@@ -1461,7 +1439,7 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
       await p.locator('#parent-line').waitFor();
       const overflow2 = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow2 <= 0, `the child's page scrolls sideways by ${overflow2}px`);
-      assert.ok(await contrast(p.locator('#parent-link')) >= 4.5, 'the parent link is readable in dark mode');
+      assert.ok(await contrastOf(p.locator('#parent-link')) >= 4.5, 'the parent link is readable in dark mode');
     } finally {
       await dark.close();
     }
@@ -1499,27 +1477,6 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
   };
   const keyRows = (p) => p.locator('#steps .cs-list[aria-label="Steps in first-call order"] .cs-row[data-key]');
   const keysShown = (p) => keyRows(p).evaluateAll((rs) => rs.map((r) => r.dataset.key));
-  // The text's colour against what is behind it (the backgrounds up to the first opaque one).
-  const contrastOf = (loc) => loc.evaluate((el) => {
-    const rgba = (c) => {
-      const v = c.match(/[\d.]+/g).map(Number);
-      return [v[0], v[1], v[2], v[3] ?? 1];
-    };
-    const lum = ([r, g, b]) => {
-      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
-      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-    };
-    const layers = [];
-    for (let n = el; n; n = n.parentElement) {
-      const c = rgba(getComputedStyle(n).backgroundColor);
-      if (c[3] > 0) layers.push(c);
-      if (c[3] >= 1) break;
-    }
-    let bg = [0, 0, 0];
-    for (const [r, g, b, a] of layers.reverse()) bg = [r * a + bg[0] * (1 - a), g * a + bg[1] * (1 - a), b * a + bg[2] * (1 - a)];
-    const [x, y] = [lum(rgba(getComputedStyle(el).color)), lum(bg)].sort((p, q) => q - p);
-    return (x + 0.05) / (y + 0.05);
-  });
 
   test('a code execution\'s steps: first-call order, kinds, statuses, replays, the request differs mark, the idle line', async () => {
     const R = stack.receiverUrl;
