@@ -441,8 +441,18 @@ static json_t *step_rows(const struct defn *d, const struct engine_state *st, co
     return rows;
 }
 
-static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params,
-                           char **why);
+/* Runs one statement of a transition's rarer writes (child workflows, a code execution's
+ * ended keys and handler), which cost their own round trip rather than a place in the batch's
+ * writes; false with *why set when it failed. */
+static bool run_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params, char **why)
+{
+    PGresult *res = store_run(conn, id, n, params);
+    bool ok = store_ok(res);
+    if (!ok)
+        *why = store_error(res, conn);
+    PQclear(res);
+    return ok;
+}
 
 /* The keys of a code execution whose step ended in this transition (rows written as
  * completed, failed, skipped or compensated), as topics "<execution>/<key>". New array. */
@@ -482,7 +492,7 @@ static bool notify_ended_keys(PGconn *conn, const json_t *topics, char **why)
         struct buf arr = BUF_INIT;
         store_text_array(&arr, items, n);
         const char *params[] = {arr.data};
-        ok = run_child_stmt(conn, STMT_STEPS_NOTIFY, 1, params, why);
+        ok = run_stmt(conn, STMT_STEPS_NOTIFY, 1, params, why);
         buf_free(&arr);
         free(items);
     }
@@ -545,7 +555,7 @@ static bool handler_writes(struct apply *a, const struct transition_request *req
     }
     if (arm_at[0]) {
         const char *ap[] = {a->exec_id, arm_at, task_owner};
-        if (!run_child_stmt(a->conn, STMT_HANDLER_ARM, 3, ap, why))
+        if (!run_stmt(a->conn, STMT_HANDLER_ARM, 3, ap, why))
             return false;
         *queued = true;
     }
@@ -553,7 +563,7 @@ static bool handler_writes(struct apply *a, const struct transition_request *req
         char timeout[24];
         snprintf(timeout, sizeof timeout, "%d", HANDLER_CALL_TIMEOUT_MS);
         const char *qp[] = {a->exec_id, now, reason, key, task_owner, timeout};
-        if (!run_child_stmt(a->conn, STMT_HANDLER_QUEUE, 6, qp, why))
+        if (!run_stmt(a->conn, STMT_HANDLER_QUEUE, 6, qp, why))
             return false;
         *queued = true;
     }
@@ -604,19 +614,6 @@ static void add_records(json_t *table, json_t *records, json_t *exec_id)
         json_object_set(rec, "execution_id", exec_id);
     }
     json_array_extend(table, records);
-}
-
-/* Runs one statement of a transition's child workflow writes; false with *why set when it
- * failed. */
-static bool run_child_stmt(PGconn *conn, enum store_stmt id, int n, const char *const *params,
-                           char **why)
-{
-    PGresult *res = store_run(conn, id, n, params);
-    bool ok = store_ok(res);
-    if (!ok)
-        *why = store_error(res, conn);
-    PQclear(res);
-    return ok;
 }
 
 /* The child workflow writes of one transition of exec_id, inside its transaction (rare enough
@@ -687,7 +684,7 @@ static bool child_writes(struct apply *a, const char *parent_id, const char *par
                                 payload,
                                 now,
                                 env->owner};
-        bool ok = run_child_stmt(conn, STMT_CHILD_STOP, 6, params, why);
+        bool ok = run_stmt(conn, STMT_CHILD_STOP, 6, params, why);
         free(payload);
         if (!ok)
             return false;
@@ -696,7 +693,7 @@ static bool child_writes(struct apply *a, const char *parent_id, const char *par
     if (report && parent_id) {
         char *payload = json_is_null(report) ? NULL : json_text(report);
         const char *params[] = {exec_id, parent_id, parent_path, payload, now, env->owner};
-        bool ok = run_child_stmt(conn, STMT_CHILD_REPORT, 6, params, why);
+        bool ok = run_stmt(conn, STMT_CHILD_REPORT, 6, params, why);
         free(payload);
         if (!ok)
             return false;
