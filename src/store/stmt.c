@@ -168,7 +168,7 @@ static const struct {
     [STMT_CALLS_LAST] = {"calls_last",
                          "UPDATE executions e SET last_call_at = greatest(e.last_call_at, x.at) "
                          "FROM (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS x(id, at) "
-                         "ORDER BY id) x WHERE e.id = x.id"},
+                         "ORDER BY id) x WHERE e.id = x.id AND e.kind = 'code'"},
     [STMT_CALLS_REPLAYS] = {"calls_replays",
                             "UPDATE steps s SET replays = s.replays + x.n FROM (SELECT * FROM "
                             "unnest($1::text[], $2::text[], $3::int[]) AS x(e, k, n) ORDER BY e, "
