@@ -3,12 +3,14 @@
 
 #include "api/common.h"
 #include "api/longpoll.h"
+#include "api/tags.h"
 #include "app.h"
 #include "runner/runner.h"
 #include "store/exec_read.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/b64.h"
+#include "util/jsontext.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
 
@@ -37,7 +39,7 @@ static const char *const statuses[] = {"running", "completed", "failed", "cancel
 void api_executions_list(struct http_request *req)
 {
     static const char *const allowed[] = {"workflow", "status", "since", "until", "limit",
-                                          "cursor",   "parent", "name",  NULL};
+                                          "cursor",   "parent", "name",  "tag",   NULL};
     if (api_reject_unknown_query(req, allowed))
         return;
     int limit;
@@ -102,6 +104,11 @@ void api_executions_list(struct http_request *req)
         free(status);
         return;
     }
+    json_t *tags = NULL;
+    if (!tags_query_filter(req, &tags)) {
+        free(status);
+        return;
+    }
     char *cur = NULL;
     const char *cur_at = NULL, *cur_id = NULL;
     if (cursor) {
@@ -111,6 +118,7 @@ void api_executions_list(struct http_request *req)
         if (!nl) {
             free(cur);
             free(status);
+            json_decref(tags);
             api_bad_parameter(req, "cursor", "not a cursor this API returned");
             return;
         }
@@ -122,12 +130,23 @@ void api_executions_list(struct http_request *req)
     if (!conn) {
         free(cur);
         free(status);
+        json_decref(tags);
         return;
     }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *params[] = {workflow, status, since, until, cur_at, cur_id, lim, parent, name};
-    PGresult *r = store_run(conn, STMT_EXEC_LIST, 9, params);
+    /* With tags, the rows of the first one lead; the execution must hold all of them. */
+    char *tags_text = tags ? json_text(tags) : NULL;
+    const char *tag_key = NULL, *tag_value = NULL;
+    if (tags) {
+        void *it = json_object_iter(tags);
+        tag_key = json_object_iter_key(it);
+        tag_value = json_string_value(json_object_iter_value(it));
+    }
+    const char *params[] = {workflow, status, since, until,     cur_at,  cur_id,
+                            lim,      parent, name,  tags_text, tag_key, tag_value};
+    PGresult *r = tags ? store_run(conn, STMT_EXEC_LIST_TAGGED, 12, params)
+                       : store_run(conn, STMT_EXEC_LIST, 10, params);
     static const int cursor_cols[] = {1, 2}; /* created_at, id */
     if (!store_ok(r))
         api_db_fail(req, conn, r);
@@ -137,6 +156,8 @@ void api_executions_list(struct http_request *req)
     api_db_release(req, conn);
     free(cur);
     free(status);
+    free(tags_text);
+    json_decref(tags);
 }
 
 void api_executions_get(struct http_request *req)

@@ -4,6 +4,7 @@
 #include "api/starts.h"
 
 #include "api/common.h"
+#include "api/tags.h"
 #include "app.h"
 #include "defn/duration.h"
 #include "metrics.h"
@@ -20,21 +21,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads key of a start's body when it is a field every start takes, "id" or "input" (setting
- * *id or *input, or adding an error for a bad value). False for any other key. */
-static bool read_start_field(json_t *errors, const char *key, json_t *v, const char **id,
-                             json_t **input)
+/* What every start takes: all borrowed from the body. */
+struct start_fields {
+    const char *id;
+    json_t *input;
+    json_t *tags; /* NULL when absent or empty */
+};
+
+/* Reads key of a start's body when it is a field every start takes (setting it in *f, or adding
+ * an error for a bad value). False for any other key. */
+static bool read_start_field(json_t *errors, const char *key, json_t *v, struct start_fields *f)
 {
     if (!strcmp(key, "id")) {
         if (!json_is_string(v) || !api_valid_execution_id(json_string_value(v)))
             api_add_field_error(errors, "/id", "must be 1-128 characters of A-Z a-z 0-9 _ - : @");
         else
-            *id = json_string_value(v);
+            f->id = json_string_value(v);
         return true;
     }
     if (!strcmp(key, "input")) {
         if (api_check_storable(errors, "/input", v))
-            *input = v;
+            f->input = v;
+        return true;
+    }
+    if (!strcmp(key, "tags")) {
+        /* {} is no tags, stored as none, so that it starts the same execution as no field. */
+        if (tags_check(errors, "/tags", v) && json_object_size(v) > 0)
+            f->tags = v;
         return true;
     }
     return false;
@@ -46,11 +59,11 @@ struct start_input {
     struct runner_input base; /* first: the runner hands this back */
     struct http_request *http;
     char id[API_EXECUTION_ID_MAX + 1];
-    char *workflow, *input_text;
+    char *workflow, *input_text, *tags_text;
     char vtext[16], now_text[32];
-    const char *insert_params[6];
+    const char *insert_params[7];
     const char *pick_params[2];
-    const char *same_params[3];
+    const char *same_params[4];
     const char *json_params[1];
 };
 
@@ -58,7 +71,7 @@ static int start_before_lock(struct runner_input *in, struct store_call *calls)
 {
     struct start_input *s = (struct start_input *)in;
     calls[0] =
-        (struct store_call){.stmt = STMT_EXEC_INSERT, .n_params = 6, .params = s->insert_params};
+        (struct store_call){.stmt = STMT_EXEC_INSERT, .n_params = 7, .params = s->insert_params};
     return 1;
 }
 
@@ -81,7 +94,7 @@ static int start_reads(struct runner_input *in, struct store_call *calls)
         calls[n++] = (struct store_call){
             .stmt = STMT_WORKFLOW_PICK_VERSION, .n_params = 2, .params = s->pick_params};
         calls[n++] = (struct store_call){
-            .stmt = STMT_EXEC_SAME_START, .n_params = 3, .params = s->same_params};
+            .stmt = STMT_EXEC_SAME_START, .n_params = 4, .params = s->same_params};
     }
     calls[n++] =
         (struct store_call){.stmt = STMT_EXEC_JSON, .n_params = 1, .params = s->json_params};
@@ -139,7 +152,8 @@ static void start_finish(struct runner_input *in, PGconn *conn, PGresult *const 
                                s->workflow);
     } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
         /* The id exists: the same start again is answered with it; anything else conflicts. */
-        reply_id_taken(req, "an execution with this id exists with another workflow or input");
+        reply_id_taken(req,
+                       "an execution with this id exists with another workflow, input or tags");
     } else {
         reply_started(req, conn, in, s->id, json);
     }
@@ -151,6 +165,7 @@ static void start_free(struct runner_input *in)
     struct start_input *s = (struct start_input *)in;
     free(s->workflow);
     free(s->input_text);
+    free(s->tags_text);
     free(s);
 }
 
@@ -172,19 +187,18 @@ void api_executions_start(struct http_request *req)
     if (!body && http_replied(req))
         return;
     json_t *errors = json_array();
-    const char *given_id = NULL;
-    json_t *input = NULL;
+    struct start_fields f = {0};
     json_int_t version = 0;
     if (body && !json_is_object(body)) {
         api_add_field_error(errors, "",
                             "the body must be a JSON object {\"id\"?, \"input\"?, "
-                            "\"version\"?}");
+                            "\"version\"?, \"tags\"?}");
     } else if (body) {
         const char *key;
         json_t *v;
         json_object_foreach(body, key, v)
         {
-            if (read_start_field(errors, key, v, &given_id, &input))
+            if (read_start_field(errors, key, v, &f))
                 continue;
             if (!strcmp(key, "version")) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -194,7 +208,8 @@ void api_executions_start(struct http_request *req)
                     version = json_integer_value(v);
             } else {
                 char *ptr = xasprintf("/%s", key);
-                api_add_field_error(errors, ptr, "unknown field (allowed: id, input, version)");
+                api_add_field_error(errors, ptr,
+                                    "unknown field (allowed: id, input, version, tags)");
                 free(ptr);
             }
         }
@@ -209,28 +224,31 @@ void api_executions_start(struct http_request *req)
 
     int64_t now = time_now_ms();
     char id[API_EXECUTION_ID_MAX + 1];
-    if (given_id)
-        snprintf(id, sizeof id, "%s", given_id);
+    if (f.id)
+        snprintf(id, sizeof id, "%s", f.id);
     else
         ids_uuid7(now, id);
     struct start_input *s = xcalloc(1, sizeof *s);
     s->http = req;
     snprintf(s->id, sizeof s->id, "%s", id);
     s->workflow = xstrdup(workflow);
-    s->input_text = json_text(input ? input : json_null());
+    s->input_text = json_text(f.input ? f.input : json_null());
+    s->tags_text = f.tags ? json_text(f.tags) : NULL;
     json_decref(body);
     if (version)
         snprintf(s->vtext, sizeof s->vtext, "%lld", (long long)version);
     time_format_rfc3339(now, s->now_text);
     const char *version_param = version ? s->vtext : NULL;
     const char *ip[] = {s->id,         s->workflow, version_param,
-                        s->input_text, s->now_text, runner_env(app->runner)->owner};
+                        s->input_text, s->now_text, runner_env(app->runner)->owner,
+                        s->tags_text};
     memcpy(s->insert_params, ip, sizeof ip);
     s->pick_params[0] = s->workflow;
     s->pick_params[1] = version_param;
     s->same_params[0] = s->id;
     s->same_params[1] = s->workflow;
     s->same_params[2] = s->input_text;
+    s->same_params[3] = s->tags_text;
     s->json_params[0] = s->id;
     s->base.ops = &start_ops;
     s->base.only_applied = true;
@@ -248,10 +266,10 @@ struct code_start_input {
     struct runner_input base; /* first: the runner hands this back */
     struct http_request *http;
     char id[API_EXECUTION_ID_MAX + 1];
-    char *name, *input_text, *handler_text;
+    char *name, *input_text, *handler_text, *tags_text;
     char now_text[32];
-    const char *insert_params[6];
-    const char *same_params[4];
+    const char *insert_params[7];
+    const char *same_params[5];
     const char *json_params[1];
 };
 
@@ -259,7 +277,7 @@ static int code_start_before_lock(struct runner_input *in, struct store_call *ca
 {
     struct code_start_input *s = (struct code_start_input *)in;
     calls[0] = (struct store_call){
-        .stmt = STMT_EXEC_INSERT_CODE, .n_params = 6, .params = s->insert_params};
+        .stmt = STMT_EXEC_INSERT_CODE, .n_params = 7, .params = s->insert_params};
     return 1;
 }
 
@@ -269,7 +287,7 @@ static int code_start_reads(struct runner_input *in, struct store_call *calls)
     int n = 0;
     if (in->skipped)
         calls[n++] = (struct store_call){
-            .stmt = STMT_EXEC_SAME_CODE_START, .n_params = 4, .params = s->same_params};
+            .stmt = STMT_EXEC_SAME_CODE_START, .n_params = 5, .params = s->same_params};
     calls[n++] =
         (struct store_call){.stmt = STMT_EXEC_JSON, .n_params = 1, .params = s->json_params};
     return n;
@@ -290,8 +308,8 @@ static void code_start_finish(struct runner_input *in, PGconn *conn, PGresult *c
     if (!reads || (in->skipped && !store_ok(same))) {
         api_transition_fail(req, conn, !reads ? NULL : same, NULL);
     } else if (in->skipped && !(PQntuples(same) == 1 && !strcmp(PQgetvalue(same, 0, 0), "t"))) {
-        reply_id_taken(req, "an execution with this id exists with another kind, name, input or "
-                            "handler");
+        reply_id_taken(req, "an execution with this id exists with another kind, name, input, "
+                            "handler or tags");
     } else {
         reply_started(req, conn, in, s->id, json);
     }
@@ -304,6 +322,7 @@ static void code_start_free(struct runner_input *in)
     free(s->name);
     free(s->input_text);
     free(s->handler_text);
+    free(s->tags_text);
     free(s);
 }
 
@@ -378,17 +397,19 @@ void api_executions_start_code(struct http_request *req)
     if (!body && http_replied(req))
         return;
     json_t *errors = json_array();
-    const char *given_id = NULL, *name = "code";
-    json_t *input = NULL, *handler = NULL;
+    struct start_fields f = {0};
+    const char *name = "code";
+    json_t *handler = NULL;
     if (body && !json_is_object(body)) {
         api_add_field_error(errors, "",
-                            "the body must be a JSON object {\"id\"?, \"name\"?, \"input\"?}");
+                            "the body must be a JSON object {\"id\"?, \"name\"?, \"input\"?, "
+                            "\"handler\"?, \"tags\"?}");
     } else if (body) {
         const char *key;
         json_t *v;
         json_object_foreach(body, key, v)
         {
-            if (read_start_field(errors, key, v, &given_id, &input))
+            if (read_start_field(errors, key, v, &f))
                 continue;
             if (!strcmp(key, "name")) {
                 const char *n = json_string_value(v);
@@ -404,7 +425,7 @@ void api_executions_start_code(struct http_request *req)
             } else {
                 char *ptr = xasprintf("/%s", key);
                 api_add_field_error(errors, ptr,
-                                    "unknown field (allowed: id, name, input, handler)");
+                                    "unknown field (allowed: id, name, input, handler, tags)");
                 free(ptr);
             }
         }
@@ -421,24 +442,26 @@ void api_executions_start_code(struct http_request *req)
     int64_t now = time_now_ms();
     struct code_start_input *s = xcalloc(1, sizeof *s);
     s->http = req;
-    if (given_id)
-        snprintf(s->id, sizeof s->id, "%s", given_id);
+    if (f.id)
+        snprintf(s->id, sizeof s->id, "%s", f.id);
     else
         ids_uuid7(now, s->id);
     s->name = xstrdup(name);
-    s->input_text = json_text(input ? input : json_null());
+    s->input_text = json_text(f.input ? f.input : json_null());
+    s->tags_text = f.tags ? json_text(f.tags) : NULL;
     s->handler_text = handler ? json_text(handler) : NULL;
     json_decref(handler);
     json_decref(body);
     time_format_rfc3339(now, s->now_text);
     const char *ip[] = {
-        s->id,          s->name, s->input_text, s->now_text, runner_env(app->runner)->owner,
-        s->handler_text};
+        s->id,           s->name,     s->input_text, s->now_text, runner_env(app->runner)->owner,
+        s->handler_text, s->tags_text};
     memcpy(s->insert_params, ip, sizeof ip);
     s->same_params[0] = s->id;
     s->same_params[1] = s->name;
     s->same_params[2] = s->input_text;
     s->same_params[3] = s->handler_text;
+    s->same_params[4] = s->tags_text;
     s->json_params[0] = s->id;
     s->base.ops = &code_start_ops;
     s->base.only_applied = true;

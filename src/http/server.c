@@ -247,6 +247,29 @@ const char *http_query(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_each {
+    const char *name;
+    bool (*fn)(void *user, const char *value);
+    void *user;
+};
+
+static enum MHD_Result each_named_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct query_each *each = cls;
+    if (strcmp(key, each->name) != 0)
+        return MHD_YES;
+    return each->fn(each->user, value) ? MHD_YES : MHD_NO;
+}
+
+void http_query_each(const struct http_request *req, const char *name,
+                     bool (*fn)(void *user, const char *value), void *user)
+{
+    struct query_each each = {.name = name, .fn = fn, .user = user};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_named_arg, &each);
+}
+
 struct query_scan {
     const char *const *allowed;
     const char *unknown;

@@ -51,6 +51,11 @@ const char *http_path(const struct http_request *req);
 const char *http_param(const struct http_request *req, const char *name);
 /* A query-string argument, decoded; NULL when absent. */
 const char *http_query(const struct http_request *req, const char *name);
+/* Calls fn(user, value) for each query-string argument called name, in request order (a
+ * repeated argument such as ?tag=a:1&tag=b:2 once per occurrence; value NULL for "?tag"), until
+ * fn returns false. */
+void http_query_each(const struct http_request *req, const char *name,
+                     bool (*fn)(void *user, const char *value), void *user);
 /* The name of the first query-string argument (in request order) that is not in allowed, a
  * NULL-terminated list of names (case-sensitive); NULL when every argument is allowed. The
  * string is owned by the request. Handlers use it to answer 400 for a misspelt parameter. */

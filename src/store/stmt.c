@@ -20,13 +20,47 @@
     "'kind', e.kind, 'name', e.workflow, 'workflow', CASE WHEN e.kind = 'code' THEN NULL ELSE "    \
     "e.workflow END, 'version', CASE WHEN e.kind = 'code' THEN NULL ELSE e.version END"
 
+/* The tag rows of the execution a start inserted (ins: id, created_at, tags); a CTE of its own
+ * statement, so a start and its tags commit together. */
+#define TAGS_INSERT                                                                                \
+    "tg AS (INSERT INTO execution_tags (key, value, created_at, execution_id) SELECT t.key, "      \
+    "t.value, ins.created_at, ins.id FROM ins, jsonb_each_text(ins.tags) t) "
+
 #define EXEC_JSON_COLUMNS                                                                          \
     "json_build_object('id', e.id, " EXEC_KIND_JSON ", "                                           \
     "'status', e.status, 'input', e.input, 'output', e.output, 'error', e.error, "                 \
     "'created_at', keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                   \
     "'completed_at', keel_ts(e.completed_at), 'last_call_at', keel_ts(e.last_call_at), "           \
     "'handler', e.handler - 'inactivity_timeout_ms', 'run', e.run, "                               \
+    "'tags', coalesce(e.tags, '{}'), "                                                             \
     "'parent', " PARENT_JSON
+
+/* An execution's summary, without input and output (e: its row): the step a running execution
+ * is at (the state's "current"), with the signal it waits for from its definition; then its
+ * created_at and id, the keyset cursor. */
+#define EXEC_SUMMARY_COLUMNS                                                                       \
+    "json_build_object('id', e.id, " EXEC_KIND_JSON ", 'status', e.status, 'created_at', "         \
+    "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "                                 \
+    "'completed_at', keel_ts(e.completed_at), 'error', e.error, 'tags', coalesce(e.tags, '{}'), "  \
+    "'parent', " PARENT_JSON ", 'current_step', (SELECT json_build_object('id', s.step_id, "       \
+    "'kind', s.kind, 'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, "     \
+    "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "                                    \
+    "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "                            \
+    "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "                           \
+    "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "                       \
+    "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "                       \
+    "s.parent_path IS NULL AND s.kind IS DISTINCT FROM 'code' AND "                                \
+    "s.position = (e.state->>'current')::int))::text, e.created_at::text, e.id"
+
+/* The filters of GET /v1/executions and of bulk actions on an execution e: $1 workflow, $2
+ * statuses (text[]), $3 since, $4 until, $8 parent, $9 name (a workflow's or a code
+ * execution's), $10 tags (an object the execution's must contain); each NULL for no filter. */
+#define EXEC_FILTER                                                                                \
+    "($1::text IS NULL OR (e.workflow = $1 AND e.kind = 'workflow')) AND ($9::text IS NULL OR "    \
+    "e.workflow = $9) AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) AND "                 \
+    "($3::timestamptz IS NULL OR e.created_at >= $3) AND ($4::timestamptz IS NULL OR "             \
+    "e.created_at < $4) AND ($8::text IS NULL OR e.parent_id = $8) AND ($10::jsonb IS NULL OR "    \
+    "e.tags @> $10::jsonb)"
 
 /* One step of a code execution as the step call API shows it (s: its row). */
 #define STEP_CALL_JSON                                                                             \
@@ -88,25 +122,29 @@ static const struct {
     [STMT_WORKFLOW_DEFN] = {"workflow_defn", "SELECT definition::text FROM workflows "
                                              "WHERE name = $1 AND version = $2"},
     [STMT_EXEC_INSERT] = {"exec_insert",
-                          "INSERT INTO executions (id, workflow, version, status, input, state, "
-                          "created_at, updated_at, owner) SELECT $1, $2, w.version, 'running', "
-                          "$4::jsonb, '{}', $5::timestamptz, $5::timestamptz, $6 FROM (SELECT "
-                          "version FROM workflows WHERE name = $2 AND ($3::int IS NULL OR "
-                          "version = $3::int) ORDER BY version DESC LIMIT 1) w "
-                          "ON CONFLICT (id) DO NOTHING RETURNING id, version"},
-    [STMT_EXEC_INSERT_CODE] = {"exec_insert_code",
-                               "INSERT INTO executions (id, workflow, version, kind, status, "
-                               "input, state, created_at, updated_at, owner, handler) VALUES ($1, "
-                               "$2, 0, 'code', 'running', $3::jsonb, '{}', $4::timestamptz, "
-                               "$4::timestamptz, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING "
-                               "RETURNING id"},
+                          "WITH ins AS (INSERT INTO executions (id, workflow, version, status, "
+                          "input, state, created_at, updated_at, owner, tags) SELECT $1, $2, "
+                          "w.version, 'running', $4::jsonb, '{}', $5::timestamptz, "
+                          "$5::timestamptz, $6, $7::jsonb FROM (SELECT version FROM workflows "
+                          "WHERE name = $2 AND ($3::int IS NULL OR version = $3::int) ORDER BY "
+                          "version DESC LIMIT 1) w ON CONFLICT (id) DO NOTHING RETURNING id, "
+                          "version, created_at, tags), " TAGS_INSERT "SELECT id, version FROM ins"},
+    [STMT_EXEC_INSERT_CODE] =
+        {"exec_insert_code",
+         "WITH ins AS (INSERT INTO executions (id, workflow, version, "
+         "kind, status, input, state, created_at, updated_at, owner, "
+         "handler, tags) VALUES ($1, $2, 0, 'code', 'running', $3::jsonb, "
+         "'{}', $4::timestamptz, $4::timestamptz, $5, $6::jsonb, $7::jsonb) "
+         "ON CONFLICT (id) DO NOTHING RETURNING id, created_at, tags), " TAGS_INSERT
+         "SELECT id FROM ins"},
     [STMT_EXEC_SAME_CODE_START] = {"exec_same_code_start",
                                    "SELECT kind = 'code' AND workflow = $2 AND input = $3::jsonb "
-                                   "AND handler IS NOT DISTINCT FROM $4::jsonb FROM executions "
-                                   "WHERE id = $1"},
+                                   "AND handler IS NOT DISTINCT FROM $4::jsonb AND tags IS NOT "
+                                   "DISTINCT FROM $5::jsonb FROM executions WHERE id = $1"},
     [STMT_EXEC_SAME_START] = {"exec_same_start",
                               "SELECT kind = 'workflow' AND workflow = $2 AND input = "
-                              "$3::jsonb FROM executions WHERE id = $1"},
+                              "$3::jsonb AND tags IS NOT DISTINCT FROM $4::jsonb FROM executions "
+                              "WHERE id = $1"},
     /* The execution row, locked, with what a transition needs: the steps' results for the
      * expression context and the current owner of the task being consumed. The execution is
      * locked first (the materialized CTE runs before the outer query's subqueries), then the
@@ -445,34 +483,23 @@ static const struct {
          "'code'))::text, "
          "e.status, e.kind "
          "FROM executions e WHERE e.id = $1"},
-    /* Summaries without input and output: the step a running execution is at (the state's
-     * "current"), with the signal it waits for from its definition.
-     * $1 workflow, $2 statuses (text[]), $3 since, $4 until, $5 cursor created_at, $6 cursor
-     * id, $7 limit, $8 parent, $9 name (a workflow's or a code execution's) */
-    [STMT_EXEC_LIST] =
-        {"exec_list",
-         "SELECT json_build_object('id', e.id, " EXEC_KIND_JSON
-         ", 'status', e.status, 'created_at', "
-         "keel_ts(e.created_at), 'updated_at', keel_ts(e.updated_at), "
-         "'completed_at', keel_ts(e.completed_at), 'error', e.error, "
-         "'parent', " PARENT_JSON
-         ", 'current_step', (SELECT json_build_object('id', s.step_id, 'kind', "
-         "s.kind, 'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, "
-         "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-         "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "
-         "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "
-         "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "
-         "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "
-         "s.parent_path IS NULL AND s.kind IS DISTINCT FROM 'code' AND "
-         "s.position = (e.state->>'current')::int))::text, e.created_at::text, "
-         "e.id FROM executions e WHERE ($1::text IS NULL OR (e.workflow = $1 AND e.kind = "
-         "'workflow')) AND ($9::text IS NULL OR e.workflow = $9) "
-         "AND ($2::text[] IS NULL OR e.status = ANY($2::text[])) "
-         "AND ($3::timestamptz IS NULL OR e.created_at >= $3) "
-         "AND ($4::timestamptz IS NULL OR e.created_at < $4) "
-         "AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < ($5, $6)) "
-         "AND ($8::text IS NULL OR e.parent_id = $8) "
-         "ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
+    /* Summaries (EXEC_SUMMARY_COLUMNS) by EXEC_FILTER's $1-$4, $8-$10; $5 cursor created_at, $6
+     * cursor id, $7 limit. */
+    [STMT_EXEC_LIST] = {"exec_list",
+                        "SELECT " EXEC_SUMMARY_COLUMNS " FROM executions e WHERE " EXEC_FILTER
+                        " AND ($5::timestamptz IS NULL OR (e.created_at, e.id) < "
+                        "($5, $6)) ORDER BY e.created_at DESC, e.id DESC LIMIT $7"},
+    /* The rows of one tag ($11 key, $12 value) newest first, each joined to its execution: an
+     * index range whatever the tag's share of the executions. The bounds are written so that
+     * a generic plan still uses them as index conditions. */
+    [STMT_EXEC_LIST_TAGGED] =
+        {"exec_list_tagged",
+         "SELECT " EXEC_SUMMARY_COLUMNS " FROM execution_tags t JOIN executions e ON e.id = "
+         "t.execution_id WHERE t.key = $11 AND t.value = $12 AND t.created_at >= "
+         "coalesce($3::timestamptz, '-infinity') AND t.created_at < coalesce($4::timestamptz, "
+         "'infinity') AND (t.created_at, t.execution_id) < (coalesce($5::timestamptz, "
+         "'infinity'), coalesce($6::text, '')) AND " EXEC_FILTER
+         " ORDER BY t.created_at DESC, t.execution_id DESC LIMIT $7"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status, kind FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the

@@ -15,20 +15,21 @@ enum store_stmt {
     STMT_WORKFLOW_LIST,        /* $1 after name ('' = first), $2 limit -> json */
     STMT_WORKFLOW_DEFN,        /* $1 name, $2 version -> definition text */
     STMT_EXEC_INSERT,          /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
-                                  $5 now, $6 owner -> id, version; none when the workflow (version)
-                                  does not exist or the id does */
-    STMT_EXEC_SAME_START,      /* $1 id, $2 workflow, $3 input -> same (bool) */
-    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner, $6 handler or NULL
-                                  -> id (none: exists) */
-    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input, $4 handler -> a code execution with
-                                  all of them */
+                                  $5 now, $6 owner, $7 tags or NULL -> id, version; none when the workflow
+                                  (version)          does not exist or the id does */
+    STMT_EXEC_SAME_START,      /* $1 id, $2 workflow, $3 input, $4 tags -> same (bool) */
+    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner, $6 handler or NULL,
+                                  $7 tags or NULL -> id (none: exists) */
+    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input, $4 handler, $5 tags -> a code
+                                  execution with all of them */
     STMT_EXEC_LOCK,            /* $1 id, $2 task id: locks the execution, then the task */
     STMT_EXEC_LOCKED_READ,     /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
                                   read after the lock, with the step rows it starts from */
     STMT_EXEC_APPLY,           /* the writes of one transition (runner/batch_writes.c) */
     STMT_BATCH_APPLY,          /* the writes of a batch of transitions (runner/batch_writes.c) */
     STMT_EXEC_JSON,            /* $1 id -> the execution as API JSON with steps */
-    STMT_EXEC_LIST,            /* filters and keyset -> json rows */
+    STMT_EXEC_LIST,            /* filters ($1-$4, $8-$10) and keyset ($5-$7) -> json rows */
+    STMT_EXEC_LIST_TAGGED,     /* as STMT_EXEC_LIST, through the rows of tag $11:$12 */
     STMT_EXEC_STATUS,          /* $1 id -> status, kind */
     STMT_HISTORY,              /* $1 id, $2 after seq, $3 limit -> json rows */
     STMT_TASKS_CLAIM,          /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
@@ -64,16 +65,16 @@ enum store_stmt {
     STMT_TASKS_REALIGN,         /* $1 own owner: tasks queued between executions, unleased, move to
                                    their execution's owner (this keeld for an execution not running
                                    whose task's owner is gone) -> ids moved */
-    STMT_CHILD_START,  /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
-                          $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
-                          finds the step's last one) and queues its child_start, or queues the
-                          parent's child_ended with why it cannot start -> id, version, whether
-                          it existed (no row when it cannot start) */
-    STMT_CHILD_STOP,   /* $1 parent, $2 step path, $3 task kind, $4 payload, $5 now, $6 owner
-                          if none: queued for the step's running child */
-    STMT_CHILD_REPORT, /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
-                          child's row), $5 now, $6 owner if none: queues the parent's
-                          child_ended while the parent runs */
+    STMT_CHILD_START,    /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
+                            $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
+                            finds the step's last one) and queues its child_start, or queues the
+                            parent's child_ended with why it cannot start -> id, version, whether
+                            it existed (no row when it cannot start) */
+    STMT_CHILD_STOP,     /* $1 parent, $2 step path, $3 task kind, $4 payload, $5 now, $6 owner
+                            if none: queued for the step's running child */
+    STMT_CHILD_REPORT,   /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
+                            child's row), $5 now, $6 owner if none: queues the parent's
+                            child_ended while the parent runs */
     STMT_STEP_CALL_READ, /* $1 execution, $2 key, $3 request or NULL -> kind, status,
                             cancel_requested, and the key's row (when there is one): kind,
                             status, request equal to $3, activity url, differs flag, seconds
