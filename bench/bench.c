@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "step_calls.h"
+#include "tags.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/timeutil.h"
@@ -109,6 +110,10 @@ static void usage(FILE *out)
           "                        step calls (3 output and 3 activity steps), then the same\n"
           "                        programs again (all replays): calls/s and latency per call\n"
           "                        of both, WAL and commits of the replays (needs --receiver)\n"
+          "  --mode tags           loads N ended executions with tags into --pg-url (rows\n"
+          "                        as a start writes them), then times C GETs of each\n"
+          "                        ?tag= list shape: a rare tag, a common one (pages 1 and\n"
+          "                        20), two tags, a tag and a status\n"
           "  --mode for-each       ONE execution of one for_each over N items, C iterations at\n"
           "                        once, each one activity step calling the receiver's /ok;\n"
           "                        waits up to --timeout S for its end, checks its output and\n"
@@ -1704,7 +1709,8 @@ int main(int argc, char **argv)
         case OPT_MODE:
             o.mode = optarg;
             bad |= strcmp(optarg, "timers") != 0 && strcmp(optarg, "idle") != 0 &&
-                   strcmp(optarg, "for-each") != 0 && strcmp(optarg, "step-calls") != 0;
+                   strcmp(optarg, "for-each") != 0 && strcmp(optarg, "step-calls") != 0 &&
+                   strcmp(optarg, "tags") != 0;
             break;
         case OPT_SLEEP:
             o.sleep = optarg;
@@ -1726,6 +1732,7 @@ int main(int argc, char **argv)
         return print_summary(summary, floor_tps);
     bool for_each = o.mode && strcmp(o.mode, "for-each") == 0;
     bool step_calls = o.mode && strcmp(o.mode, "step-calls") == 0;
+    bool tags = o.mode && strcmp(o.mode, "tags") == 0;
     if (o.mode && strcmp(o.workflow, "keel-bench") == 0)
         o.workflow = for_each                        ? "keel-bench-for-each"
                      : strcmp(o.mode, "timers") == 0 ? "keel-bench-timers"
@@ -1763,6 +1770,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "keel-bench: %s: %s", o.pg_url, PQerrorMessage(pg));
             goto Exit;
         }
+    }
+    if (tags) {
+        struct tags_options to = {o.url, o.token, o.executions, o.concurrency};
+        json_t *res = NULL;
+        exit_code = tags_mode(&to, pg, &res);
+        if (res)
+            emit_json(&o, res);
+        json_decref(res);
+        goto Exit;
     }
     if (step_calls) {
         /* No definition: the programs are keel-bench's threads. */

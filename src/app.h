@@ -10,15 +10,17 @@
 struct runner;
 struct longpoll;
 struct call_tracker;
+struct retention;
 struct http_server;
 
 struct app {
     const struct config *cfg;
-    struct store_pool *pool;    /* connections for API requests */
-    struct runner *runner;      /* the engine's shell: dispatches attempts, claims tasks */
-    struct longpoll *longpoll;  /* suspended long polls (results, held step calls) */
-    struct call_tracker *calls; /* step call replays and last call times, written in batches */
-    struct http_server *server; /* set once listening, for metrics */
+    struct store_pool *pool;     /* connections for API requests */
+    struct runner *runner;       /* the engine's shell: dispatches attempts, claims tasks */
+    struct longpoll *longpoll;   /* suspended long polls (results, held step calls) */
+    struct call_tracker *calls;  /* step call replays and last call times, written in batches */
+    struct retention *retention; /* KEEL_RETENTION's purge; NULL when unset */
+    struct http_server *server;  /* set once listening, for metrics */
 };
 
 #endif

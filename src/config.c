@@ -1,6 +1,7 @@
 /* The option table and its parser: --help is generated from the same table, so it cannot drift. */
 #include "config.h"
 
+#include "defn/duration.h"
 #include "util/alloc.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@ enum opt_type {
     OPT_LONG,
     OPT_BOOL,
     OPT_LOG_LEVEL,
+    OPT_DURATION, /* "30d", "12h", ... (defn/duration) into an int64_t of ms; "" or unset: 0 */
 };
 
 struct option_def {
@@ -100,6 +102,9 @@ static const struct option_def options[] = {
      "Comma-separated hosts, host:port and CIDRs (IPv4, IPv6) that activity URLs may reach. "
      "Unset: any destination except link-local/cloud metadata addresses and keeld's own "
      "listen address, which are refused unless listed here."},
+    {"retention", "KEEL_RETENTION", OPT_DURATION, NULL, 1000, 0, OFF(retention_ms),
+     "Purge executions that ended longer ago than this (e.g. 30d), with their events, steps, "
+     "signals, tokens and tags, in small batches in the background. Unset: keep them."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -138,6 +143,20 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
                 xasprintf("%s: \"%s\" is not a boolean (true/false, 1/0, yes/no)", source, value);
             return -1;
         }
+        return 0;
+    }
+    case OPT_DURATION: {
+        int64_t ms = 0;
+        const char *dwhy = NULL;
+        json_t *text = json_string(value);
+        bool ok = !value[0] || defn_parse_duration(text, &ms, &dwhy);
+        json_decref(text);
+        if (!ok || (value[0] && ms < o->min)) {
+            *why = xasprintf("%s: \"%s\" %s (a duration such as 30d, 12h, 90m or 45s)", source,
+                             value, !ok ? dwhy : "is too short");
+            return -1;
+        }
+        *(int64_t *)field = value[0] ? ms : 0;
         return 0;
     }
     case OPT_LOG_LEVEL:

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum config_command {
@@ -42,6 +43,7 @@ struct config {
     long db_idle_in_tx_ms;       /* idle_in_transaction_session_timeout; 0 = none */
     long db_tcp_user_timeout_ms; /* tcp_user_timeout of database connections; 0 = OS default */
     char *activity_allow;        /* KEEL_ACTIVITY_ALLOW; NULL = default destination policy */
+    int64_t retention_ms;        /* KEEL_RETENTION: purge what ended this long ago; 0 = never */
 };
 
 /* Fills cfg from defaults, then the environment (KEEL_*), then argv. On a bad value or an

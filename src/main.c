@@ -1,6 +1,7 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
 #include "api/call_tracker.h"
+#include "ops/retention.h"
 #include "api/longpoll.h"
 #include "api/routes.h"
 #include "app.h"
@@ -184,6 +185,8 @@ static int serve(const struct config *cfg)
                       .pool = store_pool_new(cfg->database_url, (int)cfg->db_pool_size)};
     app.longpoll = longpoll_start(app.pool);
     app.calls = call_tracker_start(app.pool, 1000);
+    if (cfg->retention_ms > 0)
+        app.retention = retention_start(app.pool, cfg->retention_ms);
     struct runner_config rcfg = {
         .database_url = cfg->database_url,
         .workers = cfg->workers,
@@ -256,11 +259,14 @@ static int serve(const struct config *cfg)
     app.runner = NULL;
     call_tracker_stop(app.calls);
     app.calls = NULL;
+    retention_stop(app.retention);
+    app.retention = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
     runner_stop(app.runner, 0);
     call_tracker_stop(app.calls);
+    retention_stop(app.retention);
     longpoll_free(app.longpoll);
     store_pool_free(app.pool);
     wh_dest_set_global(NULL);

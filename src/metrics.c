@@ -33,6 +33,8 @@ static struct {
     struct histogram webhook_seconds;
     atomic_ullong tasks_claimed;
     atomic_ullong batches, batched;
+    atomic_ullong purged_executions[METRICS_PURGE__COUNT];
+    atomic_ullong purged_rows[METRICS_PURGE__COUNT];
 } registry;
 
 static void observe(struct histogram *h, int64_t us)
@@ -88,6 +90,14 @@ void metrics_batch(size_t n)
 {
     atomic_fetch_add_explicit(&registry.batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&registry.batched, (unsigned long long)n, memory_order_relaxed);
+}
+
+void metrics_purged(enum metrics_purge why, long executions, long rows)
+{
+    atomic_fetch_add_explicit(&registry.purged_executions[why], (unsigned long long)executions,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&registry.purged_rows[why], (unsigned long long)rows,
+                              memory_order_relaxed);
 }
 
 void metrics_tasks_claimed(int n)
@@ -183,4 +193,17 @@ void metrics_render(struct buf *out, long webhooks_in_flight, long webhooks_queu
                "# TYPE keel_transition_batched_total counter\nkeel_transition_batched_total "
                "%llu\n",
                load(&registry.batches), load(&registry.batched));
+    static const char *const purge_names[] = {"retention", "api"};
+    buf_puts(out, "# HELP keel_executions_purged_total Ended executions removed by this keeld, "
+                  "by the retention purge or DELETE.\n"
+                  "# TYPE keel_executions_purged_total counter\n");
+    for (int i = 0; i < METRICS_PURGE__COUNT; i++)
+        buf_printf(out, "keel_executions_purged_total{reason=\"%s\"} %llu\n", purge_names[i],
+                   load(&registry.purged_executions[i]));
+    buf_puts(out, "# HELP keel_rows_purged_total Rows of those executions removed with them "
+                  "(events, steps, signals, tasks, task tokens, tags).\n"
+                  "# TYPE keel_rows_purged_total counter\n");
+    for (int i = 0; i < METRICS_PURGE__COUNT; i++)
+        buf_printf(out, "keel_rows_purged_total{reason=\"%s\"} %llu\n", purge_names[i],
+                   load(&registry.purged_rows[i]));
 }

@@ -24,6 +24,12 @@ enum metrics_webhook {
     METRICS_WEBHOOK__COUNT
 };
 
+enum metrics_purge {
+    METRICS_PURGE_RETENTION, /* KEEL_RETENTION's purge */
+    METRICS_PURGE_API,       /* DELETE /v1/executions/{id} */
+    METRICS_PURGE__COUNT
+};
+
 /* Records the process start; call once before threads start. */
 void metrics_init(int64_t now_ms);
 void metrics_http_request(int status);
@@ -33,6 +39,8 @@ void metrics_execution_ended(const char *status);
 void metrics_transition(enum metrics_transition outcome, int64_t duration_us);
 void metrics_webhook(enum metrics_webhook outcome, int64_t duration_us);
 void metrics_tasks_claimed(int n);
+/* Ended executions removed, and the rows of theirs removed with them (events, steps, ...). */
+void metrics_purged(enum metrics_purge why, long executions, long rows);
 /* A worker committed n transitions (n >= 2) in one transaction. */
 void metrics_batch(size_t n);
 /* Appends the whole exposition; gauges that live elsewhere are passed in. */

@@ -5,8 +5,10 @@
 #include "api/longpoll.h"
 #include "api/tags.h"
 #include "app.h"
+#include "metrics.h"
 #include "runner/runner.h"
 #include "store/exec_read.h"
+#include "store/purge.h"
 #include "store/stmt.h"
 #include "util/alloc.h"
 #include "util/b64.h"
@@ -35,6 +37,50 @@ static void reply_execution(struct http_request *req, PGconn *conn, const char *
 }
 
 static const char *const statuses[] = {"running", "completed", "failed", "cancelled", "terminated"};
+
+/* The tag of tags (an object of at least one) whose rows lead a tagged list: the one with the
+ * fewest executions, so that "env:prod and customer:42" reads customer 42's rows, not every
+ * production execution's. False on a database error. */
+static bool rarest_tag(PGconn *conn, json_t *tags, const char **key, const char **value)
+{
+    size_t n = json_object_size(tags), chosen = 0;
+    if (n > 1) {
+        const char *keys[TAGS_MAX_COUNT], *values[TAGS_MAX_COUNT];
+        size_t i = 0;
+        const char *name;
+        json_t *val;
+        json_object_foreach(tags, name, val)
+        {
+            keys[i] = name;
+            values[i++] = json_string_value(val);
+        }
+        struct buf kt = BUF_INIT, vt = BUF_INIT;
+        store_text_array(&kt, keys, n);
+        store_text_array(&vt, values, n);
+        const char *params[] = {kt.data, vt.data};
+        PGresult *r = store_run(conn, STMT_TAGS_RAREST, 2, params);
+        bool ok = store_ok(r) && PQntuples(r) == 1;
+        if (ok)
+            chosen = (size_t)atol(PQgetvalue(r, 0, 0)) - 1;
+        PQclear(r);
+        buf_free(&kt);
+        buf_free(&vt);
+        if (!ok)
+            return false;
+    }
+    size_t i = 0;
+    const char *name;
+    json_t *val;
+    json_object_foreach(tags, name, val)
+    {
+        if (i++ == chosen) {
+            *key = name;
+            *value = json_string_value(val);
+            break;
+        }
+    }
+    return true;
+}
 
 void api_executions_list(struct http_request *req)
 {
@@ -135,13 +181,17 @@ void api_executions_list(struct http_request *req)
     }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    /* With tags, the rows of the first one lead; the execution must hold all of them. */
+    /* With tags, the rows of the rarest one lead; the execution must hold all of them. */
     char *tags_text = tags ? json_text(tags) : NULL;
     const char *tag_key = NULL, *tag_value = NULL;
-    if (tags) {
-        void *it = json_object_iter(tags);
-        tag_key = json_object_iter_key(it);
-        tag_value = json_string_value(json_object_iter_value(it));
+    if (tags && !rarest_tag(conn, tags, &tag_key, &tag_value)) {
+        api_db_fail(req, conn, NULL);
+        api_db_release(req, conn);
+        free(cur);
+        free(status);
+        free(tags_text);
+        json_decref(tags);
+        return;
     }
     const char *params[] = {workflow, status, since, until,     cur_at,  cur_id,
                             lim,      parent, name,  tags_text, tag_key, tag_value};
@@ -168,6 +218,41 @@ void api_executions_get(struct http_request *req)
     if (!conn)
         return;
     reply_execution(req, conn, http_param(req, "id"), 200);
+    api_db_release(req, conn);
+}
+
+void api_executions_delete(struct http_request *req)
+{
+    if (api_reject_unknown_query(req, api_no_query))
+        return;
+    const char *id = http_param(req, "id");
+    PGconn *conn = api_db_acquire(req);
+    if (!conn)
+        return;
+    struct purge_counts c = {0};
+    char *why = NULL;
+    switch (purge_execution(conn, id, &c, &why)) {
+    case PURGE_DONE:
+        metrics_purged(METRICS_PURGE_API, c.executions, c.events + c.steps + c.other);
+        http_reply_json(req, 200,
+                        json_pack("{s:s, s:{s:I, s:I, s:I}}", "id", id, "removed", "events",
+                                  (json_int_t)c.events, "steps", (json_int_t)c.steps, "other",
+                                  (json_int_t)c.other));
+        break;
+    case PURGE_NOT_FOUND:
+        http_reply_problem(req, 404, "not-found", "Not found", "no execution \"%s\"", id);
+        break;
+    case PURGE_RUNNING:
+        http_reply_problem(req, 409, "execution-running", "Execution is running",
+                           "execution \"%s\" is running; cancel or terminate it first, then "
+                           "delete it",
+                           id);
+        break;
+    case PURGE_DB_ERROR:
+        api_transition_fail(req, conn, NULL, why);
+        free(why);
+        break;
+    }
     api_db_release(req, conn);
 }
 

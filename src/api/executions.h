@@ -6,6 +6,9 @@
 
 void api_executions_list(struct http_request *req);
 void api_executions_get(struct http_request *req);
+/* DELETE /v1/executions/{id}: removes an ended execution and all that is its (409 while it
+ * runs). */
+void api_executions_delete(struct http_request *req);
 void api_executions_history(struct http_request *req);
 void api_executions_result(struct http_request *req);
 

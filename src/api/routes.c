@@ -26,6 +26,7 @@ const struct http_route api_routes[] = {
     {"GET", "/v1/executions", api_executions_list},
     {"POST", "/v1/executions", api_executions_start_code},
     {"GET", "/v1/executions/{id}", api_executions_get},
+    {"DELETE", "/v1/executions/{id}", api_executions_delete},
     {"GET", "/v1/executions/{id}/history", api_executions_history},
     {"GET", "/v1/executions/{id}/result", api_executions_result},
     {"POST", "/v1/executions/{id}/signals/{name}", api_signals_send},

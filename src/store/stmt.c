@@ -492,6 +492,13 @@ static const struct {
     /* The rows of one tag ($11 key, $12 value) newest first, each joined to its execution: an
      * index range whatever the tag's share of the executions. The bounds are written so that
      * a generic plan still uses them as index conditions. */
+    /* Which of several tags leads a tagged list: the one with the fewest executions, counted
+     * up to 1,000 in the index (an index-only range each); its 1-based place in $1/$2. */
+    [STMT_TAGS_RAREST] = {"tags_rarest",
+                          "SELECT f.ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS "
+                          "f(k, v, ord) ORDER BY (SELECT count(*) FROM (SELECT 1 FROM "
+                          "execution_tags t WHERE t.key = f.k AND t.value = f.v LIMIT 1000) x), "
+                          "f.ord LIMIT 1"},
     [STMT_EXEC_LIST_TAGGED] =
         {"exec_list_tagged",
          "SELECT " EXEC_SUMMARY_COLUMNS " FROM execution_tags t JOIN executions e ON e.id = "
@@ -500,6 +507,28 @@ static const struct {
          "'infinity') AND (t.created_at, t.execution_id) < (coalesce($5::timestamptz, "
          "'infinity'), coalesce($6::text, '')) AND " EXEC_FILTER
          " ORDER BY t.created_at DESC, t.execution_id DESC LIMIT $7"},
+    /* Retention and DELETE (store/purge.c): the lock, then the removal in a statement of its
+     * own. */
+    [STMT_PURGE_LOCK_ONE] = {"purge_lock_one",
+                             "SELECT status FROM executions WHERE id = $1 FOR UPDATE"},
+    [STMT_PURGE_LOCK_OLD] = {"purge_lock_old",
+                             "SELECT id FROM executions WHERE status <> 'running' AND "
+                             "completed_at < now() - $1::bigint * interval '1 millisecond' "
+                             "ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    [STMT_PURGE] = {"purge",
+                    "WITH ev AS (DELETE FROM events WHERE execution_id = ANY($1::text[]) "
+                    "RETURNING 1), st AS (DELETE FROM steps WHERE execution_id = "
+                    "ANY($1::text[]) RETURNING 1), sg AS (DELETE FROM signals WHERE "
+                    "execution_id = ANY($1::text[]) RETURNING 1), tk AS (DELETE FROM tasks "
+                    "WHERE execution_id = ANY($1::text[]) RETURNING 1), tt AS (DELETE FROM "
+                    "attempt_tokens WHERE execution_id = ANY($1::text[]) RETURNING 1), tg AS "
+                    "(DELETE FROM execution_tags t USING executions e, jsonb_each_text(e.tags) "
+                    "k WHERE e.id = ANY($1::text[]) AND t.key = k.key AND t.value = k.value AND "
+                    "t.created_at = e.created_at AND t.execution_id = e.id RETURNING 1), ex AS "
+                    "(DELETE FROM executions WHERE id = ANY($1::text[]) AND status <> 'running' "
+                    "RETURNING 1) SELECT (SELECT count(*) FROM ex), (SELECT count(*) FROM ev), "
+                    "(SELECT count(*) FROM st), (SELECT count(*) FROM sg) + (SELECT count(*) "
+                    "FROM tk) + (SELECT count(*) FROM tt) + (SELECT count(*) FROM tg)"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status, kind FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the

@@ -30,6 +30,13 @@ enum store_stmt {
     STMT_EXEC_JSON,            /* $1 id -> the execution as API JSON with steps */
     STMT_EXEC_LIST,            /* filters ($1-$4, $8-$10) and keyset ($5-$7) -> json rows */
     STMT_EXEC_LIST_TAGGED,     /* as STMT_EXEC_LIST, through the rows of tag $11:$12 */
+    STMT_TAGS_RAREST,          /* $1 keys (text[]), $2 values (text[]) -> the 1-based index
+                                  of the tag with the fewest executions (up to 1,000) */
+    STMT_PURGE_LOCK_ONE,       /* $1 id -> status; the execution locked */
+    STMT_PURGE_LOCK_OLD,       /* $1 ms, $2 limit -> ids of executions ended more than $1 ms
+                                  ago, oldest first, locked (SKIP LOCKED) */
+    STMT_PURGE,                /* $1 ids (text[], locked and ended) -> executions, events, steps,
+                                  other rows removed */
     STMT_EXEC_STATUS,          /* $1 id -> status, kind */
     STMT_HISTORY,              /* $1 id, $2 after seq, $3 limit -> json rows */
     STMT_TASKS_CLAIM,          /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
