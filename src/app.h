@@ -11,6 +11,7 @@ struct runner;
 struct longpoll;
 struct call_tracker;
 struct retention;
+struct batches;
 struct http_server;
 
 struct app {
@@ -20,6 +21,7 @@ struct app {
     struct longpoll *longpoll;   /* suspended long polls (results, held step calls) */
     struct call_tracker *calls;  /* step call replays and last call times, written in batches */
     struct retention *retention; /* KEEL_RETENTION's purge; NULL when unset */
+    struct batches *batches;     /* the bulk actions' worker */
     struct http_server *server;  /* set once listening, for metrics */
 };
 

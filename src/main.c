@@ -1,6 +1,7 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
 #include "api/call_tracker.h"
+#include "ops/batches.h"
 #include "ops/retention.h"
 #include "api/longpoll.h"
 #include "api/routes.h"
@@ -210,6 +211,7 @@ static int serve(const struct config *cfg)
         free(why);
         goto out;
     }
+    app.batches = batches_start(app.pool, app.runner, runner_env(app.runner)->owner);
     raise_open_files_limit(cfg);
     struct http_server_config hcfg = {
         .listen = cfg->listen,
@@ -255,6 +257,9 @@ static int serve(const struct config *cfg)
         fflush(NULL);
         _exit(0);
     }
+    /* Before the runner: the page in progress is acted on by it. */
+    batches_stop(app.batches);
+    app.batches = NULL;
     runner_stop(app.runner, cfg->shutdown_grace_ms);
     app.runner = NULL;
     call_tracker_stop(app.calls);
@@ -264,6 +269,7 @@ static int serve(const struct config *cfg)
     log_info("keeld stopped");
     rc = 0;
 out:
+    batches_stop(app.batches);
     runner_stop(app.runner, 0);
     call_tracker_stop(app.calls);
     retention_stop(app.retention);

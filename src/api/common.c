@@ -178,6 +178,47 @@ void api_reply_page(struct http_request *req, PGresult *r, int limit, const char
     http_reply_json(req, 200, json_pack("{s:o, s:o}", name, items, "next_cursor", next));
 }
 
+/* "2026-12-05 11:53:34.123456+00": PostgreSQL's output of a timestamptz in UTC. */
+static bool pg_time_text(const char *s)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    s += n;
+    if (*s == '.') {
+        size_t digits = strspn(s + 1, "0123456789");
+        if (digits < 1 || digits > 6)
+            return false;
+        s += 1 + digits;
+    }
+    if ((*s != '+' && *s != '-') || strspn(s + 1, "0123456789") != 2)
+        return false;
+    s += 3;
+    if (*s == ':' && strspn(s + 1, "0123456789") == 2)
+        s += 3;
+    return *s == '\0';
+}
+
+bool api_decode_time_cursor(struct http_request *req, const char *cursor, char **cur,
+                            const char **at, const char **id)
+{
+    size_t len;
+    *cur = b64url_decode(cursor, &len);
+    char *nl = *cur && strlen(*cur) == len ? strchr(*cur, '\n') : NULL;
+    if (nl)
+        *nl = '\0';
+    if (!nl || !pg_time_text(*cur) || !api_valid_execution_id(nl + 1)) {
+        free(*cur);
+        *cur = NULL;
+        api_bad_parameter(req, "cursor", "not a cursor this API returned");
+        return false;
+    }
+    *at = *cur;
+    *id = nl + 1;
+    return true;
+}
+
 bool api_parse_limit(struct http_request *req, int *limit)
 {
     const char *v = http_query(req, "limit");

@@ -26,6 +26,13 @@ void api_transition_fail(struct http_request *req, PGconn *conn, PGresult *r, co
  * '\n'. */
 void api_reply_page(struct http_request *req, PGresult *r, int limit, const char *name,
                     int json_col, const int *cursor_cols, int n_cursor_cols);
+/* Decodes a keyset cursor of a list ordered by (created_at, id), as api_reply_page made it from
+ * those two columns: *cur (caller frees) holds both, *at and *id point into it. Replies 400
+ * naming the parameter and returns false when cursor is not one this API returned (its time is
+ * checked to be PostgreSQL's text of a timestamptz, so a forged one is a 400, not a database
+ * error). */
+bool api_decode_time_cursor(struct http_request *req, const char *cursor, char **cur,
+                            const char **at, const char **id);
 /* Parses ?limit= (default 50, 1..500) into *limit; replies 400 and returns false when bad. */
 bool api_parse_limit(struct http_request *req, int *limit);
 /* True when s has 1 to max characters, each a letter, a digit or one of extra. */

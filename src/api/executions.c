@@ -157,20 +157,10 @@ void api_executions_list(struct http_request *req)
     }
     char *cur = NULL;
     const char *cur_at = NULL, *cur_id = NULL;
-    if (cursor) {
-        size_t len;
-        cur = b64url_decode(cursor, &len);
-        char *nl = cur && strlen(cur) == len ? strchr(cur, '\n') : NULL;
-        if (!nl) {
-            free(cur);
-            free(status);
-            json_decref(tags);
-            api_bad_parameter(req, "cursor", "not a cursor this API returned");
-            return;
-        }
-        *nl = '\0';
-        cur_at = cur;
-        cur_id = nl + 1;
+    if (cursor && !api_decode_time_cursor(req, cursor, &cur, &cur_at, &cur_id)) {
+        free(status);
+        json_decref(tags);
+        return;
     }
     PGconn *conn = api_db_acquire(req);
     if (!conn) {

@@ -1,6 +1,7 @@
 /* Every route of the HTTP API, in one table. */
 #include "api/routes.h"
 
+#include "api/batches.h"
 #include "api/control.h"
 #include "api/executions.h"
 #include "api/health.h"
@@ -25,6 +26,11 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/workflows/{name}/executions", api_executions_start},
     {"GET", "/v1/executions", api_executions_list},
     {"POST", "/v1/executions", api_executions_start_code},
+    {"POST", "/v1/executions/cancel", api_batches_cancel},
+    {"POST", "/v1/executions/terminate", api_batches_terminate},
+    {"POST", "/v1/executions/retry", api_batches_retry},
+    {"GET", "/v1/batches", api_batches_list},
+    {"GET", "/v1/batches/{id}", api_batches_get},
     {"GET", "/v1/executions/{id}", api_executions_get},
     {"DELETE", "/v1/executions/{id}", api_executions_delete},
     {"GET", "/v1/executions/{id}/history", api_executions_history},

@@ -62,6 +62,18 @@
     "e.created_at < $4) AND ($8::text IS NULL OR e.parent_id = $8) AND ($10::jsonb IS NULL OR "    \
     "e.tags @> $10::jsonb)"
 
+/* A bulk action's range: $11 ids (text[]) or NULL, created at or before $7, after the cursor
+ * ($5 created_at, $6 id) when $5 is set. */
+#define BATCH_RANGE                                                                                \
+    "($11::text[] IS NULL OR e.id = ANY($11::text[])) AND e.created_at <= $7::timestamptz AND "    \
+    "($5::timestamptz IS NULL OR (e.created_at, e.id) > ($5::timestamptz, $6::text))"
+
+#define BATCH_JSON                                                                                 \
+    "json_build_object('id', id, 'action', action, 'filter', filter, 'reason', reason, 'status', " \
+    "status, 'matched', matched, 'processed', acted + skipped, 'acted', acted, 'skipped', "        \
+    "skipped, 'created_at', keel_ts(created_at), 'updated_at', keel_ts(updated_at), "              \
+    "'completed_at', keel_ts(completed_at))::text"
+
 /* One step of a code execution as the step call API shows it (s: its row). */
 #define STEP_CALL_JSON                                                                             \
     "json_build_object('execution_id', s.execution_id, 'key', s.path, 'kind', s.kind, "            \
@@ -529,6 +541,53 @@ static const struct {
                     "RETURNING 1) SELECT (SELECT count(*) FROM ex), (SELECT count(*) FROM ev), "
                     "(SELECT count(*) FROM st), (SELECT count(*) FROM sg) + (SELECT count(*) "
                     "FROM tk) + (SELECT count(*) FROM tt) + (SELECT count(*) FROM tg)"},
+    /* Bulk actions (api/batches.c, ops/batches.c). A batch's executions: EXEC_FILTER's
+     * parameters, $11 ids (text[]), created at or before $7; after the cursor ($5, $6). */
+    [STMT_BATCH_COUNT] = {"batch_count", "SELECT count(*) FROM executions e WHERE " EXEC_FILTER
+                                         " AND " BATCH_RANGE},
+    [STMT_BATCH_PAGE] = {"batch_page",
+                         "SELECT e.id, e.created_at::text FROM executions e WHERE " EXEC_FILTER
+                         " AND " BATCH_RANGE " ORDER BY e.created_at, e.id LIMIT $12"},
+    [STMT_BATCH_INSERT] = {"batch_insert",
+                           "INSERT INTO batches (id, action, filter, reason, matched, created_at, "
+                           "updated_at, owner) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $6, $7) "
+                           "RETURNING "
+                           "" BATCH_JSON},
+    [STMT_BATCH_GET] = {"batch_get", "SELECT " BATCH_JSON " FROM batches WHERE id = $1"},
+    [STMT_BATCH_LIST] = {"batch_list",
+                         "SELECT " BATCH_JSON ", created_at::text, id FROM batches WHERE "
+                         "(created_at, id) < (coalesce($1::timestamptz, 'infinity'), "
+                         "coalesce($2::text, '')) ORDER BY created_at DESC, id DESC LIMIT $3"},
+    /* A running batch no live keeld works on (or this one's, $1), the oldest first, made this
+     * keeld's. */
+    [STMT_BATCH_CLAIM] = {"batch_claim",
+                          "UPDATE batches b SET owner = $1, updated_at = now() WHERE b.id = "
+                          "(SELECT x.id FROM batches x WHERE x.status = 'running' AND (x.owner "
+                          "IS NULL OR x.owner = $1 OR NOT EXISTS (SELECT 1 FROM keelds k WHERE "
+                          "k.owner = x.owner AND k.alive_until > now())) ORDER BY x.created_at "
+                          "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING b.id, b.action, "
+                          "b.filter::text, b.reason, b.cursor_at::text, b.cursor_id, "
+                          "b.created_at::text"},
+    [STMT_BATCH_ITEM_SEEN] = {"batch_item_seen",
+                              "SELECT 1 FROM batch_items WHERE batch_id = $1 AND created_at = "
+                              "$2::timestamptz AND execution_id = $3"},
+    [STMT_BATCH_ITEM_ADD] = {"batch_item_add",
+                             "INSERT INTO batch_items (batch_id, created_at, execution_id, "
+                             "result, status) SELECT $1, $2::timestamptz, $3, $4, status FROM "
+                             "executions WHERE id = $3 ON CONFLICT DO NOTHING"},
+    /* Moves the cursor from ($3, $4) to ($5, $6), adding the items recorded in between to the
+     * counts (whoever recorded them: a page run again after a kill -9 counts once), and ends
+     * the batch when $7; only while $2 owns it. */
+    [STMT_BATCH_ADVANCE] =
+        {"batch_advance",
+         "WITH c AS (SELECT count(*) FILTER (WHERE result = 'acted') AS a, count(*) FILTER "
+         "(WHERE result = 'skipped') AS s FROM batch_items WHERE batch_id = $1 AND "
+         "($3::timestamptz IS NULL OR (created_at, execution_id) > ($3::timestamptz, $4::text)) "
+         "AND (created_at, execution_id) <= ($5::timestamptz, $6::text)) UPDATE batches SET "
+         "acted = acted + c.a, skipped = skipped + c.s, cursor_at = coalesce($5::timestamptz, "
+         "cursor_at), cursor_id = coalesce($6::text, cursor_id), updated_at = now(), status = "
+         "CASE WHEN $7::bool THEN 'completed' ELSE status END, completed_at = CASE WHEN "
+         "$7::bool THEN now() END FROM c WHERE id = $1 AND owner = $2 RETURNING 1"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status, kind FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the
@@ -751,10 +810,16 @@ int store_pipeline(PGconn *conn, const struct store_call *calls, int n, PGresult
         rc = -1;
     }
     /* Test-only pause while holding an execution's lock in a transition of its own (a runner
-     * job, such as a result; a start's is part of the API's transaction) (pool.h). */
-    if (rc == 0 && n >= 2 && calls[0].command && !strcmp(calls[0].command, "BEGIN") &&
-        !calls[1].command && calls[1].stmt == STMT_EXEC_LOCK)
-        store_test_pause_point(calls[1].params[0]);
+     * job, such as a result, anywhere in a worker's batch; not an input that writes before its
+     * lock, such as a start, whose insert must commit first) (pool.h). */
+    if (rc == 0 && n >= 2 && calls[0].command && !strcmp(calls[0].command, "BEGIN")) {
+        for (int i = 1; i < n; i++) {
+            bool after_begin_or_read =
+                calls[i - 1].command || calls[i - 1].stmt == STMT_EXEC_LOCKED_READ;
+            if (!calls[i].command && calls[i].stmt == STMT_EXEC_LOCK && after_begin_or_read)
+                store_test_pause_point(calls[i].params[0]);
+        }
+    }
     return rc;
 }
 

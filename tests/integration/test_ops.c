@@ -199,22 +199,6 @@ static void test_locked_execution_is_503(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
-static char proc_state(const struct proc *p)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)p->pid);
-    char *stat = read_file(path);
-    const char *close = stat ? strrchr(stat, ')') : NULL;
-    char st = close && close[1] == ' ' ? close[2] : '?';
-    free(stat);
-    return st;
-}
-
-static bool is_stopped(void *arg)
-{
-    return proc_state(arg) == 'T';
-}
-
 struct count_check {
     const char *db;
     const char *sql;
@@ -262,7 +246,7 @@ static void test_paused_keeld_loses_its_locks(void **state)
         fail_msg("paused-1 was not started");
 
     /* A got the receiver's answer and stopped while journaling it, the lock held. */
-    if (!wait_for(is_stopped, &a, 30000))
+    if (!wait_for(proc_is_stopped, &a, 30000))
         fail_msg("keeld A did not stop in the transaction");
     wait_log(&a, "stopping this process inside a transaction", 1000);
 

@@ -676,3 +676,19 @@ bool wait_for(bool (*fn)(void *), void *arg, int timeout_ms)
         usleep(20000);
     }
 }
+
+char proc_state(const struct proc *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)p->pid);
+    char *stat = read_file(path);
+    const char *close = stat ? strrchr(stat, ')') : NULL;
+    char st = close && close[1] == ' ' ? close[2] : '?';
+    free(stat);
+    return st;
+}
+
+bool proc_is_stopped(void *arg)
+{
+    return proc_state(arg) == 'T';
+}

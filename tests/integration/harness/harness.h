@@ -84,6 +84,10 @@ int start_range(const struct proc *k, const char *workflow, const char *prefix, 
  * when killed by a signal, or -1 on timeout. */
 int proc_wait(struct proc *p, int timeout_ms);
 void proc_signal(struct proc *p, int sig);
+/* The process's state letter from /proc/<pid>/stat ('T' when stopped), '?' when unknown. */
+char proc_state(const struct proc *p);
+/* For wait_for (arg: a struct proc *): true once the process is stopped (SIGSTOP). */
+bool proc_is_stopped(void *arg);
 /* kill -9 and reap. */
 void proc_kill9(struct proc *p);
 bool proc_alive(struct proc *p);
