@@ -179,11 +179,10 @@ static void offsets_at_extreme_instants(void **state)
     }
 }
 
-/* Every zone the system has (tzdata.zi names them, links included) loads and agrees with the C
- * library from 1900 to 2200. */
-static void every_zone_agrees_with_the_c_library(void **state)
+/* Every zone of tzdata.zi (links included), loaded from the folder in TZDIR (or the system's),
+ * agrees with the C library, which reads the same files, from `from` to 2200. */
+static void compare_every_zone(const char *from)
 {
-    (void)state;
     FILE *f = fopen("/usr/share/zoneinfo/tzdata.zi", "r");
     if (!f)
         fail_msg("/usr/share/zoneinfo/tzdata.zi is missing: install tzdata");
@@ -197,8 +196,7 @@ static void every_zone_agrees_with_the_c_library(void **state)
         struct tz *z = load(name);
         setenv("TZ", name, 1);
         tzset();
-        for (int64_t t = secs("1900-01-01T00:00:00Z"); t < secs("2200-01-01T00:00:00Z");
-             t += 13 * 86400 + 3607) {
+        for (int64_t t = secs(from); t < secs("2200-01-01T00:00:00Z"); t += 13 * 86400 + 3607) {
             time_t tt = (time_t)t;
             struct tm tm;
             assert_non_null(localtime_r(&tt, &tm));
@@ -213,7 +211,37 @@ static void every_zone_agrees_with_the_c_library(void **state)
     }
     fclose(f);
     unsetenv("TZ");
+    tzset();
     assert_true(zones > 300);
+}
+
+static void every_zone_agrees_with_the_c_library(void **state)
+{
+    (void)state;
+    compare_every_zone("1900-01-01T00:00:00Z");
+}
+
+/* The same with "slim" files, as zic -b slim writes them (Debian's tzdata may ship those): no
+ * transition after the rules last changed, every later one from the footer. */
+static void every_slim_zone_agrees_with_the_c_library(void **state)
+{
+    (void)state;
+    if (access("/usr/sbin/zic", X_OK) != 0)
+        skip(); /* zic comes with libc-bin, which every Debian system has */
+    char dir[] = "/tmp/keel-test-tz-slim-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "/usr/sbin/zic -b slim -d %s /usr/share/zoneinfo/tzdata.zi", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(setenv("TZDIR", dir, 1), 0);
+    struct tz *z = load("Europe/Berlin");
+    /* Its 2040 shifts come from the footer alone. */
+    assert_int_equal(tz_offset_at(z, secs("2040-03-25T01:00:00Z")), 7200);
+    tz_free(z);
+    compare_every_zone("1970-01-01T00:00:00Z");
+    assert_int_equal(unsetenv("TZDIR"), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- local times ---------------------------------------------------------------------- */
@@ -1238,6 +1266,7 @@ int main(void)
         cmocka_unit_test(offsets_around_shifts),
         cmocka_unit_test(offsets_at_extreme_instants),
         cmocka_unit_test(every_zone_agrees_with_the_c_library),
+        cmocka_unit_test(every_slim_zone_agrees_with_the_c_library),
         cmocka_unit_test(local_times_in_gaps_and_overlaps),
         cmocka_unit_test(local_times_near_every_shift),
         cmocka_unit_test(due_times_on_shift_days),
