@@ -100,8 +100,9 @@ int32_t tz_offset_at(const struct tz *z, int64_t unix_seconds);
  * clamped to +-2^62. */
 int64_t tz_local_to_instant(const struct tz *z, int64_t local_seconds);
 
-/* The distinct offsets z can have, ascending: writes the first cap of them to out and returns
- * how many there are (every offset tz_offset_at can return is among them). */
+/* The distinct offsets z can have, ascending: writes the first cap of them to out (which may be
+ * NULL when cap is 0) and returns how many there are (every offset tz_offset_at can return is among
+ * them). */
 size_t tz_offsets(const struct tz *z, int32_t *out, size_t cap);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back (days within +-10^15). */
