@@ -4,7 +4,8 @@
  * a loaded zone's offsets are within TZ_OFFSET_MIN..TZ_OFFSET_MAX and among tz_offsets; a local
  * time maps to its first occurrence, or, when it does not exist, to a shift forward over it
  * (checked by brute force against every offset the zone has); due times come later than
- * `after` and strictly increase; an accepted rule gives the same offsets alone and as a footer. */
+ * `after` and strictly increase, and any instant formats within SCHED_DUE_MAX; an accepted rule
+ * gives the same offsets alone and as a footer. */
 #include "fuzz.h"
 
 #include "sched/schedule_time.h"
@@ -101,6 +102,10 @@ static void check_zone(const struct tz *z, const uint8_t *data, size_t size)
         int64_t t = instants[i];
         int32_t off = tz_offset_at(z, t);
         FUZZ_CHECK(has_offset(offs, n, off));
+        char buf[SCHED_DUE_MAX];
+        memset(buf, 'x', sizeof buf);
+        sched_format_due(t, buf);
+        FUZZ_CHECK(memchr(buf, '\0', sizeof buf) != NULL);
         check_local(z, offs, n, t);
         if (t > INT64_MIN + 200000 && t < INT64_MAX - 200000) {
             check_local(z, offs, n, t + off);

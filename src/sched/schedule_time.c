@@ -75,7 +75,10 @@ size_t sched_next_n(const struct cron *c, const struct tz *z, int64_t after_unix
 
 void sched_format_due(int64_t unix_seconds, char buf[SCHED_DUE_MAX])
 {
-    int64_t days = floor_div(unix_seconds, DAY), secs = unix_seconds - days * DAY, year;
+    /* The remainder rather than unix_seconds - days * DAY, which overflows at INT64_MIN. */
+    int64_t days = floor_div(unix_seconds, DAY), secs = unix_seconds % DAY, year;
+    if (secs < 0)
+        secs += DAY;
     int month, day;
     tz_civil_from_days(days, &year, &month, &day);
     snprintf(buf, SCHED_DUE_MAX, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)year, month, day,
