@@ -22,13 +22,15 @@ KEEL_PG_BIN=/usr/lib/postgresql/15/bin
 
 # What building and running keeld needs. postgresql-15 also ships pgbench and the contrib
 # modules (postgresql-contrib-15 is only a virtual package provided by it on Debian 12), and
-# pulls in postgresql-client-15 (psql). curl is for the readiness probe in scripts/run.
+# pulls in postgresql-client-15 (psql). curl is for the readiness probe in scripts/run. tzdata
+# is the compiled time zones (/usr/share/zoneinfo) that schedules' zones are read from
+# (src/sched/tz.c) and that tests/unit/sched/test_tz.c checks against.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KEEL_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev libpq-dev
   postgresql-15
-  ca-certificates curl
+  ca-certificates curl tzdata
 )
 # What the examples' integration test needs besides (tests/integration/test_examples.c runs
 # the programs of examples/): the bash receiver's socat, openssl and jq (flock, base64 and od
