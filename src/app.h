@@ -12,6 +12,7 @@ struct longpoll;
 struct call_tracker;
 struct retention;
 struct batches;
+struct scheduler;
 struct http_server;
 
 struct app {
@@ -22,6 +23,7 @@ struct app {
     struct call_tracker *calls;  /* step call replays and last call times, written in batches */
     struct retention *retention; /* KEEL_RETENTION's purge; NULL when unset */
     struct batches *batches;     /* the bulk actions' worker */
+    struct scheduler *scheduler; /* starts the due schedules' executions */
     struct http_server *server;  /* set once listening, for metrics */
 };
 

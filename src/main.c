@@ -3,6 +3,7 @@
 #include "api/call_tracker.h"
 #include "ops/batches.h"
 #include "ops/retention.h"
+#include "ops/schedules.h"
 #include "api/longpoll.h"
 #include "api/routes.h"
 #include "app.h"
@@ -212,6 +213,7 @@ static int serve(const struct config *cfg)
         goto out;
     }
     app.batches = batches_start(app.pool, app.runner, runner_env(app.runner)->owner);
+    app.scheduler = scheduler_start(app.pool, runner_env(app.runner)->owner);
     raise_open_files_limit(cfg);
     struct http_server_config hcfg = {
         .listen = cfg->listen,
@@ -258,6 +260,8 @@ static int serve(const struct config *cfg)
         _exit(0);
     }
     /* Before the runner: the page in progress is acted on by it. */
+    scheduler_stop(app.scheduler);
+    app.scheduler = NULL;
     batches_stop(app.batches);
     app.batches = NULL;
     runner_stop(app.runner, cfg->shutdown_grace_ms);
@@ -269,6 +273,7 @@ static int serve(const struct config *cfg)
     log_info("keeld stopped");
     rc = 0;
 out:
+    scheduler_stop(app.scheduler);
     batches_stop(app.batches);
     runner_stop(app.runner, 0);
     call_tracker_stop(app.calls);

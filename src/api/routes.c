@@ -5,6 +5,7 @@
 #include "api/control.h"
 #include "api/executions.h"
 #include "api/health.h"
+#include "api/schedules.h"
 #include "api/signals.h"
 #include "api/starts.h"
 #include "api/steps.h"
@@ -29,6 +30,14 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/executions/cancel", api_batches_cancel},
     {"POST", "/v1/executions/terminate", api_batches_terminate},
     {"POST", "/v1/executions/retry", api_batches_retry},
+    {"POST", "/v1/schedules", api_schedules_create},
+    {"GET", "/v1/schedules", api_schedules_list},
+    {"GET", "/v1/schedules/{id}", api_schedules_get},
+    {"DELETE", "/v1/schedules/{id}", api_schedules_delete},
+    {"GET", "/v1/schedules/{id}/history", api_schedules_history},
+    {"POST", "/v1/schedules/{id}/pause", api_schedules_pause},
+    {"POST", "/v1/schedules/{id}/resume", api_schedules_resume},
+    {"POST", "/v1/schedules/{id}/trigger", api_schedules_trigger},
     {"GET", "/v1/batches", api_batches_list},
     {"GET", "/v1/batches/{id}", api_batches_get},
     {"GET", "/v1/executions/{id}", api_executions_get},

@@ -74,6 +74,21 @@
     "skipped, 'created_at', keel_ts(created_at), 'updated_at', keel_ts(updated_at), "              \
     "'completed_at', keel_ts(completed_at))::text"
 
+/* A schedule as the API shows it (without its next due times, which keeld computes: see
+ * SCHED_TIMES). */
+#define SCHED_JSON                                                                                 \
+    "json_build_object('id', id, 'workflow', workflow, 'cron', cron, 'timezone', timezone, "       \
+    "'input', input, 'tags', coalesce(tags, '{}'), 'overlap', overlap, 'paused', paused, "         \
+    "'next_due_at', keel_ts(next_due_at), 'last_due_at', keel_ts(last_due_at), "                   \
+    "'last_execution_id', last_execution_id, 'created_at', keel_ts(created_at), 'updated_at', "    \
+    "keel_ts(updated_at))::text"
+/* What the next due times are computed from: cron, timezone, next_due_at (Unix seconds). */
+#define SCHED_TIMES "cron, timezone, extract(epoch FROM next_due_at)::bigint"
+/* A schedule locked for a start (ops/schedules.c, struct sched_row). */
+#define SCHED_ROW                                                                                  \
+    "id, workflow, cron, timezone, input::text, tags::text, overlap, paused, "                     \
+    "extract(epoch FROM next_due_at)::bigint, last_execution_id"
+
 /* One step of a code execution as the step call API shows it (s: its row). */
 #define STEP_CALL_JSON                                                                             \
     "json_build_object('execution_id', s.execution_id, 'key', s.path, 'kind', s.kind, "            \
@@ -588,6 +603,74 @@ static const struct {
          "cursor_at), cursor_id = coalesce($6::text, cursor_id), updated_at = now(), status = "
          "CASE WHEN $7::bool THEN 'completed' ELSE status END, completed_at = CASE WHEN "
          "$7::bool THEN now() END FROM c WHERE id = $1 AND owner = $2 RETURNING 1"},
+    /* Schedules (api/schedules.c, ops/schedules.c). */
+    [STMT_SCHED_INSERT] = {"sched_insert",
+                           "WITH ins AS (INSERT INTO schedules (id, workflow, cron, timezone, "
+                           "input, tags, overlap, next_due_at, created_at, updated_at) VALUES ($1, "
+                           "$2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::timestamptz, "
+                           "$9::timestamptz, $9::timestamptz) ON CONFLICT (id) DO NOTHING "
+                           "RETURNING id), ev AS (INSERT INTO schedule_events (schedule_id, type, "
+                           "due_at, at) SELECT id, 'created', $8::timestamptz, $9::timestamptz "
+                           "FROM ins) SELECT id FROM ins"},
+    [STMT_SCHED_SAME] = {"sched_same",
+                         "SELECT workflow = $2 AND cron = $3 AND timezone = $4 AND input = "
+                         "$5::jsonb AND tags IS NOT DISTINCT FROM $6::jsonb AND overlap = $7 FROM "
+                         "schedules WHERE id = $1"},
+    [STMT_SCHED_GET] = {"sched_get",
+                        "SELECT " SCHED_JSON ", " SCHED_TIMES " FROM schedules WHERE id = $1"},
+    [STMT_SCHED_LIST] = {"sched_list", "SELECT " SCHED_JSON ", " SCHED_TIMES
+                                       ", id FROM schedules WHERE id > coalesce($1::text, '') "
+                                       "ORDER BY id LIMIT $2"},
+    [STMT_SCHED_LOCK] = {"sched_lock", "SELECT " SCHED_ROW " FROM schedules WHERE id = $1 FOR "
+                                       "UPDATE"},
+    [STMT_SCHED_CLAIM_DUE] = {"sched_claim_due",
+                              "SELECT " SCHED_ROW " FROM schedules WHERE NOT paused AND "
+                              "next_due_at <= now() ORDER BY next_due_at LIMIT 1 FOR UPDATE SKIP "
+                              "LOCKED"},
+    [STMT_SCHED_EXEC_STATUS] = {"sched_exec_status", "SELECT status FROM executions WHERE id = $1"},
+    /* A schedule's start: the execution and its first task, as a child's (the runner starts
+     * it when the task is claimed); nothing when the id exists (a start is never doubled). */
+    [STMT_SCHED_START] = {"sched_start",
+                          "WITH v AS (SELECT version FROM workflows WHERE name = $2 ORDER BY "
+                          "version DESC LIMIT 1), ins AS (INSERT INTO executions (id, workflow, "
+                          "version, status, input, state, created_at, updated_at, owner, tags) "
+                          "SELECT $1, $2, v.version, 'running', $3::jsonb, '{}', $5::timestamptz, "
+                          "$5::timestamptz, $6, $4::jsonb FROM v ON CONFLICT (id) DO NOTHING "
+                          "RETURNING id, created_at, tags), " TAGS_INSERT
+                          ", t AS (INSERT INTO tasks (execution_id, kind, due_at, owner) SELECT "
+                          "id, 'child_start', $5::timestamptz, $6 FROM ins RETURNING 1) SELECT "
+                          "(SELECT count(*) FROM v), (SELECT count(*) FROM t), CASE WHEN EXISTS "
+                          "(SELECT 1 FROM t) THEN pg_notify('keel_tasks', '') END"},
+    [STMT_SCHED_CANCEL_PREV] = {"sched_cancel_prev",
+                                "INSERT INTO tasks (execution_id, kind, due_at, owner, payload) "
+                                "SELECT id, 'parent_cancel', $2::timestamptz, coalesce(owner, $3), "
+                                "jsonb_build_object('reason', $4::text) FROM executions WHERE id "
+                                "= $1 AND status = 'running' RETURNING pg_notify('keel_tasks', "
+                                "'')"},
+    [STMT_SCHED_ADVANCE] = {"sched_advance",
+                            "UPDATE schedules SET next_due_at = $2::timestamptz, last_due_at = "
+                            "coalesce($3::timestamptz, last_due_at), last_execution_id = "
+                            "coalesce($4, last_execution_id), updated_at = now() WHERE id = $1"},
+    [STMT_SCHED_EVENT] = {"sched_event",
+                          "INSERT INTO schedule_events (schedule_id, type, due_at, execution_id, "
+                          "data) VALUES ($1, $2, $3::timestamptz, $4, coalesce($5::jsonb, '{}'))"},
+    [STMT_SCHED_PAUSE] = {"sched_pause",
+                          "UPDATE schedules SET paused = $2::bool, next_due_at = CASE WHEN "
+                          "$2::bool THEN next_due_at ELSE $3::timestamptz END, updated_at = now() "
+                          "WHERE id = $1 AND paused <> $2::bool RETURNING id"},
+    [STMT_SCHED_DELETE] = {"sched_delete",
+                           "WITH d AS (DELETE FROM schedules WHERE id = $1 RETURNING id), e AS "
+                           "(DELETE FROM schedule_events WHERE schedule_id IN (SELECT id FROM d)) "
+                           "SELECT count(*) FROM d"},
+    [STMT_SCHED_HISTORY] = {"sched_history",
+                            "SELECT json_build_object('seq', seq, 'type', type, 'due_at', "
+                            "keel_ts(due_at), 'execution_id', execution_id, 'data', data, 'at', "
+                            "keel_ts(at))::text, seq FROM schedule_events WHERE schedule_id = $1 "
+                            "AND seq < coalesce($2::bigint, 9223372036854775807) ORDER BY seq "
+                            "DESC LIMIT $3"},
+    [STMT_SCHED_NEXT_WAKE] = {"sched_next_wake",
+                              "SELECT (extract(epoch FROM min(next_due_at) - now()) * "
+                              "1000)::bigint FROM schedules WHERE NOT paused"},
     [STMT_EXEC_STATUS] = {"exec_status", "SELECT status, kind FROM executions WHERE id = $1"},
     /* Outputs stored once (runner/transition.c, compact_events) are put back into their
      * events: a step_completed's from its step row, an execution_completed's from the

@@ -40,41 +40,58 @@ enum store_stmt {
     STMT_BATCH_COUNT,          /* EXEC_FILTER's $1-$4, $8-$10, $11 ids, $7 created up to, $5 $6
                                   cursor -> count */
     STMT_BATCH_PAGE,           /* as STMT_BATCH_COUNT, $12 limit -> id, created_at (ascending) */
-    STMT_BATCH_INSERT,     /* $1 id, $2 action, $3 filter, $4 reason, $5 matched, $6 now, $7 owner
-                              (the keeld that starts on it) -> json */
-    STMT_BATCH_GET,        /* $1 id -> json */
-    STMT_BATCH_LIST,       /* $1 cursor created_at, $2 cursor id, $3 limit -> json, created_at,
-                              id */
-    STMT_BATCH_CLAIM,      /* $1 owner -> id, action, filter, reason, cursor_at, cursor_id,
-                              created_at of the batch claimed */
-    STMT_BATCH_ITEM_SEEN,  /* $1 batch, $2 created_at, $3 execution -> a row if reached */
-    STMT_BATCH_ITEM_ADD,   /* $1 batch, $2 created_at, $3 execution, $4 result */
-    STMT_BATCH_ADVANCE,    /* $1 batch, $2 owner, $3 $4 old cursor, $5 $6 new, $7 done */
-    STMT_EXEC_STATUS,      /* $1 id -> status, kind */
-    STMT_HISTORY,          /* $1 id, $2 after seq, $3 limit -> json rows */
-    STMT_TASKS_CLAIM,      /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
-    STMT_TASKS_NEXT_WAKE,  /* $1 owner -> ms until its next task is due or a lease of its
-                              expires (or NULL) */
-    STMT_TASK_RELEASE,     /* $1 task id, $2 owner: give back a lease (the task's execution
-                              has another owner now) */
-    STMT_SIGNAL_NEXT,      /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
-    STMT_SIGNAL_CONSUME,   /* $1 signal id, $2 seq of its signal_consumed event */
-    STMT_SIGNAL_INSERT,    /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
-    STMT_SIGNAL_BY_KEY,    /* $1 execution, $2 key, $3 name, $4 payload -> id, name, payload,
-                              consumed, same name, same payload */
-    STMT_EXEC_LOCK_STATUS, /* $1 id -> status (FOR UPDATE) */
-    STMT_TOKEN_INSERT,     /* $1 token hash, $2 execution, $3 step, $4 attempt, $5 compensation */
-    STMT_TOKEN_FIND,       /* $1 token hash -> execution (no lock: lock the execution first) */
-    STMT_TOKEN_LOCK,       /* $1 token hash -> execution, step, attempt, compensation, used */
-    STMT_TOKEN_USE,        /* $1 token hash: mark it used */
-    STMT_LIVENESS_LOCK,    /* $1 owner -> whether this session now holds its liveness lock */
-    STMT_LEASES_OF_DEAD,   /* $1 own owner: expire the task leases of dead keelds */
-    STMT_KEELD_HEARTBEAT,  /* $1 owner, $2 ms: this keeld is alive for that long */
-    STMT_TAKE_OVER,        /* $1 own owner, $2 limit: own running executions of dead keelds ->
-                              ids taken, their dead owner */
-    STMT_KEELDS_FORGET,    /* $1 own owner: drop dead keelds that own nothing running */
-    STMT_KEELDS_ORPHANS,   /* $1 own owner: register owners of running executions that have no
-                              keelds row and no liveness lock, as dead -> owners */
+    STMT_BATCH_INSERT,      /* $1 id, $2 action, $3 filter, $4 reason, $5 matched, $6 now, $7 owner
+                               (the keeld that starts on it) -> json */
+    STMT_BATCH_GET,         /* $1 id -> json */
+    STMT_BATCH_LIST,        /* $1 cursor created_at, $2 cursor id, $3 limit -> json, created_at,
+                               id */
+    STMT_BATCH_CLAIM,       /* $1 owner -> id, action, filter, reason, cursor_at, cursor_id,
+                               created_at of the batch claimed */
+    STMT_BATCH_ITEM_SEEN,   /* $1 batch, $2 created_at, $3 execution -> a row if reached */
+    STMT_BATCH_ITEM_ADD,    /* $1 batch, $2 created_at, $3 execution, $4 result */
+    STMT_BATCH_ADVANCE,     /* $1 batch, $2 owner, $3 $4 old cursor, $5 $6 new, $7 done */
+    STMT_SCHED_INSERT,      /* $1 id, $2 workflow, $3 cron, $4 timezone, $5 input, $6 tags,
+                               $7 overlap, $8 next due, $9 now -> id (none: it exists) */
+    STMT_SCHED_SAME,        /* $1 id, $2-$7 as STMT_SCHED_INSERT -> the same (bool) */
+    STMT_SCHED_GET,         /* $1 id -> json, cron, timezone, next due (s) */
+    STMT_SCHED_LIST,        /* $1 after id, $2 limit -> json, cron, timezone, next due, id */
+    STMT_SCHED_LOCK,        /* $1 id -> SCHED_ROW, locked */
+    STMT_SCHED_CLAIM_DUE,   /* -> SCHED_ROW of a due schedule, locked (SKIP LOCKED) */
+    STMT_SCHED_EXEC_STATUS, /* $1 execution id -> status */
+    STMT_SCHED_START,       /* $1 execution id, $2 workflow, $3 input, $4 tags, $5 now, $6 owner
+                               -> workflow exists (0/1), started (0/1) */
+    STMT_SCHED_CANCEL_PREV, /* $1 execution id, $2 now, $3 owner, $4 reason */
+    STMT_SCHED_ADVANCE,     /* $1 id, $2 next due, $3 last due, $4 last execution (NULL: kept) */
+    STMT_SCHED_EVENT,       /* $1 id, $2 type, $3 due, $4 execution, $5 data */
+    STMT_SCHED_PAUSE,       /* $1 id, $2 paused, $3 next due (resume) -> id when it changed */
+    STMT_SCHED_DELETE,      /* $1 id -> count */
+    STMT_SCHED_HISTORY,     /* $1 id, $2 before seq, $3 limit -> json, seq (newest first) */
+    STMT_SCHED_NEXT_WAKE,   /* -> ms until the earliest due schedule (NULL: none) */
+    STMT_EXEC_STATUS,       /* $1 id -> status, kind */
+    STMT_HISTORY,           /* $1 id, $2 after seq, $3 limit -> json rows */
+    STMT_TASKS_CLAIM,       /* $1 owner, $2 lease grace ms, $3 limit -> claimed tasks */
+    STMT_TASKS_NEXT_WAKE,   /* $1 owner -> ms until its next task is due or a lease of its
+                               expires (or NULL) */
+    STMT_TASK_RELEASE,      /* $1 task id, $2 owner: give back a lease (the task's execution
+                               has another owner now) */
+    STMT_SIGNAL_NEXT,       /* $1 execution, $2 name, $3 ids taken -> oldest free: id, payload */
+    STMT_SIGNAL_CONSUME,    /* $1 signal id, $2 seq of its signal_consumed event */
+    STMT_SIGNAL_INSERT,     /* $1 execution, $2 name, $3 payload, $4 key, $5 now -> id or none */
+    STMT_SIGNAL_BY_KEY,     /* $1 execution, $2 key, $3 name, $4 payload -> id, name, payload,
+                               consumed, same name, same payload */
+    STMT_EXEC_LOCK_STATUS,  /* $1 id -> status (FOR UPDATE) */
+    STMT_TOKEN_INSERT,      /* $1 token hash, $2 execution, $3 step, $4 attempt, $5 compensation */
+    STMT_TOKEN_FIND,        /* $1 token hash -> execution (no lock: lock the execution first) */
+    STMT_TOKEN_LOCK,        /* $1 token hash -> execution, step, attempt, compensation, used */
+    STMT_TOKEN_USE,         /* $1 token hash: mark it used */
+    STMT_LIVENESS_LOCK,     /* $1 owner -> whether this session now holds its liveness lock */
+    STMT_LEASES_OF_DEAD,    /* $1 own owner: expire the task leases of dead keelds */
+    STMT_KEELD_HEARTBEAT,   /* $1 owner, $2 ms: this keeld is alive for that long */
+    STMT_TAKE_OVER,         /* $1 own owner, $2 limit: own running executions of dead keelds ->
+                               ids taken, their dead owner */
+    STMT_KEELDS_FORGET,     /* $1 own owner: drop dead keelds that own nothing running */
+    STMT_KEELDS_ORPHANS,    /* $1 own owner: register owners of running executions that have no
+                               keelds row and no liveness lock, as dead -> owners */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */
