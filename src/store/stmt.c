@@ -138,7 +138,8 @@ static const struct {
          "s.execution_id = e.id AND s.parent_path = p.path AND s.kind <> 'iteration' AND s.path "
          "<> ALL($3::text[]) OFFSET 0) s) s), "
          "(SELECT t.lease_owner FROM tasks t WHERE t.id = $2::bigint), e.owner, e.parent_id, "
-         "e.parent_path, e.handler IS NOT NULL FROM executions e WHERE e.id = $1"},
+         "e.parent_path, e.handler IS NOT NULL, (extract(epoch FROM e.created_at) * 1000)::bigint "
+         "FROM executions e WHERE e.id = $1"},
     [STMT_STEPS_LOAD] = {"steps_load",
                          "SELECT " STEP_ROWS_JSON " FROM unnest($2::text[]) AS p(path) CROSS "
                          "JOIN LATERAL (SELECT * FROM steps s WHERE s.execution_id = $1 AND "
