@@ -11,6 +11,7 @@ struct runner;
 struct longpoll;
 struct call_tracker;
 struct http_server;
+struct backlog;
 
 struct app {
     const struct config *cfg;
@@ -19,6 +20,7 @@ struct app {
     struct longpoll *longpoll;  /* suspended long polls (results, held step calls) */
     struct call_tracker *calls; /* step call replays and last call times, written in batches */
     struct http_server *server; /* set once listening, for metrics */
+    struct backlog *backlog;    /* the backlog gauges of /metrics (NULL: none shown) */
 };
 
 #endif

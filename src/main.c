@@ -1,5 +1,6 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
+#include "api/backlog.h"
 #include "api/call_tracker.h"
 #include "api/longpoll.h"
 #include "api/routes.h"
@@ -184,6 +185,7 @@ static int serve(const struct config *cfg)
                       .pool = store_pool_new(cfg->database_url, (int)cfg->db_pool_size)};
     app.longpoll = longpoll_start(app.pool);
     app.calls = call_tracker_start(app.pool, 1000);
+    app.backlog = backlog_start(app.pool);
     struct runner_config rcfg = {
         .database_url = cfg->database_url,
         .workers = cfg->workers,
@@ -256,11 +258,14 @@ static int serve(const struct config *cfg)
     app.runner = NULL;
     call_tracker_stop(app.calls);
     app.calls = NULL;
+    backlog_stop(app.backlog);
+    app.backlog = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
     runner_stop(app.runner, 0);
     call_tracker_stop(app.calls);
+    backlog_stop(app.backlog);
     longpoll_free(app.longpoll);
     store_pool_free(app.pool);
     wh_dest_set_global(NULL);
