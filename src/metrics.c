@@ -105,7 +105,7 @@ static int label_of(struct label_table *t, const char *value)
         cut[LABEL_MAX_TEXT] = '\0';
         value = cut;
     }
-    size_t pos;
+    size_t pos = LABEL_HASH;
     int slot = label_find(t, value, &pos);
     if (slot >= 0)
         return slot;
