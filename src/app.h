@@ -14,6 +14,7 @@ struct retention;
 struct batches;
 struct scheduler;
 struct http_server;
+struct backlog;
 
 struct app {
     const struct config *cfg;
@@ -25,6 +26,7 @@ struct app {
     struct batches *batches;     /* the bulk actions' worker */
     struct scheduler *scheduler; /* starts the due schedules' executions */
     struct http_server *server;  /* set once listening, for metrics */
+    struct backlog *backlog;     /* the backlog gauges of /metrics (NULL: none shown) */
 };
 
 #endif

@@ -1,5 +1,6 @@
 /* keeld: parse the configuration, apply migrations, start the HTTP server, and drain on
  * SIGTERM/SIGINT. */
+#include "api/backlog.h"
 #include "api/call_tracker.h"
 #include "ops/batches.h"
 #include "ops/retention.h"
@@ -189,6 +190,7 @@ static int serve(const struct config *cfg)
     app.calls = call_tracker_start(app.pool, 1000);
     if (cfg->retention_ms > 0)
         app.retention = retention_start(app.pool, cfg->retention_ms);
+    app.backlog = backlog_start(app.pool);
     struct runner_config rcfg = {
         .database_url = cfg->database_url,
         .workers = cfg->workers,
@@ -270,6 +272,8 @@ static int serve(const struct config *cfg)
     app.calls = NULL;
     retention_stop(app.retention);
     app.retention = NULL;
+    backlog_stop(app.backlog);
+    app.backlog = NULL;
     log_info("keeld stopped");
     rc = 0;
 out:
@@ -278,6 +282,7 @@ out:
     runner_stop(app.runner, 0);
     call_tracker_stop(app.calls);
     retention_stop(app.retention);
+    backlog_stop(app.backlog);
     longpoll_free(app.longpoll);
     store_pool_free(app.pool);
     wh_dest_set_global(NULL);

@@ -35,8 +35,9 @@ KEEL_BUILD_PACKAGES=(
 # What the examples' integration test needs besides (tests/integration/test_examples.c runs
 # the programs of examples/): the bash receiver's socat, openssl and jq (flock, base64 and od
 # are in Debian's essential packages), and python3; node comes through keel_ensure_node_runtime.
+# python3-yaml is for the check of docs/prometheus-alerts.yml (tests/docs/check_alerts.py).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-KEEL_EXAMPLE_PACKAGES=(jq socat openssl python3)
+KEEL_EXAMPLE_PACKAGES=(jq socat openssl python3 python3-yaml)
 # What the fuzz drivers need besides (fuzz/run, the "fuzz" stage of scripts/test): clang and
 # its libFuzzer and sanitizer runtimes (Debian 12 ships clang 14).
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -1,6 +1,7 @@
 /* Liveness and readiness. */
 #include "api/health.h"
 
+#include "api/backlog.h"
 #include "api/common.h"
 #include "app.h"
 #include "metrics.h"
@@ -49,6 +50,8 @@ void api_metrics(struct http_request *req)
     runner_webhook_stats(app->runner, &in_flight, &queued);
     struct buf b = BUF_INIT;
     metrics_render(&b, in_flight, queued, app->server ? http_server_in_flight(app->server) : 0);
+    if (app->backlog)
+        backlog_render(app->backlog, &b);
     http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }

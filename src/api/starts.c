@@ -7,7 +7,6 @@
 #include "api/tags.h"
 #include "app.h"
 #include "defn/duration.h"
-#include "metrics.h"
 #include "runner/input.h"
 #include "runner/runner.h"
 #include "store/stmt.h"
@@ -120,7 +119,6 @@ static void reply_started(struct http_request *req, PGconn *conn, const struct r
         return;
     }
     if (!in->skipped) {
-        metrics_execution_started();
         char *location = xasprintf("/v1/executions/%s", id);
         http_add_header(req, "Location", location);
         free(location);

@@ -6,6 +6,7 @@
 #include "runner/internal.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "util/alloc.h"
 #include "util/jsontext.h"
 #include "util/timeutil.h"
@@ -23,7 +24,8 @@ struct handler_ctx {
     char *execution_id;
     int64_t task_id;
     int attempt;
-    json_t *payload; /* the task's: {url, run, reason, key?, timeout_ms} */
+    json_t *payload;  /* the task's: {url, run, reason, key?, timeout_ms} */
+    int metrics_host; /* its label slot (metrics.h) */
 };
 
 static int64_t backoff_ms(int attempt)
@@ -49,6 +51,16 @@ static void on_handler_done(struct wh_result *res, void *user)
 {
     struct handler_ctx *h = user;
     struct runner *r = h->runner;
+    /* Any 2xx is a call taken, whatever its body. */
+    bool taken = res->http_status >= 200 && res->http_status < 300;
+    enum metrics_webhook outcome = res->outcome == WH_ABORTED ? METRICS_WEBHOOK_ABORTED
+                                   : res->http_status == 202  ? METRICS_WEBHOOK_ASYNC
+                                   : taken                    ? METRICS_WEBHOOK_OK
+                                                              : METRICS_WEBHOOK_FAILED;
+    metrics_webhook_host(
+        h->metrics_host,
+        metrics_webhook_result_of(outcome, res->http_status, wh_result_error_type(res)),
+        res->duration_ms * 1000);
     if (res->outcome == WH_ABORTED) {
         /* keeld is stopping: the task's lease runs out and the call is sent again. */
         free(h->execution_id);
@@ -59,7 +71,7 @@ static void on_handler_done(struct wh_result *res, void *user)
     json_t *events = json_array(), *tasks = json_array();
     json_t *data = call_data(h);
     /* Any 2xx: the handler took the call (what it answers is its business). */
-    if (res->http_status >= 200 && res->http_status < 300) {
+    if (taken) {
         json_object_set_new(data, "status", json_integer(res->http_status));
         json_array_append_new(events,
                               json_pack("{s:s, s:o}", "type", "handler_called", "data", data));
@@ -115,6 +127,7 @@ void handler_send(struct runner *r, struct job *j)
     h->task_id = j->task_id;
     h->attempt = attempt;
     h->payload = json_incref(j->payload);
+    h->metrics_host = metrics_host_label(url);
     req->done = on_handler_done;
     req->user = h;
     log_debug("calling a code execution's handler", "execution", j->execution_id, "reason",

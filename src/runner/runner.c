@@ -79,6 +79,8 @@ struct attempt_ctx {
     int attempt;
     bool compensation;
     char *token;
+    int metrics_workflow; /* label slots (metrics.h) */
+    int metrics_host;
 };
 
 static void on_webhook_done(struct wh_result *res, void *user)
@@ -86,11 +88,17 @@ static void on_webhook_done(struct wh_result *res, void *user)
     struct attempt_ctx *a = user;
     struct runner *r = a->runner;
     atomic_fetch_sub(&r->in_flight, 1);
-    metrics_webhook(res->outcome == WH_OK       ? METRICS_WEBHOOK_OK
-                    : res->outcome == WH_ASYNC  ? METRICS_WEBHOOK_ASYNC
-                    : res->outcome == WH_FAILED ? METRICS_WEBHOOK_FAILED
-                                                : METRICS_WEBHOOK_ABORTED,
-                    res->duration_ms * 1000);
+    enum metrics_webhook outcome = res->outcome == WH_OK       ? METRICS_WEBHOOK_OK
+                                   : res->outcome == WH_ASYNC  ? METRICS_WEBHOOK_ASYNC
+                                   : res->outcome == WH_FAILED ? METRICS_WEBHOOK_FAILED
+                                                               : METRICS_WEBHOOK_ABORTED;
+    int64_t us = res->duration_ms * 1000;
+    metrics_webhook(outcome, us);
+    metrics_webhook_host(
+        a->metrics_host,
+        metrics_webhook_result_of(outcome, res->http_status, wh_result_error_type(res)), us);
+    if (outcome != METRICS_WEBHOOK_ABORTED)
+        metrics_activity_attempt(a->metrics_workflow, us);
     if (res->outcome == WH_ABORTED) {
         /* keeld is stopping: the lease expires and a later holder sends the attempt again. */
         free(a->execution_id);
@@ -165,6 +173,8 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
     a->attempt = attempt;
     a->compensation = compensation;
     a->token = token ? xstrdup(token) : NULL;
+    a->metrics_workflow = metrics_workflow_label(workflow, version == 0);
+    a->metrics_host = metrics_host_label(url);
     req->done = on_webhook_done;
     req->user = a;
     atomic_fetch_add(&r->in_flight, 1);
@@ -204,8 +214,11 @@ void runner_committed(struct runner *r, struct transition_out *out, const char *
     out->dispatches = NULL;
     if (out->first_task_due_ms > 0)
         task_due(r, out->first_task_due_ms);
+    if (out->started)
+        metrics_execution_started(out->metrics_workflow);
     if (out->ended) {
-        metrics_execution_ended(engine_exec_status_name(out->status));
+        metrics_execution_ended(out->metrics_workflow, engine_exec_status_name(out->status),
+                                (time_now_ms() - out->created_ms) * 1000);
         runner_ended(r, execution_id);
     }
 }

@@ -1,6 +1,7 @@
 /* The transactional shell around engine_advance. */
 #include "runner/transition.h"
 
+#include "metrics.h"
 #include "runner/row_loader.h"
 
 #include "store/stmt.h"
@@ -822,6 +823,7 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         parent_path = xstrdup(PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
     }
     bool has_handler = !strcmp(PQgetvalue(r, 0, 11), "t");
+    int64_t created_ms = strtoll(PQgetvalue(r, 0, 12), NULL, 10);
     bool owned = !PQgetisnull(r, 0, 8) && !strcmp(PQgetvalue(r, 0, 8), env->owner);
     if (req->fenced && !owned) {
         rc = TRANSITION_LEASE_LOST;
@@ -849,7 +851,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
         in->kind =
             state_json && json_object_size(state_json) == 0 ? ENGINE_IN_START : ENGINE_IN_RETRY;
     }
-    if (state_json && json_object_size(state_json) == 0) {
+    bool fresh = state_json && json_object_size(state_json) == 0;
+    if (fresh) {
         /* Not started: nothing is stored yet. */
         engine_state_init(&st, d);
         have_state = true;
@@ -1178,6 +1181,12 @@ static enum transition_outcome apply_transition(const struct transition_env *env
     out->ended = p.ended;
     out->status = st.status;
     out->cancel_requested = st.cancel_requested;
+    out->started = fresh;
+    if (fresh || p.ended) {
+        /* Counted by the runner once committed (a batch rolled back runs again). */
+        out->metrics_workflow = metrics_workflow_label(wf, plan->code);
+        out->created_ms = created_ms;
+    }
     if (p.notify && !strcmp(task_owner, env->owner))
         out->first_task_due_ms = p.first_due_ms;
     rc = stale ? TRANSITION_STALE : TRANSITION_APPLIED;

@@ -69,6 +69,10 @@ struct transition_out {
     bool cancel_requested;     /* the execution is being cancelled (for heartbeat answers) */
     int64_t first_task_due_ms; /* > 0: tasks for this keeld were inserted, the first due then
                                   (its claimer is woken in-process: no NOTIFY) */
+    bool started;              /* the execution's first transition: it had never run */
+    int metrics_workflow;      /* when started or ended: its metrics label slot
+                                  (metrics_workflow_label) */
+    int64_t created_ms;        /* when started or ended: when the execution was created */
 };
 
 struct transition_request;

@@ -131,6 +131,10 @@ enum store_stmt {
                             timeout in ms, whether a key's step is pending */
     STMT_STEPS_NOTIFY,   /* $1 topics (text[]): NOTIFY keel_steps of each "<execution>/<key>"
                             whose step ended (delivered at COMMIT) */
+    STMT_BACKLOG,        /* $1 overdue after (ms) -> executions running, tasks due now (not
+                            leased), due longer than $1, age of the oldest due one (seconds, 0
+                            without any), tasks leased, tasks not yet due by kind (JSON
+                            {kind: n}), all cluster-wide (api/backlog.c) */
     STMT__COUNT
 };
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "prom.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -568,7 +569,8 @@ static void test_result_long_poll(void **state)
     assert_true(now_ms() - t0 < 10000);
 }
 
-/* Prometheus text: counters moved by the work done above, histograms cumulative. */
+/* Prometheus text, parsed strictly (prom.h): counters moved by the work done above, histograms
+ * cumulative. */
 static void test_metrics(void **state)
 {
     (void)state;
@@ -578,30 +580,29 @@ static void test_metrics(void **state)
     char ct[128];
     assert_true(hreply_header(&r, "Content-Type", ct, sizeof ct));
     assert_non_null(strstr(ct, "text/plain; version=0.0.4"));
-    const char *want[] = {"# TYPE keel_executions_started_total counter",
-                          "keel_executions_ended_total{status=\"completed\"} ",
-                          "keel_executions_ended_total{status=\"failed\"} ",
-                          "keel_webhook_attempts_total{outcome=\"ok\"} ",
-                          "keel_transition_duration_seconds_bucket{le=\"+Inf\"} ",
-                          "keel_http_requests_total{code=\"4xx\"} ",
-                          "keel_build_info{version="};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        if (!strstr(r.body, want[i]))
-            fail_msg("no \"%s\" in\n%s", want[i], r.body);
-    const char *started = strstr(r.body, "\nkeel_executions_started_total ");
-    assert_non_null(started);
-    assert_true(atoi(started + strlen("\nkeel_executions_started_total ")) >= 10);
-    const char *ok = strstr(r.body, "keel_webhook_attempts_total{outcome=\"ok\"} ");
-    assert_true(atoi(ok + strlen("keel_webhook_attempts_total{outcome=\"ok\"} ")) >= 20);
-    /* Buckets never decrease. */
-    long prev = -1;
-    for (const char *p = strstr(r.body, "keel_webhook_duration_seconds_bucket"); p;
-         p = strstr(p + 1, "keel_webhook_duration_seconds_bucket")) {
-        long v = atol(strchr(p, '}') + 2);
-        assert_true(v >= prev);
-        prev = v;
-    }
-    assert_true(prev >= 20);
+    struct prom p;
+    char *why = NULL;
+    if (prom_parse(r.body, &p, &why) < 0 || prom_check_histograms(&p, &why) < 0)
+        fail_msg("%s in\n%s", why, r.body);
+    const char *families[] = {"keel_executions_started_total", "keel_executions_ended_total",
+                              "keel_webhook_attempts_total",   "keel_transition_duration_seconds",
+                              "keel_http_requests_total",      "keel_build_info"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (!json_object_get(p.types, families[i]))
+            fail_msg("no # TYPE %s in\n%s", families[i], r.body);
+    assert_string_equal(
+        json_string_value(json_object_get(p.types, "keel_executions_started_total")), "counter");
+    assert_true(prom_sum(&p, "keel_executions_started_total", "") >= 10);
+    assert_true(prom_sum(&p, "keel_executions_ended_total", "status=completed") >= 10);
+    assert_int_equal(prom_count(&p, "keel_http_requests_total", "code=4xx"), 1);
+    assert_int_equal(prom_count(&p, "keel_build_info", ""), 1);
+    double v = 0;
+    assert_true(prom_get(&p, "keel_webhook_attempts_total", "outcome=ok", &v));
+    assert_true(v >= 20);
+    assert_true(prom_get(&p, "keel_webhook_duration_seconds_bucket", "le=+Inf", &v));
+    assert_true(v >= 20);
+    assert_true(prom_get(&p, "keel_transition_duration_seconds_bucket", "le=+Inf", &v));
+    prom_free(&p);
     hreply_free(&r);
 }
 
