@@ -51,6 +51,20 @@ static void purge_round(struct retention *r)
         if (n < RETENTION_BATCH || stopping(r))
             break;
     }
+    /* Then the schedules' events and the completed batches, as old. */
+    for (;;) {
+        long n = purge_operations_before(conn, r->retention_ms, &why);
+        if (n < 0) {
+            log_warn("retention: purging old schedule events or batches failed; retrying in the "
+                     "next round",
+                     "error", why);
+            free(why);
+            break;
+        }
+        metrics_purged(METRICS_PURGE_RETENTION, 0, n);
+        if (n == 0 || stopping(r))
+            break;
+    }
     store_release(r->pool, conn);
 }
 

@@ -2,7 +2,8 @@
  * ago than the retention, with everything that is theirs, a small batch per transaction, the
  * oldest first. Batches lock only ended executions and skip any another session holds, so a
  * running execution is never touched and the engine's transactions never wait for the purge.
- * Several keelds may run it at once: they take disjoint batches. */
+ * Several keelds may run it at once: they take disjoint batches. Schedules' events and
+ * completed bulk-action batches older than the retention go too, a thousand rows at a time. */
 #ifndef KEEL_OPS_RETENTION_H
 #define KEEL_OPS_RETENTION_H
 

@@ -122,3 +122,29 @@ long purge_ended_before(PGconn *conn, int64_t older_than_ms, int limit, struct p
     c->other += add.other;
     return add.executions;
 }
+
+long purge_operations_before(PGconn *conn, int64_t older_than_ms, char **why)
+{
+    char ms[24];
+    snprintf(ms, sizeof ms, "%lld", (long long)older_than_ms);
+    const char *params[] = {ms};
+    PGresult *r = store_run(conn, STMT_PURGE_SCHEDULE_EVENTS, 1, params);
+    if (!store_ok(r)) {
+        *why = store_error(r, conn);
+        PQclear(r);
+        return -1;
+    }
+    long n = atol(PQcmdTuples(r));
+    PQclear(r);
+    if (n > 0)
+        return n;
+    r = store_run(conn, STMT_PURGE_BATCH, 1, params);
+    if (!store_ok(r) || PQntuples(r) != 1) {
+        *why = store_error(r, conn);
+        PQclear(r);
+        return -1;
+    }
+    n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}

@@ -33,4 +33,10 @@ enum purge_result purge_execution(PGconn *conn, const char *id, struct purge_cou
 long purge_ended_before(PGconn *conn, int64_t older_than_ms, int limit, struct purge_counts *c,
                         char **why);
 
+/* Removes up to 1,000 rows that operations left behind more than older_than_ms ago: schedule
+ * events, or the items (then the row) of the batch that completed longest ago. Returns how many
+ * it removed (0: none is left), or -1 with *why set (caller frees). One statement, its own
+ * transaction. */
+long purge_operations_before(PGconn *conn, int64_t older_than_ms, char **why);
+
 #endif

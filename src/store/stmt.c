@@ -543,6 +543,21 @@ static const struct {
                              "SELECT id FROM executions WHERE status <> 'running' AND "
                              "completed_at < now() - $1::bigint * interval '1 millisecond' "
                              "ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED"},
+    /* Up to 1,000 schedule events older than $1 ms. */
+    [STMT_PURGE_SCHEDULE_EVENTS] = {"purge_schedule_events",
+                                    "DELETE FROM schedule_events WHERE ctid = ANY(ARRAY(SELECT "
+                                    "ctid FROM schedule_events WHERE at < now() - $1::bigint * "
+                                    "interval '1 millisecond' LIMIT 1000))"},
+    /* Up to 1,000 items of the batch that completed longest ago, more than $1 ms ago; the
+     * batch itself once it has no more. */
+    [STMT_PURGE_BATCH] = {"purge_batch",
+                          "WITH b AS (SELECT id FROM batches WHERE status = 'completed' AND "
+                          "completed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY "
+                          "completed_at LIMIT 1), i AS (DELETE FROM batch_items WHERE ctid = "
+                          "ANY(ARRAY(SELECT ctid FROM batch_items WHERE batch_id IN (SELECT id "
+                          "FROM b) LIMIT 1000)) RETURNING 1), d AS (DELETE FROM batches WHERE id "
+                          "IN (SELECT id FROM b) AND (SELECT count(*) FROM i) < 1000 RETURNING 1) "
+                          "SELECT (SELECT count(*) FROM i) + (SELECT count(*) FROM d)"},
     [STMT_PURGE] = {"purge",
                     "WITH ev AS (DELETE FROM events WHERE execution_id = ANY($1::text[]) "
                     "RETURNING 1), st AS (DELETE FROM steps WHERE execution_id = "

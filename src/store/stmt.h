@@ -8,38 +8,41 @@
 #include <libpq-fe.h>
 
 enum store_stmt {
-    STMT_WORKFLOW_LOCK,        /* $1 name: serialise registrations of one name */
-    STMT_WORKFLOW_LATEST,      /* $1 name -> version, digest, json */
-    STMT_WORKFLOW_VERSION,     /* $1 name, $2 version -> version, digest, json */
-    STMT_WORKFLOW_INSERT,      /* $1 name, $2 version, $3 definition, $4 digest */
-    STMT_WORKFLOW_LIST,        /* $1 after name ('' = first), $2 limit -> json */
-    STMT_WORKFLOW_DEFN,        /* $1 name, $2 version -> definition text */
-    STMT_EXEC_INSERT,          /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
-                                  $5 now, $6 owner, $7 tags or NULL -> id, version; none when the workflow
-                                  (version)          does not exist or the id does */
-    STMT_EXEC_SAME_START,      /* $1 id, $2 workflow, $3 input, $4 tags -> same (bool) */
-    STMT_EXEC_INSERT_CODE,     /* $1 id, $2 name, $3 input, $4 now, $5 owner, $6 handler or NULL,
-                                  $7 tags or NULL -> id (none: exists) */
-    STMT_EXEC_SAME_CODE_START, /* $1 id, $2 name, $3 input, $4 handler, $5 tags -> a code
-                                  execution with all of them */
-    STMT_EXEC_LOCK,            /* $1 id, $2 task id: locks the execution, then the task */
-    STMT_EXEC_LOCKED_READ,     /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
-                                  read after the lock, with the step rows it starts from */
-    STMT_EXEC_APPLY,           /* the writes of one transition (runner/batch_writes.c) */
-    STMT_BATCH_APPLY,          /* the writes of a batch of transitions (runner/batch_writes.c) */
-    STMT_EXEC_JSON,            /* $1 id -> the execution as API JSON with steps */
-    STMT_EXEC_LIST,            /* filters ($1-$4, $8-$10) and keyset ($5-$7) -> json rows */
-    STMT_EXEC_LIST_TAGGED,     /* as STMT_EXEC_LIST, through the rows of tag $11:$12 */
-    STMT_TAGS_RAREST,          /* $1 keys (text[]), $2 values (text[]) -> the 1-based index
-                                  of the tag with the fewest executions (up to 1,000) */
-    STMT_PURGE_LOCK_ONE,       /* $1 id -> status; the execution locked */
-    STMT_PURGE_LOCK_OLD,       /* $1 ms, $2 limit -> ids of executions ended more than $1 ms
-                                  ago, oldest first, locked (SKIP LOCKED) */
-    STMT_PURGE,                /* $1 ids (text[], locked and ended) -> executions, events, steps,
-                                  other rows removed */
-    STMT_BATCH_COUNT,          /* EXEC_FILTER's $1-$4, $8-$10, $11 ids, $7 created up to, $5 $6
-                                  cursor -> count */
-    STMT_BATCH_PAGE,           /* as STMT_BATCH_COUNT, $12 limit -> id, created_at (ascending) */
+    STMT_WORKFLOW_LOCK,         /* $1 name: serialise registrations of one name */
+    STMT_WORKFLOW_LATEST,       /* $1 name -> version, digest, json */
+    STMT_WORKFLOW_VERSION,      /* $1 name, $2 version -> version, digest, json */
+    STMT_WORKFLOW_INSERT,       /* $1 name, $2 version, $3 definition, $4 digest */
+    STMT_WORKFLOW_LIST,         /* $1 after name ('' = first), $2 limit -> json */
+    STMT_WORKFLOW_DEFN,         /* $1 name, $2 version -> definition text */
+    STMT_EXEC_INSERT,           /* $1 id, $2 workflow, $3 version or NULL for the latest, $4 input,
+                                   $5 now, $6 owner, $7 tags or NULL -> id, version; none when the workflow
+                                   (version)          does not exist or the id does */
+    STMT_EXEC_SAME_START,       /* $1 id, $2 workflow, $3 input, $4 tags -> same (bool) */
+    STMT_EXEC_INSERT_CODE,      /* $1 id, $2 name, $3 input, $4 now, $5 owner, $6 handler or NULL,
+                                   $7 tags or NULL -> id (none: exists) */
+    STMT_EXEC_SAME_CODE_START,  /* $1 id, $2 name, $3 input, $4 handler, $5 tags -> a code
+                                   execution with all of them */
+    STMT_EXEC_LOCK,             /* $1 id, $2 task id: locks the execution, then the task */
+    STMT_EXEC_LOCKED_READ,      /* $1 id, $2 task id, $3 paths (text[]) -> row for a transition,
+                                   read after the lock, with the step rows it starts from */
+    STMT_EXEC_APPLY,            /* the writes of one transition (runner/batch_writes.c) */
+    STMT_BATCH_APPLY,           /* the writes of a batch of transitions (runner/batch_writes.c) */
+    STMT_EXEC_JSON,             /* $1 id -> the execution as API JSON with steps */
+    STMT_EXEC_LIST,             /* filters ($1-$4, $8-$10) and keyset ($5-$7) -> json rows */
+    STMT_EXEC_LIST_TAGGED,      /* as STMT_EXEC_LIST, through the rows of tag $11:$12 */
+    STMT_TAGS_RAREST,           /* $1 keys (text[]), $2 values (text[]) -> the 1-based index
+                                   of the tag with the fewest executions (up to 1,000) */
+    STMT_PURGE_LOCK_ONE,        /* $1 id -> status; the execution locked */
+    STMT_PURGE_LOCK_OLD,        /* $1 ms, $2 limit -> ids of executions ended more than $1 ms
+                                   ago, oldest first, locked (SKIP LOCKED) */
+    STMT_PURGE_SCHEDULE_EVENTS, /* $1 ms: up to 1,000 schedule events older -> (deleted) */
+    STMT_PURGE_BATCH,           /* $1 ms: up to 1,000 rows of the oldest batch completed before ->
+                                   rows removed */
+    STMT_PURGE,                 /* $1 ids (text[], locked and ended) -> executions, events, steps,
+                                   other rows removed */
+    STMT_BATCH_COUNT,           /* EXEC_FILTER's $1-$4, $8-$10, $11 ids, $7 created up to, $5 $6
+                                   cursor -> count */
+    STMT_BATCH_PAGE,            /* as STMT_BATCH_COUNT, $12 limit -> id, created_at (ascending) */
     STMT_BATCH_INSERT,      /* $1 id, $2 action, $3 filter, $4 reason, $5 matched, $6 now, $7 owner
                                (the keeld that starts on it) -> json */
     STMT_BATCH_GET,         /* $1 id -> json */

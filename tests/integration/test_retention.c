@@ -232,6 +232,23 @@ static void test_retention_age(void **state)
     wait_sql(db, "0", "SELECT count(*) FROM executions WHERE id = 'age-0'");
     assert_sql(db, "completed", "SELECT status FROM executions WHERE id = 'age-1'");
     assert_sql(db, "0", orphans_sql);
+
+    /* A schedule's old events and an old completed batch go too; recent ones stay. */
+    http_post_expect(k.base_url, "/v1/schedules",
+                     "{\"id\": \"s\", \"workflow\": \"quick\", \"cron\": \"@yearly\"}", 201, NULL);
+    http_post_expect(k.base_url, "/v1/schedules/s/pause", "", 200, NULL);
+    struct hreply r =
+        http_post_want(k.base_url, "/v1/executions/terminate", "{\"ids\": [\"age-1\"]}", 202);
+    hreply_free(&r);
+    wait_sql(db, "1", "SELECT count(*) FROM batches WHERE status = 'completed'");
+    wait_sql(db, "1", "SELECT count(*) FROM batch_items");
+    free(harness_sql_value(db, "UPDATE schedule_events SET at = now() - interval '2 hours' "
+                               "WHERE type = 'created' RETURNING 1"));
+    free(harness_sql_value(db, "UPDATE batches SET completed_at = now() - interval '2 hours' "
+                               "RETURNING 1"));
+    wait_sql(db, "0", "SELECT count(*) FROM batches");
+    wait_sql(db, "0", "SELECT count(*) FROM batch_items");
+    wait_sql(db, "paused", "SELECT string_agg(type, ',') FROM schedule_events");
     stack_stop(&db, &k, &receiver);
 }
 
