@@ -218,6 +218,16 @@ void runner_webhook_stats(struct runner *r, long *in_flight, long *queued)
     *queued = st.queued;
 }
 
+void runner_set_host_limits(struct runner *r, struct wh_host_limits *limits)
+{
+    wh_dispatcher_set_limits(r->wh, limits);
+}
+
+size_t runner_host_limit_stats(struct runner *r, struct wh_limit_stats **out)
+{
+    return wh_dispatcher_limit_stats(r->wh, out);
+}
+
 void runner_ended(struct runner *r, const char *execution_id)
 {
     if (r->cfg.on_execution_ended)
@@ -243,6 +253,8 @@ void runner_submit(struct runner *r, struct runner_input *in)
 struct runner *runner_start(const struct runner_config *cfg, char **why)
 {
     struct runner *r = xcalloc(1, sizeof *r);
+    /* The host limits are the runner's from here on, whatever happens. */
+    struct wh_host_limits *host_limits = cfg->host_limits;
     r->cfg = *cfg;
     char rnd[9];
     ids_random_hex(4, rnd);
@@ -250,7 +262,9 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     snprintf(r->owner, sizeof r->owner, "%s:%d:%s", host, (int)getpid(), rnd);
+    r->cfg.host_limits = NULL;
     if (cfg->webhook_secret && wh_secrets_parse(cfg->webhook_secret, &r->secrets, why) < 0) {
+        wh_host_limits_free(host_limits);
         free(r);
         return NULL;
     }
@@ -286,6 +300,9 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         *why = xstrdup("cannot start the webhook dispatcher");
         goto fail;
     }
+    /* Before anything can be sent. */
+    wh_dispatcher_set_limits(r->wh, host_limits);
+    host_limits = NULL;
     /* Take the liveness lock before anything is leased. Another live session holding the same
      * lock means two owner ids hash alike: pick another id. A database that cannot be reached
      * now is left to the claimer, which claims nothing until it holds the lock. */
@@ -317,6 +334,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     log_info("runner started", "owner", r->owner);
     return r;
 fail:
+    wh_host_limits_free(host_limits);
     liveness_free(r->liveness);
     defcache_free(r->defs);
     store_pool_free(r->pool);
