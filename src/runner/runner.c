@@ -220,6 +220,7 @@ void runner_webhook_stats(struct runner *r, long *in_flight, long *queued)
 
 void runner_set_host_limits(struct runner *r, struct wh_host_limits *limits)
 {
+    atomic_store(&r->has_host_limits, limits && limits->n > 0);
     wh_dispatcher_set_limits(r->wh, limits);
 }
 
@@ -301,6 +302,8 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         goto fail;
     }
     /* Before anything can be sent. */
+    atomic_init(&r->has_host_limits, host_limits && host_limits->n > 0);
+    r->shared_by = 1;
     wh_dispatcher_set_limits(r->wh, host_limits);
     host_limits = NULL;
     /* Take the liveness lock before anything is leased. Another live session holding the same
@@ -322,8 +325,11 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     }
     /* Registered before anything can be started with this keeld as its owner. */
     char *hwhy = NULL;
-    if (liveness_heartbeat(r->liveness, cfg->lease_grace_ms, &hwhy) == 0)
+    if (liveness_heartbeat(r->liveness, cfg->lease_grace_ms, &hwhy) == 0) {
         atomic_store(&r->live, true);
+        /* Its share of the host limits before it sends anything. */
+        share_host_limits(r);
+    }
     free(hwhy);
     r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
     for (long i = 0; i < cfg->workers; i++)

@@ -565,6 +565,13 @@ static const struct {
                              "AND NOT EXISTS (SELECT 1 FROM keelds k WHERE k.owner = e.owner) "
                              "AND hashtext(e.owner)::oid NOT IN (SELECT objid FROM live) "
                              "ON CONFLICT (owner) DO NOTHING RETURNING owner"},
+    /* The live keelds, for dividing the host limits among them: alive by their lock and their
+     * heartbeat, this one always; ranked by owner id in byte order (the same on every keeld). */
+    [STMT_KEELDS_LIVE] = {"keelds_live",
+                          "WITH " LIVE_KEELDS " SELECT 1 + count(*), count(*) FILTER (WHERE "
+                          "k.owner COLLATE \"C\" < $1 COLLATE \"C\") FROM keelds k WHERE "
+                          "k.owner <> $1 AND k.alive_until >= now() AND hashtext(k.owner)::oid "
+                          "IN (SELECT objid FROM live)"},
     [STMT_TASK_RELEASE] = {"task_release",
                            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL "
                            "WHERE id = $1::bigint AND lease_owner = $2"},

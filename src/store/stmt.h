@@ -54,6 +54,8 @@ enum store_stmt {
     STMT_KEELDS_FORGET,   /* $1 own owner: drop dead keelds that own nothing running */
     STMT_KEELDS_ORPHANS,  /* $1 own owner: register owners of running executions that have no
                              keelds row and no liveness lock, as dead -> owners */
+    STMT_KEELDS_LIVE,     /* $1 own owner -> how many keelds are alive (this one included), and
+                             how many of them have an owner id before this one's */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */
@@ -64,16 +66,16 @@ enum store_stmt {
     STMT_TASKS_REALIGN,         /* $1 own owner: tasks queued between executions, unleased, move to
                                    their execution's owner (this keeld for an execution not running
                                    whose task's owner is gone) -> ids moved */
-    STMT_CHILD_START,  /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
-                          $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
-                          finds the step's last one) and queues its child_start, or queues the
-                          parent's child_ended with why it cannot start -> id, version, whether
-                          it existed (no row when it cannot start) */
-    STMT_CHILD_STOP,   /* $1 parent, $2 step path, $3 task kind, $4 payload, $5 now, $6 owner
-                          if none: queued for the step's running child */
-    STMT_CHILD_REPORT, /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
-                          child's row), $5 now, $6 owner if none: queues the parent's
-                          child_ended while the parent runs */
+    STMT_CHILD_START,    /* $1 child id, $2 workflow, $3 version or NULL, $4 input, $5 parent,
+                            $6 step path, $7 max depth, $8 owner, $9 now: creates the child (or
+                            finds the step's last one) and queues its child_start, or queues the
+                            parent's child_ended with why it cannot start -> id, version, whether
+                            it existed (no row when it cannot start) */
+    STMT_CHILD_STOP,     /* $1 parent, $2 step path, $3 task kind, $4 payload, $5 now, $6 owner
+                            if none: queued for the step's running child */
+    STMT_CHILD_REPORT,   /* $1 child id, $2 parent, $3 step path, $4 payload or NULL (from the
+                            child's row), $5 now, $6 owner if none: queues the parent's
+                            child_ended while the parent runs */
     STMT_STEP_CALL_READ, /* $1 execution, $2 key, $3 request or NULL -> kind, status,
                             cancel_requested, and the key's row (when there is one): kind,
                             status, request equal to $3, activity url, differs flag, seconds
