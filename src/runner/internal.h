@@ -27,6 +27,9 @@ enum job_kind {
     JOB_INPUT,    /* an input from the API (runner/input.h); execution_id NULL until resolved */
     JOB_HANDLER_RESULT, /* a code execution's handler call finished: payload {"events",
                            "tasks"} to journal, task_id the handler_call task to consume */
+    JOB_CAPACITY,       /* an attempt (step_id, attempt, compensation) waits for the capacity of
+                           its host: payload {host, limit, concurrency, rate}; or, payload NULL,
+                           it was sent after waiting */
 };
 
 struct job {

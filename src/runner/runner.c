@@ -121,6 +121,34 @@ static void on_webhook_done(struct wh_result *res, void *user)
         wake_claimer(r);
 }
 
+/* An attempt waits for the capacity of its host, or was sent after waiting (on the dispatcher
+ * thread): the execution's worker journals it, off the path of attempts that go at once. */
+static void on_webhook_capacity(const struct wh_capacity *c, void *user)
+{
+    struct attempt_ctx *a = user;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_CAPACITY;
+    j->execution_id = xstrdup(a->execution_id);
+    j->step_id = xstrdup(a->step_id);
+    j->attempt = a->attempt;
+    j->compensation = a->compensation;
+    if (c->phase == WH_CAPACITY_WAITING && c->limit) {
+        const struct wh_host_limit *l = c->limit;
+        char rate[32];
+        snprintf(rate, sizeof rate, "%ld/%s", l->rate,
+                 l->rate_period_ms == 1000    ? "s"
+                 : l->rate_period_ms == 60000 ? "m"
+                                              : "h");
+        char *limit = xasprintf("%s=%s", l->name, l->limit_text);
+        j->payload =
+            json_pack("{s:s, s:s, s:o, s:o}", "host", c->host, "limit", limit, "concurrency",
+                      l->concurrency ? json_integer(l->concurrency) : json_null(), "rate",
+                      l->rate ? json_string(rate) : json_null());
+        free(limit);
+    }
+    push_job(a->runner, j);
+}
+
 void send_attempt(struct runner *r, const char *execution_id, const char *workflow, int version,
                   const char *step_id, int attempt, bool compensation, const json_t *payload,
                   const char *token)
@@ -166,6 +194,7 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
     a->compensation = compensation;
     a->token = token ? xstrdup(token) : NULL;
     req->done = on_webhook_done;
+    req->capacity = on_webhook_capacity;
     req->user = a;
     atomic_fetch_add(&r->in_flight, 1);
     wh_dispatcher_submit(r->wh, req);
