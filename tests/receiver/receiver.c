@@ -27,6 +27,7 @@
 #include "webhook/sign.h"
 
 #define MAX_BODY_BYTES (8 * 1024 * 1024)
+#define MAX_ARRIVALS   100000
 
 static void usage(FILE *out)
 {
@@ -68,10 +69,15 @@ static void usage(FILE *out)
         "Control:\n"
         "  GET /_stats         {\"deliveries\", \"bad_signatures\", \"applied\", \"duplicates\",\n"
         "                       \"token_calls\", \"token_calls_failed\",\n"
+        "                       \"in_progress\" (webhooks being answered now),\n"
+        "                       \"max_in_progress\" (the most at once since the start or reset),\n"
         "                       \"keys\": {key: {\"deliveries\", \"applied\", \"task_token\"?,\n"
         "                       \"task_tokens\"?: [every token, in order], \"token_status\"?}}}\n"
-        "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key\n"
-        "  POST /_reset        forgets everything\n"
+        "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key;\n"
+        "                      ?arrivals=1 adds \"arrivals\": [{\"key\", \"at_ms\"}] (Unix ms),\n"
+        "                      every webhook in the order it arrived (the first 100,000)\n"
+        "  POST /_reset        forgets everything (max_in_progress starts again from the\n"
+        "                      webhooks being answered)\n"
         "  GET /healthz        200\n",
         out);
 }
@@ -89,6 +95,12 @@ struct key_entry {
     char key[];
 };
 
+/* A webhook as it arrived: its Idempotency-Key and when (Unix ms). */
+struct arrival {
+    char *key;
+    int64_t at_ms;
+};
+
 static struct {
     pthread_mutex_t mu;
     struct key_entry **buckets;
@@ -100,6 +112,10 @@ static struct {
     int64_t duplicates;
     int64_t token_calls;        /* completions the receiver sent through task tokens */
     int64_t token_calls_failed; /* ...answered other than 2xx, or not at all */
+    int64_t in_progress;        /* webhooks being answered now */
+    int64_t max_in_progress;    /* the most at once since the start or the last reset */
+    struct arrival *arrivals;   /* every webhook in order of arrival (at most MAX_ARRIVALS) */
+    size_t n_arrivals, arrivals_cap;
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static struct wh_secrets *secrets;
@@ -168,6 +184,12 @@ static void state_reset(void)
     st.nbuckets = st.nkeys = 0;
     st.deliveries = st.bad_signatures = st.applied = st.duplicates = 0;
     st.token_calls = st.token_calls_failed = 0;
+    st.max_in_progress = st.in_progress;
+    for (size_t i = 0; i < st.n_arrivals; i++)
+        free(st.arrivals[i].key);
+    free(st.arrivals);
+    st.arrivals = NULL;
+    st.n_arrivals = st.arrivals_cap = 0;
     pthread_mutex_unlock(&st.mu);
 }
 
@@ -224,16 +246,26 @@ static void stats_entry(struct buf *b, const struct key_entry *e, bool *first)
     buf_putc(b, '}');
 }
 
-static char *stats_json(bool with_keys, const char *only_key)
+static char *stats_json(bool with_keys, const char *only_key, bool with_arrivals)
 {
     struct buf b = BUF_INIT;
     pthread_mutex_lock(&st.mu);
     buf_printf(&b,
                "{\"deliveries\":%" PRId64 ",\"bad_signatures\":%" PRId64 ",\"applied\":%" PRId64
                ",\"duplicates\":%" PRId64 ",\"token_calls\":%" PRId64
-               ",\"token_calls_failed\":%" PRId64,
+               ",\"token_calls_failed\":%" PRId64 ",\"in_progress\":%" PRId64
+               ",\"max_in_progress\":%" PRId64,
                st.deliveries, st.bad_signatures, st.applied, st.duplicates, st.token_calls,
-               st.token_calls_failed);
+               st.token_calls_failed, st.in_progress, st.max_in_progress);
+    if (with_arrivals) {
+        buf_puts(&b, ",\"arrivals\":[");
+        for (size_t i = 0; i < st.n_arrivals; i++) {
+            buf_puts(&b, i ? ",{\"key\":\"" : "{\"key\":\"");
+            buf_json_escape(&b, st.arrivals[i].key);
+            buf_printf(&b, "\",\"at_ms\":%" PRId64 "}", st.arrivals[i].at_ms);
+        }
+        buf_putc(&b, ']');
+    }
     if (with_keys) {
         bool first = true;
         buf_puts(&b, ",\"keys\":{");
@@ -420,8 +452,10 @@ static enum MHD_Result answer_control(struct MHD_Connection *c, const char *meth
     if (strcmp(url, "/_stats") == 0 && strcmp(method, "GET") == 0) {
         const char *keys = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "keys");
         const char *only = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
+        const char *arrivals = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "arrivals");
         bool with_keys = !(keys && strcmp(keys, "0") == 0);
-        return reply_owned(c, 200, "application/json", stats_json(with_keys, only));
+        bool with_arrivals = arrivals && strcmp(arrivals, "1") == 0;
+        return reply_owned(c, 200, "application/json", stats_json(with_keys, only, with_arrivals));
     }
     if (strcmp(url, "/_reset") == 0 && strcmp(method, "POST") == 0) {
         state_reset();
@@ -432,8 +466,34 @@ static enum MHD_Result answer_control(struct MHD_Connection *c, const char *meth
     return reply_problem(c, 404, "not_found", "no such control endpoint", url, false);
 }
 
+static enum MHD_Result answer_webhook_path(struct MHD_Connection *c, const char *url,
+                                           struct request *req);
+
+/* Answers a webhook, counting it in_progress meanwhile and recording its arrival. */
 static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
                                       struct request *req)
+{
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    pthread_mutex_lock(&st.mu);
+    if (++st.in_progress > st.max_in_progress)
+        st.max_in_progress = st.in_progress;
+    if (st.n_arrivals < MAX_ARRIVALS) {
+        if (st.n_arrivals == st.arrivals_cap) {
+            st.arrivals_cap = st.arrivals_cap ? st.arrivals_cap * 2 : 256;
+            st.arrivals = xrealloc(st.arrivals, st.arrivals_cap * sizeof(*st.arrivals));
+        }
+        st.arrivals[st.n_arrivals++] = (struct arrival){xstrdup(key ? key : ""), time_now_ms()};
+    }
+    pthread_mutex_unlock(&st.mu);
+    enum MHD_Result ret = answer_webhook_path(c, url, req);
+    pthread_mutex_lock(&st.mu);
+    st.in_progress--;
+    pthread_mutex_unlock(&st.mu);
+    return ret;
+}
+
+static enum MHD_Result answer_webhook_path(struct MHD_Connection *c, const char *url,
+                                           struct request *req)
 {
     const char *body = req->body.data ? req->body.data : "";
     size_t len = req->body.len;
