@@ -50,6 +50,7 @@ static void usage(FILE *out)
         "  /problem/TYPE       422 (or ?status=NNN) with a problem of that type;\n"
         "                      ?non_retryable=1 adds \"non_retryable\": true\n"
         "  /slow/MS            sleeps MS milliseconds, then as /ok\n"
+        "  /hold/MS            waits until POST /_release (or MS milliseconds), then as /ok\n"
         "  /async              202; the body's task_token is kept and shown by /_stats\n"
         "  /async-late/MS      as /async, but answers MS milliseconds after keeping the token\n"
         "  /token/WHEN         completes the attempt itself through POST <input.keeld>/v1/tasks/\n"
@@ -76,6 +77,7 @@ static void usage(FILE *out)
         "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key;\n"
         "                      ?arrivals=1 adds \"arrivals\": [{\"key\", \"at_ms\"}] (Unix ms),\n"
         "                      every webhook in the order it arrived (the first 100,000)\n"
+        "  POST /_release      lets every /hold/ request waiting now answer\n"
         "  POST /_reset        forgets everything (max_in_progress starts again from the\n"
         "                      webhooks being answered)\n"
         "  GET /healthz        200\n",
@@ -116,7 +118,9 @@ static struct {
     int64_t max_in_progress;    /* the most at once since the start or the last reset */
     struct arrival *arrivals;   /* every webhook in order of arrival (at most MAX_ARRIVALS) */
     size_t n_arrivals, arrivals_cap;
-} st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t releases; /* POST /_release calls: /hold/ waits for the next one */
+    pthread_cond_t released;
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER};
 
 static struct wh_secrets *secrets;
 static int64_t tolerance_s = 300;
@@ -457,6 +461,13 @@ static enum MHD_Result answer_control(struct MHD_Connection *c, const char *meth
         bool with_arrivals = arrivals && strcmp(arrivals, "1") == 0;
         return reply_owned(c, 200, "application/json", stats_json(with_keys, only, with_arrivals));
     }
+    if (strcmp(url, "/_release") == 0 && strcmp(method, "POST") == 0) {
+        pthread_mutex_lock(&st.mu);
+        st.releases++;
+        pthread_cond_broadcast(&st.released);
+        pthread_mutex_unlock(&st.mu);
+        return reply_text(c, 200, "application/json", "{\"released\":true}");
+    }
     if (strcmp(url, "/_reset") == 0 && strcmp(method, "POST") == 0) {
         state_reset();
         return reply_text(c, 200, "application/json", "{\"reset\":true}");
@@ -544,6 +555,25 @@ static enum MHD_Result answer_webhook_path(struct MHD_Connection *c, const char 
             return reply_problem(c, 400, "bad_path", "Bad /slow-first/MS", url, true);
         if (n == 1)
             sleep_ms(arg);
+    } else if (strncmp(url, "/hold/", 6) == 0) {
+        /* Held until the next POST /_release, or MS at most: a request kept on the wire for as
+         * long as a test needs, then let go at a moment it chooses. */
+        if (!parse_long(url + 6, 0, 3600000, &arg))
+            return reply_problem(c, 400, "bad_path", "Bad /hold/MS", url, true);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += arg / 1000;
+        until.tv_nsec += (arg % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&st.mu);
+        uint64_t seen = st.releases;
+        while (st.releases == seen &&
+               pthread_cond_timedwait(&st.released, &st.mu, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&st.mu);
     } else if (strncmp(url, "/slow/", 6) == 0) {
         if (!parse_long(url + 6, 0, 3600000, &arg))
             return reply_problem(c, 400, "bad_path", "Bad /slow/MS", url, true);
