@@ -79,13 +79,15 @@ struct attempt_ctx {
     int attempt;
     bool compensation;
     char *token;
+    bool waiting; /* held back by its host's limit (dispatcher thread only) */
 };
 
 static void on_webhook_done(struct wh_result *res, void *user)
 {
     struct attempt_ctx *a = user;
     struct runner *r = a->runner;
-    atomic_fetch_sub(&r->in_flight, 1);
+    if (!a->waiting)
+        atomic_fetch_sub(&r->in_flight, 1);
     metrics_webhook(res->outcome == WH_OK       ? METRICS_WEBHOOK_OK
                     : res->outcome == WH_ASYNC  ? METRICS_WEBHOOK_ASYNC
                     : res->outcome == WH_FAILED ? METRICS_WEBHOOK_FAILED
@@ -126,6 +128,17 @@ static void on_webhook_done(struct wh_result *res, void *user)
 static void on_webhook_capacity(const struct wh_capacity *c, void *user)
 {
     struct attempt_ctx *a = user;
+    /* An attempt held back by its host's limit leaves the claimer room (KEEL_MAX_IN_FLIGHT
+     * bounds what is on the wire): a backlog for one slow host must not stop the claiming of
+     * retries to other hosts, timers and the rest. */
+    a->waiting = c->phase == WH_CAPACITY_WAITING;
+    if (a->waiting) {
+        atomic_fetch_sub(&a->runner->in_flight, 1);
+        if (atomic_exchange(&a->runner->starved, false))
+            wake_claimer(a->runner);
+    } else {
+        atomic_fetch_add(&a->runner->in_flight, 1);
+    }
     struct job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_CAPACITY;
     j->execution_id = xstrdup(a->execution_id);

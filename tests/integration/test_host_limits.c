@@ -3,7 +3,8 @@
  * (the receiver sees exactly 3 at once, never more), every step completes, and the waits are
  * journaled (waiting_for_capacity, once per waiting attempt) and shown on the step while they
  * last; a rate of 5/s spaces 20 requests (checked from below only); SIGHUP reads the file again
- * (1 -> 4 while requests wait; a bad file keeps the limit in force); two keelds divide a limit;
+ * (1 -> 4 while requests wait; a bad file keeps the limit in force); a backlog for one host
+ * does not stop the claiming of a timer (KEEL_MAX_IN_FLIGHT); two keelds divide a limit;
  * a bad entry stops keeld at start, naming it. Nothing here bounds how long the machine takes. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,8 +263,9 @@ static int setup(void **state)
     snprintf(limits_path, sizeof limits_path, "%s/host-limits-%d.txt", cwd, (int)getpid());
     write_limits("# the receiver\n127.0.0.1=3\n");
     snprintf(limits_env, sizeof limits_env, "KEEL_HOST_LIMITS=@%s", limits_path);
-    static const char *env[] = {"KEEL_LEASE_GRACE_MS=300", NULL, NULL};
-    env[1] = limits_env;
+    /* A small KEEL_MAX_IN_FLIGHT: attempts waiting for a host must not use it up. */
+    static const char *env[] = {"KEEL_LEASE_GRACE_MS=300", "KEEL_MAX_IN_FLIGHT=8", NULL, NULL};
+    env[2] = limits_env;
     stack_start("keel_it_host_limits", env, &db, &keeld, &receiver);
     return 0;
 }
@@ -432,6 +434,41 @@ static void test_reload_while_waiting(void **state)
     assert_int_equal(receiver_number("max_in_progress"), 4);
 }
 
+static bool released_until_ended(void *arg)
+{
+    http_post_expect(receiver.base_url, "/_release", "{}", 200, NULL);
+    return ended(arg);
+}
+
+/* A backlog waiting for one host (more than KEEL_MAX_IN_FLIGHT) does not hold up the rest: a
+ * timer due meanwhile is claimed and fires, and its execution ends while the backlog waits. */
+static void test_backlog_holds_up_nothing_else(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    reload("127.0.0.1=1\n", 1, 0);
+    receiver_reset();
+    register_loop("backlog", "/hold/600000");
+    http_post_expect(keeld.base_url, "/v1/workflows",
+                     "{\"name\": \"napper\", \"steps\": [{\"id\": \"nap\", \"sleep\": \"100ms\"}]}",
+                     201, NULL);
+    start_loop("backlog", "backlog-1", N);
+    wait_metric(&keeld, "keel_host_limit_waiting", N - 1);
+    http_post_expect(keeld.base_url, "/v1/workflows/napper/executions", "{\"id\": \"nap-1\"}", 201,
+                     NULL);
+    char nap[] = "nap-1";
+    if (!wait_for(ended, nap, 60000))
+        fail_msg("a timer did not fire while %d attempts waited for another host", N - 1);
+    assert_sql(db, "completed", "SELECT status FROM executions WHERE id = 'nap-1'");
+    assert_int_equal(host_metric(&keeld, "keel_host_limit_waiting"), N - 1);
+    /* Let the backlog go, one held request after another. */
+    char id[] = "backlog-1";
+    if (!wait_for(released_until_ended, id, 300000))
+        fail_msg("backlog-1 did not end");
+    assert_completed("backlog-1", N);
+    assert_int_equal(receiver_number("max_in_progress"), 1);
+}
+
 /* Two keelds on one database divide a limit of 3: 2 and 1 (the shares add up to it), each
  * shown in its metrics; once the second stops, the first has it whole again. */
 static void test_two_keelds_divide(void **state)
@@ -487,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_concurrency_limit),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_reload_while_waiting),
+        cmocka_unit_test(test_backlog_holds_up_nothing_else),
         cmocka_unit_test(test_two_keelds_divide),
         cmocka_unit_test(test_bad_limits_refused_at_start),
     };
