@@ -74,6 +74,12 @@ static const struct option_def options[] = {
     {"max-in-flight-per-host", "KEEL_MAX_IN_FLIGHT_PER_HOST", OPT_LONG, "32", 1, 100000,
      OFF(max_in_flight_per_host),
      "Activity attempts on the wire at once to one scheme://host:port; more wait their turn."},
+    {"host-limits", "KEEL_HOST_LIMITS", OPT_STRING, NULL, 0, 0, OFF(host_limits),
+     "Limits per destination host, separated by spaces: HOST[:PORT]=CONCURRENCY, "
+     "HOST=RATE/s (or /m, /h) or HOST=CONCURRENCY,RATE/s, e.g. \"payments.internal=20,50/s "
+     "*.example.com=5\". Requests over a limit wait their turn (journaled as "
+     "waiting_for_capacity), never fail; several keelds divide each limit among them. "
+     "@/path/to/file reads them from a file, read again on SIGHUP. A bad entry stops keeld."},
     {"for-each-max-items", "KEEL_FOR_EACH_MAX_ITEMS", OPT_LONG, "10000", 1, 10000000,
      OFF(for_each_max_items),
      "The most items a for_each step may iterate over; an items array longer than this fails "

@@ -35,6 +35,7 @@ struct config {
     long lease_grace_ms;              /* an attempt's lease lasts its timeout plus this */
     long max_in_flight;               /* activity attempts on the wire at once */
     long max_in_flight_per_host;      /* the same to one scheme://host:port */
+    char *host_limits;                /* KEEL_HOST_LIMITS (or "@file"); NULL = none */
     long for_each_max_items;          /* the longest items array a for_each iterates over */
     long max_child_depth;             /* how deep child workflows may nest */
     bool no_migrate;                  /* do not apply migrations at start */

@@ -17,6 +17,7 @@
 #include "runner/runner.h"
 #include "store/pool.h"
 #include "webhook/destination.h"
+#include "webhook/host_limits.h"
 #include "webhook/sign.h"
 
 #include <pthread.h>
@@ -119,6 +120,29 @@ static bool webhook_secret_ok(const struct config *cfg)
     return true;
 }
 
+/* KEEL_HOST_LIMITS read again on SIGHUP: a file's new limits apply at once, to the requests
+ * waiting too; a file that cannot be read or holds a bad entry keeps the limits in force. */
+static void reload_host_limits(const struct config *cfg, struct runner *runner)
+{
+    if (!wh_host_limits_is_file(cfg->host_limits)) {
+        log_warn("SIGHUP: KEEL_HOST_LIMITS is not a file (@/path), so there is nothing to read "
+                 "again; the host limits stay as they are");
+        return;
+    }
+    struct wh_host_limits *limits = NULL;
+    char *why = NULL;
+    if (wh_host_limits_load(cfg->host_limits, &limits, &why) < 0) {
+        log_error("SIGHUP: the host limits were not reloaded; the previous ones stay in force",
+                  "error", why);
+        free(why);
+        return;
+    }
+    char n[24];
+    snprintf(n, sizeof n, "%zu", limits->n);
+    log_info("SIGHUP: host limits reloaded", "file", cfg->host_limits + 1, "entries", n);
+    runner_set_host_limits(runner, limits);
+}
+
 /* Each HTTP connection, database connection and webhook in flight holds a descriptor: raise
  * the soft limit to the hard one, so that the connection caps, not a default of 1024 open
  * files, decide how many clients are served. Warns when even that is below what the caps need. */
@@ -149,12 +173,21 @@ static int serve(const struct config *cfg)
     int rc = 1;
     if (!webhook_secret_ok(cfg))
         return 1;
+    /* A bad entry stops keeld before it touches the database, naming the entry. */
+    struct wh_host_limits *host_limits = NULL;
+    char *limits_why = NULL;
+    if (wh_host_limits_load(cfg->host_limits, &host_limits, &limits_why) < 0) {
+        log_error("KEEL_HOST_LIMITS (--host-limits) is refused", "error", limits_why);
+        free(limits_why);
+        return 2;
+    }
     /* Where activity webhooks may go; read by registration and the dispatcher. */
     struct wh_dest_policy *destinations = NULL;
     char *dest_why = NULL;
     if (wh_dest_policy_new(cfg->activity_allow, cfg->listen, &destinations, &dest_why) < 0) {
         log_error("KEEL_ACTIVITY_ALLOW (--activity-allow) is refused", "error", dest_why);
         free(dest_why);
+        wh_host_limits_free(host_limits);
         return 2;
     }
     wh_dest_set_global(destinations);
@@ -162,9 +195,11 @@ static int serve(const struct config *cfg)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigset_t wait_signals = stop_signals;
+    sigaddset(&wait_signals, SIGHUP);
     /* Blocked before any thread starts, so every thread inherits the mask and only sigwait
-     * below receives them. */
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+     * below receives them (SIGHUP: the host limits are read again). */
+    pthread_sigmask(SIG_BLOCK, &wait_signals, NULL);
 
     if (!cfg->no_migrate) {
         int mrc = migrate_database(cfg->database_url, 60);
@@ -176,6 +211,7 @@ static int serve(const struct config *cfg)
         if (mrc < 0) {
             wh_dest_set_global(NULL);
             wh_dest_policy_free(destinations);
+            wh_host_limits_free(host_limits);
             return 1;
         }
     }
@@ -191,12 +227,14 @@ static int serve(const struct config *cfg)
     if (cfg->retention_ms > 0)
         app.retention = retention_start(app.pool, cfg->retention_ms);
     app.backlog = backlog_start(app.pool);
+    size_t n_host_limits = host_limits->n;
     struct runner_config rcfg = {
         .database_url = cfg->database_url,
         .workers = cfg->workers,
         .lease_grace_ms = cfg->lease_grace_ms,
         .max_in_flight = cfg->max_in_flight,
         .max_in_flight_per_host = cfg->max_in_flight_per_host,
+        .host_limits = host_limits, /* taken */
         .for_each_max_items = cfg->for_each_max_items,
         .max_child_depth = cfg->max_child_depth,
         .webhook_secret = cfg->webhook_secret,
@@ -242,8 +280,20 @@ static int serve(const struct config *cfg)
     wh_dest_policy_set_own_port(destinations, http_server_port(server));
     log_info("keeld listening", "listen", cfg->listen, "port", port, "version", KEEL_VERSION);
 
+    if (n_host_limits > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", n_host_limits);
+        log_info("host limits in force", "entries", n, "source",
+                 wh_host_limits_is_file(cfg->host_limits) ? cfg->host_limits + 1
+                                                          : "KEEL_HOST_LIMITS");
+    }
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+        sigwait(&wait_signals, &sig);
+        if (sig != SIGHUP)
+            break;
+        reload_host_limits(cfg, app.runner);
+    }
     log_info("stopping: draining requests in flight", "signal", strsignal(sig));
     /* Order matters: refuse new requests, answer the long polls, then wait for the rest. */
     http_server_close(server);

@@ -603,3 +603,63 @@ void metrics_render(struct buf *out, long webhooks_in_flight, long webhooks_queu
         buf_printf(out, "keel_rows_purged_total{reason=\"%s\"} %llu\n", purge_names[i],
                    load(&registry.purged_rows[i]));
 }
+
+/* A label value as the text format wants it: backslash, quote and line feed escaped. */
+static void label_value(struct buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            buf_printf(out, "\\%c", *s);
+        else if (*s == '\n')
+            buf_puts(out, "\\n");
+        else
+            buf_putc(out, *s);
+    }
+}
+
+void metrics_render_host_limits(struct buf *out, const struct metrics_host_limit *v, size_t n)
+{
+    if (n == 0)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"keel_host_limit_in_flight", "gauge",
+         "Activity requests on the wire now to the hosts of a KEEL_HOST_LIMITS entry."},
+        {"keel_host_limit_waiting", "gauge",
+         "Activity requests waiting now for the capacity of a KEEL_HOST_LIMITS entry."},
+        {"keel_host_limit_waited_total", "counter",
+         "Activity requests that had to wait for the capacity of a KEEL_HOST_LIMITS entry."},
+        {"keel_host_limit_concurrency", "gauge",
+         "This keeld's share of the entry's concurrency (0: none; the limits are divided among "
+         "the live keelds)."},
+        {"keel_host_limit_rate_per_second", "gauge",
+         "This keeld's share of the entry's rate, in requests per second (0: none)."},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
+                   families[f].name, families[f].type);
+        for (size_t i = 0; i < n; i++) {
+            buf_printf(out, "%s{host=\"", families[f].name);
+            label_value(out, v[i].host);
+            buf_puts(out, "\"} ");
+            switch (f) {
+            case 0:
+                buf_printf(out, "%d\n", v[i].in_flight);
+                break;
+            case 1:
+                buf_printf(out, "%d\n", v[i].waiting);
+                break;
+            case 2:
+                buf_printf(out, "%llu\n", v[i].waited_total);
+                break;
+            case 3:
+                buf_printf(out, "%d\n", v[i].concurrency);
+                break;
+            default:
+                buf_printf(out, "%g\n", v[i].rate_per_second);
+                break;
+            }
+        }
+    }
+}

@@ -108,4 +108,18 @@ void metrics_batch(size_t n);
 void metrics_render(struct buf *out, long webhooks_in_flight, long webhooks_queued,
                     long http_in_flight);
 
+/* One host limit (KEEL_HOST_LIMITS) as the dispatcher holds it, labelled by its entry's host, so
+ * that the series are bounded by the configured entries. */
+struct metrics_host_limit {
+    const char *host;                /* "payments.internal", "*.example.com", "[::1]:8443" */
+    int in_flight;                   /* requests under it on the wire now */
+    int waiting;                     /* requests waiting for it now */
+    unsigned long long waited_total; /* requests that waited for it (since it was configured) */
+    int concurrency;                 /* this keeld's share of its concurrency; 0: none */
+    double rate_per_second;          /* this keeld's share of its rate; 0: none */
+};
+
+/* Appends the host limits' families (nothing when n is 0). */
+void metrics_render_host_limits(struct buf *out, const struct metrics_host_limit *v, size_t n);
+
 #endif

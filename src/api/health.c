@@ -52,6 +52,22 @@ void api_metrics(struct http_request *req)
     metrics_render(&b, in_flight, queued, app->server ? http_server_in_flight(app->server) : 0);
     if (app->backlog)
         backlog_render(app->backlog, &b);
+    struct wh_limit_stats *limits = NULL;
+    size_t n = runner_host_limit_stats(app->runner, &limits);
+    struct metrics_host_limit *hl = n ? xcalloc(n, sizeof *hl) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        hl[i] = (struct metrics_host_limit){
+            .host = limits[i].name,
+            .in_flight = limits[i].in_flight,
+            .waiting = limits[i].waiting,
+            .waited_total = (unsigned long long)limits[i].waited_total,
+            .concurrency = limits[i].concurrency_share,
+            .rate_per_second = limits[i].interval_us > 0 ? 1e6 / (double)limits[i].interval_us : 0,
+        };
+    }
+    metrics_render_host_limits(&b, hl, n);
+    free(hl);
+    free(limits);
     http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_free(&b);
 }

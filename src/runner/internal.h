@@ -27,6 +27,9 @@ enum job_kind {
     JOB_INPUT,    /* an input from the API (runner/input.h); execution_id NULL until resolved */
     JOB_HANDLER_RESULT, /* a code execution's handler call finished: payload {"events",
                            "tasks"} to journal, task_id the handler_call task to consume */
+    JOB_CAPACITY,       /* an attempt (step_id, attempt, compensation) waits for the capacity of
+                           its host: payload {host, limit, concurrency, rate}; or, payload NULL,
+                           it was sent after waiting */
 };
 
 struct job {
@@ -89,6 +92,10 @@ struct runner {
     pthread_cond_t keepalive_wake;
     atomic_bool live;          /* this keeld holds its liveness lock (nothing is claimed without) */
     struct liveness *liveness; /* used by the keepalive thread only (after runner_start) */
+    atomic_bool has_host_limits; /* KEEL_HOST_LIMITS has entries: they are divided among the
+                                    live keelds */
+    int shared_by;               /* how many keelds the host limits were last divided among
+                                    (keepalive thread, or runner_start before it) */
 };
 
 struct worker_queue {
@@ -112,6 +119,9 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
 /* Sends the handler call of a claimed handler_call task (runner/handler.c); its result comes
  * back as a JOB_HANDLER_RESULT. Takes j. */
 void handler_send(struct runner *r, struct job *j);
+/* Divides the host limits among the live keelds (their number, this one's rank), when there
+ * are host limits; on the liveness connection. */
+void share_host_limits(struct runner *r);
 /* Waits on cond (lock held) for at most ms. */
 void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
 

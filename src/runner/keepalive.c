@@ -28,6 +28,28 @@ static void taken_over(void *arg, const char *execution_id)
     push_job(r, j);
 }
 
+void share_host_limits(struct runner *r)
+{
+    if (!atomic_load(&r->has_host_limits))
+        return;
+    int keelds = 1, rank = 0;
+    char *why = NULL;
+    if (liveness_live_keelds(r->liveness, &keelds, &rank, &why) < 0) {
+        log_debug("cannot count the live keelds; the host limits stay divided as they are", "error",
+                  why);
+        free(why);
+        return;
+    }
+    wh_dispatcher_set_share(r->wh, keelds, rank);
+    if (keelds != r->shared_by) {
+        char n[16], k[16];
+        snprintf(n, sizeof n, "%d", keelds);
+        snprintf(k, sizeof k, "%d", rank);
+        log_info("host limits divided among the live keelds", "keelds", n, "rank", k);
+        r->shared_by = keelds;
+    }
+}
+
 /* Holds the liveness lock, pushes this keeld's heartbeat forward and takes over the executions
  * of dead keelds, on a connection of its own: a claimer or workers waiting for the pool must
  * not make this keeld look dead. */
@@ -60,6 +82,8 @@ void *keepalive_main(void *arg)
             bool orphans = now - last_orphans_ms >= orphans_every;
             long n = liveness_take_over_dead(r->liveness, orphans, taken_over, r, &why);
             live = n >= 0;
+            if (live)
+                share_host_limits(r);
             last_sweep_ms = now;
             if (orphans && live)
                 last_orphans_ms = now;

@@ -116,6 +116,21 @@ static PGresult *run_own(struct liveness *l, enum store_stmt stmt, const char *e
     return r;
 }
 
+int liveness_live_keelds(struct liveness *l, int *keelds, int *rank, char **why)
+{
+    if (!l->held) {
+        *why = xstrdup("the liveness lock is not held");
+        return -1;
+    }
+    PGresult *r = run_own(l, STMT_KEELDS_LIVE, NULL, why);
+    if (!r)
+        return -1;
+    *keelds = atoi(PQgetvalue(r, 0, 0));
+    *rank = atoi(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return 0;
+}
+
 long liveness_take_over_dead(struct liveness *l, bool orphans,
                              void (*taken)(void *arg, const char *execution_id), void *arg,
                              char **why)

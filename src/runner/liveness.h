@@ -27,6 +27,10 @@ bool liveness_hold(struct liveness *l, char **why);
  * Returns 0, or -1 with *why set (the connection is then dropped and retaken on the next
  * liveness_hold). */
 int liveness_heartbeat(struct liveness *l, long alive_ms, char **why);
+/* How many keelds are alive now, this one included (>= 1), and this one's rank among them
+ * (0-based, by owner id), for dividing the host limits. Returns 0, or -1 with *why set (the
+ * connection is then dropped). */
+int liveness_live_keelds(struct liveness *l, int *keelds, int *rank, char **why);
 /* Takes over the work of dead keelds (no liveness lock, or a heartbeat that ran out): frees
  * their task leases, makes this keeld the owner of their running executions (calling taken
  * for each, which must then send again the attempts they had in flight) and forgets the dead

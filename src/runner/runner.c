@@ -81,13 +81,15 @@ struct attempt_ctx {
     char *token;
     int metrics_workflow; /* label slots (metrics.h) */
     int metrics_host;
+    bool waiting; /* held back by its host's limit (dispatcher thread only) */
 };
 
 static void on_webhook_done(struct wh_result *res, void *user)
 {
     struct attempt_ctx *a = user;
     struct runner *r = a->runner;
-    atomic_fetch_sub(&r->in_flight, 1);
+    if (!a->waiting)
+        atomic_fetch_sub(&r->in_flight, 1);
     enum metrics_webhook outcome = res->outcome == WH_OK       ? METRICS_WEBHOOK_OK
                                    : res->outcome == WH_ASYNC  ? METRICS_WEBHOOK_ASYNC
                                    : res->outcome == WH_FAILED ? METRICS_WEBHOOK_FAILED
@@ -127,6 +129,45 @@ static void on_webhook_done(struct wh_result *res, void *user)
      * to know when it stopped for lack of room. */
     if (atomic_exchange(&r->starved, false))
         wake_claimer(r);
+}
+
+/* An attempt waits for the capacity of its host, or was sent after waiting (on the dispatcher
+ * thread): the execution's worker journals it, off the path of attempts that go at once. */
+static void on_webhook_capacity(const struct wh_capacity *c, void *user)
+{
+    struct attempt_ctx *a = user;
+    /* An attempt held back by its host's limit leaves the claimer room (KEEL_MAX_IN_FLIGHT
+     * bounds what is on the wire): a backlog for one slow host must not stop the claiming of
+     * retries to other hosts, timers and the rest. */
+    a->waiting = c->phase == WH_CAPACITY_WAITING;
+    if (a->waiting) {
+        atomic_fetch_sub(&a->runner->in_flight, 1);
+        if (atomic_exchange(&a->runner->starved, false))
+            wake_claimer(a->runner);
+    } else {
+        atomic_fetch_add(&a->runner->in_flight, 1);
+    }
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_CAPACITY;
+    j->execution_id = xstrdup(a->execution_id);
+    j->step_id = xstrdup(a->step_id);
+    j->attempt = a->attempt;
+    j->compensation = a->compensation;
+    if (c->phase == WH_CAPACITY_WAITING && c->limit) {
+        const struct wh_host_limit *l = c->limit;
+        char rate[32];
+        snprintf(rate, sizeof rate, "%ld/%s", l->rate,
+                 l->rate_period_ms == 1000    ? "s"
+                 : l->rate_period_ms == 60000 ? "m"
+                                              : "h");
+        char *limit = xasprintf("%s=%s", l->name, l->limit_text);
+        j->payload =
+            json_pack("{s:s, s:s, s:o, s:o}", "host", c->host, "limit", limit, "concurrency",
+                      l->concurrency ? json_integer(l->concurrency) : json_null(), "rate",
+                      l->rate ? json_string(rate) : json_null());
+        free(limit);
+    }
+    push_job(a->runner, j);
 }
 
 void send_attempt(struct runner *r, const char *execution_id, const char *workflow, int version,
@@ -176,6 +217,7 @@ void send_attempt(struct runner *r, const char *execution_id, const char *workfl
     a->metrics_workflow = metrics_workflow_label(workflow, version == 0);
     a->metrics_host = metrics_host_label(url);
     req->done = on_webhook_done;
+    req->capacity = on_webhook_capacity;
     req->user = a;
     atomic_fetch_add(&r->in_flight, 1);
     wh_dispatcher_submit(r->wh, req);
@@ -231,6 +273,17 @@ void runner_webhook_stats(struct runner *r, long *in_flight, long *queued)
     *queued = st.queued;
 }
 
+void runner_set_host_limits(struct runner *r, struct wh_host_limits *limits)
+{
+    atomic_store(&r->has_host_limits, limits && limits->n > 0);
+    wh_dispatcher_set_limits(r->wh, limits);
+}
+
+size_t runner_host_limit_stats(struct runner *r, struct wh_limit_stats **out)
+{
+    return wh_dispatcher_limit_stats(r->wh, out);
+}
+
 void runner_ended(struct runner *r, const char *execution_id)
 {
     if (r->cfg.on_execution_ended)
@@ -256,6 +309,8 @@ void runner_submit(struct runner *r, struct runner_input *in)
 struct runner *runner_start(const struct runner_config *cfg, char **why)
 {
     struct runner *r = xcalloc(1, sizeof *r);
+    /* The host limits are the runner's from here on, whatever happens. */
+    struct wh_host_limits *host_limits = cfg->host_limits;
     r->cfg = *cfg;
     char rnd[9];
     ids_random_hex(4, rnd);
@@ -263,7 +318,9 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     snprintf(r->owner, sizeof r->owner, "%s:%d:%s", host, (int)getpid(), rnd);
+    r->cfg.host_limits = NULL;
     if (cfg->webhook_secret && wh_secrets_parse(cfg->webhook_secret, &r->secrets, why) < 0) {
+        wh_host_limits_free(host_limits);
         free(r);
         return NULL;
     }
@@ -299,6 +356,11 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
         *why = xstrdup("cannot start the webhook dispatcher");
         goto fail;
     }
+    /* Before anything can be sent. */
+    atomic_init(&r->has_host_limits, host_limits && host_limits->n > 0);
+    r->shared_by = 1;
+    wh_dispatcher_set_limits(r->wh, host_limits);
+    host_limits = NULL;
     /* Take the liveness lock before anything is leased. Another live session holding the same
      * lock means two owner ids hash alike: pick another id. A database that cannot be reached
      * now is left to the claimer, which claims nothing until it holds the lock. */
@@ -318,8 +380,11 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     }
     /* Registered before anything can be started with this keeld as its owner. */
     char *hwhy = NULL;
-    if (liveness_heartbeat(r->liveness, cfg->lease_grace_ms, &hwhy) == 0)
+    if (liveness_heartbeat(r->liveness, cfg->lease_grace_ms, &hwhy) == 0) {
         atomic_store(&r->live, true);
+        /* Its share of the host limits before it sends anything. */
+        share_host_limits(r);
+    }
     free(hwhy);
     r->workers = xcalloc((size_t)cfg->workers, sizeof *r->workers);
     for (long i = 0; i < cfg->workers; i++)
@@ -330,6 +395,7 @@ struct runner *runner_start(const struct runner_config *cfg, char **why)
     log_info("runner started", "owner", r->owner);
     return r;
 fail:
+    wh_host_limits_free(host_limits);
     liveness_free(r->liveness);
     defcache_free(r->defs);
     store_pool_free(r->pool);

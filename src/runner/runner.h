@@ -6,18 +6,21 @@
 #define KEEL_RUNNER_RUNNER_H
 
 #include "runner/transition.h"
+#include "webhook/dispatcher.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct runner_config {
     const char *database_url;
-    long workers;                /* worker threads, each using one connection at a time */
-    long lease_grace_ms;         /* lease = attempt timeout + this */
-    long max_in_flight;          /* activity attempts on the wire at once */
-    long max_in_flight_per_host; /* the same to one scheme://host:port */
-    long for_each_max_items;     /* the longest items array a for_each iterates over */
-    long max_child_depth;        /* how deep child workflows may nest (0: 32) */
-    const char *webhook_secret;  /* whsec_... list, or NULL for unsigned webhooks */
+    long workers;                       /* worker threads, each using one connection at a time */
+    long lease_grace_ms;                /* lease = attempt timeout + this */
+    long max_in_flight;                 /* activity attempts on the wire at once */
+    long max_in_flight_per_host;        /* the same to one scheme://host:port */
+    struct wh_host_limits *host_limits; /* KEEL_HOST_LIMITS, taken by runner_start (NULL: none) */
+    long for_each_max_items;            /* the longest items array a for_each iterates over */
+    long max_child_depth;               /* how deep child workflows may nest (0: 32) */
+    const char *webhook_secret;         /* whsec_... list, or NULL for unsigned webhooks */
     /* Called (on a runner thread) when an execution ends, here or on another keeld. */
     void (*on_execution_ended)(void *arg, const char *execution_id);
     /* Called (on a runner thread) when a step of a code execution ended (completed, failed or
@@ -48,6 +51,10 @@ void runner_dispatch(struct runner *r, struct attempt_dispatch *list);
 void runner_committed(struct runner *r, struct transition_out *out, const char *execution_id);
 /* The webhook dispatcher's gauges, for metrics. */
 void runner_webhook_stats(struct runner *r, long *in_flight, long *queued);
+/* Replaces the host limits (taken; NULL: none): requests waiting get the new ones at once. */
+void runner_set_host_limits(struct runner *r, struct wh_host_limits *limits);
+/* The host limits' counters, for metrics: how many, and *out a new array (caller frees). */
+size_t runner_host_limit_stats(struct runner *r, struct wh_limit_stats **out);
 /* Reports that a committed transition ended an execution (wakes local long polls). */
 void runner_ended(struct runner *r, const char *execution_id);
 

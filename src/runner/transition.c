@@ -703,6 +703,39 @@ static bool child_writes(struct apply *a, const char *parent_id, const char *par
     return true;
 }
 
+/* An attempt that waits for the capacity of its host (KEEL_HOST_LIMITS), or was sent after
+ * waiting (req->capacity_wait NULL), while it is still in flight: the first journals
+ * waiting_for_capacity and marks its step's row (an activity's own attempt, not a
+ * compensation's: the row is the step's), the second clears the mark. An attempt that is over
+ * (its answer came first, or the execution ended) gets nothing. False with *why set when the
+ * statement failed. */
+static bool capacity_writes(struct apply *a, const struct transition_request *req, char **why)
+{
+    const struct engine_input *in = &req->in;
+    if (in->step >= a->st->n_steps ||
+        !engine_attempt_in_flight(a->st, in->step, in->attempt, in->compensation))
+        return true;
+    const char *path = a->st->steps[in->step].path;
+    char *mark = NULL;
+    if (req->capacity_wait) {
+        json_t *data = json_deep_copy(req->capacity_wait);
+        if (in->compensation)
+            json_object_set_new(data, "compensation", json_true());
+        append_event(a, "waiting_for_capacity", path, in->attempt, data);
+        if (in->compensation)
+            return true;
+        json_t *m = json_deep_copy(req->capacity_wait);
+        json_object_set_new(m, "attempt", json_integer(in->attempt));
+        json_object_set_new(m, "since", json_ts_or_null(a->now_ms));
+        mark = json_text(m);
+        json_decref(m);
+    }
+    const char *params[] = {a->exec_id, path, mark};
+    bool ok = run_stmt(a->conn, STMT_STEP_CAPACITY, 3, params, why);
+    free(mark);
+    return ok;
+}
+
 static bool is_result(enum engine_input_kind k)
 {
     return k == ENGINE_IN_ATTEMPT_SUCCEEDED || k == ENGINE_IN_ATTEMPT_FAILED ||
@@ -943,6 +976,8 @@ static enum transition_outcome apply_transition(const struct transition_env *env
                      (int)json_integer_value(json_object_get(extra, "attempt")),
                      json_incref(json_object_get(extra, "data")));
     }
+    if (req->capacity && !capacity_writes(&a, req, why))
+        goto done;
     /* A new execution gets a row for every step, so readers see the whole plan from the start.
      * (A journal-only request carries no input: its kind is left zero, which reads as START.) */
     if (in->kind == ENGINE_IN_START && !req->journal_only)

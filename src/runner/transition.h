@@ -117,6 +117,12 @@ struct transition_request {
                                    pending, and arm the next check */
     const json_t *extra_tasks;  /* tasks the runner itself queues, as [{kind, step, attempt,
                                    due_at, payload}], while the execution runs */
+    bool capacity;              /* with journal_only: the attempt (step_id, in.attempt,
+                                   in.compensation) waits for the capacity of its host, or was
+                                   sent after waiting; nothing when it is no longer in flight */
+    const json_t *capacity_wait; /* waiting: {host, limit, concurrency, rate}, journaled as
+                                    waiting_for_capacity and shown on the step's row while it
+                                    waits; NULL: it was sent, the row no longer says it waits */
     PGresult *locked_read; /* not NULL: the result of this transition's lock-and-read, sent by
                               the caller (transition_lock_prepare); the transition takes it */
     struct batch_writes *writes; /* where the writes go: sent, with those of the other

@@ -29,7 +29,7 @@ static bool job_input(const struct job *j, struct engine_input *in)
     in->attempt = j->attempt;
     in->retry_after_ms = -1;
     in->compensation = j->compensation;
-    if (j->kind == JOB_TAKEOVER || j->kind == JOB_HANDLER_RESULT)
+    if (j->kind == JOB_TAKEOVER || j->kind == JOB_HANDLER_RESULT || j->kind == JOB_CAPACITY)
         return true;
     if (j->kind == JOB_RESULT) {
         if (j->outcome == WH_OK) {
@@ -129,6 +129,11 @@ static bool job_request(struct job *j, struct transition_request *req, bool *is_
         req->consume_task_id = j->task_id;
         req->extra_events = json_object_get(j->payload, "events");
         req->extra_tasks = json_object_get(j->payload, "tasks");
+    } else if (j->kind == JOB_CAPACITY) {
+        /* Journaled for the step, without an input for the interpreter. */
+        req->journal_only = true;
+        req->capacity = true;
+        req->capacity_wait = j->payload;
     } else if (j->kind == JOB_CLAIMED && !strcmp(j->task_kind, TASK_HANDLER_INACTIVITY)) {
         req->journal_only = true;
         req->inactivity_check = true;
@@ -198,6 +203,13 @@ static void job_committed(struct runner *r, struct job *j, enum transition_outco
 static void retry_later(struct runner *r, struct job *j, bool pause)
 {
     if (atomic_load(&r->stopping_workers)) {
+        job_free(j);
+        return;
+    }
+    if (time_mono_ms() - j->first_try_ms > RESULT_GIVE_UP_MS && j->kind == JOB_CAPACITY) {
+        /* What the step shows while it waits; the attempt itself goes on regardless. */
+        log_warn("giving up on journaling that an attempt waits for capacity", "execution",
+                 j->execution_id, "step", j->step_id);
         job_free(j);
         return;
     }

@@ -45,7 +45,8 @@
     "'parent', " PARENT_JSON ", 'current_step', (SELECT json_build_object('id', s.step_id, "       \
     "'kind', s.kind, 'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, "     \
     "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "                                    \
-    "keel_ts(s.due_at), 'signal', CASE WHEN s.status = 'waiting' THEN "                            \
+    "keel_ts(s.due_at), 'waiting_for_capacity', CASE WHEN s.status = 'running' THEN "              \
+    "s.capacity_wait END, 'signal', CASE WHEN s.status = 'waiting' THEN "                          \
     "(SELECT w.definition->'steps'->s.position->'wait'->>'signal' FROM "                           \
     "workflows w WHERE w.name = e.workflow AND w.version = e.version) END) "                       \
     "FROM steps s WHERE e.status = 'running' AND s.execution_id = e.id AND "                       \
@@ -96,7 +97,8 @@
     "'request_differs', coalesce(s.engine->>'differs', 'false')::bool, 'output', s.output, "       \
     "'error', s.error, 'last_error', s.last_error, 'next_attempt_at', "                            \
     "keel_ts(s.next_attempt_at), 'due_at', keel_ts(s.due_at), 'started_at', "                      \
-    "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at))"
+    "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), 'waiting_for_capacity', "     \
+    "CASE WHEN s.status = 'running' THEN s.capacity_wait END)"
 
 /* Step rows as the runner rebuilds a partial engine state from them: [path, status, output,
  * error, engine], the top-level ones first in definition order, then the others by depth, so
@@ -374,7 +376,8 @@ static const struct {
          "coalesce(e.data, '{}') FROM jsonb_to_recordset($4::jsonb) AS e(seq bigint, type text, "
          "step text, path text, attempt int, data jsonb)), "
          /* last_error and heartbeat keep their stored value unless the row says it replaces
-          * them (last_error_set, heartbeat_set); next_attempt_at and due_at go with status. */
+          * them (last_error_set, heartbeat_set); next_attempt_at and due_at go with status; a
+          * row written again no longer waits for capacity (capacity_wait). */
          "st AS (INSERT INTO steps (execution_id, path, step_id, parent_path, kind, position, "
          "status, attempts, output, "
          "error, started_at, completed_at, last_error, next_attempt_at, due_at, heartbeat, "
@@ -400,7 +403,7 @@ static const struct {
          "started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, "
          "due_at = EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, "
-         "items = EXCLUDED.items), "
+         "items = EXCLUDED.items, capacity_wait = NULL), "
          "tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, payload, owner) "
          "SELECT $1, t.kind, t.step, t.attempt, t.due_at, t.payload, $19 "
          "FROM jsonb_to_recordset($6::jsonb) AS t(kind text, step text, attempt int, "
@@ -475,7 +478,8 @@ static const struct {
          "EXCLUDED.error, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at, "
          "last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at, due_at = "
          "EXCLUDED.due_at, heartbeat = EXCLUDED.heartbeat, engine = EXCLUDED.engine, items = "
-         "EXCLUDED.items), tk AS (INSERT INTO tasks (execution_id, kind, step, attempt, due_at, "
+         "EXCLUDED.items, capacity_wait = NULL), tk AS (INSERT INTO tasks (execution_id, kind, "
+         "step, attempt, due_at, "
          "payload, owner) SELECT * FROM unnest($37::text[], $38::text[], $39::text[], $40::int[], "
          "$41::timestamptz[], $42::jsonb[], $43::text[])), tok AS (INSERT INTO attempt_tokens "
          "(token_hash, execution_id, step, attempt, compensation) SELECT * FROM "
@@ -501,7 +505,8 @@ static const struct {
          "keel_ts(s.started_at), 'completed_at', keel_ts(s.completed_at), "
          "'output', s.output, 'error', s.error, 'last_error', s.last_error, "
          "'next_attempt_at', keel_ts(s.next_attempt_at), 'due_at', "
-         "keel_ts(s.due_at), 'heartbeat', s.heartbeat, 'replays', s.replays, 'request_differs', "
+         "keel_ts(s.due_at), 'heartbeat', s.heartbeat, 'waiting_for_capacity', CASE WHEN "
+         "s.status = 'running' THEN s.capacity_wait END, 'replays', s.replays, 'request_differs', "
          "coalesce(s.engine->>'differs', 'false')::bool, 'child', CASE WHEN s.kind = 'workflow' "
          "THEN (SELECT c.id FROM executions c WHERE c.parent_id = e.id AND c.parent_path = "
          "s.path ORDER BY c.created_at DESC, c.id DESC LIMIT 1) END) ORDER BY s.parent_path IS NOT "
@@ -779,6 +784,17 @@ static const struct {
                              "AND NOT EXISTS (SELECT 1 FROM keelds k WHERE k.owner = e.owner) "
                              "AND hashtext(e.owner)::oid NOT IN (SELECT objid FROM live) "
                              "ON CONFLICT (owner) DO NOTHING RETURNING owner"},
+    /* The live keelds, for dividing the host limits among them: alive by their lock and their
+     * heartbeat, this one always; ranked by owner id in byte order (the same on every keeld). */
+    /* An attempt waits for the capacity of its host, or no longer does ($3 NULL). */
+    [STMT_STEP_CAPACITY] = {"step_capacity",
+                            "UPDATE steps SET capacity_wait = $3::jsonb WHERE execution_id = $1 "
+                            "AND path = $2 AND capacity_wait IS DISTINCT FROM $3::jsonb"},
+    [STMT_KEELDS_LIVE] = {"keelds_live",
+                          "WITH " LIVE_KEELDS " SELECT 1 + count(*), count(*) FILTER (WHERE "
+                          "k.owner COLLATE \"C\" < $1 COLLATE \"C\") FROM keelds k WHERE "
+                          "k.owner <> $1 AND k.alive_until >= now() AND hashtext(k.owner)::oid "
+                          "IN (SELECT objid FROM live)"},
     [STMT_TASK_RELEASE] = {"task_release",
                            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL "
                            "WHERE id = $1::bigint AND lease_owner = $2"},

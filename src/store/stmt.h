@@ -95,6 +95,9 @@ enum store_stmt {
     STMT_KEELDS_FORGET,     /* $1 own owner: drop dead keelds that own nothing running */
     STMT_KEELDS_ORPHANS,    /* $1 own owner: register owners of running executions that have no
                                keelds row and no liveness lock, as dead -> owners */
+    STMT_KEELDS_LIVE,       /* $1 own owner -> how many keelds are alive (this one included), and
+                               how many of them have an owner id before this one's */
+    STMT_STEP_CAPACITY,     /* $1 execution, $2 path, $3 capacity_wait (jsonb) or NULL */
     STMT_WORKFLOW_PICK_VERSION, /* $1 name, $2 version or NULL for the latest -> version */
     STMT_STEPS_LOAD,            /* $1 execution, $2 paths (text[]) -> step rows, as JSON */
     STMT_STEPS_LOAD_ALL,        /* $1 execution -> every step row, as JSON */

@@ -1,4 +1,5 @@
-/* The webhook dispatcher thread: a libcurl multi loop with per-host queues. */
+/* The webhook dispatcher thread: a libcurl multi loop with per-host queues, and the queues of
+ * the host limits (KEEL_HOST_LIMITS). */
 #include "webhook/dispatcher.h"
 
 #include <inttypes.h>
@@ -57,6 +58,67 @@ static struct wh_request *reqq_pop(struct reqq *q)
     return r;
 }
 
+/* A request waiting for its host's limit. */
+struct waiter {
+    struct wh_request *req;
+    struct host *host;
+    uint64_t seq; /* its place in the order of arrival, kept when a reload moves it */
+    bool told;    /* its capacity callback heard WH_CAPACITY_WAITING */
+};
+
+/* A FIFO of waiters in a ring buffer. */
+struct waitq {
+    struct waiter *v;
+    size_t head, len, cap;
+};
+
+static void waitq_push(struct waitq *q, struct waiter w)
+{
+    if (q->len == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        struct waiter *v = xmalloc(cap * sizeof(*v));
+        for (size_t i = 0; i < q->len; i++)
+            v[i] = q->v[(q->head + i) % q->cap];
+        free(q->v);
+        q->v = v;
+        q->head = 0;
+        q->cap = cap;
+    }
+    q->v[(q->head + q->len) % q->cap] = w;
+    q->len++;
+}
+
+/* The i-th waiter from the head (i < len). */
+static struct waiter *waitq_at(struct waitq *q, size_t i)
+{
+    return &q->v[(q->head + i) % q->cap];
+}
+
+static struct waiter waitq_pop(struct waitq *q)
+{
+    struct waiter w = q->v[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    return w;
+}
+
+/* One host limit, over every host its entry matches: its requests on the wire, the start of the
+ * latest (for the rate), and the queue of those waiting. */
+struct limiter {
+    const struct wh_host_limit *entry; /* in the dispatcher's limits; NULL once retired */
+    char name[WH_LIMIT_NAME_MAX];
+    char limit_text[48];
+    int share;             /* this keeld's concurrency; 0: not capped */
+    int64_t interval_us;   /* this keeld's spacing between starts; 0: no rate */
+    bool started;          /* last_start_us is set */
+    int64_t last_start_us; /* monotonic */
+    int in_flight;         /* transfers on the wire under this limit */
+    struct waitq waiting;  /* in order of arrival */
+    size_t untold;         /* the last this many waiters came in since the last pump */
+    uint64_t waited_total; /* requests that were not sent at once */
+    struct limiter *next;  /* in the retired list */
+};
+
 /* A destination (scheme://authority of the URL as written). */
 struct host {
     struct host *hash_next;
@@ -64,6 +126,11 @@ struct host {
     bool in_ready;
     int in_flight;
     struct reqq pending;
+    struct limiter *limiter; /* its host limit, or NULL; its requests then wait there, never
+                              * in pending */
+    bool parsed;             /* url_host and url_port are set (once limits exist) */
+    char *url_host;          /* the host as libcurl reads the URL, or NULL when it cannot */
+    int url_port;            /* its port, or the scheme's default */
     uint64_t hash;
     size_t key_len;
     char key[];
@@ -76,6 +143,7 @@ struct transfer {
     struct curl_slist *headers;
     struct wh_request *req;
     struct host *host;
+    struct limiter *limiter; /* the host limit it counts for, or NULL */
     struct buf body;
     bool truncated;
     bool added;                   /* the easy handle is in the multi handle */
@@ -102,6 +170,10 @@ struct wh_dispatcher {
     bool stopping;
     int64_t grace_ms;
     bool closed; /* the thread has finished: submissions complete on the caller's thread */
+    struct wh_host_limits *new_limits; /* set_limits: for the thread to apply */
+    bool limits_pending;
+    int new_keelds, new_rank; /* set_share: for the thread to apply */
+    bool share_pending;
 
     /* Dispatcher thread only. */
     struct wh_request **spare; /* swapped with incoming to drain it without holding mu */
@@ -113,6 +185,19 @@ struct wh_dispatcher {
     int in_flight;
     int queued;
     struct buf scratch;
+    struct wh_host_limits *limits; /* NULL: none */
+    struct limiter **limiters;     /* one per entry of limits, in its order */
+    size_t n_limiters;
+    struct limiter *retired; /* removed by a reload with transfers still on the wire */
+    int keelds, rank;
+    uint64_t wait_seq;
+    int64_t next_rate_us; /* monotonic: when a rate lets a waiting request go; INT64_MAX */
+    bool limit_stats_dirty;
+
+    /* The host limits as wh_dispatcher_limit_stats reads them, under stats_mu. */
+    pthread_mutex_t stats_mu;
+    struct wh_limit_stats *limit_stats;
+    size_t n_limit_stats;
 
     /* Counters for wh_dispatcher_get_stats. */
     atomic_uint_fast64_t stat_submitted;
@@ -184,6 +269,39 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
+/* The host and port of h's URL, as libcurl reads them (the scheme's default port when it names
+ * none). Left NULL when it cannot: the request then fails when it is sent. */
+static void host_parse(struct host *h)
+{
+    h->parsed = true;
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, h->key, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        h->url_host = xstrdup(host);
+        h->url_port = atoi(port);
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+}
+
+/* Finds h's host limit: the limiter of the entry its host and port match, or NULL. */
+static void host_resolve_limit(struct wh_dispatcher *d, struct host *h)
+{
+    h->limiter = NULL;
+    if (!d->limits || d->limits->n == 0)
+        return;
+    if (!h->parsed)
+        host_parse(h);
+    if (!h->url_host)
+        return;
+    const struct wh_host_limit *e = wh_host_limits_match(d->limits, h->url_host, h->url_port);
+    if (e)
+        h->limiter = d->limiters[e - d->limits->v];
+}
+
 static struct host *host_get(struct wh_dispatcher *d, const char *url)
 {
     size_t n = host_key_len(url);
@@ -198,6 +316,7 @@ static struct host *host_get(struct wh_dispatcher *d, const char *url)
     host->hash = h;
     host->hash_next = *slot;
     *slot = host;
+    host_resolve_limit(d, host);
     return host;
 }
 
@@ -299,6 +418,7 @@ static void transfer_put(struct wh_dispatcher *d, struct transfer *tr)
     tr->headers = NULL;
     tr->req = NULL;
     tr->host = NULL;
+    tr->limiter = NULL;
     tr->truncated = false;
     tr->added = false;
     free(tr->refused);
@@ -333,12 +453,36 @@ static void active_unlink(struct wh_dispatcher *d, struct transfer *tr)
     tr->prev = tr->next = NULL;
 }
 
+static void limiter_free(struct limiter *l)
+{
+    free(l->waiting.v);
+    free(l);
+}
+
+/* A transfer under limiter l ended. A retired limiter goes with its last transfer. */
+static void limiter_release(struct wh_dispatcher *d, struct limiter *l)
+{
+    l->in_flight--;
+    d->limit_stats_dirty = true;
+    if (l->entry || l->in_flight > 0)
+        return;
+    for (struct limiter **it = &d->retired; *it; it = &(*it)->next) {
+        if (*it == l) {
+            *it = l->next;
+            limiter_free(l);
+            return;
+        }
+    }
+}
+
 /* Ends a transfer with res: frees its slot, runs the callback, recycles the transfer. */
 static void transfer_finish(struct wh_dispatcher *d, struct transfer *tr, struct wh_result *res)
 {
     if (tr->added)
         curl_multi_remove_handle(d->multi, tr->easy);
     active_unlink(d, tr);
+    if (tr->limiter)
+        limiter_release(d, tr->limiter);
     tr->host->in_flight--;
     d->in_flight--;
     atomic_store(&d->stat_in_flight, d->in_flight);
@@ -372,8 +516,10 @@ static void add_header(struct wh_dispatcher *d, struct transfer *tr, const char 
     tr->headers = l;
 }
 
-/* Puts req on the wire. Any failure completes it at once. */
-static void transfer_start(struct wh_dispatcher *d, struct host *h, struct wh_request *req)
+/* Puts req on the wire, counting it for its host and its host limit l (or NULL). Any failure
+ * completes it at once. */
+static void transfer_start(struct wh_dispatcher *d, struct host *h, struct limiter *l,
+                           struct wh_request *req)
 {
     struct wh_result res;
     memset(&res, 0, sizeof(res));
@@ -388,6 +534,11 @@ static void transfer_start(struct wh_dispatcher *d, struct host *h, struct wh_re
     }
     tr->req = req;
     tr->host = h;
+    tr->limiter = l;
+    if (l) {
+        l->in_flight++;
+        d->limit_stats_dirty = true;
+    }
     tr->next = d->active;
     if (d->active)
         d->active->prev = tr;
@@ -499,9 +650,179 @@ static void transfer_done(struct wh_dispatcher *d, struct transfer *tr, CURLcode
     transfer_finish(d, tr, &res);
 }
 
+/* ---- host limits ------------------------------------------------------------------------- */
+
+static void tell(struct wh_request *req, enum wh_capacity_phase phase, const struct host *h,
+                 const struct limiter *l)
+{
+    if (!req->capacity)
+        return;
+    struct wh_capacity c = {phase, h->url_host ? h->url_host : "", l ? l->entry : NULL};
+    req->capacity(&c, req->user);
+}
+
+/* This keeld's share of each limit, from the number of keelds and its rank. A rate keeps its
+ * last start, so a shorter spacing lets the next request go sooner. */
+static void apply_share(struct wh_dispatcher *d)
+{
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        struct limiter *l = d->limiters[i];
+        l->share = wh_host_limit_concurrency_share(l->entry, d->keelds, d->rank);
+        l->interval_us = wh_host_limit_interval_us(l->entry, d->keelds);
+    }
+    d->limit_stats_dirty = true;
+}
+
+static int by_seq(const void *x, const void *y)
+{
+    const struct waiter *a = x, *b = y;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Replaces the limits with nl (taken; NULL: none), on the dispatcher thread. An entry that stays
+ * (same host and port) keeps its limiter: its transfers on the wire and its last start. */
+static void apply_limits(struct wh_dispatcher *d, struct wh_host_limits *nl)
+{
+    size_t nn = nl ? nl->n : 0;
+    struct limiter **fresh = xcalloc(nn ? nn : 1, sizeof(*fresh));
+    /* Every waiting request, to be queued again in order of arrival. */
+    size_t n_all = 0;
+    for (size_t i = 0; i < d->n_limiters; i++)
+        n_all += d->limiters[i]->waiting.len;
+    struct waiter *all = xcalloc(n_all ? n_all : 1, sizeof(*all));
+    n_all = 0;
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        struct limiter *l = d->limiters[i];
+        while (l->waiting.len)
+            all[n_all++] = waitq_pop(&l->waiting);
+        l->untold = 0;
+    }
+    for (size_t k = 0; k < nn; k++) {
+        struct limiter *l = NULL;
+        for (size_t i = 0; i < d->n_limiters && !l; i++) {
+            if (d->limiters[i] && !strcmp(d->limiters[i]->name, nl->v[k].name)) {
+                l = d->limiters[i];
+                d->limiters[i] = NULL;
+            }
+        }
+        if (!l) {
+            l = xcalloc(1, sizeof(*l));
+            snprintf(l->name, sizeof l->name, "%s", nl->v[k].name);
+        }
+        l->entry = &nl->v[k];
+        snprintf(l->limit_text, sizeof l->limit_text, "%s", nl->v[k].limit_text);
+        fresh[k] = l;
+    }
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        struct limiter *l = d->limiters[i];
+        if (!l)
+            continue;
+        l->entry = NULL;
+        if (l->in_flight == 0) {
+            limiter_free(l);
+        } else {
+            l->next = d->retired;
+            d->retired = l;
+        }
+    }
+    free(d->limiters);
+    wh_host_limits_free(d->limits);
+    d->limits = nl;
+    d->limiters = fresh;
+    d->n_limiters = nn;
+    apply_share(d);
+    for (size_t b = 0; b < HOST_BUCKETS; b++)
+        for (struct host *h = d->buckets[b]; h; h = h->hash_next)
+            host_resolve_limit(d, h);
+    qsort(all, n_all, sizeof(*all), by_seq);
+    for (size_t i = 0; i < n_all; i++) {
+        struct waiter w = all[i];
+        if (w.host->limiter) {
+            waitq_push(&w.host->limiter->waiting, w);
+            continue;
+        }
+        /* No limit any more: it goes out like any request. */
+        if (w.told)
+            tell(w.req, WH_CAPACITY_SENT, w.host, NULL);
+        reqq_push(&w.host->pending, w.req);
+        host_maybe_ready(d, w.host);
+    }
+    free(all);
+}
+
+/* Starts the waiting requests that their limits let go now, in order, and tells the ones that
+ * came in since the last pump and must wait. Sets next_rate_us to when a rate lets the next
+ * waiting request go (INT64_MAX: none waits for a rate alone). */
+static void pump_limited(struct wh_dispatcher *d)
+{
+    d->next_rate_us = INT64_MAX;
+    if (d->n_limiters == 0)
+        return;
+    int64_t now = time_mono_us();
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        struct limiter *l = d->limiters[i];
+        while (l->waiting.len > 0 && d->in_flight < d->max_in_flight) {
+            if (l->share > 0 && l->in_flight >= l->share)
+                break;
+            if (l->interval_us > 0 && l->started && now < l->last_start_us + l->interval_us) {
+                if (l->last_start_us + l->interval_us < d->next_rate_us)
+                    d->next_rate_us = l->last_start_us + l->interval_us;
+                break;
+            }
+            if (waitq_at(&l->waiting, 0)->host->in_flight >= d->max_per_host)
+                break;
+            struct waiter w = waitq_pop(&l->waiting);
+            if (l->untold > l->waiting.len)
+                l->untold = l->waiting.len;
+            d->queued--;
+            l->started = true;
+            l->last_start_us = now;
+            if (w.told)
+                tell(w.req, WH_CAPACITY_SENT, w.host, l);
+            transfer_start(d, w.host, l, w.req);
+        }
+        /* The newcomers are the last untold waiters of the queue. */
+        for (size_t k = l->waiting.len - l->untold; k < l->waiting.len; k++) {
+            struct waiter *w = waitq_at(&l->waiting, k);
+            if (w->told)
+                continue;
+            w->told = true;
+            l->waited_total++;
+            d->limit_stats_dirty = true;
+            tell(w->req, WH_CAPACITY_WAITING, w->host, l);
+        }
+        l->untold = 0;
+    }
+}
+
+/* Publishes the limits' counters for wh_dispatcher_limit_stats. */
+static void publish_limit_stats(struct wh_dispatcher *d)
+{
+    if (!d->limit_stats_dirty)
+        return;
+    d->limit_stats_dirty = false;
+    struct wh_limit_stats *v = d->n_limiters ? xcalloc(d->n_limiters, sizeof(*v)) : NULL;
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        const struct limiter *l = d->limiters[i];
+        snprintf(v[i].name, sizeof v[i].name, "%s", l->name);
+        snprintf(v[i].limit_text, sizeof v[i].limit_text, "%s", l->limit_text);
+        v[i].concurrency_share = l->share;
+        v[i].interval_us = l->interval_us;
+        v[i].in_flight = l->in_flight;
+        v[i].waiting = (int)l->waiting.len;
+        v[i].waited_total = l->waited_total;
+    }
+    pthread_mutex_lock(&d->stats_mu);
+    free(d->limit_stats);
+    d->limit_stats = v;
+    d->n_limit_stats = d->n_limiters;
+    pthread_mutex_unlock(&d->stats_mu);
+}
+
 /* ---- the loop ---------------------------------------------------------------------------- */
 
-/* Moves submitted requests into their hosts' queues; aborts them once stopping. */
+/* Moves submitted requests into their hosts' (or host limits') queues, after the limits and the
+ * share set meanwhile; aborts them once stopping. */
 static bool intake(struct wh_dispatcher *d)
 {
     pthread_mutex_lock(&d->mu);
@@ -512,16 +833,35 @@ static bool intake(struct wh_dispatcher *d)
     d->incoming_cap = d->spare_cap;
     d->incoming_len = 0;
     bool stopping = d->stopping;
+    bool limits_pending = d->limits_pending, share_pending = d->share_pending;
+    struct wh_host_limits *new_limits = d->new_limits;
+    d->new_limits = NULL;
+    d->limits_pending = d->share_pending = false;
+    if (share_pending) {
+        d->keelds = d->new_keelds;
+        d->rank = d->new_rank;
+    }
     pthread_mutex_unlock(&d->mu);
 
+    if (limits_pending)
+        apply_limits(d, new_limits);
+    else if (share_pending)
+        apply_share(d);
     for (size_t i = 0; i < n; i++) {
         if (stopping) {
             complete_aborted(d, batch[i], "the dispatcher stopped before the request was sent");
             continue;
         }
         struct host *h = host_get(d, batch[i]->url);
-        reqq_push(&h->pending, batch[i]);
         d->queued++;
+        if (h->limiter) {
+            struct waiter w = {batch[i], h, ++d->wait_seq, false};
+            waitq_push(&h->limiter->waiting, w);
+            h->limiter->untold++;
+            d->limit_stats_dirty = true;
+            continue;
+        }
+        reqq_push(&h->pending, batch[i]);
         host_maybe_ready(d, h);
     }
     d->spare = batch;
@@ -529,16 +869,18 @@ static bool intake(struct wh_dispatcher *d)
     return stopping;
 }
 
-/* Starts queued requests while there are free slots, taking hosts in turn. */
+/* Starts queued requests while there are free slots: the host limits' first (their requests
+ * are already held back), then the other hosts in turn. */
 static void pump(struct wh_dispatcher *d)
 {
+    pump_limited(d);
     while (d->in_flight < d->max_in_flight) {
         struct host *h = ready_pop(d);
         if (!h)
             break;
         struct wh_request *req = reqq_pop(&h->pending);
         d->queued--;
-        transfer_start(d, h, req);
+        transfer_start(d, h, NULL, req);
         host_maybe_ready(d, h);
     }
     atomic_store(&d->stat_queued, d->queued);
@@ -572,6 +914,18 @@ static void abort_queued(struct wh_dispatcher *d)
             }
         }
     }
+    /* Requests waiting for a host limit end the same way: their executions' next owner sends
+     * them again. */
+    for (size_t i = 0; i < d->n_limiters; i++) {
+        struct limiter *l = d->limiters[i];
+        while (l->waiting.len) {
+            struct waiter w = waitq_pop(&l->waiting);
+            d->queued--;
+            complete_aborted(d, w.req, "the dispatcher stopped before the request was sent");
+        }
+        l->untold = 0;
+    }
+    d->limit_stats_dirty = true;
     atomic_store(&d->stat_queued, d->queued);
 }
 
@@ -605,6 +959,7 @@ static void *dispatcher_main(void *arg)
         curl_multi_perform(d->multi, &running);
         reap(d);
         pump(d);
+        publish_limit_stats(d);
         if (stopping) {
             if (d->in_flight == 0)
                 break;
@@ -617,6 +972,10 @@ static void *dispatcher_main(void *arg)
         if (stopping) {
             int64_t left = deadline - time_mono_ms();
             timeout = left < 0 ? 0 : left < timeout ? (int)left : timeout;
+        } else if (d->next_rate_us != INT64_MAX) {
+            /* Rounded up: woken early, the rate would still say no. */
+            int64_t left = (d->next_rate_us - time_mono_us() + 999) / 1000;
+            timeout = left < 0 ? 0 : left < timeout ? (int)left : timeout;
         }
         curl_multi_poll(d->multi, NULL, 0, timeout, NULL);
     }
@@ -626,6 +985,7 @@ static void *dispatcher_main(void *arg)
     d->closed = true;
     pthread_mutex_unlock(&d->mu);
     intake(d);
+    publish_limit_stats(d);
     return NULL;
 }
 
@@ -651,10 +1011,23 @@ static void dispatcher_free(struct wh_dispatcher *d)
         while (h) {
             struct host *next = h->hash_next;
             free(h->pending.v);
+            free(h->url_host);
             free(h);
             h = next;
         }
     }
+    for (size_t i = 0; i < d->n_limiters; i++)
+        limiter_free(d->limiters[i]);
+    free(d->limiters);
+    while (d->retired) {
+        struct limiter *next = d->retired->next;
+        limiter_free(d->retired);
+        d->retired = next;
+    }
+    wh_host_limits_free(d->limits);
+    wh_host_limits_free(d->new_limits);
+    free(d->limit_stats);
+    pthread_mutex_destroy(&d->stats_mu);
     if (d->multi)
         curl_multi_cleanup(d->multi);
     pthread_mutex_destroy(&d->mu);
@@ -684,6 +1057,9 @@ struct wh_dispatcher *wh_dispatcher_start(const struct wh_dispatcher_config *con
     d->user_agent = xstrdup(config->user_agent ? config->user_agent : WH_DEFAULT_USER_AGENT);
     d->connect_timeout_ms = config->connect_timeout_ms;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->stats_mu, NULL);
+    d->keelds = d->new_keelds = 1;
+    d->next_rate_us = INT64_MAX;
     atomic_init(&d->stat_submitted, 0);
     atomic_init(&d->stat_completed, 0);
     atomic_init(&d->stat_in_flight, 0);
@@ -766,4 +1142,55 @@ void wh_dispatcher_get_stats(struct wh_dispatcher *d, struct wh_dispatcher_stats
     out->completed = atomic_load(&d->stat_completed);
     out->in_flight = atomic_load(&d->stat_in_flight);
     out->queued = atomic_load(&d->stat_queued);
+}
+
+void wh_dispatcher_set_limits(struct wh_dispatcher *d, struct wh_host_limits *limits)
+{
+    if (!d) {
+        wh_host_limits_free(limits);
+        return;
+    }
+    pthread_mutex_lock(&d->mu);
+    if (d->closed) {
+        pthread_mutex_unlock(&d->mu);
+        wh_host_limits_free(limits);
+        return;
+    }
+    wh_host_limits_free(d->new_limits);
+    d->new_limits = limits;
+    d->limits_pending = true;
+    curl_multi_wakeup(d->multi);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void wh_dispatcher_set_share(struct wh_dispatcher *d, int keelds, int rank)
+{
+    if (!d)
+        return;
+    if (keelds < 1)
+        keelds = 1;
+    pthread_mutex_lock(&d->mu);
+    /* new_keelds and new_rank hold the latest share asked for. */
+    if (!d->closed && (keelds != d->new_keelds || rank != d->new_rank)) {
+        d->new_keelds = keelds;
+        d->new_rank = rank;
+        d->share_pending = true;
+        curl_multi_wakeup(d->multi);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+size_t wh_dispatcher_limit_stats(struct wh_dispatcher *d, struct wh_limit_stats **out)
+{
+    *out = NULL;
+    if (!d)
+        return 0;
+    pthread_mutex_lock(&d->stats_mu);
+    size_t n = d->n_limit_stats;
+    if (n) {
+        *out = xmalloc(n * sizeof(**out));
+        memcpy(*out, d->limit_stats, n * sizeof(**out));
+    }
+    pthread_mutex_unlock(&d->stats_mu);
+    return n;
 }

@@ -27,6 +27,7 @@
 #include "webhook/sign.h"
 
 #define MAX_BODY_BYTES (8 * 1024 * 1024)
+#define MAX_ARRIVALS   100000
 
 static void usage(FILE *out)
 {
@@ -49,6 +50,7 @@ static void usage(FILE *out)
         "  /problem/TYPE       422 (or ?status=NNN) with a problem of that type;\n"
         "                      ?non_retryable=1 adds \"non_retryable\": true\n"
         "  /slow/MS            sleeps MS milliseconds, then as /ok\n"
+        "  /hold/MS            waits until POST /_release (or MS milliseconds), then as /ok\n"
         "  /async              202; the body's task_token is kept and shown by /_stats\n"
         "  /async-late/MS      as /async, but answers MS milliseconds after keeping the token\n"
         "  /token/WHEN         completes the attempt itself through POST <input.keeld>/v1/tasks/\n"
@@ -68,10 +70,16 @@ static void usage(FILE *out)
         "Control:\n"
         "  GET /_stats         {\"deliveries\", \"bad_signatures\", \"applied\", \"duplicates\",\n"
         "                       \"token_calls\", \"token_calls_failed\",\n"
+        "                       \"in_progress\" (webhooks being answered now),\n"
+        "                       \"max_in_progress\" (the most at once since the start or reset),\n"
         "                       \"keys\": {key: {\"deliveries\", \"applied\", \"task_token\"?,\n"
         "                       \"task_tokens\"?: [every token, in order], \"token_status\"?}}}\n"
-        "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key\n"
-        "  POST /_reset        forgets everything\n"
+        "                      ?keys=0 leaves out \"keys\"; ?key=K shows only that key;\n"
+        "                      ?arrivals=1 adds \"arrivals\": [{\"key\", \"at_ms\"}] (Unix ms),\n"
+        "                      every webhook in the order it arrived (the first 100,000)\n"
+        "  POST /_release      lets every /hold/ request waiting now answer\n"
+        "  POST /_reset        forgets everything (max_in_progress starts again from the\n"
+        "                      webhooks being answered)\n"
         "  GET /healthz        200\n",
         out);
 }
@@ -89,6 +97,12 @@ struct key_entry {
     char key[];
 };
 
+/* A webhook as it arrived: its Idempotency-Key and when (Unix ms). */
+struct arrival {
+    char *key;
+    int64_t at_ms;
+};
+
 static struct {
     pthread_mutex_t mu;
     struct key_entry **buckets;
@@ -100,7 +114,13 @@ static struct {
     int64_t duplicates;
     int64_t token_calls;        /* completions the receiver sent through task tokens */
     int64_t token_calls_failed; /* ...answered other than 2xx, or not at all */
-} st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    int64_t in_progress;        /* webhooks being answered now */
+    int64_t max_in_progress;    /* the most at once since the start or the last reset */
+    struct arrival *arrivals;   /* every webhook in order of arrival (at most MAX_ARRIVALS) */
+    size_t n_arrivals, arrivals_cap;
+    uint64_t releases; /* POST /_release calls: /hold/ waits for the next one */
+    pthread_cond_t released;
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER};
 
 static struct wh_secrets *secrets;
 static int64_t tolerance_s = 300;
@@ -168,6 +188,12 @@ static void state_reset(void)
     st.nbuckets = st.nkeys = 0;
     st.deliveries = st.bad_signatures = st.applied = st.duplicates = 0;
     st.token_calls = st.token_calls_failed = 0;
+    st.max_in_progress = st.in_progress;
+    for (size_t i = 0; i < st.n_arrivals; i++)
+        free(st.arrivals[i].key);
+    free(st.arrivals);
+    st.arrivals = NULL;
+    st.n_arrivals = st.arrivals_cap = 0;
     pthread_mutex_unlock(&st.mu);
 }
 
@@ -224,16 +250,26 @@ static void stats_entry(struct buf *b, const struct key_entry *e, bool *first)
     buf_putc(b, '}');
 }
 
-static char *stats_json(bool with_keys, const char *only_key)
+static char *stats_json(bool with_keys, const char *only_key, bool with_arrivals)
 {
     struct buf b = BUF_INIT;
     pthread_mutex_lock(&st.mu);
     buf_printf(&b,
                "{\"deliveries\":%" PRId64 ",\"bad_signatures\":%" PRId64 ",\"applied\":%" PRId64
                ",\"duplicates\":%" PRId64 ",\"token_calls\":%" PRId64
-               ",\"token_calls_failed\":%" PRId64,
+               ",\"token_calls_failed\":%" PRId64 ",\"in_progress\":%" PRId64
+               ",\"max_in_progress\":%" PRId64,
                st.deliveries, st.bad_signatures, st.applied, st.duplicates, st.token_calls,
-               st.token_calls_failed);
+               st.token_calls_failed, st.in_progress, st.max_in_progress);
+    if (with_arrivals) {
+        buf_puts(&b, ",\"arrivals\":[");
+        for (size_t i = 0; i < st.n_arrivals; i++) {
+            buf_puts(&b, i ? ",{\"key\":\"" : "{\"key\":\"");
+            buf_json_escape(&b, st.arrivals[i].key);
+            buf_printf(&b, "\",\"at_ms\":%" PRId64 "}", st.arrivals[i].at_ms);
+        }
+        buf_putc(&b, ']');
+    }
     if (with_keys) {
         bool first = true;
         buf_puts(&b, ",\"keys\":{");
@@ -420,8 +456,17 @@ static enum MHD_Result answer_control(struct MHD_Connection *c, const char *meth
     if (strcmp(url, "/_stats") == 0 && strcmp(method, "GET") == 0) {
         const char *keys = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "keys");
         const char *only = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
+        const char *arrivals = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "arrivals");
         bool with_keys = !(keys && strcmp(keys, "0") == 0);
-        return reply_owned(c, 200, "application/json", stats_json(with_keys, only));
+        bool with_arrivals = arrivals && strcmp(arrivals, "1") == 0;
+        return reply_owned(c, 200, "application/json", stats_json(with_keys, only, with_arrivals));
+    }
+    if (strcmp(url, "/_release") == 0 && strcmp(method, "POST") == 0) {
+        pthread_mutex_lock(&st.mu);
+        st.releases++;
+        pthread_cond_broadcast(&st.released);
+        pthread_mutex_unlock(&st.mu);
+        return reply_text(c, 200, "application/json", "{\"released\":true}");
     }
     if (strcmp(url, "/_reset") == 0 && strcmp(method, "POST") == 0) {
         state_reset();
@@ -432,8 +477,34 @@ static enum MHD_Result answer_control(struct MHD_Connection *c, const char *meth
     return reply_problem(c, 404, "not_found", "no such control endpoint", url, false);
 }
 
+static enum MHD_Result answer_webhook_path(struct MHD_Connection *c, const char *url,
+                                           struct request *req);
+
+/* Answers a webhook, counting it in_progress meanwhile and recording its arrival. */
 static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
                                       struct request *req)
+{
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    pthread_mutex_lock(&st.mu);
+    if (++st.in_progress > st.max_in_progress)
+        st.max_in_progress = st.in_progress;
+    if (st.n_arrivals < MAX_ARRIVALS) {
+        if (st.n_arrivals == st.arrivals_cap) {
+            st.arrivals_cap = st.arrivals_cap ? st.arrivals_cap * 2 : 256;
+            st.arrivals = xrealloc(st.arrivals, st.arrivals_cap * sizeof(*st.arrivals));
+        }
+        st.arrivals[st.n_arrivals++] = (struct arrival){xstrdup(key ? key : ""), time_now_ms()};
+    }
+    pthread_mutex_unlock(&st.mu);
+    enum MHD_Result ret = answer_webhook_path(c, url, req);
+    pthread_mutex_lock(&st.mu);
+    st.in_progress--;
+    pthread_mutex_unlock(&st.mu);
+    return ret;
+}
+
+static enum MHD_Result answer_webhook_path(struct MHD_Connection *c, const char *url,
+                                           struct request *req)
 {
     const char *body = req->body.data ? req->body.data : "";
     size_t len = req->body.len;
@@ -484,6 +555,25 @@ static enum MHD_Result answer_webhook(struct MHD_Connection *c, const char *url,
             return reply_problem(c, 400, "bad_path", "Bad /slow-first/MS", url, true);
         if (n == 1)
             sleep_ms(arg);
+    } else if (strncmp(url, "/hold/", 6) == 0) {
+        /* Held until the next POST /_release, or MS at most: a request kept on the wire for as
+         * long as a test needs, then let go at a moment it chooses. */
+        if (!parse_long(url + 6, 0, 3600000, &arg))
+            return reply_problem(c, 400, "bad_path", "Bad /hold/MS", url, true);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += arg / 1000;
+        until.tv_nsec += (arg % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&st.mu);
+        uint64_t seen = st.releases;
+        while (st.releases == seen &&
+               pthread_cond_timedwait(&st.released, &st.mu, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&st.mu);
     } else if (strncmp(url, "/slow/", 6) == 0) {
         if (!parse_long(url + 6, 0, 3600000, &arg))
             return reply_problem(c, 400, "bad_path", "Bad /slow/MS", url, true);

@@ -205,6 +205,7 @@ export class Stack {
           const r = await fetch(`${base}/readyz`);
           if (r.ok) {
             this.keelds.push(child);
+            child.keelBase = base;
             return base;
           }
         } catch {
@@ -215,6 +216,14 @@ export class Stack {
       await stopChild(child);
       if (attempt >= 3) throw new Error(`keeld did not become ready; see ${logPath}`);
     }
+  }
+
+  /** Stops (SIGTERM) the keeld startKeeld answered base for. */
+  async stopKeeld(base) {
+    const child = this.keelds.find((k) => k.keelBase === base);
+    if (!child) throw new Error(`no keeld at ${base}`);
+    await stopChild(child);
+    this.keelds = this.keelds.filter((k) => k !== child);
   }
 
   async stop() {

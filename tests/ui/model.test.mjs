@@ -148,6 +148,24 @@ test('a running execution: waiting for a signal, a retry due, a buffered signal'
   assert.equal(pending[0].due, Date.parse(T(3_620_005)));
 });
 
+test('an attempt waiting for the capacity of its host is pending work of its own', () => {
+  seq = 0;
+  const events = [
+    ev('execution_started', 0),
+    ev('step_scheduled', 0, 'charge', null, {kind: 'activity'}),
+    ev('attempt_started', 0, 'charge', 1),
+    ev('waiting_for_capacity', 1, 'charge', 1, {host: 'payments.internal', limit: 'payments.internal=2', concurrency: 2, rate: null}),
+  ];
+  const exec = execOf('running', [['charge', 'running']]);
+  exec.steps[0].waiting_for_capacity = {host: 'payments.internal', limit: 'payments.internal=2', concurrency: 2, rate: null, attempt: 1, since: T(1)};
+  const tl = deriveTimeline(exec, events, Date.parse(T(1000)));
+  assert.deepEqual(pendingWork(exec, tl).map((p) => [p.kind, p.step, p.text, p.since]),
+    [['capacity', 'charge', 'Attempt 1 waiting for capacity of payments.internal', Date.parse(T(1))]]);
+  // Sent: in flight like any attempt.
+  exec.steps[0].waiting_for_capacity = null;
+  assert.deepEqual(pendingWork(exec, tl).map((p) => [p.kind, p.text]), [['attempt', 'Attempt 1 in flight']]);
+});
+
 test('a wait for any of several signals: every name offered, and which one ended it', () => {
   seq = 0;
   const events = [
@@ -217,6 +235,9 @@ test('axis ticks and event summaries', () => {
   assert.equal(eventSummary(e), 'http_5xx: HTTP 503 · next attempt in 50 ms');
   assert.equal(eventSummary({...e, data: {error: {type: 't', message: 'm'}, next_attempt_at: null}}), 't: m · no more attempts');
   assert.equal(eventSummary({seq: 1, type: 'something_new', step: null, attempt: null, at: T(0), data: {a: 1}}), '{"a":1}');
+  const w = {seq: 5, type: 'waiting_for_capacity', step: 'x', attempt: 2, at: T(0), data: {host: 'payments.internal', limit: 'payments.internal=20', concurrency: 20, rate: null}};
+  assert.equal(eventSummary(w), 'attempt 2 waiting for capacity of payments.internal (limit payments.internal=20)');
+  assert.equal(eventSummary({...w, data: {...w.data, compensation: true}}), 'compensation attempt 2 waiting for capacity of payments.internal (limit payments.internal=20)');
 });
 
 // POST .../retry (src/api/control.c -> engine.c on_retry) accepts a failed execution only when
@@ -287,7 +308,7 @@ test('Send signal is offered only while a wait is current or still ahead', () =>
 test('what a current step waits on, from the API step fields', () => {
   const err = {type: 'http_5xx', message: 'HTTP 503'};
   assert.deepEqual(stepNow({id: 'charge', status: 'retrying', attempts: 2, last_error: err, next_attempt_at: T(5000), due_at: null, signal: null}),
-    {step: 'charge', status: 'retrying', text: 'retrying, next attempt', due: Date.parse(T(5000)), signal: null, error: err, heartbeat: null});
+    {step: 'charge', status: 'retrying', text: 'retrying, next attempt', due: Date.parse(T(5000)), signal: null, error: err, heartbeat: null, capacity: null});
   const sleeping = stepNow({id: 'pause', status: 'sleeping', attempts: 0, last_error: null, next_attempt_at: null, due_at: T(60_000), signal: null});
   assert.equal(sleeping.text, 'sleeping until');
   assert.equal(sleeping.due, Date.parse(T(60_000)));
@@ -298,6 +319,15 @@ test('what a current step waits on, from the API step fields', () => {
   const hb = stepNow({id: 'a', status: 'running', attempts: 1, heartbeat: {at: T(7), details: {progress: 0.5}}});
   assert.deepEqual(hb.heartbeat, {at: Date.parse(T(7)), details: {progress: 0.5}});
   assert.equal(stepNow(null), null);
+  // An attempt waiting for the capacity of its host (KEEL_HOST_LIMITS) is not running yet.
+  const wait = {host: 'payments.internal', limit: 'payments.internal=20,50/s', concurrency: 20, rate: '50/s', attempt: 2, since: T(3)};
+  const capped = stepNow({id: 'a', status: 'running', attempts: 2, waiting_for_capacity: wait});
+  assert.equal(capped.text, 'waiting for capacity of payments.internal');
+  assert.deepEqual(capped.capacity, {host: 'payments.internal', limit: 'payments.internal=20,50/s', since: Date.parse(T(3))});
+  // Only while running; a malformed one is left out.
+  assert.equal(stepNow({id: 'a', status: 'completed', attempts: 2, waiting_for_capacity: wait}).capacity, null);
+  assert.equal(stepNow({id: 'a', status: 'running', attempts: 1, waiting_for_capacity: {host: 7}}).text, 'running attempt 1');
+  assert.equal(stepNow({id: 'a', status: 'running', attempts: 1, waiting_for_capacity: null}).capacity, null);
 });
 
 test('the status filter: several statuses, canonical order, unknown ones dropped', () => {

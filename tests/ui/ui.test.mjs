@@ -1852,6 +1852,68 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  // ---- host limits (KEEL_HOST_LIMITS), on a keeld of their own so that no other test waits
+  test('a step waiting for the capacity of its host says so while it waits: the list, the execution, the history', async () => {
+    const R = stack.receiverUrl;
+    const limit = `127.0.0.1:${stack.receiverPort}=1`;
+    const limited = await stack.startKeeld('keeld-limits', {KEEL_HOST_LIMITS: limit});
+    const lapi = client(limited);
+    const release = () => fetch(`${R}/_release`, {method: 'POST'});
+    const delivered = async (id) => {
+      const r = await fetch(`${R}/_stats?key=${id}/call`);
+      return ((await r.json()).keys[`${id}/call`] || {}).deliveries || 0;
+    };
+    try {
+      // Held by the receiver until the test lets it go: the first holds the only slot, the
+      // second waits for it.
+      await lapi('POST', '/v1/workflows', {name: 'capped', steps: [{id: 'call', activity: {url: `${R}/hold/600000`}, timeout: '15m'}]});
+      await lapi('POST', '/v1/workflows/capped/executions', {id: 'capped-1'});
+      await until(() => delivered('capped-1'), {what: 'capped-1 at the receiver'});
+      await lapi('POST', '/v1/workflows/capped/executions', {id: 'capped-2'});
+      const waiting = await until(async () => (await api('GET', '/v1/executions/capped-2')).data.steps[0].waiting_for_capacity, {what: 'capped-2 waiting for capacity'});
+      assert.equal(waiting.host, '127.0.0.1');
+      assert.equal(waiting.limit, limit);
+
+      // The list: its current step waits for capacity, not "running attempt 1".
+      await page.goto(`${base}/ui/executions`);
+      const cell = page.locator('tr[data-id="capped-2"] .c-now');
+      await cell.locator('.current-step').waitFor();
+      assert.match(await cell.innerText(), /call[\s\S]*waiting for capacity of 127\.0\.0\.1/);
+      assert.match(await page.locator('tr[data-id="capped-1"] .c-now').innerText(), /call[\s\S]*running attempt 1/);
+
+      // The execution page: the step's line under its bars, and in its detail.
+      await page.goto(`${base}/ui/executions/capped-2`);
+      const call = page.locator('.tl-step[data-step="call"]');
+      await call.locator('.step-capacity').waitFor();
+      assert.equal(await call.getAttribute('data-status'), 'running');
+      const line = call.locator('.step-capacity');
+      assert.equal(await line.getAttribute('data-host'), '127.0.0.1');
+      assert.match(await line.innerText(), /^waiting for capacity of 127\.0\.0\.1 · limit 127\.0\.0\.1:\d+=1 · since (\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}/);
+      assert.match(await page.locator('.pending-item[data-kind="capacity"]').innerText(), /call · Attempt 1 waiting for capacity of 127\.0\.0\.1/);
+      await call.locator('.tl-toggle').click();
+      assert.match(await call.locator('.tl-detail .facts').innerText(), /Waiting for capacity\s+127\.0\.0\.1 \(limit 127\.0\.0\.1:\d+=1\)/i);
+      // The history: the event, summarised.
+      const ev = page.locator('.history-table tr.ev-row[data-type="waiting_for_capacity"]');
+      await ev.waitFor();
+      assert.equal(await ev.count(), 1);
+      assert.match(await ev.locator('.ev-summary').innerText(), /attempt 1 waiting for capacity of 127\.0\.0\.1 \(limit 127\.0\.0\.1:\d+=1\)/);
+      await shot(page, 'execution-waiting-for-capacity.png');
+
+      // The first answers: the slot is free, the second is sent, and its line goes (the page
+      // refreshes by itself).
+      await release();
+      await until(() => delivered('capped-2'), {timeout: 30_000, what: 'capped-2 at the receiver'});
+      await page.locator('.tl-step[data-step="call"] .step-capacity').waitFor({state: 'detached', timeout: 30_000});
+      assert.equal((await api('GET', '/v1/executions/capped-2')).data.steps[0].waiting_for_capacity, null);
+      await release();
+      for (const id of ['capped-1', 'capped-2'])
+        await until(async () => (await api('GET', `/v1/executions/${id}`)).data.status === 'completed', {timeout: 30_000, what: `${id} completed`});
+    } finally {
+      await release();
+      await stack.stopKeeld(limited);
+    }
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage

@@ -94,6 +94,7 @@ function keyRow(step, info, {expanded, prefix = 'cs'}) {
     : null;
   const started = ms(step.started_at);
   const state = [];
+  if (now && now.capacity) state.push(h('div', {class: 'small step-capacity', 'data-host': now.capacity.host}, `waiting for capacity of ${now.capacity.host}`));
   if (step.last_error && !DONE.has(status)) state.push(h('div', {class: 'small err-text', title: errLine(step.last_error)}, `last error: ${errLine(step.last_error)}`));
   if (step.error && status === 'failed') state.push(h('div', {class: 'small err-text', title: errLine(step.error)}, `error: ${errLine(step.error)}`));
   const detail = h('div', {class: 'tl-detail cs-detail', id: detailId, hidden: !open});

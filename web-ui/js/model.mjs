@@ -871,11 +871,17 @@ export function deriveTimeline(exec, events, now = Date.now(), defSteps = null) 
 export function pendingWork(exec, tl) {
   if (!exec || isFinal(exec.status)) return [];
   const items = [];
+  // Attempts held back by their host's limit (KEEL_HOST_LIMITS), from the step rows: the
+  // history says when one began to wait, not when it was sent.
+  const capacity = new Map();
+  for (const s of exec.steps || []) if (s && s.status === 'running' && capacityOf(s)) capacity.set(stepPath(s), capacityOf(s));
   if (tl.cancelRequested != null)
     items.push({kind: 'cancelling', step: null, text: 'Cancel requested: compensating completed steps', since: tl.cancelRequested});
   for (const r of tl.rows) {
     const o = r.open;
-    if (o.attempt) items.push({kind: 'attempt', step: r.step, text: `Attempt ${o.attempt.n ?? ''} in flight`.trim(), since: o.attempt.start});
+    const cap = o.attempt ? capacity.get(r.step) : null;
+    if (cap) items.push({kind: 'capacity', step: r.step, text: `Attempt ${o.attempt.n ?? ''} waiting for capacity of ${cap.host}`.replace('  ', ' '), since: cap.since ?? o.attempt.start});
+    else if (o.attempt) items.push({kind: 'attempt', step: r.step, text: `Attempt ${o.attempt.n ?? ''} in flight`.trim(), since: o.attempt.start});
     if (o.backoff) items.push({kind: 'retry', step: r.step, text: `Attempt ${o.backoff.n} due`, due: o.backoff.due, since: o.backoff.start, error: lastError(r)});
     if (o.timer) items.push({kind: 'timer', step: r.step, text: 'Sleeping until', due: o.timer.due, since: o.timer.start});
     if (o.wait)
@@ -979,6 +985,8 @@ export function eventSummary(e, fmt = (d) => `${Math.round(d)} ms`) {
       return `${d.again ? 'asked child' : 'started child'} ${d.child ?? '?'} (${d.workflow ?? '?'}${d.version != null ? ` v${d.version}` : ''})${d.again ? ' again' : ''}`;
     case 'attempt_started':
       return `Attempt ${e.attempt ?? ''} sent`.replace('  ', ' ');
+    case 'waiting_for_capacity':
+      return `${d.compensation ? 'compensation ' : ''}attempt ${e.attempt ?? '?'} waiting for capacity of ${d.host ?? '?'}${d.limit ? ` (limit ${d.limit})` : ''}`;
     case 'attempt_failed':
       return `${errText(d.error)}${d.next_attempt_at ? ` · next attempt in ${after(d.next_attempt_at, e.at, fmt)}` : ' · no more attempts'}`;
     case 'step_completed':
@@ -1080,8 +1088,18 @@ export function statusFilterParam(statuses) {
 }
 
 /**
+ * What a running step's attempt waits for when its host is at its limit (KEEL_HOST_LIMITS),
+ * from the API's waiting_for_capacity: {host, limit, since (ms or null)}, or null.
+ */
+export function capacityOf(step) {
+  const w = step && step.waiting_for_capacity;
+  if (!w || typeof w !== 'object' || typeof w.host !== 'string') return null;
+  return {host: w.host, limit: typeof w.limit === 'string' ? w.limit : null, since: ms(w.since)};
+}
+
+/**
  * What a step does now, from the step fields of the API (a list item's current_step or an
- * entry of steps[]): {step, status, text, due, signal, error, heartbeat}. `due` (ms or null) is
+ * entry of steps[]): {step, status, text, due, signal, error, heartbeat, capacity}. `due` (ms or null) is
  * when the step moves on by itself: the next attempt of a retrying step, the end of a sleep, a
  * wait's timeout. Null for no step. `def`, the step's definition when the caller has it, tells
  * what a waiting step waits for when the fields do not: a list item's current_step from a
@@ -1095,7 +1113,9 @@ export function stepNow(step, def = null) {
   let text;
   switch (status) {
     case 'running':
-      text = step.attempts > 0 ? `running attempt ${step.attempts}` : 'running';
+      // An attempt over its host's limit is not on the wire yet: it waits its turn.
+      if (capacityOf(step)) text = `waiting for capacity of ${capacityOf(step).host}`;
+      else text = step.attempts > 0 ? `running attempt ${step.attempts}` : 'running';
       break;
     case 'retrying':
       due = ms(step.next_attempt_at);
@@ -1134,6 +1154,7 @@ export function stepNow(step, def = null) {
     signal: step.signal ?? null,
     error: step.last_error && typeof step.last_error === 'object' ? step.last_error : null,
     heartbeat: step.heartbeat && typeof step.heartbeat === 'object' ? {at: ms(step.heartbeat.at), details: step.heartbeat.details} : null,
+    capacity: status === 'running' ? capacityOf(step) : null,
   };
 }
 

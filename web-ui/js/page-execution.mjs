@@ -322,7 +322,7 @@ export async function renderExecution(ctx, id) {
     pending.hidden = !items.length;
     if (!items.length) return pending.replaceChildren();
     const now = Date.now();
-    const ICON = {attempt: 'activity', retry: 'retry', timer: 'sleep', wait: 'wait', child: 'workflow', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
+    const ICON = {attempt: 'activity', capacity: 'clockSmall', retry: 'retry', timer: 'sleep', wait: 'wait', child: 'workflow', compensation: 'compensate', cancelling: 'cancel', scheduled: 'clockSmall', buffered: 'wait'};
     preserveFocus(pending, () => pending.replaceChildren(
       h('div', {class: 'card-head'}, h('h2', {id: 'pending-h'}, 'Pending work'), h('span', {class: 'muted small'}, 'what the execution waits for now')),
       h('ul', {class: 'pending-list'}, items.slice(0, PENDING_MAX).map((p) =>

@@ -54,6 +54,10 @@ function stepState(info) {
     const label = now.status === 'retrying' ? 'next attempt' : now.status === 'sleeping' ? 'due' : now.status === 'waiting' ? 'times out' : 'due';
     parts.push(h('div', {class: 'step-due small', 'data-due': iso(now.due)}, h('span', {class: 'muted'}, `${label} `), absTime(iso(now.due))));
   }
+  if (now.capacity)
+    parts.push(h('div', {class: 'step-capacity small', 'data-host': now.capacity.host}, `waiting for capacity of ${now.capacity.host}`,
+      now.capacity.limit ? h('span', {class: 'muted'}, ` · limit ${now.capacity.limit}`) : null,
+      now.capacity.since != null ? [h('span', {class: 'muted'}, ' · since '), absTime(iso(now.capacity.since))] : null));
   if (now.error && !DONE.has(now.status))
     parts.push(h('div', {class: 'step-error small err-text', title: errLine(now.error)}, `last error: ${errLine(now.error)}`));
   if (now.heartbeat && now.heartbeat.at != null)
@@ -430,6 +434,7 @@ function fillDetail(detail, r, info, def, tl, status = r.status) {
     now && now.status === 'retrying' && now.due != null ? h('div', null, h('dt', null, 'Next attempt'), h('dd', null, absTime(iso(now.due)))) : null,
     now && now.status !== 'retrying' && now.due != null ? h('div', null, h('dt', null, now.status === 'waiting' ? 'Times out' : 'Due'), h('dd', null, absTime(iso(now.due)))) : null,
     now && now.heartbeat && now.heartbeat.at != null ? h('div', null, h('dt', null, 'Last heartbeat'), h('dd', null, absTime(iso(now.heartbeat.at)))) : null,
+    now && now.capacity ? h('div', null, h('dt', null, 'Waiting for capacity'), h('dd', null, now.capacity.host, now.capacity.limit ? h('span', {class: 'muted'}, ` (limit ${now.capacity.limit})`) : null)) : null,
     policy ? h('div', null, h('dt', null, 'Policy'), h('dd', null, policy)) : null,
     def && def.compensate ? h('div', null, h('dt', null, 'Compensation'), h('dd', {class: 'mono small'}, def.compensate.url || '')) : null);
   const panels = h('div', {class: 'io-grid'});

@@ -1,5 +1,7 @@
 /* The dispatcher against an in-process libmicrohttpd server: headers and signature, failure
- * classification, many concurrent requests, the per-host limit and stopping. */
+ * classification, many concurrent requests, the per-host limit and stopping; host limits
+ * (KEEL_HOST_LIMITS): concurrency, rate, order, capacity callbacks, a reload, the share of one
+ * keeld among several, their counters, and stopping with requests waiting. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -35,6 +37,10 @@ struct server {
     atomic_int max_concurrent; /* the most seen at once */
     atomic_int connections;    /* TCP connections accepted */
     atomic_int requests;
+    /* When each /sleep/ and /conc/ request arrived (monotonic us), in order. */
+    pthread_mutex_t log_mu;
+    int64_t arrival_us[256];
+    int n_arrivals;
 };
 
 struct req_ctx {
@@ -106,6 +112,10 @@ static enum MHD_Result answer(struct server *s, struct MHD_Connection *c, const 
     if (strcmp(url, "/echo") == 0)
         return answer_echo(s, c, body);
     if (sscanf(url, "/sleep/%ld", &ms) == 1 || sscanf(url, "/conc/%ld", &ms) == 1) {
+        pthread_mutex_lock(&s->log_mu);
+        if (s->n_arrivals < 256)
+            s->arrival_us[s->n_arrivals++] = time_mono_us();
+        pthread_mutex_unlock(&s->log_mu);
         int now = atomic_fetch_add(&s->concurrent, 1) + 1;
         int seen = atomic_load(&s->max_concurrent);
         while (now > seen && !atomic_compare_exchange_weak(&s->max_concurrent, &seen, now))
@@ -189,6 +199,7 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
 static struct server *server_start(void)
 {
     struct server *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->log_mu, NULL);
     char *why = NULL;
     assert_int_equal(wh_secrets_parse(TEST_SECRET, &s->secrets, &why), 0);
     struct sockaddr_in addr;
@@ -213,7 +224,19 @@ static void server_stop(struct server *s)
 {
     MHD_stop_daemon(s->daemon);
     wh_secrets_free(s->secrets);
+    pthread_mutex_destroy(&s->log_mu);
     free(s);
+}
+
+/* How many /sleep/ and /conc/ requests arrived, and the span from the first to the last (us).
+ * Under the lock: the server's threads wrote them. */
+static int arrivals_of(struct server *s, int64_t *span_us)
+{
+    pthread_mutex_lock(&s->log_mu);
+    int n = s->n_arrivals;
+    *span_us = n > 0 ? s->arrival_us[n - 1] - s->arrival_us[0] : 0;
+    pthread_mutex_unlock(&s->log_mu);
+    return n;
 }
 
 static char *url_of(const struct server *s, const char *path)
@@ -233,6 +256,11 @@ struct outcome {
     json_t *output;
     int64_t done_mono;
     int64_t duration_ms;
+    /* Capacity callbacks (host limits). */
+    int told_waiting, told_sent;
+    int sent_order;       /* when it was told it is sent, among all such tells */
+    bool told_after_done; /* a capacity callback came after done */
+    char waiting_host[64], waiting_limit[64];
 };
 
 struct collector {
@@ -261,6 +289,24 @@ static void on_done(struct wh_result *res, void *user)
     coll.done++;
     pthread_cond_broadcast(&coll.cv);
     pthread_mutex_unlock(&coll.mu);
+}
+
+static atomic_int sent_tells;
+
+static void on_capacity(const struct wh_capacity *c, void *user)
+{
+    struct outcome *o = user;
+    if (o->done)
+        o->told_after_done = true;
+    if (c->phase == WH_CAPACITY_WAITING) {
+        o->told_waiting++;
+        snprintf(o->waiting_host, sizeof o->waiting_host, "%s", c->host);
+        snprintf(o->waiting_limit, sizeof o->waiting_limit, "%s=%s", c->limit->name,
+                 c->limit->limit_text);
+    } else {
+        o->told_sent++;
+        o->sent_order = atomic_fetch_add(&sent_tells, 1);
+    }
 }
 
 static void outcome_clear(struct outcome *o)
@@ -665,13 +711,304 @@ static void test_submit_from_callback(void **state)
     server_stop(s);
 }
 
+/* ---- host limits ------------------------------------------------------------------------- */
+
+static struct wh_host_limits *limits_of(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct wh_host_limits *limits_of(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char text[256];
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    struct wh_host_limits *l = NULL;
+    char *why = NULL;
+    if (wh_host_limits_parse(text, NULL, &l, &why) != 0)
+        fail_msg("%s", why);
+    return l;
+}
+
+static void submit_limited(struct wh_dispatcher *d, const char *url, const char *key,
+                           struct outcome *o)
+{
+    struct wh_request *req = wh_request_new(url, key, 1);
+    req->body = xstrdup("{}");
+    req->body_len = 2;
+    req->timeout_ms = 10000;
+    req->done = on_done;
+    req->capacity = on_capacity;
+    req->user = o;
+    wh_dispatcher_submit(d, req);
+}
+
+/* The stats of the only limit (fails unless there is exactly one), once nothing is in flight or
+ * waiting any more: they are published once per turn of the dispatcher's loop, which may come
+ * after the last done callback. */
+static struct wh_limit_stats limit_stats_of(struct wh_dispatcher *d)
+{
+    struct wh_limit_stats one;
+    for (int i = 0; i < 200; i++) {
+        struct wh_limit_stats *v = NULL;
+        size_t n = wh_dispatcher_limit_stats(d, &v);
+        assert_int_equal(n, 1);
+        one = v[0];
+        free(v);
+        if (one.in_flight == 0 && one.waiting == 0)
+            break;
+        sleep_ms(5);
+    }
+    return one;
+}
+
+/* A concurrency of 3 on one server (by its port): never more than 3 at once, and 3 reached; the
+ * requests that wait start in the order they came; the first 3 go at once, each of the others is
+ * told it waits (host and limit) and then that it is sent, before its answer; another host on the
+ * same address is not held up. */
+static void test_host_limit_concurrency(void **state)
+{
+    (void)state;
+    enum { N = 24, LIMIT = 3 };
+    reset_collector();
+    struct server *a = server_start();
+    struct server *b = server_start();
+    struct wh_dispatcher *d = wh_dispatcher_start(NULL);
+    assert_non_null(d);
+    wh_dispatcher_set_limits(d, limits_of("127.0.0.1:%d=%d", a->port, LIMIT));
+    char *slow = url_of(a, "/conc/40");
+    char *fast = url_of(b, "/conc/0");
+    struct outcome *o = xcalloc(N + 1, sizeof(*o));
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k/%02d", i);
+        submit_limited(d, slow, key, &o[i]);
+    }
+    submit_limited(d, fast, "k/other", &o[N]);
+    wait_done(N + 1);
+    int waited = 0;
+    int64_t last_a = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].outcome, WH_OK);
+        assert_false(o[i].told_after_done);
+        assert_int_equal(o[i].told_waiting, o[i].told_sent);
+        assert_true(o[i].told_waiting <= 1);
+        if (o[i].told_waiting) {
+            waited++;
+            assert_string_equal(o[i].waiting_host, "127.0.0.1");
+            char want[64];
+            snprintf(want, sizeof want, "127.0.0.1:%d=%d", a->port, LIMIT);
+            assert_string_equal(o[i].waiting_limit, want);
+        }
+        last_a = o[i].done_mono > last_a ? o[i].done_mono : last_a;
+    }
+    /* They came in one batch: 3 went at once, the rest waited. */
+    assert_int_equal(waited, N - LIMIT);
+    assert_int_equal(o[N].told_waiting, 0);
+    if (o[N].done_mono > last_a - 100)
+        fail_msg("the other host's request ended %lld ms before the limited host's last",
+                 (long long)(last_a - o[N].done_mono));
+    assert_int_equal(atomic_load(&a->max_concurrent), LIMIT);
+    int64_t span = 0;
+    assert_int_equal(arrivals_of(a, &span), N);
+    /* Those that waited went in the order they came. */
+    for (int i = LIMIT + 1; i < N; i++)
+        assert_true(o[i].sent_order > o[i - 1].sent_order);
+    struct wh_limit_stats st = limit_stats_of(d);
+    assert_int_equal(st.concurrency_share, LIMIT);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.waiting, 0);
+    assert_int_equal(st.waited_total, N - LIMIT);
+    for (int i = 0; i <= N; i++)
+        outcome_clear(&o[i]);
+    wh_dispatcher_stop(d, 1000);
+    free(o);
+    free(slow);
+    free(fast);
+    server_stop(a);
+    server_stop(b);
+}
+
+/* 20 a second: the starts are at least 50 ms apart where they leave (the receiver sees them
+ * about so, checked loosely from below only), and the first goes at once. */
+static void test_host_limit_rate(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    reset_collector();
+    struct server *a = server_start();
+    struct wh_dispatcher *d = wh_dispatcher_start(NULL);
+    assert_non_null(d);
+    wh_dispatcher_set_limits(d, limits_of("127.0.0.1=20/s"));
+    char *url = url_of(a, "/conc/0");
+    struct outcome o[N];
+    memset(o, 0, sizeof o);
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "r/%02d", i);
+        submit_limited(d, url, key, &o[i]);
+    }
+    wait_done(N);
+    assert_int_equal(o[0].told_waiting, 0);
+    for (int i = 1; i < N; i++)
+        assert_int_equal(o[i].told_waiting, 1);
+    int64_t span = 0;
+    assert_int_equal(arrivals_of(a, &span), N);
+    if (span < (N - 1) * 50000 * 8 / 10)
+        fail_msg("%d requests at 20/s arrived within %lld us", N, (long long)span);
+    struct wh_limit_stats st = limit_stats_of(d);
+    assert_int_equal(st.interval_us, 50000);
+    assert_int_equal(st.concurrency_share, 0);
+    for (int i = 0; i < N; i++)
+        outcome_clear(&o[i]);
+    wh_dispatcher_stop(d, 1000);
+    free(url);
+    server_stop(a);
+}
+
+struct in_flight_check {
+    struct server *s;
+    int want;
+};
+
+static bool max_reached(const struct in_flight_check *c, int ms)
+{
+    for (int i = 0; i < ms / 5; i++) {
+        if (atomic_load(&c->s->max_concurrent) >= c->want)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+/* A limit of 1 raised to 4 while requests wait: 4 are on the wire at once right away, never
+ * more; then the limit removed: the rest go out unlimited and are told they were sent. */
+static void test_host_limit_reload(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    reset_collector();
+    struct server *a = server_start();
+    struct wh_dispatcher *d = wh_dispatcher_start(NULL);
+    assert_non_null(d);
+    wh_dispatcher_set_limits(d, limits_of("127.0.0.1=1 other.example=7"));
+    char *url = url_of(a, "/conc/300");
+    struct outcome o[N];
+    memset(o, 0, sizeof o);
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "l/%02d", i);
+        submit_limited(d, url, key, &o[i]);
+    }
+    struct in_flight_check one = {a, 1}, four = {a, 4};
+    assert_true(max_reached(&one, 5000));
+    /* The first alone on the wire, the others waiting (as the stats say too). */
+    sleep_ms(50);
+    assert_int_equal(atomic_load(&a->max_concurrent), 1);
+    struct wh_limit_stats *v = NULL;
+    assert_int_equal(wh_dispatcher_limit_stats(d, &v), 2);
+    assert_string_equal(v[0].name, "127.0.0.1");
+    assert_int_equal(v[0].in_flight, 1);
+    assert_int_equal(v[0].waiting, N - 1);
+    free(v);
+    wh_dispatcher_set_limits(d, limits_of("127.0.0.1=4"));
+    assert_true(max_reached(&four, 5000));
+    /* The one on the wire still counts: 4 in all, never 5. */
+    sleep_ms(400);
+    assert_int_equal(atomic_load(&a->max_concurrent), 4);
+    wh_dispatcher_set_limits(d, NULL);
+    wait_done(N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].outcome, WH_OK);
+        assert_int_equal(o[i].told_waiting, o[i].told_sent);
+        assert_false(o[i].told_after_done);
+    }
+    /* The order of arrival is kept through the reloads. */
+    for (int i = 2; i < N; i++)
+        assert_true(o[i].sent_order > o[i - 1].sent_order);
+    assert_int_equal(wh_dispatcher_limit_stats(d, &v), 0);
+    assert_null(v);
+    for (int i = 0; i < N; i++)
+        outcome_clear(&o[i]);
+    wh_dispatcher_stop(d, 1000);
+    free(url);
+    server_stop(a);
+}
+
+/* Two keelds share a limit of 5: this one's share is 2 or 3 (by its rank), and that is what it
+ * keeps to; the rate is halved. */
+static void test_host_limit_share(void **state)
+{
+    (void)state;
+    enum { N = 9 };
+    reset_collector();
+    struct server *a = server_start();
+    struct wh_dispatcher *d = wh_dispatcher_start(NULL);
+    assert_non_null(d);
+    struct wh_host_limits *l = limits_of("127.0.0.1=5,100/s");
+    int share = wh_host_limit_concurrency_share(&l->v[0], 2, 1);
+    assert_true(share == 2 || share == 3);
+    wh_dispatcher_set_limits(d, l);
+    wh_dispatcher_set_share(d, 2, 1);
+    char *url = url_of(a, "/conc/200");
+    struct outcome o[N];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < N; i++)
+        submit_limited(d, url, "s/k", &o[i]);
+    wait_done(N);
+    assert_int_equal(atomic_load(&a->max_concurrent), share);
+    struct wh_limit_stats st = limit_stats_of(d);
+    assert_int_equal(st.concurrency_share, share);
+    assert_int_equal(st.interval_us, 20000);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].outcome, WH_OK);
+        outcome_clear(&o[i]);
+    }
+    wh_dispatcher_stop(d, 1000);
+    free(url);
+    server_stop(a);
+}
+
+/* Stopping aborts the requests waiting for a limit like the others that were never sent. */
+static void test_host_limit_stop_aborts_waiting(void **state)
+{
+    (void)state;
+    reset_collector();
+    struct server *a = server_start();
+    struct wh_dispatcher *d = wh_dispatcher_start(NULL);
+    assert_non_null(d);
+    wh_dispatcher_set_limits(d, limits_of("127.0.0.1=1"));
+    char *url = url_of(a, "/sleep/1000");
+    struct outcome o[3];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 3; i++)
+        submit_limited(d, url, "k/stop", &o[i]);
+    for (int i = 0; i < 100 && atomic_load(&a->concurrent) == 0; i++)
+        sleep_ms(10);
+    wh_dispatcher_stop(d, 100);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(o[i].calls, 1);
+        assert_int_equal(o[i].outcome, WH_ABORTED);
+        outcome_clear(&o[i]);
+    }
+    free(url);
+    server_stop(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_headers_and_signature), cmocka_unit_test(test_failures_classified),
-        cmocka_unit_test(test_many_concurrent),       cmocka_unit_test(test_per_host_limit),
-        cmocka_unit_test(test_total_limit),           cmocka_unit_test(test_stop_aborts),
-        cmocka_unit_test(test_stop_waits_for_grace),  cmocka_unit_test(test_submit_from_callback),
+        cmocka_unit_test(test_headers_and_signature),
+        cmocka_unit_test(test_failures_classified),
+        cmocka_unit_test(test_many_concurrent),
+        cmocka_unit_test(test_per_host_limit),
+        cmocka_unit_test(test_total_limit),
+        cmocka_unit_test(test_stop_aborts),
+        cmocka_unit_test(test_stop_waits_for_grace),
+        cmocka_unit_test(test_submit_from_callback),
+        cmocka_unit_test(test_host_limit_concurrency),
+        cmocka_unit_test(test_host_limit_rate),
+        cmocka_unit_test(test_host_limit_reload),
+        cmocka_unit_test(test_host_limit_share),
+        cmocka_unit_test(test_host_limit_stop_aborts_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
