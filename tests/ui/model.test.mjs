@@ -50,6 +50,19 @@ import {
   stepKind,
   stepNow,
   urlLabel,
+  batchProgress,
+  bulkConfirmText,
+  bulkFilterOf,
+  filterParts,
+  hasListFilter,
+  listApiQuery,
+  listFilterFromQuery,
+  listFilterOfBulk,
+  listFilterQuery,
+  selectionText,
+  tagParts,
+  tagText,
+  tagsOf,
 } from '../../web-ui/js/model.mjs';
 
 const T = (ms) => new Date(Date.UTC(2026, 10, 22, 0, 15, 0) + ms).toISOString();
@@ -1207,4 +1220,105 @@ test('a code execution\'s own end and the cancel deadline have their summaries',
     'The program failed it: OutOfStock: none left');
   assert.equal(eventSummary({type: 'cancel_deadline_passed', data: {}}),
     'The program did not end it within 5 minutes of the cancel');
+});
+
+// ---- the list's filters, tags and bulk actions ------------------------------------------------
+
+const NOW = Date.UTC(2026, 11, 5, 12, 0, 0);
+const query = (qs) => new URLSearchParams(qs);
+
+test('tags: key and value split at the first colon; chips say "key: value"; an execution\'s tags by key', () => {
+  assert.deepEqual(tagParts('customer:42'), {key: 'customer', value: '42'});
+  assert.deepEqual(tagParts('url:http://x:8080/a'), {key: 'url', value: 'http://x:8080/a'}, 'the first colon separates');
+  assert.deepEqual(tagParts('customer:'), {key: 'customer', value: ''});
+  assert.deepEqual(tagParts('nocolon'), {key: 'nocolon', value: null}, 'no colon: the API refuses it and says why');
+  assert.equal(tagText('customer:42'), 'customer: 42');
+  assert.equal(tagText('nocolon'), 'nocolon');
+  assert.deepEqual(tagsOf({tags: {tier: 'gold', customer: '42'}}), ['customer:42', 'tier:gold'], 'by key');
+  assert.deepEqual(tagsOf({tags: {}}), []);
+  assert.deepEqual(tagsOf({}), [], 'an execution from a keeld before tags');
+});
+
+test('the list\'s filter state from its URL and back: tags repeated, the same order, defaults left out', () => {
+  const f = listFilterFromQuery(query('?workflow=checkout&status=failed,running&tag=customer:42&tag=tier%3Agold&tag=customer:42&range=1h&limit=20&cursor=abc'));
+  assert.deepEqual(f, {workflow: 'checkout', name: '', parent: '', statuses: ['running', 'failed'], range: '1h', since: '', until: '', tags: ['customer:42', 'tier:gold'], cursor: 'abc', limit: 20});
+  assert.deepEqual(listFilterQuery(f), [['workflow', 'checkout'], ['status', 'running,failed'], ['range', '1h'], ['tag', 'customer:42'], ['tag', 'tier:gold'], ['limit', '20'], ['cursor', 'abc']]);
+  // A round trip through the URL gives the same state.
+  const back = listFilterFromQuery(new URLSearchParams(listFilterQuery(f)));
+  assert.deepEqual(back, f);
+  // since/until: a custom range, with or without ?range=custom; a relative range ignores them.
+  assert.deepEqual(listFilterFromQuery(query('since=2026-12-01T00:00:00Z')), {...listFilterFromQuery(query('')), range: 'custom', since: '2026-12-01T00:00:00Z'});
+  assert.equal(listFilterFromQuery(query('range=1h&since=2026-12-01T00:00:00Z')).since, '');
+  assert.equal(listFilterFromQuery(query('range=nonsense')).range, '');
+  assert.equal(listFilterFromQuery(query('limit=9999')).limit, 500);
+  assert.deepEqual(listFilterQuery(listFilterFromQuery(query(''))), [], 'nothing for no filter (50 a page is the default)');
+  assert.deepEqual(listFilterQuery({...listFilterFromQuery(query('')), name: 'checkout-ui', parent: 'order-1'}), [['name', 'checkout-ui'], ['parent', 'order-1']]);
+  // The API's query: ?range= becomes since, computed from now; tags repeat.
+  assert.deepEqual(listApiQuery(f, NOW), [['limit', '20'], ['workflow', 'checkout'], ['status', 'running,failed'], ['since', '2026-12-05T11:00:00.000Z'], ['tag', 'customer:42'], ['tag', 'tier:gold'], ['cursor', 'abc']]);
+  assert.equal(hasListFilter(listFilterFromQuery(query('limit=20&cursor=x'))), false, 'a page is not a filter');
+  for (const qs of ['workflow=a', 'name=a', 'parent=a', 'status=failed', 'range=15m', 'until=2026-12-01T00:00:00Z', 'tag=a:b'])
+    assert.equal(hasListFilter(listFilterFromQuery(query(qs))), true, qs);
+});
+
+test('bulk filter: the list\'s filters mapped to the API\'s members; refused without a filter or with a parent', () => {
+  const f = listFilterFromQuery(query('workflow=checkout&name=checkout&status=running,failed&tag=customer:42&tag=tier:gold&range=24h'));
+  assert.deepEqual(bulkFilterOf(f, NOW), {
+    filter: {workflow: 'checkout', name: 'checkout', status: ['running', 'failed'], since: '2026-12-04T12:00:00.000Z', tags: {customer: '42', tier: 'gold'}},
+    refused: null,
+  });
+  const custom = listFilterFromQuery(query('since=2026-12-01T00:00:00Z&until=2026-12-02T00:00:00Z'));
+  assert.deepEqual(bulkFilterOf(custom, NOW).filter, {since: '2026-12-01T00:00:00Z', until: '2026-12-02T00:00:00Z'});
+  // No filter at all: the API requires one member; the UI refuses and says why.
+  const none = bulkFilterOf(listFilterFromQuery(query('limit=20')), NOW);
+  assert.equal(none.filter, null);
+  assert.match(none.refused, /no filter/);
+  // ?parent= has no bulk member: refused rather than acting on more than the list shows.
+  const parent = bulkFilterOf(listFilterFromQuery(query('parent=order-1&status=running')), NOW);
+  assert.equal(parent.filter, null);
+  assert.match(parent.refused, /parent/);
+  // A tag the API would refuse (no colon; two values for one key) is not sent.
+  assert.match(bulkFilterOf(listFilterFromQuery(query('tag=nocolon')), NOW).refused, /nocolon/);
+  assert.match(bulkFilterOf(listFilterFromQuery(query('tag=a:1&tag=a:2')), NOW).refused, /a:2/);
+  // And back: a batch's filter as the list's state, for a link to those executions.
+  const lf = listFilterOfBulk({workflow: 'checkout', status: ['failed'], since: '2026-12-01T00:00:00Z', tags: {customer: '42'}});
+  assert.deepEqual(listFilterQuery(lf), [['workflow', 'checkout'], ['status', 'failed'], ['since', '2026-12-01T00:00:00Z'], ['tag', 'customer:42']]);
+  assert.equal(listFilterOfBulk({ids: ['a', 'b']}), null, 'ids: the list has no such filter');
+  assert.deepEqual(listFilterOfBulk({status: 'running,failed'}).statuses, ['running', 'failed']);
+});
+
+test('bulk texts: the filter spelled out, the selection, the confirmation\'s count, a batch\'s progress', () => {
+  assert.deepEqual(filterParts({workflow: 'checkout', status: ['running', 'failed', 'cancelled'], since: 'S', until: 'U', tags: {customer: '42'}}, (t) => `<${t}>`),
+    ['workflow checkout', 'status running, failed or cancelled', 'created since <S>', 'created before <U>', 'tag customer: 42']);
+  assert.deepEqual(filterParts({status: 'failed', name: 'n'}), ['name n', 'status failed']);
+  assert.deepEqual(filterParts({ids: ['a']}), ['id: a']);
+  assert.deepEqual(filterParts({ids: ['a', 'b', 'c', 'd']}), ['4 ids: a, b, c, …']);
+  assert.deepEqual(filterParts(null), []);
+
+  assert.equal(selectionText({selected: 0}), 'No execution selected');
+  assert.equal(selectionText({selected: 3}), '3 selected');
+  assert.equal(selectionText({all: {matched: 412}, selected: 0}), 'All 412 executions matching this filter');
+  assert.equal(selectionText({all: {matched: 1}}), 'All 1 execution matching this filter');
+
+  const three = bulkConfirmText('cancel', {ids: ['a', 'b', 'c']});
+  assert.equal(three.title, 'Cancel 3 executions?');
+  assert.equal(three.count, 3);
+  assert.equal(three.what, 'The 3 selected executions: a, b, c.');
+  assert.equal(three.confirm, 'Cancel 3 executions');
+  assert.match(three.note, /compensations run/);
+  assert.equal(bulkConfirmText('terminate', {ids: ['x']}).title, 'Terminate 1 execution?');
+  assert.equal(bulkConfirmText('terminate', {ids: ['x']}).what, 'The selected execution: x.');
+  assert.match(bulkConfirmText('terminate', {ids: ['x']}).note, /without compensations/);
+  assert.equal(bulkConfirmText('cancel', {ids: ['1', '2', '3', '4', '5', '6', '7']}).what, 'The 7 selected executions: 1, 2, 3, 4, 5 and 2 more.');
+  const all = bulkConfirmText('retry', {matched: 412, filter: {workflow: 'checkout', tags: {customer: '42'}}});
+  assert.equal(all.title, 'Retry 412 executions?');
+  assert.equal(all.count, 412);
+  assert.equal(all.what, 'All 412 executions matching workflow checkout · tag customer: 42.');
+  assert.match(all.note, /Failed executions resume.*the others are skipped/);
+  assert.match(bulkConfirmText('retry', {matched: 0, filter: {status: ['failed']}}).what, /none match now/);
+
+  assert.deepEqual(batchProgress({action: 'cancel', status: 'running', matched: 4, processed: 1, acted: 1, skipped: 0}), {pct: 25, text: '1 of 4 processed · 1 cancelled · 0 skipped'});
+  assert.deepEqual(batchProgress({action: 'retry', status: 'completed', matched: 3, processed: 3, acted: 2, skipped: 1}), {pct: 100, text: '3 of 3 processed · 2 retried · 1 skipped'});
+  assert.equal(batchProgress({action: 'terminate', status: 'running', matched: 0, processed: 0, acted: 0, skipped: 0}).pct, 0);
+  assert.equal(batchProgress({action: 'terminate', status: 'completed', matched: 0, processed: 0, acted: 0, skipped: 0}).pct, 100, 'nothing matched: done');
+  assert.equal(batchProgress({action: 'cancel', status: 'running', matched: 2, processed: 3, acted: 3, skipped: 0}).pct, 100, 'more reached than counted at the start: never past the end');
 });

@@ -1914,6 +1914,331 @@ describe('web UI', {skip: skip || false, timeout: 240_000}, () => {
     }
   });
 
+  // ---- tags and bulk actions (last: they start executions of their own and end some) -----------
+
+  describe('tags and bulk actions', () => {
+    const shown = (p) => p.locator('table.exec-table tbody tr').evaluateAll((r) => r.map((x) => x.dataset.id));
+    const sorted = async (p) => (await shown(p)).sort().join();
+    const statusOf = async (id) => (await api('GET', `/v1/executions/${id}`)).data.status;
+    const idsOf = async (qs) => (await api('GET', `/v1/executions?${qs}`)).data.executions.map((x) => x.id).sort().join();
+
+    before(async () => {
+      await api('POST', '/v1/workflows', {name: 'bulk-nap', description: 'Sleep an hour', steps: [{id: 'pause', sleep: '1h'}]});
+      await api('POST', '/v1/workflows', {name: 'bulk-broken', steps: [{id: 'explode', activity: {url: `${stack.receiverUrl}/fail/500`, input: {}}, retry: {max_attempts: 1}}]});
+      for (let i = 1; i <= 6; i++) {
+        const tags = {team: 'ui', customer: i <= 3 ? '42' : '43', tier: i % 2 ? 'gold' : 'silver'};
+        if (i === 6) Object.assign(tags, {region: 'eu-west-1', note: 'a long value that the list cuts short rather than letting it widen the row'});
+        await api('POST', '/v1/workflows/bulk-nap/executions', {id: `bulk-${i}`, tags});
+      }
+      for (let i = 1; i <= 4; i++)
+        await api('POST', '/v1/workflows/bulk-broken/executions', {id: `bulk-fail-${i}`, tags: i <= 3 ? {team: 'ui', retry: 'yes'} : {team: 'ui'}});
+      for (let i = 1; i <= 4; i++) assert.equal((await api('GET', `/v1/executions/bulk-fail-${i}/result?wait=20`)).data.status, 'failed');
+      for (let i = 1; i <= 6; i++)
+        await until(async () => (await api('GET', `/v1/executions/bulk-${i}/history`)).data.events.some((e) => e.type === 'timer_started'), {what: `bulk-${i} asleep`});
+    });
+
+    test('tags on the execution page and in the list; a chip filters, two tags AND, a refused tag shows the API\'s message, a reload keeps the filter', async () => {
+      const p = watch(await ctx.newPage(), [/status of 400/]);
+      try {
+        await p.goto(`${base}/ui/executions/bulk-1`);
+        const chips = p.locator('#exec-tags a.tag-chip');
+        await chips.first().waitFor();
+        assert.deepEqual(await chips.evaluateAll((a) => a.map((x) => x.dataset.tag)), ['customer:42', 'team:ui', 'tier:gold'], 'every tag, by key');
+        assert.equal(await chips.first().innerText(), 'customer: 42');
+        // A chip is a link to the list filtered by it (followed with the keyboard).
+        await chips.first().focus();
+        await p.keyboard.press('Enter');
+        await p.waitForURL((u) => u.pathname === '/ui/executions' && u.search === '?tag=customer:42');
+        await until(async () => (await sorted(p)) === 'bulk-1,bulk-2,bulk-3', {what: 'the executions of customer 42'});
+        assert.equal(await idsOf('tag=customer:42'), 'bulk-1,bulk-2,bulk-3');
+        assert.deepEqual(await p.locator('#filter-tags li').evaluateAll((l) => l.map((x) => x.dataset.tag)), ['customer:42']);
+        // In the list, each row's tags; a click on one adds it to the filter: both must match.
+        const row = p.locator('tr[data-id="bulk-1"]');
+        assert.deepEqual(await row.locator('.row-tags a.tag-chip').evaluateAll((a) => a.map((x) => x.dataset.tag)), ['customer:42', 'team:ui', 'tier:gold']);
+        await row.locator('.row-tags a.tag-chip[data-tag="tier:gold"]').click();
+        await p.waitForURL((u) => u.search === '?tag=customer:42&tag=tier:gold');
+        await until(async () => (await sorted(p)) === 'bulk-1,bulk-3', {what: 'customer 42 and gold'});
+        assert.equal(await idsOf('tag=customer:42&tag=tier:gold'), 'bulk-1,bulk-3');
+        assert.deepEqual(await p.locator('#filter-tags li').evaluateAll((l) => l.map((x) => x.dataset.tag)), ['customer:42', 'tier:gold']);
+        // A reload keeps the filter.
+        await p.reload();
+        await until(async () => (await sorted(p)) === 'bulk-1,bulk-3', {what: 'the same rows after a reload'});
+        assert.deepEqual(await p.locator('#filter-tags li').evaluateAll((l) => l.map((x) => x.dataset.tag)), ['customer:42', 'tier:gold']);
+        // Tags the API refuses (400): its message under the field; the filter, the URL and the rows stay.
+        const url = p.url();
+        for (const [bad, message] of [['nocolon', /query parameter "tag": "nocolon": must be key:value, e\.g\. customer:42/], ['customer:43', /"customer:43": two values for one tag key can never both match/]]) {
+          await p.locator('#filter-tag').fill(bad);
+          await p.locator('#filter-tag').press('Enter');
+          await p.locator('#filter-tag-error').waitFor();
+          assert.match(await p.locator('#filter-tag-error').innerText(), message);
+          assert.equal(await p.locator('#filter-tag').getAttribute('aria-invalid'), 'true');
+          assert.equal(await p.locator('#filter-tag').inputValue(), bad, 'kept to be corrected');
+          assert.equal(p.url(), url);
+          assert.equal(await sorted(p), 'bulk-1,bulk-3');
+          if (bad === 'nocolon') await p.screenshot({path: path.join(ARTIFACTS, 'list-tag-error.png')});
+          // Typing again clears the message.
+          await p.locator('#filter-tag').fill('');
+          await p.locator('#filter-tag-error').waitFor({state: 'hidden'});
+        }
+        // A chip comes off; a tag typed in goes on.
+        await p.locator('#filter-tags li[data-tag="tier:gold"] button.tag-remove').click();
+        await p.waitForURL((u) => u.search === '?tag=customer:42');
+        await until(async () => (await sorted(p)) === 'bulk-1,bulk-2,bulk-3', {what: 'customer 42 again'});
+        await p.locator('#filter-tag').fill('tier:silver');
+        await p.locator('#filter-tag').press('Enter');
+        await p.waitForURL((u) => u.search === '?tag=customer:42&tag=tier:silver');
+        await until(async () => (await sorted(p)) === 'bulk-2', {what: 'customer 42 and silver'});
+        assert.equal(await p.locator('#filter-tag').inputValue(), '');
+        // With the other filters: a status, then all cleared.
+        await p.locator('.segmented input[value="running"]').check();
+        await p.waitForURL((u) => u.search === '?status=running&tag=customer:42&tag=tier:silver');
+        await p.locator('#clear-filters').click();
+        await p.waitForURL((u) => u.search === '');
+        assert.equal(await p.locator('#filter-tags li').count(), 0);
+        // Many tags in a row: the first three, cut short when long, then "+N more".
+        const six = p.locator('tr[data-id="bulk-6"] .row-tags');
+        await six.waitFor();
+        assert.equal(await six.locator('a.tag-chip').count(), 3);
+        assert.equal(await six.locator('.tag-more').innerText(), '+2 more');
+        const note = six.locator('a.tag-chip[data-tag^="note:"]');
+        assert.ok(await note.evaluate((el) => el.scrollWidth > el.clientWidth), 'a long tag is cut short');
+        assert.match(await note.getAttribute('title'), /rather than letting it widen the row/);
+        await p.goto(`${base}/ui/executions/bulk-6`);
+        await p.locator('#exec-tags a.tag-chip').first().waitFor();
+        assert.equal(await p.locator('#exec-tags a.tag-chip').count(), 5, 'the page shows them all');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('bulk actions: none without a selection, "all matching" refused without a filter, Back and Escape create no batch', async () => {
+      await page.goto(`${base}/ui/executions`);
+      await page.locator('#bulk-bar #bulk-all').waitFor();
+      assert.equal(await page.locator('#bulk-all').isDisabled(), true);
+      assert.match(await page.locator('#bulk-all-why').innerText(), /no filter: acting on every execution needs at least one/);
+      assert.equal(await page.locator('#bulk-all').getAttribute('aria-describedby'), 'bulk-all-why');
+      for (const a of ['cancel', 'terminate', 'retry']) assert.equal(await page.locator(`#bulk-${a}`).isDisabled(), true, `${a} needs a selection`);
+      assert.equal(await page.locator('#bulk-count').innerText(), 'No execution selected');
+      // A list of a parent's children cannot be matched by a bulk filter either.
+      await page.goto(`${base}/ui/executions?parent=order-ui-hold`);
+      await page.locator('#bulk-all-why').waitFor();
+      assert.equal(await page.locator('#bulk-all').isDisabled(), true);
+      assert.match(await page.locator('#bulk-all-why').innerText(), /cannot filter by parent/);
+
+      await page.goto(`${base}/ui/executions?workflow=bulk-nap`);
+      await until(async () => (await sorted(page)) === 'bulk-1,bulk-2,bulk-3,bulk-4,bulk-5,bulk-6', {what: 'the six bulk-nap executions'});
+      assert.equal(await page.locator('#bulk-all').isDisabled(), false, 'a filter: "all matching" offered');
+      await page.locator('tr[data-id="bulk-5"] input.row-select').check();
+      await page.locator('tr[data-id="bulk-6"] input.row-select').check();
+      assert.equal(await page.locator('#bulk-count').innerText(), '2 selected');
+      assert.equal(await page.locator('#select-page').evaluate((el) => el.indeterminate), true);
+      const dlg = page.locator('dialog.dialog-bulk');
+      await page.locator('#bulk-cancel').click();
+      await dlg.waitFor();
+      assert.equal(await dlg.locator('h2').innerText(), 'Cancel 2 executions?');
+      assert.equal(await dlg.locator('#bulk-what').getAttribute('data-count'), '2');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'bulk-reason', 'the focus in the dialog, on its reason');
+      await dlg.locator('[data-action="dismiss"]').click();
+      await dlg.waitFor({state: 'detached'});
+      await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'bulk-cancel', {what: 'the focus back on Cancel'});
+      await page.locator('#bulk-terminate').click();
+      await dlg.waitFor();
+      assert.equal(await dlg.locator('h2').innerText(), 'Terminate 2 executions?');
+      await page.keyboard.press('Escape');
+      await dlg.waitFor({state: 'detached'});
+      assert.equal(await page.locator('#bulk-count').innerText(), '2 selected', 'the selection stays');
+      assert.deepEqual((await api('GET', '/v1/batches')).data.batches, [], 'no batch was created');
+      for (const id of ['bulk-5', 'bulk-6']) assert.equal(await statusOf(id), 'running');
+      // Unchecking the page clears the selection.
+      await page.locator('#select-page').check();
+      await page.locator('#select-page').uncheck();
+      assert.equal(await page.locator('#bulk-count').innerText(), 'No execution selected');
+    });
+
+    test('bulk cancel of three selected rows with a reason: the confirmation says 3, the batch\'s progress to completed, those three cancelled and no other', async () => {
+      await page.goto(`${base}/ui/executions?workflow=bulk-nap`);
+      await until(async () => (await shown(page)).length === 6, {what: 'six rows'});
+      // A row's checkbox with the keyboard, the others with the pointer.
+      await page.locator('tr[data-id="bulk-1"] input.row-select').focus();
+      await page.keyboard.press('Space');
+      await page.locator('tr[data-id="bulk-2"] input.row-select').check();
+      await page.locator('tr[data-id="bulk-3"] input.row-select').check();
+      assert.equal(await page.locator('#bulk-count').innerText(), '3 selected');
+      assert.equal(await page.locator('tr.is-selected').count(), 3);
+      // The selection outlives the list's live refreshes (these executions run).
+      const updated = await page.locator('.page-head .muted.small').innerText();
+      await until(async () => (await page.locator('.page-head .muted.small').innerText()) !== updated, {what: 'a live refresh'});
+      assert.equal(await page.locator('#bulk-count').innerText(), '3 selected');
+      assert.deepEqual(await page.locator('tr:has(input.row-select:checked)').evaluateAll((r) => r.map((x) => x.dataset.id).sort()), ['bulk-1', 'bulk-2', 'bulk-3']);
+
+      await page.locator('#bulk-cancel').click();
+      const dlg = page.locator('dialog.dialog-bulk');
+      await dlg.waitFor();
+      assert.equal(await dlg.locator('h2').innerText(), 'Cancel 3 executions?');
+      assert.equal(await dlg.locator('#bulk-what').getAttribute('data-count'), '3');
+      assert.match(await dlg.locator('#bulk-what').innerText(), /^The 3 selected executions: (bulk-\d, ){2}bulk-\d\.$/);
+      await dlg.locator('#bulk-reason').fill('bulk from the UI');
+      assert.equal(await dlg.locator('[data-action="confirm"]').innerText(), 'Cancel 3 executions');
+      await shot(page, 'bulk-confirm.png');
+      await dlg.locator('[data-action="confirm"]').click();
+      await dlg.waitFor({state: 'detached'});
+      const progress = page.locator('#batch-progress');
+      await progress.waitFor();
+      await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'batch-progress-h', {what: 'the focus on the batch\'s progress'});
+      await page.locator('#batch-progress[data-status="completed"]').waitFor({timeout: 15_000});
+      assert.equal(await progress.getAttribute('data-matched'), '3');
+      assert.equal(await progress.getAttribute('data-acted'), '3');
+      assert.equal(await progress.getAttribute('data-skipped'), '0');
+      assert.equal(await progress.locator('#batch-progress-text').innerText(), '3 of 3 processed · 3 cancelled · 0 skipped');
+      assert.equal(await progress.locator('[role="progressbar"]').getAttribute('aria-valuenow'), '100');
+      const batches = (await api('GET', '/v1/batches')).data.batches;
+      assert.equal(batches.length, 1);
+      assert.deepEqual(Object.keys(batches[0].filter), ['ids'], 'the selected rows, as ids');
+      assert.deepEqual([...batches[0].filter.ids].sort(), ['bulk-1', 'bulk-2', 'bulk-3']);
+      assert.equal(batches[0].reason, 'bulk from the UI');
+      assert.equal(await progress.getAttribute('data-batch'), batches[0].id);
+      // Those three are cancelled (with the reason), the others not; the list shows it.
+      for (const id of ['bulk-1', 'bulk-2', 'bulk-3']) await until(async () => (await statusOf(id)) === 'cancelled', {what: `${id} cancelled`});
+      for (const id of ['bulk-4', 'bulk-5', 'bulk-6']) assert.equal(await statusOf(id), 'running', `${id} untouched`);
+      assert.ok((await api('GET', '/v1/executions/bulk-2/history')).data.events.some((e) => e.type === 'cancel_requested' && JSON.stringify(e.data).includes('bulk from the UI')));
+      await until(async () => (await page.locator('tr[data-status="cancelled"]').evaluateAll((r) => r.map((x) => x.dataset.id).sort().join())) === 'bulk-1,bulk-2,bulk-3', {what: 'the list refreshed'});
+      assert.equal(await page.locator('#bulk-count').innerText(), 'No execution selected');
+      await shot(page, 'bulk-progress.png');
+      await page.locator('#batch-progress-close').click();
+      assert.equal(await page.locator('#batch-progress').count(), 0);
+    });
+
+    test('"all matching" a tag filter beyond the page: the dry run\'s count, the filter spelled out, exactly those terminated', async () => {
+      await page.goto(`${base}/ui/executions?tag=customer:43&limit=2`);
+      await until(async () => (await shown(page)).join() === 'bulk-6,bulk-5', {what: 'a page of two of customer 43'});
+      await page.locator('#select-page').check();
+      // The whole page selected: the offer to go further names the dry run's count.
+      await until(async () => (await page.locator('#bulk-all').getAttribute('data-count')) === '3', {what: 'the count of all matching'});
+      assert.equal(await page.locator('#bulk-all').innerText(), 'Select all 3 matching this filter');
+      const dry = (await api('POST', '/v1/executions/terminate', {tags: {customer: '43'}, dry_run: true})).data;
+      assert.equal(dry.matched, 3);
+      await page.locator('#bulk-all').click();
+      await until(async () => (await page.locator('#bulk-count').innerText()) === 'All 3 executions matching this filter', {what: 'all matching selected'});
+      assert.equal(await page.locator('#bulk-count').getAttribute('data-mode'), 'all');
+      assert.equal(await page.locator('#bulk-all-filter').innerText(), 'Filter: tag customer: 43');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'bulk-none', 'the focus on the way back');
+      await page.locator('#bulk-terminate').click();
+      const dlg = page.locator('dialog.dialog-bulk');
+      await dlg.waitFor();
+      assert.equal(await dlg.locator('h2').innerText(), 'Terminate 3 executions?');
+      assert.equal(await dlg.locator('#bulk-what').getAttribute('data-count'), '3');
+      assert.equal(await dlg.locator('#bulk-what').innerText(), 'All 3 executions matching tag customer: 43.');
+      assert.deepEqual(await dlg.locator('#bulk-filter li').allInnerTexts(), ['tag customer: 43']);
+      await dlg.locator('[data-action="confirm"]').click();
+      await dlg.waitFor({state: 'detached'});
+      await page.locator('#batch-progress[data-status="completed"]').waitFor({timeout: 15_000});
+      assert.equal(await page.locator('#batch-progress').getAttribute('data-acted'), '3');
+      const batch = (await api('GET', '/v1/batches')).data.batches[0];
+      assert.deepEqual({action: batch.action, filter: batch.filter, reason: batch.reason, matched: batch.matched, acted: batch.acted}, {action: 'terminate', filter: {tags: {customer: '43'}}, reason: null, matched: 3, acted: 3});
+      for (const id of ['bulk-4', 'bulk-5', 'bulk-6']) assert.equal(await statusOf(id), 'terminated', `${id} terminated`);
+      for (const id of ['bulk-1', 'bulk-2', 'bulk-3']) assert.equal(await statusOf(id), 'cancelled', `${id} as it was`);
+      assert.equal(await statusOf('state-sleeping'), 'running', 'an execution without the tag untouched');
+    });
+
+    test('retry all matching a tag and a status: only the failed executions with the tag are retried', async () => {
+      await page.goto(`${base}/ui/executions?status=failed&tag=retry:yes`);
+      await until(async () => (await sorted(page)) === 'bulk-fail-1,bulk-fail-2,bulk-fail-3', {what: 'the three to retry'});
+      await page.locator('#bulk-all').click();
+      await until(async () => (await page.locator('#bulk-count').getAttribute('data-count')) === '3', {what: 'all 3 matching'});
+      await page.locator('#bulk-retry').click();
+      const dlg = page.locator('dialog.dialog-bulk');
+      await dlg.waitFor();
+      assert.equal(await dlg.locator('h2').innerText(), 'Retry 3 executions?');
+      assert.equal(await dlg.locator('#bulk-reason').count(), 0, 'a retry has no reason');
+      assert.deepEqual(await dlg.locator('#bulk-filter li').allInnerTexts(), ['status failed', 'tag retry: yes']);
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.action), 'confirm');
+      await page.keyboard.press('Enter');
+      await dlg.waitFor({state: 'detached'});
+      await page.locator('#batch-progress[data-status="completed"]').waitFor({timeout: 15_000});
+      assert.equal(await page.locator('#batch-progress-text').innerText(), '3 of 3 processed · 3 retried · 0 skipped');
+      const retried = async (id) => (await api('GET', `/v1/executions/${id}/history`)).data.events.some((e) => e.type === 'execution_retried');
+      for (const id of ['bulk-fail-1', 'bulk-fail-2', 'bulk-fail-3']) assert.equal(await retried(id), true, `${id} retried`);
+      assert.equal(await retried('bulk-fail-4'), false, 'bulk-fail-4 (without the tag) not retried');
+      assert.equal(await retried('saga-1'), false, 'another failed execution not retried');
+    });
+
+    test('the Batches view: newest first with their numbers, pages, a batch\'s page; at phone width in dark mode', async () => {
+      const fromApi = (await api('GET', '/v1/batches')).data.batches;
+      assert.equal(fromApi.length, 3);
+      await page.goto(`${base}/ui/executions`);
+      await page.locator('a[data-nav="batches"]').click();
+      await page.waitForURL((u) => u.pathname === '/ui/batches');
+      const rows = page.locator('table.batch-table tbody tr');
+      await rows.first().waitFor();
+      const seen = await rows.evaluateAll((r) => r.map((x) => ({id: x.dataset.id, action: x.dataset.action, status: x.dataset.status, matched: x.dataset.matched, processed: x.dataset.processed, acted: x.dataset.acted, skipped: x.dataset.skipped})));
+      assert.deepEqual(seen, fromApi.map((b) => ({id: b.id, action: b.action, status: b.status, matched: String(b.matched), processed: String(b.processed), acted: String(b.acted), skipped: String(b.skipped)})));
+      assert.deepEqual(seen.map((b) => b.action), ['retry', 'terminate', 'cancel'], 'newest first');
+      const cancel = rows.nth(2);
+      assert.equal(await cancel.locator('.c-acted').innerText(), '3');
+      assert.equal(await cancel.locator('.c-skipped').innerText(), '0');
+      assert.equal(await cancel.locator('.progress-count').innerText(), '3 / 3');
+      assert.match(await cancel.locator('.batch-filter').innerText(), /^3 ids: (bulk-[123], ){2}bulk-[123]$/);
+      assert.match(await cancel.locator('.batch-reason').innerText(), /bulk from the UI/);
+      assert.equal(await rows.nth(1).locator('.batch-filter').innerText(), 'tag customer: 43');
+      assert.equal(await rows.nth(0).locator('.batch-filter').innerText(), 'status failed · tag retry: yes');
+      await shot(page, 'batches.png');
+      // Pages of two: the third batch on the second page.
+      await page.goto(`${base}/ui/batches?limit=2`);
+      await until(async () => (await rows.count()) === 2, {what: 'a page of two'});
+      await page.locator('#page-next').click();
+      await page.waitForURL(/cursor=/);
+      await until(async () => (await rows.evaluateAll((r) => r.map((x) => x.dataset.action).join())) === 'cancel', {what: 'the oldest on page 2'});
+      await page.locator('#page-prev').click();
+      await until(async () => (await rows.count()) === 2, {what: 'page 1 again'});
+      // A batch's page: its numbers, its filter, and the list of the executions it matched.
+      await rows.nth(1).locator('a.batch-link').click();
+      await page.waitForURL((u) => u.pathname === `/ui/batches/${fromApi[1].id}`);
+      await page.locator('.batch-summary').waitFor();
+      for (const [k, v] of [['matched', '3'], ['processed', '3'], ['acted', '3'], ['skipped', '0']])
+        assert.equal(await page.locator(`.batch-summary [data-field="${k}"]`).innerText(), v, k);
+      assert.equal(await page.locator('#batch-progress-text').innerText(), '3 of 3 processed · 3 terminated · 0 skipped');
+      assert.deepEqual(await page.locator('#batch-filter li').allInnerTexts(), ['tag customer: 43']);
+      await page.locator('#batch-list-link').click();
+      await page.waitForURL((u) => u.pathname === '/ui/executions' && u.search === '?tag=customer:43');
+      await until(async () => (await sorted(page)) === 'bulk-4,bulk-5,bulk-6', {what: 'the executions of the batch'});
+
+      const dark = await stack.browser.newContext({viewport: {width: 375, height: 812}, deviceScaleFactor: 2, hasTouch: true, colorScheme: 'dark'});
+      try {
+        const p = watch(await dark.newPage());
+        const noSideways = async (what) => {
+          const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          assert.ok(overflow <= 0, `${what} scrolls sideways by ${overflow}px`);
+        };
+        await p.goto(`${base}/ui/batches`);
+        await p.locator('table.batch-table tbody tr').first().waitFor();
+        await noSideways('the batches');
+        await p.screenshot({path: path.join(ARTIFACTS, 'phone-batches-dark.png'), fullPage: true});
+        await p.goto(`${base}/ui/executions?tag=team:ui`);
+        await p.locator('tr[data-id="bulk-6"] .row-tags').waitFor();
+        // The page's checkbox stays (with its words) when the table's head goes.
+        assert.ok(await p.locator('#select-page').isVisible(), 'select this page at phone width');
+        await p.locator('#select-page').check();
+        await until(async () => (await p.locator('#bulk-all').getAttribute('data-count')) === '10', {what: 'all 10 of team ui'});
+        await noSideways('the list with its tags and selection');
+        for (const [what, loc] of [['a tag chip\'s key', p.locator('tr[data-id="bulk-6"] .tag-chip .tag-k').first()], ['a tag chip\'s value', p.locator('tr[data-id="bulk-6"] .tag-chip').first()],
+          ['a filter chip', p.locator('#filter-tags li').first()], ['the selection', p.locator('#bulk-count')], ['"+2 more"', p.locator('tr[data-id="bulk-6"] .tag-more')]]) {
+          const ratio = await contrastOf(loc);
+          assert.ok(ratio >= 4.5, `${what}: contrast ${ratio.toFixed(2)} in dark mode`);
+        }
+        await p.screenshot({path: path.join(ARTIFACTS, 'phone-bulk-dark.png'), fullPage: true});
+        await p.goto(`${base}/ui/batches/${fromApi[2].id}`);
+        await p.locator('.batch-summary').waitFor();
+        await noSideways('a batch');
+        for (const [what, loc] of [['the progress text', p.locator('#batch-progress-text')], ['the action', p.locator('.action-chip')], ['the filter', p.locator('#batch-filter li').first()]]) {
+          const ratio = await contrastOf(loc);
+          assert.ok(ratio >= 4.5, `${what}: contrast ${ratio.toFixed(2)} in dark mode`);
+        }
+      } finally {
+        await dark.close();
+      }
+    });
+  });
+
   test('no console errors or page errors on any page', (t) => {
     let errors = consoleErrors;
     // The PostgreSQL server may be shared with other test suites that restart it (outage

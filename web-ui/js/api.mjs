@@ -150,10 +150,12 @@ export const Keel = {
   version: (name, v, signal) => api(`/v1/workflows/${e(name)}/versions/${v}`, {signal}).then((r) => r.data),
   startExecution: (name, body) =>
     api(`/v1/workflows/${e(name)}/executions`, {method: 'POST', body}).then((r) => r.data),
+  /** params: {name: value or [values]} or [[name, value]...]; ?tag= repeats. */
   listExecutions(params, signal) {
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== '' && v != null) q.set(k, v);
-    return api(`/v1/executions?${String(q).replace(/%2C/gi, ',')}`, {signal}).then((r) => r.data);
+    const entries = Array.isArray(params) ? params : Object.entries(params);
+    for (const [k, v] of entries) for (const x of Array.isArray(v) ? v : [v]) if (x !== '' && x != null) q.append(k, x);
+    return api(`/v1/executions?${String(q).replace(/%2C/gi, ',').replace(/%3A/gi, ':')}`, {signal}).then((r) => r.data);
   },
   execution: (id, signal) => api(`/v1/executions/${e(id)}`, {signal}).then((r) => r.data),
   history: (id, afterSeq, signal, limit = HISTORY_PAGE) =>
@@ -181,6 +183,14 @@ export const Keel = {
       rawBody: rawPayload,
       headers: idempotencyKey ? {'Idempotency-Key': idempotencyKey} : undefined,
     }).then((r) => r.data),
+  /**
+   * A bulk action (cancel, terminate, retry) on a filter: {matched} for a dry run, else the
+   * batch (202). body: the filter's members, `reason`, `dry_run`.
+   */
+  bulk: (action, body) => api(`/v1/executions/${e(action)}`, {method: 'POST', body}).then((r) => r.data),
+  batches: ({limit = 50, cursor = ''} = {}, signal) =>
+    api(`/v1/batches?limit=${limit}${cursor ? '&cursor=' + e(cursor) : ''}`, {signal}).then((r) => r.data),
+  batch: (id, signal) => api(`/v1/batches/${e(id)}`, {signal}).then((r) => r.data),
   control: (id, verb, reason) =>
     api(`/v1/executions/${e(id)}/${verb}`, {method: 'POST', body: reason ? {reason} : undefined}).then((r) => r.data),
 };

@@ -4,6 +4,7 @@ import {hasToken, setSessionToken, setToken, setTokenPrompt} from './api.mjs';
 import {openDialog} from './dialogs.mjs';
 import {h, icon} from './dom.mjs';
 import {isUtc, refreshRelativeTimes, setUtc} from './format.mjs';
+import {renderBatch, renderBatches} from './page-batches.mjs';
 import {renderExecution} from './page-execution.mjs';
 import {renderExecutions} from './page-executions.mjs';
 import {renderWorkflow, renderWorkflows} from './page-workflows.mjs';
@@ -14,6 +15,8 @@ const routes = [
   {re: /^\/ui\/?$/, nav: 'executions', render: (ctx) => renderExecutions(ctx)},
   {re: /^\/ui\/executions\/?$/, nav: 'executions', render: (ctx) => renderExecutions(ctx)},
   {re: /^\/ui\/executions\/([^/]+)\/?$/, nav: 'executions', render: (ctx, id) => renderExecution(ctx, id)},
+  {re: /^\/ui\/batches\/?$/, nav: 'batches', render: (ctx) => renderBatches(ctx)},
+  {re: /^\/ui\/batches\/([^/]+)\/?$/, nav: 'batches', render: (ctx, id) => renderBatch(ctx, id)},
   {re: /^\/ui\/workflows\/?$/, nav: 'workflows', render: (ctx) => renderWorkflows(ctx)},
   {re: /^\/ui\/workflows\/([^/]+)\/?$/, nav: 'workflows', render: (ctx, name) => renderWorkflow(ctx, name, null)},
   {

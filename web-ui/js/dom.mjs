@@ -200,11 +200,20 @@ export const paths = {
   execution: (id) => `/ui/executions/${enc(id)}`,
   workflow: (name) => `/ui/workflows/${enc(name)}`,
   version: (name, v) => `/ui/workflows/${enc(name)}/versions/${v}`,
-  executions: (params) => {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(params || {})) if (v) q.set(k, v);
-    // Commas are fine in a query and keep ?status=running,failed readable.
-    const qs = q.toString().replace(/%2C/gi, ',');
-    return '/ui/executions' + (qs ? '?' + qs : '');
-  },
+  /** params: {name: value or [values]} or [[name, value]...] (listFilterQuery). */
+  executions: (params) => '/ui/executions' + queryString(params),
+  batches: () => '/ui/batches',
+  batch: (id) => `/ui/batches/${enc(id)}`,
 };
+
+/**
+ * "?a=1&tag=customer:42&tag=tier:gold" ('' for none). Commas and colons are fine in a query
+ * and keep ?status=running,failed and ?tag=customer:42 readable.
+ */
+export function queryString(params) {
+  const q = new URLSearchParams();
+  const entries = Array.isArray(params) ? params : Object.entries(params || {});
+  for (const [k, v] of entries) for (const x of Array.isArray(v) ? v : [v]) if (x !== '' && x != null && x !== false) q.append(k, String(x));
+  const qs = q.toString().replace(/%2C/gi, ',').replace(/%3A/gi, ':');
+  return qs ? '?' + qs : '';
+}

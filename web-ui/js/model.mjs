@@ -1499,3 +1499,217 @@ export class KeyPages {
     return [...out].sort((a, b) => a - b);
   }
 }
+
+// ---- the list's filters, tags and bulk actions ---------------------------------------------
+// The executions list keeps its filters in the URL (?workflow=, ?name=, ?status=, ?range= or
+// ?since=/?until=, ?tag= repeated, ?parent=); a bulk action's filter is made from the same
+// state, so that "all matching" acts on what the list shows.
+
+/** The relative time ranges of the list (?range=), in milliseconds back from now. */
+export const RANGE_MS = {'15m': 900_000, '1h': 3_600_000, '24h': 86_400_000, '7d': 604_800_000};
+export const LIST_PAGE_SIZE = 50;
+
+/**
+ * A tag filter as the API reads it: `key:value`, the first `:` separating them. {key, value};
+ * value is null when there is no `:` (the API refuses it, and names the problem).
+ */
+export function tagParts(raw) {
+  const s = String(raw ?? '');
+  const i = s.indexOf(':');
+  return i < 0 ? {key: s, value: null} : {key: s.slice(0, i), value: s.slice(i + 1)};
+}
+
+/** "customer: 42" for a chip; a tag filter without `:` as it was typed. */
+export function tagText(raw) {
+  const {key, value} = tagParts(raw);
+  return value == null ? key : `${key}: ${value}`;
+}
+
+/** An execution's tags ({key: value}) as tag filters, by key (the API's order is its storage's). */
+export function tagsOf(exec) {
+  const t = exec && exec.tags && typeof exec.tags === 'object' ? exec.tags : {};
+  return Object.keys(t).sort().map((k) => `${k}:${t[k]}`);
+}
+
+/** The list's filter state from its URL's query (URLSearchParams). */
+export function listFilterFromQuery(q) {
+  const get = (k) => q.get(k) || '';
+  const since = get('since');
+  const until = get('until');
+  const range = RANGE_MS[get('range')] || get('range') === 'custom' ? get('range') : since || until ? 'custom' : '';
+  const tags = [];
+  for (const t of q.getAll('tag')) if (t && !tags.includes(t)) tags.push(t);
+  return {
+    workflow: get('workflow'),
+    name: get('name'),
+    parent: get('parent'),
+    statuses: parseStatusFilter(q.get('status')),
+    range,
+    since: range === 'custom' ? since : '',
+    until: range === 'custom' ? until : '',
+    tags,
+    cursor: get('cursor'),
+    limit: Math.min(500, Math.max(1, Number.parseInt(q.get('limit'), 10) || LIST_PAGE_SIZE)),
+  };
+}
+
+/** The list's URL query for a filter state: [[name, value]...] in a fixed order, empty ones left out. */
+export function listFilterQuery(f) {
+  const out = [];
+  const add = (k, v) => {
+    if (v) out.push([k, String(v)]);
+  };
+  add('workflow', f.workflow);
+  add('name', f.name);
+  add('parent', f.parent);
+  add('status', statusFilterParam(f.statuses));
+  if (f.range === 'custom') {
+    add('since', f.since);
+    add('until', f.until);
+  } else add('range', f.range);
+  for (const t of f.tags || []) add('tag', t);
+  if (f.limit && f.limit !== LIST_PAGE_SIZE) add('limit', f.limit);
+  add('cursor', f.cursor);
+  return out;
+}
+
+/** The query of GET /v1/executions for a filter state ([[name, value]...]); now: for ?range=. */
+export function listApiQuery(f, now = Date.now()) {
+  const out = [['limit', String(f.limit || LIST_PAGE_SIZE)]];
+  const add = (k, v) => {
+    if (v) out.push([k, String(v)]);
+  };
+  add('workflow', f.workflow);
+  add('name', f.name);
+  add('parent', f.parent);
+  add('status', statusFilterParam(f.statuses));
+  if (f.range === 'custom') {
+    add('since', f.since);
+    add('until', f.until);
+  } else if (RANGE_MS[f.range]) add('since', new Date(now - RANGE_MS[f.range]).toISOString());
+  for (const t of f.tags || []) add('tag', t);
+  add('cursor', f.cursor);
+  return out;
+}
+
+/** Whether the list is filtered at all (the page and its size are not filters). */
+export function hasListFilter(f) {
+  return !!(f.workflow || f.name || f.parent || (f.statuses && f.statuses.length) || f.range || f.since || f.until || (f.tags && f.tags.length));
+}
+
+/**
+ * The filter of a bulk action (POST /v1/executions/{action}) that matches what the list shows:
+ * {filter, refused}. `refused` says why "all matching" cannot be offered (the API requires at
+ * least one member, and has no `parent`), with filter null then. A relative range becomes a
+ * fixed `since`, computed from `now`: the dry run and the action must count the same.
+ */
+export function bulkFilterOf(f, now = Date.now()) {
+  if (f.parent)
+    return {filter: null, refused: 'A bulk action cannot filter by parent execution. Select the rows instead.'};
+  const filter = {};
+  if (f.workflow) filter.workflow = f.workflow;
+  if (f.name) filter.name = f.name;
+  if (f.statuses && f.statuses.length) filter.status = EXECUTION_STATUSES.filter((s) => f.statuses.includes(s));
+  if (f.range === 'custom') {
+    if (f.since) filter.since = f.since;
+    if (f.until) filter.until = f.until;
+  } else if (RANGE_MS[f.range]) filter.since = new Date(now - RANGE_MS[f.range]).toISOString();
+  if (f.tags && f.tags.length) {
+    const tags = {};
+    for (const raw of f.tags) {
+      const {key, value} = tagParts(raw);
+      if (value == null || (key in tags && tags[key] !== value))
+        return {filter: null, refused: `The tag filter "${raw}" is not one the API takes; remove it first.`};
+      tags[key] = value;
+    }
+    filter.tags = tags;
+  }
+  if (!Object.keys(filter).length)
+    return {filter: null, refused: 'The list has no filter: acting on every execution needs at least one (a workflow, a status, a time range or a tag). Filter the list first, or select rows.'};
+  return {filter, refused: null};
+}
+
+/** The list's filter state that shows what a bulk filter matches (null for one with `ids`). */
+export function listFilterOfBulk(filter) {
+  if (!filter || filter.ids) return null;
+  const statuses = Array.isArray(filter.status) ? filter.status : parseStatusFilter(filter.status);
+  return {
+    workflow: filter.workflow || '',
+    name: filter.name || '',
+    parent: '',
+    statuses: parseStatusFilter(statuses.join(',')),
+    range: filter.since || filter.until ? 'custom' : '',
+    since: filter.since || '',
+    until: filter.until || '',
+    tags: Object.entries(filter.tags || {}).map(([k, v]) => `${k}:${v}`),
+    cursor: '',
+    limit: LIST_PAGE_SIZE,
+  };
+}
+
+/**
+ * A bulk filter spelled out, one part per member: ["workflow checkout", "status running or
+ * failed", "created since 2026-12-05 00:00:00", "tag customer: 42", "3 ids: a, b, c"]. fmt(iso):
+ * how a time is written.
+ */
+export function filterParts(filter, fmt = (iso) => iso) {
+  if (!filter) return [];
+  const out = [];
+  if (filter.workflow) out.push(`workflow ${filter.workflow}`);
+  if (filter.name) out.push(`name ${filter.name}`);
+  const statuses = Array.isArray(filter.status) ? filter.status : filter.status ? String(filter.status).split(',') : [];
+  if (statuses.length) out.push(`status ${statuses.length > 1 ? `${statuses.slice(0, -1).join(', ')} or ${statuses[statuses.length - 1]}` : statuses[0]}`);
+  if (filter.since) out.push(`created since ${fmt(filter.since)}`);
+  if (filter.until) out.push(`created before ${fmt(filter.until)}`);
+  for (const [k, v] of Object.entries(filter.tags || {})) out.push(`tag ${k}: ${v}`);
+  if (Array.isArray(filter.ids)) {
+    const n = filter.ids.length;
+    out.push(n <= 3 ? `${n === 1 ? 'id' : `${n} ids`}: ${filter.ids.join(', ')}` : `${n} ids: ${filter.ids.slice(0, 3).join(', ')}, …`);
+  }
+  return out;
+}
+
+export const BULK_ACTIONS = ['cancel', 'terminate', 'retry'];
+const BULK_WORDS = {
+  cancel: {verb: 'Cancel', ing: 'Cancelling', done: 'cancelled', note: 'Each one stops gracefully: the attempt in flight ends and compensations run. Executions that have ended are skipped.'},
+  terminate: {verb: 'Terminate', ing: 'Terminating', done: 'terminated', note: 'Each one stops at once, without compensations. Executions that have ended are skipped.'},
+  retry: {verb: 'Retry', ing: 'Retrying', done: 'retried', note: 'Failed executions resume at the step that failed; the others are skipped.'},
+};
+
+export function bulkWords(action) {
+  return BULK_WORDS[action] || {verb: action, ing: action, done: action, note: ''};
+}
+
+const nExec = (n) => `${n} execution${n === 1 ? '' : 's'}`;
+
+/** What the selection is: "No execution selected", "3 selected", "All 412 executions matching this filter". */
+export function selectionText({all = null, selected = 0} = {}) {
+  if (all) return `All ${nExec(all.matched)} matching this filter`;
+  return selected ? `${selected} selected` : 'No execution selected';
+}
+
+/**
+ * The confirmation of a bulk action: {title, count, what, note, confirm}. For selected rows
+ * (`ids`) the count is theirs; for "all matching", the dry run's `matched`, with the filter
+ * spelled out (filterParts).
+ */
+export function bulkConfirmText(action, {ids = null, matched = 0, filter = null} = {}, fmt) {
+  const w = bulkWords(action);
+  const n = ids ? ids.length : matched;
+  const what = ids
+    ? `The ${n === 1 ? 'selected execution' : `${n} selected executions`}: ${ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`}.`
+    : `All ${nExec(n)} matching ${filterParts(filter, fmt).join(' · ')}${n ? '' : ' (none match now)'}.`;
+  return {title: `${w.verb} ${nExec(n)}?`, count: n, what, note: w.note, confirm: `${w.verb} ${nExec(n)}`};
+}
+
+/**
+ * A batch's progress (GET /v1/batches/{id}): {pct (0-100, of the bar), text}. `matched` is the
+ * count when it was created; an execution that came to match later may make `processed` larger.
+ */
+export function batchProgress(b) {
+  const matched = Math.max(0, b.matched || 0);
+  const processed = Math.max(0, b.processed || 0);
+  const done = b.status === 'completed';
+  const pct = done ? 100 : matched ? Math.min(100, Math.round((processed * 100) / matched)) : 0;
+  return {pct, text: `${processed} of ${matched} processed · ${b.acted || 0} ${bulkWords(b.action).done} · ${b.skipped || 0} skipped`};
+}

@@ -13,6 +13,7 @@ import {jsonPanel, jsonView} from './json-view.mjs';
 import {renderDiagram} from './diagram.mjs';
 import {KEY_PAGE, handlerCard, keysCard, renderIdleLine} from './code-view.mjs';
 import {buildStepTree, countsText, deriveTimeline, diagramOverlay, eventSummary, eventTone, historyWindow, eventMatches, indexStepCalls, isCodeExecution, isFinal, parentOf, pendingWork, pollInterval, retryable, signalOffer, startsChildren, stepCounts} from './model.mjs';
+import {tagList} from './tags-view.mjs';
 import {renderTimeline} from './timeline-view.mjs';
 
 const POLL_MS = 1000;
@@ -242,7 +243,7 @@ export async function renderExecution(ctx, id) {
     const retry = retryable(x, state.events);
     const parent = parentOf(x);
     const withChildren = startsChildren(x, defSteps);
-    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version, offer.offer, retry.ok, parent, withChildren]);
+    const key = JSON.stringify([x.status, tl.cancelRequested, x.workflow, x.version, offer.offer, retry.ok, parent, withChildren, x.tags]);
     if (key === headKey) return;
     headKey = key;
     const buttons = [];
@@ -273,6 +274,7 @@ export async function renderExecution(ctx, id) {
             h('a', {href: paths.execution(parent.id), class: 'mono', id: 'parent-link', 'data-parent': parent.id}, parent.id),
             parent.step ? [' (step ', h('code', {class: 'parent-step'}, parent.step), ')'] : null)
           : null,
+        tagList(x),
         code ? idleLine : null),
       h('div', {class: 'head-actions'}, live, buttons)));
   }
