@@ -1,8 +1,8 @@
 /* Schedules (issue 12) against real keelds and PostgreSQL: the API (create, the same again,
  * conflicts, 422 naming the field, get, list with the next 5 due times, pause, resume, trigger,
  * history, delete); after downtime only the latest missed due time starts and a "missed" event
- * counts the others; the overlap policies; and a schedule every minute across a kill -9 with a
- * second keeld, each minute started once, none lost. */
+ * counts the others; the overlap policies. (A schedule every minute across a kill -9 is
+ * test_schedule_minutes.c.) */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -264,61 +264,11 @@ static void test_missed_and_overlap(void **state)
     stack_stop(&db, &k, &receiver);
 }
 
-static bool minute_starts(void *arg)
-{
-    void **a = arg;
-    char *v = harness_sql_value(a[0], "SELECT count(*) FROM executions WHERE id LIKE 'tick:%'");
-    bool ok = v && atoi(v) >= *(int *)a[1];
-    free(v);
-    return ok;
-}
-
-/* A schedule every minute on two keelds, one killed -9 after the first start and started again:
- * every minute from the first start to the last starts exactly once. */
-static void test_every_minute_kill9(void **state)
-{
-    (void)state;
-    static const char *const env[] = {"KEEL_LEASE_GRACE_MS=1000", NULL};
-    char *db = NULL;
-    struct proc a, b, receiver;
-    stack_start("keel_it_sched_kill", env, &db, &a, &receiver);
-    keeld_start(&b, db, env, NULL);
-    define(&a);
-    http_post_expect(a.base_url, "/v1/schedules",
-                     "{\"id\": \"tick\", \"workflow\": \"quick\", \"cron\": \"* * * * *\", "
-                     "\"overlap\": \"allow\"}",
-                     201, NULL);
-    int want = 1;
-    void *arg[] = {db, &want};
-    if (!wait_for(minute_starts, arg, 90000))
-        fail_msg("no start within 90 s");
-    proc_kill9(&a);
-    keeld_start(&a, db, env, NULL);
-    want = 3;
-    if (!wait_for(minute_starts, arg, 200000))
-        fail_msg("fewer than 3 starts within 200 s");
-    /* Consecutive minutes, each once; each ran. */
-    assert_sql(db, "t",
-               "SELECT count(*) = 1 + extract(epoch FROM max(substr(id, 6)::timestamptz) - "
-               "min(substr(id, 6)::timestamptz)) / 60 FROM executions WHERE id LIKE 'tick:%'");
-    assert_sql(db, "t",
-               "SELECT count(*) = (SELECT count(*) FROM executions WHERE id LIKE 'tick:%') FROM "
-               "schedule_events WHERE schedule_id = 'tick' AND type = 'started'");
-    assert_sql(db, "0",
-               "SELECT count(*) FROM schedule_events WHERE schedule_id = 'tick' AND type IN "
-               "('missed', 'skipped', 'start_failed')");
-    wait_sql(db, "0",
-             "SELECT count(*) FROM executions WHERE id LIKE 'tick:%' AND status <> 'completed'");
-    keeld_stop(&b);
-    stack_stop(&db, &a, &receiver);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api),
         cmocka_unit_test(test_missed_and_overlap),
-        cmocka_unit_test(test_every_minute_kill9),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
