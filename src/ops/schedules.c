@@ -18,6 +18,8 @@
 /* The longest the scheduler sleeps: schedules created or resumed on other keelds are found
  * within it. */
 #define SCHEDULER_IDLE_MS 1000
+/* How soon it looks again at a due schedule it could not take (another keeld holds it). */
+#define SCHEDULER_RETRY_MS 100
 
 bool schedule_times_parse(const char *cron, const char *zone, struct schedule_times *t,
                           const char **field, char *why)
@@ -267,11 +269,17 @@ static void *scheduler_main(void *arg)
         char *why = NULL;
         PGconn *conn = store_acquire(sc->pool, 1000, &why);
         if (conn) {
-            int rc, n = 0;
+            int rc = 0, n = 0;
             /* A bounded round, so that a stop is never held up for long. */
             while (n < 100 && (rc = fire_one(sc, conn)) == 1)
                 n++;
             wait = n == 100 ? 0 : next_wait_ms(conn);
+            /* A schedule due but held by another keeld's transaction, or one that failed: look
+             * again soon, but do not spin on it. */
+            if (rc < 0)
+                wait = SCHEDULER_IDLE_MS;
+            else if (n == 0 && wait < SCHEDULER_RETRY_MS)
+                wait = SCHEDULER_RETRY_MS;
             store_release(sc->pool, conn);
         }
         free(why);
