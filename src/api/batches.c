@@ -195,3 +195,50 @@ void api_batches_list(struct http_request *req)
     api_db_release(req, conn);
     free(cur);
 }
+
+void api_batches_items(struct http_request *req)
+{
+    static const char *const allowed[] = {"result", "limit", "cursor", NULL};
+    if (api_reject_unknown_query(req, allowed))
+        return;
+    int limit;
+    if (!api_parse_limit(req, &limit))
+        return;
+    const char *id = http_param(req, "id");
+    const char *result = http_query(req, "result");
+    if (result && strcmp(result, "acted") != 0 && strcmp(result, "skipped") != 0) {
+        api_bad_parameter(req, "result", "must be acted or skipped");
+        return;
+    }
+    const char *cursor = http_query(req, "cursor");
+    char *cur = NULL;
+    const char *cur_at = NULL, *cur_id = NULL;
+    if (cursor && !api_decode_time_cursor(req, cursor, &cur, &cur_at, &cur_id))
+        return;
+    PGconn *conn = api_db_acquire(req);
+    if (!conn) {
+        free(cur);
+        return;
+    }
+    const char *gp[] = {id};
+    PGresult *r = store_run(conn, STMT_BATCH_GET, 1, gp);
+    if (!store_ok(r)) {
+        api_db_fail(req, conn, r);
+    } else if (PQntuples(r) == 0) {
+        http_reply_problem(req, 404, "not-found", "Not found", "no batch \"%s\"", id);
+    } else {
+        PQclear(r);
+        char lim[16];
+        snprintf(lim, sizeof lim, "%d", limit + 1);
+        const char *params[] = {id, result, cur_at, cur_id, lim};
+        r = store_run(conn, STMT_BATCH_ITEMS, 5, params);
+        static const int cursor_cols[] = {1, 2};
+        if (!store_ok(r))
+            api_db_fail(req, conn, r);
+        else
+            api_reply_page(req, r, limit, "items", 0, cursor_cols, 2);
+    }
+    PQclear(r);
+    api_db_release(req, conn);
+    free(cur);
+}

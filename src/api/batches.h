@@ -11,5 +11,8 @@ void api_batches_terminate(struct http_request *req);
 void api_batches_retry(struct http_request *req);
 void api_batches_get(struct http_request *req);
 void api_batches_list(struct http_request *req);
+/* GET /v1/batches/{id}/items: the executions a batch reached, in its order, with what it did
+ * (?result=acted|skipped) and their status then. */
+void api_batches_items(struct http_request *req);
 
 #endif

@@ -40,6 +40,7 @@ const struct http_route api_routes[] = {
     {"POST", "/v1/schedules/{id}/trigger", api_schedules_trigger},
     {"GET", "/v1/batches", api_batches_list},
     {"GET", "/v1/batches/{id}", api_batches_get},
+    {"GET", "/v1/batches/{id}/items", api_batches_items},
     {"GET", "/v1/executions/{id}", api_executions_get},
     {"DELETE", "/v1/executions/{id}", api_executions_delete},
     {"GET", "/v1/executions/{id}/history", api_executions_history},

@@ -604,6 +604,13 @@ static const struct {
                           "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING b.id, b.action, "
                           "b.filter::text, b.reason, b.cursor_at::text, b.cursor_id, "
                           "b.created_at::text"},
+    [STMT_BATCH_ITEMS] = {"batch_items",
+                          "SELECT json_build_object('execution_id', execution_id, 'result', "
+                          "result, 'status', status, 'created_at', keel_ts(created_at))::text, "
+                          "created_at::text, execution_id FROM batch_items WHERE batch_id = $1 "
+                          "AND ($2::text IS NULL OR result = $2) AND (created_at, execution_id) > "
+                          "(coalesce($3::timestamptz, '-infinity'), coalesce($4::text, '')) ORDER "
+                          "BY created_at, execution_id LIMIT $5"},
     [STMT_BATCH_ITEM_SEEN] = {"batch_item_seen",
                               "SELECT 1 FROM batch_items WHERE batch_id = $1 AND created_at = "
                               "$2::timestamptz AND execution_id = $3"},

@@ -50,6 +50,8 @@ enum store_stmt {
                                id */
     STMT_BATCH_CLAIM,       /* $1 owner -> id, action, filter, reason, cursor_at, cursor_id,
                                created_at of the batch claimed */
+    STMT_BATCH_ITEMS,       /* $1 batch, $2 result or NULL, $3 $4 cursor, $5 limit -> json,
+                               created_at, execution id (in the batch's order) */
     STMT_BATCH_ITEM_SEEN,   /* $1 batch, $2 created_at, $3 execution -> a row if reached */
     STMT_BATCH_ITEM_ADD,    /* $1 batch, $2 created_at, $3 execution, $4 result */
     STMT_BATCH_ADVANCE,     /* $1 batch, $2 owner, $3 $4 old cursor, $5 $6 new, $7 done */

@@ -198,6 +198,34 @@ static void test_cancel_terminate(void **state)
     assert_sql(db, "skipped cancelled",
                "SELECT result || ' ' || status FROM batch_items WHERE execution_id = 'nap-0' "
                "AND batch_id = (SELECT id FROM batches WHERE action = 'terminate')");
+    /* Its items: in the batch's order, what it did to each, their status then. */
+    char items_path[160];
+    snprintf(items_path, sizeof items_path, "/v1/batches/%s/items?result=skipped", id);
+    http_get(k.base_url, items_path, &r);
+    json_t *skipped = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(skipped), 1);
+    assert_string_equal(json_str(json_array_get(skipped, 0), "execution_id"), "nap-0");
+    assert_string_equal(json_str(json_array_get(skipped, 0), "status"), "cancelled");
+    hreply_free(&r);
+    snprintf(items_path, sizeof items_path, "/v1/batches/%s/items?limit=1", id);
+    http_get(k.base_url, items_path, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
+    assert_string_equal(
+        json_str(json_array_get(json_object_get(r.json, "items"), 0), "execution_id"), "nap-0");
+    char next_path[512];
+    snprintf(next_path, sizeof next_path, "/v1/batches/%s/items?limit=2&cursor=%s", id,
+             json_str(r.json, "next_cursor"));
+    hreply_free(&r);
+    http_get(k.base_url, next_path, &r);
+    json_t *rest = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(rest), 2);
+    assert_string_equal(json_str(json_array_get(rest, 0), "execution_id"), "nap-1");
+    assert_string_equal(json_str(json_array_get(rest, 1), "result"), "acted");
+    hreply_free(&r);
+    snprintf(items_path, sizeof items_path, "/v1/batches/%s/items?result=maybe", id);
+    http_get(k.base_url, items_path, &r);
+    assert_problem(&r, 400, "invalid-parameter");
+    hreply_free(&r);
     /* Newest first. */
     http_get(k.base_url, "/v1/batches?limit=1", &r);
     json_t *items = json_object_get(r.json, "batches");
