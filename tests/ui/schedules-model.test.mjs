@@ -54,6 +54,9 @@ test('cron, read aloud: the common shapes, and null wherever a reading could mis
     ['0 0 1 1 *', 'yearly on January 1 at 00:00'],
     ['30 6 24 dec *', 'yearly on December 24 at 06:30'],
     ['0 0 29 2 *', 'yearly on February 29 at 00:00 (leap years)'],
+    ['0 0 31 12 *', 'yearly on December 31 at 00:00'],
+    ['0 0 30 2 *', null], // never fires (keeld refuses it)
+    ['0 0 31 4 *', null],
     ['@hourly', 'every hour at :00'],
     ['@daily', 'daily at 00:00'],
     ['@DAILY', 'daily at 00:00'],

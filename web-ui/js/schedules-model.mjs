@@ -19,6 +19,7 @@ export function schedulePath(id) {
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const MONTH_NAMES = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTH_DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 // As keeld reads them (src/sched/cron.c): ranges, names, weekday 7 is Sunday.
@@ -144,6 +145,7 @@ export function cronReading(expr) {
   if (!dom.star && !dom.every && !mon.star && !mon.every && dow.star && clock && dom.values.length === 1 && mon.values.length === 1) {
     const [d] = dom.values;
     const [m] = mon.values;
+    if (d > MONTH_DAYS[m - 1]) return null; // never fires: keeld refuses it
     if (m === 2 && d === 29) return `yearly on February 29 at ${clock} (leap years)`;
     return `yearly on ${MONTH_NAMES[m - 1]} ${d} at ${clock}`;
   }
