@@ -141,7 +141,9 @@ async function stopChild(child, graceMs = 5000) {
 }
 
 export class Stack {
-  constructor() {
+  /** logPrefix: put in front of the log files' names, for a second test file's stack. */
+  constructor({logPrefix = ''} = {}) {
+    this.logPrefix = logPrefix;
     this.adminUrl = process.env.KEEL_TEST_DATABASE_URL;
     this.db = `keel_ui_test_${process.pid}`;
     this.url = dbUrl(this.adminUrl, this.db);
@@ -167,7 +169,7 @@ export class Stack {
   }
 
   async startReceiver() {
-    const log = fs.openSync(path.join(ARTIFACTS, 'receiver.log'), 'w');
+    const log = fs.openSync(path.join(ARTIFACTS, `${this.logPrefix}receiver.log`), 'w');
     const child = spawn(process.env.KEEL_RECEIVER_BIN, ['--port', '0'], {stdio: ['ignore', 'pipe', log]});
     children.add(child);
     this.receiver = child;
@@ -181,7 +183,7 @@ export class Stack {
   async startKeeld(name, extraEnv = {}) {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const logPath = path.join(ARTIFACTS, `${name}.log`);
+      const logPath = path.join(ARTIFACTS, `${this.logPrefix}${name}.log`);
       const log = fs.openSync(logPath, 'w');
       const env = {
         ...process.env,

@@ -8,6 +8,7 @@ import {renderBatch, renderBatches} from './page-batches.mjs';
 import {renderExecution} from './page-execution.mjs';
 import {renderExecutions} from './page-executions.mjs';
 import {renderWorkflow, renderWorkflows} from './page-workflows.mjs';
+import {renderNewSchedule, renderSchedule, renderSchedules} from './page-schedules.mjs';
 
 const main = document.getElementById('main');
 
@@ -24,6 +25,9 @@ const routes = [
     nav: 'workflows',
     render: (ctx, name, v) => renderWorkflow(ctx, name, Number(v)),
   },
+  {re: /^\/ui\/schedules\/?$/, nav: 'schedules', render: (ctx) => renderSchedules(ctx)},
+  {re: /^\/ui\/schedules\/new\/?$/, nav: 'schedules', render: (ctx) => renderNewSchedule(ctx)},
+  {re: /^\/ui\/schedules\/([^/]+)\/?$/, nav: 'schedules', render: (ctx, id) => renderSchedule(ctx, id)},
 ];
 
 let current = null; // {abort, disposers}
