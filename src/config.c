@@ -110,7 +110,8 @@ static const struct option_def options[] = {
      "listen address, which are refused unless listed here."},
     {"retention", "KEEL_RETENTION", OPT_DURATION, NULL, 1000, 0, OFF(retention_ms),
      "Purge executions that ended longer ago than this (e.g. 30d), with their events, steps, "
-     "signals, tokens and tags, in small batches in the background. Unset: keep them."},
+     "signals, tokens and tags, in small batches in the background; schedules' events and "
+     "completed bulk-action batches as old go too. Unset: keep them."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
