@@ -73,6 +73,9 @@ bool tags_check(json_t *errors, const char *pointer, const json_t *v)
         const char *why = NULL;
         if (!valid_key(key, strlen(key)))
             why = key_rule;
+        else if (!strncmp(key, TAGS_RESERVED_PREFIX, strlen(TAGS_RESERVED_PREFIX)))
+            why = "tag keys starting with \"keel.\" are Keel's own (keel.schedule names the "
+                  "schedule that started an execution)";
         else if (!json_is_string(value))
             why = "must be a string";
         else

@@ -13,10 +13,14 @@
 #define TAGS_MAX_COUNT 16
 #define TAGS_KEY_MAX   64
 #define TAGS_VALUE_MAX 256
+/* Keys Keel sets itself (keel.schedule on a schedule's executions): refused in a start's tags,
+ * allowed in filters. */
+#define TAGS_RESERVED_PREFIX "keel."
 
 /* Checks v, found at pointer in a request body, as a tags object: at most TAGS_MAX_COUNT
- * members, each key 1-TAGS_KEY_MAX characters of A-Z a-z 0-9 _ . - /, each value a string of
- * 1-TAGS_VALUE_MAX bytes with no control character. Returns true when it is; otherwise adds an
+ * members, each key 1-TAGS_KEY_MAX characters of A-Z a-z 0-9 _ . - / not starting with
+ * TAGS_RESERVED_PREFIX, each value a string of 1-TAGS_VALUE_MAX bytes with no control
+ * character. Returns true when it is; otherwise adds an
  * error per bad member to errors (at pointer/key) and returns false. */
 bool tags_check(json_t *errors, const char *pointer, const json_t *v);
 

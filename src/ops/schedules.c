@@ -118,9 +118,9 @@ enum schedule_start schedule_start_due(PGconn *conn, const struct sched_row *s, 
                 return SCHEDULE_DB_ERROR;
         }
     }
-    const char *sp[] = {exec_id, s->workflow, s->input, s->tags, now_text, owner};
+    const char *sp[] = {exec_id, s->workflow, s->input, s->tags, now_text, owner, s->id};
     PGresult *r = NULL;
-    if (!run_ok(conn, STMT_SCHED_START, 6, sp, &r, why))
+    if (!run_ok(conn, STMT_SCHED_START, 7, sp, &r, why))
         return SCHEDULE_DB_ERROR;
     bool have_workflow = !strcmp(PQgetvalue(r, 0, 0), "1");
     bool created = !strcmp(PQgetvalue(r, 0, 1), "1");

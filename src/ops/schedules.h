@@ -5,7 +5,9 @@
  * inserted ON CONFLICT DO NOTHING in the transaction that holds the schedule's row (taken with
  * FOR UPDATE SKIP LOCKED, so two keelds never work on one schedule at once) and moves its
  * next_due_at on. A kill -9 before the commit leaves the schedule due; after it, started. After
- * downtime only the latest missed due time starts; one "missed" event says how many were not. */
+ * downtime only the latest missed due time starts; one "missed" event says how many were not.
+ * Its executions carry the tag keel.schedule=<schedule id> beside the schedule's tags, so that
+ * GET /v1/executions?tag=keel.schedule:<id> (and bulk actions) find them. */
 #ifndef KEEL_OPS_SCHEDULES_H
 #define KEEL_OPS_SCHEDULES_H
 

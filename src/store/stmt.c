@@ -656,14 +656,17 @@ static const struct {
                               "next_due_at <= now() ORDER BY next_due_at LIMIT 1 FOR UPDATE SKIP "
                               "LOCKED"},
     [STMT_SCHED_EXEC_STATUS] = {"sched_exec_status", "SELECT status FROM executions WHERE id = $1"},
-    /* A schedule's start: the execution and its first task, as a child's (the runner starts
-     * it when the task is claimed); nothing when the id exists (a start is never doubled). */
+    /* A schedule's start: the execution, tagged keel.schedule=<its schedule>, and its first
+     * task, as a child's (the runner starts it when the task is claimed); nothing when the id
+     * exists (a start is never doubled). */
     [STMT_SCHED_START] = {"sched_start",
                           "WITH v AS (SELECT version FROM workflows WHERE name = $2 ORDER BY "
                           "version DESC LIMIT 1), ins AS (INSERT INTO executions (id, workflow, "
                           "version, status, input, state, created_at, updated_at, owner, tags) "
                           "SELECT $1, $2, v.version, 'running', $3::jsonb, '{}', $5::timestamptz, "
-                          "$5::timestamptz, $6, $4::jsonb FROM v ON CONFLICT (id) DO NOTHING "
+                          "$5::timestamptz, $6, coalesce($4::jsonb, '{}') || "
+                          "jsonb_build_object('keel.schedule', $7::text) FROM v ON CONFLICT (id) "
+                          "DO NOTHING "
                           "RETURNING id, created_at, tags), " TAGS_INSERT
                           ", t AS (INSERT INTO tasks (execution_id, kind, due_at, owner) SELECT "
                           "id, 'child_start', $5::timestamptz, $6 FROM ins RETURNING 1) SELECT "

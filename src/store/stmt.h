@@ -63,8 +63,8 @@ enum store_stmt {
     STMT_SCHED_LOCK,        /* $1 id -> SCHED_ROW, locked */
     STMT_SCHED_CLAIM_DUE,   /* -> SCHED_ROW of a due schedule, locked (SKIP LOCKED) */
     STMT_SCHED_EXEC_STATUS, /* $1 execution id -> status */
-    STMT_SCHED_START,       /* $1 execution id, $2 workflow, $3 input, $4 tags, $5 now, $6 owner
-                               -> workflow exists (0/1), started (0/1) */
+    STMT_SCHED_START,       /* $1 execution id, $2 workflow, $3 input, $4 tags, $5 now, $6 owner,
+                               $7 schedule id -> workflow exists (0/1), started (0/1) */
     STMT_SCHED_CANCEL_PREV, /* $1 execution id, $2 now, $3 owner, $4 reason */
     STMT_SCHED_ADVANCE,     /* $1 id, $2 next due, $3 last due, $4 last execution (NULL: kept) */
     STMT_SCHED_EVENT,       /* $1 id, $2 type, $3 due, $4 execution, $5 data */

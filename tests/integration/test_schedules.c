@@ -126,6 +126,10 @@ static void test_api(void **state)
                "{\"id\": \"x\", \"workflow\": \"napper\", \"cron\": \"@daily\", \"tags\": {\"a\": "
                "2}}",
                "/tags/a", NULL);
+    expect_bad(&k,
+               "{\"id\": \"x\", \"workflow\": \"napper\", \"cron\": \"@daily\", \"tags\": "
+               "{\"keel.schedule\": \"y\"}}",
+               "/tags/keel.schedule", "Keel's own");
     assert_sql(db, "1", "SELECT count(*) FROM schedules");
 
     http_post_expect(k.base_url, "/v1/schedules",
@@ -171,7 +175,13 @@ static void test_api(void **state)
              "SELECT status || ' ' || input::text || ' ' || tags::text FROM executions WHERE id = "
              "'%s'",
              exec_id);
-    wait_sql(db, "running {\"a\": 1} {\"team\": \"ops\"}", sql);
+    wait_sql(db, "running {\"a\": 1} {\"team\": \"ops\", \"keel.schedule\": \"nightly\"}", sql);
+    /* Its schedule's tag finds it; a start may not set a keel. tag itself. */
+    http_get(k.base_url, "/v1/executions?tag=keel.schedule:nightly", &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "executions")), 1);
+    assert_string_equal(json_str(json_array_get(json_object_get(r.json, "executions"), 0), "id"),
+                        exec_id);
+    hreply_free(&r);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM events WHERE execution_id = '%s' AND type = "
              "'execution_started'",

@@ -162,6 +162,7 @@ static void test_bad_tags(void **state)
     expect_bad("{\"customer\": \"\"}", "/tags/customer");
     expect_bad("{\"customer\": \"a\\nb\"}", "/tags/customer");
     expect_bad("{\"cust:omer\": \"1\"}", "/tags/cust:omer");
+    expect_bad("{\"keel.schedule\": \"nightly\"}", "/tags/keel.schedule");
     expect_bad("{\"\": \"1\"}", "/tags/");
     expect_bad("{\"a~b/c d\": \"1\"}", "/tags/a~0b~1c d");
     char big[1024];

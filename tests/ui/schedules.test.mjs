@@ -197,6 +197,9 @@ describe('web UI: schedules', {skip: skip || false, timeout: 180_000}, () => {
     const item = p.locator(`#sched-executions li[data-id="${triggered}"]`);
     await until(async () => (await item.getAttribute('data-status')) === 'running', {what: 'its status in the executions card'});
     assert.equal(await p.locator('#fact-last').innerText(), triggered);
+    // "all of them": the executions list by the schedule's tag, which Keel sets on each.
+    assert.equal(await p.locator('#sched-all-executions').getAttribute('href'), `/ui/executions?tag=keel.schedule:${ID}`);
+    assert.deepEqual((await api('GET', `/v1/executions?tag=keel.schedule:${ID}`)).data.executions.map((x) => x.id), [triggered]);
 
     await link.click();
     await p.waitForURL((u) => decodeURIComponent(u.pathname) === `/ui/executions/${triggered}`);

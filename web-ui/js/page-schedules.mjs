@@ -433,8 +433,10 @@ export async function renderSchedule(ctx, id) {
 
   // Its executions: the ids its history names (its ids start with "<id>:"), each with its status.
   const execBody = h('div');
+  // Every one of them, whatever the history still holds, is in the list by its schedule's tag.
   execCard.append(h('div', {class: 'card-head'}, h('h2', {id: 'sched-executions-h'}, 'Executions'),
-    h('span', {class: 'muted small'}, 'the ones its history (as far as shown) says it started')), execBody);
+    h('span', {class: 'muted small'}, 'the ones its history (as far as shown) says it started · ',
+      h('a', {href: paths.executions({tag: `keel.schedule:${id}`}), id: 'sched-all-executions', 'data-fk': 'all-x'}, 'all of them'))), execBody);
 
   function renderExecutions() {
     const list = scheduleExecutions(state.events);
