@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- histograms ---------------------------------------------------------------------------- */
@@ -421,6 +422,27 @@ static bool workflow_used(int w)
     return any > 0;
 }
 
+/* One per-workflow histogram (the one at offset in struct workflow_metrics) of each workflow
+ * shown. */
+static void render_workflow_histograms(struct buf *out, const bool *shown, size_t n,
+                                       const char *name, const char *help,
+                                       const struct bucket_set *buckets, size_t offset)
+{
+    buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    struct buf label = BUF_INIT;
+    for (int w = 0; w < WORKFLOW_SLOTS; w++) {
+        if (!shown[w])
+            continue;
+        buf_reset(&label);
+        buf_puts(&label, "workflow=\"");
+        put_label_value(&label, workflow_value(w, n));
+        buf_puts(&label, "\",");
+        struct histogram *h = (struct histogram *)((char *)&registry.workflows[w] + offset);
+        render_histogram_series(out, name, label.data, buckets, h);
+    }
+    buf_free(&label);
+}
+
 static void render_workflows(struct buf *out)
 {
     size_t n = atomic_load_explicit(&registry.workflow_labels.n, memory_order_acquire);
@@ -428,7 +450,6 @@ static void render_workflows(struct buf *out)
     bool shown[WORKFLOW_SLOTS];
     for (int w = 0; w < WORKFLOW_SLOTS; w++)
         shown[w] = workflow_value(w, n) && (w < (int)n || workflow_used(w));
-    struct buf label = BUF_INIT;
     buf_puts(out, "# HELP keel_executions_started_total Executions started (their first "
                   "transition committed) by this keeld, by workflow.\n"
                   "# TYPE keel_executions_started_total counter\n");
@@ -452,32 +473,13 @@ static void render_workflows(struct buf *out)
                        load(&registry.workflows[w].ended[i]));
         }
     }
-    buf_puts(out, "# HELP keel_execution_duration_seconds Time from an execution's creation to "
-                  "its end, by workflow.\n# TYPE keel_execution_duration_seconds histogram\n");
-    for (int w = 0; w < WORKFLOW_SLOTS; w++) {
-        if (!shown[w])
-            continue;
-        buf_reset(&label);
-        buf_puts(&label, "workflow=\"");
-        put_label_value(&label, workflow_value(w, n));
-        buf_puts(&label, "\",");
-        render_histogram_series(out, "keel_execution_duration_seconds", label.data,
-                                &execution_buckets, &registry.workflows[w].duration);
-    }
-    buf_puts(out, "# HELP keel_activity_attempt_duration_seconds Time from sending an activity "
-                  "or compensation attempt to its answer, by workflow.\n"
-                  "# TYPE keel_activity_attempt_duration_seconds histogram\n");
-    for (int w = 0; w < WORKFLOW_SLOTS; w++) {
-        if (!shown[w])
-            continue;
-        buf_reset(&label);
-        buf_puts(&label, "workflow=\"");
-        put_label_value(&label, workflow_value(w, n));
-        buf_puts(&label, "\",");
-        render_histogram_series(out, "keel_activity_attempt_duration_seconds", label.data,
-                                &request_buckets, &registry.workflows[w].attempts);
-    }
-    buf_free(&label);
+    render_workflow_histograms(out, shown, n, "keel_execution_duration_seconds",
+                               "Time from an execution's creation to its end, by workflow.",
+                               &execution_buckets, offsetof(struct workflow_metrics, duration));
+    render_workflow_histograms(out, shown, n, "keel_activity_attempt_duration_seconds",
+                               "Time from sending an activity or compensation attempt to its "
+                               "answer, by workflow.",
+                               &request_buckets, offsetof(struct workflow_metrics, attempts));
 }
 
 static bool host_used(int h)

@@ -343,6 +343,25 @@ static PGresult *lock_schedule(struct http_request *req, PGconn *conn, const cha
     return r;
 }
 
+/* The start of pause, resume and trigger: a connection with schedule id's row locked in an open
+ * transaction (*row, read into *s), or NULL having replied and released everything. */
+static PGconn *open_schedule(struct http_request *req, const char *id, PGresult **row,
+                             struct sched_row *s)
+{
+    if (api_reject_unknown_query(req, api_no_query))
+        return NULL;
+    PGconn *conn = api_db_acquire(req);
+    if (!conn)
+        return NULL;
+    *row = lock_schedule(req, conn, id);
+    if (!*row) {
+        api_db_release(req, conn);
+        return NULL;
+    }
+    sched_row_read(*row, 0, s);
+    return conn;
+}
+
 static bool commit(struct http_request *req, PGconn *conn)
 {
     if (store_command(conn, "COMMIT") == 0)
@@ -353,39 +372,21 @@ static bool commit(struct http_request *req, PGconn *conn)
 
 static void pause_or_resume(struct http_request *req, bool pause)
 {
-    if (api_reject_unknown_query(req, api_no_query))
-        return;
     struct app *app = http_app(req);
     const char *id = http_param(req, "id");
-    PGconn *conn = api_db_acquire(req);
+    PGresult *row;
+    struct sched_row s;
+    PGconn *conn = open_schedule(req, id, &row, &s);
     if (!conn)
         return;
-    PGresult *row = lock_schedule(req, conn, id);
-    if (!row) {
-        api_db_release(req, conn);
-        return;
-    }
-    struct sched_row s;
-    sched_row_read(row, 0, &s);
     /* Resumed: due again from now on; what fell due while it was paused does not start. */
     char next_text[SCHED_DUE_MAX];
-    const char *next_param = NULL;
-    if (!pause) {
-        struct schedule_times t;
-        const char *field;
-        char why[TZ_ERROR_MAX + CRON_ERROR_MAX];
-        int64_t next;
-        if (schedule_times_parse(s.cron, s.timezone, &t, &field, why)) {
-            if (sched_next(&t.cron, t.zone, time_now_ms() / 1000, &next)) {
-                sched_format_due(next, next_text);
-                next_param = next_text;
-            }
-            schedule_times_free(&t);
-        }
-    }
+    const char *next_param =
+        !pause && schedule_next_after(s.cron, s.timezone, time_now_ms() / 1000, next_text)
+            ? next_text
+            : NULL;
     const char *params[] = {id, pause ? "true" : "false", next_param};
     PGresult *r = store_run(conn, STMT_SCHED_PAUSE, 3, params);
-    char *why = NULL;
     bool ok = store_ok(r);
     bool changed = ok && PQntuples(r) == 1;
     PQclear(r);
@@ -403,7 +404,6 @@ static void pause_or_resume(struct http_request *req, bool pause)
         if (!pause)
             scheduler_wake(app->scheduler);
     }
-    free(why);
     api_db_release(req, conn);
 }
 
@@ -419,20 +419,13 @@ void api_schedules_resume(struct http_request *req)
 
 void api_schedules_trigger(struct http_request *req)
 {
-    if (api_reject_unknown_query(req, api_no_query))
-        return;
     struct app *app = http_app(req);
     const char *id = http_param(req, "id");
-    PGconn *conn = api_db_acquire(req);
+    PGresult *row;
+    struct sched_row s;
+    PGconn *conn = open_schedule(req, id, &row, &s);
     if (!conn)
         return;
-    PGresult *row = lock_schedule(req, conn, id);
-    if (!row) {
-        api_db_release(req, conn);
-        return;
-    }
-    struct sched_row s;
-    sched_row_read(row, 0, &s);
     char exec_id[160];
     char *why = NULL;
     /* Due now, to the second: two triggers in one second start one execution. */

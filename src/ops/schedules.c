@@ -42,6 +42,22 @@ void schedule_times_free(struct schedule_times *t)
     t->zone = NULL;
 }
 
+bool schedule_next_after(const char *cron, const char *zone, int64_t after_unix,
+                         char buf[SCHED_DUE_MAX])
+{
+    struct schedule_times t;
+    const char *field;
+    char why[TZ_ERROR_MAX + CRON_ERROR_MAX];
+    if (!schedule_times_parse(cron, zone, &t, &field, why))
+        return false;
+    int64_t next;
+    bool found = sched_next(&t.cron, t.zone, after_unix, &next);
+    if (found)
+        sched_format_due(next, buf);
+    schedule_times_free(&t);
+    return found;
+}
+
 void sched_row_read(const PGresult *r, int row, struct sched_row *s)
 {
     s->id = PQgetvalue(r, row, 0);

@@ -37,6 +37,10 @@ struct schedule_times {
 bool schedule_times_parse(const char *cron, const char *zone, struct schedule_times *t,
                           const char **field, char *why);
 void schedule_times_free(struct schedule_times *t);
+/* The first due time of cron in zone after after_unix, formatted into buf (sched_format_due);
+ * false when the calendar cannot be read or never fires again. */
+bool schedule_next_after(const char *cron, const char *zone, int64_t after_unix,
+                         char buf[SCHED_DUE_MAX]);
 
 /* A schedule's row as STMT_SCHED_LOCK and STMT_SCHED_CLAIM_DUE return it (SCHED_ROW); the
  * strings point into the result. */
